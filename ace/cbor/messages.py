@@ -1,0 +1,319 @@
+"""The messages of RFC 9200 §5 (+ RFC 9201, RFC 9203 §4.1) as frozen dataclasses.
+
+Each message declares its fields once (name, label, CBOR type); one generic encoder and one
+decoder map them to and from CBOR maps. Decoding is strict about types and names the field
+and label in every error (``DecodeError``: 4.00 invalid_request); unknown labels are kept in
+``extra`` (see ``ace.cbor.codec``). Required fields are those the RFCs mark REQUIRED.
+Semantics (grants, profiles, nonce lengths) are checked by the roles, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Any, ClassVar, Self
+
+from ace.cbor import codec
+from ace.cbor.codec import MapReader
+from ace.cbor.labels import (
+    AceProfile,
+    CreationHint,
+    GrantType,
+    IntrospectionParam,
+    Param,
+    TokenType,
+)
+from ace.errors import ErrorCode
+from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map
+
+
+@dataclass(frozen=True, slots=True)
+class _F:
+    name: str
+    label: IntEnum
+    kind: str  # bytes | text | uint | bool | scope | cnf | grant | token_type | profile | error
+    required: bool = False
+
+
+_ENUMS: dict[str, type[IntEnum]] = {
+    "grant": GrantType, "token_type": TokenType, "profile": AceProfile, "error": ErrorCode,
+}
+
+
+def _read(r: MapReader, f: _F) -> Any:
+    if f.kind == "bytes":
+        return r.bytes_(f.label, required=f.required)
+    if f.kind == "text":
+        return r.text(f.label, required=f.required)
+    if f.kind == "uint":
+        return r.uint(f.label, required=f.required)
+    if f.kind == "bool":
+        return r.bool_(f.label, required=f.required)
+    if f.kind == "scope":  # RFC 9200 §5.8.1: scope is a text or byte string
+        return r.text_or_bytes(f.label, required=f.required)
+    if f.kind == "cnf":
+        value = r.map_(f.label, required=f.required)
+        return None if value is None else cnf_from_map(value, f"{f.label.name.lower()}({int(f.label)})")
+    return r.enum(f.label, _ENUMS[f.kind], required=f.required)
+
+
+class _Message:
+    """Mixin: generic to_map/from_map/encode/decode over the ``_fields`` table."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[_F, ...]]
+    _labels: ClassVar[type[IntEnum]]
+    _what: ClassVar[str]
+
+    def to_map(self) -> dict[Any, Any]:
+        m: dict[Any, Any] = {}
+        for f in self._fields:
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            m[int(f.label)] = cnf_to_map(value) if f.kind == "cnf" else _plain(value)
+        m.update(getattr(self, "extra", ()))
+        return m
+
+    def encode(self) -> bytes:
+        return codec.dumps(self.to_map())
+
+    @classmethod
+    def from_map(cls, value: object) -> Self:
+        r = MapReader(value, cls._what, cls._labels)
+        known = {int(f.label) for f in cls._fields}
+        kwargs = {f.name: _read(r, f) for f in cls._fields}
+        extra = {k: v for k, v in r.items.items() if not (isinstance(k, int) and k in known)}
+        return cls(**kwargs, extra=codec.freeze_extra(extra))  # type: ignore[call-arg]
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls.from_map(codec.loads(data, what=cls._what))
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, IntEnum) else value
+
+
+Extra = tuple[tuple[Any, Any], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessTokenRequest(_Message):
+    """POST /token payload (RFC 9200 §5.8.1, RFC 9201 §3.1 req_cnf).
+
+    ``ace_profile`` with ``ask_ace_profile``: RFC 9200 §5.8.1 lets the client send
+    ace_profile as CBOR null to ask which profile the AS chose; an integer names one.
+    """
+
+    grant_type: GrantType | int | None = None
+    client_id: str | None = None
+    audience: str | None = None
+    scope: str | bytes | None = None
+    req_cnf: Cnf | None = None
+    ace_profile: AceProfile | int | None = None
+    ask_ace_profile: bool = False
+    cnonce: bytes | None = None
+    extra: Extra = ()
+
+    _what = "token request"
+    _labels = Param
+    _fields = (
+        _F("grant_type", Param.GRANT_TYPE, "grant"),
+        _F("client_id", Param.CLIENT_ID, "text"),
+        _F("audience", Param.AUDIENCE, "text"),
+        _F("scope", Param.SCOPE, "scope"),
+        _F("req_cnf", Param.REQ_CNF, "cnf"),
+        _F("ace_profile", Param.ACE_PROFILE, "profile"),
+        _F("cnonce", Param.CNONCE, "bytes"),
+    )
+
+    def to_map(self) -> dict[Any, Any]:
+        m = _Message.to_map(self)  # no zero-argument super() in slotted dataclasses
+        if self.ace_profile is None and self.ask_ace_profile:
+            m[int(Param.ACE_PROFILE)] = None
+        return m
+
+    @classmethod
+    def from_map(cls, value: object) -> Self:
+        label = int(Param.ACE_PROFILE)
+        ask = isinstance(value, Mapping) and label in value and value[label] is None
+        if ask and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k != label}
+        msg = _Message.from_map.__func__(cls, value)  # type: ignore[attr-defined]
+        if ask or msg.ace_profile is not None:
+            return replace(msg, ask_ace_profile=True)  # type: ignore[no-any-return]
+        return msg  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessTokenResponse(_Message):
+    """2.01 from /token (RFC 9200 §5.8.2, RFC 9201 §3.2 cnf/rs_cnf)."""
+
+    access_token: bytes
+    token_type: TokenType | int | None = None
+    expires_in: int | None = None
+    scope: str | bytes | None = None
+    cnf: Cnf | None = None
+    rs_cnf: Cnf | None = None
+    ace_profile: AceProfile | int | None = None
+    refresh_token: bytes | None = None
+    extra: Extra = ()
+
+    _what = "token response"
+    _labels = Param
+    _fields = (
+        _F("access_token", Param.ACCESS_TOKEN, "bytes", required=True),
+        _F("token_type", Param.TOKEN_TYPE, "token_type"),
+        _F("ace_profile", Param.ACE_PROFILE, "profile"),
+        _F("expires_in", Param.EXPIRES_IN, "uint"),
+        _F("scope", Param.SCOPE, "scope"),
+        _F("cnf", Param.CNF, "cnf"),
+        _F("rs_cnf", Param.RS_CNF, "cnf"),
+        _F("refresh_token", Param.REFRESH_TOKEN, "bytes"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorResponse(_Message):
+    """Error map of /token and /introspect (RFC 9200 §5.8.3)."""
+
+    error: ErrorCode | int
+    error_description: str | None = None
+    error_uri: str | None = None
+    extra: Extra = ()
+
+    _what = "error response"
+    _labels = Param
+    _fields = (
+        _F("error", Param.ERROR, "error", required=True),
+        _F("error_description", Param.ERROR_DESCRIPTION, "text"),
+        _F("error_uri", Param.ERROR_URI, "text"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreationHints(_Message):
+    """AS Request Creation Hints (RFC 9200 §5.3); ``as_uri`` is the "AS" parameter."""
+
+    as_uri: str | None = None
+    kid: bytes | None = None
+    audience: str | None = None
+    scope: str | bytes | None = None
+    cnonce: bytes | None = None
+    extra: Extra = ()
+
+    _what = "AS request creation hints"
+    _labels = CreationHint
+    _fields = (
+        _F("as_uri", CreationHint.AS, "text"),
+        _F("kid", CreationHint.KID, "bytes"),
+        _F("audience", CreationHint.AUDIENCE, "text"),
+        _F("scope", CreationHint.SCOPE, "scope"),
+        _F("cnonce", CreationHint.CNONCE, "bytes"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectionRequest(_Message):
+    """POST /introspect payload (RFC 9200 §5.9.1)."""
+
+    token: bytes
+    token_type_hint: TokenType | int | None = None
+    client_id: str | None = None
+    extra: Extra = ()
+
+    _what = "introspection request"
+    _labels = IntrospectionParam
+    _fields = (
+        _F("token", IntrospectionParam.TOKEN, "bytes", required=True),
+        _F("token_type_hint", IntrospectionParam.TOKEN_TYPE_HINT, "token_type"),
+        _F("client_id", IntrospectionParam.CLIENT_ID, "text"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectionResponse(_Message):
+    """Introspection answer (RFC 9200 §5.9.2, RFC 9201 §4 cnf/rs_cnf)."""
+
+    active: bool
+    scope: str | bytes | None = None
+    client_id: str | None = None
+    username: str | None = None
+    token_type: TokenType | int | None = None
+    iss: str | None = None
+    sub: str | None = None
+    aud: str | None = None
+    exp: int | None = None
+    nbf: int | None = None
+    iat: int | None = None
+    cti: bytes | None = None
+    cnf: Cnf | None = None
+    rs_cnf: Cnf | None = None
+    ace_profile: AceProfile | int | None = None
+    cnonce: bytes | None = None
+    exi: int | None = None
+    extra: Extra = ()
+
+    _what = "introspection response"
+    _labels = IntrospectionParam
+    _fields = (
+        _F("active", IntrospectionParam.ACTIVE, "bool", required=True),
+        _F("iss", IntrospectionParam.ISS, "text"),
+        _F("sub", IntrospectionParam.SUB, "text"),
+        _F("aud", IntrospectionParam.AUD, "text"),
+        _F("scope", IntrospectionParam.SCOPE, "scope"),
+        _F("exp", IntrospectionParam.EXP, "uint"),
+        _F("nbf", IntrospectionParam.NBF, "uint"),
+        _F("iat", IntrospectionParam.IAT, "uint"),
+        _F("cti", IntrospectionParam.CTI, "bytes"),
+        _F("client_id", IntrospectionParam.CLIENT_ID, "text"),
+        _F("username", IntrospectionParam.USERNAME, "text"),
+        _F("token_type", IntrospectionParam.TOKEN_TYPE, "token_type"),
+        _F("ace_profile", IntrospectionParam.ACE_PROFILE, "profile"),
+        _F("cnonce", IntrospectionParam.CNONCE, "bytes"),
+        _F("exi", IntrospectionParam.EXI, "uint"),
+        _F("cnf", IntrospectionParam.CNF, "cnf"),
+        _F("rs_cnf", IntrospectionParam.RS_CNF, "cnf"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthzInfoRequest(_Message):
+    """POST /authz-info of the OSCORE profile (RFC 9203 §4.1, Figure 11)."""
+
+    access_token: bytes
+    nonce1: bytes
+    ace_client_recipientid: bytes
+    extra: Extra = ()
+
+    _what = "authz-info request"
+    _labels = Param
+    _fields = (
+        _F("access_token", Param.ACCESS_TOKEN, "bytes", required=True),
+        _F("nonce1", Param.NONCE1, "bytes", required=True),
+        _F("ace_client_recipientid", Param.ACE_CLIENT_RECIPIENTID, "bytes", required=True),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthzInfoResponse(_Message):
+    """2.01 from /authz-info of the OSCORE profile (RFC 9203 §4.2, Figure 12)."""
+
+    nonce2: bytes
+    ace_server_recipientid: bytes
+    extra: Extra = ()
+
+    _what = "authz-info response"
+    _labels = Param
+    _fields = (
+        _F("nonce2", Param.NONCE2, "bytes", required=True),
+        _F("ace_server_recipientid", Param.ACE_SERVER_RECIPIENTID, "bytes", required=True),
+    )
+
+
+MESSAGE_TYPES: tuple[type[_Message], ...] = (
+    AccessTokenRequest, AccessTokenResponse, ErrorResponse, CreationHints,
+    IntrospectionRequest, IntrospectionResponse, AuthzInfoRequest, AuthzInfoResponse,
+)

@@ -1,0 +1,35 @@
+"""``ace``: one console script, one subcommand module per concern."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ace.cli import keys_cmd, token_cmd
+from ace.errors import AceError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ace", description="ACE-OAuth over CoAP (RFC 9200)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v INFO, -vv DEBUG")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    keys_cmd.register(sub)
+    token_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except AceError as exc:
+        print(f"ace: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

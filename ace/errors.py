@@ -1,0 +1,113 @@
+"""The one error tree of ace.
+
+``AceError`` is the root. ``RemoteError`` is raised for anything a peer sent wrong and
+carries what the reply must say: the RFC 9200 §5.8.3 error code (``error_code``, ``None``
+where the RFC prescribes no ace+cbor error map) and a CoAP response code (``coap_code``,
+an ``(class, detail)`` pair such as ``(4, 0)``). ``ConfigError`` is our own misconfiguration.
+Caller misuse stays plain ``ValueError``/``TypeError``. cbor2 and pycose exceptions never
+leave the core unwrapped.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorCode(IntEnum):
+    """RFC 9200 §8.4 "OAuth Error Code CBOR Mappings" (Figure 10 of §5.8.3)."""
+
+    INVALID_REQUEST = 1
+    INVALID_CLIENT = 2
+    INVALID_GRANT = 3
+    UNAUTHORIZED_CLIENT = 4
+    UNSUPPORTED_GRANT_TYPE = 5
+    INVALID_SCOPE = 6
+    UNSUPPORTED_POP_KEY = 7
+    INCOMPATIBLE_ACE_PROFILES = 8
+
+
+CoapCode = tuple[int, int]
+
+BAD_REQUEST: CoapCode = (4, 0)
+UNAUTHORIZED: CoapCode = (4, 1)
+FORBIDDEN: CoapCode = (4, 3)
+NOT_FOUND: CoapCode = (4, 4)
+REQUEST_ENTITY_TOO_LARGE: CoapCode = (4, 13)
+UNSUPPORTED_CONTENT_FORMAT: CoapCode = (4, 15)
+INTERNAL_SERVER_ERROR: CoapCode = (5, 0)
+SERVICE_UNAVAILABLE: CoapCode = (5, 3)
+
+
+def coap_code_text(code: CoapCode) -> str:
+    """``(4, 1)`` -> ``"4.01"``."""
+    return f"{code[0]}.{code[1]:02d}"
+
+
+class AceError(Exception):
+    """Root of every error ace raises on purpose."""
+
+
+class ConfigError(AceError):
+    """Our own configuration is wrong (missing key file, bad TOML value, ...)."""
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
+
+
+class RemoteError(AceError, ValueError):
+    """A peer sent something wrong; carries what to answer.
+
+    ``error_code=None`` means the reply carries no ace+cbor error map; leaving it out
+    takes the class default.
+    """
+
+    default_error_code: ErrorCode | None = ErrorCode.INVALID_REQUEST
+    default_coap_code: CoapCode = BAD_REQUEST
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        error_code: ErrorCode | _Unset | None = _UNSET,
+        coap_code: CoapCode | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.error_code: ErrorCode | None = (
+            self.default_error_code if isinstance(error_code, _Unset) else error_code
+        )
+        self.coap_code: CoapCode = self.default_coap_code if coap_code is None else coap_code
+
+    def __repr__(self) -> str:
+        code = self.error_code.name.lower() if self.error_code is not None else "-"
+        return (
+            f"{type(self).__name__}({self.description!r}, "
+            f"error={code}, coap={coap_code_text(self.coap_code)})"
+        )
+
+
+class DecodeError(RemoteError):
+    """Malformed CBOR or a message that does not match its CDDL: 4.00 invalid_request."""
+
+
+class TokenError(RemoteError):
+    """A token failed verification (RFC 9200 §5.10.1.1: 4.01 by default)."""
+
+    default_error_code = None
+    default_coap_code = UNAUTHORIZED
+
+
+class UnknownKeyError(TokenError):
+    """No key is known for the kid the token names."""
+
+
+class VerificationError(TokenError):
+    """Signature, MAC or decryption failed, or the alg does not fit the key."""
+
+
+class ClaimsError(TokenError):
+    """The claims are well formed but not acceptable (expired, wrong aud, ...)."""

@@ -1,0 +1,182 @@
+"""Access tokens as CWTs (RFC 8392): issue, verify, peek.
+
+``issue_token`` wraps encoded claims in COSE_Encrypt0 (default), COSE_Sign1 or COSE_Mac0;
+the CWT tag 61 only on request (RFC 8392 §6: optional). ``verify_token`` accepts tagged
+and untagged input and one level of nesting (RFC 8392 §7.2: e.g. a Sign1 inside an
+Encrypt0), finds keys by kid through a ``KeyLookup``, lets the key decide which algorithms
+are acceptable, and checks aud, exp and nbf against an injected clock with a configurable
+skew. exi and cnonce are RS state and checked by the RS, not here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cbor2
+
+from ace.cbor import codec
+from ace.cbor.labels import CoseTag
+from ace.errors import (
+    FORBIDDEN,
+    ClaimsError,
+    DecodeError,
+    RemoteError,
+    UnknownKeyError,
+    VerificationError,
+)
+from ace.tokens import cose
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cose import CoseMessage
+from ace.tokens.crypto import Kind
+from ace.tokens.keys import CoseKey
+
+Clock = Callable[[], float]
+Rng = Callable[[int], bytes]
+DEFAULT_SKEW = 30.0  # seconds of clock difference tolerated on exp/nbf
+MAX_TOKEN_SIZE = 4096  # bytes; larger input is refused before parsing
+
+KIND_BY_NAME = {"encrypt0": Kind.AEAD, "sign1": Kind.SIGN, "mac0": Kind.MAC}
+
+
+class KeyLookup(Protocol):
+    def keys_for(self, kid: bytes | None) -> Sequence[CoseKey]:
+        """Keys to try for a message naming ``kid`` (``None``: it names none)."""
+        ...
+
+
+class KeyRing:
+    """A KeyLookup over a fixed set of keys, indexed by kid.
+
+    A message naming a kid gets the keys with that kid; a message without kid gets the
+    keys without kid (or all keys if ``try_all_without_kid``).
+    """
+
+    def __init__(self, keys: Iterable[CoseKey], *, try_all_without_kid: bool = False) -> None:
+        self._by_kid: dict[bytes, list[CoseKey]] = {}
+        self._no_kid: list[CoseKey] = []
+        self._all: list[CoseKey] = []
+        for key in keys:
+            self._all.append(key)
+            if key.kid is None:
+                self._no_kid.append(key)
+            else:
+                self._by_kid.setdefault(key.kid, []).append(key)
+        self._try_all = try_all_without_kid
+
+    def keys_for(self, kid: bytes | None) -> Sequence[CoseKey]:
+        if kid is None:
+            return self._all if self._try_all else self._no_kid
+        return self._by_kid.get(kid, ())
+
+
+def issue_token(
+    claims: AccessTokenClaims,
+    key: CoseKey,
+    *,
+    kind: Kind = Kind.AEAD,
+    alg: int | None = None,
+    kid: bytes | None = None,
+    tagged: bool = False,
+    cwt_tag: bool = False,
+    external_aad: bytes = b"",
+    rng: Rng = secrets.token_bytes,
+) -> bytes:
+    """The CWT for ``claims``, protected with ``key``; kid defaults to the key's kid."""
+    body = cose.build(
+        kind, claims.encode(), key, alg=alg, kid=key.kid if kid is None else kid,
+        tagged=tagged or cwt_tag, external_aad=external_aad, rng=rng,
+    )
+    if not cwt_tag:
+        return body
+    return codec.dumps(cbor2.CBORTag(CoseTag.CWT, codec.loads(body)))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEnvelope:
+    """What can be read from a token without any key: for logs, lookup and inspection."""
+
+    message: CoseMessage
+    cwt_tagged: bool
+
+
+def open_envelope(token: bytes) -> TokenEnvelope:
+    """Parse the outer COSE structure of a token (no verification)."""
+    if not isinstance(token, (bytes, bytearray)):
+        raise DecodeError("access token must be a byte string")
+    if len(token) > MAX_TOKEN_SIZE:
+        raise DecodeError(f"access token larger than {MAX_TOKEN_SIZE} bytes")
+    item = codec.loads(bytes(token), what="access token")
+    cwt_tagged = isinstance(item, cbor2.CBORTag) and item.tag == CoseTag.CWT
+    if cwt_tagged:
+        item = item.value
+    return TokenEnvelope(cose.parse(item, what="access token"), cwt_tagged)
+
+
+def peek_kid(token: bytes) -> bytes | None:
+    """The kid of the token's outer COSE header, or None; raises DecodeError if malformed."""
+    return open_envelope(token).message.kid
+
+
+def verify_token(
+    token: bytes,
+    keys: KeyLookup,
+    *,
+    audience: str | None,
+    clock: Clock,
+    skew: float = DEFAULT_SKEW,
+    external_aad: bytes = b"",
+    accept: frozenset[Kind] = frozenset(Kind),
+) -> AccessTokenClaims:
+    """Verify/decrypt ``token`` and check its claims; return them.
+
+    ``audience=None`` skips the aud check (for an AS or a tool, never for an RS).
+    """
+    msg = open_envelope(token).message
+    payload = _open(msg, keys, external_aad, accept)
+    inner = _nested(payload)
+    if inner is not None:  # RFC 8392 §7.2 step 7: the payload is itself a COSE message
+        payload = _open(inner, keys, external_aad, accept)
+    claims = AccessTokenClaims.decode(payload)
+    check_claims(claims, audience=audience, now=clock(), skew=skew)
+    return claims
+
+
+def _open(msg: CoseMessage, keys: KeyLookup, external_aad: bytes, accept: frozenset[Kind]) -> bytes:
+    if msg.kind not in accept:
+        raise VerificationError(f"tokens protected by {msg.kind.value} are not accepted here")
+    candidates = keys.keys_for(msg.kid)
+    if not candidates:
+        raise UnknownKeyError("no key known for this token" + (" (kid given)" if msg.kid else " (no kid)"))
+    last: RemoteError | None = None
+    for key in candidates:
+        try:
+            return cose.open_message(msg, key, external_aad=external_aad)
+        except VerificationError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _nested(payload: bytes) -> CoseMessage | None:
+    if not payload or payload[0] not in (0xD0, 0xD1, 0xD2, 0xD8):
+        return None  # claims are a map; tagged COSE starts with a tag head (16/17/18 or 61)
+    item = codec.loads(payload, what="nested token")
+    if not isinstance(item, cbor2.CBORTag):
+        return None
+    if item.tag == CoseTag.CWT:
+        item = item.value
+    return cose.parse(item, what="nested token")
+
+
+def check_claims(claims: AccessTokenClaims, *, audience: str | None, now: float, skew: float) -> None:
+    """RFC 9200 §5.10.1.1 order: exp/nbf (4.01), then aud (4.03)."""
+    if claims.exp is not None and now > claims.exp + skew:
+        raise ClaimsError("token expired")
+    if claims.nbf is not None and now + skew < claims.nbf:
+        raise ClaimsError("token not yet valid (nbf)")
+    if audience is not None and audience not in claims.audiences:
+        raise ClaimsError("token audience does not match", coap_code=FORBIDDEN)
+
