@@ -133,18 +133,11 @@ def _nonce(msg: CoseMessage, key: CoseKey, alg: int) -> bytes:
     size = crypto.nonce_len(alg)
     if isinstance(iv, bytes):
         return iv
-    base = _base_iv(key)
+    base = key.base_iv
     if isinstance(partial, bytes) and base is not None and 0 < len(partial) <= size:
         padded = partial.rjust(size, b"\0")  # RFC 9052 §3.1: left-pad, then XOR with Base IV
         return bytes(a ^ b for a, b in zip(padded, base.rjust(size, b"\0"), strict=True))
     raise VerificationError("Encrypt0 without a usable IV")
-
-
-def _base_iv(key: CoseKey) -> bytes | None:
-    for label, value in key.extra:
-        if label == 5 and isinstance(value, bytes):  # COSE_Key base_iv
-            return value
-    return None
 
 
 def open_message(msg: CoseMessage, key: CoseKey, *, external_aad: bytes = b"") -> bytes:

@@ -42,6 +42,7 @@ class CoseKey:
     y: bytes | None = None
     d: bytes | None = field(default=None, repr=False)
     key_ops: tuple[int | str, ...] | None = None
+    base_iv: bytes | None = None
     extra: tuple[tuple[Any, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -72,6 +73,8 @@ class CoseKey:
             m[int(KeyParam.ALG)] = self.alg
         if self.key_ops is not None:
             m[int(KeyParam.KEY_OPS)] = list(self.key_ops)
+        if self.base_iv is not None:
+            m[int(KeyParam.BASE_IV)] = self.base_iv
         if self.crv is None:
             m[int(SymmetricKeyParam.K)] = self.k
         else:
@@ -103,7 +106,7 @@ class CoseKey:
             raise _unsupported(f"{what}: alg(3) must be an integer algorithm")
         params = _type_params(r, KeyType(kty), what)
         try:
-            return cls(kty=KeyType(kty), kid=r.bytes_(KeyParam.KID), alg=alg,
+            return cls(kty=KeyType(kty), kid=r.bytes_(KeyParam.KID), alg=alg, base_iv=r.bytes_(KeyParam.BASE_IV),
                        key_ops=tuple(ops) if ops is not None else None, **params)
         except ValueError as exc:
             raise DecodeError(f"{what}: {exc}") from exc
