@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum
+from functools import cache
 from typing import Any, Literal, TypeVar, overload
 
 import cbor2
@@ -33,6 +34,25 @@ E = TypeVar("E", bound=IntEnum)
 def dumps(value: object) -> bytes:
     """Encode with preferred (shortest) serialization, map order as given."""
     return cbor2.dumps(value)
+
+
+def head(major: int, n: int) -> bytes:
+    """The encoded head of a major type with argument ``n`` (preferred serialization)."""
+    mt = major << 5
+    if n < 24:
+        return bytes((mt | n,))
+    if n < 0x100:
+        return bytes((mt | 24, n))
+    if n < 0x10000:
+        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+def bstr(data: bytes) -> bytes:
+    """``data`` encoded as a CBOR byte string."""
+    return head(2, len(data)) + data
 
 
 def loads(data: bytes, *, what: str = "CBOR item", allowed_tags: frozenset[int] = COSE_TAGS) -> Any:
@@ -86,6 +106,16 @@ class _Scanner:
     def item(self, pos: int, depth: int) -> int:
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH}")
+        data = self.data
+        if pos < len(data):  # fast path: small ints and short strings, most of any ACE message
+            ib = data[pos]
+            if ib < 0x18 or 0x20 <= ib < 0x38:
+                return pos + 1
+            if 0x40 <= ib < 0x58 or 0x60 <= ib < 0x78:
+                end = pos + 1 + (ib & 0x1F)
+                if end > len(data):
+                    raise self.fail("truncated CBOR string")
+                return end
         major, ai, arg, pos = self.head(pos)
         if major in (0, 1):
             return pos
@@ -147,19 +177,34 @@ class _Scanner:
         return self.data[pos] == 0xFF
 
     def key(self, pos: int, depth: int) -> tuple[object, int]:
-        """Identity of a map key: its value for ints and strings, else its bytes."""
+        """Identity of a map key: the int for integers, (major, bytes) for strings, else
+        ("raw", encoding). Ints never equal tuples, so the kinds cannot collide."""
+        if pos < len(self.data):
+            ib = self.data[pos]
+            if ib < 0x18:
+                return ib, pos + 1
+            if 0x20 <= ib < 0x38:
+                return 0x1F - ib, pos + 1
         major, _, arg, after = self.head(pos)
         if major == 0:
-            return ("int", arg), after
+            return arg, after
         if major == 1:
             assert arg is not None
-            return ("int", -1 - arg), after
+            return -1 - arg, after
         if major == 7:  # true == 1 and 1.0 == 1 in Python: such keys would merge silently
             raise self.fail("map keys must be integers, strings or containers")
         end = self.item(pos, depth + 1)
         if major in (2, 3) and arg is not None:
             return (major, self.data[after:end]), end
         return ("raw", self.data[pos:end]), end
+
+
+_MISSING = object()
+
+
+@cache
+def _labels_of(enum: type[IntEnum]) -> frozenset[int]:
+    return frozenset(int(m) for m in enum)
 
 
 class MapReader:
@@ -172,29 +217,31 @@ class MapReader:
             raise DecodeError(f"{what} must be a CBOR map")
         self.items: Mapping[Any, Any] = value
         self.what = what
-        self.known = frozenset(int(m) for m in known) if known is not None else frozenset()
+        self.known = _labels_of(known) if known is not None else frozenset()
 
     def _name(self, label: IntEnum) -> str:
         return f"{label.name.lower()}({int(label)})"
 
+    # IntEnum members hash and compare as their ints: they index the decoded map directly.
     def has(self, label: IntEnum) -> bool:
-        return int(label) in self.items
+        return label in self.items
 
     def raw(self, label: IntEnum) -> Any:
-        return self.items.get(int(label))
+        return self.items.get(label)
 
     def require(self, label: IntEnum) -> Any:
-        if int(label) not in self.items:
+        value = self.items.get(label, _MISSING)
+        if value is _MISSING:
             raise DecodeError(f"{self.what}: missing {self._name(label)}")
-        return self.items[int(label)]
+        return value
 
     def _typed(self, label: IntEnum, types: tuple[type, ...], kind: str, required: bool) -> Any:
-        if int(label) not in self.items:
+        value = self.items.get(label, _MISSING)
+        if value is _MISSING:
             if required:
                 raise DecodeError(f"{self.what}: missing {self._name(label)}")
             return None
-        value = self.items[int(label)]
-        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+        if not isinstance(value, types) or (value.__class__ is bool and bool not in types):
             raise DecodeError(f"{self.what}: {self._name(label)} must be {kind}")
         return value
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import cbor2
@@ -119,10 +120,16 @@ def _kind_of(n: int, cbor_tag: int | None, protected: Mapping[Any, Any],
     return info.kind
 
 
+_CONTEXT_BYTES = {k: codec.dumps(v) for k, v in _CONTEXT.items()}
+
+
 def _to_be_processed(msg_kind: Kind, protected_bytes: bytes, external_aad: bytes, body: bytes) -> bytes:
+    """Sig_structure / MAC_structure / Enc_structure (RFC 9052 §4.4, §6.3, §5.3), encoded by hand:
+    it is on every token's hot path and is only heads and byte strings."""
+    parts = _CONTEXT_BYTES[msg_kind] + codec.bstr(protected_bytes) + codec.bstr(external_aad)
     if msg_kind is Kind.AEAD:
-        return codec.dumps([_CONTEXT[msg_kind], protected_bytes, external_aad])
-    return codec.dumps([_CONTEXT[msg_kind], protected_bytes, external_aad, body])
+        return b"\x83" + parts
+    return b"\x84" + parts + codec.bstr(body)
 
 
 def _nonce(msg: CoseMessage, key: CoseKey, alg: int) -> bytes:
@@ -144,7 +151,10 @@ def open_message(msg: CoseMessage, key: CoseKey, *, external_aad: bytes = b"") -
     """Verify or decrypt ``msg`` with ``key``; return the payload (plaintext)."""
     alg = msg.alg
     crypto.check_alg(key, alg, msg.kind)
-    tbs = _to_be_processed(msg.kind, msg.protected_bytes, external_aad, msg.body)
+    # RFC 9052 §4.4/§5.3/§6.3: with no protected attributes the structure holds h'', even
+    # when the sender encoded the empty bucket as h'a0' (which §3 obliges us to accept)
+    protected = msg.protected_bytes if msg.protected else b""
+    tbs = _to_be_processed(msg.kind, protected, external_aad, msg.body)
     if msg.kind is Kind.SIGN:
         crypto.verify_signature(key, alg, tbs, msg.tag)
         return msg.body
@@ -152,6 +162,11 @@ def open_message(msg: CoseMessage, key: CoseKey, *, external_aad: bytes = b"") -
         crypto.verify_mac(key, alg, tbs, msg.tag)
         return msg.body
     return crypto.decrypt(key, alg, _nonce(msg, key, alg), msg.body, tbs)
+
+
+@lru_cache(maxsize=64)
+def _alg_only_header(alg: int) -> bytes:
+    return codec.dumps({int(HeaderParam.ALG): alg})
 
 
 def build(
@@ -169,21 +184,22 @@ def build(
     """Build a COSE_Sign1/Mac0/Encrypt0: alg protected, kid (if any) and IV unprotected."""
     alg = crypto.default_alg(key, kind) if alg is None else alg
     crypto.check_alg(key, alg, kind)
-    protected_map: dict[int, Any] = {int(HeaderParam.ALG): alg, **(extra_protected or {})}
-    protected = codec.dumps(protected_map)
+    protected = (
+        codec.dumps({int(HeaderParam.ALG): alg, **extra_protected}) if extra_protected else _alg_only_header(alg)
+    )
     unprotected: dict[int, Any] = {}
     if kid is not None:
         unprotected[int(HeaderParam.KID)] = kid
     tbs = _to_be_processed(kind, protected, external_aad, payload)
-    if kind is Kind.SIGN:
-        item: list[Any] = [protected, unprotected, payload, crypto.sign(key, alg, tbs)]
-    elif kind is Kind.MAC:
-        item = [protected, unprotected, payload, crypto.mac(key, alg, tbs)]
-    else:
+    if kind is Kind.AEAD:
         if rng is None:
             raise ValueError("Encrypt0 needs an rng for its IV")
         iv = rng(crypto.nonce_len(alg))
         unprotected[int(HeaderParam.IV)] = iv
-        item = [protected, unprotected, crypto.encrypt(key, alg, iv, payload, tbs)]
-    value: Any = cbor2.CBORTag(_KIND_TAG[kind], item) if tagged else item
-    return codec.dumps(value)
+        parts = [protected, unprotected, crypto.encrypt(key, alg, iv, payload, tbs)]
+    else:
+        parts = [protected, unprotected, payload,
+                 crypto.sign(key, alg, tbs) if kind is Kind.SIGN else crypto.mac(key, alg, tbs)]
+    body = b"".join(codec.bstr(p) if isinstance(p, bytes) else codec.dumps(p) for p in parts)
+    encoded = codec.head(4, len(parts)) + body
+    return codec.head(6, _KIND_TAG[kind]) + encoded if tagged else encoded
