@@ -1,0 +1,111 @@
+"""What the AS persists, as frozen records and one ``AsStore`` Protocol.
+
+Clients (id, the OSCORE context they use to reach the AS, the profiles they support), RSs
+(audience, identity, profiles, the key that protects their tokens and how), the Resource
+Owner's grants, the issued-token log, the cti counter, and the persisted sender sequence
+numbers of long-lived OSCORE contexts (RFC 8613 §B.1.1). Implementations: ``sqlite``
+(the embedded default, one file) and ``memory`` (tests). Secrets are never in ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ace.tokens.keys import CoseKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OscoreSecret:
+    """A pre-established OSCORE context's static input (RFC 8613 §3.1), from one side.
+
+    ``sender_id`` is ours, ``recipient_id`` the peer's (at the AS: the client's).
+    """
+
+    master_secret: bytes = field(repr=False)
+    sender_id: bytes
+    recipient_id: bytes
+    master_salt: bytes = b""
+    id_context: bytes | None = None
+    alg: int = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2 default)
+    hkdf: str = "sha256"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRecord:
+    client_id: str
+    oscore: OscoreSecret | None = None  # how the client authenticates to the AS
+    profiles: tuple[int, ...] = (2,)  # ACE profiles the client supports (RFC 9200 §5.8.1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RsRecord:
+    """An RS as the AS knows it (RFC 9200 §5.8: the AS must know the RS it issues for)."""
+
+    audience: str
+    rs_id: str  # the RS's own identity (e.g. for introspection, rs_cnf)
+    token_key: CoseKey = field(repr=False)  # protects tokens for this RS
+    token_kind: str = "encrypt0"  # encrypt0 | sign1 | mac0
+    token_alg: int | None = None  # None: the key's default
+    profiles: tuple[int, ...] = (2,)
+    token_lifetime: int = 3600  # seconds (exp = iat + lifetime)
+    oscore: OscoreSecret | None = None  # RS <-> AS context (introspection, later)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """The Resource Owner's decision (A/B): ``client_id`` may get ``scope`` at ``audience``.
+
+    ``scope`` is a text scope (space-separated tokens) or AIF bytes (RFC 9237).
+    ``default`` grants are what a request without scope receives.
+    """
+
+    client_id: str
+    audience: str
+    scope: str | bytes
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuedToken:
+    cti: bytes
+    client_id: str
+    audience: str
+    scope: str | bytes | None
+    issued_at: int
+    expires_at: int | None
+    token_hash: bytes  # SHA-256 of the token bytes (RFC 9770 uses such hashes)
+
+
+class AsStore(Protocol):
+    """Everything the AS keeps across restarts. Every write is durable when it returns."""
+
+    def put_client(self, client: ClientRecord) -> None: ...
+    def get_client(self, client_id: str) -> ClientRecord | None: ...
+    def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None: ...
+    def list_clients(self) -> list[ClientRecord]: ...
+    def remove_client(self, client_id: str) -> bool: ...
+
+    def put_rs(self, rs: RsRecord) -> None: ...
+    def get_rs(self, audience: str) -> RsRecord | None: ...
+    def list_rs(self) -> list[RsRecord]: ...
+    def remove_rs(self, audience: str) -> bool: ...
+
+    def add_grant(self, grant: Grant) -> None: ...  # idempotent for an equal grant
+    def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int: ...
+    def grants_for(self, client_id: str, audience: str) -> list[Grant]: ...
+    def list_grants(self) -> list[Grant]: ...
+
+    def next_cti(self) -> int:
+        """A counter value never returned before, not even across crashes and restarts."""
+        ...
+
+    def log_token(self, token: IssuedToken) -> None: ...
+    def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
+
+    def load_sequence_number(self, context_name: str) -> int | None: ...
+    def persist_sequence_number(self, context_name: str, value: int) -> None:
+        """Durably record that sender sequence numbers below ``value`` may have been used."""
+        ...
+
+    def close(self) -> None: ...
