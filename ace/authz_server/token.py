@@ -1,0 +1,138 @@
+"""The token endpoint (RFC 9200 §5.8) as a sans-I/O function of (payload, client).
+
+``TokenEndpoint.handle`` takes the request payload and the client identity the secure
+channel established (None when the request was not protected), applies the Resource
+Owner's grants, and returns the encoded token response or raises ``RemoteError`` with
+the RFC 9200 §5.8.3 error and CoAP code. Tokens are CWTs for the RS's key (COSE_Encrypt0
+by default) with aud, exp, cti (never repeated: a persisted counter), scope, and the PoP
+key in cnf; for the OSCORE profile that is an OSCORE_Input_Material (RFC 9203 §3.2) whose
+copy the client gets in the response's cnf. Every issued token is logged (hash only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ace.authz_server.policy import granted_scope
+from ace.cbor.labels import AceProfile, ContentFormat, GrantType
+from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
+from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, DecodeError, ErrorCode, RemoteError
+from ace.redact import token as redact_token
+from ace.store.base import AsStore, ClientRecord, IssuedToken, RsRecord
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cwt import KIND_BY_NAME, issue_token
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+Rng = Callable[[int], bytes]
+MASTER_SECRET_LEN = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenPolicy:
+    """How this AS shapes tokens (defaults keep /authz-info within one 802.15.4 frame)."""
+
+    issuer: str | None = None  # iss claim; omitted when None
+    include_iat: bool = False
+    salt_len: int = 0  # OSCORE_Input_Material salt bytes (0: no salt)
+    context_id_len: int = 0  # OSCORE_Input_Material contextId bytes (0: none)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    """What the AS sends back, and what it logged (for the caller's logs and tests)."""
+
+    response: AccessTokenResponse
+    claims: AccessTokenClaims
+    client_id: str
+
+
+class TokenEndpoint:
+    def __init__(self, store: AsStore, *, clock: Clock, rng: Rng = secrets.token_bytes,
+                 policy: TokenPolicy | None = None) -> None:
+        self.store, self.clock, self.rng = store, clock, rng
+        self.policy = policy or TokenPolicy()
+
+    def handle(self, payload: bytes, client_id: str | None, content_format: int | None = None) -> IssueResult:
+        # RFC 9200 §5.8: the client MUST be authenticated (§5.8.3: invalid_client, 4.01 MAY be used)
+        client = self.store.get_client(client_id) if client_id is not None else None
+        if client is None:
+            raise RemoteError("client not authenticated", error_code=ErrorCode.INVALID_CLIENT,
+                              coap_code=UNAUTHORIZED)
+        if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9200 §5.8: application/ace+cbor
+            raise RemoteError("content format must be application/ace+cbor", error_code=None,
+                              coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        request = AccessTokenRequest.decode(payload)
+        result = self._issue(request, client)
+        log.info("issued %s to %s for %s (cti %s)", redact_token(result.response.access_token),
+                 client.client_id, result.claims.aud, (result.claims.cti or b"").hex())
+        return result
+
+    def _issue(self, request: AccessTokenRequest, client: ClientRecord) -> IssueResult:
+        if request.client_id is not None and request.client_id != client.client_id:
+            raise RemoteError("client_id does not match the authenticated client",
+                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+        if request.grant_type not in (None, GrantType.CLIENT_CREDENTIALS):  # RFC 9200 §5.8.1 default
+            raise DecodeError("only client_credentials is supported", error_code=ErrorCode.UNSUPPORTED_GRANT_TYPE)
+        if request.audience is None:
+            raise DecodeError("audience(5) is required by this AS")
+        rs = self.store.get_rs(request.audience)
+        if rs is None:
+            raise DecodeError("unknown audience", error_code=ErrorCode.INVALID_REQUEST)
+        profile = _choose_profile(request, client, rs)
+        scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
+        cnf = self._pop_key(request, profile)
+        now = int(self.clock())
+        cti = _cti_bytes(self.store.next_cti())
+        claims = AccessTokenClaims(
+            iss=self.policy.issuer, aud=rs.audience, exp=now + rs.token_lifetime,
+            iat=now if self.policy.include_iat else None, cti=cti, cnf=cnf, scope=scope, cnonce=request.cnonce,
+        )
+        token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
+        self.store.log_token(IssuedToken(
+            cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
+            expires_at=now + rs.token_lifetime, token_hash=hashlib.sha256(token).digest(),
+        ))
+        response = AccessTokenResponse(
+            access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=cnf,
+            scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
+        )
+        return IssueResult(response, claims, client.client_id)
+
+    def _pop_key(self, request: AccessTokenRequest, profile: int) -> Cnf:
+        if profile != AceProfile.COAP_OSCORE:
+            raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        if request.req_cnf is not None:  # RFC 9203 §3.1: the AS provides the key; update via kid comes later
+            raise DecodeError("req_cnf is not supported with coap_oscore here",
+                              error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        p = self.policy
+        material = OscoreInputMaterial(
+            id=_material_id(self.rng), ms=self.rng(MASTER_SECRET_LEN),
+            salt=self.rng(p.salt_len) if p.salt_len else None,
+            context_id=self.rng(p.context_id_len) if p.context_id_len else None,
+        )
+        return OscoreCnf(material)
+
+
+def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
+    """The RS's first profile the client supports; a named one must be supported by both."""
+    common = [p for p in rs.profiles if p in client.profiles]
+    if request.ace_profile is not None:
+        common = [p for p in common if p == request.ace_profile]
+    if not common:  # RFC 9200 §5.8.3
+        raise DecodeError("client and RS share no profile", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+    return common[0]
+
+
+def _cti_bytes(n: int) -> bytes:
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+
+
+def _material_id(rng: Rng) -> bytes:
+    """RFC 9203 §3.2.1: id identifies the input material; random, so it reveals no count."""
+    return rng(2)

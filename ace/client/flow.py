@@ -1,0 +1,261 @@
+"""The client's flow (RFC 9200 §4, RFC 9203 §4) as a state machine: events in, actions out.
+
+``ClientFlow.start(request)`` returns the first action; each CoAP response goes back in
+through ``on_response`` and yields the next action, until ``Done`` or ``Failed``:
+resource request → 4.01 with AS Request Creation Hints (RFC 9200 §5.3) → POST /token →
+POST /authz-info with N1 and our Recipient ID (RFC 9203 §4.1) → derive the OSCORE context
+(§4.3) → the resource again, protected. A valid session is reused; a 4.01 on a protected
+request drops it and gets a new token once. Optional response parameters (ace_profile,
+expires_in) are not required (ace-java omits them).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ace.cbor.labels import AceProfile, ContentFormat
+from ace.cbor.messages import (
+    AccessTokenRequest,
+    AccessTokenResponse,
+    AuthzInfoRequest,
+    AuthzInfoResponse,
+    CreationHints,
+    ErrorResponse,
+)
+from ace.errors import AceError, DecodeError, RemoteError
+from ace.profiles import oscore
+from ace.profiles.oscore import OscoreContextParams
+from ace.tokens.cnf import OscoreCnf
+
+Clock = Callable[[], float]
+Rng = Callable[[int], bytes]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    client_id: str | None = None  # sent as client_id when set (the AS knows us by our channel anyway)
+    as_uri: str | None = None  # token endpoint, used when the RS gives no hints
+    audience: str | None = None  # overrides the hints' audience
+    scope: str | bytes | None = None  # overrides the hints' scope
+    authz_info_path: str = "/authz-info"
+    ask_profile: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRequest:
+    method: str
+    uri: str
+    payload: bytes = b""
+    content_format: int | None = None
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.uri)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(slots=True, kw_only=True)
+class Session:
+    """A token posted to an RS and the OSCORE context parameters it produced."""
+
+    origin: str
+    token: bytes = field(repr=False)
+    context: OscoreContextParams = field(repr=False)
+    expires_at: float | None
+    scope: str | bytes | None
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    code: tuple[int, int]
+    payload: bytes = b""
+    content_format: int | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.code[0] == 2
+
+
+# -- actions ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SendResource:
+    request: ResourceRequest
+    session: Session | None  # None: unprotected
+
+
+@dataclass(frozen=True, slots=True)
+class SendTokenRequest:
+    as_uri: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendAuthzInfo:
+    uri: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    response: Response
+    session: Session | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    step: str
+    error: str
+    response: Response | None = None
+    error_response: ErrorResponse | None = None
+
+
+Action = SendResource | SendTokenRequest | SendAuthzInfo | Done | Failed
+
+
+class ClientFlow:
+    """One client, any number of RSs; one request in flight at a time."""
+
+    def __init__(self, config: ClientConfig, *, clock: Clock, rng: Rng = secrets.token_bytes) -> None:
+        self.config, self.clock, self.rng = config, clock, rng
+        self.sessions: dict[str, Session] = {}
+        self._ids = oscore.RecipientIdPool(rng)
+        self._next_session = 1
+        self._request: ResourceRequest | None = None
+        self._state = "idle"
+        self._retried = False
+        self._pending: tuple[AccessTokenResponse, bytes, bytes] | None = None  # response, N1, our ID
+
+    # -- entry points -----------------------------------------------------------------
+
+    def start(self, request: ResourceRequest) -> Action:
+        self._request, self._retried = request, False
+        session = self.valid_session(request.origin)
+        self._state = "protected" if session else "probe"
+        return SendResource(request, session)
+
+    def on_response(self, response: Response) -> Action:
+        handler = {"probe": self._after_probe, "token": self._after_token, "authz": self._after_authz,
+                   "protected": self._after_protected}.get(self._state)
+        if handler is None:
+            raise RuntimeError(f"no request in flight (state {self._state})")
+        try:
+            return handler(response)
+        except AceError as exc:
+            return self._fail(self._state, str(exc), response)
+
+    def valid_session(self, origin: str) -> Session | None:
+        session = self.sessions.get(origin)
+        if session is not None and session.expires_at is not None and self.clock() >= session.expires_at:
+            self.drop_session(origin)
+            return None
+        return session
+
+    def drop_session(self, origin: str) -> None:
+        session = self.sessions.pop(origin, None)
+        if session is not None:
+            self._ids.release(session.context.recipient_id)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _after_probe(self, response: Response) -> Action:
+        if response.code != (4, 1):
+            return self._done(response, None)
+        hints = None
+        if response.content_format == ContentFormat.ACE_CBOR and response.payload:
+            hints = CreationHints.decode(response.payload)  # RFC 9200 §5.3
+        return self._token_request(hints)
+
+    def _token_request(self, hints: CreationHints | None) -> Action:
+        c = self.config
+        as_uri = (hints.as_uri if hints else None) or c.as_uri
+        audience = c.audience or (hints.audience if hints else None)
+        if as_uri is None or audience is None:
+            return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
+        request = AccessTokenRequest(
+            client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
+            cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile,
+        )
+        self._state = "token"
+        return SendTokenRequest(as_uri, request.encode())
+
+    def _after_token(self, response: Response) -> Action:
+        if not response.success:
+            err = _error_map(response)
+            return self._fail("token", f"AS refused: {err.error if err else response.code}", response, err)
+        token_response = AccessTokenResponse.decode(response.payload)
+        if token_response.ace_profile not in (None, AceProfile.COAP_OSCORE):
+            raise DecodeError(f"AS chose profile {token_response.ace_profile}, this client speaks coap_oscore")
+        if not isinstance(token_response.cnf, OscoreCnf):
+            raise DecodeError("token response without OSCORE_Input_Material in cnf")
+        oscore.validate_material(token_response.cnf.material)
+        assert self._request is not None
+        nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate()
+        self._pending = (token_response, nonce1, my_id)
+        self._state = "authz"
+        payload = AuthzInfoRequest(access_token=token_response.access_token, nonce1=nonce1,
+                                   ace_client_recipientid=my_id).encode()
+        return SendAuthzInfo(self._request.origin + self.config.authz_info_path, payload)
+
+    def _after_authz(self, response: Response) -> Action:
+        assert self._pending is not None and self._request is not None
+        token_response, nonce1, my_id = self._pending
+        self._pending = None
+        if response.code != (2, 1):
+            self._ids.release(my_id)
+            return self._fail("authz-info", f"RS refused the token: {response.code}", response)
+        answer = AuthzInfoResponse.decode(response.payload)
+        assert isinstance(token_response.cnf, OscoreCnf)
+        try:  # RFC 9203 §4.2: equal IDs or a missing parameter: MUST NOT derive a context
+            params = oscore.derive(token_response.cnf.material, nonce1=nonce1, nonce2=answer.nonce2,
+                                   sender_id=answer.ace_server_recipientid, recipient_id=my_id)
+            oscore.check_nonce(answer.nonce2, "nonce2")
+        except RemoteError:
+            self._ids.release(my_id)
+            raise
+        self.drop_session(self._request.origin)
+        expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
+        session = Session(origin=self._request.origin, token=token_response.access_token, context=params,
+                          expires_at=expires, scope=token_response.scope or self.config.scope,
+                          id=self._next_session)
+        self._next_session += 1
+        self.sessions[session.origin] = session
+        self._state = "protected"
+        return SendResource(self._request, session)
+
+    def _after_protected(self, response: Response) -> Action:
+        assert self._request is not None
+        if response.code == (4, 1) and not self._retried:  # context gone at the RS, or token expired
+            self._retried = True
+            self.drop_session(self._request.origin)
+            hints = None
+            if response.content_format == ContentFormat.ACE_CBOR and response.payload:
+                hints = CreationHints.decode(response.payload)
+            return self._token_request(hints)
+        return self._done(response, self.sessions.get(self._request.origin))
+
+    def _done(self, response: Response, session: Session | None) -> Action:
+        self._state = "idle"
+        return Done(response, session)
+
+    def _fail(self, step: str, error: str, response: Response | None = None,
+              error_response: ErrorResponse | None = None) -> Action:
+        self._state, self._pending = "idle", None
+        return Failed(step, error, response, error_response)
+
+
+def _error_map(response: Response) -> ErrorResponse | None:
+    if response.content_format != ContentFormat.ACE_CBOR or not response.payload:
+        return None
+    try:
+        return ErrorResponse.decode(response.payload)
+    except RemoteError:
+        return None
+
+
+__all__ = ["Action", "ClientConfig", "ClientFlow", "Done", "Failed", "ResourceRequest", "Response",
+           "SendAuthzInfo", "SendResource", "SendTokenRequest", "Session"]

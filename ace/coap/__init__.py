@@ -1,0 +1,1 @@
+"""CoAP bindings for ace: OSCORE security contexts and aiocoap glue."""

@@ -1,0 +1,86 @@
+"""The AS on CoAP: POST /token behind OSCORE (RFC 9200 §5.8, RFC 9203 §3).
+
+Each registered client's pre-established OSCORE context (persisted sender sequence numbers
+via the store, RFC 8613 §B.1) sits in a ``ContextIndex``; aiocoap's ``OscoreSiteWrapper``
+unprotects requests and the resource learns the client from
+``request.remote.authenticated_claims``. Unprotected requests reach /token too and are
+refused 4.01 invalid_client by the core.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiocoap
+import aiocoap.resource
+from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+
+from ace.authz_server.token import TokenEndpoint, TokenPolicy
+from ace.coap import contexts
+from ace.coap.render import ace_message, error_message
+from ace.errors import RemoteError
+from ace.store.base import AsStore
+
+log = logging.getLogger(__name__)
+
+
+def client_of(request: aiocoap.Message) -> str | None:
+    claims = getattr(request.remote, "authenticated_claims", None) or []
+    return next((c for c in claims if isinstance(c, str)), None)
+
+
+class TokenResource(aiocoap.resource.Resource):  # type: ignore[misc]
+    def __init__(self, endpoint: TokenEndpoint) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        client_id = client_of(request)
+        try:
+            result = self.endpoint.handle(request.payload, client_id, request.opt.content_format)
+        except RemoteError as exc:
+            log.warning("POST /token from %s refused: %r", client_id or "unauthenticated peer", exc)
+            return error_message(exc)
+        return ace_message((2, 1), result.response.encode())
+
+
+class AsServer:
+    """Owns the aiocoap server context of one AS; ``start``/``stop`` are the lifecycle."""
+
+    def __init__(self, store: AsStore, *, bind: tuple[str, int], policy: TokenPolicy | None = None,
+                 clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+        self.store, self.bind = store, bind
+        self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
+        self.index = contexts.ContextIndex()
+        self.context: Any = None
+
+    def load_clients(self) -> int:
+        """(Re)build the client contexts from the store; returns how many clients have one."""
+        for ctx in list(self.index):
+            self.index.remove(ctx.recipient_id, ctx.id_context)
+        n = 0
+        for client in self.store.list_clients():
+            if client.oscore is not None:
+                self.index.add(contexts.from_secret(client.oscore, name=f"as/client/{client.client_id}",
+                                                    store=self.store, claims=[client.client_id]))
+                n += 1
+        return n
+
+    async def start(self) -> None:
+        n = self.load_clients()
+        site = aiocoap.resource.Site()
+        site.add_resource(["token"], TokenResource(self.endpoint))
+        credentials = aiocoap.credentials.CredentialsMap()
+        credentials[":clients"] = self.index
+        self.context = await aiocoap.Context.create_server_context(
+            OscoreSiteWrapper(site, credentials), bind=self.bind, transports=["oscore", "udp6"])
+        log.info("AS listening on %s port %d (%d OSCORE clients)", self.bind[0], self.bind[1], n)
+
+    async def stop(self) -> None:
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None

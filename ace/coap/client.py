@@ -1,0 +1,149 @@
+"""Runs the client's flow (``ace.client.flow``) over aiocoap.
+
+The runner turns actions into CoAP requests and responses into events. The AS is reached
+over the client's pre-established, persisted OSCORE context; an RS over the context the
+flow derived (installed under the RS origin while a session lives). POST /authz-info is
+always sent unprotected (RFC 9203 §4.1): a more specific credentials entry says so. Every
+exchange can be reported to an observer (the demo prints the bytes); payloads holding
+keys are the caller's to redact. Each request is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiocoap
+from aiocoap import oscore
+
+from ace.cbor.labels import ContentFormat
+from ace.client.flow import (
+    Action,
+    ClientFlow,
+    Done,
+    Failed,
+    ResourceRequest,
+    Response,
+    SendAuthzInfo,
+    SendResource,
+    SendTokenRequest,
+    Session,
+)
+from ace.coap import contexts
+from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
+from ace.coap.render import pair_of
+from ace.store.base import OscoreSecret
+
+log = logging.getLogger(__name__)
+MAX_STEPS = 8
+REQUEST_TIMEOUT = 30.0
+
+
+class _Plain:
+    """A credentials entry meaning "send this one unprotected"."""
+
+
+PLAIN = _Plain()
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request/response pair, as the demo shows it."""
+
+    step: str
+    method: str
+    uri: str
+    request_payload: bytes
+    response: Response
+    protected: bool
+    elapsed: float
+
+
+def origin_of(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ClientRunner:
+    def __init__(self, flow: ClientFlow, *, as_secret: OscoreSecret | None, as_uri: str | None,
+                 seqno_store: SequenceNumberStore, observer: Callable[[Exchange], None] | None = None,
+                 timeout: float = REQUEST_TIMEOUT) -> None:
+        self.flow, self.as_secret, self.as_uri = flow, as_secret, as_uri
+        self.seqno_store, self.observer, self.timeout = seqno_store, observer, timeout
+        self.context: Any = None
+        self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
+
+    async def start(self) -> None:
+        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+        if self.as_secret is not None and self.as_uri is not None:
+            as_origin = origin_of(aiocoap.Message(code=aiocoap.POST, uri=self.as_uri).get_request_uri())
+            self.context.client_credentials[as_origin + "/*"] = contexts.from_secret(
+                self.as_secret, name=f"client/as/{origin_of(self.as_uri)}", store=self.seqno_store,
+                claims=["as"])
+
+    async def stop(self) -> None:
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None
+
+    async def request(self, request: ResourceRequest) -> Done | Failed:
+        action: Action = self.flow.start(request)
+        for _ in range(MAX_STEPS):
+            if isinstance(action, (Done, Failed)):
+                return action
+            action = self.flow.on_response(await self._perform(action))
+        return Failed("client", f"flow did not finish in {MAX_STEPS} steps")
+
+    async def _perform(self, action: SendResource | SendTokenRequest | SendAuthzInfo) -> Response:
+        if isinstance(action, SendTokenRequest):
+            return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR, None)
+        if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1: always unprotected
+            return await self._send("authz-info", "POST", action.uri, action.payload, ContentFormat.ACE_CBOR, PLAIN)
+        req, session = action.request, action.session
+        if session is None:
+            return await self._send("resource", req.method, req.uri, req.payload, req.content_format, PLAIN)
+        return await self._send("resource (protected)", req.method, req.uri, req.payload, req.content_format,
+                                self._rs_context(session))
+
+    def _rs_context(self, session: Session) -> MemoryOscoreContext:
+        known = self._rs_contexts.get(session.origin)
+        if known is not None and known[0] == session.id:
+            return known[1]
+        if known is not None:  # a new session with this RS: the old context is never used again
+            known[1].invalidate()
+        ctx = contexts.from_params(session.context, claims=[session.origin])
+        self._rs_contexts[session.origin] = (session.id, ctx)
+        return ctx
+
+    async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
+                    security: MemoryOscoreContext | _Plain | None) -> Response:
+        """Send one request; ``security``: a context for the origin, PLAIN, or None (as configured)."""
+        msg = aiocoap.Message(code=aiocoap.Code[method.upper()], uri=uri, payload=payload)
+        if content_format is not None:
+            msg.opt.content_format = int(content_format)
+        full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
+        creds = self.context.client_credentials
+        if isinstance(security, _Plain):
+            creds[full] = PLAIN  # more specific than "origin/*": this one goes unprotected
+        elif security is not None:
+            creds.pop(full, None)
+            creds[origin_of(full) + "/*"] = security
+        protected = not isinstance(security, _Plain)
+        started = time.monotonic()
+        try:
+            raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
+            response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
+        except oscore.NotAProtectedMessage as exc:  # e.g. 4.01 "Security context not found"
+            plain = exc.plain_message
+            response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
+        except (TimeoutError, aiocoap.error.Error, OSError) as exc:
+            log.warning("%s %s failed: %s", method, uri, type(exc).__name__)
+            response = Response((5, 4), str(exc).encode()[:80])  # 5.04 Gateway Timeout, as a proxy would say
+        if self.observer is not None:
+            self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started))
+        return response

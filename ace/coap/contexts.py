@@ -1,0 +1,76 @@
+"""Finding OSCORE contexts fast, and building them from ACE key material.
+
+aiocoap asks every item of a server's credentials map ``get_oscore_context_for`` in turn;
+``ContextIndex`` is one such item holding any number of contexts in a dict keyed by
+(kid, kid context), so lookup stays O(1) however many tokens an RS holds, and contexts
+added or removed at run time (by /authz-info, by expiry) take effect at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ace.coap.oscore_context import MemoryOscoreContext, PersistentOscoreContext, SequenceNumberStore
+from ace.profiles.oscore import OscoreContextParams
+from ace.store.base import OscoreSecret
+
+COSE_KID = 4
+COSE_KID_CONTEXT = 10
+
+
+class ContextIndex:
+    """A credentials-map item answering ``get_oscore_context_for`` from a dict."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[bytes, bytes | None], MemoryOscoreContext] = {}
+
+    def add(self, ctx: MemoryOscoreContext) -> None:
+        key = (ctx.recipient_id, ctx.id_context)
+        old = self._by_key.get(key)
+        if old is not None and old is not ctx:
+            old.invalidate()
+        self._by_key[key] = ctx
+
+    def remove(self, recipient_id: bytes, id_context: bytes | None = None) -> MemoryOscoreContext | None:
+        ctx = self._by_key.pop((recipient_id, id_context), None)
+        if ctx is not None:
+            ctx.invalidate()
+        return ctx
+
+    def get_oscore_context_for(self, unprotected: Mapping[int, Any]) -> MemoryOscoreContext | None:
+        kid = unprotected.get(COSE_KID)
+        if kid is None:
+            return None
+        ctx = self._by_key.get((kid, unprotected.get(COSE_KID_CONTEXT)))
+        return None if ctx is None or ctx.expired else ctx
+
+    def find_all_used_contextless_oscore_kid(self) -> set[bytes]:
+        return {rid for rid, ctxid in self._by_key if ctxid is None}
+
+    def __iter__(self) -> Iterator[MemoryOscoreContext]:
+        return iter(list(self._by_key.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def from_params(params: OscoreContextParams, *, claims: list[Any], expires_at: float | None = None,
+                clock: Callable[[], float] = time.time) -> MemoryOscoreContext:
+    """An in-memory context from RFC 9203 §4.3 parameters (RS and client side)."""
+    return MemoryOscoreContext(
+        master_secret=params.master_secret, master_salt=params.master_salt, sender_id=params.sender_id,
+        recipient_id=params.recipient_id, id_context=params.id_context, alg=params.alg, hkdf=params.hkdf,
+        authenticated_claims=claims, expires_at=expires_at, clock=clock,
+    )
+
+
+def from_secret(secret: OscoreSecret, *, name: str, store: SequenceNumberStore,
+                claims: list[Any]) -> PersistentOscoreContext:
+    """A long-lived, persisted context from a pre-established secret (client <-> AS)."""
+    return PersistentOscoreContext(
+        seqno_store=store, name=name, master_secret=secret.master_secret, master_salt=secret.master_salt,
+        sender_id=secret.sender_id, recipient_id=secret.recipient_id, id_context=secret.id_context,
+        alg=secret.alg, hkdf=secret.hkdf, authenticated_claims=claims,
+    )

@@ -1,0 +1,135 @@
+"""The RS on CoAP with the OSCORE profile: /authz-info and protected resources.
+
+POST /authz-info (unprotected, RFC 9203 §4.1) hands the payload to the core and installs the
+derived OSCORE context in a ``ContextIndex``; the context carries the binding label as its
+authenticated claim. Protected resources ask the core for a decision with the label of the
+context that protected the request (RFC 9200 §5.10.2) and render its refusal: 4.01 with AS
+Request Creation Hints, 4.03, 4.05. A sweeper task drops contexts of expired tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiocoap
+import aiocoap.resource
+from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+from aiocoap.transports.oscore import OSCOREAddress
+
+from ace.coap import contexts
+from ace.coap.render import ace_message, error_message
+from ace.errors import RemoteError
+from ace.rs.server import ResourceServer
+from ace.rs.store import Binding
+
+log = logging.getLogger(__name__)
+Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
+SWEEP_SECONDS = 5.0
+
+
+def label_of(request: aiocoap.Message) -> bytes | None:
+    if not isinstance(request.remote, OSCOREAddress):
+        return None
+    claims = request.remote.authenticated_claims or []
+    return next((c for c in claims if isinstance(c, bytes)), None)
+
+
+class AuthzInfoResource(aiocoap.resource.Resource):  # type: ignore[misc]
+    def __init__(self, server: RsServer) -> None:
+        super().__init__()
+        self.server = server
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        if isinstance(request.remote, OSCOREAddress):  # RFC 9203 §4.1: update of access rights (later)
+            return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"token update over OSCORE not supported")
+        try:
+            outcome = self.server.core.authz_info(request.payload, request.opt.content_format)
+        except RemoteError as exc:
+            log.warning("POST /authz-info refused: %r", exc)
+            return error_message(exc)
+        self.server.install(outcome.binding, outcome.dropped)
+        return ace_message((2, 1), outcome.payload)
+
+
+class ProtectedResource(aiocoap.resource.Resource):  # type: ignore[misc]
+    """A resource whose methods run only within an access token's scope."""
+
+    def __init__(self, server: RsServer, path: str, handlers: Mapping[str, Handler]) -> None:
+        super().__init__()
+        self.server, self.path, self.handlers = server, path, dict(handlers)
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        method = request.code.name
+        try:
+            binding = self.server.core.authorize(label_of(request), self.path, method)
+        except RemoteError as exc:
+            log.info("%s %s refused: %s", method, self.path, exc.description)
+            return error_message(exc)
+        handler = self.handlers.get(method)
+        if handler is None:
+            return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
+        return await handler(request, binding)
+
+
+class RsServer:
+    """Owns the aiocoap server context of one RS."""
+
+    def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
+                 resources: Mapping[str, Mapping[str, Handler]]) -> None:
+        self.core, self.bind, self.resources = core, bind, resources
+        self.index = contexts.ContextIndex()
+        self.context: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def install(self, binding: Binding, dropped: list[Binding]) -> None:
+        for gone in dropped:
+            self.index.remove(gone.label, gone.context.id_context)
+        if self.index.get_oscore_context_for({4: binding.label, 10: binding.context.id_context}) is None:
+            self.index.add(contexts.from_params(binding.context, claims=[binding.label],
+                                                expires_at=binding.expires_at, clock=self.core.clock))
+
+    def reconcile(self) -> int:
+        """Drop contexts whose binding is gone (expired, superseded); returns how many."""
+        self.core.sweep()
+        live = self.core.live_labels()
+        stale = [c for c in self.index if c.recipient_id not in live]
+        for ctx in stale:
+            self.index.remove(ctx.recipient_id, ctx.id_context)
+        return len(stale)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            n = self.reconcile()
+            if n:
+                log.debug("swept %d expired security contexts", n)
+
+    def site(self) -> aiocoap.resource.Site:
+        site = aiocoap.resource.Site()
+        site.add_resource(["authz-info"], AuthzInfoResource(self))
+        for path, handlers in self.resources.items():
+            segments = [s for s in path.split("/") if s]
+            site.add_resource(segments, ProtectedResource(self, "/" + "/".join(segments), handlers))
+        return site
+
+    async def start(self) -> None:
+        credentials = aiocoap.credentials.CredentialsMap()
+        credentials[":tokens"] = self.index
+        self.context = await aiocoap.Context.create_server_context(
+            OscoreSiteWrapper(self.site(), credentials), bind=self.bind, transports=["oscore", "udp6"])
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        log.info("RS %s listening on %s port %d", self.core.config.audience, self.bind[0], self.bind[1])
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None

@@ -1,0 +1,137 @@
+"""The OSCORE profile's key material (RFC 9203 §3.2, §4.1–4.3), sans I/O.
+
+From the OSCORE_Input_Material in a token's cnf and the two nonces exchanged at
+/authz-info, both sides derive the same OSCORE Security Context parameters: Master Secret
+``ms``, Master Salt ``bstr(salt) | bstr(N1) | bstr(N2)`` (§4.3, each part CBOR-encoded),
+ID Context ``contextId``, AEAD and HKDF algorithms; the client's Sender ID is the RS's
+``ace_server_recipientid`` and vice versa. An absent ``salt`` is taken as the empty byte
+string (its RFC 8613 §3.2 default), so it contributes ``h'40'``. Recipient IDs are handed
+out by a ``RecipientIdPool`` that never gives out an ID a live context still uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ace.cbor import codec
+from ace.errors import DecodeError, ErrorCode
+from ace.tokens.cnf import OscoreInputMaterial
+
+NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
+MIN_NONCE_LEN = 8  # what we accept from a peer
+MAX_NONCE_LEN = 32
+MAX_ID_LEN = 7  # RFC 8613 §3.3: nonce length - 6 for the 13-byte nonces of the default AEAD
+DEFAULT_ALG = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2)
+_HKDF = {None: "sha256", -10: "sha256", 5: "sha256", -11: "sha512", 7: "sha512"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OscoreContextParams:
+    """Everything needed to build an OSCORE context (RFC 8613 §3.2), from one side."""
+
+    master_secret: bytes = field(repr=False)
+    master_salt: bytes
+    sender_id: bytes
+    recipient_id: bytes
+    id_context: bytes | None
+    alg: int
+    hkdf: str
+
+
+def master_salt(salt: bytes | None, nonce1: bytes, nonce2: bytes) -> bytes:
+    """RFC 9203 §4.3: Master Salt = salt | N1 | N2, each encoded as a CBOR byte string."""
+    return codec.bstr(salt or b"") + codec.bstr(nonce1) + codec.bstr(nonce2)
+
+
+def check_nonce(nonce: bytes, name: str) -> None:
+    if not MIN_NONCE_LEN <= len(nonce) <= MAX_NONCE_LEN:
+        raise DecodeError(f"{name} must be {MIN_NONCE_LEN} to {MAX_NONCE_LEN} bytes")
+
+
+def check_recipient_id(rid: bytes, name: str) -> None:
+    if len(rid) > MAX_ID_LEN:
+        raise DecodeError(f"{name} longer than {MAX_ID_LEN} bytes")
+
+
+def _alg_and_hkdf(material: OscoreInputMaterial) -> tuple[int, str]:
+    if material.version not in (None, 1):  # RFC 8613 §5.4: version 1
+        raise DecodeError("unsupported OSCORE version", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    alg = DEFAULT_ALG if material.alg is None else material.alg
+    if not isinstance(alg, int) or alg not in _SUPPORTED_AEAD:
+        raise DecodeError(f"unsupported OSCORE AEAD {alg!r}", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    if isinstance(material.hkdf, str) or material.hkdf not in _HKDF:
+        raise DecodeError(f"unsupported OSCORE HKDF {material.hkdf!r}", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    return alg, _HKDF[material.hkdf]
+
+
+_SUPPORTED_AEAD = frozenset({10, 11, 12, 13, 30, 31, 32, 33, 1, 2, 3})
+
+
+def derive(material: OscoreInputMaterial, *, nonce1: bytes, nonce2: bytes,
+           sender_id: bytes, recipient_id: bytes) -> OscoreContextParams:
+    """Context parameters for one side (RFC 9203 §4.3). The client passes
+    sender_id=ace_server_recipientid, recipient_id=ace_client_recipientid; the RS the reverse."""
+    if not material.ms:
+        raise DecodeError("OSCORE_Input_Material without ms")  # RFC 9203 §3.2.1: ms is required
+    if sender_id == recipient_id:  # RFC 9203 §4.2: ID1 and ID2 MUST differ
+        raise DecodeError("sender and recipient ID are equal")
+    alg, hkdf = _alg_and_hkdf(material)
+    return OscoreContextParams(
+        master_secret=material.ms, master_salt=master_salt(material.salt, nonce1, nonce2),
+        sender_id=sender_id, recipient_id=recipient_id, id_context=material.context_id, alg=alg, hkdf=hkdf,
+    )
+
+
+def validate_material(material: OscoreInputMaterial) -> None:
+    """Reject input material we could not derive a context from, before any state changes."""
+    if not material.ms:
+        raise DecodeError("OSCORE_Input_Material without ms")
+    _alg_and_hkdf(material)
+
+
+class RecipientIdPool:
+    """Short, unique recipient IDs for live contexts: 1 byte while possible, then longer.
+
+    ``allocate(avoid)`` never returns an ID in use nor ``avoid`` (RFC 9203 §4.2: the RS
+    MUST pick ID2 different from ID1); ``release`` makes an ID reusable once its context
+    is gone (a context with a new key may reuse an ID: the keys differ).
+    """
+
+    def __init__(self, rng: Callable[[int], bytes], *, max_len: int = MAX_ID_LEN) -> None:
+        self._rng = rng
+        self._in_use: set[bytes] = set()
+        self._max_len = max_len
+
+    def allocate(self, avoid: bytes | None = None) -> bytes:
+        for length in range(1, self._max_len + 1):
+            space = 256**length
+            if len([i for i in self._in_use if len(i) == length]) + 1 >= space:
+                continue
+            for _ in range(64):  # bounded: random probes, then a linear sweep
+                rid = self._rng(length)
+                if rid not in self._in_use and rid != avoid:
+                    self._in_use.add(rid)
+                    return rid
+            for n in range(min(space, 1 << 16)):
+                rid = n.to_bytes(length, "big")
+                if rid not in self._in_use and rid != avoid:
+                    self._in_use.add(rid)
+                    return rid
+        raise DecodeError("no recipient ID available", error_code=None, coap_code=(5, 3))
+
+    def claim(self, rid: bytes) -> bool:
+        """Mark ``rid`` used (a client choosing its own ID); False if it already was."""
+        if rid in self._in_use:
+            return False
+        self._in_use.add(rid)
+        return True
+
+    def release(self, rid: bytes) -> None:
+        self._in_use.discard(rid)
+
+    def __contains__(self, rid: bytes) -> bool:
+        return rid in self._in_use
+
+    def __len__(self) -> int:
+        return len(self._in_use)

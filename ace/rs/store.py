@@ -1,0 +1,81 @@
+"""The RS's tokens, each bound to the security context its PoP key set up (RFC 9200 §5.10.1).
+
+A ``Binding`` ties one verified token to the label its secure channel carries (for OSCORE:
+the RS's Recipient ID of the derived context, which aiocoap hands to resources as
+``authenticated_claims``). The store is bounded in count; expired bindings are purged
+before anything else is refused. Lookups are by label, by token hash (a retransmitted
+POST /authz-info) and by the client the token names.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ace.cbor.scope import Scope
+from ace.errors import SERVICE_UNAVAILABLE, RemoteError
+from ace.profiles.oscore import OscoreContextParams
+from ace.tokens.claims import AccessTokenClaims
+
+DEFAULT_MAX_TOKENS = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    label: bytes  # what the secure channel reports for requests protected by this token's key
+    token_hash: bytes
+    claims: AccessTokenClaims = field(repr=False)
+    scope: Scope
+    expires_at: float | None  # RS clock
+    nonce1: bytes
+    response: bytes  # the encoded 2.01 payload (a retransmitted POST gets the same answer)
+    context: OscoreContextParams = field(repr=False)
+    client_key: bytes  # identifies "the same client": OSCORE_Input_Material id (and sub, if any)
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+class BindingStore:
+    def __init__(self, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        self.max_tokens = max_tokens
+        self._by_label: OrderedDict[bytes, Binding] = OrderedDict()
+        self._by_hash: dict[bytes, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_label)
+
+    def __iter__(self) -> Iterator[Binding]:
+        return iter(list(self._by_label.values()))
+
+    def get(self, label: bytes) -> Binding | None:
+        return self._by_label.get(label)
+
+    def by_token_hash(self, token_hash: bytes) -> Binding | None:
+        label = self._by_hash.get(token_hash)
+        return self._by_label.get(label) if label is not None else None
+
+    def for_client(self, client_key: bytes) -> list[Binding]:
+        return [b for b in self._by_label.values() if b.client_key == client_key]
+
+    def purge_expired(self, now: float) -> list[Binding]:
+        gone = [b for b in self._by_label.values() if b.expired(now)]
+        for b in gone:
+            self.remove(b.label)
+        return gone
+
+    def add(self, binding: Binding, now: float) -> list[Binding]:
+        """Store ``binding``; returns what had to go (expired ones). Full of live ones: 5.03."""
+        gone = self.purge_expired(now) if len(self._by_label) >= self.max_tokens else []
+        if len(self._by_label) >= self.max_tokens:
+            raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+        self._by_label[binding.label] = binding
+        self._by_hash[binding.token_hash] = binding.label
+        return gone
+
+    def remove(self, label: bytes) -> Binding | None:
+        binding = self._by_label.pop(label, None)
+        if binding is not None:
+            self._by_hash.pop(binding.token_hash, None)
+        return binding
