@@ -1,0 +1,226 @@
+"""Record <-> row mapping and the argument checks both AS stores share.
+
+The SQLite store keeps one column per record field; the few composite fields are encoded
+here: ``profiles`` as a CBOR array, an RS ``token_key`` as its COSE_Key CBOR (RFC 9052 §7),
+an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable columns. Scopes stay ``str`` or
+``bytes`` as given (text scope vs AIF, RFC 9237). Values read back that do not have the
+stored type mean a damaged file and raise ``ConfigError`` naming the column, never its
+value. The checks (``check_*``) are what ``memory`` and ``sqlite`` both enforce, so the
+two stores accept and refuse the same calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from ace.cbor import codec
+from ace.errors import ConfigError, DecodeError
+from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.tokens.keys import CoseKey
+
+T = TypeVar("T")
+Row = Sequence[object]
+OscoreColumns = tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, int | None, str | None]
+OSCORE_COLUMNS = ("osc_ms", "osc_sender_id", "osc_recipient_id", "osc_salt", "osc_id_context", "osc_alg", "osc_hkdf")
+TOKEN_KINDS = frozenset({"encrypt0", "sign1", "mac0"})
+MAX_SEQUENCE_NUMBER = 2**63 - 1  # SQLite INTEGER; OSCORE needs at most 2**40 - 1 (RFC 8613 §7.2.1)
+
+
+def _typed(value: object, kind: type[T], column: str) -> T:
+    if type(value) is not kind:
+        raise ConfigError(f"store damaged: column {column} holds {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def text(value: object, column: str) -> str:
+    return _typed(value, str, column)
+
+
+def blob(value: object, column: str) -> bytes:
+    return _typed(value, bytes, column)
+
+
+def integer(value: object, column: str) -> int:
+    return _typed(value, int, column)
+
+
+def opt_blob(value: object, column: str) -> bytes | None:
+    return None if value is None else _typed(value, bytes, column)
+
+
+def opt_integer(value: object, column: str) -> int | None:
+    return None if value is None else _typed(value, int, column)
+
+
+def scope_value(value: object, column: str = "scope") -> str | bytes:
+    if type(value) is str or type(value) is bytes:
+        return value
+    raise ConfigError(f"store damaged: column {column} holds {type(value).__name__}, not text or bytes")
+
+
+# --- checks shared by both stores ---------------------------------------------------
+
+
+def _check_profiles(profiles: object) -> None:
+    if not isinstance(profiles, tuple) or not all(type(p) is int and p >= 0 for p in profiles):
+        raise TypeError("profiles must be a tuple of non-negative ints")
+
+
+def check_scope(scope: object) -> None:
+    if type(scope) is not str and type(scope) is not bytes:
+        raise TypeError(f"scope must be str (text scope) or bytes (AIF), not {type(scope).__name__}")
+
+
+def check_client(client: ClientRecord) -> None:
+    if not client.client_id:
+        raise ValueError("client_id must not be empty")
+    _check_profiles(client.profiles)
+
+
+def check_rs(rs: RsRecord) -> None:
+    if not rs.audience:
+        raise ValueError("audience must not be empty")
+    if rs.token_kind not in TOKEN_KINDS:
+        raise ValueError(f"token_kind must be one of {sorted(TOKEN_KINDS)}, not {rs.token_kind!r}")
+    if rs.token_lifetime <= 0:
+        raise ValueError("token_lifetime must be positive")
+    _check_profiles(rs.profiles)
+
+
+def check_grant(grant: Grant) -> None:
+    if not grant.client_id or not grant.audience:
+        raise ValueError("a grant needs a client_id and an audience")
+    check_scope(grant.scope)
+
+
+def check_token(token: IssuedToken) -> None:
+    if token.scope is not None:
+        check_scope(token.scope)
+
+
+def check_sequence_number(context_name: str, value: int) -> None:
+    if not context_name:
+        raise ValueError("context_name must not be empty")
+    if type(value) is not int or not 0 <= value <= MAX_SEQUENCE_NUMBER:
+        raise ValueError(f"sequence number must be an int in [0, {MAX_SEQUENCE_NUMBER}]")
+
+
+def same_oscore_kid(oscore: OscoreSecret | None, recipient_id: bytes, id_context: bytes | None) -> bool:
+    return oscore is not None and oscore.recipient_id == recipient_id and oscore.id_context == id_context
+
+
+def duplicate_kid_error(client_id: str, other: str) -> ValueError:
+    return ValueError(f"client {client_id!r}: its OSCORE recipient id and id context are already used by {other!r}")
+
+
+# --- composite columns ----------------------------------------------------------------
+
+
+def encode_profiles(profiles: tuple[int, ...]) -> bytes:
+    return codec.dumps(list(profiles))
+
+
+def decode_profiles(value: object, column: str = "profiles") -> tuple[int, ...]:
+    try:
+        items = codec.loads(blob(value, column), what=column)
+    except DecodeError as exc:
+        raise ConfigError(f"store damaged: column {column} is not CBOR") from exc
+    if not isinstance(items, list) or not all(type(p) is int for p in items):
+        raise ConfigError(f"store damaged: column {column} is not an array of ints")
+    return tuple(items)
+
+
+def encode_key(key: CoseKey) -> bytes:
+    return key.encode()
+
+
+def decode_key(value: object, column: str = "token_key") -> CoseKey:
+    try:
+        return CoseKey.decode(blob(value, column), what=column)
+    except DecodeError as exc:
+        raise ConfigError(f"store damaged: column {column} is not a COSE_Key") from exc
+
+
+def oscore_columns(osc: OscoreSecret | None) -> OscoreColumns:
+    if osc is None:
+        return (None, None, None, None, None, None, None)
+    return (osc.master_secret, osc.sender_id, osc.recipient_id, osc.master_salt, osc.id_context, osc.alg, osc.hkdf)
+
+
+def oscore_from_columns(cols: Row) -> OscoreSecret | None:
+    """The seven ``OSCORE_COLUMNS`` back into a secret (all NULL: no context)."""
+    if cols[0] is None:
+        return None
+    return OscoreSecret(
+        master_secret=blob(cols[0], "osc_ms"),
+        sender_id=blob(cols[1], "osc_sender_id"),
+        recipient_id=blob(cols[2], "osc_recipient_id"),
+        master_salt=blob(cols[3], "osc_salt"),
+        id_context=opt_blob(cols[4], "osc_id_context"),
+        alg=integer(cols[5], "osc_alg"),
+        hkdf=text(cols[6], "osc_hkdf"),
+    )
+
+
+# --- whole records ----------------------------------------------------------------------
+
+CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS)
+RS_COLUMNS = (
+    "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
+)
+GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
+TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash")
+
+
+def client_row(c: ClientRecord) -> tuple[object, ...]:
+    return (c.client_id, encode_profiles(c.profiles), *oscore_columns(c.oscore))
+
+
+def client_from_row(row: Row) -> ClientRecord:
+    return ClientRecord(
+        client_id=text(row[0], "client_id"), profiles=decode_profiles(row[1]), oscore=oscore_from_columns(row[2:9])
+    )
+
+
+def rs_row(rs: RsRecord) -> tuple[object, ...]:
+    return (
+        rs.audience, rs.rs_id, encode_key(rs.token_key), rs.token_kind, rs.token_alg,
+        encode_profiles(rs.profiles), rs.token_lifetime, *oscore_columns(rs.oscore),
+    )
+
+
+def rs_from_row(row: Row) -> RsRecord:
+    return RsRecord(
+        audience=text(row[0], "audience"),
+        rs_id=text(row[1], "rs_id"),
+        token_key=decode_key(row[2]),
+        token_kind=text(row[3], "token_kind"),
+        token_alg=opt_integer(row[4], "token_alg"),
+        profiles=decode_profiles(row[5]),
+        token_lifetime=integer(row[6], "token_lifetime"),
+        oscore=oscore_from_columns(row[7:14]),
+    )
+
+
+def grant_from_row(row: Row) -> Grant:
+    return Grant(
+        client_id=text(row[0], "client_id"), audience=text(row[1], "audience"),
+        scope=scope_value(row[2]), default=bool(integer(row[3], "is_default")),
+    )
+
+
+def token_row(t: IssuedToken) -> tuple[object, ...]:
+    return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash)
+
+
+def token_from_row(row: Row) -> IssuedToken:
+    return IssuedToken(
+        cti=blob(row[0], "cti"),
+        client_id=text(row[1], "client_id"),
+        audience=text(row[2], "audience"),
+        scope=None if row[3] is None else scope_value(row[3]),
+        issued_at=integer(row[4], "issued_at"),
+        expires_at=opt_integer(row[5], "expires_at"),
+        token_hash=blob(row[6], "token_hash"),
+    )

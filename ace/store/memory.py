@@ -1,0 +1,189 @@
+"""An ``AsStore`` in process memory, for tests and the in-memory demo.
+
+Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same ordering of
+lists, the same refusal of a second client with one OSCORE recipient id and id context,
+grants unique per client, audience and scope with text scopes and AIF bytes distinct,
+sequence numbers that never go down, newest-first token log), without durability: all
+is lost with the process. Records are frozen, so they are kept as given. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from ace.store import codec as rc
+from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
+
+GrantKey = tuple[str, str, type, str | bytes]
+
+
+def _grant_key(client_id: str, audience: str, scope: str | bytes) -> GrantKey:
+    return (client_id, audience, type(scope), scope)  # "r" and b"r" are different grants
+
+
+class MemoryAsStore:
+    """``AsStore`` in dictionaries (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._open = True
+        self._clients: dict[str, ClientRecord] = {}
+        self._rs: dict[str, RsRecord] = {}
+        self._grants: dict[GrantKey, Grant] = {}  # insertion order, as sqlite's row ids
+        self._tokens: list[IssuedToken] = []
+        self._ctis: set[bytes] = set()
+        self._cti = 0
+        self._sequence: dict[str, int] = {}
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise ValueError("the store is closed")
+
+    def integrity_check(self) -> bool:
+        self._check_open()
+        return True
+
+    # --- clients ------------------------------------------------------------------------
+
+    def put_client(self, client: ClientRecord) -> None:
+        rc.check_client(client)
+        with self._lock:
+            self._check_open()
+            if client.oscore is not None:
+                other = self._find_by_kid(client.oscore.recipient_id, client.oscore.id_context)
+                if other is not None and other.client_id != client.client_id:
+                    raise rc.duplicate_kid_error(client.client_id, other.client_id)
+            self._clients[client.client_id] = client
+
+    def get_client(self, client_id: str) -> ClientRecord | None:
+        with self._lock:
+            self._check_open()
+            return self._clients.get(client_id)
+
+    def _find_by_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
+        for c in self._clients.values():
+            if rc.same_oscore_kid(c.oscore, recipient_id, id_context):
+                return c
+        return None
+
+    def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
+        with self._lock:
+            self._check_open()
+            return self._find_by_kid(recipient_id, id_context)
+
+    def list_clients(self) -> list[ClientRecord]:
+        with self._lock:
+            self._check_open()
+            return [self._clients[k] for k in sorted(self._clients)]
+
+    def remove_client(self, client_id: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._clients.pop(client_id, None) is not None
+
+    # --- resource servers ---------------------------------------------------------------
+
+    def put_rs(self, rs: RsRecord) -> None:
+        rc.check_rs(rs)
+        with self._lock:
+            self._check_open()
+            self._rs[rs.audience] = rs
+
+    def get_rs(self, audience: str) -> RsRecord | None:
+        with self._lock:
+            self._check_open()
+            return self._rs.get(audience)
+
+    def list_rs(self) -> list[RsRecord]:
+        with self._lock:
+            self._check_open()
+            return [self._rs[k] for k in sorted(self._rs)]
+
+    def remove_rs(self, audience: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._rs.pop(audience, None) is not None
+
+    # --- grants -------------------------------------------------------------------------
+
+    def add_grant(self, grant: Grant) -> None:
+        rc.check_grant(grant)
+        with self._lock:
+            self._check_open()
+            self._grants[_grant_key(grant.client_id, grant.audience, grant.scope)] = grant  # keeps its position
+
+    def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int:
+        if scope is not None:
+            rc.check_scope(scope)
+        with self._lock:
+            self._check_open()
+            doomed = [
+                k for k, g in self._grants.items()
+                if g.client_id == client_id and g.audience == audience
+                and (scope is None or k == _grant_key(client_id, audience, scope))
+            ]
+            for k in doomed:
+                del self._grants[k]
+            return len(doomed)
+
+    def grants_for(self, client_id: str, audience: str) -> list[Grant]:
+        with self._lock:
+            self._check_open()
+            return [g for g in self._grants.values() if g.client_id == client_id and g.audience == audience]
+
+    def list_grants(self) -> list[Grant]:
+        with self._lock:
+            self._check_open()
+            return list(self._grants.values())
+
+    # --- cti counter and token log ------------------------------------------------------
+
+    def next_cti(self) -> int:
+        with self._lock:
+            self._check_open()
+            self._cti += 1
+            return self._cti
+
+    def log_token(self, token: IssuedToken) -> None:
+        rc.check_token(token)
+        with self._lock:
+            self._check_open()
+            if token.cti in self._ctis:
+                raise ValueError("a token with this cti is already logged")
+            self._ctis.add(token.cti)
+            self._tokens.append(token)
+
+    def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
+        """The most recent ``limit`` tokens, newest first."""
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        with self._lock:
+            self._check_open()
+            return self._tokens[::-1][:limit]
+
+    # --- OSCORE sender sequence numbers -------------------------------------------------
+
+    def load_sequence_number(self, context_name: str) -> int | None:
+        with self._lock:
+            self._check_open()
+            return self._sequence.get(context_name)
+
+    def persist_sequence_number(self, context_name: str, value: int) -> None:
+        """Never lowers the stored value: a smaller one (a late writer) is ignored."""
+        rc.check_sequence_number(context_name, value)
+        with self._lock:
+            self._check_open()
+            self._sequence[context_name] = max(value, self._sequence.get(context_name, value))
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+    def __enter__(self) -> MemoryAsStore:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
