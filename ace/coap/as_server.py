@@ -21,9 +21,10 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
 from ace.coap import contexts
+from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import ace_message, error_message
 from ace.errors import RemoteError
-from ace.store.base import AsStore
+from ace.store.base import AsStore, ClientRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,32 @@ class AsServer:
                  clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.store, self.bind = store, bind
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
-        self.index = contexts.ContextIndex()
+        self.index = contexts.ContextIndex(loader=self._load_client)
         self.context: Any = None
+
+    def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
+        if client.oscore is None:
+            return None
+        return contexts.from_secret(client.oscore, name=f"as/client/{client.client_id}", store=self.store,
+                                    claims=[client.client_id])
+
+    def _load_client(self, kid: bytes, kid_context: bytes | None) -> MemoryOscoreContext | None:
+        """A client registered after start: found in the store by its OSCORE Sender ID."""
+        client = self.store.find_client_by_oscore_kid(kid, kid_context)
+        if client is None:
+            return None
+        log.info("loaded the OSCORE context of client %s", client.client_id)
+        return self._context(client)
 
     def load_clients(self) -> int:
         """(Re)build the client contexts from the store; returns how many clients have one."""
-        for ctx in list(self.index):
-            self.index.remove(ctx.recipient_id, ctx.id_context)
+        for old in list(self.index):
+            self.index.remove(old.recipient_id, old.id_context)
         n = 0
         for client in self.store.list_clients():
-            if client.oscore is not None:
-                self.index.add(contexts.from_secret(client.oscore, name=f"as/client/{client.client_id}",
-                                                    store=self.store, claims=[client.client_id]))
+            ctx = self._context(client)
+            if ctx is not None:
+                self.index.add(ctx)
                 n += 1
         return n
 

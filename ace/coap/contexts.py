@@ -20,11 +20,19 @@ COSE_KID = 4
 COSE_KID_CONTEXT = 10
 
 
-class ContextIndex:
-    """A credentials-map item answering ``get_oscore_context_for`` from a dict."""
+Loader = Callable[[bytes, "bytes | None"], "MemoryOscoreContext | None"]
 
-    def __init__(self) -> None:
+
+class ContextIndex:
+    """A credentials-map item answering ``get_oscore_context_for`` from a dict.
+
+    ``loader`` (optional) is asked on a miss, so contexts registered after start (a client
+    added with ``ace policy add-client``) work without a restart; what it returns is kept.
+    """
+
+    def __init__(self, loader: Loader | None = None) -> None:
         self._by_key: dict[tuple[bytes, bytes | None], MemoryOscoreContext] = {}
+        self._loader = loader
 
     def add(self, ctx: MemoryOscoreContext) -> None:
         key = (ctx.recipient_id, ctx.id_context)
@@ -43,7 +51,12 @@ class ContextIndex:
         kid = unprotected.get(COSE_KID)
         if kid is None:
             return None
-        ctx = self._by_key.get((kid, unprotected.get(COSE_KID_CONTEXT)))
+        kid_context = unprotected.get(COSE_KID_CONTEXT)
+        ctx = self._by_key.get((kid, kid_context))
+        if ctx is None and self._loader is not None:
+            ctx = self._loader(kid, kid_context)
+            if ctx is not None:
+                self._by_key[(ctx.recipient_id, ctx.id_context)] = ctx
         return None if ctx is None or ctx.expired else ctx
 
     def find_all_used_contextless_oscore_kid(self) -> set[bytes]:

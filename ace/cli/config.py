@@ -1,0 +1,182 @@
+"""TOML configuration of the three roles, and the OSCORE context files they point to.
+
+Paths in a config file are relative to that file. Secrets never sit in a config file:
+keys are COSE_Key files and pre-established OSCORE contexts are small TOML files, both
+mode 0600 (refused when readable by others). Every problem is a ``ConfigError`` naming
+the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ace.cbor.scope import method_bit
+from ace.errors import ConfigError
+from ace.store.base import OscoreSecret
+
+DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
+DEFAULT_RS_PORT = 5690
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+
+
+def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}: missing {key}")
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key} must be {kind.__name__}")
+    return value
+
+
+def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    table = data.get(name)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: missing [{name}] table")
+    return table
+
+
+def _hex(value: str, where: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{where}: not hex") from None
+
+
+# -- OSCORE context files ----------------------------------------------------------------
+
+def load_oscore_secret(path: Path) -> OscoreSecret:
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0
+    if mode & 0o077:
+        raise ConfigError(f"{path}: holds a master secret but has mode {mode:o}; chmod 600 it")
+    t = _load(path)
+    w = str(path)
+    id_context = _get(t, "id_context", str, w, None)
+    return OscoreSecret(
+        master_secret=_hex(_get(t, "master_secret", str, w), f"{w}: master_secret"),
+        master_salt=_hex(_get(t, "master_salt", str, w, ""), f"{w}: master_salt"),
+        sender_id=_hex(_get(t, "sender_id", str, w), f"{w}: sender_id"),
+        recipient_id=_hex(_get(t, "recipient_id", str, w), f"{w}: recipient_id"),
+        id_context=None if id_context is None else _hex(id_context, f"{w}: id_context"),
+        alg=_get(t, "alg", int, w, 10), hkdf=_get(t, "hkdf", str, w, "sha256"),
+    )
+
+
+def write_oscore_secret(path: Path, secret: OscoreSecret) -> None:
+    lines = [
+        "# A pre-established OSCORE context (RFC 8613 §3.1). Secret: keep mode 0600.",
+        f'master_secret = "{secret.master_secret.hex()}"',
+        f'master_salt = "{secret.master_salt.hex()}"',
+        f'sender_id = "{secret.sender_id.hex()}"',
+        f'recipient_id = "{secret.recipient_id.hex()}"',
+    ]
+    if secret.id_context is not None:
+        lines.append(f'id_context = "{secret.id_context.hex()}"')
+    lines += [f"alg = {secret.alg}", f'hkdf = "{secret.hkdf}"']
+    write_private(path, "\n".join(lines) + "\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)
+        f.write(text)
+
+
+# -- role configs ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AsFileConfig:
+    path: Path
+    bind: str
+    port: int
+    store: Path
+    issuer: str | None
+    include_iat: bool
+    salt_len: int
+
+
+def load_as(path: Path) -> AsFileConfig:
+    path = path.resolve()
+    t = _section(_load(path), "as", path)
+    w = f"{path} [as]"
+    issuer = _get(t, "issuer", str, w, "") or None
+    return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
+                        path.parent / _get(t, "store", str, w, "as.db"), issuer,
+                        _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class RsFileConfig:
+    path: Path
+    audience: str
+    bind: str
+    port: int
+    as_uri: str
+    token_keys: tuple[Path, ...]
+    scopes: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    hint_scope: str | None = None
+    max_tokens: int = 64
+
+
+def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [rs.scopes] must map scope-tokens to [[path, [methods]], ...]")
+    out: dict[str, list[tuple[str, int]]] = {}
+    for token, entries in table.items():
+        try:
+            out[token] = [(str(p), sum(method_bit(m) for m in methods)) for p, methods in entries]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: scope {token!r}: {exc}") from exc
+    return out
+
+
+def load_rs(path: Path) -> RsFileConfig:
+    path = path.resolve()
+    data = _load(path)
+    t = _section(data, "rs", path)
+    w = f"{path} [rs]"
+    keys = _get(t, "token_keys", list, w)
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise ConfigError(f"{w}: token_keys must be a non-empty list of key files")
+    return RsFileConfig(
+        path, _get(t, "audience", str, w), _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_RS_PORT),
+        _get(t, "as_uri", str, w), tuple(path.parent / k for k in keys), _scopes(t.get("scopes", {}), w),
+        _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFileConfig:
+    path: Path
+    client_id: str | None
+    as_uri: str
+    as_context: Path
+    state: Path
+    audience: str | None
+    scope: str | None
+
+
+def load_client(path: Path) -> ClientFileConfig:
+    path = path.resolve()
+    t = _section(_load(path), "client", path)
+    w = f"{path} [client]"
+    return ClientFileConfig(
+        path, _get(t, "client_id", str, w, None), _get(t, "as_uri", str, w),
+        path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
+        _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
+    )

@@ -1,0 +1,108 @@
+"""``ace init DIR``: keys, OSCORE contexts, configs and an AS store for a loopback setup.
+
+Writes an AS (as.toml, as.db), an RS (rs.toml, its token key) and a client (client.toml,
+its OSCORE context with the AS) that work together on ::1, with the client registered at
+the AS, the RS registered with its token key, and one Resource Owner grant (clientA may
+read /temp at rs1). Secrets are fresh (``secrets``) and every secret file is mode 0600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private
+from ace.errors import ConfigError
+from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.sqlite import SqliteAsStore
+from ace.tokens.keys import generate_symmetric, save_key
+
+CLIENT_ID, AUDIENCE = "clientA", "rs1"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    directory: Path
+    as_config: Path
+    rs_config: Path
+    client_config: Path
+    as_uri: str
+    rs_uri: str
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="write keys and configs for an AS, an RS and a client on loopback")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--host", default="::1", help="loopback address to use (default ::1)")
+    p.add_argument("--as-port", type=int, default=DEFAULT_AS_PORT)
+    p.add_argument("--rs-port", type=int, default=DEFAULT_RS_PORT)
+    p.set_defaults(func=cmd_init)
+
+
+def _uri(host: str, port: int, path: str = "") -> str:
+    h = f"[{host}]" if ":" in host else host
+    return f"coap://{h}:{port}{path}"
+
+
+def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAULT_AS_PORT,
+                    rs_port: int = DEFAULT_RS_PORT) -> Deployment:
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "as.toml").exists():
+        raise ConfigError(f"{directory}: already initialised (as.toml exists)")
+    as_uri, rs_uri = _uri(host, as_port, "/token"), _uri(host, rs_port)
+    token_key = generate_symmetric(16, kid=b"\x01")
+    save_key(directory / "rs1-token.key", token_key)
+    ms = secrets.token_bytes(16)
+    as_side = OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=b"\x01")
+    write_oscore_secret(directory / "client-as.oscore.toml",
+                        OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
+    with SqliteAsStore(directory / "as.db") as store:
+        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side))
+        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key))
+        store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
+    write_private(directory / "as.toml", f"""# Authorization Server (ace as --config as.toml)
+[as]
+bind = "{host}"
+port = {as_port}
+store = "as.db"          # clients, RSs, grants, token log (ace policy ... edits it)
+include_iat = false      # iat costs 5 bytes per token
+salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest tokens)
+""")
+    write_private(directory / "rs.toml", f"""# Resource Server (ace rs --config rs.toml)
+[rs]
+audience = "{AUDIENCE}"
+bind = "{host}"
+port = {rs_port}
+as_uri = "{as_uri}"       # sent in AS Request Creation Hints
+token_keys = ["rs1-token.key"]
+hint_scope = "r_temp"
+max_tokens = 64
+
+[rs.scopes]               # what each text scope-token allows: [[path, [methods]], ...]
+r_temp = [["/temp", ["GET"]]]
+rw_led = [["/led", ["GET", "PUT"]]]
+""")
+    write_private(directory / "client.toml", f"""# Client (ace client --config client.toml get {rs_uri}/temp)
+[client]
+client_id = "{CLIENT_ID}"
+as_uri = "{as_uri}"
+as_context = "client-as.oscore.toml"
+state = "client-state.json"
+""")
+    return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
+                      as_uri, rs_uri)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    d = init_deployment(args.dir, host=args.host, as_port=args.as_port, rs_port=args.rs_port)
+    print(f"""wrote {d.directory}/: as.toml as.db rs.toml rs1-token.key client.toml client-as.oscore.toml
+run, each in its own terminal:
+  ace as --config {d.as_config}
+  ace rs --config {d.rs_config}
+  ace client --config {d.client_config} get {d.rs_uri}/temp
+grant more (Resource Owner):
+  ace policy --config {d.as_config} grant {CLIENT_ID} {AUDIENCE} "r_temp rw_led\"""")
+    return 0

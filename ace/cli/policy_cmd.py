@@ -1,0 +1,90 @@
+"""``ace policy``: the Resource Owner's grants (A/B) and the AS's registrations."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ace.cli.config import load_as, load_oscore_secret
+from ace.store.base import ClientRecord, Grant, RsRecord
+from ace.store.sqlite import SqliteAsStore
+from ace.tokens.keys import load_key
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("policy", help="grants, clients and RSs at the AS (Resource Owner)")
+    p.add_argument("--config", type=Path, required=True, help="the AS's config file")
+    ps = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    g = ps.add_parser("grant", help="let CLIENT get SCOPE at AUDIENCE")
+    g.add_argument("client"), g.add_argument("audience"), g.add_argument("scope")
+    g.add_argument("--aif", action="store_true", help="SCOPE is AIF as hex CBOR (RFC 9237)")
+    g.add_argument("--default", action="store_true", help="granted when the client asks for no scope")
+    g.set_defaults(func=cmd_grant)
+    r = ps.add_parser("revoke", help="remove grants (all of CLIENT at AUDIENCE without SCOPE)")
+    r.add_argument("client"), r.add_argument("audience"), r.add_argument("scope", nargs="?")
+    r.add_argument("--aif", action="store_true")
+    r.set_defaults(func=cmd_revoke)
+    ps.add_parser("list", help="show clients, RSs and grants").set_defaults(func=cmd_list)
+    c = ps.add_parser("add-client", help="register a client and its OSCORE context with the AS")
+    c.add_argument("client"), c.add_argument("--oscore", type=Path, required=True,
+                                             help="the AS's side of the context (TOML, mode 0600)")
+    c.set_defaults(func=cmd_add_client)
+    s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens")
+    s.add_argument("audience"), s.add_argument("--token-key", type=Path, required=True)
+    s.add_argument("--kind", choices=["encrypt0", "sign1", "mac0"], default="encrypt0")
+    s.add_argument("--lifetime", type=int, default=3600)
+    s.set_defaults(func=cmd_add_rs)
+
+
+def _store(args: argparse.Namespace) -> SqliteAsStore:
+    return SqliteAsStore(load_as(args.config).store)
+
+
+def _scope(args: argparse.Namespace) -> str | bytes | None:
+    if args.scope is None:
+        return None
+    return bytes.fromhex(args.scope) if args.aif else str(args.scope)
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    scope = _scope(args)
+    assert scope is not None
+    with _store(args) as store:
+        store.add_grant(Grant(client_id=args.client, audience=args.audience, scope=scope, default=args.default))
+    print(f"granted {args.client} {scope!r} at {args.audience}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        n = store.revoke_grant(args.client, args.audience, _scope(args))
+    print(f"revoked {n} grant(s)")
+    return 0 if n else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        for c in store.list_clients():
+            print(f"client {c.client_id}  oscore={'yes' if c.oscore else 'no'}  profiles={list(c.profiles)}")
+        for rs in store.list_rs():
+            print(f"rs     {rs.audience}  tokens={rs.token_kind}  lifetime={rs.token_lifetime}s")
+        for g in store.list_grants():
+            scope = g.scope if isinstance(g.scope, str) else "aif:" + g.scope.hex()
+            print(f"grant  {g.client_id} -> {g.audience}: {scope}" + ("  (default)" if g.default else ""))
+    return 0
+
+
+def cmd_add_client(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        store.put_client(ClientRecord(client_id=args.client, oscore=load_oscore_secret(args.oscore)))
+    print(f"registered client {args.client}")
+    return 0
+
+
+def cmd_add_rs(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        store.put_rs(RsRecord(audience=args.audience, rs_id=args.audience, token_key=load_key(args.token_key),
+                              token_kind=args.kind, token_lifetime=args.lifetime))
+    print(f"registered RS {args.audience}")
+    return 0

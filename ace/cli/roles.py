@@ -1,0 +1,42 @@
+"""Building the three roles from their config files (shared by the CLI and the demo)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ace.authz_server.token import TokenPolicy
+from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret
+from ace.client.flow import ClientConfig, ClientFlow
+from ace.coap.as_server import AsServer
+from ace.coap.client import ClientRunner, Exchange
+from ace.coap.devices import demo_resources
+from ace.coap.rs_server import RsServer
+from ace.rs.server import ResourceServer, RsConfig
+from ace.store.seqno import FileSequenceStore
+from ace.store.sqlite import SqliteAsStore
+from ace.tokens.cwt import KeyRing
+from ace.tokens.keys import load_key
+
+
+def build_as(cfg: AsFileConfig) -> AsServer:
+    store = SqliteAsStore(cfg.store)
+    policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len)
+    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy)
+
+
+def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:
+    keys = KeyRing([load_key(p) for p in cfg.token_keys])
+    core = ResourceServer(
+        RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
+                 max_tokens=cfg.max_tokens),
+        keys, clock=clock)
+    return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources())
+
+
+def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
+                 scope: str | None = None) -> ClientRunner:
+    flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
+                                   scope=scope or cfg.scope), clock=time.time)
+    return ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
+                        seqno_store=FileSequenceStore(cfg.state), observer=observer)

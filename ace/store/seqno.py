@@ -1,0 +1,55 @@
+"""A file-backed ``SequenceNumberStore`` for a client (RFC 8613 §B.1.1).
+
+A client keeps no AS database, but its long-lived OSCORE context with the AS must never
+reuse a sender sequence number after a restart. This store keeps one small JSON object per
+file, written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from ace.errors import ConfigError
+
+
+class FileSequenceStore:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = self._read()
+
+    def _read(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.path}: unreadable sequence number file ({type(exc).__name__})") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, int) and v >= 0 for v in data.values()):
+            raise ConfigError(f"{self.path}: malformed sequence number file")
+        return {str(k): int(v) for k, v in data.items()}
+
+    def load_sequence_number(self, context_name: str) -> int | None:
+        with self._lock:
+            return self._values.get(context_name)
+
+    def persist_sequence_number(self, context_name: str, value: int) -> None:
+        with self._lock:
+            if value <= self._values.get(context_name, -1):
+                return
+            self._values[context_name] = value
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(self._values, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
