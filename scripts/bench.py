@@ -1,5 +1,7 @@
 """ace benchmarks. Every figure comes with a baseline measured in the same run.
 
+``flow``: see bench_flow.py.
+
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
 operation on the same bytes (the floor any COSE layer pays), and their ratio.
 """
@@ -97,10 +99,18 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("what", choices=["tokens"])
+    parser.add_argument("what", choices=["tokens", "flow"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
+    parser.add_argument("--flows", type=int, default=50, help="full flows to time (bench flow)")
     args = parser.parse_args(argv)
-    out = bench_tokens(args.seconds)
+    if args.what == "flow":
+        import asyncio
+
+        from bench_flow import bench_flow
+
+        out = asyncio.run(bench_flow(args.seconds, args.flows))
+    else:
+        out = bench_tokens(args.seconds)
     out["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": sys.platform}
     print(json.dumps(out, indent=2))
     return 0

@@ -302,7 +302,8 @@ def test_every_field_survives_reopen(db: Path) -> None:
     assert before == snapshot(mem)
     with SqliteAsStore(db) as s:
         assert snapshot(s) == before
-        assert s.next_cti() == 6 and s.integrity_check()
+        # after a reopen the counter continues past the reserved block: never a value given before
+        assert s.next_cti() > 5 and s.integrity_check()
 
 
 def test_file_and_journal_are_private(db: Path) -> None:
