@@ -38,6 +38,7 @@ class TokenPolicy:
     """How this AS shapes tokens (defaults keep /authz-info within one 802.15.4 frame)."""
 
     issuer: str | None = None  # iss claim; omitted when None
+    include_sub: bool = True  # sub = client id: lets the RS keep one token per client (RFC 9203 §6)
     include_iat: bool = False
     salt_len: int = 0  # OSCORE_Input_Material salt bytes (0: no salt)
     context_id_len: int = 0  # OSCORE_Input_Material contextId bytes (0: none)
@@ -90,7 +91,7 @@ class TokenEndpoint:
         now = int(self.clock())
         cti = _cti_bytes(self.store.next_cti())
         claims = AccessTokenClaims(
-            iss=self.policy.issuer, aud=rs.audience, exp=now + rs.token_lifetime,
+            iss=self.policy.issuer, sub=client.client_id if self.policy.include_sub else None, aud=rs.audience, exp=now + rs.token_lifetime,
             iat=now if self.policy.include_iat else None, cti=cti, cnf=cnf, scope=scope, cnonce=request.cnonce,
         )
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)

@@ -95,9 +95,10 @@ class ResourceServer:
         material = claims.cnf.material
         oscore.validate_material(material)
         scope = self._usable_scope(claims.scope)
-        # RFC 9203 §2, §5: a context derived from a token for the same PoP key (the same
-        # OSCORE_Input_Material, reposted or not) replaces the client's current one
-        dropped = self.bindings.for_client(material.id)
+        # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
+        # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
+        client_key = b"sub:" + claims.sub.encode() if claims.sub is not None else b"osc:" + material.id
+        dropped = self.bindings.superseded_by(client_key, material.id)
         for b in dropped:
             self._drop(b)
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid)
@@ -108,7 +109,7 @@ class ResourceServer:
         expires = float(claims.exp) if claims.exp is not None else None
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=expires, nonce1=request.nonce1, response=response, context=params,
-                          client_key=material.id)
+                          client_key=client_key, pop_id=material.id)
         try:
             dropped += self.bindings.add(binding, now)
         except RemoteError:

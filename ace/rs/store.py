@@ -31,7 +31,8 @@ class Binding:
     nonce1: bytes
     response: bytes  # the encoded 2.01 payload (a retransmitted POST gets the same answer)
     context: OscoreContextParams = field(repr=False)
-    client_key: bytes  # identifies "the same client": OSCORE_Input_Material id (and sub, if any)
+    client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
+    pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -58,6 +59,10 @@ class BindingStore:
 
     def for_client(self, client_key: bytes) -> list[Binding]:
         return [b for b in self._by_label.values() if b.client_key == client_key]
+
+    def superseded_by(self, client_key: bytes, pop_id: bytes) -> list[Binding]:
+        """Bindings a new token replaces: same client, or same PoP key."""
+        return [b for b in self._by_label.values() if b.client_key == client_key or b.pop_id == pop_id]
 
     def purge_expired(self, now: float) -> list[Binding]:
         gone = [b for b in self._by_label.values() if b.expired(now)]
