@@ -58,7 +58,10 @@ class AifScope:
 
     @classmethod
     def decode(cls, data: bytes) -> AifScope:
-        value = codec.loads(data, what="AIF scope", allowed_tags=frozenset())
+        try:
+            value = codec.loads(data, what="AIF scope", allowed_tags=frozenset())
+        except DecodeError as exc:  # RFC 6749 §5.2: a malformed scope is invalid_scope
+            raise _scope_error(exc.description) from None
         if not isinstance(value, list) or not all(isinstance(e, list) and len(e) == 2 for e in value):
             raise _scope_error("AIF scope must be an array of [path, permissions]")
         return cls.of((e[0], e[1]) for e in value)

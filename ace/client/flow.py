@@ -208,9 +208,9 @@ class ClientFlow:
         if response.code != (2, 1):
             self._ids.release(my_id)
             return self._fail("authz-info", f"RS refused the token: {response.code}", response)
-        answer = AuthzInfoResponse.decode(response.payload)
         assert isinstance(token_response.cnf, OscoreCnf)
         try:  # RFC 9203 §4.2: equal IDs or a missing parameter: MUST NOT derive a context
+            answer = AuthzInfoResponse.decode(response.payload)
             params = oscore.derive(token_response.cnf.material, nonce1=nonce1, nonce2=answer.nonce2,
                                    sender_id=answer.ace_server_recipientid, recipient_id=my_id)
             oscore.check_nonce(answer.nonce2, "nonce2")
