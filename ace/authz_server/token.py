@@ -87,9 +87,10 @@ class TokenEndpoint:
             raise DecodeError("unknown audience", error_code=ErrorCode.INVALID_REQUEST)
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
-        cnf = self._pop_key(request, profile)
+        self._check_pop_request(request, profile)
         now = int(self.clock())
         cti = _cti_bytes(self.store.next_cti())
+        cnf = self._pop_key(cti)
         claims = AccessTokenClaims(
             iss=self.policy.issuer, sub=client.client_id if self.policy.include_sub else None, aud=rs.audience, exp=now + rs.token_lifetime,
             iat=now if self.policy.include_iat else None, cti=cti, cnf=cnf, scope=scope, cnonce=request.cnonce,
@@ -105,15 +106,19 @@ class TokenEndpoint:
         )
         return IssueResult(response, claims, client.client_id)
 
-    def _pop_key(self, request: AccessTokenRequest, profile: int) -> Cnf:
+    @staticmethod
+    def _check_pop_request(request: AccessTokenRequest, profile: int) -> None:
+        """Refuse what we cannot serve before any state changes (no cti is used up)."""
         if profile != AceProfile.COAP_OSCORE:
             raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
         if request.req_cnf is not None:  # RFC 9203 §3.1: the AS provides the key; update via kid comes later
             raise DecodeError("req_cnf is not supported with coap_oscore here",
                               error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+    def _pop_key(self, cti: bytes) -> Cnf:
         p = self.policy
         material = OscoreInputMaterial(
-            id=_material_id(self.rng), ms=self.rng(MASTER_SECRET_LEN),
+            id=cti, ms=self.rng(MASTER_SECRET_LEN),  # RFC 9203 §2: id unique among this AS's materials
             salt=self.rng(p.salt_len) if p.salt_len else None,
             context_id=self.rng(p.context_id_len) if p.context_id_len else None,
         )
@@ -133,7 +138,3 @@ def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRec
 def _cti_bytes(n: int) -> bytes:
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
 
-
-def _material_id(rng: Rng) -> bytes:
-    """RFC 9203 §3.2.1: id identifies the input material; random, so it reveals no count."""
-    return rng(2)

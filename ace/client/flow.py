@@ -129,6 +129,7 @@ class ClientFlow:
         self._state = "idle"
         self._retried = False
         self._pending: tuple[AccessTokenResponse, bytes, bytes] | None = None  # response, N1, our ID
+        self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
     # -- entry points -----------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class ClientFlow:
         return SendResource(request, session)
 
     def on_response(self, response: Response) -> Action:
-        handler = {"probe": self._after_probe, "token": self._after_token, "authz": self._after_authz,
+        handler = {"probe": self._after_probe, "token": self._after_token, "authz-info": self._after_authz,
                    "protected": self._after_protected}.get(self._state)
         if handler is None:
             raise RuntimeError(f"no request in flight (state {self._state})")
@@ -171,6 +172,11 @@ class ClientFlow:
         return self._token_request(hints)
 
     def _token_request(self, hints: CreationHints | None) -> Action:
+        assert self._request is not None
+        if hints is not None:
+            self._hints[self._request.origin] = hints
+        else:
+            hints = self._hints.get(self._request.origin)
         c = self.config
         as_uri = (hints.as_uri if hints else None) or c.as_uri
         audience = c.audience or (hints.audience if hints else None)
@@ -196,7 +202,7 @@ class ClientFlow:
         assert self._request is not None
         nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate()
         self._pending = (token_response, nonce1, my_id)
-        self._state = "authz"
+        self._state = "authz-info"
         payload = AuthzInfoRequest(access_token=token_response.access_token, nonce1=nonce1,
                                    ace_client_recipientid=my_id).encode()
         return SendAuthzInfo(self._request.origin + self.config.authz_info_path, payload)

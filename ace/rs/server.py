@@ -98,7 +98,7 @@ class ResourceServer:
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
         client_key = b"sub:" + claims.sub.encode() if claims.sub is not None else b"osc:" + material.id
-        dropped = self.bindings.superseded_by(client_key, material.id)
+        dropped = self.bindings.for_client(client_key)
         for b in dropped:
             self._drop(b)
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid)
@@ -106,17 +106,19 @@ class ResourceServer:
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
                                sender_id=request.ace_client_recipientid, recipient_id=server_rid)
         response = AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode()
-        expires = float(claims.exp) if claims.exp is not None else None
+        # the skew that let the token in also bounds its use (else it could arrive expired)
+        expires = float(claims.exp) + self.config.skew if claims.exp is not None else None
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=expires, nonce1=request.nonce1, response=response, context=params,
                           client_key=client_key, pop_id=material.id)
         try:
-            dropped += self.bindings.add(binding, now)
+            purged = self.bindings.add(binding, now)
         except RemoteError:
             self.ids.release(server_rid)
             raise
-        for b in dropped:
+        for b in purged:  # the superseded ones were released by _drop already
             self.ids.release(b.label)
+        dropped += purged
         log.info("accepted %s, scope %r, context rid %s", redact_token(request.access_token),
                  claims.scope, server_rid.hex())
         return AuthzInfoOutcome(response, binding, True, dropped)

@@ -60,10 +60,6 @@ class BindingStore:
     def for_client(self, client_key: bytes) -> list[Binding]:
         return [b for b in self._by_label.values() if b.client_key == client_key]
 
-    def superseded_by(self, client_key: bytes, pop_id: bytes) -> list[Binding]:
-        """Bindings a new token replaces: same client, or same PoP key."""
-        return [b for b in self._by_label.values() if b.client_key == client_key or b.pop_id == pop_id]
-
     def purge_expired(self, now: float) -> list[Binding]:
         gone = [b for b in self._by_label.values() if b.expired(now)]
         for b in gone:
@@ -72,6 +68,8 @@ class BindingStore:
 
     def add(self, binding: Binding, now: float) -> list[Binding]:
         """Store ``binding``; returns what had to go (expired ones). Full of live ones: 5.03."""
+        if binding.label in self._by_label:
+            raise ValueError("label of a live binding reused")  # the ID pool must prevent this
         gone = self.purge_expired(now) if len(self._by_label) >= self.max_tokens else []
         if len(self._by_label) >= self.max_tokens:
             raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)

@@ -1,0 +1,347 @@
+"""The token endpoint (RFC 9200 §5.8, RFC 9203 §3) over a MemoryAsStore, sans I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+import pytest
+from support import NOW, counter_rng, fixed_clock
+
+from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
+from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
+from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
+from ace.cbor.scope import METHODS, AifScope
+from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.store.base import ClientRecord, Grant, RsRecord
+from ace.store.memory import MemoryAsStore
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import KidCnf, OscoreCnf
+from ace.tokens.crypto import generate
+from ace.tokens.cwt import KeyRing, verify_token
+from ace.tokens.keys import CoseKey, symmetric_key
+
+RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
+LIFETIME = 1800
+GET, POST, PUT, DELETE = (1 << (METHODS[m] - 1) for m in ("GET", "POST", "PUT", "DELETE"))
+
+
+def aif(*entries: tuple[str, int]) -> bytes:
+    return AifScope.of(entries).encode()
+
+
+@pytest.fixture
+def store() -> MemoryAsStore:
+    s = MemoryAsStore()
+    s.put_client(ClientRecord(client_id="c1"))
+    s.put_client(ClientRecord(client_id="c2"))  # registered, no grants
+    s.put_client(ClientRecord(client_id="c_both", profiles=(1, 2)))
+    s.put_rs(RsRecord(audience="rs1", rs_id="rs1", token_key=RS_KEY, token_lifetime=LIFETIME))
+    s.put_rs(RsRecord(audience="rs_dtls", rs_id="rs_dtls", token_key=RS_KEY, profiles=(1,)))
+    s.put_rs(RsRecord(audience="rs_aif", rs_id="rs_aif", token_key=RS_KEY))
+    s.add_grant(Grant(client_id="c1", audience="rs1", scope="r_temp rw_config"))
+    s.add_grant(Grant(client_id="c1", audience="rs_dtls", scope="r_temp"))
+    s.add_grant(Grant(client_id="c_both", audience="rs_dtls", scope="r_temp"))
+    s.add_grant(Grant(client_id="c1", audience="rs_aif", scope=aif(("/temp", GET | PUT), ("/led", PUT))))
+    return s
+
+
+@pytest.fixture
+def endpoint(store: MemoryAsStore) -> TokenEndpoint:
+    return TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng())
+
+
+def request(**kw: Any) -> bytes:
+    return AccessTokenRequest(**kw).encode()
+
+
+def decode_response(result: IssueResult) -> AccessTokenResponse:
+    """The response as the client sees it: through its wire encoding."""
+    return AccessTokenResponse.decode(result.response.encode())
+
+
+def rs_claims(token: bytes, key: CoseKey = RS_KEY, audience: str = "rs1") -> AccessTokenClaims:
+    return verify_token(token, KeyRing([key]), audience=audience, clock=fixed_clock())
+
+
+def cti_int(cti: bytes | None) -> int:
+    assert cti is not None
+    return int.from_bytes(cti, "big")
+
+
+# -- happy path --------------------------------------------------------------------------
+
+
+def test_happy_path_response_and_token(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    result = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1", ContentFormat.ACE_CBOR)
+    response = decode_response(result)
+    assert response.ace_profile == AceProfile.COAP_OSCORE
+    assert response.ace_profile == 2
+    assert response.expires_in == LIFETIME
+    assert response.scope is None  # RFC 6749 §5.1: omitted when equal to the request
+    claims = rs_claims(response.access_token)
+    assert claims.aud == "rs1"
+    assert claims.exp == NOW + LIFETIME
+    assert claims.cti is not None and claims.scope == "r_temp"
+    assert claims.iss is None and claims.iat is None  # default TokenPolicy
+    assert claims.sub == "c1"  # the RS keeps one token per client (RFC 9203 §6)
+    assert isinstance(claims.cnf, OscoreCnf)
+    material = claims.cnf.material
+    assert len(material.ms) == 16 and material.id
+    assert material.salt is None and material.context_id is None
+    assert response.cnf == claims.cnf  # the client's copy of the PoP key is the token's
+    assert result.claims == claims and result.client_id == "c1"
+    [logged] = store.issued_tokens()
+    assert logged.token_hash == hashlib.sha256(response.access_token).digest()
+    assert (logged.cti, logged.client_id, logged.audience, logged.scope) == (claims.cti, "c1", "rs1", "r_temp")
+    assert (logged.issued_at, logged.expires_at) == (NOW, NOW + LIFETIME)
+
+
+def test_content_format_none_is_accepted(endpoint: TokenEndpoint) -> None:
+    assert endpoint.handle(request(audience="rs1", scope="r_temp"), "c1", None).claims.scope == "r_temp"
+
+
+def test_grant_type_client_credentials_and_matching_client_id(endpoint: TokenEndpoint) -> None:
+    payload = request(audience="rs1", scope="r_temp", client_id="c1", grant_type=GrantType.CLIENT_CREDENTIALS)
+    assert endpoint.handle(payload, "c1").claims.scope == "r_temp"
+
+
+def test_ask_for_profile_and_named_profile(endpoint: TokenEndpoint) -> None:
+    asked = endpoint.handle(request(audience="rs1", scope="r_temp", ask_ace_profile=True), "c1")
+    named = endpoint.handle(request(audience="rs1", scope="r_temp", ace_profile=2), "c1")
+    assert asked.response.ace_profile == named.response.ace_profile == 2
+
+
+def test_cnonce_is_copied_into_the_token(endpoint: TokenEndpoint) -> None:
+    result = endpoint.handle(request(audience="rs1", scope="r_temp", cnonce=b"\x01\x02\x03"), "c1")
+    assert rs_claims(result.response.access_token).cnonce == b"\x01\x02\x03"
+
+
+def test_scope_present_when_narrowed(endpoint: TokenEndpoint) -> None:
+    # ace-java behaviour: unknown/ungranted scope-tokens are dropped, the rest is granted
+    result = endpoint.handle(request(audience="rs1", scope="r_temp rw_config foobar"), "c1")
+    response = decode_response(result)
+    assert response.scope == "r_temp rw_config"
+    assert rs_claims(response.access_token).scope == "r_temp rw_config"
+
+
+def test_scope_keeps_request_order(endpoint: TokenEndpoint) -> None:
+    result = endpoint.handle(request(audience="rs1", scope="rw_config r_temp"), "c1")
+    assert result.claims.scope == "rw_config r_temp" and result.response.scope is None
+
+
+def test_default_grant_when_no_scope_requested(store: MemoryAsStore, endpoint: TokenEndpoint) -> None:
+    store.add_grant(Grant(client_id="c2", audience="rs1", scope="r_temp", default=True))
+    store.add_grant(Grant(client_id="c2", audience="rs1", scope="rw_config"))
+    store.add_grant(Grant(client_id="c2", audience="rs1", scope="r_hum", default=True))
+    response = decode_response(endpoint.handle(request(audience="rs1"), "c2"))
+    assert response.scope == "r_temp r_hum"  # differs from the (absent) request: present
+    assert rs_claims(response.access_token).scope == "r_temp r_hum"
+
+
+def test_aif_scopes_intersect(endpoint: TokenEndpoint) -> None:
+    asked = aif(("/temp", GET | DELETE), ("/led", PUT), ("/x", GET))
+    response = decode_response(endpoint.handle(request(audience="rs_aif", scope=asked), "c1"))
+    expected = aif(("/temp", GET), ("/led", PUT))
+    assert response.scope == expected
+    assert rs_claims(response.access_token, audience="rs_aif").scope == expected
+
+
+def test_aif_scope_equal_to_request_is_omitted(endpoint: TokenEndpoint) -> None:
+    asked = aif(("/temp", GET))
+    result = endpoint.handle(request(audience="rs_aif", scope=asked), "c1")
+    assert result.claims.scope == asked and result.response.scope is None
+
+
+def test_cti_increases_and_is_unique(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    ctis = [cti_int(endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cti) for _ in range(100)]
+    assert ctis == sorted(ctis) and len(set(ctis)) == 100
+    assert len(store.issued_tokens(limit=1000)) == 100
+    ids = {t.cti for t in store.issued_tokens(limit=1000)}
+    assert len(ids) == 100
+
+
+def test_each_token_gets_fresh_key_material(store: MemoryAsStore) -> None:
+    endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=random.Random(7).randbytes)
+    a = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cnf
+    b = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cnf
+    assert isinstance(a, OscoreCnf) and isinstance(b, OscoreCnf)
+    assert a.material.ms != b.material.ms and a.material.id != b.material.id
+
+
+def test_token_policy_options(store: MemoryAsStore) -> None:
+    policy = TokenPolicy(issuer="as.example", include_iat=True, salt_len=8, context_id_len=4)
+    endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=policy)
+    response = decode_response(endpoint.handle(request(audience="rs1", scope="r_temp"), "c1"))
+    claims = rs_claims(response.access_token)
+    assert claims.iss == "as.example" and claims.iat == NOW
+    assert isinstance(claims.cnf, OscoreCnf)
+    assert len(claims.cnf.material.salt or b"") == 8 and len(claims.cnf.material.context_id or b"") == 4
+    assert response.cnf == claims.cnf
+
+
+def test_sub_can_be_left_out(store: MemoryAsStore) -> None:
+    endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=TokenPolicy(include_sub=False))
+    token = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").response.access_token
+    assert rs_claims(token).sub is None
+
+
+def test_log_shows_no_token_bytes(endpoint: TokenEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="ace.authz_server.token"):
+        result = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    assert "issued" in caplog.text
+    assert result.response.access_token.hex() not in caplog.text
+
+
+@pytest.mark.parametrize(("kind", "key", "verify_key"), [
+    ("sign1", "ec", "ec_public"),
+    ("sign1", "ed", "ed_public"),
+    ("mac0", "mac", "mac"),
+    ("encrypt0", "aead256", "aead256"),
+])
+def test_token_kinds(store: MemoryAsStore, kind: str, key: str, verify_key: str) -> None:
+    ec = generate(Curve.P_256, kid=b"ec")
+    ed = generate(Curve.ED25519, kid=b"ed")
+    keys = {"ec": ec, "ec_public": ec.public(), "ed": ed, "ed_public": ed.public(),
+            "mac": symmetric_key(bytes(range(32)), kid=b"mac"),
+            "aead256": symmetric_key(bytes(range(32)), kid=b"a256")}
+    store.put_rs(RsRecord(audience="rs_k", rs_id="rs_k", token_key=keys[key], token_kind=kind))
+    store.add_grant(Grant(client_id="c1", audience="rs_k", scope="r_temp"))
+    endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng())
+    token = endpoint.handle(request(audience="rs_k", scope="r_temp"), "c1").response.access_token
+    claims = rs_claims(token, keys[verify_key], audience="rs_k")
+    assert claims.scope == "r_temp" and isinstance(claims.cnf, OscoreCnf)
+    with pytest.raises(RemoteError):  # and not with the RS key of another kind
+        rs_claims(token, RS_KEY, audience="rs_k")
+
+
+# -- refusals -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    payload: bytes
+    client: str | None = "c1"
+    content_format: int | None = ContentFormat.ACE_CBOR
+    exc: type[RemoteError] = DecodeError
+    error: ErrorCode | None = ErrorCode.INVALID_REQUEST
+    coap: tuple[int, int] = (4, 0)
+
+
+def raw(m: object) -> bytes:
+    return cbor2.dumps(m)
+
+
+OK = {int(Param.AUDIENCE): "rs1", int(Param.SCOPE): "r_temp"}
+
+
+def ok_with(**labels: object) -> bytes:
+    m: dict[int, object] = dict(OK)
+    for name, value in labels.items():
+        m[int(Param[name.upper()])] = value
+    return raw(m)
+
+
+INVALID_CLIENT = {"exc": RemoteError, "error": ErrorCode.INVALID_CLIENT, "coap": (4, 1)}
+BAD_INPUT = [
+    Bad("unauthenticated", raw(OK), client=None, **INVALID_CLIENT),  # type: ignore[arg-type]
+    Bad("unknown-client", raw(OK), client="nobody", **INVALID_CLIENT),  # type: ignore[arg-type]
+    Bad("client-id-mismatch", ok_with(client_id="c2"), **INVALID_CLIENT),  # type: ignore[arg-type]
+    Bad("garbage-cbor", b"\xff\x00"),
+    Bad("empty-payload", b""),
+    Bad("truncated", raw(OK)[:-2]),
+    Bad("trailing-bytes", raw(OK) + b"\x00"),
+    Bad("not-a-map-array", raw([5, "rs1"])),
+    Bad("not-a-map-text", raw("rs1")),
+    Bad("duplicate-keys", b"\xa2\x05\x63rs1\x05\x63rs1"),
+    Bad("audience-int", ok_with(audience=1)),
+    Bad("audience-bytes", ok_with(audience=b"rs1")),
+    Bad("scope-int", ok_with(scope=7)),
+    Bad("scope-array", ok_with(scope=["r_temp"])),
+    Bad("client-id-bytes", ok_with(client_id=b"c1")),
+    Bad("grant-type-text", ok_with(grant_type="client_credentials")),
+    Bad("cnonce-text", ok_with(cnonce="n")),
+    Bad("ace-profile-text", ok_with(ace_profile="coap_oscore")),
+    Bad("req-cnf-not-map", ok_with(req_cnf=b"\x01")),
+    Bad("grant-type-password", ok_with(grant_type=0), error=ErrorCode.UNSUPPORTED_GRANT_TYPE),
+    Bad("grant-type-refresh", ok_with(grant_type=3), error=ErrorCode.UNSUPPORTED_GRANT_TYPE),
+    Bad("grant-type-unregistered", ok_with(grant_type=99), error=ErrorCode.UNSUPPORTED_GRANT_TYPE),
+    Bad("missing-audience", raw({int(Param.SCOPE): "r_temp"})),
+    Bad("unknown-audience", ok_with(audience="rs9")),
+    Bad("scope-not-granted", ok_with(scope="foobar"), error=ErrorCode.INVALID_SCOPE),
+    Bad("scope-malformed-text", ok_with(scope='r_temp "x'), error=ErrorCode.INVALID_SCOPE),
+    Bad("scope-empty-text", ok_with(scope=""), error=ErrorCode.INVALID_SCOPE),
+    Bad("scope-aif-vs-text-grants", ok_with(scope=aif(("/temp", GET))), error=ErrorCode.INVALID_SCOPE),
+    Bad("scope-aif-not-array", ok_with(scope=raw(5)), error=ErrorCode.INVALID_SCOPE),
+    Bad("no-grants-at-all", raw(OK), client="c2", error=ErrorCode.INVALID_SCOPE),
+    Bad("no-scope-no-default", raw({int(Param.AUDIENCE): "rs1"}), error=ErrorCode.INVALID_SCOPE),
+    Bad("profile-dtls-requested", ok_with(ace_profile=1), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
+    Bad("profile-unregistered", ok_with(ace_profile=77), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
+    Bad("rs-dtls-only", ok_with(audience="rs_dtls"), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
+    Bad("rs-dtls-only-client-both", ok_with(audience="rs_dtls"), client="c_both",
+        error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
+    Bad("req-cnf-kid", ok_with(req_cnf={3: b"\x01"}), error=ErrorCode.UNSUPPORTED_POP_KEY),
+    Bad("req-cnf-cose-key", ok_with(req_cnf={1: {1: 4, -1: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
+    Bad("req-cnf-osc", ok_with(req_cnf={4: {0: b"\x01", 2: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
+    Bad("req-cnf-unknown-method", ok_with(req_cnf={99: 1}), error=ErrorCode.UNSUPPORTED_POP_KEY),
+    Bad("content-format-cbor", raw(OK), content_format=ContentFormat.CBOR, exc=RemoteError, error=None,
+        coap=(4, 15)),
+    Bad("content-format-cwt", raw(OK), content_format=ContentFormat.CWT, exc=RemoteError, error=None,
+        coap=(4, 15)),
+]
+
+
+def test_bad_input_table_is_large_enough() -> None:
+    assert len(BAD_INPUT) >= 20
+    assert len({b.id for b in BAD_INPUT}) == len(BAD_INPUT)
+
+
+@pytest.mark.parametrize("bad", BAD_INPUT, ids=lambda b: b.id)
+def test_bad_input_is_refused_and_changes_nothing(bad: Bad, store: MemoryAsStore, endpoint: TokenEndpoint) -> None:
+    with pytest.raises(RemoteError) as info:
+        endpoint.handle(bad.payload, bad.client, bad.content_format)
+    exc = info.value
+    assert type(exc) is bad.exc, repr(exc)
+    assert exc.error_code == bad.error, repr(exc)
+    assert exc.coap_code == bad.coap, repr(exc)
+    assert exc.description  # a message for the peer
+    # stored state unchanged: nothing logged, and the cti counter was not consumed
+    assert store.issued_tokens() == []
+    after = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    assert after.claims.cti == b"\x01"
+
+
+def test_unauthenticated_wins_over_content_format(endpoint: TokenEndpoint) -> None:
+    with pytest.raises(RemoteError) as info:
+        endpoint.handle(b"\xff", None, ContentFormat.CBOR)
+    assert info.value.coap_code == (4, 1) and info.value.error_code is ErrorCode.INVALID_CLIENT
+
+
+def test_revoked_grant_is_refused(store: MemoryAsStore, endpoint: TokenEndpoint) -> None:
+    endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    store.revoke_grant("c1", "rs1")
+    with pytest.raises(DecodeError) as info:
+        endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    assert info.value.error_code is ErrorCode.INVALID_SCOPE
+    assert len(store.issued_tokens()) == 1
+
+
+def test_req_cnf_kid_decodes_but_is_refused(endpoint: TokenEndpoint) -> None:
+    # RFC 9203 §3.1: req_cnf kid is for updating access rights; not supported here yet
+    payload = request(audience="rs1", scope="r_temp", req_cnf=KidCnf(b"\x01"))
+    with pytest.raises(DecodeError) as info:
+        endpoint.handle(payload, "c1")
+    assert info.value.error_code is ErrorCode.UNSUPPORTED_POP_KEY
+
+
+@pytest.mark.parametrize("scope", [b"\xff", raw([["/temp", GET]]) + b"\x00"], ids=["garbage", "trailing"])
+def test_malformed_aif_scope_is_invalid_scope(  # regression: was invalid_request
+        endpoint: TokenEndpoint, scope: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        endpoint.handle(ok_with(audience="rs_aif", scope=scope), "c1")
+    assert info.value.error_code is ErrorCode.INVALID_SCOPE

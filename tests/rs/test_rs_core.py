@@ -1,0 +1,434 @@
+"""The RS core of the OSCORE profile: POST /authz-info (RFC 9203 §4.1–4.3) and access
+decisions (RFC 9200 §5.10.2), sans I/O."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+import pytest
+from support import NOW
+
+from ace.cbor.labels import ContentFormat, Param
+from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
+from ace.cbor.scope import METHODS, AifScope, TextScope
+from ace.errors import (
+    ClaimsError,
+    DecodeError,
+    ErrorCode,
+    RemoteError,
+    UnknownKeyError,
+    VerificationError,
+)
+from ace.profiles import oscore
+from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
+from ace.rs.store import Binding
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import Cnf, KidCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token
+from ace.tokens.keys import CoseKey, symmetric_key
+
+RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
+OTHER_KEY = symmetric_key(bytes(range(1, 17)), kid=b"rs1")  # same kid, wrong bytes
+AS_URI = "coap://as.example/token"
+GET, POST, PUT, DELETE = (1 << (METHODS[m] - 1) for m in ("GET", "POST", "PUT", "DELETE"))
+MEANING = {"r_temp": [("/temp", GET)], "rw_config": [("/config", GET | PUT)]}
+N1 = bytes.fromhex("018a278f7faab55a")
+
+
+class Clock:
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_rs(clock: Clock | None = None, *, max_tokens: int = 64, seed: int = 1) -> ResourceServer:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, hint_scope="r_temp",
+                      max_tokens=max_tokens)
+    return ResourceServer(config, KeyRing([RS_KEY]), clock=clock or Clock(), rng=random.Random(seed).randbytes)
+
+
+def material(mid: bytes = b"\x01", **kw: Any) -> OscoreInputMaterial:
+    return OscoreInputMaterial(id=mid, ms=bytes([mid[0]]) * 16, **kw)
+
+
+def token(mid: bytes = b"\x01", *, scope: str | bytes | None = "r_temp", exp: float | None = NOW + 3600,
+          aud: str = "rs1", cnf: Cnf | None = None, key: CoseKey = RS_KEY, cti: bytes = b"\x01",
+          nbf: float | None = None, sub: str | None = None) -> bytes:
+    claims = AccessTokenClaims(sub=sub, aud=aud, exp=exp, nbf=nbf, cti=cti, scope=scope,
+                               cnf=cnf if cnf is not None else OscoreCnf(material(mid)))
+    return issue_token(claims, key, rng=random.Random(cti).randbytes)
+
+
+def post(tok: bytes, nonce1: bytes = N1, rid: bytes = b"\x01") -> bytes:
+    return AuthzInfoRequest(access_token=tok, nonce1=nonce1, ace_client_recipientid=rid).encode()
+
+
+def client_side(mat: OscoreInputMaterial, outcome: AuthzInfoOutcome, nonce1: bytes,
+                rid: bytes) -> oscore.OscoreContextParams:
+    answer = AuthzInfoResponse.decode(outcome.payload)
+    return oscore.derive(mat, nonce1=nonce1, nonce2=answer.nonce2, sender_id=answer.ace_server_recipientid,
+                         recipient_id=rid)
+
+
+def snapshot(rs: ResourceServer) -> tuple[list[Binding], int]:
+    return list(rs.bindings), len(rs.ids)
+
+
+# -- E: POST /authz-info ----------------------------------------------------------------
+
+
+def test_happy_authz_info() -> None:
+    rs = make_rs()
+    outcome = rs.authz_info(post(token()), ContentFormat.ACE_CBOR)
+    answer = AuthzInfoResponse.decode(outcome.payload)
+    assert len(answer.nonce2) == 8
+    assert answer.ace_server_recipientid != b"\x01"
+    assert outcome.new and outcome.dropped == []
+    b = outcome.binding
+    assert b.label == answer.ace_server_recipientid
+    assert rs.bindings.get(b.label) is b and rs.live_labels() == {b.label}
+    assert b.label in rs.ids
+    assert b.nonce1 == N1 and b.response == outcome.payload
+    assert b.expires_at == NOW + 3600 + DEFAULT_SKEW and b.pop_id == b"\x01"  # the skew that admitted it
+    assert b.scope == TextScope(("r_temp",))
+    # the client derives the mirror image of the RS's context
+    client = client_side(material(), outcome, N1, b"\x01")
+    rs_ctx = b.context
+    assert (client.sender_id, client.recipient_id) == (rs_ctx.recipient_id, rs_ctx.sender_id)
+    assert rs_ctx.sender_id == b"\x01"
+    assert client.master_secret == rs_ctx.master_secret == bytes([1]) * 16
+    assert client.master_salt == rs_ctx.master_salt == oscore.master_salt(None, N1, answer.nonce2)
+    assert (client.id_context, client.alg, client.hkdf) == (rs_ctx.id_context, rs_ctx.alg, rs_ctx.hkdf)
+
+
+def test_content_format_may_be_absent() -> None:
+    assert make_rs().authz_info(post(token()), None).new
+
+
+def test_material_parameters_reach_the_context() -> None:
+    mat = material(salt=b"\x5a" * 4, context_id=b"\xc1", alg=30, hkdf=-11)
+    outcome = make_rs().authz_info(post(token(cnf=OscoreCnf(mat))))
+    ctx = outcome.binding.context
+    nonce2 = AuthzInfoResponse.decode(outcome.payload).nonce2
+    assert ctx.master_salt == oscore.master_salt(b"\x5a" * 4, N1, nonce2)
+    assert (ctx.id_context, ctx.alg, ctx.hkdf) == (b"\xc1", 30, "sha512")
+
+
+def test_server_id_differs_from_client_id_even_when_rng_insists() -> None:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING)
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock(), rng=lambda n: b"\x07" * n)
+    outcome = rs.authz_info(post(token(), rid=b"\x07"))
+    assert outcome.binding.label != b"\x07"
+
+
+def test_empty_client_recipient_id_is_allowed() -> None:
+    outcome = make_rs().authz_info(post(token(), rid=b""))
+    assert outcome.binding.context.sender_id == b""
+    assert outcome.binding.label != b""
+
+
+def test_retransmission_gets_the_same_answer() -> None:
+    rs = make_rs()
+    payload = post(token())
+    first = rs.authz_info(payload)
+    before = snapshot(rs)
+    again = rs.authz_info(payload)
+    assert again.payload == first.payload
+    assert again.binding is first.binding
+    assert not again.new and again.dropped == []
+    assert snapshot(rs) == before
+
+
+def test_same_token_new_nonce_replaces_the_binding() -> None:
+    rs = make_rs()
+    tok = token()
+    first = rs.authz_info(post(tok, nonce1=N1))
+    second = rs.authz_info(post(tok, nonce1=b"\x22" * 8))
+    assert second.new
+    assert [b.label for b in second.dropped] == [first.binding.label]
+    assert second.payload != first.payload
+    assert list(rs.bindings) == [second.binding]
+    assert second.binding.nonce1 == b"\x22" * 8
+    assert second.binding.label in rs.ids
+
+
+def test_new_token_for_the_same_material_supersedes() -> None:
+    rs = make_rs()
+    first = rs.authz_info(post(token(b"\x01", cti=b"\x01", scope="r_temp")))
+    second = rs.authz_info(post(token(b"\x01", cti=b"\x02", scope="rw_config")))
+    assert second.dropped == [first.binding]
+    assert list(rs.bindings) == [second.binding]
+    if first.binding.label != second.binding.label:
+        assert rs.bindings.get(first.binding.label) is None
+    with pytest.raises(AccessDenied) as err:  # the old scope went with the old binding
+        rs.authorize(second.binding.label, "/temp", "GET")
+    assert err.value.coap_code == (4, 3)
+    assert rs.authorize(second.binding.label, "/config", "PUT") is second.binding
+
+
+def test_new_token_for_the_same_client_supersedes() -> None:
+    # RFC 9203 §6: one token per client; the client is named by sub
+    rs = make_rs()
+    first = rs.authz_info(post(token(b"\x01", cti=b"\x01", sub="c1")))
+    other = rs.authz_info(post(token(b"\x03", cti=b"\x03", sub="c2")))
+    second = rs.authz_info(post(token(b"\x02", cti=b"\x02", sub="c1", scope="rw_config")))
+    assert second.dropped == [first.binding]
+    assert {b.label for b in rs.bindings} == {other.binding.label, second.binding.label}
+    assert rs.authorize(other.binding.label, "/temp", "GET") is other.binding
+
+
+def test_tokens_without_sub_for_different_material_coexist() -> None:
+    rs = make_rs()
+    a = rs.authz_info(post(token(b"\x01", cti=b"\x01")))
+    b = rs.authz_info(post(token(b"\x02", cti=b"\x02")))
+    assert b.dropped == [] and len(rs.bindings) == 2 and a.binding in rs.bindings
+
+
+def test_different_clients_coexist() -> None:
+    rs = make_rs()
+    a = rs.authz_info(post(token(b"\x01", cti=b"\x01", scope="r_temp", sub="c1"), rid=b"\x01"))
+    b = rs.authz_info(post(token(b"\x02", cti=b"\x02", scope="rw_config", sub="c2"), rid=b"\x01"))
+    assert b.dropped == [] and a.binding.label != b.binding.label
+    assert len(rs.bindings) == 2 and len(rs.ids) == 2
+    assert rs.authorize(a.binding.label, "/temp", "GET") is a.binding
+    assert rs.authorize(b.binding.label, "/config", "GET") is b.binding
+    with pytest.raises(AccessDenied) as err:
+        rs.authorize(a.binding.label, "/config", "GET")
+    assert err.value.coap_code == (4, 3)
+
+
+def test_superseding_keeps_the_new_recipient_id_reserved() -> None:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING)
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock(), rng=lambda n: b"\x05" * n)
+    tok = token(b"\x01")
+    rs.authz_info(post(tok, nonce1=b"\x11" * 8, rid=b"\x00"))
+    second = rs.authz_info(post(tok, nonce1=b"\x22" * 8, rid=b"\x00"))
+    assert second.binding.label in rs.ids
+    third = rs.authz_info(post(token(b"\x02", cti=b"\x02"), rid=b"\x00"))  # another client
+    assert third.binding.label != second.binding.label
+    assert len(rs.bindings) == 2
+
+
+# -- F: authorize -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", [None, b"\x99", b""])
+def test_no_or_unknown_label_is_401_with_hints(label: bytes | None) -> None:
+    rs = make_rs()
+    rs.authz_info(post(token()))
+    with pytest.raises(AccessDenied) as err:
+        rs.authorize(label, "/temp", "GET")
+    exc = err.value
+    assert exc.coap_code == (4, 1) and exc.error_code is None
+    assert exc.hints == CreationHints(as_uri=AS_URI, audience="rs1", scope="r_temp")
+    assert CreationHints.decode(exc.hints.encode()) == exc.hints
+
+
+def test_allowed_request_returns_the_binding() -> None:
+    rs = make_rs()
+    b = rs.authz_info(post(token(scope="r_temp rw_config"))).binding
+    cases: list[tuple[str, str | int]] = [
+        ("/temp", "GET"), ("temp", "get"), ("/config", "GET"), ("/config", "PUT"), ("/temp", 1)]
+    for path, method in cases:
+        assert rs.authorize(b.label, path, method) is b
+
+
+def test_resource_not_in_scope_is_403() -> None:
+    rs = make_rs()
+    b = rs.authz_info(post(token(scope="r_temp"))).binding
+    with pytest.raises(AccessDenied) as err:
+        rs.authorize(b.label, "/config", "GET")
+    assert err.value.coap_code == (4, 3) and err.value.hints is None
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "FETCH"])
+def test_method_not_in_scope_is_405(method: str) -> None:
+    # RFC 9200 §5.10.2: resource covered, action not: 4.05 Method Not Allowed
+    rs = make_rs()
+    b = rs.authz_info(post(token(scope="r_temp"))).binding
+    with pytest.raises(AccessDenied) as err:
+        rs.authorize(b.label, "/temp", method)
+    assert err.value.coap_code == (4, 5) and err.value.hints is None
+
+
+def test_aif_scoped_token() -> None:
+    rs = make_rs()
+    scope = AifScope.of([("/led", PUT | POST), ("/temp", GET)]).encode()
+    b = rs.authz_info(post(token(scope=scope))).binding
+    assert isinstance(b.scope, AifScope)
+    assert rs.authorize(b.label, "/led", "PUT") is b
+    assert rs.authorize(b.label, "/led", "POST") is b
+    assert rs.authorize(b.label, "/temp", "GET") is b
+    with pytest.raises(AccessDenied) as e405:
+        rs.authorize(b.label, "/led", "GET")
+    assert e405.value.coap_code == (4, 5)
+    with pytest.raises(AccessDenied) as e403:
+        rs.authorize(b.label, "/config", "GET")
+    assert e403.value.coap_code == (4, 3)
+
+
+def test_expired_token_is_401_and_binding_dropped() -> None:
+    clock = Clock()
+    rs = make_rs(clock)
+    b = rs.authz_info(post(token(exp=NOW + 10))).binding
+    assert rs.authorize(b.label, "/temp", "GET") is b
+    clock.t = NOW + 10 + DEFAULT_SKEW  # expiry is judged with the skew that admitted the token
+    with pytest.raises(AccessDenied) as err:
+        rs.authorize(b.label, "/temp", "GET")
+    assert err.value.coap_code == (4, 1) and err.value.hints is not None
+    assert len(rs.bindings) == 0 and b.label not in rs.ids
+    with pytest.raises(AccessDenied) as again:  # and it stays gone
+        rs.authorize(b.label, "/temp", "GET")
+    assert again.value.coap_code == (4, 1)
+
+
+def test_sweep_drops_expired_bindings() -> None:
+    clock = Clock()
+    rs = make_rs(clock)
+    short = rs.authz_info(post(token(b"\x01", cti=b"\x01", exp=NOW + 10))).binding
+    long = rs.authz_info(post(token(b"\x02", cti=b"\x02", exp=NOW + 100))).binding
+    clock.t = NOW + 50
+    assert rs.sweep() == [short]
+    assert rs.live_labels() == {long.label}
+    assert short.label not in rs.ids and long.label in rs.ids
+
+
+def test_token_without_exp_never_expires() -> None:
+    clock = Clock()
+    rs = make_rs(clock)
+    b = rs.authz_info(post(token(exp=None))).binding
+    clock.t = NOW + 10**9
+    assert rs.authorize(b.label, "/temp", "GET") is b
+    assert rs.sweep() == []
+
+
+# -- refusals at /authz-info -------------------------------------------------------------
+
+
+def raw_post(**labels: object) -> bytes:
+    m: dict[int, object] = {int(Param.ACCESS_TOKEN): token(), int(Param.NONCE1): N1,
+                            int(Param.ACE_CLIENT_RECIPIENTID): b"\x01"}
+    for name, value in labels.items():
+        label = int(Param[name.upper()])
+        if value is None:
+            del m[label]
+        else:
+            m[label] = value
+    return cbor2.dumps(m)
+
+
+def tampered() -> bytes:
+    tok = bytearray(token())
+    tok[-3] ^= 0x01
+    return bytes(tok)
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    payload: bytes
+    exc: type[RemoteError]
+    error: ErrorCode | None
+    coap: tuple[int, int]
+    content_format: int | None = ContentFormat.ACE_CBOR
+
+
+INVALID = ErrorCode.INVALID_REQUEST
+BAD_INPUT = [
+    Bad("not-cbor", b"\xff\xfe", DecodeError, INVALID, (4, 0)),
+    Bad("empty", b"", DecodeError, INVALID, (4, 0)),
+    Bad("not-a-map", cbor2.dumps([1, 2, 3]), DecodeError, INVALID, (4, 0)),
+    Bad("duplicate-key", b"\xa3\x01\x41\x00\x18\x28\x48" + N1 + b"\x18\x28\x48" + N1,  # nonce1 twice
+        DecodeError, INVALID, (4, 0)),
+    Bad("missing-nonce1", raw_post(nonce1=None), DecodeError, INVALID, (4, 0)),
+    Bad("missing-recipient-id", raw_post(ace_client_recipientid=None), DecodeError, INVALID, (4, 0)),
+    Bad("missing-token", raw_post(access_token=None), DecodeError, INVALID, (4, 0)),
+    Bad("nonce1-text", raw_post(nonce1="01234567"), DecodeError, INVALID, (4, 0)),
+    Bad("nonce1-too-short", raw_post(nonce1=bytes(7)), DecodeError, INVALID, (4, 0)),
+    Bad("nonce1-too-long", raw_post(nonce1=bytes(33)), DecodeError, INVALID, (4, 0)),
+    Bad("recipient-id-too-long", raw_post(ace_client_recipientid=bytes(8)), DecodeError, INVALID, (4, 0)),
+    Bad("token-not-cose", raw_post(access_token=b"\x01"), DecodeError, INVALID, (4, 0)),
+    Bad("expired-token", post(token(exp=NOW - 3600)), ClaimsError, None, (4, 1)),
+    Bad("not-yet-valid", post(token(nbf=NOW + 3600)), ClaimsError, None, (4, 1)),
+    Bad("wrong-audience", post(token(aud="rs2")), ClaimsError, None, (4, 3)),
+    Bad("tampered-token", post(tampered()), VerificationError, None, (4, 1)),
+    Bad("wrong-key-same-kid", post(token(key=OTHER_KEY)), VerificationError, None, (4, 1)),
+    Bad("unknown-kid", post(token(key=symmetric_key(bytes(16), kid=b"zz"))), UnknownKeyError, None, (4, 1)),
+    Bad("cnf-kid-not-osc", post(token(cnf=KidCnf(b"\x01"))), DecodeError, INVALID, (4, 0)),
+    Bad("osc-unsupported-alg", post(token(cnf=OscoreCnf(material(alg=99)))), DecodeError,
+        ErrorCode.UNSUPPORTED_POP_KEY, (4, 0)),
+    Bad("no-scope", post(token(scope=None)), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
+    Bad("unknown-text-scope", post(token(scope="foobar")), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
+    Bad("wrong-content-format", post(token()), RemoteError, None, (4, 15), ContentFormat.CBOR),
+    Bad("content-format-cwt", post(token()), RemoteError, None, (4, 15), ContentFormat.CWT),
+]
+
+
+def test_bad_input_table_is_large_enough() -> None:
+    assert len(BAD_INPUT) >= 15
+    assert len({b.id for b in BAD_INPUT}) == len(BAD_INPUT)
+
+
+@pytest.mark.parametrize("bad", BAD_INPUT, ids=lambda b: b.id)
+def test_bad_authz_info_is_refused_and_changes_nothing(bad: Bad) -> None:
+    rs = make_rs()
+    existing = rs.authz_info(post(token(b"\x09", cti=b"\x09"), rid=b"\x01")).binding
+    before = snapshot(rs)
+    with pytest.raises(RemoteError) as info:
+        rs.authz_info(bad.payload, bad.content_format)
+    exc = info.value
+    assert type(exc) is bad.exc, repr(exc)
+    assert exc.error_code == bad.error, repr(exc)
+    assert exc.coap_code == bad.coap, repr(exc)
+    assert snapshot(rs) == before
+    assert rs.authorize(existing.label, "/temp", "GET") is existing
+
+
+def test_refused_repost_of_the_same_client_keeps_its_binding() -> None:
+    # a token for the same material that fails verification must not drop the working one
+    rs = make_rs()
+    good = rs.authz_info(post(token(b"\x01"))).binding
+    with pytest.raises(ClaimsError):
+        rs.authz_info(post(token(b"\x01", cti=b"\x02", aud="rs2"), nonce1=b"\x33" * 8))
+    assert list(rs.bindings) == [good]
+
+
+# -- bounded store ----------------------------------------------------------------------
+
+
+def test_store_full_of_live_tokens_is_503() -> None:
+    rs = make_rs(max_tokens=3)
+    live = [rs.authz_info(post(token(bytes([i]), cti=bytes([i])))).binding for i in range(1, 4)]
+    before = snapshot(rs)
+    with pytest.raises(RemoteError) as err:
+        rs.authz_info(post(token(b"\x04", cti=b"\x04")))
+    assert err.value.coap_code == (5, 3) and err.value.error_code is None
+    assert snapshot(rs) == before
+    for b in live:
+        assert rs.authorize(b.label, "/temp", "GET") is b
+
+
+def test_full_store_purges_expired_tokens() -> None:
+    clock = Clock()
+    rs = make_rs(clock, max_tokens=3)
+    short = [rs.authz_info(post(token(bytes([i]), cti=bytes([i]), exp=NOW + 10))).binding for i in (1, 2)]
+    keep = rs.authz_info(post(token(b"\x03", cti=b"\x03", exp=NOW + 1000))).binding
+    clock.t = NOW + 20 + DEFAULT_SKEW
+    outcome = rs.authz_info(post(token(b"\x04", cti=b"\x04", exp=NOW + 1000)))
+    assert sorted(b.label for b in outcome.dropped) == sorted(b.label for b in short)
+    assert {b.label for b in rs.bindings} == {keep.label, outcome.binding.label}
+    assert len(rs.ids) == 2
+    assert all(b.label not in rs.ids for b in short if b.label != outcome.binding.label)
+
+
+def test_superseding_in_a_full_store_is_not_refused() -> None:
+    rs = make_rs(max_tokens=2)
+    rs.authz_info(post(token(b"\x01", cti=b"\x01")))
+    rs.authz_info(post(token(b"\x02", cti=b"\x02")))
+    outcome = rs.authz_info(post(token(b"\x01", cti=b"\x03")))
+    assert len(outcome.dropped) == 1 and len(rs.bindings) == 2
