@@ -91,9 +91,11 @@ class TokenEndpoint:
         now = int(self.clock())
         cti = _cti_bytes(self.store.next_cti())
         cnf = self._pop_key(cti)
+        p = self.policy
         claims = AccessTokenClaims(
-            iss=self.policy.issuer, sub=client.client_id if self.policy.include_sub else None, aud=rs.audience, exp=now + rs.token_lifetime,
-            iat=now if self.policy.include_iat else None, cti=cti, cnf=cnf, scope=scope, cnonce=request.cnonce,
+            iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
+            exp=now + rs.token_lifetime, iat=now if p.include_iat else None, cti=cti, cnf=cnf, scope=scope,
+            cnonce=request.cnonce,
         )
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
         self.store.log_token(IssuedToken(
