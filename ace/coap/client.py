@@ -87,9 +87,13 @@ class ClientRunner:
                 claims=["as"])
 
     async def stop(self) -> None:
+        """Shut the CoAP context down and release the sequence-number store (it is ours)."""
         if self.context is not None:
             await self.context.shutdown()
             self.context = None
+        close = getattr(self.seqno_store, "close", None)
+        if close is not None:
+            close()
 
     async def request(self, request: ResourceRequest) -> Done | Failed:
         action: Action = self.flow.start(request)

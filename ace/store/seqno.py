@@ -3,10 +3,14 @@
 A client keeps no AS database, but its long-lived OSCORE context with the AS must never
 reuse a sender sequence number after a restart. This store keeps one small JSON object per
 file, written atomically (temp file, fsync, rename, fsync of the directory) with mode 0600.
+An exclusive lock on ``<file>.lock`` is held while the store is open: a second process using
+the same state would start from the same numbers and reuse (key, nonce) pairs, so it is
+refused instead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -19,7 +23,23 @@ class FileSequenceStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._lockfd: int | None = None
+        self._lockfd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lockfd)
+            self._lockfd = None
+            raise ConfigError(f"{self.path}: in use by another client process") from None
         self._values: dict[str, int] = self._read()
+
+    def close(self) -> None:
+        if self._lockfd is not None:
+            os.close(self._lockfd)  # releases the lock
+            self._lockfd = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def _read(self) -> dict[str, int]:
         try:

@@ -1,0 +1,163 @@
+"""The CLI end to end: ``ace init``, ``ace as``/``ace rs`` as subprocesses, ``ace client``,
+``ace policy`` against the running AS, SIGTERM shutdown, and ``ace demo --json``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiocoap
+import pytest
+from flow_fixtures import send
+
+from ace.cli import roles
+from ace.cli.config import load_client
+from ace.cli.demo_cmd import free_port
+from ace.coap.client import ClientRunner
+from ace.coap.oscore_context import PersistentOscoreContext
+from ace.errors import AceError
+
+ACE = [sys.executable, "-m", "ace.cli.main"]
+RUN_TIMEOUT = 30.0  # one CLI invocation
+READY_TIMEOUT = 15.0  # servers answering
+STOP_TIMEOUT = 10.0  # SIGTERM to exit
+
+
+def ace(*argv: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ACE, *argv], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+async def _wait_ready(rs_uri: str, as_uri: str, servers: list[subprocess.Popen[str]]) -> None:
+    """Poll until the RS answers GET /temp and the AS POST /token, both with 4.01 (unprotected)."""
+    ctx = await aiocoap.Context.create_client_context(transports=["udp6"])
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = {("GET", rs_uri + "/temp"), ("POST", as_uri)}
+        while pending:
+            for proc in servers:
+                assert proc.poll() is None, f"server exited early: {proc.args} rc={proc.returncode}"
+            assert time.monotonic() < deadline, f"servers not ready: {pending}"
+            for method, uri in list(pending):
+                try:
+                    reply = await send(ctx, aiocoap.Message(code=aiocoap.Code[method], uri=uri), timeout=0.5)
+                except (TimeoutError, aiocoap.error.Error, OSError):
+                    continue
+                if reply.code == (4, 1):
+                    pending.discard((method, uri))
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.wait_for(ctx.shutdown(), 5)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[Path, str, list[subprocess.Popen[str]]]]:
+    """``ace init`` then ``ace as`` and ``ace rs`` running; killed in the finalizer if still alive."""
+    d = tmp_path / "dep"
+    as_port, rs_port = free_port(), free_port()
+    init = ace("init", str(d), "--as-port", str(as_port), "--rs-port", str(rs_port))
+    assert init.returncode == 0, init.stderr
+    assert "ace as --config" in init.stdout
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for role, cfg in (("as", "as.toml"), ("rs", "rs.toml")):
+            procs.append(subprocess.Popen([*ACE, role, "--config", str(d / cfg)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        rs_uri, as_uri = f"coap://[::1]:{rs_port}", f"coap://[::1]:{as_port}/token"
+        asyncio.run(asyncio.wait_for(_wait_ready(rs_uri, as_uri, procs), READY_TIMEOUT + 5))
+        yield d, rs_uri, procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=STOP_TIMEOUT)
+
+
+def test_cli_roles_end_to_end(servers: tuple[Path, str, list[subprocess.Popen[str]]]) -> None:
+    d, rs_uri, procs = servers
+    client = ["client", "--config", str(d / "client.toml")]
+
+    got = ace(*client, "get", rs_uri + "/temp")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith("2.05 ")
+    assert 15.0 < float(got.stdout.split()[1]) < 30.0
+
+    refused = ace(*client, "put", rs_uri + "/led", "on")
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stdout.startswith("4.03")
+
+    granted = ace("policy", "--config", str(d / "as.toml"), "grant", "clientA", "rs1", "rw_led")
+    assert granted.returncode == 0, granted.stderr
+
+    put = ace(*client, "--scope", "r_temp rw_led", "put", rs_uri + "/led", "on")  # the running AS sees it
+    assert put.returncode == 0, put.stdout + put.stderr
+    assert put.stdout.startswith("2.04")
+    led = ace(*client, "--scope", "r_temp rw_led", "get", rs_uri + "/led")
+    assert led.returncode == 0 and led.stdout.split() == ["2.05", "on"]
+
+    listed = ace("policy", "--config", str(d / "as.toml"), "list")
+    assert listed.returncode == 0
+    assert "grant  clientA -> rs1: rw_led" in listed.stdout
+    assert "grant  clientA -> rs1: r_temp  (default)" in listed.stdout
+
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        _, err = proc.communicate(timeout=STOP_TIMEOUT)
+        assert proc.returncode == 0, (proc.args, err)
+
+
+def test_cli_client_fails_cleanly_without_servers(tmp_path: Path) -> None:
+    d, rs_port = tmp_path / "dep", free_port()
+    assert ace("init", str(d), "--as-port", str(free_port()), "--rs-port", str(rs_port)).returncode == 0
+    # nobody listens: the probe fails (ICMP port unreachable, or the runner's timeout): 5.04, exit 1
+    out = ace("client", "--config", str(d / "client.toml"), "get", f"coap://[::1]:{rs_port}/temp", timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.startswith("5.04")
+
+
+def test_cli_demo_json() -> None:
+    out = ace("demo", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["ok"] is True
+    assert result["resource_obtained"] is True and result["out_of_scope_refused"] is True
+    authz = [x for x in result["exchanges"] if x["what"] == "authz-info"]
+    assert len(authz) == 1
+    assert authz[0]["request"]["bytes"] <= 127  # one IEEE 802.15.4 frame
+    assert authz[0]["response"]["code"] == "2.01"
+    assert [x["step"] for x in result["exchanges"]] == ["C0", "C/D", "E", "F", "F"]
+
+
+
+def test_concurrent_clients_never_share_sequence_numbers(tmp_path: Path) -> None:
+    d = tmp_path / "dep"
+    assert ace("init", str(d), "--as-port", str(free_port()), "--rs-port", str(free_port())).returncode == 0
+
+    async def start_two() -> list[int] | None:
+        """Sender sequence numbers of two clients started together, or None if one was refused."""
+        runners: list[ClientRunner] = []
+        try:
+            for _ in range(2):  # as two `ace client` processes started at the same time
+                runner = roles.build_client(load_client(d / "client.toml"))
+                runners.append(runner)
+                await asyncio.wait_for(runner.start(), 5)
+            return [c.sender_sequence_number for r in runners for c in r.context.client_credentials.values()
+                    if isinstance(c, PersistentOscoreContext)]
+        except (AceError, OSError):
+            return None  # refusing the second client is a fix too
+        finally:
+            for r in runners:
+                await asyncio.wait_for(r.stop(), 5)
+
+    seqnos = asyncio.run(start_two())
+    if seqnos is not None:
+        assert len(seqnos) == 2
+        assert seqnos[0] != seqnos[1]
