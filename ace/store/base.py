@@ -32,9 +32,18 @@ class OscoreSecret:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DtlsPsk:
+    """A pre-shared key for DTLS (RFC 4279), as its identity and the key (≤ 16 bytes here)."""
+
+    identity: bytes
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRecord:
     client_id: str
-    oscore: OscoreSecret | None = None  # how the client authenticates to the AS
+    oscore: OscoreSecret | None = None  # how the client authenticates to the AS: OSCORE ...
+    psk: DtlsPsk | None = None  # ... or DTLS with a pre-shared key (RFC 9202 §3.1)
     profiles: tuple[int, ...] = (2,)  # ACE profiles the client supports (RFC 9200 §5.8.1)
 
 
@@ -75,6 +84,7 @@ class IssuedToken:
     issued_at: int
     expires_at: int | None
     token_hash: bytes  # SHA-256 of the token bytes (RFC 9770 uses such hashes)
+    pop_kid: bytes | None = None  # the kid of a symmetric PoP key (DTLS) or OSCORE material id
 
 
 class AsStore(Protocol):
@@ -83,6 +93,7 @@ class AsStore(Protocol):
     def put_client(self, client: ClientRecord) -> None: ...
     def get_client(self, client_id: str) -> ClientRecord | None: ...
     def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None: ...
+    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None: ...
     def list_clients(self) -> list[ClientRecord]: ...
     def remove_client(self, client_id: str) -> bool: ...
 
@@ -101,6 +112,9 @@ class AsStore(Protocol):
         ...
 
     def log_token(self, token: IssuedToken) -> None: ...
+    def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
+        """The newest token issued to ``client_id`` for ``audience`` bound to ``pop_kid``."""
+        ...
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
 
     def load_sequence_number(self, context_name: str) -> int | None: ...
