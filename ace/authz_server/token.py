@@ -21,11 +21,13 @@ from ace.authz_server.policy import granted_scope
 from ace.cbor.labels import AceProfile, ContentFormat, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, DecodeError, ErrorCode, RemoteError
+from ace.profiles import dtls
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, IssuedToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
+from ace.tokens.keys import symmetric_key
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -87,44 +89,62 @@ class TokenEndpoint:
             raise DecodeError("unknown audience", error_code=ErrorCode.INVALID_REQUEST)
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
-        self._check_pop_request(request, profile)
+        update_kid = self._check_pop_request(request, profile, client, rs)
         now = int(self.clock())
         cti = _cti_bytes(self.store.next_cti())
-        cnf = self._pop_key(cti)
+        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, update_kid)
         p = self.policy
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
-            exp=now + rs.token_lifetime, iat=now if p.include_iat else None, cti=cti, cnf=cnf, scope=scope,
+            exp=now + rs.token_lifetime, iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope,
             cnonce=request.cnonce,
         )
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
         self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
-            expires_at=now + rs.token_lifetime, token_hash=hashlib.sha256(token).digest(),
+            expires_at=now + rs.token_lifetime, token_hash=hashlib.sha256(token).digest(), pop_kid=pop_kid,
         ))
         response = AccessTokenResponse(
-            access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=cnf,
+            access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf,
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
         )
         return IssueResult(response, claims, client.client_id)
 
-    @staticmethod
-    def _check_pop_request(request: AccessTokenRequest, profile: int) -> None:
-        """Refuse what we cannot serve before any state changes (no cti is used up)."""
-        if profile != AceProfile.COAP_OSCORE:
+    def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
+                           rs: RsRecord) -> bytes | None:
+        """Refuse what we cannot serve before any state changes (no cti is used up); returns
+        the kid of the PoP key to keep when the client asks to update its access rights."""
+        if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS):
             raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
-        if request.req_cnf is not None:  # RFC 9203 §3.1: the AS provides the key; update via kid comes later
-            raise DecodeError("req_cnf is not supported with coap_oscore here",
-                              error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        if profile == AceProfile.COAP_DTLS and rs.token_kind != "encrypt0":  # the PSK travels in cnf
+            log.warning("RS %s gets %s tokens: a DTLS PSK cannot travel in them", rs.audience, rs.token_kind)
+            raise DecodeError("coap_dtls needs encrypted tokens for this RS",
+                              error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        match request.req_cnf:
+            case None:
+                return None
+            case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
+                previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
+                if previous is None or (previous.expires_at is not None and previous.expires_at <= self.clock()):
+                    raise DecodeError("req_cnf kid names no live key of this client")  # invalid_request
+                return kid
+            case _:  # asymmetric PoP keys come with the EDHOC profile
+                raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
-    def _pop_key(self, cti: bytes) -> Cnf:
+    def _pop_key(self, profile: int, cti: bytes, update_kid: bytes | None) -> tuple[Cnf, Cnf | None, bytes]:
+        """(cnf of the token, cnf of the response, the key's id)."""
+        if update_kid is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
+            return KidCnf(update_kid), None, update_kid
+        if profile == AceProfile.COAP_DTLS:  # RFC 9202 §3.2: a symmetric key, its kid the psk_identity
+            key = symmetric_key(self.rng(dtls.PSK_LEN), kid=dtls.mint_kid(self.rng))
+            return CoseKeyCnf(key), CoseKeyCnf(key), key.kid or b""
         p = self.policy
         material = OscoreInputMaterial(
             id=cti, ms=self.rng(MASTER_SECRET_LEN),  # RFC 9203 §2: id unique among this AS's materials
             salt=self.rng(p.salt_len) if p.salt_len else None,
             context_id=self.rng(p.context_id_len) if p.context_id_len else None,
         )
-        return OscoreCnf(material)
+        return OscoreCnf(material), OscoreCnf(material), cti
 
 
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:

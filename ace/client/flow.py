@@ -26,9 +26,10 @@ from ace.cbor.messages import (
     ErrorResponse,
 )
 from ace.errors import AceError, DecodeError, RemoteError
-from ace.profiles import oscore
+from ace.profiles import dtls, oscore
+from ace.profiles.dtls import DtlsChannel
 from ace.profiles.oscore import OscoreContextParams
-from ace.tokens.cnf import OscoreCnf
+from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
@@ -42,6 +43,7 @@ class ClientConfig:
     scope: str | bytes | None = None  # overrides the hints' scope
     authz_info_path: str = "/authz-info"
     ask_profile: bool = False
+    profile: int | None = None  # ask the AS for this ACE profile (None: the AS chooses)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +65,7 @@ class Session:
 
     origin: str
     token: bytes = field(repr=False)
-    context: OscoreContextParams = field(repr=False)
+    context: OscoreContextParams | DtlsChannel = field(repr=False)
     expires_at: float | None
     scope: str | bytes | None
     id: int = 0
@@ -98,6 +100,7 @@ class SendTokenRequest:
 class SendAuthzInfo:
     uri: str
     payload: bytes
+    content_format: int = ContentFormat.ACE_CBOR  # application/cwt for the DTLS profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,8 @@ class ClientFlow:
         self._request: ResourceRequest | None = None
         self._state = "idle"
         self._retried = False
-        self._pending: tuple[AccessTokenResponse, bytes, bytes] | None = None  # response, N1, our ID
+        # the token response and what the channel needs: (N1, our Recipient ID) or the DTLS PSK
+        self._pending: tuple[AccessTokenResponse, tuple[bytes, bytes] | DtlsChannel] | None = None
         self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
     # -- entry points -----------------------------------------------------------------
@@ -158,7 +162,7 @@ class ClientFlow:
 
     def drop_session(self, origin: str) -> None:
         session = self.sessions.pop(origin, None)
-        if session is not None:
+        if session is not None and isinstance(session.context, OscoreContextParams):
             self._ids.release(session.context.recipient_id)
 
     # -- steps --------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class ClientFlow:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
         request = AccessTokenRequest(
             client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
-            cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile,
+            cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile, ace_profile=c.profile,
         )
         self._state = "token"
         return SendTokenRequest(as_uri, request.encode())
@@ -194,26 +198,46 @@ class ClientFlow:
             err = _error_map(response)
             return self._fail("token", f"AS refused: {err.error if err else response.code}", response, err)
         token_response = AccessTokenResponse.decode(response.payload)
-        if token_response.ace_profile not in (None, AceProfile.COAP_OSCORE):
-            raise DecodeError(f"AS chose profile {token_response.ace_profile}, this client speaks coap_oscore")
-        if not isinstance(token_response.cnf, OscoreCnf):
-            raise DecodeError("token response without OSCORE_Input_Material in cnf")
-        oscore.validate_material(token_response.cnf.material)
         assert self._request is not None
+        profile = _profile_of(token_response)
+        uri = self._request.origin + self.config.authz_info_path
+        if profile == AceProfile.COAP_DTLS:  # RFC 9202 §3.3: the token itself, application/cwt
+            assert isinstance(token_response.cnf, CoseKeyCnf)
+            self._pending = (token_response, dtls.channel_from_key(token_response.cnf.key))
+            self._state = "authz-info"
+            return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
+        assert isinstance(token_response.cnf, OscoreCnf)
+        oscore.validate_material(token_response.cnf.material)
         nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate()
-        self._pending = (token_response, nonce1, my_id)
+        self._pending = (token_response, (nonce1, my_id))
         self._state = "authz-info"
         payload = AuthzInfoRequest(access_token=token_response.access_token, nonce1=nonce1,
                                    ace_client_recipientid=my_id).encode()
-        return SendAuthzInfo(self._request.origin + self.config.authz_info_path, payload)
+        return SendAuthzInfo(uri, payload)
 
     def _after_authz(self, response: Response) -> Action:
         assert self._pending is not None and self._request is not None
-        token_response, nonce1, my_id = self._pending
+        token_response, channel = self._pending
         self._pending = None
+        my_id = channel[1] if isinstance(channel, tuple) else None
         if response.code != (2, 1):
-            self._ids.release(my_id)
+            if my_id is not None:
+                self._ids.release(my_id)
             return self._fail("authz-info", f"RS refused the token: {response.code}", response)
+        context: OscoreContextParams | DtlsChannel = (
+            channel if isinstance(channel, DtlsChannel) else self._derive(token_response, response, *channel))
+        self.drop_session(self._request.origin)
+        expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
+        session = Session(origin=self._request.origin, token=token_response.access_token, context=context,
+                          expires_at=expires, scope=token_response.scope or self.config.scope,
+                          id=self._next_session)
+        self._next_session += 1
+        self.sessions[session.origin] = session
+        self._state = "protected"
+        return SendResource(self._request, session)
+
+    def _derive(self, token_response: AccessTokenResponse, response: Response, nonce1: bytes,
+                my_id: bytes) -> OscoreContextParams:
         assert isinstance(token_response.cnf, OscoreCnf)
         try:  # RFC 9203 §4.2: equal IDs or a missing parameter: MUST NOT derive a context
             answer = AuthzInfoResponse.decode(response.payload)
@@ -223,15 +247,7 @@ class ClientFlow:
         except RemoteError:
             self._ids.release(my_id)
             raise
-        self.drop_session(self._request.origin)
-        expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
-        session = Session(origin=self._request.origin, token=token_response.access_token, context=params,
-                          expires_at=expires, scope=token_response.scope or self.config.scope,
-                          id=self._next_session)
-        self._next_session += 1
-        self.sessions[session.origin] = session
-        self._state = "protected"
-        return SendResource(self._request, session)
+        return params
 
     def _after_protected(self, response: Response) -> Action:
         assert self._request is not None
@@ -265,3 +281,15 @@ def _error_map(response: Response) -> ErrorResponse | None:
 
 __all__ = ["Action", "ClientConfig", "ClientFlow", "Done", "Failed", "ResourceRequest", "Response",
            "SendAuthzInfo", "SendResource", "SendTokenRequest", "Session"]
+
+
+def _profile_of(response: AccessTokenResponse) -> int:
+    """The profile the AS chose; absent (RFC 9200 §5.8.2: the client knows), it follows from cnf."""
+    profile = response.ace_profile
+    if profile is None:
+        profile = AceProfile.COAP_DTLS if isinstance(response.cnf, CoseKeyCnf) else AceProfile.COAP_OSCORE
+    if profile == AceProfile.COAP_OSCORE and isinstance(response.cnf, OscoreCnf):
+        return profile
+    if profile == AceProfile.COAP_DTLS and isinstance(response.cnf, CoseKeyCnf):
+        return profile
+    raise DecodeError(f"token response: profile {profile} with a cnf this client cannot use")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import aiocoap
 from aiocoap import oscore
@@ -37,6 +37,9 @@ from ace.client.flow import (
 from ace.coap import contexts
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import pair_of
+from ace.errors import ConfigError
+from ace.profiles.dtls import DtlsChannel
+from ace.profiles.oscore import OscoreContextParams
 from ace.store.base import OscoreSecret
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,11 @@ class Exchange:
     elapsed: float
 
 
+def _with_port(parts: SplitResult, port: int) -> str:
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def origin_of(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -72,14 +80,15 @@ def origin_of(uri: str) -> str:
 class ClientRunner:
     def __init__(self, flow: ClientFlow, *, as_secret: OscoreSecret | None, as_uri: str | None,
                  seqno_store: SequenceNumberStore, observer: Callable[[Exchange], None] | None = None,
-                 timeout: float = REQUEST_TIMEOUT) -> None:
+                 timeout: float = REQUEST_TIMEOUT, dtls_port_offset: int = 1) -> None:
         self.flow, self.as_secret, self.as_uri = flow, as_secret, as_uri
         self.seqno_store, self.observer, self.timeout = seqno_store, observer, timeout
+        self.dtls_port_offset = dtls_port_offset
         self.context: Any = None
         self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
 
     async def start(self) -> None:
-        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
         if self.as_secret is not None and self.as_uri is not None:
             as_origin = origin_of(aiocoap.Message(code=aiocoap.POST, uri=self.as_uri).get_request_uri())
             self.context.client_credentials[as_origin + "/*"] = contexts.from_secret(
@@ -106,13 +115,38 @@ class ClientRunner:
     async def _perform(self, action: SendResource | SendTokenRequest | SendAuthzInfo) -> Response:
         if isinstance(action, SendTokenRequest):
             return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR, None)
-        if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1: always unprotected
-            return await self._send("authz-info", "POST", action.uri, action.payload, ContentFormat.ACE_CBOR, PLAIN)
+        if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1, RFC 9202 §3.3: unprotected
+            return await self._send("authz-info", "POST", self.plain_uri(action.uri), action.payload,
+                                    action.content_format, PLAIN)
         req, session = action.request, action.session
         if session is None:
-            return await self._send("resource", req.method, req.uri, req.payload, req.content_format, PLAIN)
+            return await self._send("resource", req.method, self.plain_uri(req.uri), req.payload,
+                                    req.content_format, PLAIN)
+        if isinstance(session.context, DtlsChannel):  # RFC 9202: the same request over DTLS with the PSK
+            uri = self.secure_uri(req.uri)
+            return await self._send("resource (DTLS)", req.method, uri, req.payload, req.content_format,
+                                    self._dtls_credentials(session.context))
         return await self._send("resource (protected)", req.method, req.uri, req.payload, req.content_format,
                                 self._rs_context(session))
+
+    def plain_uri(self, uri: str) -> str:
+        """coaps://h:p/x -> coap://h:(p - offset)/x: where the RS takes unprotected requests."""
+        parts = urlsplit(uri)
+        if parts.scheme != "coaps":
+            return uri
+        return urlunsplit(("coap", _with_port(parts, (parts.port or 5684) - self.dtls_port_offset), *parts[2:]))
+
+    def secure_uri(self, uri: str) -> str:
+        """coap://h:p/x -> coaps://h:(p + offset)/x: the RS's DTLS port (aiocoap's tinydtls server)."""
+        parts = urlsplit(uri)
+        if parts.scheme != "coap":
+            return uri
+        return urlunsplit(("coaps", _with_port(parts, (parts.port or 5683) + self.dtls_port_offset), *parts[2:]))
+
+    def _dtls_credentials(self, channel: DtlsChannel) -> Any:
+        if b"\0" in channel.identity:  # aiocoap's client cuts identities at the first zero byte
+            raise ConfigError("this DTLS client cannot use a psk_identity holding 0x00")
+        return aiocoap.credentials.DTLS(psk=channel.key, client_identity=channel.identity)
 
     def _rs_context(self, session: Session) -> MemoryOscoreContext:
         known = self._rs_contexts.get(session.origin)
@@ -120,13 +154,15 @@ class ClientRunner:
             return known[1]
         if known is not None:  # a new session with this RS: the old context is never used again
             known[1].invalidate()
+        assert isinstance(session.context, OscoreContextParams)
         ctx = contexts.from_params(session.context, claims=[session.origin])
         self._rs_contexts[session.origin] = (session.id, ctx)
         return ctx
 
     async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
-                    security: MemoryOscoreContext | _Plain | None) -> Response:
-        """Send one request; ``security``: a context for the origin, PLAIN, or None (as configured)."""
+                    security: Any) -> Response:
+        """Send one request; ``security``: an OSCORE context or DTLS credentials for the origin,
+        PLAIN, or None (as configured)."""
         msg = aiocoap.Message(code=aiocoap.Code[method.upper()], uri=uri, payload=payload)
         if content_format is not None:
             msg.opt.content_format = int(content_format)

@@ -23,6 +23,7 @@ from aiocoap.transports.oscore import OSCOREAddress
 from ace.coap import contexts
 from ace.coap.render import ace_message, error_message
 from ace.errors import RemoteError
+from ace.profiles.oscore import OscoreContextParams
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 
@@ -87,10 +88,13 @@ class RsServer:
 
     def install(self, binding: Binding, dropped: list[Binding]) -> None:
         for gone in dropped:
-            self.index.remove(gone.label, gone.context.id_context)
-        if self.index.get_oscore_context_for({4: binding.label, 10: binding.context.id_context}) is None:
-            self.index.add(contexts.from_params(binding.context, claims=[binding.label],
-                                                expires_at=binding.expires_at, clock=self.core.clock))
+            if isinstance(gone.context, OscoreContextParams):
+                self.index.remove(gone.label, gone.context.id_context)
+        params = binding.context
+        if isinstance(params, OscoreContextParams) and (
+                self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None):
+            self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
+                                                clock=self.core.clock))
 
     def reconcile(self) -> int:
         """Drop contexts whose binding is gone (expired, superseded); returns how many."""

@@ -1,24 +1,30 @@
-"""The RS core for the OSCORE profile: POST /authz-info and access decisions, sans I/O.
+"""The RS core: POST /authz-info and access decisions for both profiles, sans I/O.
 
-``authz_info`` (RFC 9203 §4.1–4.3, RFC 9200 §5.10.1) verifies the token, checks the
-nonce and recipient ID, picks N2 and a fresh Recipient ID, derives the OSCORE context
-parameters and stores a ``Binding``; a retransmitted POST (same token, same N1) gets the
-same answer and changes nothing. ``authorize`` decides a request from the binding label the
-secure channel reported: none or unknown or expired → 4.01 with AS Request Creation Hints
-(RFC 9200 §5.3); resource not in scope → 4.03; method not in scope → 4.05 (§5.10.2).
-The I/O layer installs ``outcome.binding.context`` and removes the contexts of bindings the
-core reports gone (``dropped``, ``sweep``).
+``authz_info`` (RFC 9200 §5.10.1) verifies the token and binds it to a secure channel:
+OSCORE (RFC 9203 §4.1–4.3: an ace+cbor map with N1 and the client's Recipient ID; we pick
+N2 and our Recipient ID and derive the context) or DTLS (RFC 9202 §3.3: the token itself;
+its symmetric cnf key becomes the PSK, its kid the psk_identity). A token for the same
+client or PoP key replaces the older binding; a retransmitted POST gets the same answer and
+changes nothing; a token POSTed over an existing channel updates that channel's rights when
+it is bound to the same key (RFC 9203 §4.1, RFC 9202 §3.4). ``authorize`` decides a request
+from the label of the channel that protected it: none, unknown or expired → 4.01 with AS
+Request Creation Hints (RFC 9200 §5.3); resource not in scope → 4.03; method not in scope
+→ 4.05 (§5.10.2). The I/O layer installs ``binding.context`` and removes the channels of
+the bindings the core reports gone (``dropped``, ``sweep``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ace.cbor.labels import ContentFormat
+from ace.cbor import codec
+from ace.cbor.codec import MapReader
+from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, parse_scope
 from ace.errors import (
@@ -29,10 +35,11 @@ from ace.errors import (
     ErrorCode,
     RemoteError,
 )
-from ace.profiles import oscore
+from ace.profiles import dtls, oscore
 from ace.redact import token as redact_token
 from ace.rs.store import DEFAULT_MAX_TOKENS, Binding, BindingStore
-from ace.tokens.cnf import OscoreCnf
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, verify_token
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class RsConfig:
     hint_scope: str | bytes | None = None  # scope suggested in creation hints
     max_tokens: int = DEFAULT_MAX_TOKENS
     skew: float = DEFAULT_SKEW
+    profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)  # what this RS's transport offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +84,31 @@ class ResourceServer:
 
     # -- E: POST /authz-info ------------------------------------------------------------
 
-    def authz_info(self, payload: bytes, content_format: int | None = None) -> AuthzInfoOutcome:
+    def authz_info(self, payload: bytes, content_format: int | None = None, *,
+                   channel_label: bytes | None = None) -> AuthzInfoOutcome:
+        """POST /authz-info. ``channel_label``: the binding whose secure channel (OSCORE context
+        or DTLS session) protected the POST, None when it came unprotected."""
+        if channel_label is not None:
+            return self._update(payload, content_format, channel_label)
+        if content_format == ContentFormat.CWT or (content_format is None and not _is_map(payload)):
+            if AceProfile.COAP_DTLS not in self.config.profiles:
+                raise DecodeError("this RS does not offer the DTLS profile")
+            return self._authz_info_dtls(payload)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
         if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9203 §4.1: application/ace+cbor
-            raise RemoteError("content format must be application/ace+cbor", error_code=None,
-                              coap_code=UNSUPPORTED_CONTENT_FORMAT)
-        request = AuthzInfoRequest.decode(payload)
+            raise RemoteError("content format must be application/ace+cbor or application/cwt",
+                              error_code=None, coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        return self._authz_info_oscore(AuthzInfoRequest.decode(payload))
+
+    def _authz_info_oscore(self, request: AuthzInfoRequest) -> AuthzInfoOutcome:
+        if AceProfile.COAP_OSCORE not in self.config.profiles:
+            raise DecodeError("this RS does not offer the OSCORE profile")
         oscore.check_nonce(request.nonce1, "nonce1")
         oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid")
-        now = self.clock()
         token_hash = hashlib.sha256(request.access_token).digest()
         known = self.bindings.by_token_hash(token_hash)
-        if known is not None and known.nonce1 == request.nonce1 and not known.expired(now):
+        if known is not None and known.nonce1 == request.nonce1 and not known.expired(self.clock()):
             return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
-        claims = verify_token(request.access_token, self.keys, audience=self.config.audience,
-                              clock=self.clock, skew=self.config.skew)
+        claims = self._verify(request.access_token)
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
@@ -97,31 +116,83 @@ class ResourceServer:
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
-        client_key = b"sub:" + claims.sub.encode() if claims.sub is not None else b"osc:" + material.id
-        dropped = self.bindings.for_client(client_key)
-        for b in dropped:
-            self._drop(b)
+        dropped = self._supersede(_client_key(claims.sub, b"osc:" + material.id))
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
                                sender_id=request.ace_client_recipientid, recipient_id=server_rid)
         response = AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode()
-        # the skew that let the token in also bounds its use (else it could arrive expired)
-        expires = float(claims.exp) + self.config.skew if claims.exp is not None else None
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
-                          expires_at=expires, nonce1=request.nonce1, response=response, context=params,
-                          client_key=client_key, pop_id=material.id)
+                          expires_at=self._expiry(claims.exp), nonce1=request.nonce1, response=response,
+                          context=params, client_key=_client_key(claims.sub, b"osc:" + material.id),
+                          pop_id=material.id)
+        return self._store(binding, dropped, request.access_token)
+
+    def _authz_info_dtls(self, token: bytes) -> AuthzInfoOutcome:
+        token_hash = hashlib.sha256(token).digest()
+        known = self.bindings.by_token_hash(token_hash)
+        if known is not None and not known.expired(self.clock()):
+            return AuthzInfoOutcome(b"", known, False, [])  # the same token again: nothing changes
+        claims = self._verify(token)
+        if not isinstance(claims.cnf, CoseKeyCnf):  # RFC 9202 §3.2: a symmetric key (RPK: not here)
+            raise DecodeError("token cnf holds no COSE_Key for DTLS", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        channel = dtls.channel_from_key(claims.cnf.key)
+        scope = self._usable_scope(claims.scope)
+        client_key = _client_key(claims.sub, b"psk:" + channel.identity)
+        dropped = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1: one token per PoP key
+        binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
+                          expires_at=self._expiry(claims.exp), nonce1=b"", response=b"", context=channel,
+                          client_key=client_key, pop_id=channel.identity)
+        return self._store(binding, dropped, token)
+
+    def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
+        """A new token over the channel of an existing one: same PoP key, new rights
+        (RFC 9203 §4.1: protected POST, kid = the OSCORE material id; RFC 9202 §3.4)."""
+        current = self.bindings.get(label)
+        if current is None or current.expired(self.clock()):
+            raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
+        token = _token_of(payload, content_format)
+        claims = self._verify(token)
+        if not _same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
+            raise RemoteError("the new token is not bound to this channel's key", error_code=None,
+                              coap_code=UNAUTHORIZED)
+        scope = self._usable_scope(claims.scope)
+        binding = replace(current, token_hash=hashlib.sha256(token).digest(), claims=claims, scope=scope,
+                          expires_at=self._expiry(claims.exp))
+        self.bindings.remove(label)
+        self.bindings.add(binding, self.clock())
+        log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
+        return AuthzInfoOutcome(b"", binding, True, [])
+
+    def _verify(self, token: bytes) -> AccessTokenClaims:
+        return verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
+                            skew=self.config.skew)
+
+    def _expiry(self, exp: float | None) -> float | None:
+        # the skew that let the token in also bounds its use (else it could arrive expired)
+        return float(exp) + self.config.skew if exp is not None else None
+
+    def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> list[Binding]:
+        dropped = self.bindings.for_client(client_key)
+        same_label = self.bindings.get(also) if also is not None else None
+        if same_label is not None and same_label not in dropped:
+            dropped.append(same_label)
+        for b in dropped:
+            self._drop(b)
+        return dropped
+
+    def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
         try:
-            purged = self.bindings.add(binding, now)
+            purged = self.bindings.add(binding, self.clock())
         except RemoteError:
-            self.ids.release(server_rid)
+            if not isinstance(binding.context, dtls.DtlsChannel):
+                self.ids.release(binding.label)
             raise
         for b in purged:  # the superseded ones were released by _drop already
             self.ids.release(b.label)
-        dropped += purged
-        log.info("accepted %s, scope %r, context rid %s", redact_token(request.access_token),
-                 claims.scope, server_rid.hex())
-        return AuthzInfoOutcome(response, binding, True, dropped)
+        log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
+                 binding.label.hex())
+        return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
 
     def _usable_scope(self, raw: str | bytes | None) -> Scope:
         if raw is None:  # RFC 9200 §5.10.1.1: claims the RS cannot process → 4.00
@@ -133,7 +204,7 @@ class ResourceServer:
 
     def _drop(self, binding: Binding) -> None:
         self.bindings.remove(binding.label)
-        self.ids.release(binding.label)
+        self.ids.release(binding.label)  # a no-op for DTLS labels (never in the pool)
 
     # -- F: access to resources ---------------------------------------------------------
 
@@ -169,3 +240,30 @@ class ResourceServer:
         for b in gone:
             self.ids.release(b.label)
         return gone
+
+
+def _is_map(payload: bytes) -> bool:
+    return bool(payload) and payload[0] >> 5 == 5  # CBOR major type 5
+
+
+def _client_key(sub: str | None, fallback: bytes) -> bytes:
+    """"The same client": its sub claim if the token has one, else its PoP key."""
+    return b"sub:" + sub.encode() if sub is not None else fallback
+
+
+def _token_of(payload: bytes, content_format: int | None) -> bytes:
+    """The token of an update: an ace+cbor map holding only access_token (RFC 9203 §4.1) or the
+    token itself (RFC 9202 §3.4)."""
+    if content_format == ContentFormat.CWT or not _is_map(payload):
+        return payload
+    return MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param).bytes_(
+        Param.ACCESS_TOKEN, required=True)
+
+
+def _same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
+    match claims.cnf:
+        case KidCnf(kid):
+            return hmac.compare_digest(kid, current.pop_id)
+        case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
+            return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
+    return False

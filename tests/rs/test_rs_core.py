@@ -365,7 +365,8 @@ BAD_INPUT = [
     Bad("no-scope", post(token(scope=None)), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
     Bad("unknown-text-scope", post(token(scope="foobar")), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
     Bad("wrong-content-format", post(token()), RemoteError, None, (4, 15), ContentFormat.CBOR),
-    Bad("content-format-cwt", post(token()), RemoteError, None, (4, 15), ContentFormat.CWT),
+    # application/cwt announces a bare token (the DTLS profile, RFC 9202 §3.3): a map is no token
+    Bad("content-format-cwt", post(token()), DecodeError, ErrorCode.INVALID_REQUEST, (4, 0), ContentFormat.CWT),
 ]
 
 

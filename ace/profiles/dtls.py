@@ -1,0 +1,59 @@
+"""The DTLS profile's key material (RFC 9202 §3), sans I/O.
+
+With a symmetric PoP key the client's DTLS psk_identity is the kid of the key in the token's
+cnf (RFC 9202 §3.3.1), and the key itself is the PSK. Limits of the stack we run on are
+enforced here, before anything reaches tinydtls: identities of at most 32 bytes, keys of at
+most 16 bytes (DTLSSocket copies the key without a length check), and, for kids this AS
+mints, no 0x00 byte (aiocoap's DTLS client cuts an identity at the first zero byte). The
+variant that sends the whole token as psk_identity cannot fit 32 bytes and is not offered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ace.errors import DecodeError, ErrorCode
+from ace.tokens.keys import CoseKey
+
+PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
+MAX_IDENTITY = 32  # tinydtls
+KID_LEN = 8  # kids minted by this AS
+LABEL_PREFIX = b"dtls-psk-identity:"  # binding labels: never a valid OSCORE recipient ID (> 7 bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsChannel:
+    """What a DTLS session needs from a token: the PSK and its identity."""
+
+    identity: bytes
+    key: bytes = field(repr=False)
+
+    @property
+    def label(self) -> bytes:
+        return LABEL_PREFIX + self.identity
+
+
+def label_for(identity: bytes) -> bytes:
+    return LABEL_PREFIX + identity
+
+
+def channel_from_key(key: CoseKey) -> DtlsChannel:
+    """The PSK and identity of a cnf COSE_Key, or DecodeError (4.00) if it cannot be one."""
+    if not key.is_symmetric or key.k is None:
+        raise DecodeError("DTLS profile: only symmetric PoP keys (no raw public keys here)",
+                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    if not key.kid:  # RFC 9202 §3.3.1: the psk_identity is the key's kid
+        raise DecodeError("DTLS profile: the PoP key has no kid to use as psk_identity")
+    if len(key.kid) > MAX_IDENTITY:
+        raise DecodeError(f"DTLS profile: kid longer than {MAX_IDENTITY} bytes",
+                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    if len(key.k) > PSK_LEN:
+        raise DecodeError(f"DTLS profile: keys longer than {PSK_LEN} bytes are not supported",
+                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    return DtlsChannel(key.kid, key.k)
+
+
+def mint_kid(rng: Callable[[int], bytes]) -> bytes:
+    """A random kid without 0x00 bytes (usable as identity by aiocoap's client)."""
+    return bytes((b % 255) + 1 for b in rng(KID_LEN))
