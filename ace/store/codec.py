@@ -2,7 +2,10 @@
 
 The SQLite store keeps one column per record field; the few composite fields are encoded
 here: ``profiles`` as a CBOR array, an RS ``token_key`` as its COSE_Key CBOR (RFC 9052 §7),
-an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable columns. Scopes stay ``str`` or
+an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable columns, a client's ``DtlsPsk`` (RFC
+4279) as two (``psk_identity``, ``psk``: both NULL or both set; SQLite's ``ALTER TABLE`` that
+added them cannot add a CHECK over two columns, so ``psk_from_columns`` refuses a row with
+only one, and the store's triggers refuse to write one). Scopes stay ``str`` or
 ``bytes`` as given (text scope vs AIF, RFC 9237). Values read back that do not have the
 stored type mean a damaged file and raise ``ConfigError`` naming the column, never its
 value. The checks (``check_*``) are what ``memory`` and ``sqlite`` both enforce, so the
@@ -16,7 +19,7 @@ from typing import TypeVar
 
 from ace.cbor import codec
 from ace.errors import ConfigError, DecodeError
-from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, DtlsPsk, Grant, IssuedToken, OscoreSecret, RsRecord
 from ace.tokens.keys import CoseKey
 
 T = TypeVar("T")
@@ -25,6 +28,10 @@ OscoreColumns = tuple[bytes | None, bytes | None, bytes | None, bytes | None, by
 OSCORE_COLUMNS = ("osc_ms", "osc_sender_id", "osc_recipient_id", "osc_salt", "osc_id_context", "osc_alg", "osc_hkdf")
 TOKEN_KINDS = frozenset({"encrypt0", "sign1", "mac0"})
 MAX_SEQUENCE_NUMBER = 2**63 - 1  # SQLite INTEGER; OSCORE needs at most 2**40 - 1 (RFC 8613 §7.2.1)
+# tinydtls (DTLSSocket): DTLS_PSK_MAX_CLIENT_IDENTITY_LEN and DTLS_PSK_MAX_KEY_LEN; a longer key
+# would overflow the fixed-size buffer the C library copies it into.
+MAX_PSK_IDENTITY = 32
+MAX_PSK_KEY = 16
 
 
 def _typed(value: object, kind: type[T], column: str) -> T:
@@ -72,10 +79,24 @@ def check_scope(scope: object) -> None:
         raise TypeError(f"scope must be str (text scope) or bytes (AIF), not {type(scope).__name__}")
 
 
+def check_psk(psk: object) -> None:
+    """A ``DtlsPsk`` within tinydtls' limits; the messages name the limit, never the key."""
+    if not isinstance(psk, DtlsPsk):
+        raise TypeError(f"psk must be a DtlsPsk, not {type(psk).__name__}")
+    check_bytes(psk.identity, "psk identity")
+    check_bytes(psk.key, "psk key")
+    if not 1 <= len(psk.identity) <= MAX_PSK_IDENTITY:
+        raise ValueError(f"psk identity must be 1 to {MAX_PSK_IDENTITY} bytes long (tinydtls limit)")
+    if not 1 <= len(psk.key) <= MAX_PSK_KEY:
+        raise ValueError(f"psk key must be 1 to {MAX_PSK_KEY} bytes long (tinydtls limit)")
+
+
 def check_client(client: ClientRecord) -> None:
     if not client.client_id:
         raise ValueError("client_id must not be empty")
     _check_profiles(client.profiles)
+    if client.psk is not None:
+        check_psk(client.psk)
 
 
 def check_rs(rs: RsRecord) -> None:
@@ -97,6 +118,14 @@ def check_grant(grant: Grant) -> None:
 def check_token(token: IssuedToken) -> None:
     if token.scope is not None:
         check_scope(token.scope)
+    if token.pop_kid is not None:
+        check_bytes(token.pop_kid, "pop_kid")
+
+
+def check_bytes(value: object, name: str) -> None:
+    """``bytes`` exactly (a ``bytearray`` would match in one store and not round-trip in the other)."""
+    if type(value) is not bytes:
+        raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
 
 
 def check_sequence_number(context_name: str, value: int) -> None:
@@ -112,6 +141,14 @@ def same_oscore_kid(oscore: OscoreSecret | None, recipient_id: bytes, id_context
 
 def duplicate_kid_error(client_id: str, other: str) -> ValueError:
     return ValueError(f"client {client_id!r}: its OSCORE recipient id and id context are already used by {other!r}")
+
+
+def same_psk_identity(psk: DtlsPsk | None, identity: bytes) -> bool:
+    return psk is not None and psk.identity == identity
+
+
+def duplicate_psk_error(client_id: str, other: str) -> ValueError:
+    return ValueError(f"client {client_id!r}: its PSK identity is already used by {other!r}")
 
 
 # --- composite columns ----------------------------------------------------------------
@@ -163,23 +200,38 @@ def oscore_from_columns(cols: Row) -> OscoreSecret | None:
     )
 
 
+def psk_columns(psk: DtlsPsk | None) -> tuple[bytes | None, bytes | None]:
+    return (None, None) if psk is None else (psk.identity, psk.key)
+
+
+def psk_from_columns(identity: object, key: object) -> DtlsPsk | None:
+    """``PSK_COLUMNS`` back into a key: both NULL is none, exactly one NULL a damaged row."""
+    if identity is None and key is None:
+        return None
+    if identity is None or key is None:
+        raise ConfigError("store damaged: columns psk_identity and psk must be both NULL or both set")
+    return DtlsPsk(identity=blob(identity, "psk_identity"), key=blob(key, "psk"))
+
+
 # --- whole records ----------------------------------------------------------------------
 
-CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS)
+PSK_COLUMNS = ("psk_identity", "psk")
+CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS, *PSK_COLUMNS)
 RS_COLUMNS = (
     "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
-TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash")
+TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid")
 
 
 def client_row(c: ClientRecord) -> tuple[object, ...]:
-    return (c.client_id, encode_profiles(c.profiles), *oscore_columns(c.oscore))
+    return (c.client_id, encode_profiles(c.profiles), *oscore_columns(c.oscore), *psk_columns(c.psk))
 
 
 def client_from_row(row: Row) -> ClientRecord:
     return ClientRecord(
-        client_id=text(row[0], "client_id"), profiles=decode_profiles(row[1]), oscore=oscore_from_columns(row[2:9])
+        client_id=text(row[0], "client_id"), profiles=decode_profiles(row[1]), oscore=oscore_from_columns(row[2:9]),
+        psk=psk_from_columns(row[9], row[10]),
     )
 
 
@@ -211,7 +263,7 @@ def grant_from_row(row: Row) -> Grant:
 
 
 def token_row(t: IssuedToken) -> tuple[object, ...]:
-    return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash)
+    return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash, t.pop_kid)
 
 
 def token_from_row(row: Row) -> IssuedToken:
@@ -223,4 +275,5 @@ def token_from_row(row: Row) -> IssuedToken:
         issued_at=integer(row[4], "issued_at"),
         expires_at=opt_integer(row[5], "expires_at"),
         token_hash=blob(row[6], "token_hash"),
+        pop_kid=opt_blob(row[7], "pop_kid"),
     )

@@ -1,7 +1,8 @@
 """An ``AsStore`` in process memory, for tests and the in-memory demo.
 
 Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same ordering of
-lists, the same refusal of a second client with one OSCORE recipient id and id context,
+lists, the same refusal of a second client with one OSCORE recipient id and id context or
+one DTLS PSK identity, the newest logged token for a PoP kid,
 grants unique per client, audience and scope with text scopes and AIF bytes distinct,
 sequence numbers that never go down, newest-first token log), without durability: all
 is lost with the process. Records are frozen, so they are kept as given. Thread-safe.
@@ -54,6 +55,10 @@ class MemoryAsStore:
                 other = self._find_by_kid(client.oscore.recipient_id, client.oscore.id_context)
                 if other is not None and other.client_id != client.client_id:
                     raise rc.duplicate_kid_error(client.client_id, other.client_id)
+            if client.psk is not None:
+                other = self._find_by_psk(client.psk.identity)
+                if other is not None and other.client_id != client.client_id:
+                    raise rc.duplicate_psk_error(client.client_id, other.client_id)
             self._clients[client.client_id] = client
 
     def get_client(self, client_id: str) -> ClientRecord | None:
@@ -71,6 +76,15 @@ class MemoryAsStore:
         with self._lock:
             self._check_open()
             return self._find_by_kid(recipient_id, id_context)
+
+    def _find_by_psk(self, identity: bytes) -> ClientRecord | None:
+        return next((c for c in self._clients.values() if rc.same_psk_identity(c.psk, identity)), None)
+
+    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None:
+        rc.check_bytes(identity, "psk identity")
+        with self._lock:
+            self._check_open()
+            return self._find_by_psk(identity)
 
     def list_clients(self) -> list[ClientRecord]:
         with self._lock:
@@ -153,6 +167,14 @@ class MemoryAsStore:
                 raise ValueError("a token with this cti is already logged")
             self._ctis.add(token.cti)
             self._tokens.append(token)
+
+    def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
+        """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
+        rc.check_bytes(pop_kid, "pop_kid")
+        with self._lock:
+            self._check_open()
+            return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
+                         and t.pop_kid == pop_kid), None)
 
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
         """The most recent ``limit`` tokens, newest first."""

@@ -1,16 +1,17 @@
 """The AS's embedded default store: one SQLite file, durable when each call returns.
 
-Implements ``AsStore`` (clients, RSs, grants, issued-token log, cti counter, OSCORE sender
-sequence numbers per RFC 8613 §B.1.1) with stdlib ``sqlite3``. The file is created with mode
-0600 (it holds OSCORE master secrets and token keys) and an existing file others can read
-is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
-transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it
-never repeats one across crashes, and the token log alone commits with ``NORMAL`` (see there).
-Tables are STRICT; scopes live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237)
-keep their type. ``PRAGMA user_version`` is the schema version, ``MIGRATIONS`` brings older
-files up to date (each step recorded in ``schema_migrations``); a newer file, a damaged one
-or a foreign SQLite database raises ``ConfigError``. One connection behind a lock serves
-all threads. Neither exceptions nor logs carry secrets.
+Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs, grants,
+issued-token log with PoP kids, cti counter, OSCORE sender sequence numbers per RFC 8613
+§B.1.1) with stdlib ``sqlite3``. The file is created with mode 0600 (it holds OSCORE master
+secrets, PSKs and token keys) and an existing file others can read is refused. WAL journal with
+``synchronous=FULL``: every write is one committed, fsynced transaction before the call
+returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
+crashes, and the token log alone commits with ``NORMAL`` (see there). Tables are STRICT; scopes
+live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA
+user_version`` is the schema version, ``MIGRATIONS`` brings older files up to date (each step
+recorded in ``schema_migrations``); a newer file, a damaged one or a foreign SQLite database
+raises ``ConfigError``. One connection behind a lock serves all threads. Neither exceptions nor
+logs carry secrets.
 """
 
 from __future__ import annotations
@@ -62,6 +63,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE oscore_sequence (context_name TEXT PRIMARY KEY, value INTEGER NOT NULL,
             updated_at INTEGER NOT NULL) STRICT""",
     ),
+    # DTLS PSK of clients (RFC 9202 §3.1), PoP kid of issued tokens. ALTER TABLE cannot add a
+    # CHECK over two columns, so "psk_identity and psk both NULL or both set" is kept by the
+    # triggers (any writer) and by codec.psk_from_columns (on read), not by a table constraint.
+    2: (
+        "ALTER TABLE clients ADD COLUMN psk_identity BLOB",
+        "ALTER TABLE clients ADD COLUMN psk BLOB",
+        "CREATE UNIQUE INDEX clients_psk_identity ON clients (psk_identity) WHERE psk_identity IS NOT NULL",
+        *(f"""CREATE TRIGGER clients_psk_pair_{op} BEFORE {op} ON clients
+            WHEN (NEW.psk_identity IS NULL) <> (NEW.psk IS NULL)
+            BEGIN SELECT RAISE(ABORT, 'psk_identity and psk must be both NULL or both set'); END"""
+          for op in ("insert", "update")),
+        "ALTER TABLE issued_tokens ADD COLUMN pop_kid BLOB",
+        """CREATE INDEX issued_tokens_pop_kid ON issued_tokens (client_id, audience, pop_kid)
+            WHERE pop_kid IS NOT NULL""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -71,6 +87,9 @@ _GRANT_COLS = ", ".join(rc.GRANT_COLUMNS)
 _TOKEN_COLS = ", ".join(rc.TOKEN_COLUMNS)
 FIND_BY_KID_SQL = f"""SELECT {_CLIENT_COLS} FROM clients
     WHERE osc_recipient_id = ? AND (osc_id_context IS NULL) = ? AND ifnull(osc_id_context, x'') = ?"""
+FIND_BY_PSK_SQL = f"SELECT {_CLIENT_COLS} FROM clients WHERE psk_identity = ?"
+FIND_TOKEN_BY_POP_KID_SQL = f"""SELECT {_TOKEN_COLS} FROM issued_tokens
+    WHERE client_id = ? AND audience = ? AND pop_kid = ? ORDER BY seq DESC LIMIT 1"""
 
 
 def _upsert(table: str, columns: tuple[str, ...], stamp: str) -> str:
@@ -221,13 +240,18 @@ class SqliteAsStore:
     # --- clients ------------------------------------------------------------------------
 
     def put_client(self, client: ClientRecord) -> None:
+        """Refuses (ValueError) an OSCORE kid or a PSK identity another client already has."""
         rc.check_client(client)
         with self._tx() as conn:
+            taken = []
             if client.oscore is not None:
                 params = _kid_params(client.oscore.recipient_id, client.oscore.id_context)
-                other = conn.execute(FIND_BY_KID_SQL, params).fetchone()
+                taken.append((conn.execute(FIND_BY_KID_SQL, params).fetchone(), rc.duplicate_kid_error))
+            if client.psk is not None:
+                taken.append((conn.execute(FIND_BY_PSK_SQL, (client.psk.identity,)).fetchone(), rc.duplicate_psk_error))
+            for other, error in taken:
                 if other is not None and other[0] != client.client_id:
-                    raise rc.duplicate_kid_error(client.client_id, rc.text(other[0], "client_id"))
+                    raise error(client.client_id, rc.text(other[0], "client_id"))
             conn.execute(_PUT_CLIENT_SQL, (*rc.client_row(client), self._now()))
 
     def get_client(self, client_id: str) -> ClientRecord | None:
@@ -236,6 +260,11 @@ class SqliteAsStore:
 
     def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
         rows = self._rows(FIND_BY_KID_SQL, _kid_params(recipient_id, id_context))
+        return rc.client_from_row(rows[0]) if rows else None
+
+    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None:
+        rc.check_bytes(identity, "psk identity")
+        rows = self._rows(FIND_BY_PSK_SQL, (identity,))
         return rc.client_from_row(rows[0]) if rows else None
 
     def list_clients(self) -> list[ClientRecord]:
@@ -324,6 +353,12 @@ class SqliteAsStore:
                 raise ValueError("a token with this cti is already logged") from exc
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
+
+    def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
+        """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
+        rc.check_bytes(pop_kid, "pop_kid")
+        rows = self._rows(FIND_TOKEN_BY_POP_KID_SQL, (client_id, audience, pop_kid))
+        return rc.token_from_row(rows[0]) if rows else None
 
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
         """The most recent ``limit`` tokens, newest first."""

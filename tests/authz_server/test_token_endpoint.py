@@ -20,7 +20,7 @@ from ace.errors import DecodeError, ErrorCode, RemoteError
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import KidCnf, OscoreCnf
+from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key
@@ -283,9 +283,8 @@ BAD_INPUT = [
     Bad("profile-dtls-requested", ok_with(ace_profile=1), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
     Bad("profile-unregistered", ok_with(ace_profile=77), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
     Bad("rs-dtls-only", ok_with(audience="rs_dtls"), error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
-    Bad("rs-dtls-only-client-both", ok_with(audience="rs_dtls"), client="c_both",
-        error=ErrorCode.INCOMPATIBLE_ACE_PROFILES),
-    Bad("req-cnf-kid", ok_with(req_cnf={3: b"\x01"}), error=ErrorCode.UNSUPPORTED_POP_KEY),
+    # RFC 9203 §3.1: a req_cnf kid must name a live PoP key of this client (else invalid_request)
+    Bad("req-cnf-kid-unknown", ok_with(req_cnf={3: b"\x01"}), error=ErrorCode.INVALID_REQUEST),
     Bad("req-cnf-cose-key", ok_with(req_cnf={1: {1: 4, -1: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
     Bad("req-cnf-osc", ok_with(req_cnf={4: {0: b"\x01", 2: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
     Bad("req-cnf-unknown-method", ok_with(req_cnf={99: 1}), error=ErrorCode.UNSUPPORTED_POP_KEY),
@@ -331,12 +330,34 @@ def test_revoked_grant_is_refused(store: MemoryAsStore, endpoint: TokenEndpoint)
     assert len(store.issued_tokens()) == 1
 
 
-def test_req_cnf_kid_decodes_but_is_refused(endpoint: TokenEndpoint) -> None:
-    # RFC 9203 §3.1: req_cnf kid is for updating access rights; not supported here yet
+def test_req_cnf_kid_of_no_live_key_is_invalid_request(endpoint: TokenEndpoint) -> None:
     payload = request(audience="rs1", scope="r_temp", req_cnf=KidCnf(b"\x01"))
     with pytest.raises(DecodeError) as info:
         endpoint.handle(payload, "c1")
-    assert info.value.error_code is ErrorCode.UNSUPPORTED_POP_KEY
+    assert info.value.error_code is ErrorCode.INVALID_REQUEST
+
+
+def test_dtls_profile_gets_a_symmetric_pop_key(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    # RFC 9202 §3.2: a symmetric key with a kid (the psk_identity), in the token and the response
+    result = endpoint.handle(request(audience="rs_dtls", scope="r_temp"), "c_both")
+    resp = result.response
+    assert resp.ace_profile == AceProfile.COAP_DTLS
+    assert isinstance(resp.cnf, CoseKeyCnf) and resp.cnf == result.claims.cnf
+    key = resp.cnf.key
+    assert key.is_symmetric and len(key.k or b"") == 16 and key.kid is not None
+    assert len(key.kid) == 8 and 0 not in key.kid  # aiocoap's DTLS client cuts identities at 0x00
+    assert store.issued_tokens(1)[0].pop_kid == key.kid
+
+
+def test_update_of_access_rights_keeps_the_key(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    first = endpoint.handle(request(audience="rs_dtls", scope="r_temp"), "c_both").response
+    assert isinstance(first.cnf, CoseKeyCnf)
+    kid = first.cnf.key.kid or b""
+    update = endpoint.handle(request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c_both")
+    # RFC 9203 §3.2 / RFC 9202 §3.4: the token names the key by kid; the response has no cnf
+    assert update.claims.cnf == KidCnf(kid) and update.response.cnf is None
+    with pytest.raises(DecodeError):  # another client cannot borrow it
+        endpoint.handle(request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
 
 
 @pytest.mark.parametrize("scope", [b"\xff", raw([["/temp", GET]]) + b"\x00"], ids=["garbage", "trailing"])
