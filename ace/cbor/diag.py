@@ -31,7 +31,7 @@ def diag(value: Any, *, labels: Namer | None = None, indent: int = 0, step: int 
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
-        items = [diag(v, labels=labels, indent=indent + step, step=step) for v in value]
+        items = [diag(v, indent=indent + step, step=step) for v in value]
         if sum(len(i) for i in items) < 60 and not any("\n" in i for i in items):
             return "[" + ", ".join(items) + "]"
         return "[\n" + ",\n".join(inner + i for i in items) + f"\n{pad}]"

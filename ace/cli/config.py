@@ -131,6 +131,7 @@ class RsFileConfig:
     scopes: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     hint_scope: str | None = None
     max_tokens: int = 64
+    profiles: tuple[int, ...] = (2,)
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -157,7 +158,18 @@ def load_rs(path: Path) -> RsFileConfig:
         path, _get(t, "audience", str, w), _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_RS_PORT),
         _get(t, "as_uri", str, w), tuple(path.parent / k for k in keys), _scopes(t.get("scopes", {}), w),
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
+        _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
     )
+
+
+PROFILE_NAMES = {"coap_dtls": 1, "coap_oscore": 2}
+
+
+def _profiles(names: list[Any], where: str) -> tuple[int, ...]:
+    try:
+        return tuple(PROFILE_NAMES[n] for n in names)
+    except (KeyError, TypeError):
+        raise ConfigError(f"{where}: profiles must be a list of {sorted(PROFILE_NAMES)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,7 @@ class ClientFileConfig:
     state: Path
     audience: str | None
     scope: str | None
+    profile: int | None = None
 
 
 def load_client(path: Path) -> ClientFileConfig:
@@ -179,4 +192,5 @@ def load_client(path: Path) -> ClientFileConfig:
         path, _get(t, "client_id", str, w, None), _get(t, "as_uri", str, w),
         path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
         _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
+        _profiles([t["profile"]], w)[0] if "profile" in t else None,
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 from ace.cbor import codec
 from ace.cbor.diag import diag
-from ace.cbor.labels import ContentFormat, CreationHint, Param
+from ace.cbor.labels import AceProfile, ContentFormat, CreationHint, Param
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.init_cmd import AUDIENCE, CLIENT_ID, init_deployment
@@ -29,12 +29,13 @@ from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import Exchange
 from ace.errors import DecodeError
 
-STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F"}
+STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F", "resource (DTLS)": "F"}
+PROFILES = {"oscore": AceProfile.COAP_OSCORE, "dtls": AceProfile.COAP_DTLS}
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run AS, RS and client on loopback and show the A–F flow")
-    p.add_argument("--profile", choices=["oscore"], default="oscore")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="oscore")
     p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.set_defaults(func=cmd_demo)
 
@@ -87,12 +88,13 @@ def _cf(cf: Any) -> int | None:
     return None if cf is None else int(cf)
 
 
-async def run_demo(directory: Path) -> dict[str, Any]:
+async def run_demo(directory: Path, profile: str = "oscore") -> dict[str, Any]:
     d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
     records: list[dict[str, Any]] = []
     as_server = roles.build_as(load_as(d.as_config))
     rs_server = roles.build_rs(load_rs(d.rs_config))
-    client = roles.build_client(load_client(d.client_config), observer=lambda e: records.append(_record(e)))
+    client = roles.build_client(load_client(d.client_config), observer=lambda e: records.append(_record(e)),
+                                profile=PROFILES[profile])
     await as_server.start()
     await rs_server.start()
     await client.start()
@@ -106,17 +108,18 @@ async def run_demo(directory: Path) -> dict[str, Any]:
         as_server.store.close()
     ok_get = isinstance(got, Done) and got.response.success
     ok_refused = isinstance(refused, Done) and refused.response.code in ((4, 3), (4, 5))
-    return {"profile": "coap_oscore", "grant": f"{CLIENT_ID} may get 'r_temp' at {AUDIENCE}",
+    return {"profile": "coap_" + profile, "grant": f"{CLIENT_ID} may get 'r_temp' at {AUDIENCE}",
             "as_uri": d.as_uri, "rs_uri": d.rs_uri, "exchanges": records,
             "resource_obtained": ok_get, "out_of_scope_refused": ok_refused, "ok": ok_get and ok_refused}
 
 
 def render_text(r: dict[str, Any]) -> str:
-    out = ["ace demo: ACE-OAuth (RFC 9200) A–F flow, OSCORE profile (RFC 9203), on loopback",
+    name = "DTLS profile (RFC 9202)" if r["profile"] == "coap_dtls" else "OSCORE profile (RFC 9203)"
+    out = [f"ace demo: ACE-OAuth (RFC 9200) A–F flow, {name}, on loopback",
            "(keys and contexts are fresh for this run and shown in full; never do this with real keys)", "",
            f"A/B  Resource Owner: ace policy grant {CLIENT_ID} {AUDIENCE} r_temp   (AS {r['as_uri']})"]
     for x in r["exchanges"]:
-        sec = "OSCORE" if x["protected"] else "unprotected"
+        sec = ("DTLS" if x["what"] == "resource (DTLS)" else "OSCORE") if x["protected"] else "unprotected"
         out.append(f"{x['step']:<4} client -> {x['method']} {x['uri']} ({sec}), {x['request']['bytes']} B payload")
         out += _payload_lines(x["request"])
         resp = x["response"]
@@ -142,7 +145,7 @@ def _payload_lines(p: dict[str, Any]) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ace-demo-") as tmp:
-        result = asyncio.run(run_demo(Path(tmp)))
+        result = asyncio.run(run_demo(Path(tmp), args.profile))
     print(json.dumps(result, indent=2) if args.json else render_text(result))
     if not result["ok"]:
         print("demo failed", file=sys.stderr)

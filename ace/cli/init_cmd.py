@@ -60,8 +60,8 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     write_oscore_secret(directory / "client-as.oscore.toml",
                         OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
     with SqliteAsStore(directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side))
-        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key))
+        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, profiles=(2, 1)))
+        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1)))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
     write_private(directory / "as.toml", f"""# Authorization Server (ace as --config as.toml)
 [as]
@@ -80,6 +80,7 @@ as_uri = "{as_uri}"       # sent in AS Request Creation Hints
 token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
 max_tokens = 64
+profiles = ["coap_oscore", "coap_dtls"]   # DTLS (RFC 9202) listens on port + 1
 
 [rs.scopes]               # what each text scope-token allows: [[path, [methods]], ...]
 r_temp = [["/temp", ["GET"]]]
@@ -91,6 +92,7 @@ client_id = "{CLIENT_ID}"
 as_uri = "{as_uri}"
 as_context = "client-as.oscore.toml"
 state = "client-state.json"
+# profile = "coap_dtls"   # ask the AS for this profile (default: the AS chooses; OSCORE first)
 """)
     return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
                       as_uri, rs_uri)

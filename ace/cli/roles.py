@@ -29,14 +29,14 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     keys = KeyRing([load_key(p) for p in cfg.token_keys])
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
-                 max_tokens=cfg.max_tokens),
+                 max_tokens=cfg.max_tokens, profiles=cfg.profiles),
         keys, clock=clock)
     return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources())
 
 
 def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
-                 scope: str | None = None) -> ClientRunner:
+                 scope: str | None = None, profile: int | None = None) -> ClientRunner:
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
-                                   scope=scope or cfg.scope), clock=time.time)
+                                   scope=scope or cfg.scope, profile=profile or cfg.profile), clock=time.time)
     return ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
                         seqno_store=FileSequenceStore(cfg.state), observer=observer)

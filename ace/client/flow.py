@@ -182,7 +182,9 @@ class ClientFlow:
         else:
             hints = self._hints.get(self._request.origin)
         c = self.config
-        as_uri = (hints.as_uri if hints else None) or c.as_uri
+        # Hints are unauthenticated (RFC 9200 §5.3): a configured AS is never overridden by them, or a
+        # forged 4.01 could send our token request (and take our keys) elsewhere
+        as_uri = c.as_uri or (hints.as_uri if hints else None)
         audience = c.audience or (hints.audience if hints else None)
         if as_uri is None or audience is None:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
@@ -208,7 +210,8 @@ class ClientFlow:
             return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
         assert isinstance(token_response.cnf, OscoreCnf)
         oscore.validate_material(token_response.cnf.material)
-        nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate()
+        id_limit = oscore.max_id_len(oscore.material_alg(token_response.cnf.material))
+        nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate(max_len=id_limit)
         self._pending = (token_response, (nonce1, my_id))
         self._state = "authz-info"
         payload = AuthzInfoRequest(access_token=token_response.access_token, nonce1=nonce1,

@@ -35,12 +35,12 @@ def client_of(request: aiocoap.Message) -> str | None:
 
 
 class TokenResource(aiocoap.resource.Resource):  # type: ignore[misc]
-    def __init__(self, endpoint: TokenEndpoint) -> None:
+    def __init__(self, endpoint: TokenEndpoint, server: AsServer) -> None:
         super().__init__()
-        self.endpoint = endpoint
+        self.endpoint, self.server = endpoint, server
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        client_id = client_of(request)
+        client_id = self.server.current_client(request)
         try:
             result = self.endpoint.handle(request.payload, client_id, request.opt.content_format)
         except RemoteError as exc:
@@ -62,8 +62,22 @@ class AsServer:
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
         if client.oscore is None:
             return None
-        return contexts.from_secret(client.oscore, name=f"as/client/{client.client_id}", store=self.store,
-                                    claims=[client.client_id])
+        return contexts.from_secret(client.oscore, store=self.store, claims=[client.client_id])
+
+    def current_client(self, request: aiocoap.Message) -> str | None:
+        """The client whose *current* registration protected ``request``, else None. A client
+        re-keyed or removed with ``ace policy`` while the AS runs loses its old context here."""
+        client_id = client_of(request)
+        if client_id is None:
+            return None
+        ctx = request.remote.security_context
+        client = self.store.get_client(client_id)
+        if client is None or client.oscore is None or (
+                getattr(ctx, "secret_fingerprint", None) != contexts.secret_fingerprint(client.oscore)):
+            self.index.remove(ctx.recipient_id, ctx.id_context)
+            log.warning("client %s used a context it is no longer registered with", client_id)
+            return None
+        return client_id
 
     def _load_client(self, kid: bytes, kid_context: bytes | None) -> MemoryOscoreContext | None:
         """A client registered after start: found in the store by its OSCORE Sender ID."""
@@ -88,7 +102,7 @@ class AsServer:
     async def start(self) -> None:
         n = self.load_clients()
         site = aiocoap.resource.Site()
-        site.add_resource(["token"], TokenResource(self.endpoint))
+        site.add_resource(["token"], TokenResource(self.endpoint, self))
         credentials = aiocoap.credentials.CredentialsMap()
         credentials[":clients"] = self.index
         self.context = await aiocoap.Context.create_server_context(

@@ -72,6 +72,11 @@ def _with_port(parts: SplitResult, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _normalized_origin(uri: str) -> str:
+    """The origin as aiocoap spells it (default ports dropped, hosts bracketed)."""
+    return origin_of(aiocoap.Message(code=aiocoap.POST, uri=uri).get_request_uri())
+
+
 def origin_of(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -86,14 +91,16 @@ class ClientRunner:
         self.dtls_port_offset = dtls_port_offset
         self.context: Any = None
         self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
+        self._as_context: MemoryOscoreContext | None = None
+        self._as_origin = ""
+        self._lock = asyncio.Lock()  # the flow has one request in flight
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
         if self.as_secret is not None and self.as_uri is not None:
-            as_origin = origin_of(aiocoap.Message(code=aiocoap.POST, uri=self.as_uri).get_request_uri())
-            self.context.client_credentials[as_origin + "/*"] = contexts.from_secret(
-                self.as_secret, name=f"client/as/{origin_of(self.as_uri)}", store=self.seqno_store,
-                claims=["as"])
+            self._as_origin = _normalized_origin(self.as_uri)
+            self._as_context = contexts.from_secret(self.as_secret, store=self.seqno_store, claims=["as"])
+            self.context.client_credentials[self._as_origin + "/*"] = self._as_context
 
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
@@ -105,16 +112,22 @@ class ClientRunner:
             close()
 
     async def request(self, request: ResourceRequest) -> Done | Failed:
-        action: Action = self.flow.start(request)
-        for _ in range(MAX_STEPS):
-            if isinstance(action, (Done, Failed)):
-                return action
-            action = self.flow.on_response(await self._perform(action))
-        return Failed("client", f"flow did not finish in {MAX_STEPS} steps")
+        async with self._lock:
+            action: Action = self.flow.start(request)
+            for _ in range(MAX_STEPS):
+                if isinstance(action, (Done, Failed)):
+                    return action
+                action = self.flow.on_response(await self._perform(action))
+            return Failed("client", f"flow did not finish in {MAX_STEPS} steps")
 
     async def _perform(self, action: SendResource | SendTokenRequest | SendAuthzInfo) -> Response:
         if isinstance(action, SendTokenRequest):
-            return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR, None)
+            if self._as_context is None or _normalized_origin(action.as_uri) != self._as_origin:
+                # RFC 9203 §3.1: client-AS traffic is protected; never POST /token in the clear
+                log.warning("no security context for the AS at %s; not asking it", action.as_uri)
+                return Response((4, 1), b"no security context for this AS")
+            return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR,
+                                    self._as_context)
         if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1, RFC 9202 §3.3: unprotected
             return await self._send("authz-info", "POST", self.plain_uri(action.uri), action.payload,
                                     action.content_format, PLAIN)

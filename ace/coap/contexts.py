@@ -8,6 +8,7 @@ added or removed at run time (by /authz-info, by expiry) take effect at once.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -79,11 +80,22 @@ def from_params(params: OscoreContextParams, *, claims: list[Any], expires_at: f
     )
 
 
-def from_secret(secret: OscoreSecret, *, name: str, store: SequenceNumberStore,
-                claims: list[Any]) -> PersistentOscoreContext:
-    """A long-lived, persisted context from a pre-established secret (client <-> AS)."""
-    return PersistentOscoreContext(
-        seqno_store=store, name=name, master_secret=secret.master_secret, master_salt=secret.master_salt,
-        sender_id=secret.sender_id, recipient_id=secret.recipient_id, id_context=secret.id_context,
-        alg=secret.alg, hkdf=secret.hkdf, authenticated_claims=claims,
+def secret_fingerprint(secret: OscoreSecret) -> str:
+    """Names a context by its keys: the Sender Key depends on exactly these inputs (RFC 8613
+    §3.2.1), so a renamed peer or a respelled URI can never restart its sequence numbers."""
+    parts = (secret.master_secret, secret.master_salt, secret.sender_id, secret.id_context or b"",
+             str(secret.alg).encode(), secret.hkdf.encode())
+    return hashlib.sha256(b"".join(len(p).to_bytes(2, "big") + p for p in parts)).hexdigest()[:32]
+
+
+def from_secret(secret: OscoreSecret, *, store: SequenceNumberStore, claims: list[Any]) -> PersistentOscoreContext:
+    """A long-lived, persisted context from a pre-established secret (client <-> AS); its
+    sequence numbers are persisted under the secret's fingerprint."""
+    fingerprint = secret_fingerprint(secret)
+    ctx = PersistentOscoreContext(
+        seqno_store=store, name=f"oscore/{fingerprint}", master_secret=secret.master_secret,
+        master_salt=secret.master_salt, sender_id=secret.sender_id, recipient_id=secret.recipient_id,
+        id_context=secret.id_context, alg=secret.alg, hkdf=secret.hkdf, authenticated_claims=claims,
     )
+    ctx.secret_fingerprint = fingerprint
+    return ctx

@@ -234,6 +234,7 @@ class PersistentOscoreContext(MemoryOscoreContext):
         )
         self.seqno_store = seqno_store
         self.name = name
+        self.secret_fingerprint: str | None = None  # set by whoever knows the secret (contexts.from_secret)
         self.chunk_start = chunk_start
         self.chunk_limit = chunk_limit
         self._chunk = chunk_start

@@ -18,11 +18,12 @@ from typing import Any
 import aiocoap
 import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
-from aiocoap.transports.oscore import OSCOREAddress
 
-from ace.coap import contexts
+from ace.cbor.labels import AceProfile
+from ace.coap import contexts, dtls
 from ace.coap.render import ace_message, error_message
 from ace.errors import RemoteError
+from ace.profiles.dtls import DtlsChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
@@ -33,9 +34,8 @@ SWEEP_SECONDS = 5.0
 
 
 def label_of(request: aiocoap.Message) -> bytes | None:
-    if not isinstance(request.remote, OSCOREAddress):
-        return None
-    claims = request.remote.authenticated_claims or []
+    """The binding label the request's secure channel carries (OSCORE context or DTLS session)."""
+    claims = getattr(request.remote, "authenticated_claims", None) or []
     return next((c for c in claims if isinstance(c, bytes)), None)
 
 
@@ -45,14 +45,17 @@ class AuthzInfoResource(aiocoap.resource.Resource):  # type: ignore[misc]
         self.server = server
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        if isinstance(request.remote, OSCOREAddress):  # RFC 9203 §4.1: update of access rights (later)
-            return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=b"token update over OSCORE not supported")
+        # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
+        channel = label_of(request)
         try:
-            outcome = self.server.core.authz_info(request.payload, request.opt.content_format)
+            outcome = self.server.core.authz_info(request.payload, request.opt.content_format,
+                                                  channel_label=channel)
         except RemoteError as exc:
             log.warning("POST /authz-info refused: %r", exc)
             return error_message(exc)
         self.server.install(outcome.binding, outcome.dropped)
+        if not outcome.payload:
+            return aiocoap.Message(code=aiocoap.CREATED)
         return ace_message((2, 1), outcome.payload)
 
 
@@ -77,38 +80,66 @@ class ProtectedResource(aiocoap.resource.Resource):  # type: ignore[misc]
 
 
 class RsServer:
-    """Owns the aiocoap server context of one RS."""
+    """Owns the aiocoap server context of one RS: OSCORE and, if the core offers it, DTLS
+    (on the bind port + 1: aiocoap's tinydtls server)."""
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
                  resources: Mapping[str, Mapping[str, Handler]]) -> None:
         self.core, self.bind, self.resources = core, bind, resources
         self.index = contexts.ContextIndex()
+        self.psks = dtls.PskIndex()
+        self._psk_labels: dict[bytes, bytes] = {}  # binding label -> psk_identity
         self.context: Any = None
+        self.coaps_port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def offers_dtls(self) -> bool:
+        return AceProfile.COAP_DTLS in self.core.config.profiles
 
     def install(self, binding: Binding, dropped: list[Binding]) -> None:
         for gone in dropped:
-            if isinstance(gone.context, OscoreContextParams):
-                self.index.remove(gone.label, gone.context.id_context)
+            self._uninstall(gone.label, gone.context)
         params = binding.context
-        if isinstance(params, OscoreContextParams) and (
-                self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None):
+        if isinstance(params, DtlsChannel):  # the client's handshake finds the PSK by its kid
+            if params.identity not in self.psks:
+                self.psks.add(params.identity, params.key, binding.label)
+                self._psk_labels[binding.label] = params.identity
+        elif self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None:
             self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
                                                 clock=self.core.clock))
 
+    def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel) -> None:
+        if isinstance(params, DtlsChannel):
+            self.psks.remove(params.identity)
+            self._psk_labels.pop(label, None)
+            if self.context is not None:  # a live session must not outlive its token
+                dtls.drop_sessions(self.context, label)
+        else:
+            self.index.remove(label, params.id_context)
+
     def reconcile(self) -> int:
-        """Drop contexts whose binding is gone (expired, superseded); returns how many."""
-        self.core.sweep()
+        """Drop channels whose binding is gone (expired, superseded); returns how many."""
+        gone = self.core.sweep()
+        for binding in gone:
+            self._uninstall(binding.label, binding.context)
         live = self.core.live_labels()
         stale = [c for c in self.index if c.recipient_id not in live]
         for ctx in stale:
             self.index.remove(ctx.recipient_id, ctx.id_context)
-        return len(stale)
+        stale_psk = [(label, ident) for label, ident in self._psk_labels.items() if label not in live]
+        for label, ident in stale_psk:
+            self._uninstall(label, DtlsChannel(ident, b""))
+        return len(stale) + len(gone) + len(stale_psk)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            n = self.reconcile()
+            try:
+                n = self.reconcile()
+            except Exception:  # a bug here must not end the sweeping for good
+                log.exception("sweeping security contexts failed")
+                continue
             if n:
                 log.debug("swept %d expired security contexts", n)
 
@@ -121,12 +152,19 @@ class RsServer:
         return site
 
     async def start(self) -> None:
-        credentials = aiocoap.credentials.CredentialsMap()
+        credentials = dtls.DtlsCredentialsMap()
         credentials[":tokens"] = self.index
-        self.context = await aiocoap.Context.create_server_context(
-            OscoreSiteWrapper(self.site(), credentials), bind=self.bind, transports=["oscore", "udp6"])
+        credentials[":psk"] = self.psks
+        site = OscoreSiteWrapper(self.site(), credentials)
+        if self.offers_dtls:
+            self.context = await dtls.create_server(site, self.bind, credentials, extra_transports=["oscore"])
+            self.coaps_port = dtls.coaps_port(self.context)
+        else:
+            self.context = await aiocoap.Context.create_server_context(
+                site, bind=self.bind, transports=["oscore", "udp6"], server_credentials=credentials)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        log.info("RS %s listening on %s port %d", self.core.config.audience, self.bind[0], self.bind[1])
+        log.info("RS %s listening on %s port %d%s", self.core.config.audience, self.bind[0], self.bind[1],
+                 f" (DTLS on {self.coaps_port})" if self.coaps_port else "")
 
     async def stop(self) -> None:
         if self._sweeper is not None:

@@ -49,9 +49,9 @@ def check_nonce(nonce: bytes, name: str) -> None:
         raise DecodeError(f"{name} must be {MIN_NONCE_LEN} to {MAX_NONCE_LEN} bytes")
 
 
-def check_recipient_id(rid: bytes, name: str) -> None:
-    if len(rid) > MAX_ID_LEN:
-        raise DecodeError(f"{name} longer than {MAX_ID_LEN} bytes")
+def check_recipient_id(rid: bytes, name: str, limit: int = MAX_ID_LEN) -> None:
+    if len(rid) > limit:
+        raise DecodeError(f"{name} longer than {limit} bytes")
 
 
 def _alg_and_hkdf(material: OscoreInputMaterial) -> tuple[int, str]:
@@ -65,7 +65,17 @@ def _alg_and_hkdf(material: OscoreInputMaterial) -> tuple[int, str]:
     return alg, _HKDF[material.hkdf]
 
 
-_SUPPORTED_AEAD = frozenset({10, 11, 12, 13, 30, 31, 32, 33, 1, 2, 3})
+_NONCE_LEN = {10: 13, 11: 13, 30: 13, 31: 13, 12: 7, 13: 7, 32: 7, 33: 7, 1: 12, 2: 12, 3: 12}
+_SUPPORTED_AEAD = frozenset(_NONCE_LEN)
+
+
+def max_id_len(alg: int) -> int:
+    """RFC 8613 §3.3: Sender/Recipient IDs are at most (AEAD nonce length - 6) bytes."""
+    return _NONCE_LEN[alg] - 6
+
+
+def material_alg(material: OscoreInputMaterial) -> int:
+    return _alg_and_hkdf(material)[0]
 
 
 def derive(material: OscoreInputMaterial, *, nonce1: bytes, nonce2: bytes,
@@ -77,6 +87,9 @@ def derive(material: OscoreInputMaterial, *, nonce1: bytes, nonce2: bytes,
     if sender_id == recipient_id:  # RFC 9203 §4.2: ID1 and ID2 MUST differ
         raise DecodeError("sender and recipient ID are equal")
     alg, hkdf = _alg_and_hkdf(material)
+    limit = max_id_len(alg)
+    if len(sender_id) > limit or len(recipient_id) > limit:  # RFC 8613 §3.3
+        raise DecodeError(f"recipient IDs are limited to {limit} bytes with AEAD {alg}")
     return OscoreContextParams(
         master_secret=material.ms, master_salt=master_salt(material.salt, nonce1, nonce2),
         sender_id=sender_id, recipient_id=recipient_id, id_context=material.context_id, alg=alg, hkdf=hkdf,
@@ -103,8 +116,9 @@ class RecipientIdPool:
         self._in_use: set[bytes] = set()
         self._max_len = max_len
 
-    def allocate(self, avoid: bytes | None = None) -> bytes:
-        for length in range(1, self._max_len + 1):
+    def allocate(self, avoid: bytes | None = None, *, max_len: int | None = None) -> bytes:
+        limit = self._max_len if max_len is None else min(max_len, self._max_len)
+        for length in range(1, limit + 1):
             space = 256**length
             if len([i for i in self._in_use if len(i) == length]) + 1 >= space:
                 continue

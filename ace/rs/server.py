@@ -26,7 +26,7 @@ from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
-from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, parse_scope
+from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, method_bit, parse_scope
 from ace.errors import (
     FORBIDDEN,
     UNAUTHORIZED,
@@ -113,17 +113,19 @@ class ResourceServer:
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
         oscore.validate_material(material)
+        id_limit = oscore.max_id_len(oscore.material_alg(material))
+        oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid", id_limit)
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
         dropped = self._supersede(_client_key(claims.sub, b"osc:" + material.id))
-        server_rid = self.ids.allocate(avoid=request.ace_client_recipientid)
+        server_rid = self.ids.allocate(avoid=request.ace_client_recipientid, max_len=id_limit)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
                                sender_id=request.ace_client_recipientid, recipient_id=server_rid)
         response = AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode()
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
-                          expires_at=self._expiry(claims.exp), nonce1=request.nonce1, response=response,
+                          expires_at=self._expiry(claims), nonce1=request.nonce1, response=response,
                           context=params, client_key=_client_key(claims.sub, b"osc:" + material.id),
                           pop_id=material.id)
         return self._store(binding, dropped, request.access_token)
@@ -141,7 +143,7 @@ class ResourceServer:
         client_key = _client_key(claims.sub, b"psk:" + channel.identity)
         dropped = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1: one token per PoP key
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
-                          expires_at=self._expiry(claims.exp), nonce1=b"", response=b"", context=channel,
+                          expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
                           client_key=client_key, pop_id=channel.identity)
         return self._store(binding, dropped, token)
 
@@ -158,7 +160,7 @@ class ResourceServer:
                               coap_code=UNAUTHORIZED)
         scope = self._usable_scope(claims.scope)
         binding = replace(current, token_hash=hashlib.sha256(token).digest(), claims=claims, scope=scope,
-                          expires_at=self._expiry(claims.exp))
+                          expires_at=self._expiry(claims))
         self.bindings.remove(label)
         self.bindings.add(binding, self.clock())
         log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
@@ -168,9 +170,13 @@ class ResourceServer:
         return verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                             skew=self.config.skew)
 
-    def _expiry(self, exp: float | None) -> float | None:
-        # the skew that let the token in also bounds its use (else it could arrive expired)
-        return float(exp) + self.config.skew if exp is not None else None
+    def _expiry(self, claims: AccessTokenClaims) -> float | None:
+        """When the binding ends: exp (plus the skew that let the token in, else it could arrive
+        expired), and at most exi seconds after we first saw it (RFC 9200 §5.10.3)."""
+        ends = [float(claims.exp) + self.config.skew] if claims.exp is not None else []
+        if claims.exi is not None:
+            ends.append(self.clock() + claims.exi)
+        return min(ends) if ends else None
 
     def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> list[Binding]:
         dropped = self.bindings.for_client(client_key)
@@ -222,6 +228,10 @@ class ResourceServer:
             raise AccessDenied("access token expired", coap_code=UNAUTHORIZED, hints=self.hints())
         aif = self._as_aif(binding.scope)
         path = path if path.startswith("/") else "/" + path
+        try:
+            method_bit(method)
+        except ValueError:  # not a request method AIF can name: never in any scope
+            raise AccessDenied("method not in the token's scope", coap_code=METHOD_NOT_ALLOWED) from None
         if not any(p == path for p, _ in aif.entries):  # RFC 9200 §5.10.2: resource not covered
             raise AccessDenied("resource not in the token's scope", coap_code=FORBIDDEN)
         if not aif.allows(path, method):  # RFC 9200 §5.10.2: action not covered

@@ -60,11 +60,11 @@ class FileSequenceStore:
         with self._lock:
             if value <= self._values.get(context_name, -1):
                 return
-            self._values[context_name] = value
+            values = {**self._values, context_name: value}  # in memory only once it is on disk
             tmp = self.path.with_name(self.path.name + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump(self._values, f)
+                json.dump(values, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
@@ -73,3 +73,4 @@ class FileSequenceStore:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+            self._values = values

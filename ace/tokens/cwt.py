@@ -5,7 +5,8 @@ the CWT tag 61 only on request (RFC 8392 §6: optional). ``verify_token`` accept
 and untagged input and one level of nesting (RFC 8392 §7.2: e.g. a Sign1 inside an
 Encrypt0), finds keys by kid through a ``KeyLookup``, lets the key decide which algorithms
 are acceptable, and checks aud, exp and nbf against an injected clock with a configurable
-skew. exi and cnonce are RS state and checked by the RS, not here.
+skew. exi and cnonce need RS state: the RS bounds a token's use by exi from when it first
+sees it; cnonce checking comes with RS-issued nonces.
 """
 
 from __future__ import annotations
