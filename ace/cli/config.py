@@ -16,7 +16,7 @@ from typing import Any
 
 from ace.cbor.scope import method_bit
 from ace.errors import ConfigError
-from ace.store.base import OscoreSecret
+from ace.store.base import DtlsPsk, OscoreSecret
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
@@ -90,6 +90,22 @@ def write_oscore_secret(path: Path, secret: OscoreSecret) -> None:
     write_private(path, "\n".join(lines) + "\n")
 
 
+def load_psk(path: Path) -> DtlsPsk:
+    """A DTLS pre-shared key file: ``identity`` and ``key`` as hex (RFC 9202 §3.1)."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0
+    if mode & 0o077:
+        raise ConfigError(f"{path}: holds a key but has mode {mode:o}; chmod 600 it")
+    t = _load(path)
+    w = str(path)
+    return DtlsPsk(identity=_hex(_get(t, "identity", str, w), f"{w}: identity"),
+                   key=_hex(_get(t, "key", str, w), f"{w}: key"))
+
+
+def write_psk(path: Path, psk: DtlsPsk) -> None:
+    write_private(path, "# A DTLS pre-shared key (RFC 4279). Secret: keep mode 0600.\n"
+                        f'identity = "{psk.identity.hex()}"\nkey = "{psk.key.hex()}"\n')
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -108,6 +124,7 @@ class AsFileConfig:
     issuer: str | None
     include_iat: bool
     salt_len: int
+    dtls: bool = False
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -117,7 +134,8 @@ def load_as(path: Path) -> AsFileConfig:
     issuer = _get(t, "issuer", str, w, "") or None
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
-                        _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0))
+                        _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0),
+                        _get(t, "dtls", bool, w, False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +200,7 @@ class ClientFileConfig:
     audience: str | None
     scope: str | None
     profile: int | None = None
+    as_psk: Path | None = None
 
 
 def load_client(path: Path) -> ClientFileConfig:
@@ -193,4 +212,5 @@ def load_client(path: Path) -> ClientFileConfig:
         path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
         _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
         _profiles([t["profile"]], w)[0] if "profile" in t else None,
+        path.parent / t["as_psk"] if isinstance(t.get("as_psk"), str) else None,
     )

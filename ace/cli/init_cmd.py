@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private
+from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private, write_psk
 from ace.errors import ConfigError
-from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import generate_symmetric, save_key
 
@@ -59,8 +59,10 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     as_side = OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=b"\x01")
     write_oscore_secret(directory / "client-as.oscore.toml",
                         OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
+    psk = DtlsPsk(identity=CLIENT_ID.encode(), key=secrets.token_bytes(16))
+    write_psk(directory / "client-as.psk.toml", psk)
     with SqliteAsStore(directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, profiles=(2, 1)))
+        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, psk=psk, profiles=(2, 1)))
         store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1)))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
     write_private(directory / "as.toml", f"""# Authorization Server (ace as --config as.toml)
@@ -70,6 +72,7 @@ port = {as_port}
 store = "as.db"          # clients, RSs, grants, token log (ace policy ... edits it)
 include_iat = false      # iat costs 5 bytes per token
 salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest tokens)
+dtls = false             # true: clients may also use DTLS-PSK, on port + 1 (mind the RS's port)
 """)
     write_private(directory / "rs.toml", f"""# Resource Server (ace rs --config rs.toml)
 [rs]
@@ -92,6 +95,7 @@ client_id = "{CLIENT_ID}"
 as_uri = "{as_uri}"
 as_context = "client-as.oscore.toml"
 state = "client-state.json"
+# as_psk = "client-as.psk.toml"   # with as_uri = "coaps://...": reach the AS over DTLS-PSK instead
 # profile = "coap_dtls"   # ask the AS for this profile (default: the AS chooses; OSCORE first)
 """)
     return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
@@ -101,6 +105,7 @@ state = "client-state.json"
 def cmd_init(args: argparse.Namespace) -> int:
     d = init_deployment(args.dir, host=args.host, as_port=args.as_port, rs_port=args.rs_port)
     print(f"""wrote {d.directory}/: as.toml as.db rs.toml rs1-token.key client.toml client-as.oscore.toml
+  client-as.psk.toml
 run, each in its own terminal:
   ace as --config {d.as_config}
   ace rs --config {d.rs_config}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ace.cli.config import load_as, load_oscore_secret
+from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import load_key
@@ -26,9 +26,11 @@ def register(sub: Any) -> None:
     r.add_argument("--aif", action="store_true")
     r.set_defaults(func=cmd_revoke)
     ps.add_parser("list", help="show clients, RSs and grants").set_defaults(func=cmd_list)
-    c = ps.add_parser("add-client", help="register a client and its OSCORE context with the AS")
-    c.add_argument("client"), c.add_argument("--oscore", type=Path, required=True,
-                                             help="the AS's side of the context (TOML, mode 0600)")
+    c = ps.add_parser("add-client", help="register a client and how it authenticates to the AS")
+    c.add_argument("client")
+    c.add_argument("--oscore", type=Path, help="the AS's side of an OSCORE context (TOML, mode 0600)")
+    c.add_argument("--psk", type=Path, help="a DTLS pre-shared key: identity and key (TOML, mode 0600)")
+    c.add_argument("--profiles", default="coap_oscore,coap_dtls", help="ACE profiles it supports")
     c.set_defaults(func=cmd_add_client)
     s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens")
     s.add_argument("audience"), s.add_argument("--token-key", type=Path, required=True)
@@ -76,8 +78,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add_client(args: argparse.Namespace) -> int:
+    if args.oscore is None and args.psk is None:
+        raise SystemExit("ace: give --oscore and/or --psk: the client must authenticate to the AS")
+    try:
+        profiles = tuple(PROFILE_NAMES[p.strip()] for p in args.profiles.split(","))
+    except KeyError:
+        raise SystemExit(f"ace: --profiles takes {', '.join(sorted(PROFILE_NAMES))}") from None
     with _store(args) as store:
-        store.put_client(ClientRecord(client_id=args.client, oscore=load_oscore_secret(args.oscore)))
+        store.put_client(ClientRecord(
+            client_id=args.client, profiles=profiles,
+            oscore=load_oscore_secret(args.oscore) if args.oscore else None,
+            psk=load_psk(args.psk) if args.psk else None))
     print(f"registered client {args.client}")
     return 0
 

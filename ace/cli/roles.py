@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from ace.authz_server.token import TokenPolicy
-from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret
+from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
 from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
@@ -22,7 +22,7 @@ from ace.tokens.keys import load_key
 def build_as(cfg: AsFileConfig) -> AsServer:
     store = SqliteAsStore(cfg.store)
     policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len)
-    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy)
+    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls)
 
 
 def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:
@@ -39,4 +39,5 @@ def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] 
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
                                    scope=scope or cfg.scope, profile=profile or cfg.profile), clock=time.time)
     return ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
+                        as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,
                         seqno_store=FileSequenceStore(cfg.state), observer=observer)

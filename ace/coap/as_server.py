@@ -1,10 +1,13 @@
-"""The AS on CoAP: POST /token behind OSCORE (RFC 9200 §5.8, RFC 9203 §3).
+"""The AS on CoAP: POST /token behind OSCORE or DTLS-PSK (RFC 9200 §5.8, RFC 9203 §3,
+RFC 9202 §3.1).
 
 Each registered client's pre-established OSCORE context (persisted sender sequence numbers
 via the store, RFC 8613 §B.1) sits in a ``ContextIndex``; aiocoap's ``OscoreSiteWrapper``
-unprotects requests and the resource learns the client from
-``request.remote.authenticated_claims``. Unprotected requests reach /token too and are
-refused 4.01 invalid_client by the core.
+unprotects requests. With ``dtls=True`` clients may instead run a DTLS-PSK handshake (on the
+bind port + 1), their key looked up in the store at handshake time. Either way the resource
+learns the client from ``request.remote.authenticated_claims`` and checks that it is still
+registered with that very key. Unprotected requests reach /token too and are refused 4.01
+invalid_client by the core.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
-from ace.coap import contexts
+from ace.coap import contexts, dtls
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import ace_message, error_message
 from ace.errors import RemoteError
@@ -32,6 +35,26 @@ log = logging.getLogger(__name__)
 def client_of(request: aiocoap.Message) -> str | None:
     claims = getattr(request.remote, "authenticated_claims", None) or []
     return next((c for c in claims if isinstance(c, str)), None)
+
+
+class ClientPsks:
+    """``find_dtls_psk`` for the AS: a client's PSK, read from the store at handshake time.
+
+    The returned key bytes are kept referenced (tinydtls holds a pointer to them)."""
+
+    def __init__(self, store: AsStore) -> None:
+        self.store = store
+        self._alive: dict[bytes, bytes] = {}
+
+    def find_dtls_psk(self, identity: bytes) -> tuple[bytes, object]:
+        client = self.store.find_client_by_psk_identity(identity)
+        if client is None or client.psk is None:
+            raise KeyError(identity)
+        self._alive[identity] = client.psk.key
+        return client.psk.key, client.client_id
+
+    def __bool__(self) -> bool:  # aiocoap replaces a falsy credentials object
+        return True
 
 
 class TokenResource(aiocoap.resource.Resource):  # type: ignore[misc]
@@ -53,8 +76,10 @@ class AsServer:
     """Owns the aiocoap server context of one AS; ``start``/``stop`` are the lifecycle."""
 
     def __init__(self, store: AsStore, *, bind: tuple[str, int], policy: TokenPolicy | None = None,
-                 clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
-        self.store, self.bind = store, bind
+                 clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes,
+                 dtls: bool = False) -> None:
+        self.store, self.bind, self.dtls = store, bind, dtls
+        self.coaps_port: int | None = None
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
         self.index = contexts.ContextIndex(loader=self._load_client)
         self.context: Any = None
@@ -70,7 +95,10 @@ class AsServer:
         client_id = client_of(request)
         if client_id is None:
             return None
-        ctx = request.remote.security_context
+        ctx = getattr(request.remote, "security_context", None)
+        if ctx is None:  # DTLS: the key was read from the store at handshake time
+            client = self.store.get_client(client_id)
+            return client_id if client is not None and client.psk is not None else None
         client = self.store.get_client(client_id)
         if client is None or client.oscore is None or (
                 getattr(ctx, "secret_fingerprint", None) != contexts.secret_fingerprint(client.oscore)):
@@ -103,11 +131,18 @@ class AsServer:
         n = self.load_clients()
         site = aiocoap.resource.Site()
         site.add_resource(["token"], TokenResource(self.endpoint, self))
-        credentials = aiocoap.credentials.CredentialsMap()
+        credentials = dtls.DtlsCredentialsMap()
         credentials[":clients"] = self.index
-        self.context = await aiocoap.Context.create_server_context(
-            OscoreSiteWrapper(site, credentials), bind=self.bind, transports=["oscore", "udp6"])
-        log.info("AS listening on %s port %d (%d OSCORE clients)", self.bind[0], self.bind[1], n)
+        credentials[":psk"] = ClientPsks(self.store)
+        wrapped = OscoreSiteWrapper(site, credentials)
+        if self.dtls:
+            self.context = await dtls.create_server(wrapped, self.bind, credentials, extra_transports=["oscore"])
+            self.coaps_port = dtls.coaps_port(self.context)
+        else:
+            self.context = await aiocoap.Context.create_server_context(
+                wrapped, bind=self.bind, transports=["oscore", "udp6"], server_credentials=credentials)
+        log.info("AS listening on %s port %d (%d OSCORE clients)%s", self.bind[0], self.bind[1], n,
+                 f", DTLS on {self.coaps_port}" if self.coaps_port else "")
 
     async def stop(self) -> None:
         if self.context is not None:

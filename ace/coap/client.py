@@ -34,13 +34,13 @@ from ace.client.flow import (
     SendTokenRequest,
     Session,
 )
-from ace.coap import contexts
+from ace.coap import contexts, dtls
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import pair_of
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.oscore import OscoreContextParams
-from ace.store.base import OscoreSecret
+from ace.store.base import DtlsPsk, OscoreSecret
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 8
@@ -84,23 +84,29 @@ def origin_of(uri: str) -> str:
 
 class ClientRunner:
     def __init__(self, flow: ClientFlow, *, as_secret: OscoreSecret | None, as_uri: str | None,
+                 as_psk: DtlsPsk | None = None,
                  seqno_store: SequenceNumberStore, observer: Callable[[Exchange], None] | None = None,
                  timeout: float = REQUEST_TIMEOUT, dtls_port_offset: int = 1) -> None:
-        self.flow, self.as_secret, self.as_uri = flow, as_secret, as_uri
+        self.flow, self.as_secret, self.as_uri, self.as_psk = flow, as_secret, as_uri, as_psk
         self.seqno_store, self.observer, self.timeout = seqno_store, observer, timeout
         self.dtls_port_offset = dtls_port_offset
         self.context: Any = None
         self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
-        self._as_context: MemoryOscoreContext | None = None
+        self._as_security: Any = None  # the OSCORE context or DTLS credentials for the AS
         self._as_origin = ""
         self._lock = asyncio.Lock()  # the flow has one request in flight
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
-        if self.as_secret is not None and self.as_uri is not None:
-            self._as_origin = _normalized_origin(self.as_uri)
-            self._as_context = contexts.from_secret(self.as_secret, store=self.seqno_store, claims=["as"])
-            self.context.client_credentials[self._as_origin + "/*"] = self._as_context
+        if self.as_uri is None:
+            return
+        self._as_origin = _normalized_origin(self.as_uri)
+        if self.as_psk is not None and self.as_uri.startswith("coaps:"):  # RFC 9202 §3.1: DTLS to the AS
+            self._as_security = dtls.dtls_client_credentials(self.as_psk.key, self.as_psk.identity)
+        elif self.as_secret is not None:
+            self._as_security = contexts.from_secret(self.as_secret, store=self.seqno_store, claims=["as"])
+        if self._as_security is not None:
+            self.context.client_credentials[self._as_origin + "/*"] = self._as_security
 
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
@@ -122,12 +128,12 @@ class ClientRunner:
 
     async def _perform(self, action: SendResource | SendTokenRequest | SendAuthzInfo) -> Response:
         if isinstance(action, SendTokenRequest):
-            if self._as_context is None or _normalized_origin(action.as_uri) != self._as_origin:
+            if self._as_security is None or _normalized_origin(action.as_uri) != self._as_origin:
                 # RFC 9203 §3.1: client-AS traffic is protected; never POST /token in the clear
                 log.warning("no security context for the AS at %s; not asking it", action.as_uri)
                 return Response((4, 1), b"no security context for this AS")
             return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR,
-                                    self._as_context)
+                                    self._as_security)
         if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1, RFC 9202 §3.3: unprotected
             return await self._send("authz-info", "POST", self.plain_uri(action.uri), action.payload,
                                     action.content_format, PLAIN)
@@ -157,9 +163,10 @@ class ClientRunner:
         return urlunsplit(("coaps", _with_port(parts, (parts.port or 5683) + self.dtls_port_offset), *parts[2:]))
 
     def _dtls_credentials(self, channel: DtlsChannel) -> Any:
-        if b"\0" in channel.identity:  # aiocoap's client cuts identities at the first zero byte
-            raise ConfigError("this DTLS client cannot use a psk_identity holding 0x00")
-        return aiocoap.credentials.DTLS(psk=channel.key, client_identity=channel.identity)
+        try:  # checks the limits: identity ≤ 32 bytes without 0x00, key ≤ 16 bytes
+            return dtls.dtls_client_credentials(channel.key, channel.identity)
+        except ValueError as exc:
+            raise ConfigError(f"this DTLS client cannot use that PoP key: {exc}") from None
 
     def _rs_context(self, session: Session) -> MemoryOscoreContext:
         known = self._rs_contexts.get(session.origin)
