@@ -102,15 +102,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["tokens", "flow"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
     parser.add_argument("--flows", type=int, default=50, help="full flows to time (bench flow)")
+    parser.add_argument("--profile", choices=["oscore", "dtls"], default="oscore", help="bench flow: which profile")
     args = parser.parse_args(argv)
-    if args.what == "flow":
-        import asyncio
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)  # native code (DTLSSocket) prints to fd 1: keep stdout for the JSON alone
+    try:
+        if args.what == "flow":
+            import asyncio
 
-        from bench_flow import bench_flow
+            from bench_flow import bench_flow
 
-        out = asyncio.run(bench_flow(args.seconds, args.flows))
-    else:
-        out = bench_tokens(args.seconds)
+            out = asyncio.run(bench_flow(args.seconds, args.flows, args.profile))
+        else:
+            out = bench_tokens(args.seconds)
+    finally:
+        sys.stdout.flush()
+        os.dup2(real_stdout, 1)
+        os.close(real_stdout)
     out["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": sys.platform}
     print(json.dumps(out, indent=2))
     return 0

@@ -75,6 +75,76 @@ async def echo_baseline(payload: bytes, seconds: float) -> float:
         await server.shutdown()
 
 
+async def dtls_echo_baseline(payload: bytes, seconds: float) -> float:
+    """Requests/s to a plain aiocoap DTLS-PSK echo resource over one established session."""
+    from ace.coap import dtls
+
+    psks = dtls.PskIndex()
+    psks.add(b"bench", b"\x05" * 16, b"bench")
+    creds = dtls.DtlsCredentialsMap()
+    creds[":psk"] = psks
+    site = aiocoap.resource.Site()
+    site.add_resource(["echo"], Echo())
+    server = await dtls.create_server(site, ("::1", 0), creds)
+    client = await aiocoap.Context.create_client_context(transports=["tinydtls", "udp6"])
+    port = dtls.coaps_port(server)
+    client.client_credentials[f"coaps://[::1]:{port}/*"] = dtls.dtls_client_credentials(b"\x05" * 16, b"bench")
+    uri = f"coaps://[::1]:{port}/echo"
+
+    async def send() -> None:
+        msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload)
+        await asyncio.wait_for(client.request(msg).response, 10)
+
+    try:
+        return await _rate(send, seconds)
+    finally:
+        await client.shutdown()
+        await server.shutdown()
+
+
+async def _measure_dtls(d: Any, seconds: float, flows: int) -> dict[str, Any]:
+    """Flow latency, handshake + first request, and requests/s on an established session."""
+    cfg = load_client(d.client_config)
+    first_requests, latencies, sizes = [], [], []
+    for i in range(flows):
+        exchanges: list[Exchange] = []
+        client = roles.build_client(cfg, observer=exchanges.append, profile=1)
+        await client.start()
+        try:
+            t0 = time.perf_counter()
+            await client.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp"))
+            latencies.append((time.perf_counter() - t0) * 1000)
+            first_requests += [e.elapsed * 1000 for e in exchanges if e.step == "resource (DTLS)"]
+            if i == 0:
+                sizes = [{"step": e.step, "request_bytes": len(e.request_payload),
+                          "response_bytes": len(e.response.payload)} for e in exchanges]
+        finally:
+            await client.stop()
+    client = roles.build_client(cfg, profile=1)
+    await client.start()
+    try:
+        request = ResourceRequest(method="GET", uri=d.rs_uri + "/temp")
+        await client.request(request)
+        session_s = await _rate(lambda: client.request(request), seconds)
+    finally:
+        await client.stop()
+    echo_s = await dtls_echo_baseline(b"", seconds)
+    return {
+        "bench": "flow", "profile": "coap_dtls",
+        "full_flow_ms": _percentiles(latencies),
+        "handshake_and_first_request_ms": _percentiles(first_requests),
+        "established_session": {"requests_per_s": round(session_s), "dtls_echo_per_s": round(echo_s),
+                                "ratio": round(session_s / echo_s, 3)},
+        "message_sizes": sizes,
+    }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    p95 = v[min(len(v) - 1, int(0.95 * len(v)))]
+    return {"n": len(v), "median": round(statistics.median(v), 2), "p95": round(p95, 2)}
+
+
 def authz_info_costs(payload: bytes) -> dict[str, int]:
     """Bytes each part of the POST /authz-info payload takes."""
     req = AuthzInfoRequest.decode(payload)
@@ -93,13 +163,15 @@ def authz_info_costs(payload: bytes) -> dict[str, int]:
     }
 
 
-async def bench_flow(seconds: float, flows: int) -> dict[str, Any]:
+async def bench_flow(seconds: float, flows: int, profile: str = "oscore") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ace-bench-") as tmp:
         d = init_deployment(Path(tmp), as_port=free_port(), rs_port=free_port())
         as_server, rs_server = roles.build_as(load_as(d.as_config)), roles.build_rs(load_rs(d.rs_config))
         await as_server.start()
         await rs_server.start()
         try:
+            if profile == "dtls":
+                return await _measure_dtls(d, seconds, flows)
             return await _measure(d, seconds, flows)
         finally:
             await rs_server.stop()
