@@ -53,7 +53,7 @@ class AuthzInfoResource(aiocoap.resource.Resource):  # type: ignore[misc]
         except RemoteError as exc:
             log.warning("POST /authz-info refused: %r", exc)
             return error_message(exc)
-        self.server.install(outcome.binding, outcome.dropped)
+        self.server.install(outcome.binding, self.server.core.take_dropped())
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
         return ace_message((2, 1), outcome.payload)
@@ -73,6 +73,9 @@ class ProtectedResource(aiocoap.resource.Resource):  # type: ignore[misc]
         except RemoteError as exc:
             log.info("%s %s refused: %s", method, self.path, exc.description)
             return error_message(exc)
+        finally:  # expired, or replaced now that a successor was used: their channels go
+            for gone in self.server.core.take_dropped():
+                self.server.uninstall(gone)
         handler = self.handlers.get(method)
         if handler is None:
             return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
@@ -99,7 +102,7 @@ class RsServer:
 
     def install(self, binding: Binding, dropped: list[Binding]) -> None:
         for gone in dropped:
-            self._uninstall(gone.label, gone.context)
+            self.uninstall(gone)
         params = binding.context
         if isinstance(params, DtlsChannel):  # the client's handshake finds the PSK by its kid
             if params.identity not in self.psks:
@@ -108,6 +111,9 @@ class RsServer:
         elif self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None:
             self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
                                                 clock=self.core.clock))
+
+    def uninstall(self, binding: Binding) -> None:
+        self._uninstall(binding.label, binding.context)
 
     def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel) -> None:
         if isinstance(params, DtlsChannel):
@@ -120,9 +126,9 @@ class RsServer:
 
     def reconcile(self) -> int:
         """Drop channels whose binding is gone (expired, superseded); returns how many."""
-        gone = self.core.sweep()
+        gone = self.core.sweep() + self.core.take_dropped()
         for binding in gone:
-            self._uninstall(binding.label, binding.context)
+            self.uninstall(binding)
         live = self.core.live_labels()
         stale = [c for c in self.index if c.recipient_id not in live]
         for ctx in stale:

@@ -81,6 +81,7 @@ class ResourceServer:
         self.config, self.keys, self.clock, self.rng = config, keys, clock, rng
         self.bindings = BindingStore(config.max_tokens)
         self.ids = oscore.RecipientIdPool(rng)
+        self._dropped: list[Binding] = []
 
     # -- E: POST /authz-info ------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class ResourceServer:
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
-        dropped = self._supersede(_client_key(claims.sub, b"osc:" + material.id))
+        dropped, later = self._supersede(_client_key(claims.sub, b"osc:" + material.id))
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid, max_len=id_limit)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
@@ -127,7 +128,7 @@ class ResourceServer:
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=request.nonce1, response=response,
                           context=params, client_key=_client_key(claims.sub, b"osc:" + material.id),
-                          pop_id=material.id)
+                          pop_id=material.id, supersedes=later)
         return self._store(binding, dropped, request.access_token)
 
     def _authz_info_dtls(self, token: bytes) -> AuthzInfoOutcome:
@@ -141,10 +142,13 @@ class ResourceServer:
         channel = dtls.channel_from_key(claims.cnf.key)
         scope = self._usable_scope(claims.scope)
         client_key = _client_key(claims.sub, b"psk:" + channel.identity)
-        dropped = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1: one token per PoP key
+        current = self.bindings.get(channel.label)  # the same PoP key: an older token must not win
+        if current is not None and _older(claims, current.claims):
+            raise RemoteError("an older token for a key in use", error_code=None, coap_code=UNAUTHORIZED)
+        dropped, later = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
-                          client_key=client_key, pop_id=channel.identity)
+                          client_key=client_key, pop_id=channel.identity, supersedes=later)
         return self._store(binding, dropped, token)
 
     def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
@@ -178,14 +182,22 @@ class ResourceServer:
             ends.append(self.clock() + claims.exi)
         return min(ends) if ends else None
 
-    def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> list[Binding]:
-        dropped = self.bindings.for_client(client_key)
+    def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]:
+        """(bindings to drop now, labels to drop once the new binding is first used).
+
+        A never-used binding of the same client goes at once. One in use stays until the new
+        channel protects an authorized request: /authz-info is unprotected, and an attacker
+        replaying an older token of the client must not cut off the channel it is using
+        (RFC 9200 §6). A binding with the same label (a DTLS kid) cannot wait and goes now."""
+        same_client = self.bindings.for_client(client_key)
+        now = [b for b in same_client if not self.bindings.used(b.label)]
+        later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
         same_label = self.bindings.get(also) if also is not None else None
-        if same_label is not None and same_label not in dropped:
-            dropped.append(same_label)
-        for b in dropped:
+        if same_label is not None and same_label not in now:
+            now.append(same_label)
+        for b in now:
             self._drop(b)
-        return dropped
+        return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
         try:
@@ -196,6 +208,7 @@ class ResourceServer:
             raise
         for b in purged:  # the superseded ones were released by _drop already
             self.ids.release(b.label)
+        self._dropped += purged
         log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
                  binding.label.hex())
         return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
@@ -211,6 +224,13 @@ class ResourceServer:
     def _drop(self, binding: Binding) -> None:
         self.bindings.remove(binding.label)
         self.ids.release(binding.label)  # a no-op for DTLS labels (never in the pool)
+        self._dropped.append(binding)
+
+    def take_dropped(self) -> list[Binding]:
+        """Every binding dropped since the last call (superseded, expired, first use of a
+        successor): the I/O layer removes their channels."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
 
     # -- F: access to resources ---------------------------------------------------------
 
@@ -236,6 +256,11 @@ class ResourceServer:
             raise AccessDenied("resource not in the token's scope", coap_code=FORBIDDEN)
         if not aif.allows(path, method):  # RFC 9200 §5.10.2: action not covered
             raise AccessDenied("method not in the token's scope", coap_code=METHOD_NOT_ALLOWED)
+        if self.bindings.mark_used(binding.label):  # first use: the channels it replaces go now
+            for old in binding.supersedes:
+                gone = self.bindings.get(old)
+                if gone is not None:
+                    self._drop(gone)
         return binding
 
     def _as_aif(self, scope: Scope) -> AifScope:
@@ -276,4 +301,12 @@ def _same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
             return hmac.compare_digest(kid, current.pop_id)
         case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
             return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
+    return False
+
+
+def _older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
+    """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
+    for a, b in ((new.iat, current.iat), (new.exp, current.exp)):
+        if a is not None and b is not None:
+            return a < b
     return False

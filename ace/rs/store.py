@@ -34,6 +34,7 @@ class Binding:
     context: OscoreContextParams | DtlsChannel = field(repr=False)  # what the secure channel needs
     client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
     pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
+    supersedes: tuple[bytes, ...] = ()  # bindings of this client that go once this one is used
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -44,6 +45,17 @@ class BindingStore:
         self.max_tokens = max_tokens
         self._by_label: OrderedDict[bytes, Binding] = OrderedDict()
         self._by_hash: dict[bytes, bytes] = {}
+        self._used: set[bytes] = set()  # labels that protected at least one authorized request
+
+    def used(self, label: bytes) -> bool:
+        return label in self._used
+
+    def mark_used(self, label: bytes) -> bool:
+        """Record a first use; True if it was the first."""
+        if label in self._used or label not in self._by_label:
+            return False
+        self._used.add(label)
+        return True
 
     def __len__(self) -> int:
         return len(self._by_label)
@@ -80,6 +92,7 @@ class BindingStore:
 
     def remove(self, label: bytes) -> Binding | None:
         binding = self._by_label.pop(label, None)
+        self._used.discard(label)
         if binding is not None:
             self._by_hash.pop(binding.token_hash, None)
         return binding
