@@ -31,6 +31,7 @@ from ace.rs.store import Binding
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
 SWEEP_SECONDS = 5.0
+SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session go out first
 
 
 def label_of(request: aiocoap.Message) -> bytes | None:
@@ -119,10 +120,20 @@ class RsServer:
         if isinstance(params, DtlsChannel):
             self.psks.remove(params.identity)
             self._psk_labels.pop(label, None)
-            if self.context is not None:  # a live session must not outlive its token
-                dtls.drop_sessions(self.context, label)
+            if self.context is not None:  # a live session must not outlive its token ...
+                self._drop_sessions_soon(label)
         else:
             self.index.remove(label, params.id_context)
+
+    def _drop_sessions_soon(self, label: bytes) -> None:
+        """... but the answer to the request that found the token gone (4.01) must leave first."""
+        def drop() -> None:
+            if self.context is not None:
+                dtls.drop_sessions(self.context, label)
+        try:
+            asyncio.get_running_loop().call_later(SESSION_DROP_DELAY, drop)
+        except RuntimeError:  # no loop running (tests calling in directly)
+            drop()
 
     def reconcile(self) -> int:
         """Drop channels whose binding is gone (expired, superseded); returns how many."""
