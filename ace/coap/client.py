@@ -95,6 +95,7 @@ class ClientRunner:
         self._as_security: Any = None  # the OSCORE context or DTLS credentials for the AS
         self._as_origin = ""
         self._lock = asyncio.Lock()  # the flow has one request in flight
+        self._dtls_sessions: dict[str, Any] = {}
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
@@ -110,6 +111,7 @@ class ClientRunner:
 
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
+        self._dtls_sessions.clear()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None
@@ -198,6 +200,10 @@ class ClientRunner:
         try:
             raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
             response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
+            if origin_of(full).startswith("coaps:"):
+                # aiocoap keeps DTLS sessions in a weak pool: without a reference each request
+                # may cost a new handshake. One session per origin stays pinned while we use it.
+                self._dtls_sessions[origin_of(full)] = raw.remote
         except oscore.NotAProtectedMessage as exc:  # e.g. 4.01 "Security context not found"
             plain = exc.plain_message
             response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
