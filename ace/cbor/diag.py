@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from enum import IntEnum
 from typing import Any
 
 import cbor2
 
 Namer = Callable[[Any], str | None]
+
+
+def label_namer(enum: type[IntEnum] | None) -> Namer | None:
+    """``/ name /`` comments from an IntEnum of labels (unknown labels get none)."""
+    if enum is None:
+        return None
+
+    def name(label: Any) -> str | None:
+        if not isinstance(label, int) or isinstance(label, bool):
+            return None
+        try:
+            return enum(label).name.lower()
+        except ValueError:
+            return None
+    return name
 
 
 def diag(value: Any, *, labels: Namer | None = None, indent: int = 0, step: int = 2) -> str:

@@ -126,6 +126,3 @@ def parse_scope(raw: str | bytes) -> Scope:
         return AifScope.decode(raw)
     raise _scope_error("scope must be a text or byte string")
 
-
-def encode_scope(scope: Scope) -> str | bytes:
-    return scope.encode()

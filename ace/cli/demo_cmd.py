@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.cbor import codec
-from ace.cbor.diag import diag
+from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import AceProfile, ContentFormat, CreationHint, Param
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
@@ -64,13 +64,7 @@ def _describe(payload: bytes, cf: Any, labels: type[IntEnum] | None) -> str | No
         value = codec.loads(payload)
     except DecodeError:
         return None
-
-    def name(label: Any) -> str | None:
-        try:
-            return labels(label).name.lower() if labels and isinstance(label, int) else None
-        except ValueError:
-            return None
-    return diag(value, labels=name)
+    return diag(value, labels=label_namer(labels))
 
 
 def _record(e: Exchange) -> dict[str, Any]:

@@ -7,12 +7,11 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from ace.cbor import codec
-from ace.cbor.diag import diag
+from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import Claim, HeaderParam
 from ace.errors import AceError, RemoteError, coap_code_text
 from ace.redact import message_map
@@ -58,15 +57,6 @@ class _OneKey:
         return (self.key,)
 
 
-def _namer(enum: type[IntEnum]) -> Any:
-    def name(label: Any) -> str | None:
-        try:
-            return enum(label).name.lower() if isinstance(label, int) else None
-        except ValueError:
-            return None
-    return name
-
-
 def inspect(token: bytes, key: CoseKey | None, audience: str | None, show_secrets: bool) -> dict[str, Any]:
     env = open_envelope(token)
     msg = env.message
@@ -106,10 +96,10 @@ def render_text(r: dict[str, Any]) -> str:
     tags = ", ".join(t for t in (("CWT tag 61" if r["cwt_tag"] else ""),
                                  (f"COSE tag {r['cose_tag']}" if r["cose_tag"] else "")) if t) or "untagged"
     lines = [f"{r['structure']} ({tags}), {r['size']} bytes, alg {r['alg']}",
-             "protected: " + diag(r["protected"], labels=_namer(HeaderParam)),
-             "unprotected: " + diag(r["unprotected"], labels=_namer(HeaderParam))]
+             "protected: " + diag(r["protected"], labels=label_namer(HeaderParam)),
+             "unprotected: " + diag(r["unprotected"], labels=label_namer(HeaderParam))]
     if r["claims"] is not None:
-        lines.append("claims: " + diag(r["claims"], labels=_namer(Claim)))
+        lines.append("claims: " + diag(r["claims"], labels=label_namer(Claim)))
     else:
         lines.append("claims: (encrypted; give --key to decrypt)")
     if r["verified"] is True:
