@@ -1,6 +1,6 @@
 """ace benchmarks. Every figure comes with a baseline measured in the same run.
 
-``flow``: see bench_flow.py.
+``flow``: see bench_flow.py. ``load``: see bench_load.py.
 
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
 operation on the same bytes (the floor any COSE layer pays), and their ratio.
@@ -99,9 +99,10 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("what", choices=["tokens", "flow"])
+    parser.add_argument("what", choices=["tokens", "flow", "load"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
-    parser.add_argument("--flows", type=int, default=50, help="full flows to time (bench flow)")
+    parser.add_argument("--flows", type=int, default=None,
+                        help="full flows: timed one after another (flow, default 50) or all at once (load, 1000)")
     parser.add_argument("--profile", choices=["oscore", "dtls"], default="oscore", help="bench flow: which profile")
     args = parser.parse_args(argv)
     real_stdout = os.dup(1)
@@ -112,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
 
             from bench_flow import bench_flow
 
-            out = asyncio.run(bench_flow(args.seconds, args.flows, args.profile))
+            out = asyncio.run(bench_flow(args.seconds, args.flows or 50, args.profile))
+        elif args.what == "load":
+            import asyncio
+
+            from bench_load import bench_load
+
+            out = asyncio.run(bench_load(args.flows or 1000))
         else:
             out = bench_tokens(args.seconds)
     finally:
