@@ -156,6 +156,9 @@ class AceProfile(IntEnum):
 
     COAP_DTLS = 1
     COAP_OSCORE = 2
+    # draft-ietf-ace-edhoc-oscore-profile: value TBD at IANA; 4 is the draft's own placeholder
+    # (Appendix C CDDL) and what other implementations use until it is assigned
+    COAP_EDHOC_OSCORE = 4
 
 
 class HeaderParam(IntEnum):

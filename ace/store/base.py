@@ -59,6 +59,7 @@ class RsRecord:
     profiles: tuple[int, ...] = (2,)
     token_lifetime: int = 3600  # seconds (exp = iat + lifetime)
     oscore: OscoreSecret | None = None  # RS <-> AS context (introspection, later)
+    auth_key: CoseKey | None = None  # the RS's public authentication key (EDHOC: sent to clients as rs_cnf)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
