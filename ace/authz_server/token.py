@@ -21,7 +21,7 @@ from ace.authz_server.policy import granted_scope
 from ace.cbor.labels import AceProfile, ContentFormat, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, DecodeError, ErrorCode, RemoteError
-from ace.profiles import dtls
+from ace.profiles import dtls, edhoc
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, IssuedToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
@@ -92,7 +92,7 @@ class TokenEndpoint:
         update_kid = self._check_pop_request(request, profile, client, rs)
         now = int(self.clock())
         cti = _cti_bytes(self.store.next_cti())
-        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, update_kid)
+        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, update_kid, request)
         p = self.policy
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
@@ -104,8 +104,11 @@ class TokenEndpoint:
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=hashlib.sha256(token).digest(), pop_kid=pop_kid,
         ))
+        rs_cnf = None
+        if profile == AceProfile.COAP_EDHOC_OSCORE and update_kid is None and rs.auth_key is not None:
+            rs_cnf = CoseKeyCnf(rs.auth_key)  # RFC 9201 §3.2: the RS's key, for the client to authenticate it
         response = AccessTokenResponse(
-            access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf,
+            access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf, rs_cnf=rs_cnf,
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
         )
         return IssueResult(response, claims, client.client_id)
@@ -114,8 +117,10 @@ class TokenEndpoint:
                            rs: RsRecord) -> bytes | None:
         """Refuse what we cannot serve before any state changes (no cti is used up); returns
         the kid of the PoP key to keep when the client asks to update its access rights."""
-        if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS):
+        if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE):
             raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        if profile == AceProfile.COAP_EDHOC_OSCORE:
+            return self._check_edhoc_request(request, client, rs)
         if profile == AceProfile.COAP_DTLS and rs.token_kind != "encrypt0":  # the PSK travels in cnf
             log.warning("RS %s gets %s tokens: a DTLS PSK cannot travel in them", rs.audience, rs.token_kind)
             raise DecodeError("coap_dtls needs encrypted tokens for this RS",
@@ -124,17 +129,39 @@ class TokenEndpoint:
             case None:
                 return None
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
-                previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
-                if previous is None or (previous.expires_at is not None and previous.expires_at <= self.clock()):
-                    raise DecodeError("req_cnf kid names no live key of this client")  # invalid_request
-                return kid
-            case _:  # asymmetric PoP keys come with the EDHOC profile
+                return self._live_kid(kid, client, rs)
+            case _:  # asymmetric PoP keys: the EDHOC profile
                 raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
-    def _pop_key(self, profile: int, cti: bytes, update_kid: bytes | None) -> tuple[Cnf, Cnf | None, bytes]:
+    def _live_kid(self, kid: bytes, client: ClientRecord, rs: RsRecord) -> bytes:
+        previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
+        if previous is None or (previous.expires_at is not None and previous.expires_at <= self.clock()):
+            raise DecodeError("req_cnf kid names no live key of this client")  # invalid_request
+        return kid
+
+    def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> bytes | None:
+        """draft-ietf-ace-edhoc-oscore-profile §3.1: the client's credential in req_cnf (or, to
+        update its rights, the kid of one it holds a live token for)."""
+        if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
+            log.warning("RS %s offers coap_edhoc_oscore but has no auth_key registered", rs.audience)
+            raise DecodeError("this RS has no EDHOC credential", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        match request.req_cnf:
+            case CoseKeyCnf(key):
+                edhoc.check_credential(key, "client's credential")
+                return None
+            case KidCnf(kid):
+                return self._live_kid(kid, client, rs)
+        raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
+                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+    def _pop_key(self, profile: int, cti: bytes, update_kid: bytes | None,
+                 request: AccessTokenRequest) -> tuple[Cnf, Cnf | None, bytes]:
         """(cnf of the token, cnf of the response, the key's id)."""
         if update_kid is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
             return KidCnf(update_kid), None, update_kid
+        if profile == AceProfile.COAP_EDHOC_OSCORE:  # the client's own key, bound as it sent it
+            assert isinstance(request.req_cnf, CoseKeyCnf)
+            return request.req_cnf, None, request.req_cnf.key.kid or b""
         if profile == AceProfile.COAP_DTLS:  # RFC 9202 §3.2: a symmetric key, its kid the psk_identity
             key = symmetric_key(self.rng(dtls.PSK_LEN), kid=dtls.mint_kid(self.rng))
             return CoseKeyCnf(key), CoseKeyCnf(key), key.kid or b""

@@ -150,6 +150,7 @@ class RsFileConfig:
     hint_scope: str | None = None
     max_tokens: int = 64
     profiles: tuple[int, ...] = (2,)
+    edhoc_key: Path | None = None
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -177,10 +178,11 @@ def load_rs(path: Path) -> RsFileConfig:
         _get(t, "as_uri", str, w), tuple(path.parent / k for k in keys), _scopes(t.get("scopes", {}), w),
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
+        path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
     )
 
 
-PROFILE_NAMES = {"coap_dtls": 1, "coap_oscore": 2}
+PROFILE_NAMES = {"coap_dtls": 1, "coap_oscore": 2, "coap_edhoc_oscore": 4}
 
 
 def _profiles(names: list[Any], where: str) -> tuple[int, ...]:
@@ -201,6 +203,7 @@ class ClientFileConfig:
     scope: str | None
     profile: int | None = None
     as_psk: Path | None = None
+    edhoc_key: Path | None = None
 
 
 def load_client(path: Path) -> ClientFileConfig:
@@ -213,4 +216,5 @@ def load_client(path: Path) -> ClientFileConfig:
         _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
         _profiles([t["profile"]], w)[0] if "profile" in t else None,
         path.parent / t["as_psk"] if isinstance(t.get("as_psk"), str) else None,
+        path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
     )

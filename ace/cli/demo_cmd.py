@@ -32,8 +32,11 @@ from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import Exchange
 from ace.errors import DecodeError
 
-STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F", "resource (DTLS)": "F"}
-PROFILES = {"oscore": AceProfile.COAP_OSCORE, "dtls": AceProfile.COAP_DTLS}
+STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F", "resource (DTLS)": "F",
+        "resource (EDHOC)": "F"}
+PROFILES = {"oscore": AceProfile.COAP_OSCORE, "dtls": AceProfile.COAP_DTLS, "edhoc": AceProfile.COAP_EDHOC_OSCORE}
+PROFILE_TITLES = {"oscore": "OSCORE profile (RFC 9203)", "dtls": "DTLS profile (RFC 9202)",
+                  "edhoc": "EDHOC + OSCORE profile (draft-ietf-ace-edhoc-oscore-profile)"}
 
 
 def register(sub: Any) -> None:
@@ -105,18 +108,18 @@ async def run_demo(directory: Path, profile: str = "oscore") -> dict[str, Any]:
         as_server.store.close()
     ok_get = isinstance(got, Done) and got.response.success
     ok_refused = isinstance(refused, Done) and refused.response.code in ((4, 3), (4, 5))
-    return {"profile": "coap_" + profile, "grant": f"{CLIENT_ID} may get 'r_temp' at {AUDIENCE}",
+    return {"profile": profile, "grant": f"{CLIENT_ID} may get 'r_temp' at {AUDIENCE}",
             "as_uri": d.as_uri, "rs_uri": d.rs_uri, "exchanges": records,
             "resource_obtained": ok_get, "out_of_scope_refused": ok_refused, "ok": ok_get and ok_refused}
 
 
 def render_text(r: dict[str, Any]) -> str:
-    name = "DTLS profile (RFC 9202)" if r["profile"] == "coap_dtls" else "OSCORE profile (RFC 9203)"
-    out = [f"ace demo: ACE-OAuth (RFC 9200) A–F flow, {name}, on loopback",
+    out = [f"ace demo: ACE-OAuth (RFC 9200) A–F flow, {PROFILE_TITLES[r['profile']]}, on loopback",
            "(keys and contexts are fresh for this run and shown in full; never do this with real keys)", "",
            f"A/B  Resource Owner: ace policy grant {CLIENT_ID} {AUDIENCE} r_temp   (AS {r['as_uri']})"]
     for x in r["exchanges"]:
-        sec = ("DTLS" if x["what"] == "resource (DTLS)" else "OSCORE") if x["protected"] else "unprotected"
+        sec = {"resource (DTLS)": "DTLS", "resource (EDHOC)": "EDHOC+OSCORE"}.get(x["what"], "OSCORE") \
+            if x["protected"] else "unprotected"
         out.append(f"{x['step']:<4} client -> {x['method']} {x['uri']} ({sec}), {x['request']['bytes']} B payload")
         out += _payload_lines(x["request"])
         resp = x["response"]

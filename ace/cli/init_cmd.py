@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ace.cbor.labels import Curve
 from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private, write_psk
 from ace.errors import ConfigError
 from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import generate_symmetric, save_key
+from ace.tokens.keys import generate_curve_key, generate_symmetric, save_key
 
 CLIENT_ID, AUDIENCE = "clientA", "rs1"
 
@@ -60,10 +61,14 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     write_oscore_secret(directory / "client-as.oscore.toml",
                         OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
     psk = DtlsPsk(identity=CLIENT_ID.encode(), key=secrets.token_bytes(16))
+    rs_edhoc = generate_curve_key(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
+    save_key(directory / "rs1-edhoc.key", rs_edhoc)
+    save_key(directory / "client-edhoc.key", generate_curve_key(Curve.P_256, kid=b"cA"))
     write_psk(directory / "client-as.psk.toml", psk)
     with SqliteAsStore(directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, psk=psk, profiles=(2, 1)))
-        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1)))
+        store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, psk=psk, profiles=(2, 1, 4)))
+        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1, 4),
+                              auth_key=rs_edhoc.public()))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
     write_private(directory / "as.toml", f"""# Authorization Server (ace as --config as.toml)
 [as]
@@ -83,7 +88,8 @@ as_uri = "{as_uri}"       # sent in AS Request Creation Hints
 token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
 max_tokens = 64
-profiles = ["coap_oscore", "coap_dtls"]   # DTLS (RFC 9202) listens on port + 1
+profiles = ["coap_oscore", "coap_dtls", "coap_edhoc_oscore"]   # DTLS (RFC 9202) listens on port + 1
+edhoc_key = "rs1-edhoc.key"   # the RS's EDHOC credential (the AS sends its public part as rs_cnf)
 
 [rs.scopes]               # what each text scope-token allows: [[path, [methods]], ...]
 r_temp = [["/temp", ["GET"]]]
@@ -95,6 +101,7 @@ client_id = "{CLIENT_ID}"
 as_uri = "{as_uri}"
 as_context = "client-as.oscore.toml"
 state = "client-state.json"
+edhoc_key = "client-edhoc.key"   # our EDHOC credential, sent in req_cnf for coap_edhoc_oscore
 # as_psk = "client-as.psk.toml"   # with as_uri = "coaps://...": reach the AS over DTLS-PSK instead
 # profile = "coap_dtls"   # ask the AS for this profile (default: the AS chooses; OSCORE first)
 """)
@@ -104,8 +111,8 @@ state = "client-state.json"
 
 def cmd_init(args: argparse.Namespace) -> int:
     d = init_deployment(args.dir, host=args.host, as_port=args.as_port, rs_port=args.rs_port)
-    print(f"""wrote {d.directory}/: as.toml as.db rs.toml rs1-token.key client.toml client-as.oscore.toml
-  client-as.psk.toml
+    print(f"""wrote {d.directory}/: as.toml as.db rs.toml rs1-token.key rs1-edhoc.key client.toml
+  client-as.oscore.toml client-as.psk.toml client-edhoc.key
 run, each in its own terminal:
   ace as --config {d.as_config}
   ace rs --config {d.rs_config}

@@ -31,13 +31,16 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, profiles=cfg.profiles),
         keys, clock=clock)
-    return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources())
+    edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
+    return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
 
 
 def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
                  scope: str | None = None, profile: int | None = None) -> ClientRunner:
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
-                                   scope=scope or cfg.scope, profile=profile or cfg.profile), clock=time.time)
+                                   scope=scope or cfg.scope, profile=profile or cfg.profile,
+                                   edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None),
+                      clock=time.time)
     return ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
                         as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,
                         seqno_store=FileSequenceStore(cfg.state), observer=observer)

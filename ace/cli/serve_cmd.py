@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     c = sub.add_parser("client", help="request a resource, getting a token as needed (the A–F flow)")
     c.add_argument("--config", type=Path, required=True)
     c.add_argument("--scope", help="scope to ask for (default: from config or the RS's hints)")
-    c.add_argument("--profile", choices=["oscore", "dtls"], help="ACE profile to ask the AS for")
+    c.add_argument("--profile", choices=["oscore", "dtls", "edhoc"], help="ACE profile to ask the AS for")
     c.add_argument("method", choices=["get", "post", "put", "delete"])
     c.add_argument("uri")
     c.add_argument("payload", nargs="?", default="")
@@ -59,7 +59,7 @@ def cmd_rs(args: argparse.Namespace) -> int:
 
 
 async def _client(args: argparse.Namespace) -> int:
-    profile = {"oscore": 2, "dtls": 1}.get(args.profile or "")
+    profile = {"oscore": 2, "dtls": 1, "edhoc": 4}.get(args.profile or "")
     runner = roles.build_client(load_client(args.config), scope=args.scope, profile=profile)
     try:
         await runner.start()

@@ -26,10 +26,11 @@ from ace.cbor.messages import (
     ErrorResponse,
 )
 from ace.errors import AceError, DecodeError, RemoteError
-from ace.profiles import dtls, oscore
+from ace.profiles import dtls, edhoc, oscore
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
+from ace.tokens.keys import CoseKey
 
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
@@ -44,6 +45,7 @@ class ClientConfig:
     authz_info_path: str = "/authz-info"
     ask_profile: bool = False
     profile: int | None = None  # ask the AS for this ACE profile (None: the AS chooses)
+    edhoc_key: CoseKey | None = field(default=None, repr=False)  # our EDHOC credential (with d), for req_cnf
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +67,7 @@ class Session:
 
     origin: str
     token: bytes = field(repr=False)
-    context: OscoreContextParams | DtlsChannel = field(repr=False)
+    context: OscoreContextParams | DtlsChannel | edhoc.EdhocChannel = field(repr=False)
     expires_at: float | None
     scope: str | bytes | None
     id: int = 0
@@ -132,7 +134,7 @@ class ClientFlow:
         self._state = "idle"
         self._retried = False
         # the token response and what the channel needs: (N1, our Recipient ID) or the DTLS PSK
-        self._pending: tuple[AccessTokenResponse, tuple[bytes, bytes] | DtlsChannel] | None = None
+        self._pending: tuple[AccessTokenResponse, tuple[bytes, bytes] | DtlsChannel | edhoc.EdhocChannel] | None = None
         self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
     # -- entry points -----------------------------------------------------------------
@@ -188,9 +190,13 @@ class ClientFlow:
         audience = c.audience or (hints.audience if hints else None)
         if as_uri is None or audience is None:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
+        req_cnf = None
+        if c.profile == AceProfile.COAP_EDHOC_OSCORE and c.edhoc_key is not None:
+            req_cnf = CoseKeyCnf(c.edhoc_key.public())  # draft-ietf-ace-edhoc-oscore-profile §3.1
         request = AccessTokenRequest(
             client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
             cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile, ace_profile=c.profile,
+            req_cnf=req_cnf,
         )
         self._state = "token"
         return SendTokenRequest(as_uri, request.encode())
@@ -208,6 +214,12 @@ class ClientFlow:
             self._pending = (token_response, dtls.channel_from_key(token_response.cnf.key))
             self._state = "authz-info"
             return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
+        if profile == AceProfile.COAP_EDHOC_OSCORE:  # the token, then EDHOC with the RS's credential
+            assert isinstance(token_response.rs_cnf, CoseKeyCnf)
+            rs_key = edhoc.check_credential(token_response.rs_cnf.key, "RS credential (rs_cnf)")
+            self._pending = (token_response, edhoc.EdhocChannel(rs_key))
+            self._state = "authz-info"
+            return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
         assert isinstance(token_response.cnf, OscoreCnf)
         oscore.validate_material(token_response.cnf.material)
         id_limit = oscore.max_id_len(oscore.material_alg(token_response.cnf.material))
@@ -222,13 +234,13 @@ class ClientFlow:
         assert self._pending is not None and self._request is not None
         token_response, channel = self._pending
         self._pending = None
-        my_id = channel[1] if isinstance(channel, tuple) else None
+        my_id = channel[1] if isinstance(channel, tuple) else None  # OSCORE profile only
         if response.code != (2, 1):
             if my_id is not None:
                 self._ids.release(my_id)
             return self._fail("authz-info", f"RS refused the token: {response.code}", response)
-        context: OscoreContextParams | DtlsChannel = (
-            channel if isinstance(channel, DtlsChannel) else self._derive(token_response, response, *channel))
+        context: OscoreContextParams | DtlsChannel | edhoc.EdhocChannel = (
+            self._derive(token_response, response, *channel) if isinstance(channel, tuple) else channel)
         self.drop_session(self._request.origin)
         expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
         session = Session(origin=self._request.origin, token=token_response.access_token, context=context,
@@ -290,9 +302,12 @@ def _profile_of(response: AccessTokenResponse) -> int:
     """The profile the AS chose; absent (RFC 9200 §5.8.2: the client knows), it follows from cnf."""
     profile = response.ace_profile
     if profile is None:
-        profile = AceProfile.COAP_DTLS if isinstance(response.cnf, CoseKeyCnf) else AceProfile.COAP_OSCORE
-    if profile == AceProfile.COAP_OSCORE and isinstance(response.cnf, OscoreCnf):
-        return profile
-    if profile == AceProfile.COAP_DTLS and isinstance(response.cnf, CoseKeyCnf):
+        profile = (AceProfile.COAP_DTLS if isinstance(response.cnf, CoseKeyCnf) else
+                   AceProfile.COAP_EDHOC_OSCORE if response.cnf is None and isinstance(response.rs_cnf, CoseKeyCnf)
+                   else AceProfile.COAP_OSCORE)
+    usable = {AceProfile.COAP_OSCORE: isinstance(response.cnf, OscoreCnf),
+              AceProfile.COAP_DTLS: isinstance(response.cnf, CoseKeyCnf),
+              AceProfile.COAP_EDHOC_OSCORE: isinstance(response.rs_cnf, CoseKeyCnf)}
+    if usable.get(profile):  # type: ignore[call-overload]
         return profile
     raise DecodeError(f"token response: profile {profile} with a cnf this client cannot use")

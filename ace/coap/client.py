@@ -34,11 +34,12 @@ from ace.client.flow import (
     SendTokenRequest,
     Session,
 )
-from ace.coap import contexts, dtls
+from ace.coap import contexts, dtls, edhoc
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import pair_of
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
+from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.store.base import DtlsPsk, OscoreSecret
 
@@ -96,6 +97,7 @@ class ClientRunner:
         self._as_origin = ""
         self._lock = asyncio.Lock()  # the flow has one request in flight
         self._dtls_sessions: dict[str, Any] = {}
+        self._edhoc: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}  # per RS origin, per session
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
@@ -112,6 +114,7 @@ class ClientRunner:
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
         self._dtls_sessions.clear()
+        self._edhoc.clear()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None
@@ -143,6 +146,9 @@ class ClientRunner:
         if session is None:
             return await self._send("resource", req.method, self.plain_uri(req.uri), req.payload,
                                     req.content_format, PLAIN)
+        if isinstance(session.context, EdhocChannel):  # EDHOC (then OSCORE) with the RS's credential
+            return await self._send("resource (EDHOC)", req.method, req.uri, req.payload, req.content_format,
+                                    self._edhoc_session(session))
         if isinstance(session.context, DtlsChannel):  # RFC 9202: the same request over DTLS with the PSK
             uri = self.secure_uri(req.uri)
             return await self._send("resource (DTLS)", req.method, uri, req.payload, req.content_format,
@@ -170,6 +176,20 @@ class ClientRunner:
         except ValueError as exc:
             raise ConfigError(f"this DTLS client cannot use that PoP key: {exc}") from None
 
+    def _edhoc_session(self, session: Session) -> edhoc.ClientEdhoc:
+        known = self._edhoc.get(session.origin)
+        if known is not None and known[0] == session.id:
+            return known[1]
+        own = self.flow.config.edhoc_key
+        if own is None:
+            raise ConfigError("the EDHOC profile needs the client's own key (edhoc_key)")
+        assert isinstance(session.context, EdhocChannel)
+        parts = urlsplit(session.origin)
+        client = edhoc.ClientEdhoc.install(self.context, parts.hostname or "", parts.port, own,
+                                           session.context.peer_key)
+        self._edhoc[session.origin] = (session.id, client)
+        return client
+
     def _rs_context(self, session: Session) -> MemoryOscoreContext:
         known = self._rs_contexts.get(session.origin)
         if known is not None and known[0] == session.id:
@@ -190,8 +210,11 @@ class ClientRunner:
             msg.opt.content_format = int(content_format)
         full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
         creds = self.context.client_credentials
+        edhoc_session = security if isinstance(security, edhoc.ClientEdhoc) else None
         if isinstance(security, _Plain):
             creds[full] = PLAIN  # more specific than "origin/*": this one goes unprotected
+        elif edhoc_session is not None:
+            creds.pop(full, None)  # its credentials (or pinned context) sit under the origin already
         elif security is not None:
             creds.pop(full, None)
             creds[origin_of(full) + "/*"] = security
@@ -200,12 +223,20 @@ class ClientRunner:
         try:
             raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
             response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
+            if edhoc_session is not None:
+                # aiocoap runs EDHOC on every request unless the derived context is pinned
+                if raw.code == aiocoap.UNAUTHORIZED:
+                    edhoc_session.reset()
+                else:
+                    edhoc_session.pin(raw)
             if origin_of(full).startswith("coaps:"):
                 # aiocoap keeps DTLS sessions in a weak pool: without a reference each request
                 # may cost a new handshake. One session per origin stays pinned while we use it.
                 self._dtls_sessions[origin_of(full)] = raw.remote
         except oscore.NotAProtectedMessage as exc:  # e.g. 4.01 "Security context not found"
             plain = exc.plain_message
+            if edhoc_session is not None:  # the RS lost the context: handshake again next time
+                edhoc_session.reset()
             response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
         except (TimeoutError, aiocoap.error.Error, OSError) as exc:
             log.warning("%s %s failed: %s", method, uri, type(exc).__name__)

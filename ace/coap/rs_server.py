@@ -20,18 +20,22 @@ import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
-from ace.coap import contexts, dtls
+from ace.coap import contexts, dtls, edhoc
 from ace.coap.render import ace_message, error_message
 from ace.errors import RemoteError
 from ace.profiles.dtls import DtlsChannel
+from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
+from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
+from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
 SWEEP_SECONDS = 5.0
 SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session go out first
+EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
 def label_of(request: aiocoap.Message) -> bytes | None:
@@ -88,8 +92,11 @@ class RsServer:
     (on the bind port + 1: aiocoap's tinydtls server)."""
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
-                 resources: Mapping[str, Mapping[str, Handler]]) -> None:
+                 resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None) -> None:
         self.core, self.bind, self.resources = core, bind, resources
+        self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
+        self.peers = edhoc.PeerCredentialIndex()  # clients' credentials from tokens, by kid
+        self.credentials = edhoc.EdhocCredentialsMap()
         self.index = contexts.ContextIndex()
         self.psks = dtls.PskIndex()
         self._psk_labels: dict[bytes, bytes] = {}  # binding label -> psk_identity
@@ -109,6 +116,9 @@ class RsServer:
             if params.identity not in self.psks:
                 self.psks.add(params.identity, params.key, binding.label)
                 self._psk_labels[binding.label] = params.identity
+        elif isinstance(params, EdhocChannel):  # the client's EDHOC run finds its credential by kid
+            if params.kid not in self.peers:
+                self.peers.add(params.peer_key, binding.label)
         elif self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None:
             self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
                                                 clock=self.core.clock))
@@ -116,8 +126,11 @@ class RsServer:
     def uninstall(self, binding: Binding) -> None:
         self._uninstall(binding.label, binding.context)
 
-    def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel) -> None:
-        if isinstance(params, DtlsChannel):
+    def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel | EdhocChannel) -> None:
+        if isinstance(params, EdhocChannel):  # its credential and every OSCORE context EDHOC made with it
+            self.peers.remove(params.kid)
+            self.credentials.forget_label(label)
+        elif isinstance(params, DtlsChannel):
             self.psks.remove(params.identity)
             self._psk_labels.pop(label, None)
             if self.context is not None:  # a live session must not outlive its token ...
@@ -147,7 +160,12 @@ class RsServer:
         stale_psk = [(label, ident) for label, ident in self._psk_labels.items() if label not in live]
         for label, ident in stale_psk:
             self._uninstall(label, DtlsChannel(ident, b""))
-        return len(stale) + len(gone) + len(stale_psk)
+        stale_peers = [label for label in self.peers.labels() if isinstance(label, bytes) and label not in live]
+        for label in stale_peers:
+            self.peers.remove(label.removeprefix(EDHOC_LABEL_PREFIX))
+            self.credentials.forget_label(label)
+        self.credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
+        return len(stale) + len(gone) + len(stale_psk) + len(stale_peers)
 
     async def _sweep(self) -> None:
         while True:
@@ -169,9 +187,12 @@ class RsServer:
         return site
 
     async def start(self) -> None:
-        credentials = dtls.DtlsCredentialsMap()
+        credentials = self.credentials
         credentials[":tokens"] = self.index
         credentials[":psk"] = self.psks
+        credentials[":edhoc-peers"] = self.peers
+        if self.edhoc_key is not None and AceProfile.COAP_EDHOC_OSCORE in self.core.config.profiles:
+            edhoc.install_server_identity(credentials, self.edhoc_key, [edhoc.edhoc_origin(*self.bind)])
         site = OscoreSiteWrapper(self.site(), credentials)
         if self.offers_dtls:
             self.context = await dtls.create_server(site, self.bind, credentials, extra_transports=["oscore"])

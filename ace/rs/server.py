@@ -35,12 +35,13 @@ from ace.errors import (
     ErrorCode,
     RemoteError,
 )
-from ace.profiles import dtls, oscore
+from ace.profiles import dtls, edhoc, oscore
 from ace.redact import token as redact_token
 from ace.rs.store import DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, verify_token
+from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
@@ -92,9 +93,7 @@ class ResourceServer:
         if channel_label is not None:
             return self._update(payload, content_format, channel_label)
         if content_format == ContentFormat.CWT or (content_format is None and not _is_map(payload)):
-            if AceProfile.COAP_DTLS not in self.config.profiles:
-                raise DecodeError("this RS does not offer the DTLS profile")
-            return self._authz_info_dtls(payload)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
+            return self._authz_info_raw(payload)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
         if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9203 §4.1: application/ace+cbor
             raise RemoteError("content format must be application/ace+cbor or application/cwt",
                               error_code=None, coap_code=UNSUPPORTED_CONTENT_FORMAT)
@@ -131,25 +130,42 @@ class ResourceServer:
                           pop_id=material.id, supersedes=later)
         return self._store(binding, dropped, request.access_token)
 
-    def _authz_info_dtls(self, token: bytes) -> AuthzInfoOutcome:
+    def _authz_info_raw(self, token: bytes) -> AuthzInfoOutcome:
+        """A bare token whose cnf is a COSE_Key: symmetric for DTLS (RFC 9202 §3.3), the client's
+        public key for EDHOC (draft-ietf-ace-edhoc-oscore-profile, token before the handshake)."""
         token_hash = hashlib.sha256(token).digest()
         known = self.bindings.by_token_hash(token_hash)
         if known is not None and not known.expired(self.clock()):
             return AuthzInfoOutcome(b"", known, False, [])  # the same token again: nothing changes
         claims = self._verify(token)
-        if not isinstance(claims.cnf, CoseKeyCnf):  # RFC 9202 §3.2: a symmetric key (RPK: not here)
-            raise DecodeError("token cnf holds no COSE_Key for DTLS", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
-        channel = dtls.channel_from_key(claims.cnf.key)
+        if not isinstance(claims.cnf, CoseKeyCnf):
+            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        channel, pop_id = self._raw_channel(claims.cnf.key)
         scope = self._usable_scope(claims.scope)
-        client_key = _client_key(claims.sub, b"psk:" + channel.identity)
+        client_key = _client_key(claims.sub, b"pop:" + channel.label)
         current = self.bindings.get(channel.label)  # the same PoP key: an older token must not win
         if current is not None and _older(claims, current.claims):
             raise RemoteError("an older token for a key in use", error_code=None, coap_code=UNAUTHORIZED)
         dropped, later = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
-                          client_key=client_key, pop_id=channel.identity, supersedes=later)
+                          client_key=client_key, pop_id=pop_id, supersedes=later)
         return self._store(binding, dropped, token)
+
+    def _raw_channel(self, key: CoseKey) -> tuple[dtls.DtlsChannel | edhoc.EdhocChannel, bytes]:
+        if key.is_symmetric:
+            if AceProfile.COAP_DTLS not in self.config.profiles:
+                raise DecodeError("this RS does not offer the DTLS profile")
+            channel = dtls.channel_from_key(key)
+            return channel, channel.identity
+        if AceProfile.COAP_EDHOC_OSCORE not in self.config.profiles:
+            raise DecodeError("this RS does not offer the EDHOC profile", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        edhoc_channel = edhoc.EdhocChannel(edhoc.check_credential(key))
+        current = self.bindings.get(edhoc_channel.label)  # the kid names the credential: one key per kid
+        if current is not None and isinstance(current.context, edhoc.EdhocChannel) and (
+                current.context.peer_key != key):
+            raise RemoteError("this kid is bound to another credential", error_code=None, coap_code=UNAUTHORIZED)
+        return edhoc_channel, edhoc_channel.kid
 
     def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
         """A new token over the channel of an existing one: same PoP key, new rights
@@ -301,6 +317,8 @@ def _same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
             return hmac.compare_digest(kid, current.pop_id)
         case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
             return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
+        case CoseKeyCnf(key) if isinstance(current.context, edhoc.EdhocChannel):
+            return key == current.context.peer_key
     return False
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ace.cbor.scope import Scope
 from ace.errors import SERVICE_UNAVAILABLE, RemoteError
 from ace.profiles.dtls import DtlsChannel
+from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.claims import AccessTokenClaims
 
@@ -31,7 +32,7 @@ class Binding:
     expires_at: float | None  # RS clock
     nonce1: bytes
     response: bytes  # the encoded 2.01 payload (a retransmitted POST gets the same answer)
-    context: OscoreContextParams | DtlsChannel = field(repr=False)  # what the secure channel needs
+    context: OscoreContextParams | DtlsChannel | EdhocChannel = field(repr=False)  # what the channel needs
     client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
     pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
     supersedes: tuple[bytes, ...] = ()  # bindings of this client that go once this one is used

@@ -1,15 +1,16 @@
 """Record <-> row mapping and the argument checks both AS stores share.
 
-The SQLite store keeps one column per record field; the few composite fields are encoded
-here: ``profiles`` as a CBOR array, an RS ``token_key`` as its COSE_Key CBOR (RFC 9052 §7),
-an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable columns, a client's ``DtlsPsk`` (RFC
-4279) as two (``psk_identity``, ``psk``: both NULL or both set; SQLite's ``ALTER TABLE`` that
-added them cannot add a CHECK over two columns, so ``psk_from_columns`` refuses a row with
-only one, and the store's triggers refuse to write one). Scopes stay ``str`` or
-``bytes`` as given (text scope vs AIF, RFC 9237). Values read back that do not have the
-stored type mean a damaged file and raise ``ConfigError`` naming the column, never its
-value. The checks (``check_*``) are what ``memory`` and ``sqlite`` both enforce, so the
-two stores accept and refuse the same calls.
+The SQLite store keeps one column per record field; the few composite fields are encoded here:
+``profiles`` as a CBOR array, an RS ``token_key`` and ``auth_key`` as their COSE_Key CBOR (RFC
+9052 §7; ``auth_key``, sent to clients as rs_cnf, must be public: refused on write, and read
+back as a damaged file if it is not), an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable
+columns, a client's ``DtlsPsk`` (RFC 4279) as two (``psk_identity``, ``psk``: both NULL or both
+set; SQLite's ``ALTER TABLE`` that added them cannot add a CHECK over two columns, so
+``psk_from_columns`` refuses a row with only one, and the store's triggers refuse to write
+one). Scopes stay ``str`` or ``bytes`` as given (text scope vs AIF, RFC 9237). Values read back
+that do not have the stored type mean a damaged file and raise ``ConfigError`` naming the
+column, never its value. The checks (``check_*``) are what ``memory`` and ``sqlite`` both
+enforce, so the two stores accept and refuse the same calls.
 """
 
 from __future__ import annotations
@@ -107,6 +108,18 @@ def check_rs(rs: RsRecord) -> None:
     if rs.token_lifetime <= 0:
         raise ValueError("token_lifetime must be positive")
     _check_profiles(rs.profiles)
+    if rs.auth_key is not None:
+        check_public_key(rs.auth_key, "auth_key")
+
+
+def check_public_key(key: object, name: str) -> None:
+    """A ``CoseKey`` without private parameters (the messages never show the key)."""
+    if not isinstance(key, CoseKey):
+        raise TypeError(f"{name} must be a CoseKey, not {type(key).__name__}")
+    if key.is_symmetric:
+        raise ValueError(f"{name} must be a public key, not a symmetric key")
+    if key.has_private:
+        raise ValueError(f"{name} must be a public key, but this one has a private part (d)")
 
 
 def check_grant(grant: Grant) -> None:
@@ -179,6 +192,16 @@ def decode_key(value: object, column: str = "token_key") -> CoseKey:
         raise ConfigError(f"store damaged: column {column} is not a COSE_Key") from exc
 
 
+def decode_public_key(value: object, column: str) -> CoseKey | None:
+    """NULL or a public COSE_Key; a private or symmetric one means a damaged (or tampered) file."""
+    if value is None:
+        return None
+    key = decode_key(value, column)
+    if key.has_private:
+        raise ConfigError(f"store damaged: column {column} holds a private key")
+    return key
+
+
 def oscore_columns(osc: OscoreSecret | None) -> OscoreColumns:
     if osc is None:
         return (None, None, None, None, None, None, None)
@@ -219,6 +242,7 @@ PSK_COLUMNS = ("psk_identity", "psk")
 CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS, *PSK_COLUMNS)
 RS_COLUMNS = (
     "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
+    "auth_key",
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
 TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid")
@@ -239,6 +263,7 @@ def rs_row(rs: RsRecord) -> tuple[object, ...]:
     return (
         rs.audience, rs.rs_id, encode_key(rs.token_key), rs.token_kind, rs.token_alg,
         encode_profiles(rs.profiles), rs.token_lifetime, *oscore_columns(rs.oscore),
+        None if rs.auth_key is None else encode_key(rs.auth_key),
     )
 
 
@@ -252,6 +277,7 @@ def rs_from_row(row: Row) -> RsRecord:
         profiles=decode_profiles(row[5]),
         token_lifetime=integer(row[6], "token_lifetime"),
         oscore=oscore_from_columns(row[7:14]),
+        auth_key=decode_public_key(row[14], "auth_key"),
     )
 
 

@@ -2,10 +2,10 @@
 
 Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same ordering of
 lists, the same refusal of a second client with one OSCORE recipient id and id context or
-one DTLS PSK identity, the newest logged token for a PoP kid,
-grants unique per client, audience and scope with text scopes and AIF bytes distinct,
-sequence numbers that never go down, newest-first token log), without durability: all
-is lost with the process. Records are frozen, so they are kept as given. Thread-safe.
+one DTLS PSK identity and of an RS ``auth_key`` that is not a public key, the newest logged
+token for a PoP kid, grants unique per client, audience and scope with text scopes and AIF
+bytes distinct, sequence numbers that never go down, newest-first token log), without
+durability: all is lost with the process. Records are frozen, so they are kept as given. Thread-safe.
 """
 
 from __future__ import annotations

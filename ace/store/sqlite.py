@@ -1,17 +1,17 @@
 """The AS's embedded default store: one SQLite file, durable when each call returns.
 
-Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs, grants,
-issued-token log with PoP kids, cti counter, OSCORE sender sequence numbers per RFC 8613
-§B.1.1) with stdlib ``sqlite3``. The file is created with mode 0600 (it holds OSCORE master
-secrets, PSKs and token keys) and an existing file others can read is refused. WAL journal with
-``synchronous=FULL``: every write is one committed, fsynced transaction before the call
-returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
-crashes, and the token log alone commits with ``NORMAL`` (see there). Tables are STRICT; scopes
-live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA
-user_version`` is the schema version, ``MIGRATIONS`` brings older files up to date (each step
-recorded in ``schema_migrations``); a newer file, a damaged one or a foreign SQLite database
-raises ``ConfigError``. One connection behind a lock serves all threads. Neither exceptions nor
-logs carry secrets.
+Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs with their token
+key and public authentication key, grants, issued-token log with PoP kids, cti counter, OSCORE
+sender sequence numbers per RFC 8613 §B.1.1) with stdlib ``sqlite3``. The file is created with
+mode 0600 (it holds OSCORE master secrets, PSKs and token keys) and an existing file others can
+read is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
+transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it
+never repeats one across crashes, and the token log alone commits with ``NORMAL`` (see there).
+Tables are STRICT; scopes live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237)
+keep their type. ``PRAGMA user_version`` is the schema version, ``MIGRATIONS`` brings older
+files up to date (each step recorded in ``schema_migrations``); a newer file, a damaged one or
+a foreign SQLite database raises ``ConfigError``. One connection behind a lock serves all
+threads. Neither exceptions nor logs carry secrets.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE INDEX issued_tokens_pop_kid ON issued_tokens (client_id, audience, pop_kid)
             WHERE pop_kid IS NOT NULL""",
     ),
+    # The RS's public authentication key (COSE_Key CBOR; EDHOC profile: rs_cnf), NULL if none.
+    3: ("ALTER TABLE rs ADD COLUMN auth_key BLOB",),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

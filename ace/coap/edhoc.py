@@ -1,0 +1,353 @@
+"""EDHOC transport glue (RFC 9528; draft-ietf-ace-edhoc-oscore-profile) on aiocoap 0.4.17.
+
+Turns our EC2 P-256 ``CoseKey`` into what aiocoap/lakers use (a CCS ``{2: sub?, 8: {1:
+COSE_Key}}`` with a kid, encoded canonically: that encoding is CRED_x inside the EDHOC MACs,
+so both ends must build it alike), lets an RS find clients' credentials from tokens
+(``PeerCredentialIndex``) and bounds aiocoap's responder state. aiocoap facts: the RS's own
+identity is looked up under ``origin + "/*"`` with origin ``"coap://" + hostinfo`` (Uri-Host
+if sent, else the local address, default port left out, e.g. ``coap://[::1]:5700``); lakers
+hands ID_CRED_I expanded to ``{4: bstr kid}`` even when the wire carries a one-byte kid
+compactly as a CBOR int; ``CredentialsMap.find_edhoc_by_id_cred_peer`` gives claims
+``[map key of the item]`` (``EdhocCredentialsMap`` gives the token's label instead), a miss is
+an unprotected 4.00 (the client sees ``NotAProtectedMessage``) and the server keeps serving;
+every responder context stays in the server map under ``":" + uuid4().hex`` and C_R is one of
+48 one-byte ids (then 5.00 "Too many contexts"), so ``EdhocCredentialsMap`` evicts the oldest;
+the client runs EDHOC on every request unless the derived context is pinned (``ClientEdhoc``).
+Only method 3 with suite 2 is supported; no EAD, no by-value credentials from unknown peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiocoap
+import cbor2
+from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext, EdhocResponderContext
+from aiocoap.numbers import COAP_PORT
+from aiocoap.util import hostportjoin
+
+from ace.cbor.labels import Curve, KeyType
+from ace.coap.dtls import DtlsCredentialsMap
+from ace.tokens.keys import CoseKey
+
+log = logging.getLogger(__name__)
+
+SUITE = 2  # AES-CCM-16-64-128, SHA-256, P-256: the only suite aiocoap 0.4.17 sets OSCORE up for
+METHOD = 3  # static DH on both sides
+MAX_KID = 16  # lakers-python 0.6.2 fails to parse a CCS whose kid is longer
+MAX_CCS = 192  # lakers-python 0.6.2: longer credentials fail to parse
+CONNECTION_IDS = 48  # aiocoap picks C_R among the one-byte CBOR ints -24..23
+DEFAULT_MAX_RESPONDERS = 40
+_FREE_IDS_KEPT = 2  # the next client's C_I may take one of the free ids
+_CANDIDATE_IDS = frozenset(cbor2.dumps(i) for i in range(-24, 24))
+
+Loader = Callable[[bytes], "tuple[bytes, object] | None"]
+
+
+def _edhoc_key(key: CoseKey, *, private: bool) -> CoseKey:
+    if key.kty is not KeyType.EC2 or key.crv is not Curve.P_256:
+        raise ValueError("EDHOC suite 2 needs an EC2 P-256 key")
+    if key.kid is None or not 1 <= len(key.kid) <= MAX_KID:
+        raise ValueError(f"EDHOC credentials are identified by kid: it must be 1..{MAX_KID} bytes")
+    if private and key.d is None:
+        raise ValueError("the own EDHOC key needs its private part d")
+    return key
+
+
+def ccs_map(key: CoseKey, *, subject: str | None = None) -> dict[int, Any]:
+    """The CCS of a public key: ``{2: subject, 8: {1: {1: 2, 2: kid, -1: 1, -2: x, -3: y}}}``;
+    alg/key_ops are left out so that both ends derive the same credential."""
+    key = _edhoc_key(key, private=False)
+    cose_key = {1: int(KeyType.EC2), 2: key.kid, -1: int(Curve.P_256), -2: key.x, -3: key.y}
+    ccs: dict[int, Any] = {8: {1: cose_key}}
+    if subject is not None:
+        ccs[2] = subject
+    return ccs
+
+
+def ccs_bytes(key: CoseKey, *, subject: str | None = None) -> bytes:
+    """The credential as lakers takes it (canonical CBOR, as aiocoap encodes own/peer creds)."""
+    encoded: bytes = cbor2.dumps(ccs_map(key, subject=subject), canonical=True)
+    if len(encoded) > MAX_CCS:
+        raise ValueError(f"CCS of {len(encoded)} bytes exceeds lakers' {MAX_CCS}")
+    return encoded
+
+
+def key_from_ccs(ccs: bytes) -> CoseKey:
+    """The COSE_Key inside a CCS (checked to be an EDHOC-usable one)."""
+    value = cbor2.loads(ccs)
+    try:
+        cose_key = value[8][1]
+    except (TypeError, KeyError, IndexError) as exc:
+        raise ValueError("CCS must carry cnf(8) with a COSE_Key(1)") from exc
+    return _edhoc_key(CoseKey.from_map(cose_key, "CCS COSE_Key"), private=False)
+
+
+def private_key_map(key: CoseKey) -> dict[int, Any]:
+    """The private key as aiocoap's ``EdhocCredentials(private_key=...)`` wants it."""
+    key = _edhoc_key(key, private=True)
+    return {1: int(KeyType.EC2), -1: int(Curve.P_256), -4: key.d}
+
+
+def id_cred_by_kid(kid: bytes) -> bytes:
+    """ID_CRED_x for "by-key-id", as lakers returns it (``{4: h'kid'}``, never compacted)."""
+    encoded: bytes = cbor2.dumps({4: bytes(kid)})
+    return encoded
+
+
+def kid_of_id_cred(id_cred: bytes) -> bytes | None:
+    """The kid an ID_CRED_x names: ``{4: bstr}``, a compact int ``{4: -19}`` / bare ``-19``
+    (the one-byte kid h'32', RFC 9528 §3.5.3.2), or the kid inside a by-value ``{14: CCS}``."""
+    try:
+        item = cbor2.loads(id_cred)
+        if isinstance(item, dict):
+            item = item[4] if 4 in item else item[14][8][1][2]  # by value: the CCS's own kid
+    except Exception:  # untrusted input of any shape: not a kid
+        return None
+    if isinstance(item, int) and not isinstance(item, bool) and -24 <= item < 24:
+        kid: bytes = cbor2.dumps(item)
+        return kid
+    return item if isinstance(item, bytes) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEntry:
+    ccs: bytes
+    label: object
+
+
+class PeerCredentialIndex:
+    """A server credentials-map item: kid -> (client CCS, claims label), from tokens' cnf.
+
+    aiocoap asks ``find_edhoc_by_id_cred_peer`` (CCS bytes or None); ``EdhocCredentialsMap``
+    asks ``lookup_edhoc_peer`` and gets the label too. ``loader`` (optional, kid -> (CCS,
+    label) or None) is asked on a miss; what it returns is checked and kept.
+    """
+
+    def __init__(self, loader: Loader | None = None) -> None:
+        self._by_kid: dict[bytes, PeerEntry] = {}
+        self._loader = loader
+
+    def add(self, key: CoseKey, label: object, *, subject: str | None = None) -> PeerEntry | None:
+        """Accept the client key ``key`` (the token's cnf); returns the entry it replaces."""
+        ccs = ccs_bytes(key, subject=subject)  # checks the key, kid included
+        return self.add_ccs(key.kid or b"", ccs, label)
+
+    def add_ccs(self, kid: bytes, ccs: bytes, label: object) -> PeerEntry | None:
+        if key_from_ccs(ccs).kid != kid or len(ccs) > MAX_CCS:
+            raise ValueError("CCS must carry the kid it is filed under and fit lakers' limit")
+        new = PeerEntry(bytes(ccs), label)
+        old = self._by_kid.get(kid)
+        self._by_kid[bytes(kid)] = new
+        return old if old != new else None
+
+    def remove(self, kid: bytes) -> PeerEntry | None:
+        return self._by_kid.pop(bytes(kid), None)
+
+    def labels(self) -> set[object]:
+        return {entry.label for entry in self._by_kid.values()}
+
+    def lookup_edhoc_peer(self, id_cred: bytes) -> tuple[bytes, object] | None:
+        kid = kid_of_id_cred(id_cred)
+        if kid is None:
+            return None
+        entry = self._by_kid.get(kid) or self._load(kid)
+        if entry is None:
+            return None
+        by_value = cbor2.loads(id_cred)
+        if isinstance(by_value, dict) and 14 in by_value and cbor2.dumps(by_value[14], canonical=True) != entry.ccs:
+            return None  # a credential sent by value must be the one the token bound
+        return entry.ccs, entry.label
+
+    def find_edhoc_by_id_cred_peer(self, id_cred: bytes) -> bytes | None:
+        found = self.lookup_edhoc_peer(id_cred)
+        return None if found is None else found[0]
+
+    def _load(self, kid: bytes) -> PeerEntry | None:
+        if self._loader is None:
+            return None
+        try:
+            loaded = self._loader(kid)
+            if loaded is not None:
+                self.add_ccs(kid, *loaded)
+        except Exception:  # a miss must stay a clean refusal (4.00)
+            log.exception("EDHOC credential loader failed for kid h'%s'", kid.hex())
+            return None
+        return self._by_kid.get(kid)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    def __len__(self) -> int:
+        return len(self._by_kid)
+
+    def __bool__(self) -> bool:  # an empty index is still an item, not "no credentials"
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderEntry:
+    """One responder context aiocoap keeps in the server map (under ``key``)."""
+
+    key: str
+    context: Any
+    born: float  # monotonic seconds when it was stored (message_1 processed)
+
+    @property
+    def complete(self) -> bool:  # message_3 verified
+        return not getattr(self.context, "_incomplete", True)
+
+    @property
+    def claims(self) -> list[Any]:
+        return list(getattr(self.context, "authenticated_claims", []))
+
+
+def responder_contexts(credentials: dict[str, Any]) -> list[ResponderEntry]:
+    """aiocoap's EDHOC responder contexts in a server map, oldest first where known."""
+    births: dict[str, float] = getattr(credentials, "_births", {})
+    found = [ResponderEntry(k, v, births.get(k, 0.0)) for k, v in list(credentials.items())
+             if isinstance(v, EdhocResponderContext)]
+    return sorted(found, key=lambda e: e.born)
+
+
+def forget_responder_contexts(credentials: dict[str, Any], predicate: Callable[[ResponderEntry], bool]) -> int:
+    """Drop the responder contexts ``predicate`` selects (their OSCORE contexts end: a client
+    still using one gets an unprotected 4.01 "Security context not found"); returns how many."""
+    doomed = [e for e in responder_contexts(credentials) if predicate(e)]
+    for entry in doomed:
+        credentials.pop(entry.key, None)
+        getattr(credentials, "_births", {}).pop(entry.key, None)
+    return len(doomed)
+
+
+class EdhocCredentialsMap(DtlsCredentialsMap):
+    """The RS's server credentials map: a ``DtlsCredentialsMap`` that also (a) reports a
+    ``PeerCredentialIndex`` entry's own label as the authenticated claim and (b) keeps at most
+    ``max_responders`` responder contexts, and two connection ids free, evicting the oldest."""
+
+    def __init__(self, *, max_responders: int = DEFAULT_MAX_RESPONDERS, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        super().__init__()
+        if not 1 <= max_responders <= CONNECTION_IDS - _FREE_IDS_KEPT:
+            raise ValueError(f"max_responders must be 1..{CONNECTION_IDS - _FREE_IDS_KEPT}")
+        self.max_responders, self._clock = max_responders, clock
+        self._births: dict[str, float] = {}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if isinstance(value, EdhocResponderContext):  # aiocoap stores one per message_1
+            self._births[key] = self._clock()
+            self._make_room(keep=key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._births.pop(key, None)
+
+    def _make_room(self, keep: str) -> None:
+        for entry in responder_contexts(self):
+            free = len(_CANDIDATE_IDS - self.find_all_used_contextless_oscore_kid())
+            if len(self._births) <= self.max_responders and free >= _FREE_IDS_KEPT:
+                return
+            if entry.key != keep:
+                log.info("evicting EDHOC responder context %s (limit %d)", entry.key, self.max_responders)
+                del self[entry.key]
+
+    def forget_label(self, label: object) -> int:
+        """Drop the contexts authenticated as ``label`` (its token expired or was replaced)."""
+        return forget_responder_contexts(self, lambda e: label in e.claims)
+
+    def forget_stale(self, max_age: float) -> int:
+        """Drop handshakes that never completed within ``max_age`` seconds."""
+        now = self._clock()
+        return forget_responder_contexts(self, lambda e: not e.complete and now - e.born > max_age)
+
+    def find_edhoc_by_id_cred_peer(self, id_cred_peer: bytes) -> tuple[bytes, list[Any]]:
+        """(CRED_I, claims) for aiocoap's responder, KeyError if unknown (it answers 4.00).
+        Unlike ``CredentialsMap`` it never accepts unauthenticated (by-value, unknown) peers."""
+        for map_key, item in list(self.items()):
+            try:
+                if hasattr(item, "lookup_edhoc_peer"):
+                    found = item.lookup_edhoc_peer(id_cred_peer)
+                    if found is not None:
+                        return found[0], [found[1]]
+                elif hasattr(item, "find_edhoc_by_id_cred_peer"):
+                    credential = item.find_edhoc_by_id_cred_peer(id_cred_peer)
+                    if credential is not None:
+                        return credential, [map_key]
+            except Exception:  # anything but KeyError would become a 5.00
+                log.exception("EDHOC peer lookup failed for ID_CRED_I h'%s'", id_cred_peer.hex())
+        log.info("EDHOC: no credential for ID_CRED_I h'%s'", id_cred_peer.hex())
+        raise KeyError(id_cred_peer)
+
+
+def edhoc_origin(host: str, port: int | None) -> str:
+    """The origin aiocoap's server computes for a request to host:port (default port left out)."""
+    origin: str = "coap://" + hostportjoin(host, None if port in (None, COAP_PORT) else port)
+    return origin
+
+
+def server_identity(key: CoseKey, *, subject: str | None = None) -> EdhocCredentials:
+    """The RS's own EDHOC identity (its credential is sent by kid)."""
+    return EdhocCredentials(suite=SUITE, method=METHOD, own_cred_style="by-key-id",
+                            own_cred={14: ccs_map(key, subject=subject)}, private_key=private_key_map(key))
+
+
+def install_server_identity(credentials: dict[str, Any], key: CoseKey, origins: Iterable[str], *,
+                            subject: str | None = None) -> list[str]:
+    """Register the identity under ``origin + "/*"`` for every origin clients may address the RS
+    by (one per address and Uri-Host name); returns the map keys."""
+    identity = server_identity(key, subject=subject)
+    keys = [origin.rstrip("/") + "/*" for origin in origins]
+    for map_key in keys:
+        credentials[map_key] = identity
+    return keys
+
+
+def client_identity(own: CoseKey, rs_credential: CoseKey | bytes, *, subject: str | None = None
+                    ) -> EdhocCredentials:
+    """The client's EDHOC credentials: own key (sent by kid) and the RS's credential from rs_cnf
+    (a COSE_Key, turned into the CCS the RS uses, or the RS's CCS bytes as given)."""
+    rs_ccs = rs_credential if isinstance(rs_credential, bytes) else ccs_bytes(rs_credential)
+    key_from_ccs(rs_ccs)
+    return EdhocCredentials(suite=SUITE, method=METHOD, own_cred_style="by-key-id",
+                            own_cred={14: ccs_map(own, subject=subject)}, private_key=private_key_map(own),
+                            peer_cred={14: cbor2.loads(rs_ccs)})
+
+
+@dataclass(slots=True)
+class ClientEdhoc:
+    """The client's EDHOC credentials for one RS, with the derived context pinned once known.
+
+    aiocoap 0.4.17 keeps no context from a handshake (every request through ``EdhocCredentials``
+    runs EDHOC anew); ``pin`` puts the context of a response in its place, ``reset`` goes back
+    to handshaking (e.g. after the RS answered 4.01: it forgot the context).
+    """
+
+    context: Any  # aiocoap.Context
+    map_key: str
+    credentials: EdhocCredentials
+
+    @classmethod
+    def install(cls, context: Any, host: str, port: int | None, own: CoseKey, rs_credential: CoseKey | bytes
+                ) -> ClientEdhoc:
+        session = cls(context, edhoc_origin(host, port) + "/*", client_identity(own, rs_credential))
+        session.reset()
+        return session
+
+    @property
+    def pinned(self) -> bool:
+        return isinstance(self.context.client_credentials.get(self.map_key), EdhocInitiatorContext)
+
+    def pin(self, response: aiocoap.Message) -> bool:
+        security_context = getattr(response.remote, "security_context", None)
+        if not isinstance(security_context, EdhocInitiatorContext):
+            return False
+        self.context.client_credentials[self.map_key] = security_context
+        return True
+
+    def reset(self) -> None:
+        self.context.client_credentials[self.map_key] = self.credentials
