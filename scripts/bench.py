@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
     parser.add_argument("--flows", type=int, default=None,
                         help="full flows: timed one after another (flow, default 50) or all at once (load, 1000)")
-    parser.add_argument("--profile", choices=["oscore", "dtls"], default="oscore", help="bench flow: which profile")
+    parser.add_argument("--profile", choices=["oscore", "dtls", "edhoc"], default="oscore",
+                        help="bench flow: which profile")
     args = parser.parse_args(argv)
     real_stdout = os.dup(1)
     os.dup2(2, 1)  # native code (DTLSSocket) prints to fd 1: keep stdout for the JSON alone
