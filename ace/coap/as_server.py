@@ -25,7 +25,7 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
 from ace.coap import contexts, dtls
 from ace.coap.oscore_context import MemoryOscoreContext
-from ace.coap.render import ace_message, error_message
+from ace.coap.render import BoundedBody, ace_message, error_message
 from ace.errors import RemoteError
 from ace.store.base import AsStore, ClientRecord
 
@@ -57,7 +57,7 @@ class ClientPsks:
         return True
 
 
-class TokenResource(aiocoap.resource.Resource):  # type: ignore[misc]
+class TokenResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     def __init__(self, endpoint: TokenEndpoint, server: AsServer) -> None:
         super().__init__()
         self.endpoint, self.server = endpoint, server

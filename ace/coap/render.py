@@ -9,12 +9,33 @@ peers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiocoap
 from aiocoap.numbers.codes import Code
 
 from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import ErrorResponse
 from ace.errors import RemoteError
+
+MAX_BODY = 4096 + 256  # the largest token we take (ace.tokens.cwt.MAX_TOKEN_SIZE) plus map overhead
+
+
+class BoundedBody:
+    """Mixin for our resources: a block-wise request body larger than ``MAX_BODY`` is refused
+    with 4.13 and Size1 (RFC 7959 §2.9.3) as soon as a block shows it, before aiocoap
+    reassembles it (it buffers any size otherwise, for any unauthenticated peer)."""
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        request = pipe.request
+        block1 = request.opt.block1
+        too_big = (request.opt.size1 or 0) > MAX_BODY or (
+            block1 is not None and block1.start + len(request.payload) > MAX_BODY)
+        if too_big:
+            pipe.add_response(aiocoap.Message(code=aiocoap.REQUEST_ENTITY_TOO_LARGE, size1=MAX_BODY),
+                              is_last=True)
+            return
+        await super().render_to_pipe(pipe)  # type: ignore[misc]
 
 
 def code_of(pair: tuple[int, int]) -> Code:

@@ -21,7 +21,7 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
-from ace.coap.render import ace_message, error_message
+from ace.coap.render import BoundedBody, ace_message, error_message
 from ace.errors import RemoteError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
@@ -44,7 +44,7 @@ def label_of(request: aiocoap.Message) -> bytes | None:
     return next((c for c in claims if isinstance(c, bytes)), None)
 
 
-class AuthzInfoResource(aiocoap.resource.Resource):  # type: ignore[misc]
+class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     def __init__(self, server: RsServer) -> None:
         super().__init__()
         self.server = server
@@ -64,7 +64,7 @@ class AuthzInfoResource(aiocoap.resource.Resource):  # type: ignore[misc]
         return ace_message((2, 1), outcome.payload)
 
 
-class ProtectedResource(aiocoap.resource.Resource):  # type: ignore[misc]
+class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     """A resource whose methods run only within an access token's scope."""
 
     def __init__(self, server: RsServer, path: str, handlers: Mapping[str, Handler]) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -40,11 +41,13 @@ from ace.redact import token as redact_token
 from ace.rs.store import DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
+from ace.tokens.crypto import Kind
 from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, verify_token
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
+MAX_EXI_REMEMBERED = 4096  # ctis of exi tokens kept to refuse replays
 
 
 class AccessDenied(RemoteError):
@@ -66,6 +69,8 @@ class RsConfig:
     max_tokens: int = DEFAULT_MAX_TOKENS
     skew: float = DEFAULT_SKEW
     profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)  # what this RS's transport offers
+    # what the AS issues for us: a symmetric token key must not double as a MAC key (alg confusion)
+    token_kinds: frozenset[Kind] = frozenset({Kind.AEAD, Kind.SIGN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class ResourceServer:
         self.bindings = BindingStore(config.max_tokens)
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
+        self._exi_seen: OrderedDict[bytes, None] = OrderedDict()  # ctis of exi tokens accepted
 
     # -- E: POST /authz-info ------------------------------------------------------------
 
@@ -187,8 +193,20 @@ class ResourceServer:
         return AuthzInfoOutcome(b"", binding, True, [])
 
     def _verify(self, token: bytes) -> AccessTokenClaims:
-        return verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
-                            skew=self.config.skew)
+        claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
+                              skew=self.config.skew, accept=self.config.token_kinds)
+        if claims.exi is not None:  # RFC 9200 §5.10.3: a token with exi is valid once, from first sight
+            if claims.cti is None:  # ... and the AS MUST give it a cti
+                raise DecodeError("token with exi but no cti")
+            if claims.cti in self._exi_seen:
+                raise RemoteError("token with exi seen before", error_code=None, coap_code=UNAUTHORIZED)
+        return claims
+
+    def _remember_exi(self, claims: AccessTokenClaims) -> None:
+        if claims.exi is not None and claims.cti is not None:
+            self._exi_seen[claims.cti] = None
+            while len(self._exi_seen) > MAX_EXI_REMEMBERED:  # bounded: the oldest go first
+                self._exi_seen.popitem(last=False)
 
     def _expiry(self, claims: AccessTokenClaims) -> float | None:
         """When the binding ends: exp (plus the skew that let the token in, else it could arrive
@@ -225,6 +243,7 @@ class ResourceServer:
         for b in purged:  # the superseded ones were released by _drop already
             self.ids.release(b.label)
         self._dropped += purged
+        self._remember_exi(binding.claims)
         log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
                  binding.label.hex())
         return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
