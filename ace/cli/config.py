@@ -151,6 +151,7 @@ class RsFileConfig:
     max_tokens: int = 64
     profiles: tuple[int, ...] = (2,)
     edhoc_key: Path | None = None
+    max_bytes: int = 64 * 1024
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -179,6 +180,7 @@ def load_rs(path: Path) -> RsFileConfig:
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
+        _get(t, "max_bytes", int, w, 64 * 1024),
     )
 
 

@@ -87,7 +87,8 @@ port = {rs_port}
 as_uri = "{as_uri}"       # sent in AS Request Creation Hints
 token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
-max_tokens = 64
+max_tokens = 64          # tokens kept at once (a flood displaces only tokens never used)
+max_bytes = 65536        # and the memory they may take
 profiles = ["coap_oscore", "coap_dtls", "coap_edhoc_oscore"]   # DTLS (RFC 9202) listens on port + 1
 edhoc_key = "rs1-edhoc.key"   # the RS's EDHOC credential (the AS sends its public part as rs_cnf)
 

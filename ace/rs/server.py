@@ -38,7 +38,7 @@ from ace.errors import (
 )
 from ace.profiles import dtls, edhoc, oscore
 from ace.redact import token as redact_token
-from ace.rs.store import DEFAULT_MAX_TOKENS, Binding, BindingStore
+from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import Kind
@@ -67,6 +67,7 @@ class RsConfig:
     scope_meaning: ScopeMeaning = field(default_factory=dict)  # text scope-token -> AIF entries
     hint_scope: str | bytes | None = None  # scope suggested in creation hints
     max_tokens: int = DEFAULT_MAX_TOKENS
+    max_bytes: int = DEFAULT_MAX_BYTES
     skew: float = DEFAULT_SKEW
     profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)  # what this RS's transport offers
     # what the AS issues for us: a symmetric token key must not double as a MAC key (alg confusion)
@@ -85,7 +86,7 @@ class ResourceServer:
     def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float],
                  rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.config, self.keys, self.clock, self.rng = config, keys, clock, rng
-        self.bindings = BindingStore(config.max_tokens)
+        self.bindings = BindingStore(config.max_tokens, config.max_bytes)
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
         self._exi_seen: OrderedDict[bytes, None] = OrderedDict()  # ctis of exi tokens accepted
@@ -234,6 +235,7 @@ class ResourceServer:
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
+        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD)
         try:
             purged = self.bindings.add(binding, self.clock())
         except RemoteError:

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ace.cbor.scope import Scope
-from ace.errors import SERVICE_UNAVAILABLE, RemoteError
+from ace.errors import REQUEST_ENTITY_TOO_LARGE, SERVICE_UNAVAILABLE, RemoteError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_TOKENS = 64
+DEFAULT_MAX_BYTES = 64 * 1024  # a small board: tokens, claims and context parameters together
+BINDING_OVERHEAD = 512  # bytes charged per binding on top of its token (claims, keys, indexes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,14 +38,21 @@ class Binding:
     client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
     pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
     supersedes: tuple[bytes, ...] = ()  # bindings of this client that go once this one is used
+    cost: int = 0  # bytes this binding is charged against the store's byte budget
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
 
 class BindingStore:
-    def __init__(self, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
-        self.max_tokens = max_tokens
+    """Bounded in count and in bytes. When full, expired bindings go first, then the oldest
+    binding that never protected a request (a flood of POSTs to /authz-info, which needs no
+    authentication, can only displace such); bindings in use are never evicted (RFC 9200 §6):
+    then the answer is 5.03."""
+
+    def __init__(self, max_tokens: int = DEFAULT_MAX_TOKENS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_tokens, self.max_bytes = max_tokens, max_bytes
+        self.bytes = 0
         self._by_label: OrderedDict[bytes, Binding] = OrderedDict()
         self._by_hash: dict[bytes, bytes] = {}
         self._used: set[bytes] = set()  # labels that protected at least one authorized request
@@ -81,19 +90,32 @@ class BindingStore:
         return gone
 
     def add(self, binding: Binding, now: float) -> list[Binding]:
-        """Store ``binding``; returns what had to go (expired ones). Full of live ones: 5.03."""
+        """Store ``binding``; returns what had to go to make room. No room without evicting a
+        binding in use: 5.03 (Service Unavailable)."""
         if binding.label in self._by_label:
             raise ValueError("label of a live binding reused")  # the ID pool must prevent this
-        gone = self.purge_expired(now) if len(self._by_label) >= self.max_tokens else []
-        if len(self._by_label) >= self.max_tokens:
-            raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+        if binding.cost > self.max_bytes:
+            raise RemoteError("token too large for this RS", error_code=None, coap_code=REQUEST_ENTITY_TOO_LARGE)
+        gone = self.purge_expired(now) if self._full(binding) else []
+        unused = (b for b in list(self._by_label.values()) if b.label not in self._used)
+        while self._full(binding):
+            victim = next(unused, None)
+            if victim is None:
+                raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+            self.remove(victim.label)
+            gone.append(victim)
         self._by_label[binding.label] = binding
         self._by_hash[binding.token_hash] = binding.label
+        self.bytes += binding.cost
         return gone
+
+    def _full(self, binding: Binding) -> bool:
+        return len(self._by_label) >= self.max_tokens or self.bytes + binding.cost > self.max_bytes
 
     def remove(self, label: bytes) -> Binding | None:
         binding = self._by_label.pop(label, None)
         self._used.discard(label)
         if binding is not None:
             self._by_hash.pop(binding.token_hash, None)
+            self.bytes -= binding.cost
         return binding

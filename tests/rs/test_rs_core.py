@@ -402,9 +402,11 @@ def test_refused_repost_of_the_same_client_keeps_its_binding() -> None:
 # -- bounded store ----------------------------------------------------------------------
 
 
-def test_store_full_of_live_tokens_is_503() -> None:
+def test_store_full_of_tokens_in_use_is_503() -> None:
     rs = make_rs(max_tokens=3)
     live = [rs.authz_info(post(token(bytes([i]), cti=bytes([i])))).binding for i in range(1, 4)]
+    for b in live:  # each protected a request: in use
+        assert rs.authorize(b.label, "/temp", "GET") is b
     before = snapshot(rs)
     with pytest.raises(RemoteError) as err:
         rs.authz_info(post(token(b"\x04", cti=b"\x04")))
@@ -412,6 +414,25 @@ def test_store_full_of_live_tokens_is_503() -> None:
     assert snapshot(rs) == before
     for b in live:
         assert rs.authorize(b.label, "/temp", "GET") is b
+
+
+def test_a_flood_displaces_only_unused_tokens() -> None:
+    # RFC 9200 §6: /authz-info is unauthenticated; a flood must not evict tokens in use
+    rs = make_rs(max_tokens=3)
+    used = rs.authz_info(post(token(b"\x01", cti=b"\x01"))).binding
+    assert rs.authorize(used.label, "/temp", "GET") is used
+    for i in range(2, 12):  # ten more, never used
+        rs.authz_info(post(token(bytes([i]), cti=bytes([i]))))
+    assert len(rs.bindings) == 3 and rs.bindings.get(used.label) is used
+    assert rs.authorize(used.label, "/temp", "GET") is used
+
+
+def test_byte_budget() -> None:
+    rs = ResourceServer(RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, max_bytes=100),
+                        KeyRing([RS_KEY]), clock=Clock())
+    with pytest.raises(RemoteError) as err:  # one binding alone exceeds the budget
+        rs.authz_info(post(token()))
+    assert err.value.coap_code == (4, 13) and len(rs.bindings) == 0
 
 
 def test_full_store_purges_expired_tokens() -> None:
