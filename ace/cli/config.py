@@ -152,6 +152,7 @@ class RsFileConfig:
     profiles: tuple[int, ...] = (2,)
     edhoc_key: Path | None = None
     max_bytes: int = 64 * 1024
+    cnonce: bool = False
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -180,7 +181,7 @@ def load_rs(path: Path) -> RsFileConfig:
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
-        _get(t, "max_bytes", int, w, 64 * 1024),
+        _get(t, "max_bytes", int, w, 64 * 1024), _get(t, "cnonce", bool, w, False),
     )
 
 

@@ -89,6 +89,7 @@ token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
 max_tokens = 64          # tokens kept at once (a flood displaces only tokens never used)
 max_bytes = 65536        # and the memory they may take
+cnonce = false           # true: hints carry a fresh cnonce the token must echo (RS without a clock)
 profiles = ["coap_oscore", "coap_dtls", "coap_edhoc_oscore"]   # DTLS (RFC 9202) listens on port + 1
 edhoc_key = "rs1-edhoc.key"   # the RS's EDHOC credential (the AS sends its public part as rs_cnf)
 

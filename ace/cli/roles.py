@@ -29,7 +29,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     keys = KeyRing([load_key(p) for p in cfg.token_keys])
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
-                 max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles),
+                 max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
+                 cnonce=cfg.cnonce),
         keys, clock=clock)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
     return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)

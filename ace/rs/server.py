@@ -48,6 +48,8 @@ from ace.tokens.keys import CoseKey
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 MAX_EXI_REMEMBERED = 4096  # ctis of exi tokens kept to refuse replays
+CNONCE_LEN = 8
+MAX_CNONCES = 256  # outstanding cnonces kept (RFC 9200 §5.3.1: the RS MUST store what it needs)
 
 
 class AccessDenied(RemoteError):
@@ -70,6 +72,8 @@ class RsConfig:
     max_bytes: int = DEFAULT_MAX_BYTES
     skew: float = DEFAULT_SKEW
     profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)  # what this RS's transport offers
+    cnonce: bool = False  # RFC 9200 §5.3.1: hints carry a fresh cnonce; tokens must echo one, once
+    cnonce_lifetime: float = 300.0  # seconds a cnonce stays fresh
     # what the AS issues for us: a symmetric token key must not double as a MAC key (alg confusion)
     token_kinds: frozenset[Kind] = frozenset({Kind.AEAD, Kind.SIGN})
 
@@ -90,6 +94,7 @@ class ResourceServer:
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
         self._exi_seen: OrderedDict[bytes, None] = OrderedDict()  # ctis of exi tokens accepted
+        self._cnonces: OrderedDict[bytes, float] = OrderedDict()  # cnonces handed out, when
 
     # -- E: POST /authz-info ------------------------------------------------------------
 
@@ -181,7 +186,7 @@ class ResourceServer:
         if current is None or current.expired(self.clock()):
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
         token = _token_of(payload, content_format)
-        claims = self._verify(token)
+        claims = self._verify(token, over_channel=True)
         if not _same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
@@ -193,9 +198,11 @@ class ResourceServer:
         log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
         return AuthzInfoOutcome(b"", binding, True, [])
 
-    def _verify(self, token: bytes) -> AccessTokenClaims:
+    def _verify(self, token: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
         claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                               skew=self.config.skew, accept=self.config.token_kinds)
+        if not over_channel:  # an update over the client's channel needs no proof of freshness
+            self._check_cnonce(claims.cnonce)
         if claims.exi is not None:  # RFC 9200 §5.10.3: a token with exi is valid once, from first sight
             if claims.cti is None:  # ... and the AS MUST give it a cti
                 raise DecodeError("token with exi but no cti")
@@ -273,7 +280,26 @@ class ResourceServer:
 
     def hints(self) -> CreationHints:
         c = self.config
-        return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope)
+        return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope, cnonce=self._new_cnonce())
+
+    def _new_cnonce(self) -> bytes | None:
+        if not self.config.cnonce:
+            return None
+        nonce = self.rng(CNONCE_LEN)
+        self._cnonces[nonce] = self.clock()
+        while len(self._cnonces) > MAX_CNONCES:  # bounded: the oldest go first
+            self._cnonces.popitem(last=False)
+        return nonce
+
+    def _check_cnonce(self, cnonce: bytes | None) -> None:
+        """RFC 9200 §5.10.1.1: a token for an RS that sent a cnonce must carry a fresh one of its own,
+        each accepted once; else 4.01 (with hints carrying a new cnonce)."""
+        if not self.config.cnonce:
+            return
+        issued = self._cnonces.pop(cnonce, None) if cnonce is not None else None
+        if issued is None or self.clock() - issued > self.config.cnonce_lifetime:
+            raise AccessDenied("token without a fresh cnonce of this RS", coap_code=UNAUTHORIZED,
+                               hints=self.hints())
 
     def authorize(self, label: bytes | None, path: str, method: str | int) -> Binding:
         """The binding that allows ``method`` on ``path``, or AccessDenied."""

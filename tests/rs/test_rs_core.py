@@ -58,8 +58,8 @@ def material(mid: bytes = b"\x01", **kw: Any) -> OscoreInputMaterial:
 
 def token(mid: bytes = b"\x01", *, scope: str | bytes | None = "r_temp", exp: float | None = NOW + 3600,
           aud: str = "rs1", cnf: Cnf | None = None, key: CoseKey = RS_KEY, cti: bytes = b"\x01",
-          nbf: float | None = None, sub: str | None = None) -> bytes:
-    claims = AccessTokenClaims(sub=sub, aud=aud, exp=exp, nbf=nbf, cti=cti, scope=scope,
+          nbf: float | None = None, sub: str | None = None, cnonce: bytes | None = None) -> bytes:
+    claims = AccessTokenClaims(sub=sub, aud=aud, exp=exp, nbf=nbf, cti=cti, scope=scope, cnonce=cnonce,
                                cnf=cnf if cnf is not None else OscoreCnf(material(mid)))
     return issue_token(claims, key, rng=random.Random(cti).randbytes)
 
@@ -454,3 +454,33 @@ def test_superseding_in_a_full_store_is_not_refused() -> None:
     rs.authz_info(post(token(b"\x02", cti=b"\x02")))
     outcome = rs.authz_info(post(token(b"\x01", cti=b"\x03")))
     assert len(outcome.dropped) == 1 and len(rs.bindings) == 2
+
+
+# -- cnonce (RFC 9200 §5.3.1, §5.10.1.1) -------------------------------------------------------
+
+
+def cnonce_rs(clock: Clock) -> ResourceServer:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, cnonce=True, cnonce_lifetime=60)
+    return ResourceServer(config, KeyRing([RS_KEY]), clock=clock, rng=random.Random(5).randbytes)
+
+
+def test_cnonce_is_required_fresh_and_single_use() -> None:
+    clock = Clock()
+    rs = cnonce_rs(clock)
+    with pytest.raises(AccessDenied) as denied:
+        rs.authorize(None, "/temp", "GET")
+    cnonce = denied.value.hints.cnonce if denied.value.hints else None
+    assert cnonce is not None and len(cnonce) == 8
+    with pytest.raises(AccessDenied) as missing:  # no cnonce: 4.01 with a new one
+        rs.authz_info(post(token(b"\x01", cti=b"\x01")))
+    assert missing.value.coap_code == (4, 1) and missing.value.hints and missing.value.hints.cnonce
+    ok = rs.authz_info(post(token(b"\x02", cti=b"\x02", cnonce=cnonce)))
+    assert ok.new
+    with pytest.raises(AccessDenied):  # the same cnonce in another token: used up
+        rs.authz_info(post(token(b"\x03", cti=b"\x03", cnonce=cnonce)))
+    with pytest.raises(AccessDenied):  # one the RS never gave out
+        rs.authz_info(post(token(b"\x04", cti=b"\x04", cnonce=b"\x00" * 8)))
+    stale = rs.hints().cnonce
+    clock.t += 61
+    with pytest.raises(AccessDenied):  # too old
+        rs.authz_info(post(token(b"\x05", cti=b"\x05", cnonce=stale, exp=clock.t + 3600)))
