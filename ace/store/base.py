@@ -118,6 +118,29 @@ class AsStore(Protocol):
         ...
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
 
+    def next_counter(self, name: str) -> int:
+        """The next value of a named counter (1, 2, ...), never returned before, durably: e.g. the
+        per-RS sequence numbers of exi tokens (RFC 9200 §5.10.3)."""
+        ...
+
+    # token revocation (RFC 9770): the Token Revocation List, as token hashes in revocation order
+    def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
+        """Add ``token_hash`` to the TRL; returns its position (a cursor value, 1, 2, ...), or
+        None if it is already there. Durable when it returns."""
+        ...
+
+    def revoked_since(self, cursor: int, limit: int) -> list[tuple[int, bytes]]:
+        """(position, hash) of revocations after ``cursor``, oldest first, at most ``limit``."""
+        ...
+
+    def purge_revoked(self, now: int) -> int:
+        """Forget revoked hashes of tokens expired before ``now`` (they need no listing); returns how many."""
+        ...
+
+    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
+        """Issued tokens (newest first) of a client and/or audience, for revoking them."""
+        ...
+
     def load_sequence_number(self, context_name: str) -> int | None: ...
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Durably record that sender sequence numbers below ``value`` may have been used."""
