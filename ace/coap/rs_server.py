@@ -17,6 +17,7 @@ from typing import Any
 
 import aiocoap
 import aiocoap.resource
+from aiocoap import oscore
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
@@ -85,6 +86,23 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         if handler is None:
             return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
         return await handler(request, binding)
+
+
+class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
+    """aiocoap lets a failed EDHOC message_3 (a key that is not the kid's) escape as ValueError,
+    answered 5.00 with a traceback; we answer 4.00 and forget the half-done responder context."""
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        try:
+            await super().render_to_pipe(pipe)
+        except ValueError as exc:
+            if not str(exc).startswith("EDHOCError"):
+                raise
+            kid = oscore.verify_start(pipe.request).get(oscore.COSE_KID)
+            edhoc.forget_responder_contexts(
+                self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
+            log.info("EDHOC authentication failed: %s", exc)
+            raise aiocoap.error.BadRequest("EDHOC authentication failed") from None
 
 
 class RsServer:
@@ -193,7 +211,7 @@ class RsServer:
         credentials[":edhoc-peers"] = self.peers
         if self.edhoc_key is not None and AceProfile.COAP_EDHOC_OSCORE in self.core.config.profiles:
             edhoc.install_server_identity(credentials, self.edhoc_key, [edhoc.edhoc_origin(*self.bind)])
-        site = OscoreSiteWrapper(self.site(), credentials)
+        site = _EdhocSafeSite(self.site(), credentials)
         if self.offers_dtls:
             self.context = await dtls.create_server(site, self.bind, credentials, extra_transports=["oscore"])
             self.coaps_port = dtls.coaps_port(self.context)

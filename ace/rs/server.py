@@ -174,8 +174,8 @@ class ResourceServer:
             raise DecodeError("this RS does not offer the EDHOC profile", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
         edhoc_channel = edhoc.EdhocChannel(edhoc.check_credential(key))
         current = self.bindings.get(edhoc_channel.label)  # the kid names the credential: one key per kid
-        if current is not None and isinstance(current.context, edhoc.EdhocChannel) and (
-                current.context.peer_key != key):
+        if current is not None and not current.expired(self.clock()) and isinstance(
+                current.context, edhoc.EdhocChannel) and current.context.peer_key != key:
             raise RemoteError("this kid is bound to another credential", error_code=None, coap_code=UNAUTHORIZED)
         return edhoc_channel, edhoc_channel.kid
 
