@@ -1,6 +1,6 @@
 """ace benchmarks. Every figure comes with a baseline measured in the same run.
 
-``flow``: see bench_flow.py. ``load``: see bench_load.py.
+``flow``: see bench_flow.py. ``load``: see bench_load.py. ``fleet``: see bench_fleet.py.
 
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
 operation on the same bytes (the floor any COSE layer pays), and their ratio.
@@ -99,7 +99,7 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("what", choices=["tokens", "flow", "load"])
+    parser.add_argument("what", choices=["tokens", "flow", "load", "fleet"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
     parser.add_argument("--flows", type=int, default=None,
                         help="full flows: timed one after another (flow, default 50) or all at once (load, 1000)")
@@ -115,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             from bench_flow import bench_flow
 
             out = asyncio.run(bench_flow(args.seconds, args.flows or 50, args.profile))
+        elif args.what == "fleet":
+            import asyncio
+
+            from bench_fleet import bench_fleet_async
+
+            out = asyncio.run(bench_fleet_async(flows=args.flows or 300))
         elif args.what == "load":
             import asyncio
 
