@@ -10,7 +10,8 @@ set; SQLite's ``ALTER TABLE`` that added them cannot add a CHECK over two column
 one). Scopes stay ``str`` or ``bytes`` as given (text scope vs AIF, RFC 9237). Values read back
 that do not have the stored type mean a damaged file and raise ``ConfigError`` naming the
 column, never its value. The checks (``check_*``) are what ``memory`` and ``sqlite`` both
-enforce, so the two stores accept and refuse the same calls.
+enforce, so the two stores accept and refuse the same calls (counter names, TRL token hashes of
+1 to 64 bytes, non-negative cursors, limits and times, client and audience filters included).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ MAX_SEQUENCE_NUMBER = 2**63 - 1  # SQLite INTEGER; OSCORE needs at most 2**40 - 
 # would overflow the fixed-size buffer the C library copies it into.
 MAX_PSK_IDENTITY = 32
 MAX_PSK_KEY = 16
+MAX_TOKEN_HASH = 64  # bytes of a TRL entry (RFC 9770 hashes: SHA-256 is 32, SHA-512 64)
+MAX_INTEGER = 2**63 - 1  # SQLite INTEGER: the bound of counters, positions, cursors, limits and times
 
 
 def _typed(value: object, kind: type[T], column: str) -> T:
@@ -139,6 +142,41 @@ def check_bytes(value: object, name: str) -> None:
     """``bytes`` exactly (a ``bytearray`` would match in one store and not round-trip in the other)."""
     if type(value) is not bytes:
         raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+
+
+def check_counter_name(name: object) -> None:
+    if type(name) is not str:
+        raise TypeError(f"counter name must be str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("counter name must not be empty")
+
+
+def check_token_hash(value: object) -> None:
+    """TRL entries: 1 to ``MAX_TOKEN_HASH`` bytes (the message gives the length, never the hash)."""
+    if type(value) is not bytes:
+        raise TypeError(f"token_hash must be bytes, not {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_TOKEN_HASH:
+        raise ValueError(f"token_hash must be 1 to {MAX_TOKEN_HASH} bytes long, not {len(value)}")
+
+
+def check_count(value: object, name: str) -> None:
+    """A non-negative int a SQLite INTEGER holds: cursors, limits, times."""
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_INTEGER:
+        raise ValueError(f"{name} must be in [0, {MAX_INTEGER}]")
+
+
+def check_revocation(token_hash: object, revoked_at: object, expires_at: object) -> None:
+    check_token_hash(token_hash)
+    check_count(revoked_at, "revoked_at")
+    if expires_at is not None:
+        check_count(expires_at, "expires_at")
+
+
+def check_token_filter(value: object, name: str) -> None:
+    if value is not None and type(value) is not str:
+        raise TypeError(f"{name} must be str or None, not {type(value).__name__}")
 
 
 def check_sequence_number(context_name: str, value: int) -> None:
@@ -286,6 +324,10 @@ def grant_from_row(row: Row) -> Grant:
         client_id=text(row[0], "client_id"), audience=text(row[1], "audience"),
         scope=scope_value(row[2]), default=bool(integer(row[3], "is_default")),
     )
+
+
+def revocation_from_row(row: Row) -> tuple[int, bytes]:
+    return (integer(row[0], "revoked_tokens.position"), blob(row[1], "revoked_tokens.token_hash"))
 
 
 def token_row(t: IssuedToken) -> tuple[object, ...]:

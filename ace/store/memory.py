@@ -4,12 +4,15 @@ Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same 
 lists, the same refusal of a second client with one OSCORE recipient id and id context or
 one DTLS PSK identity and of an RS ``auth_key`` that is not a public key, the newest logged
 token for a PoP kid, grants unique per client, audience and scope with text scopes and AIF
-bytes distinct, sequence numbers that never go down, newest-first token log), without
-durability: all is lost with the process. Records are frozen, so they are kept as given. Thread-safe.
+bytes distinct, sequence numbers that never go down, newest-first token log and its client and
+audience filters, named counters 1, 2, ... with no gaps, TRL positions that a duplicate does not
+use and a purge does not give back), without durability: all is lost with the process. Records
+are frozen, so they are kept as given. Thread-safe.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from types import TracebackType
 
@@ -36,6 +39,10 @@ class MemoryAsStore:
         self._ctis: set[bytes] = set()
         self._cti = 0
         self._sequence: dict[str, int] = {}
+        self._counters: dict[str, int] = {}
+        self._revoked: list[tuple[int, bytes, int | None]] = []  # (position, hash, expires_at), by position
+        self._revoked_hashes: set[bytes] = set()
+        self._last_position = 0  # as sqlite's AUTOINCREMENT: only ever goes up
 
     def _check_open(self) -> None:
         if not self._open:
@@ -183,6 +190,56 @@ class MemoryAsStore:
         with self._lock:
             self._check_open()
             return self._tokens[::-1][:limit]
+
+    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
+        """Logged tokens of ``client_id`` and/or ``audience`` (None: any), newest first."""
+        rc.check_token_filter(client_id, "client_id")
+        rc.check_token_filter(audience, "audience")
+        with self._lock:
+            self._check_open()
+            return [t for t in reversed(self._tokens) if (client_id is None or t.client_id == client_id)
+                    and (audience is None or t.audience == audience)]
+
+    # --- named counters -----------------------------------------------------------------
+
+    def next_counter(self, name: str) -> int:
+        rc.check_counter_name(name)
+        with self._lock:
+            self._check_open()
+            value = self._counters[name] = self._counters.get(name, 0) + 1
+            return value
+
+    # --- token revocation list (RFC 9770) -----------------------------------------------
+
+    def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
+        """The new entry's position, or None (nothing recorded) if ``token_hash`` is listed already."""
+        rc.check_revocation(token_hash, revoked_at, expires_at)
+        with self._lock:
+            self._check_open()
+            if token_hash in self._revoked_hashes:
+                return None
+            self._last_position += 1
+            self._revoked.append((self._last_position, token_hash, expires_at))
+            self._revoked_hashes.add(token_hash)
+            return self._last_position
+
+    def revoked_since(self, cursor: int, limit: int) -> list[tuple[int, bytes]]:
+        rc.check_count(cursor, "cursor")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            start = bisect.bisect_right(self._revoked, cursor, key=lambda e: e[0])
+            return [(position, h) for position, h, _ in self._revoked[start:start + limit]]
+
+    def purge_revoked(self, now: int) -> int:
+        rc.check_count(now, "now")
+        with self._lock:
+            self._check_open()
+            kept = [e for e in self._revoked if e[2] is None or e[2] >= now]
+            purged = len(self._revoked) - len(kept)
+            self._revoked = kept
+            self._revoked_hashes = {h for _, h, _ in kept}
+            return purged
 
     # --- OSCORE sender sequence numbers -------------------------------------------------
 

@@ -30,7 +30,7 @@ class FileSequenceStore:
         except BlockingIOError:
             os.close(self._lockfd)
             self._lockfd = None
-            raise ConfigError(f"{self.path}: in use by another client process") from None
+            raise ConfigError(f"{self.path}: in use by another process") from None
         self._values: dict[str, int] = self._read()
 
     def close(self) -> None:

@@ -1,14 +1,16 @@
 """The AS's embedded default store: one SQLite file, durable when each call returns.
 
 Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs with their token
-key and public authentication key, grants, issued-token log with PoP kids, cti counter, OSCORE
-sender sequence numbers per RFC 8613 §B.1.1) with stdlib ``sqlite3``. The file is created with
-mode 0600 (it holds OSCORE master secrets, PSKs and token keys) and an existing file others can
-read is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
-transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it
-never repeats one across crashes, and the token log alone commits with ``NORMAL`` (see there).
-Tables are STRICT; scopes live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237)
-keep their type. ``PRAGMA user_version`` is the schema version, ``MIGRATIONS`` brings older
+key and public authentication key, grants, issued-token log with PoP kids, cti counter, named
+counters, OSCORE sender sequence numbers per RFC 8613 §B.1.1, the Token Revocation List of RFC
+9770) with stdlib ``sqlite3``. The file is created with mode 0600 (it holds OSCORE master
+secrets, PSKs and token keys) and an existing file others can read is refused. WAL journal
+with ``synchronous=FULL``: every write is one committed, fsynced transaction before the call
+returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
+crashes, ``next_counter`` commits each value before returning it, and the token log alone
+commits with ``NORMAL`` (see there). Tables are STRICT; scopes live in an ``ANY`` column so
+text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA user_version`` is the schema
+version, ``MIGRATIONS`` (in ``sqlite_schema``, with the file's private creation) brings older
 files up to date (each step recorded in ``schema_migrations``); a newer file, a damaged one or
 a foreign SQLite database raises ``ConfigError``. One connection behind a lock serves all
 threads. Neither exceptions nor logs carry secrets.
@@ -29,58 +31,14 @@ from types import TracebackType
 from ace.errors import ConfigError
 from ace.store import codec as rc
 from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
+from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteAsStore"]
 
 CTI_BLOCK = 64  # cti values reserved per durable write
 
 logger = logging.getLogger(__name__)
 
-APPLICATION_ID = 0x61636531  # "ace1": marks the file as an ace AS store
-_OSC = """osc_ms BLOB, osc_sender_id BLOB, osc_recipient_id BLOB, osc_salt BLOB, osc_id_context BLOB,
-    osc_alg INTEGER, osc_hkdf TEXT"""
-_OSC_CHECK = "CHECK ((osc_ms IS NULL) = (osc_recipient_id IS NULL))"
-_SCOPE_TYPE = "typeof(scope) IN ('text', 'blob')"
-
-# version -> statements; append a new version, never edit a released one.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
-        f"""CREATE TABLE clients (client_id TEXT PRIMARY KEY, profiles BLOB NOT NULL, {_OSC},
-            updated_at INTEGER NOT NULL, {_OSC_CHECK}) STRICT""",
-        """CREATE UNIQUE INDEX clients_oscore_kid ON clients
-            (osc_recipient_id, osc_id_context IS NULL, ifnull(osc_id_context, x''))
-            WHERE osc_recipient_id IS NOT NULL""",
-        f"""CREATE TABLE rs (audience TEXT PRIMARY KEY, rs_id TEXT NOT NULL, token_key BLOB NOT NULL,
-            token_kind TEXT NOT NULL, token_alg INTEGER, profiles BLOB NOT NULL,
-            token_lifetime INTEGER NOT NULL, {_OSC}, updated_at INTEGER NOT NULL, {_OSC_CHECK}) STRICT""",
-        f"""CREATE TABLE grants (id INTEGER PRIMARY KEY, client_id TEXT NOT NULL, audience TEXT NOT NULL,
-            scope ANY NOT NULL CHECK ({_SCOPE_TYPE}), is_default INTEGER NOT NULL,
-            created_at INTEGER NOT NULL, UNIQUE (client_id, audience, scope)) STRICT""",
-        f"""CREATE TABLE issued_tokens (seq INTEGER PRIMARY KEY, cti BLOB NOT NULL UNIQUE,
-            client_id TEXT NOT NULL, audience TEXT NOT NULL, scope ANY CHECK (scope IS NULL OR {_SCOPE_TYPE}),
-            issued_at INTEGER NOT NULL, expires_at INTEGER, token_hash BLOB NOT NULL) STRICT""",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT",
-        "INSERT INTO counters (name, value) VALUES ('cti', 0)",
-        """CREATE TABLE oscore_sequence (context_name TEXT PRIMARY KEY, value INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL) STRICT""",
-    ),
-    # DTLS PSK of clients (RFC 9202 §3.1), PoP kid of issued tokens. ALTER TABLE cannot add a
-    # CHECK over two columns, so "psk_identity and psk both NULL or both set" is kept by the
-    # triggers (any writer) and by codec.psk_from_columns (on read), not by a table constraint.
-    2: (
-        "ALTER TABLE clients ADD COLUMN psk_identity BLOB",
-        "ALTER TABLE clients ADD COLUMN psk BLOB",
-        "CREATE UNIQUE INDEX clients_psk_identity ON clients (psk_identity) WHERE psk_identity IS NOT NULL",
-        *(f"""CREATE TRIGGER clients_psk_pair_{op} BEFORE {op} ON clients
-            WHEN (NEW.psk_identity IS NULL) <> (NEW.psk IS NULL)
-            BEGIN SELECT RAISE(ABORT, 'psk_identity and psk must be both NULL or both set'); END"""
-          for op in ("insert", "update")),
-        "ALTER TABLE issued_tokens ADD COLUMN pop_kid BLOB",
-        """CREATE INDEX issued_tokens_pop_kid ON issued_tokens (client_id, audience, pop_kid)
-            WHERE pop_kid IS NOT NULL""",
-    ),
-    # The RS's public authentication key (COSE_Key CBOR; EDHOC profile: rs_cnf), NULL if none.
-    3: ("ALTER TABLE rs ADD COLUMN auth_key BLOB",),
-}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _CLIENT_COLS = ", ".join(rc.CLIENT_COLUMNS)
@@ -92,6 +50,16 @@ FIND_BY_KID_SQL = f"""SELECT {_CLIENT_COLS} FROM clients
 FIND_BY_PSK_SQL = f"SELECT {_CLIENT_COLS} FROM clients WHERE psk_identity = ?"
 FIND_TOKEN_BY_POP_KID_SQL = f"""SELECT {_TOKEN_COLS} FROM issued_tokens
     WHERE client_id = ? AND audience = ? AND pop_kid = ? ORDER BY seq DESC LIMIT 1"""
+# find_tokens, by which filters are given: (client_id, audience) -> SQL
+FIND_TOKENS_SQL = {
+    (c, a): f"SELECT {_TOKEN_COLS} FROM issued_tokens{where} ORDER BY seq DESC"
+    for c, a, where in [(False, False, ""), (True, False, " WHERE client_id = ?"), (False, True, " WHERE audience = ?"),
+                        (True, True, " WHERE client_id = ? AND audience = ?")]
+}
+NEXT_COUNTER_SQL = """INSERT INTO counters (name, value) VALUES (?, 1)
+    ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"""
+REVOKED_SINCE_SQL = "SELECT position, token_hash FROM revoked_tokens WHERE position > ? ORDER BY position LIMIT ?"
+PURGE_REVOKED_SQL = "DELETE FROM revoked_tokens WHERE expires_at IS NOT NULL AND expires_at < ?"
 
 
 def _upsert(table: str, columns: tuple[str, ...], stamp: str) -> str:
@@ -109,29 +77,6 @@ _PUT_RS_SQL = _upsert("rs", rc.RS_COLUMNS, "updated_at")
 
 def _kid_params(recipient_id: bytes, id_context: bytes | None) -> tuple[bytes, bool, bytes]:
     return (recipient_id, id_context is None, id_context or b"")
-
-
-def _create_private(path: Path) -> None:
-    """Create ``path`` with mode 0600 if absent; refuse an existing file others may read."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise ConfigError(f"{path}: store holds secrets but has mode {mode:o}; chmod 600 it") from None
-        return
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create store ({exc.strerror})") from exc
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the new directory entry survives a crash too
-    finally:
-        os.close(dir_fd)
 
 
 def _pragma_int(conn: sqlite3.Connection, name: str) -> int:
@@ -160,7 +105,7 @@ class SqliteAsStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._cti_next, self._cti_limit = 1, 0  # nothing reserved yet
-        _create_private(self.path)
+        create_private(self.path)
         try:
             self._db: sqlite3.Connection | None = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
@@ -368,6 +313,50 @@ class SqliteAsStore:
             raise ValueError("limit must not be negative")
         sql = f"SELECT {_TOKEN_COLS} FROM issued_tokens ORDER BY seq DESC LIMIT ?"
         return [rc.token_from_row(r) for r in self._rows(sql, (limit,))]
+
+    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
+        """Logged tokens of ``client_id`` and/or ``audience`` (None: any), newest first."""
+        rc.check_token_filter(client_id, "client_id")
+        rc.check_token_filter(audience, "audience")
+        params = tuple(v for v in (client_id, audience) if v is not None)
+        sql = FIND_TOKENS_SQL[(client_id is not None, audience is not None)]
+        return [rc.token_from_row(r) for r in self._rows(sql, params)]
+
+    # --- named counters -----------------------------------------------------------------
+
+    def next_counter(self, name: str) -> int:
+        """1, 2, ... per ``name``, each value committed with ``synchronous=FULL`` before it is
+        returned (no blocks: the sequence has no gaps, and never repeats across crashes). Kept in
+        ``counters`` under ``COUNTER_PREFIX`` + name, apart from the cti counter."""
+        rc.check_counter_name(name)
+        with self._tx() as conn:
+            row = conn.execute(NEXT_COUNTER_SQL, (COUNTER_PREFIX + name,)).fetchone()
+        return rc.integer(row[0], "counters.value")
+
+    # --- token revocation list (RFC 9770) -----------------------------------------------
+
+    def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
+        """The new entry's position, or None (nothing written) if ``token_hash`` is listed already.
+        Positions come from AUTOINCREMENT: never reused, even after purges; a duplicate uses none."""
+        rc.check_revocation(token_hash, revoked_at, expires_at)
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM revoked_tokens WHERE token_hash = ?", (token_hash,)).fetchone():
+                return None
+            row = conn.execute(
+                "INSERT INTO revoked_tokens (token_hash, revoked_at, expires_at) VALUES (?, ?, ?) RETURNING position",
+                (token_hash, revoked_at, expires_at),
+            ).fetchone()
+        return rc.integer(row[0], "revoked_tokens.position")
+
+    def revoked_since(self, cursor: int, limit: int) -> list[tuple[int, bytes]]:
+        rc.check_count(cursor, "cursor")
+        rc.check_count(limit, "limit")
+        return [rc.revocation_from_row(r) for r in self._rows(REVOKED_SINCE_SQL, (cursor, limit))]
+
+    def purge_revoked(self, now: int) -> int:
+        rc.check_count(now, "now")
+        with self._tx() as conn:
+            return conn.execute(PURGE_REVOKED_SQL, (now,)).rowcount
 
     # --- OSCORE sender sequence numbers -------------------------------------------------
 

@@ -46,8 +46,14 @@ def expected_scope(cti: int) -> str | bytes:
 
 def run_and_kill(db: Path) -> list[int]:
     """Start the writer, SIGKILL it after ``MIN_VALUES`` lines, return every complete line."""
+    return [int(line) for line in run_and_kill_lines(db, CHILD)]
+
+
+def run_and_kill_lines(db: Path, child: str) -> list[str]:
+    """Start ``child`` (a script writing to ``db``), SIGKILL it after ``MIN_VALUES`` lines,
+    return every complete line it printed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", child, str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None
     lines: list[str] = []
@@ -64,7 +70,7 @@ def run_and_kill(db: Path) -> list[int]:
         reader.join(timeout=10)
     stderr = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == -signal.SIGKILL, f"writer ended on its own ({proc.returncode}): {stderr[-2000:]}"
-    printed = [int(line) for line in lines if line.endswith("\n")]
+    printed = [line for line in lines if line.endswith("\n")]
     assert len(printed) >= MIN_VALUES, f"only {len(printed)} values before the timeout"
     return printed
 

@@ -202,14 +202,14 @@ def test_v2_file_is_migrated_keeping_everything(tmp_path: Path) -> None:
     expected = MemoryAsStore()
     populate_v2_file(expected)
     with SqliteAsStore(v2, clock=fixed_clock()) as s:
-        assert s.schema_version() == 3 == sqlite_mod.SCHEMA_VERSION and s.integrity_check()
+        assert s.schema_version() == sqlite_mod.SCHEMA_VERSION >= 3 and s.integrity_check()
         assert snapshot3(s) == snapshot3(expected)  # every record identical, read through the store
         assert all(r.auth_key is None for r in s.list_rs())
         assert s.next_cti() > 64  # past the block the version-2 file had reserved
     with sqlite3.connect(v2) as raw:
         assert raw.execute("SELECT * FROM schema_migrations ORDER BY version").fetchall() == [
-            (1, V2_CLOCK), (2, V2_CLOCK), (3, NOW)]
-        assert raw.execute("PRAGMA user_version").fetchone() == (3,)
+            (1, V2_CLOCK), (2, V2_CLOCK), *((v, NOW) for v in range(3, sqlite_mod.SCHEMA_VERSION + 1))]
+        assert raw.execute("PRAGMA user_version").fetchone() == (sqlite_mod.SCHEMA_VERSION,)
         assert raw.execute("SELECT count(*) FROM rs WHERE auth_key IS NOT NULL").fetchone() == (0,)
     raw.close()
     # row by row, the version-2 columns hold exactly what they held (bar the cti counter and migrations)
@@ -218,17 +218,17 @@ def test_v2_file_is_migrated_keeping_everything(tmp_path: Path) -> None:
     assert len(v2_rows["rs"][1]) == 3 and len(v2_rows["grants"][1]) == 4
 
 
-def test_v1_file_is_migrated_to_v3(tmp_path: Path) -> None:
+def test_v1_file_is_migrated_past_v3(tmp_path: Path) -> None:
     v1 = copy_private(V1_FILE, tmp_path / "v1.db")
     expected = MemoryAsStore()
     populate_v1(expected)
     with SqliteAsStore(v1, clock=fixed_clock()) as s:
-        assert s.schema_version() == 3 and s.integrity_check()
+        assert s.schema_version() == sqlite_mod.SCHEMA_VERSION >= 3 and s.integrity_check()
         assert snapshot(s) == snapshot(expected)
         assert [r.auth_key for r in s.list_rs()] == [None, None]
     with sqlite3.connect(v1) as raw:
         assert raw.execute("SELECT * FROM schema_migrations ORDER BY version").fetchall() == [
-            (1, V1_CLOCK), (2, NOW), (3, NOW)]
+            (1, V1_CLOCK), *((v, NOW) for v in range(2, sqlite_mod.SCHEMA_VERSION + 1))]
     raw.close()
 
 
@@ -253,4 +253,5 @@ def test_migrated_file_takes_auth_keys(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="private part"):
             s.put_rs(replace(with_key, auth_key=AUTH_PRIVATE))
     with SqliteAsStore(v2) as s:
-        assert snapshot3(s) == snapshot3(expected) and s.get_rs("rs3") == with_key and s.schema_version() == 3
+        assert snapshot3(s) == snapshot3(expected) and s.get_rs("rs3") == with_key
+        assert s.schema_version() == sqlite_mod.SCHEMA_VERSION

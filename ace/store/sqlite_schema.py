@@ -1,0 +1,101 @@
+"""The SQLite file of the AS store: its schema, as ``MIGRATIONS``, and its private creation.
+
+``MIGRATIONS`` maps each schema version to the statements that bring a file of the version
+before up to it; ``sqlite`` applies them in order, one transaction each. Versions are only ever
+appended, never edited once released (files in the field were made by them). ``create_private``
+makes the file with mode 0600 (it holds OSCORE master secrets, PSKs and token keys) and refuses
+an existing one that others may read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ace.errors import ConfigError
+
+APPLICATION_ID = 0x61636531  # "ace1": marks the file as an ace AS store
+_OSC = """osc_ms BLOB, osc_sender_id BLOB, osc_recipient_id BLOB, osc_salt BLOB, osc_id_context BLOB,
+    osc_alg INTEGER, osc_hkdf TEXT"""
+_OSC_CHECK = "CHECK ((osc_ms IS NULL) = (osc_recipient_id IS NULL))"
+_SCOPE_TYPE = "typeof(scope) IN ('text', 'blob')"
+
+# version -> statements; append a new version, never edit a released one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
+        f"""CREATE TABLE clients (client_id TEXT PRIMARY KEY, profiles BLOB NOT NULL, {_OSC},
+            updated_at INTEGER NOT NULL, {_OSC_CHECK}) STRICT""",
+        """CREATE UNIQUE INDEX clients_oscore_kid ON clients
+            (osc_recipient_id, osc_id_context IS NULL, ifnull(osc_id_context, x''))
+            WHERE osc_recipient_id IS NOT NULL""",
+        f"""CREATE TABLE rs (audience TEXT PRIMARY KEY, rs_id TEXT NOT NULL, token_key BLOB NOT NULL,
+            token_kind TEXT NOT NULL, token_alg INTEGER, profiles BLOB NOT NULL,
+            token_lifetime INTEGER NOT NULL, {_OSC}, updated_at INTEGER NOT NULL, {_OSC_CHECK}) STRICT""",
+        f"""CREATE TABLE grants (id INTEGER PRIMARY KEY, client_id TEXT NOT NULL, audience TEXT NOT NULL,
+            scope ANY NOT NULL CHECK ({_SCOPE_TYPE}), is_default INTEGER NOT NULL,
+            created_at INTEGER NOT NULL, UNIQUE (client_id, audience, scope)) STRICT""",
+        f"""CREATE TABLE issued_tokens (seq INTEGER PRIMARY KEY, cti BLOB NOT NULL UNIQUE,
+            client_id TEXT NOT NULL, audience TEXT NOT NULL, scope ANY CHECK (scope IS NULL OR {_SCOPE_TYPE}),
+            issued_at INTEGER NOT NULL, expires_at INTEGER, token_hash BLOB NOT NULL) STRICT""",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT",
+        "INSERT INTO counters (name, value) VALUES ('cti', 0)",
+        """CREATE TABLE oscore_sequence (context_name TEXT PRIMARY KEY, value INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL) STRICT""",
+    ),
+    # DTLS PSK of clients (RFC 9202 §3.1), PoP kid of issued tokens. ALTER TABLE cannot add a
+    # CHECK over two columns, so "psk_identity and psk both NULL or both set" is kept by the
+    # triggers (any writer) and by codec.psk_from_columns (on read), not by a table constraint.
+    2: (
+        "ALTER TABLE clients ADD COLUMN psk_identity BLOB",
+        "ALTER TABLE clients ADD COLUMN psk BLOB",
+        "CREATE UNIQUE INDEX clients_psk_identity ON clients (psk_identity) WHERE psk_identity IS NOT NULL",
+        *(f"""CREATE TRIGGER clients_psk_pair_{op} BEFORE {op} ON clients
+            WHEN (NEW.psk_identity IS NULL) <> (NEW.psk IS NULL)
+            BEGIN SELECT RAISE(ABORT, 'psk_identity and psk must be both NULL or both set'); END"""
+          for op in ("insert", "update")),
+        "ALTER TABLE issued_tokens ADD COLUMN pop_kid BLOB",
+        """CREATE INDEX issued_tokens_pop_kid ON issued_tokens (client_id, audience, pop_kid)
+            WHERE pop_kid IS NOT NULL""",
+    ),
+    # The RS's public authentication key (COSE_Key CBOR; EDHOC profile: rs_cnf), NULL if none.
+    3: ("ALTER TABLE rs ADD COLUMN auth_key BLOB",),
+    # Named counters (``next_counter``) live in ``counters`` under ``COUNTER_PREFIX`` + name, no DDL.
+    # The Token Revocation List (RFC 9770): AUTOINCREMENT so a position is never handed out twice,
+    # not even after the newest rows were purged (diff-query cursors must only move forward).
+    # Issued tokens by client and by audience (``find_tokens``), newest first straight from the index.
+    4: (
+        """CREATE TABLE revoked_tokens (position INTEGER PRIMARY KEY AUTOINCREMENT,
+            token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) BETWEEN 1 AND 64),
+            revoked_at INTEGER NOT NULL, expires_at INTEGER) STRICT""",
+        "CREATE INDEX revoked_tokens_expires_at ON revoked_tokens (expires_at) WHERE expires_at IS NOT NULL",
+        "CREATE INDEX issued_tokens_client ON issued_tokens (client_id)",
+        "CREATE INDEX issued_tokens_audience ON issued_tokens (audience)",
+    ),
+}
+
+COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` with mode 0600 if absent; refuse an existing file others may read."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigError(f"{path}: store holds secrets but has mode {mode:o}; chmod 600 it") from None
+        return
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create store ({exc.strerror})") from exc
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the new directory entry survives a crash too
+    finally:
+        os.close(dir_fd)
+
