@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ace.cli import demo_cmd, init_cmd, keys_cmd, policy_cmd, revoke_cmd, serve_cmd, token_cmd
+from ace.cli import demo_cmd, fleet_cmd, init_cmd, keys_cmd, policy_cmd, revoke_cmd, serve_cmd, token_cmd
 from ace.errors import AceError
 
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ace", description="ACE-OAuth over CoAP (RFC 9200)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v INFO, -vv DEBUG")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init_cmd, demo_cmd, serve_cmd, policy_cmd, revoke_cmd, token_cmd, keys_cmd):
+    for module in (init_cmd, demo_cmd, serve_cmd, policy_cmd, revoke_cmd, token_cmd, keys_cmd, fleet_cmd):
         module.register(sub)
     return parser
 
