@@ -62,7 +62,8 @@ def run_atheris(runs: int, timeout: float) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             return {"runs": runs, "ok": False, "finding": f"no result within {timeout:.0f} s"}
         crashes = sorted(p.name for p in Path(tmp).iterdir())
-        tail = [line for line in proc.stderr.splitlines() if line.startswith(("#", "Done", "==", "=== "))][-3:]
+        tail = [line for line in proc.stderr.splitlines()
+                if (line.startswith("#") and "DONE" in line) or line.startswith(("Done", "==", "INFO: Seed"))][-3:]
         result: dict[str, Any] = {"runs": runs, "ok": proc.returncode == 0 and not crashes,
                                   "seconds": round(time.monotonic() - started, 1), "libfuzzer": tail}
         if not result["ok"]:

@@ -6,17 +6,17 @@ Owner's grants, and returns the encoded token response or raises ``RemoteError``
 the RFC 9200 §5.8.3 error and CoAP code. Tokens are CWTs for the RS's key (COSE_Encrypt0
 by default) with aud, exp, cti (never repeated: a persisted counter), scope, and the PoP
 key in cnf; for the OSCORE profile that is an OSCORE_Input_Material (RFC 9203 §3.2) whose
-copy the client gets in the response's cnf. Every issued token is logged (hash only).
+copy the client gets in the response's cnf. Every issued token is logged (its RFC 9770 token hash only).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
 from ace.cbor.labels import AceProfile, ContentFormat, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
@@ -43,6 +43,9 @@ class TokenPolicy:
     include_sub: bool = True  # sub = client id: lets the RS keep one token per client (RFC 9203 §6)
     include_iat: bool = False
     salt_len: int = 0  # OSCORE_Input_Material salt bytes (0: no salt)
+    # RSs without a clock (RFC 9200 §5.10.3): their tokens carry exi, not exp, and a cti made of the
+    # RS's id and a per-RS sequence number the RS uses to refuse expired ones after a restart
+    exi_audiences: frozenset[str] = frozenset()
     context_id_len: int = 0  # OSCORE_Input_Material contextId bytes (0: none)
 
 
@@ -91,18 +94,20 @@ class TokenEndpoint:
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
         update_kid = self._check_pop_request(request, profile, client, rs)
         now = int(self.clock())
-        cti = _cti_bytes(self.store.next_cti())
+        exi = rs.audience in self.policy.exi_audiences
+        cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}")) if exi else _cti_bytes(
+            self.store.next_cti())
         token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, update_kid, request)
         p = self.policy
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
-            exp=now + rs.token_lifetime, iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope,
-            cnonce=request.cnonce,
+            exp=None if exi else now + rs.token_lifetime, exi=rs.token_lifetime if exi else None,
+            iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
         self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
-            expires_at=now + rs.token_lifetime, token_hash=hashlib.sha256(token).digest(), pop_kid=pop_kid,
+            expires_at=now + rs.token_lifetime, token_hash=trl.token_hash(token), pop_kid=pop_kid,
         ))
         rs_cnf = None
         if profile == AceProfile.COAP_EDHOC_OSCORE and update_kid is None and rs.auth_key is not None:
@@ -182,6 +187,14 @@ def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRec
     if not common:  # RFC 9200 §5.8.3
         raise DecodeError("client and RS share no profile", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
     return common[0]
+
+
+EXI_SEQ_LEN = 4  # bytes of the sequence number after the RS's id in an exi token's cti
+
+
+def exi_cti(rs_id: str, sequence: int) -> bytes:
+    """RFC 9200 §5.10.3: cti = the RS's identifier followed by a per-RS sequence number."""
+    return rs_id.encode() + sequence.to_bytes(EXI_SEQ_LEN, "big")
 
 
 def _cti_bytes(n: int) -> bytes:

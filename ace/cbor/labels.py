@@ -135,6 +135,15 @@ class OscoreParam(IntEnum):
     CONTEXT_ID = 6
 
 
+class TrlParam(IntEnum):
+    """The TRL response map's keys (RFC 9770, IANA registry "ACE Token Revocation List Parameters")."""
+
+    FULL_SET = 0
+    DIFF_SET = 1
+    CURSOR = 2
+    MORE = 3
+
+
 class GrantType(IntEnum):
     """OAuth Grant Type CBOR Mappings (RFC 9200 §8.5)."""
 

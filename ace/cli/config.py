@@ -125,6 +125,7 @@ class AsFileConfig:
     include_iat: bool
     salt_len: int
     dtls: bool = False
+    exi_audiences: tuple[str, ...] = ()
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -135,7 +136,7 @@ def load_as(path: Path) -> AsFileConfig:
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
                         _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0),
-                        _get(t, "dtls", bool, w, False))
+                        _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,12 @@ class RsFileConfig:
     edhoc_key: Path | None = None
     max_bytes: int = 64 * 1024
     cnonce: bool = False
+    state: Path | None = None
+    rs_id: str | None = None
+    exi_unit: float = 1.0
+    as_context: Path | None = None  # our OSCORE context with the AS (RsRecord.oscore there): the TRL
+    observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770)
+    trl_path: str = "/revoke/trl"
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -182,6 +189,10 @@ def load_rs(path: Path) -> RsFileConfig:
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
         _get(t, "max_bytes", int, w, 64 * 1024), _get(t, "cnonce", bool, w, False),
+        path.parent / _get(t, "state", str, w, "rs-state.json"), _get(t, "rs_id", str, w, None),
+        {"s": 1.0, "ms": 0.001}.get(_get(t, "exi_unit", str, w, "s"), 1.0),
+        as_context=path.parent / t["as_context"] if isinstance(t.get("as_context"), str) else None,
+        observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
     )
 
 
@@ -207,6 +218,8 @@ class ClientFileConfig:
     profile: int | None = None
     as_psk: Path | None = None
     edhoc_key: Path | None = None
+    observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770) while running
+    trl_path: str = "/revoke/trl"
 
 
 def load_client(path: Path) -> ClientFileConfig:
@@ -220,4 +233,5 @@ def load_client(path: Path) -> ClientFileConfig:
         _profiles([t["profile"]], w)[0] if "profile" in t else None,
         path.parent / t["as_psk"] if isinstance(t.get("as_psk"), str) else None,
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
+        observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
     )

@@ -61,6 +61,10 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     write_oscore_secret(directory / "client-as.oscore.toml",
                         OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
     psk = DtlsPsk(identity=CLIENT_ID.encode(), key=secrets.token_bytes(16))
+    rs_ms = secrets.token_bytes(16)  # the RS's own context with the AS (RFC 9770: it observes the TRL)
+    rs_as_side = OscoreSecret(master_secret=rs_ms, sender_id=b"as", recipient_id=b"rs1")
+    write_oscore_secret(directory / "rs-as.oscore.toml",
+                        OscoreSecret(master_secret=rs_ms, sender_id=b"rs1", recipient_id=b"as"))
     rs_edhoc = generate_curve_key(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
     save_key(directory / "rs1-edhoc.key", rs_edhoc)
     save_key(directory / "client-edhoc.key", generate_curve_key(Curve.P_256, kid=b"cA"))
@@ -68,7 +72,7 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     with SqliteAsStore(directory / "as.db") as store:
         store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, psk=psk, profiles=(2, 1, 4)))
         store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1, 4),
-                              auth_key=rs_edhoc.public()))
+                              auth_key=rs_edhoc.public(), oscore=rs_as_side))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
     write_private(directory / "as.toml", f"""# Authorization Server (ace as --config as.toml)
 [as]
@@ -78,6 +82,7 @@ store = "as.db"          # clients, RSs, grants, token log (ace policy ... edits
 include_iat = false      # iat costs 5 bytes per token
 salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest tokens)
 dtls = false             # true: clients may also use DTLS-PSK, on port + 1 (mind the RS's port)
+exi_audiences = []       # RSs without a clock: their tokens carry exi and sequence-numbered ctis
 """)
     write_private(directory / "rs.toml", f"""# Resource Server (ace rs --config rs.toml)
 [rs]
@@ -85,11 +90,15 @@ audience = "{AUDIENCE}"
 bind = "{host}"
 port = {rs_port}
 as_uri = "{as_uri}"       # sent in AS Request Creation Hints
+as_context = "rs-as.oscore.toml"   # our OSCORE context with the AS
+observe_trl = false      # true: observe the AS's Token Revocation List (RFC 9770), drop revoked tokens
 token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
 max_tokens = 64          # tokens kept at once (a flood displaces only tokens never used)
 max_bytes = 65536        # and the memory they may take
 cnonce = false           # true: hints carry a fresh cnonce the token must echo (RS without a clock)
+state = "rs-state.json"  # what survives a restart: the highest expired exi sequence number
+exi_unit = "s"           # "ms" for an AS that sends exi in milliseconds (ace-java does)
 profiles = ["coap_oscore", "coap_dtls", "coap_edhoc_oscore"]   # DTLS (RFC 9202) listens on port + 1
 edhoc_key = "rs1-edhoc.key"   # the RS's EDHOC credential (the AS sends its public part as rs_cnf)
 

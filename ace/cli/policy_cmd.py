@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
@@ -24,6 +25,8 @@ def register(sub: Any) -> None:
     r = ps.add_parser("revoke", help="remove grants (all of CLIENT at AUDIENCE without SCOPE)")
     r.add_argument("client"), r.add_argument("audience"), r.add_argument("scope", nargs="?")
     r.add_argument("--aif", action="store_true")
+    r.add_argument("--keep-tokens", action="store_true",
+                   help="do not revoke the live tokens of CLIENT at AUDIENCE (RFC 9770 TRL)")
     r.set_defaults(func=cmd_revoke)
     ps.add_parser("list", help="show clients, RSs and grants").set_defaults(func=cmd_list)
     c = ps.add_parser("add-client", help="register a client and how it authenticates to the AS")
@@ -61,7 +64,8 @@ def cmd_grant(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     with _store(args) as store:
         n = store.revoke_grant(args.client, args.audience, _scope(args))
-    print(f"revoked {n} grant(s)")
+        revoked = [] if args.keep_tokens else revoke_cmd.revoke(store, client=args.client, audience=args.audience)
+    print(f"revoked {n} grant(s)" + (f" and {len(revoked)} live token(s)" if revoked else ""))
     return 0 if n else 1
 
 

@@ -12,6 +12,8 @@ from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.coap.devices import demo_resources
 from ace.coap.rs_server import RsServer
+from ace.coap.trl import TrlLink, TrlObserver, trl_uri
+from ace.errors import ConfigError
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
@@ -21,7 +23,8 @@ from ace.tokens.keys import load_key
 
 def build_as(cfg: AsFileConfig) -> AsServer:
     store = SqliteAsStore(cfg.store)
-    policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len)
+    policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
+                         exi_audiences=frozenset(cfg.exi_audiences))
     return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls)
 
 
@@ -30,10 +33,16 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
-                 cnonce=cfg.cnonce),
-        keys, clock=clock)
+                 cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit),
+        keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
-    return RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
+    server = RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
+    if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
+        if cfg.as_context is None or core.fresh.state is None:
+            raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")
+        server.trl = TrlLink(trl_uri(cfg.as_uri, cfg.trl_path), load_oscore_secret(cfg.as_context),
+                             core.fresh.state, server.revoked)
+    return server
 
 
 def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
@@ -42,6 +51,9 @@ def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] 
                                    scope=scope or cfg.scope, profile=profile or cfg.profile,
                                    edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None),
                       clock=time.time)
-    return ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
-                        as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,
-                        seqno_store=FileSequenceStore(cfg.state), observer=observer)
+    runner = ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
+                          as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,
+                          seqno_store=FileSequenceStore(cfg.state), observer=observer)
+    if cfg.observe_trl:  # RFC 9770: over the client's secure association with the AS
+        runner.trl = TrlObserver(trl_uri(cfg.as_uri, cfg.trl_path), runner.revoked)
+    return runner

@@ -12,10 +12,11 @@ expires_in) are not required (ace-java omits them).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import (
     AccessTokenRequest,
@@ -161,6 +162,14 @@ class ClientFlow:
             self.drop_session(origin)
             return None
         return session
+
+    def drop_revoked(self, hashes: Iterable[bytes]) -> list[str]:
+        """RFC 9770 §11.2: drop the sessions whose token the AS lists as revoked; returns their origins."""
+        revoked = set(hashes)
+        gone = [o for o, s in self.sessions.items() if trl_hash(s.token) in revoked]
+        for origin in gone:
+            self.drop_session(origin)
+        return gone
 
     def drop_session(self, origin: str) -> None:
         session = self.sessions.pop(origin, None)

@@ -23,9 +23,11 @@ import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
+from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts, dtls
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import BoundedBody, ace_message, error_message
+from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context, requester_of
 from ace.errors import RemoteError
 from ace.store.base import AsStore, ClientRecord
 
@@ -82,6 +84,9 @@ class AsServer:
         self.coaps_port: int | None = None
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
         self.index = contexts.ContextIndex(loader=self._load_client)
+        # RFC 9770: GET /revoke/trl for registered clients and RSs, observers told of revocations
+        self.trl_resource = TrlResource(TrlEndpoint(store, clock=clock), lambda r: requester_of(self, r))
+        self.trl_watch = TrlWatch(store, self.trl_resource, clock=clock)
         self.context: Any = None
 
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
@@ -110,8 +115,8 @@ class AsServer:
     def _load_client(self, kid: bytes, kid_context: bytes | None) -> MemoryOscoreContext | None:
         """A client registered after start: found in the store by its OSCORE Sender ID."""
         client = self.store.find_client_by_oscore_kid(kid, kid_context)
-        if client is None:
-            return None
+        if client is None:  # or an RS registered after start (its context with us: the TRL)
+            return find_rs_context(self.store, kid, kid_context)
         log.info("loaded the OSCORE context of client %s", client.client_id)
         return self._context(client)
 
@@ -125,12 +130,14 @@ class AsServer:
             if ctx is not None:
                 self.index.add(ctx)
                 n += 1
+        add_rs_contexts(self.index, self.store)  # RSs reach us too (RFC 9770: the TRL)
         return n
 
     async def start(self) -> None:
         n = self.load_clients()
         site = aiocoap.resource.Site()
         site.add_resource(["token"], TokenResource(self.endpoint, self))
+        site.add_resource(["revoke", "trl"], self.trl_resource)
         credentials = dtls.DtlsCredentialsMap()
         credentials[":clients"] = self.index
         credentials[":psk"] = ClientPsks(self.store)
@@ -141,10 +148,12 @@ class AsServer:
         else:
             self.context = await aiocoap.Context.create_server_context(
                 wrapped, bind=self.bind, transports=["oscore", "udp6"], server_credentials=credentials)
+        self.trl_watch.start()
         log.info("AS listening on %s port %d (%d OSCORE clients)%s", self.bind[0], self.bind[1], n,
                  f", DTLS on {self.coaps_port}" if self.coaps_port else "")
 
     async def stop(self) -> None:
+        await self.trl_watch.stop()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None

@@ -37,6 +37,7 @@ from ace.client.flow import (
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import pair_of
+from ace.coap.trl import TrlObserver
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import EdhocChannel
@@ -98,6 +99,16 @@ class ClientRunner:
         self._lock = asyncio.Lock()  # the flow has one request in flight
         self._dtls_sessions: dict[str, Any] = {}
         self._edhoc: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}  # per RS origin, per session
+        self.trl: TrlObserver | None = None  # observes the AS's TRL (RFC 9770) when configured
+
+    def revoked(self, hashes: list[bytes]) -> None:
+        """The AS's TRL (RFC 9770 §11.2): sessions with a revoked token are dropped, never used again."""
+        for origin in self.flow.drop_revoked(hashes):
+            known = self._rs_contexts.pop(origin, None)
+            if known is not None:
+                known[1].invalidate()
+            self._edhoc.pop(origin, None)
+            log.info("dropped the session with %s: its token was revoked", origin)
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
@@ -110,11 +121,15 @@ class ClientRunner:
             self._as_security = contexts.from_secret(self.as_secret, store=self.seqno_store, claims=["as"])
         if self._as_security is not None:
             self.context.client_credentials[self._as_origin + "/*"] = self._as_security
+            if self.trl is not None:  # over the same secure association with the AS
+                self.trl.start(self.context)
 
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
         self._dtls_sessions.clear()
         self._edhoc.clear()
+        if self.trl is not None:
+            await self.trl.stop()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiocoap
+import aiocoap.blockwise
 from aiocoap.numbers.codes import Code
 
 from ace.cbor.labels import ContentFormat
@@ -21,10 +22,26 @@ from ace.errors import RemoteError
 MAX_BODY = 4096 + 256  # the largest token we take (ace.tokens.cwt.MAX_TOKEN_SIZE) plus map overhead
 
 
+class _Block1Spool(aiocoap.blockwise.Block1Spool):  # type: ignore[misc]
+    """aiocoap 0.4.17 lets a Block1 block that does not continue the assembly escape as a bare
+    ValueError (5.00 and a traceback); RFC 7959 §2.9.2 has that answered 4.08."""
+
+    def feed_and_take(self, req: Any) -> Any:
+        try:
+            return super().feed_and_take(req)
+        except ValueError:
+            raise aiocoap.blockwise.IncompleteException from None
+
+
 class BoundedBody:
     """Mixin for our resources: a block-wise request body larger than ``MAX_BODY`` is refused
     with 4.13 and Size1 (RFC 7959 §2.9.3) as soon as a block shows it, before aiocoap
-    reassembles it (it buffers any size otherwise, for any unauthenticated peer)."""
+    reassembles it (it buffers any size otherwise, for any unauthenticated peer); a block out
+    of sequence gets 4.08 (not aiocoap's 5.00)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._block1 = _Block1Spool()
 
     async def render_to_pipe(self, pipe: Any) -> None:
         request = pipe.request

@@ -23,6 +23,7 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.render import BoundedBody, ace_message, error_message
+from ace.coap.trl import TrlLink
 from ace.errors import RemoteError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
@@ -121,6 +122,13 @@ class RsServer:
         self.context: Any = None
         self.coaps_port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.trl: TrlLink | None = None  # observes the AS's TRL (RFC 9770) when configured
+
+    def revoked(self, hashes: list[bytes]) -> None:
+        """The AS's TRL (RFC 9770 §11.1): revoked tokens lose their bindings and channels now."""
+        self.core.revoke(hashes)
+        for gone in self.core.take_dropped():
+            self.uninstall(gone)
 
     @property
     def offers_dtls(self) -> bool:
@@ -219,10 +227,14 @@ class RsServer:
             self.context = await aiocoap.Context.create_server_context(
                 site, bind=self.bind, transports=["oscore", "udp6"], server_credentials=credentials)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        if self.trl is not None:
+            await self.trl.start()
         log.info("RS %s listening on %s port %d%s", self.core.config.audience, self.bind[0], self.bind[1],
                  f" (DTLS on {self.coaps_port})" if self.coaps_port else "")
 
     async def stop(self) -> None:
+        if self.trl is not None:
+            await self.trl.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,3 +243,6 @@ class RsServer:
         if self.context is not None:
             await self.context.shutdown()
             self.context = None
+        close = getattr(self.core.fresh.state, "close", None)  # the RS's state file (and its lock) is ours
+        if close is not None:
+            close()

@@ -15,14 +15,14 @@ the bindings the core reports gone (``dropped``, ``sweep``).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import AceProfile, ContentFormat, Param
@@ -38,6 +38,8 @@ from ace.errors import (
 )
 from ace.profiles import dtls, edhoc, oscore
 from ace.redact import token as redact_token
+from ace.rs.denied import AccessDenied
+from ace.rs.freshness import CounterState, Freshness
 from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
@@ -47,19 +49,7 @@ from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
-MAX_EXI_REMEMBERED = 4096  # ctis of exi tokens kept to refuse replays
-CNONCE_LEN = 8
-MAX_CNONCES = 256  # outstanding cnonces kept (RFC 9200 §5.3.1: the RS MUST store what it needs)
-
-
-class AccessDenied(RemoteError):
-    """4.01 with AS Request Creation Hints (RFC 9200 §5.3), or 4.03/4.05 without."""
-
-    default_error_code = None
-
-    def __init__(self, description: str, *, coap_code: tuple[int, int], hints: CreationHints | None = None) -> None:
-        super().__init__(description, error_code=None, coap_code=coap_code)
-        self.hints = hints
+MAX_REVOKED = 1024  # revoked token hashes remembered (RFC 9770 §11.1), the oldest forgotten first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +63,8 @@ class RsConfig:
     skew: float = DEFAULT_SKEW
     profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)  # what this RS's transport offers
     cnonce: bool = False  # RFC 9200 §5.3.1: hints carry a fresh cnonce; tokens must echo one, once
+    rs_id: str | None = None  # our id in exi tokens' cti (RFC 9200 §5.10.3); None: the audience
+    exi_unit: float = 1.0  # seconds per exi unit: RFC 9200 says seconds; 0.001 for peers using ms
     cnonce_lifetime: float = 300.0  # seconds a cnonce stays fresh
     # what the AS issues for us: a symmetric token key must not double as a MAC key (alg confusion)
     token_kinds: frozenset[Kind] = frozenset({Kind.AEAD, Kind.SIGN})
@@ -88,13 +80,14 @@ class AuthzInfoOutcome:
 
 class ResourceServer:
     def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float],
-                 rng: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes, state: CounterState | None = None) -> None:
         self.config, self.keys, self.clock, self.rng = config, keys, clock, rng
         self.bindings = BindingStore(config.max_tokens, config.max_bytes)
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
-        self._exi_seen: OrderedDict[bytes, None] = OrderedDict()  # ctis of exi tokens accepted
-        self._cnonces: OrderedDict[bytes, float] = OrderedDict()  # cnonces handed out, when
+        self._revoked: OrderedDict[bytes, float | None] = OrderedDict()  # TRL hash -> until when kept
+        self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
+                               cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
 
     # -- E: POST /authz-info ------------------------------------------------------------
 
@@ -116,7 +109,7 @@ class ResourceServer:
             raise DecodeError("this RS does not offer the OSCORE profile")
         oscore.check_nonce(request.nonce1, "nonce1")
         oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid")
-        token_hash = hashlib.sha256(request.access_token).digest()
+        token_hash = trl_hash(request.access_token)
         known = self.bindings.by_token_hash(token_hash)
         if known is not None and known.nonce1 == request.nonce1 and not known.expired(self.clock()):
             return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
@@ -145,7 +138,7 @@ class ResourceServer:
     def _authz_info_raw(self, token: bytes) -> AuthzInfoOutcome:
         """A bare token whose cnf is a COSE_Key: symmetric for DTLS (RFC 9202 §3.3), the client's
         public key for EDHOC (draft-ietf-ace-edhoc-oscore-profile, token before the handshake)."""
-        token_hash = hashlib.sha256(token).digest()
+        token_hash = trl_hash(token)
         known = self.bindings.by_token_hash(token_hash)
         if known is not None and not known.expired(self.clock()):
             return AuthzInfoOutcome(b"", known, False, [])  # the same token again: nothing changes
@@ -191,7 +184,7 @@ class ResourceServer:
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
         scope = self._usable_scope(claims.scope)
-        binding = replace(current, token_hash=hashlib.sha256(token).digest(), claims=claims, scope=scope,
+        binding = replace(current, token_hash=trl_hash(token), claims=claims, scope=scope,
                           expires_at=self._expiry(claims))
         self.bindings.remove(label)
         self.bindings.add(binding, self.clock())
@@ -199,29 +192,21 @@ class ResourceServer:
         return AuthzInfoOutcome(b"", binding, True, [])
 
     def _verify(self, token: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
+        if trl_hash(token) in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
+            raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
         claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                               skew=self.config.skew, accept=self.config.token_kinds)
         if not over_channel:  # an update over the client's channel needs no proof of freshness
-            self._check_cnonce(claims.cnonce)
-        if claims.exi is not None:  # RFC 9200 §5.10.3: a token with exi is valid once, from first sight
-            if claims.cti is None:  # ... and the AS MUST give it a cti
-                raise DecodeError("token with exi but no cti")
-            if claims.cti in self._exi_seen:
-                raise RemoteError("token with exi seen before", error_code=None, coap_code=UNAUTHORIZED)
+            self.fresh.check_cnonce(claims.cnonce, self.hints)
+        self.fresh.check_exi(claims)
         return claims
-
-    def _remember_exi(self, claims: AccessTokenClaims) -> None:
-        if claims.exi is not None and claims.cti is not None:
-            self._exi_seen[claims.cti] = None
-            while len(self._exi_seen) > MAX_EXI_REMEMBERED:  # bounded: the oldest go first
-                self._exi_seen.popitem(last=False)
 
     def _expiry(self, claims: AccessTokenClaims) -> float | None:
         """When the binding ends: exp (plus the skew that let the token in, else it could arrive
         expired), and at most exi seconds after we first saw it (RFC 9200 §5.10.3)."""
         ends = [float(claims.exp) + self.config.skew] if claims.exp is not None else []
         if claims.exi is not None:
-            ends.append(self.clock() + claims.exi)
+            ends.append(self.clock() + claims.exi * self.config.exi_unit)
         return min(ends) if ends else None
 
     def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]:
@@ -251,8 +236,10 @@ class ResourceServer:
             raise
         for b in purged:  # the superseded ones were released by _drop already
             self.ids.release(b.label)
+            if b.expired(self.clock()):
+                self.fresh.note_expired(b)
         self._dropped += purged
-        self._remember_exi(binding.claims)
+        self.fresh.remember(binding.claims)
         log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
                  binding.label.hex())
         return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
@@ -280,26 +267,7 @@ class ResourceServer:
 
     def hints(self) -> CreationHints:
         c = self.config
-        return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope, cnonce=self._new_cnonce())
-
-    def _new_cnonce(self) -> bytes | None:
-        if not self.config.cnonce:
-            return None
-        nonce = self.rng(CNONCE_LEN)
-        self._cnonces[nonce] = self.clock()
-        while len(self._cnonces) > MAX_CNONCES:  # bounded: the oldest go first
-            self._cnonces.popitem(last=False)
-        return nonce
-
-    def _check_cnonce(self, cnonce: bytes | None) -> None:
-        """RFC 9200 §5.10.1.1: a token for an RS that sent a cnonce must carry a fresh one of its own,
-        each accepted once; else 4.01 (with hints carrying a new cnonce)."""
-        if not self.config.cnonce:
-            return
-        issued = self._cnonces.pop(cnonce, None) if cnonce is not None else None
-        if issued is None or self.clock() - issued > self.config.cnonce_lifetime:
-            raise AccessDenied("token without a fresh cnonce of this RS", coap_code=UNAUTHORIZED,
-                               hints=self.hints())
+        return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope, cnonce=self.fresh.new_cnonce())
 
     def authorize(self, label: bytes | None, path: str, method: str | int) -> Binding:
         """The binding that allows ``method`` on ``path``, or AccessDenied."""
@@ -307,6 +275,7 @@ class ResourceServer:
         if binding is None:  # RFC 9200 §5.10.2: no valid token → 4.01 with creation hints
             raise AccessDenied("no valid access token", coap_code=UNAUTHORIZED, hints=self.hints())
         if binding.expired(self.clock()):
+            self.fresh.note_expired(binding)
             self._drop(binding)
             raise AccessDenied("access token expired", coap_code=UNAUTHORIZED, hints=self.hints())
         aif = self._as_aif(binding.scope)
@@ -329,6 +298,24 @@ class ResourceServer:
     def _as_aif(self, scope: Scope) -> AifScope:
         return scope.to_aif(self.config.scope_meaning) if isinstance(scope, TextScope) else scope
 
+    def revoke(self, hashes: Iterable[bytes]) -> list[Binding]:
+        """RFC 9770 §11.1: the AS listed these token hashes (its TRL): the bindings of those tokens go
+        (reported by ``take_dropped`` too) and the tokens are refused from now on, while unexpired."""
+        gone: list[Binding] = []
+        for h in hashes:
+            binding = self.bindings.by_token_hash(h)
+            if binding is not None:
+                self._drop(binding)
+                gone.append(binding)
+            until = binding.expires_at if binding is not None else self._revoked.get(h)
+            self._revoked.pop(h, None)
+            self._revoked[h] = until  # unknown expiry: kept until the bound pushes it out
+            while len(self._revoked) > MAX_REVOKED:
+                self._revoked.popitem(last=False)
+        if gone:
+            log.info("dropped %d revoked token(s)", len(gone))
+        return gone
+
     def live_labels(self) -> set[bytes]:
         return {b.label for b in self.bindings}
 
@@ -337,6 +324,10 @@ class ResourceServer:
         gone = self.bindings.purge_expired(self.clock())
         for b in gone:
             self.ids.release(b.label)
+            self.fresh.note_expired(b)
+        now = self.clock()
+        for h in [h for h, until in self._revoked.items() if until is not None and until <= now]:
+            del self._revoked[h]  # expired: refused as such anyway
         return gone
 
 

@@ -84,7 +84,7 @@ class IssuedToken:
     scope: str | bytes | None
     issued_at: int
     expires_at: int | None
-    token_hash: bytes  # SHA-256 of the token bytes (RFC 9770 uses such hashes)
+    token_hash: bytes  # RFC 9770 §4 token hash (ace.authz_server.trl.token_hash)
     pop_kid: bytes | None = None  # the kid of a symmetric PoP key (DTLS) or OSCORE material id
 
 

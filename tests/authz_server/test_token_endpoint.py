@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import cbor2
 import pytest
 from support import NOW, counter_rng, fixed_clock
 
+from ace.authz_server import trl
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
@@ -96,7 +96,7 @@ def test_happy_path_response_and_token(endpoint: TokenEndpoint, store: MemoryAsS
     assert response.cnf == claims.cnf  # the client's copy of the PoP key is the token's
     assert result.claims == claims and result.client_id == "c1"
     [logged] = store.issued_tokens()
-    assert logged.token_hash == hashlib.sha256(response.access_token).digest()
+    assert logged.token_hash == trl.token_hash(response.access_token)  # RFC 9770 §4.4
     assert (logged.cti, logged.client_id, logged.audience, logged.scope) == (claims.cti, "c1", "rs1", "r_temp")
     assert (logged.issued_at, logged.expires_at) == (NOW, NOW + LIFETIME)
 

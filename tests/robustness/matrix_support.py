@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import secrets
 import sqlite3
 import time
@@ -34,6 +33,7 @@ import aiocoap
 import cbor2
 from aiocoap import oscore
 
+from ace.authz_server import trl
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat, Curve, Param
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse
@@ -250,7 +250,8 @@ async def start_harness(directory: Path) -> Harness:
                                  profiles=(2, 1))
     as_server = roles.build_as(load_as(d.as_config))
     rs = roles.build_rs(rs_cfg)
-    rs2 = roles.build_rs(dataclasses.replace(rs_cfg, port=free_port(), profiles=(2,)))
+    rs2 = roles.build_rs(dataclasses.replace(rs_cfg, port=free_port(), profiles=(2,),
+                                             state=d.directory / "rs2-state.json"))
     await bounded(as_server.start())
     await bounded(rs.start())
     await bounded(rs2.start())
@@ -354,4 +355,4 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def token_hash(token: bytes) -> bytes:
-    return hashlib.sha256(token).digest()
+    return trl.token_hash(token)

@@ -73,6 +73,7 @@ from matrix_support import (
     start_harness,
 )
 
+from ace.authz_server import trl
 from ace.cbor import codec
 from ace.cbor.messages import AccessTokenResponse, AuthzInfoResponse
 from ace.cbor.scope import AifScope
@@ -351,7 +352,7 @@ def issued(client: str, scope: str | bytes) -> Callable[[Harness, Reply, dict[st
         _cti, who, _aud, got_scope, token_hash, _kid = new[0]
         assert (who, got_scope) == (client, scope)
         response = AccessTokenResponse.decode(reply.payload)
-        assert hashlib.sha256(response.access_token).digest() == token_hash
+        assert trl.token_hash(response.access_token) == token_hash
         assert response.cnf is not None  # a PoP token, whatever token_type the request named
     return check
 

@@ -484,3 +484,43 @@ def test_cnonce_is_required_fresh_and_single_use() -> None:
     clock.t += 61
     with pytest.raises(AccessDenied):  # too old
         rs.authz_info(post(token(b"\x05", cti=b"\x05", cnonce=stale, exp=clock.t + 3600)))
+
+
+# -- exi with per-RS sequence numbers (RFC 9200 §5.10.3) ---------------------------------------
+
+
+def exi_token(seq: int, mid: bytes, exi: int = 60) -> bytes:
+    claims = AccessTokenClaims(aud="rs1", exi=exi, cti=b"rs1" + seq.to_bytes(4, "big"), scope="r_temp",
+                               cnf=OscoreCnf(material(mid)))
+    return issue_token(claims, RS_KEY, rng=random.Random(seq).randbytes)
+
+
+def test_exi_sequence_numbers_survive_an_rs_restart(tmp_path: Any) -> None:
+    from ace.store.seqno import FileSequenceStore
+
+    state = FileSequenceStore(tmp_path / "rs-state.json")
+    clock = Clock()
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING)
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=clock, state=state)
+    first = rs.authz_info(post(exi_token(1, b"\x01"), rid=b"\x01")).binding
+    rs.authz_info(post(exi_token(2, b"\x02"), rid=b"\x02"))
+    assert first.expires_at == clock.t + 60  # counted from reception, no exp needed
+    clock.t += 61
+    assert len(rs.sweep()) == 2  # both expired: the highest expired sequence number is 2
+    state.close()
+    # the RS restarts; its clock starts over (no RTC): only the sequence numbers tell what is old
+    state = FileSequenceStore(tmp_path / "rs-state.json")
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock(), state=state)
+    with pytest.raises(RemoteError) as old:
+        rs.authz_info(post(exi_token(2, b"\x02"), rid=b"\x02"))
+    assert old.value.coap_code == (4, 1)
+    assert rs.authz_info(post(exi_token(3, b"\x03"), rid=b"\x03")).new
+    state.close()
+
+
+def test_exi_in_milliseconds_for_peers_that_send_them() -> None:
+    clock = Clock()
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, exi_unit=0.001)
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=clock)
+    binding = rs.authz_info(post(exi_token(1, b"\x01", exi=30_000))).binding  # ace-java: 30 s as 30000
+    assert binding.expires_at == clock.t + 30

@@ -1,0 +1,325 @@
+"""The Token Revocation List on CoAP (RFC 9770): the AS's /revoke/trl resource and its
+observers at the RS and the client.
+
+``TrlResource`` answers GET /revoke/trl (full query, application/ace-trl+cbor) to registered
+clients and RSs over their OSCORE context with the AS (or a client's DTLS-PSK session), 4.01
+to anyone else, and keeps RFC 7641 observations: after a change each observer whose portion
+of the TRL changed is notified. ``TrlWatch`` is the AS's bounded task that notices revocations
+written to the store by other processes (``ace revoke``) by polling ``revoked_since`` and
+purges the entries of expired tokens. ``TrlObserver`` keeps an observation of the TRL open
+(re-registering after errors, with backoff, and periodically) and hands each full set to a
+callback; ``TrlLink`` is one with its own client context, for the RS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiocoap
+import aiocoap.resource
+from aiocoap import oscore
+
+from ace.authz_server.trl import (
+    BATCH,
+    Requester,
+    RsPeer,
+    TrlEndpoint,
+    decode_full_set,
+    encode_full_set,
+)
+from ace.cbor.labels import ContentFormat
+from ace.coap import contexts
+from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
+from ace.coap.render import BoundedBody, error_message
+from ace.errors import AceError, RemoteError
+from ace.store.base import AsStore, OscoreSecret
+
+if TYPE_CHECKING:
+    from ace.coap.as_server import AsServer
+
+log = logging.getLogger(__name__)
+TRL_CF = int(ContentFormat.ACE_TRL_CBOR)
+MAX_OBSERVERS = 256  # observations of the TRL kept at once; more get plain answers
+POLL_SECONDS = 1.0  # how often the AS looks for revocations made by another process
+PURGE_SECONDS = 60.0  # how often it forgets the entries of expired tokens
+REQUEST_TIMEOUT = 10.0
+RETRY_MIN, RETRY_MAX = 0.5, 30.0  # observer backoff after a failed or ended observation
+REREGISTER_SECONDS = 300.0  # an observation is renewed this often (a silently lost one recovers)
+
+
+# -- the AS: who is asking -------------------------------------------------------------
+
+def rs_context(store: AsStore, audience: str) -> MemoryOscoreContext | None:
+    """The AS's side of an RS's OSCORE context (``RsRecord.oscore``), claiming ``RsPeer``."""
+    rs = store.get_rs(audience)
+    if rs is None or rs.oscore is None:
+        return None
+    return contexts.from_secret(rs.oscore, store=store, claims=[RsPeer(rs.audience)])
+
+
+def add_rs_contexts(index: contexts.ContextIndex, store: AsStore) -> int:
+    """Put the RSs' contexts into ``index``, never displacing a client's (same Sender ID)."""
+    taken = {(c.recipient_id, c.id_context) for c in index}
+    n = 0
+    for rs in store.list_rs():
+        ctx = rs_context(store, rs.audience)
+        if ctx is None:
+            continue
+        if (ctx.recipient_id, ctx.id_context) in taken:
+            log.warning("RS %s: its OSCORE Sender ID is a client's; it cannot reach the TRL", rs.audience)
+            continue
+        index.add(ctx)
+        n += 1
+    return n
+
+
+def find_rs_context(store: AsStore, kid: bytes, kid_context: bytes | None) -> MemoryOscoreContext | None:
+    """An RS registered after start, found by the Sender ID of its context (few RSs: a scan)."""
+    for rs in store.list_rs():
+        if rs.oscore is not None and (rs.oscore.recipient_id, rs.oscore.id_context) == (kid, kid_context):
+            return rs_context(store, rs.audience)
+    return None
+
+
+def requester_of(server: AsServer, request: aiocoap.Message) -> Requester | None:
+    """The registered client or RS whose *current* credentials protected ``request``."""
+    claims = getattr(request.remote, "authenticated_claims", None) or []
+    peer = next((c for c in claims if isinstance(c, RsPeer)), None)
+    if peer is None:
+        return server.current_client(request)
+    ctx = getattr(request.remote, "security_context", None)
+    rs = server.store.get_rs(peer.audience)
+    if ctx is None or rs is None or rs.oscore is None or (
+            getattr(ctx, "secret_fingerprint", None) != contexts.secret_fingerprint(rs.oscore)):
+        if ctx is not None:
+            server.index.remove(ctx.recipient_id, ctx.id_context)
+        log.warning("RS %s used a context it is no longer registered with", peer.audience)
+        return None
+    return peer
+
+
+# -- the AS: the resource ----------------------------------------------------------------
+
+def _content(payload: bytes) -> aiocoap.Message:
+    return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=TRL_CF)
+
+
+class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ignore[misc]
+    """GET /revoke/trl (RFC 9770 §6), observable (RFC 7641)."""
+
+    def __init__(self, endpoint: TrlEndpoint, requester: Callable[[aiocoap.Message], Requester | None]) -> None:
+        super().__init__()
+        self.endpoint, self.requester = endpoint, requester
+        self.watchers: dict[Any, tuple[Requester, bytes]] = {}  # observation -> (who, last payload)
+
+    async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
+        who = self.requester(request)
+        payload = None
+        if who is not None and request.code == aiocoap.GET and len(self.watchers) < MAX_OBSERVERS:
+            with contextlib.suppress(RemoteError):
+                payload = self.endpoint.handle(who, request.opt.uri_query)
+        serverobservation.accept(lambda: self.watchers.pop(serverobservation, None))
+        if who is None or payload is None:  # (aiocoap needs the accept) the answer goes without Observe
+            serverobservation.deregister()
+            return
+        self.watchers[serverobservation] = (who, payload)
+
+    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+        who = self.requester(request)
+        try:
+            payload = self.endpoint.handle(who, request.opt.uri_query)
+        except RemoteError as exc:
+            log.info("GET /revoke/trl from %s refused: %s", who or "unauthenticated peer", exc.description)
+            return error_message(exc)
+        return _content(payload)
+
+    def changed(self) -> int:
+        """The TRL changed: notify each observer whose portion did; returns how many."""
+        n = 0
+        for obs, (who, last) in list(self.watchers.items()):
+            payload = encode_full_set(self.endpoint.full_set(who))
+            if payload != last:
+                self.watchers[obs] = (who, payload)
+                obs.trigger()  # rendered again from the original request: its sender is checked anew
+                n += 1
+        return n
+
+
+class TrlWatch:
+    """The AS's bounded task: new TRL entries (any writer) and purges → ``resource.changed``."""
+
+    def __init__(self, store: AsStore, resource: TrlResource, *, clock: Callable[[], float] = time.time,
+                 interval: float = POLL_SECONDS, purge_interval: float = PURGE_SECONDS) -> None:
+        self.store, self.resource, self.clock = store, resource, clock
+        self.interval, self.purge_interval = interval, purge_interval
+        self.cursor = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def catch_up(self) -> None:
+        """Move the cursor past every entry already there (they need no notification)."""
+        for _ in range(1_000_000 // BATCH):
+            batch = self.store.revoked_since(self.cursor, BATCH)
+            if batch:
+                self.cursor = batch[-1][0]
+            if len(batch) < BATCH:
+                return
+
+    def poll(self) -> int:
+        """One step: look for new entries (one batch), purge when due; returns observers notified."""
+        batch = self.store.revoked_since(self.cursor, BATCH)
+        changed = bool(batch)
+        if batch:
+            self.cursor = batch[-1][0]
+        return self.resource.changed() if changed else 0
+
+    def purge(self) -> int:
+        n = self.store.purge_revoked(int(self.clock()))
+        if n:
+            log.info("forgot %d revoked hashes of expired tokens", n)
+            self.resource.changed()
+        return n
+
+    async def _run(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                n = self.poll()
+                if time.monotonic() - last_purge >= self.purge_interval:
+                    last_purge = time.monotonic()
+                    self.purge()
+            except Exception:  # a bug or a store hiccup must not end the watching for good
+                log.exception("watching the TRL failed")
+                continue
+            if n:
+                log.info("notified %d TRL observer(s)", n)
+
+    def start(self) -> None:
+        self.catch_up()
+        self.purge()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+# -- the RS and the client: observing ------------------------------------------------------
+
+def trl_uri(as_uri: str, path: str = "/revoke/trl") -> str:
+    """The TRL's URI at the AS whose token endpoint (or any URI) is ``as_uri``."""
+    parts = urlsplit(as_uri)
+    return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
+
+
+class TrlObserver:
+    """Observes the TRL at ``uri`` over ``context`` (which must hold the credentials for the AS)
+    and calls ``on_revoked`` with each full set received."""
+
+    def __init__(self, uri: str, on_revoked: Callable[[list[bytes]], object], *,
+                 timeout: float = REQUEST_TIMEOUT, reregister: float = REREGISTER_SECONDS) -> None:
+        self.uri, self.on_revoked, self.timeout, self.reregister = uri, on_revoked, timeout, reregister
+        self.context: Any = None
+        self.notifications = 0  # full sets received (tests wait on it)
+        self.received = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, context: Any) -> None:
+        self.context = context
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            try:
+                if await self._observe_once():
+                    delay = RETRY_MIN
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the AS away, restarted, refusing us: try again later
+                log.info("observing the TRL at %s: %s", self.uri, type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _observe_once(self) -> bool:
+        """One registration; True if it delivered anything. Ends on error, on a non-observe
+        answer, or after ``reregister`` seconds."""
+        request = self.context.request(aiocoap.Message(code=aiocoap.GET, uri=self.uri, observe=0))
+        observation = request.observation
+        try:
+            try:
+                first = await asyncio.wait_for(request.response, self.timeout)
+            except oscore.NotAProtectedMessage as exc:  # e.g. the AS lost our context: 4.01
+                first = exc.plain_message
+            ok = self._take(first)
+            if not ok or first.opt.observe is None or observation is None:
+                return ok
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.reregister):
+                    async for notification in observation:
+                        self._take(notification)
+            return True
+        finally:
+            if observation is not None and not observation.cancelled:
+                observation.cancel()
+
+    def _take(self, message: aiocoap.Message) -> bool:
+        if not message.code.is_successful():
+            log.info("TRL at %s answered %s", self.uri, message.code)
+            return False
+        if message.opt.content_format not in (None, TRL_CF):
+            log.warning("TRL at %s answered content format %s", self.uri, message.opt.content_format)
+            return False
+        try:
+            hashes = decode_full_set(message.payload)
+        except AceError as exc:
+            log.warning("TRL at %s sent a malformed set: %s", self.uri, exc)
+            return False
+        self.notifications += 1
+        self.on_revoked(hashes)
+        self.received.set()
+        return True
+
+
+class TrlLink:
+    """A ``TrlObserver`` with its own client context, protected by a pre-established OSCORE
+    context with the AS (the RS's ``RsRecord.oscore``, its sequence numbers persisted)."""
+
+    def __init__(self, uri: str, secret: OscoreSecret, seqno_store: SequenceNumberStore,
+                 on_revoked: Callable[[list[bytes]], object], *, close_store: bool = False) -> None:
+        self.secret, self.seqno_store, self.close_store = secret, seqno_store, close_store
+        self.observer = TrlObserver(uri, on_revoked)
+        self.context: Any = None
+
+    async def start(self) -> None:
+        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+        full = aiocoap.Message(code=aiocoap.GET, uri=self.observer.uri).get_request_uri()  # aiocoap's spelling
+        parts = urlsplit(full)
+        self.context.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
+            self.secret, store=self.seqno_store, claims=["as"])
+        self.observer.start(self.context)
+
+    async def stop(self) -> None:
+        await self.observer.stop()
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None
+        close = getattr(self.seqno_store, "close", None) if self.close_store else None
+        if close is not None:
+            close()

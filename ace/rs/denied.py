@@ -1,0 +1,16 @@
+"""The RS's refusal of a request to a protected resource (RFC 9200 §5.10.2)."""
+
+from __future__ import annotations
+
+from ace.cbor.messages import CreationHints
+from ace.errors import RemoteError
+
+
+class AccessDenied(RemoteError):
+    """4.01 with AS Request Creation Hints (RFC 9200 §5.3), or 4.03/4.05 without."""
+
+    default_error_code = None
+
+    def __init__(self, description: str, *, coap_code: tuple[int, int], hints: CreationHints | None = None) -> None:
+        super().__init__(description, error_code=None, coap_code=coap_code)
+        self.hints = hints

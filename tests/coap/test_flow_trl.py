@@ -1,0 +1,184 @@
+"""The Token Revocation List (RFC 9770) over real sockets on ::1: an RS and a client observe
+GET /revoke/trl at the AS; ``ace revoke`` (called in-process) makes the RS drop the token and
+refuse it, and the client drop its session. Every await is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiocoap
+import cbor2
+import pytest
+from flow_fixtures import TIMEOUT, Flow, bounded, send, store_of
+
+from ace.authz_server import trl
+from ace.authz_server.trl import RsPeer
+from ace.cbor.messages import AuthzInfoRequest
+from ace.cli import roles
+from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.demo_cmd import free_port
+from ace.cli.init_cmd import init_deployment
+from ace.cli.main import main
+from ace.cli.revoke_cmd import revoke
+from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
+from ace.coap import contexts
+from ace.coap.client import ClientRunner
+from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
+from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret
+from ace.store.seqno import FileSequenceStore
+from ace.store.sqlite import SqliteAsStore
+from ace.tokens.keys import load_key
+
+
+async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def trl_deployment(directory: Path) -> AsyncIterator[Flow]:
+    d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
+    rs_cfg = dataclasses.replace(load_rs(d.rs_config), observe_trl=True)
+    as_server = roles.build_as(load_as(d.as_config))
+    as_server.trl_watch.interval = 0.05  # the AS polls its store for revocations (1 s by default)
+    rs_server = roles.build_rs(rs_cfg)
+    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
+    try:
+        await bounded(as_server.start())
+        await bounded(rs_server.start())
+        yield flow
+    finally:
+        await flow.close()
+
+
+async def observing_client(flow: Flow) -> ClientRunner:
+    runner = roles.build_client(dataclasses.replace(load_client(flow.d.client_config), observe_trl=True))
+    flow._runners.append(runner)
+    await bounded(runner.start())
+    return runner
+
+
+def trl_of(flow: Flow) -> str:
+    return trl_uri(flow.d.as_uri)
+
+
+async def test_revocation_reaches_rs_and_client(tmp_path: Path) -> None:
+    async with trl_deployment(tmp_path) as flow:
+        rs_obs = flow.rs_server.trl
+        assert rs_obs is not None
+        runner = await observing_client(flow)
+        assert isinstance(runner.trl, TrlObserver)
+        client_trl = runner.trl
+        await until(lambda: rs_obs.observer.notifications >= 1 and client_trl.notifications >= 1)
+        assert len(flow.as_server.trl_resource.watchers) == 2  # both registered as observers
+
+        result = await bounded(runner.request(ResourceRequest(method="GET", uri=flow.rs_uri + "/temp")), 4 * TIMEOUT)
+        assert isinstance(result, Done) and result.response.code == (2, 5)
+        session = result.session
+        assert session is not None and isinstance(session.context, type(session.context))
+        [binding] = list(flow.rs_server.core.bindings)
+        assert binding.token_hash == trl.token_hash(session.token)
+
+        before_rs, before_client = rs_obs.observer.notifications, client_trl.notifications
+        added = revoke(store_of(flow), client="clientA")  # what `ace revoke --client clientA` runs
+        assert added == [trl.token_hash(session.token)]
+
+        await until(lambda: rs_obs.observer.notifications > before_rs and client_trl.notifications > before_client)
+        # within that one notification: the RS dropped the binding and its context, the client its session
+        assert not flow.rs_server.core.live_labels() and len(flow.rs_server.index) == 0
+        assert flow.rs_uri not in runner.flow.sessions
+
+        # the old context (rebuilt from its parameters) is refused: the RS has none any more
+        reply = await flow.get_with(contexts.from_params(session.context, claims=["rs"]))  # type: ignore[arg-type]
+        assert reply.code == (4, 1)
+        # the revoked token posted again is refused
+        ctx = await flow.plain()
+        payload = AuthzInfoRequest(access_token=session.token, nonce1=secrets.token_bytes(8),
+                                   ace_client_recipientid=b"\x33").encode()
+        assert (await flow.post_authz_info(ctx, payload)).code == (4, 1)
+
+        # the grant stands: the client gets a new token and goes on
+        again = await bounded(runner.request(ResourceRequest(method="GET", uri=flow.rs_uri + "/temp")), 4 * TIMEOUT)
+        assert isinstance(again, Done) and again.response.code == (2, 5)
+        assert again.session is not None and again.session.token != session.token
+
+
+async def test_unauthenticated_trl_request_is_refused(tmp_path: Path) -> None:
+    async with trl_deployment(tmp_path) as flow:
+        ctx = await flow.plain()
+        reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=trl_of(flow)))
+        assert reply.code == (4, 1)
+        reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=trl_of(flow), observe=0))
+        assert reply.code == (4, 1)
+        assert [who for who, _ in flow.as_server.trl_resource.watchers.values()] in ([], [RsPeer("rs1")])  # only the RS
+
+
+async def test_each_client_sees_only_its_own_hashes(tmp_path: Path) -> None:
+    async with trl_deployment(tmp_path) as flow:
+        store = store_of(flow)
+        as_side = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"\x07")
+        store.put_client(ClientRecord(client_id="clientB", oscore=as_side))
+        store.add_grant(Grant(client_id="clientB", audience="rs1", scope="r_temp", default=True))
+        b_flow = ClientFlow(ClientConfig(client_id="clientB", as_uri=flow.d.as_uri), clock=time.time)
+        b = ClientRunner(b_flow, as_uri=flow.d.as_uri, timeout=TIMEOUT,
+                         as_secret=dataclasses.replace(as_side, sender_id=b"\x07", recipient_id=b"\x00"),
+                         seqno_store=FileSequenceStore(tmp_path / "b-state.json"))
+        flow._runners.append(b)
+        await bounded(b.start())
+        a = await flow.client()
+
+        for runner in (a, b):
+            done = await bounded(runner.request(ResourceRequest(method="GET", uri=flow.rs_uri + "/temp")),
+                                 4 * TIMEOUT)
+            assert isinstance(done, Done) and done.response.code == (2, 5)
+        hash_b = trl.token_hash(b.flow.sessions[flow.rs_uri].token)
+        assert revoke(store, client="clientB") == [hash_b]
+
+        async def get(runner: ClientRunner, query: str = "") -> tuple[tuple[int, int], object]:
+            reply = await send(runner.context, aiocoap.Message(code=aiocoap.GET, uri=trl_of(flow) + query))
+            assert reply.protected
+            if reply.code == (2, 5):
+                assert reply.content_format == TRL_CF
+                return reply.code, cbor2.loads(reply.payload)
+            return reply.code, None
+
+        assert await get(a) == ((2, 5), {0: []})
+        assert await get(b) == ((2, 5), {0: [hash_b]})
+        assert await get(b, "?diff=2") == ((2, 5), {0: [hash_b]})  # diff queries answered in full
+        assert (await get(b, "?diff=zero"))[0] == (4, 0)
+        # the RS sees every revoked token issued for it
+        await until(lambda: flow.rs_server.core.bindings.by_token_hash(hash_b) is None)
+        assert len(flow.rs_server.core.bindings) == 1
+
+
+def test_cli_revoke_and_policy_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = init_deployment(tmp_path, as_port=free_port(), rs_port=free_port())
+    now = int(time.time())
+    tokens = [b"token-%d" % i for i in range(4)]
+    with SqliteAsStore(d.directory / "as.db") as store:
+        for i, tok in enumerate(tokens):
+            store.log_token(IssuedToken(cti=bytes([i + 1]), client_id="clientA", audience="rs1", scope="r_temp",
+                                        issued_at=now, expires_at=now + (600 if i else -1),
+                                        token_hash=trl.token_hash(tok)))
+    config = str(d.as_config)
+    assert main(["revoke", "--config", config, "--token", tokens[1].hex()]) == 0
+    assert main(["revoke", "--config", config, "--token", b"unknown".hex()]) == 2
+    assert main(["policy", "--config", config, "revoke", "clientA", "rs1", "--keep-tokens"]) == 0
+    with SqliteAsStore(d.directory / "as.db") as store:
+        assert store.revoked_since(0, 10) == [(1, trl.token_hash(tokens[1]))]
+        store.add_grant(Grant(client_id="clientA", audience="rs1", scope="r_temp"))
+    assert main(["policy", "--config", config, "revoke", "clientA", "rs1"]) == 0
+    assert "and 2 live token(s)" in capsys.readouterr().out
+    with SqliteAsStore(d.directory / "as.db") as store:  # token 0 had expired: never listed
+        listed = [h for _, h in store.revoked_since(0, 10)]
+        assert listed == [trl.token_hash(t) for t in (tokens[1], tokens[3], tokens[2])]
+    assert main(["revoke", "--config", config, "--client", "clientA"]) == 0
