@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from ace.cbor.labels import Alg, Curve
+from ace.cli.stdio import stdout_to_stderr
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import Kind, generate
@@ -106,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=["oscore", "dtls", "edhoc"], default="oscore",
                         help="bench flow: which profile")
     args = parser.parse_args(argv)
-    real_stdout = os.dup(1)
-    os.dup2(2, 1)  # native code (DTLSSocket) prints to fd 1: keep stdout for the JSON alone
-    try:
+    with stdout_to_stderr():  # native code (DTLSSocket) prints to fd 1: keep stdout for the JSON alone
         if args.what == "flow":
             import asyncio
 
@@ -129,10 +128,6 @@ def main(argv: list[str] | None = None) -> int:
             out = asyncio.run(bench_load(args.flows or 1000))
         else:
             out = bench_tokens(args.seconds)
-    finally:
-        sys.stdout.flush()
-        os.dup2(real_stdout, 1)
-        os.close(real_stdout)
     out["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": sys.platform}
     print(json.dumps(out, indent=2))
     return 0

@@ -15,10 +15,8 @@ the atheris run's outcome when atheris is importable). Exit status 1 if there we
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,21 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "robustness"))
 
 from fuzz_support import ENDPOINTS, Stats, run_endpoint  # noqa: E402
 
-
-def _stdout_to_stderr() -> contextlib.AbstractContextManager[None]:
-    """Native code (DTLSSocket, aiocoap's shutdown notes) may print to fd 1; keep stdout for JSON."""
-    @contextlib.contextmanager
-    def redirect() -> Any:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        os.dup2(2, 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-    return redirect()
+from ace.cli.stdio import stdout_to_stderr  # noqa: E402
 
 
 def run_atheris(runs: int, timeout: float) -> dict[str, Any]:
@@ -94,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(stats: Stats) -> None:
         print(f"fuzz: {stats.endpoint}: {stats.cases} cases, {stats.findings_total} findings", file=sys.stderr)
 
-    with tempfile.TemporaryDirectory(prefix="ace-fuzz-") as tmp, _stdout_to_stderr():
+    with tempfile.TemporaryDirectory(prefix="ace-fuzz-") as tmp, stdout_to_stderr():
         for name in names:
             stats = run_endpoint(Path(tmp) / name, name, cases=args.cases, seed=args.seed,
                                  check_every=args.check_every, time_budget=args.time_budget, progress=progress)

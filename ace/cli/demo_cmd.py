@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from ace.cbor.labels import AceProfile, ContentFormat, CreationHint, Param
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.init_cmd import AUDIENCE, CLIENT_ID, init_deployment
+from ace.cli.stdio import stdout_to_stderr
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import Exchange
 from ace.errors import DecodeError
@@ -143,22 +141,8 @@ def _payload_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Native code (DTLSSocket) may print to fd 1; keep stdout for our output alone."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="ace-demo-") as tmp, _stdout_to_stderr():
+    with tempfile.TemporaryDirectory(prefix="ace-demo-") as tmp, stdout_to_stderr():
         result = asyncio.run(run_demo(Path(tmp), args.profile))
     print(json.dumps(result, indent=2) if args.json else render_text(result))
     if not result["ok"]:

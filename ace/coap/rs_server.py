@@ -10,7 +10,6 @@ Request Creation Hints, 4.03, 4.05. A sweeper task drops contexts of expired tok
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.render import BoundedBody, ace_message, error_message
+from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
 from ace.errors import RemoteError
 from ace.profiles.dtls import DtlsChannel
@@ -235,11 +235,8 @@ class RsServer:
     async def stop(self) -> None:
         if self.trl is not None:
             await self.trl.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel(self._sweeper)
+        self._sweeper = None
         if self.context is not None:
             await self.context.shutdown()
             self.context = None

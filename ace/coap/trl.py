@@ -37,6 +37,7 @@ from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import BoundedBody, error_message
+from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
 from ace.store.base import AsStore, OscoreSecret
 
@@ -206,11 +207,8 @@ class TrlWatch:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
 
 # -- the RS and the client: observing ------------------------------------------------------
@@ -238,11 +236,8 @@ class TrlObserver:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         delay = RETRY_MIN
