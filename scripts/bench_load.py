@@ -84,7 +84,7 @@ async def bench_load(flows: int) -> dict[str, Any]:
         d = init_deployment(Path(tmp), as_port=free_port(), rs_port=free_port())
         client_secrets = _register(d.directory / "as.db", flows)
         rs_toml = d.rs_config.read_text().replace("max_tokens = 64", f"max_tokens = {flows + 64}")
-        rs_toml = rs_toml.replace("max_bytes = 65536", f"max_bytes = {(flows + 64) * 1024}")
+        rs_toml = rs_toml.replace("max_bytes = 163840", f"max_bytes = {(flows + 64) * 3 * 1024}")
         d.rs_config.write_text(rs_toml)  # one token per client must fit (the defaults suit a small board)
         ace = [sys.executable, "-m", "ace.cli.main"]
         procs = [subprocess.Popen([*ace, role, "--config", str(cfg)], stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from typing import Any
 
 from ace.cbor.scope import method_bit
 from ace.errors import ConfigError
+from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.store.base import DtlsPsk, OscoreSecret
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
@@ -152,7 +153,7 @@ class RsFileConfig:
     max_tokens: int = 64
     profiles: tuple[int, ...] = (2,)
     edhoc_key: Path | None = None
-    max_bytes: int = 64 * 1024
+    max_bytes: int = DEFAULT_MAX_BYTES
     cnonce: bool = False
     state: Path | None = None
     rs_id: str | None = None
@@ -188,7 +189,7 @@ def load_rs(path: Path) -> RsFileConfig:
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
-        _get(t, "max_bytes", int, w, 64 * 1024), _get(t, "cnonce", bool, w, False),
+        _get(t, "max_bytes", int, w, DEFAULT_MAX_BYTES), _get(t, "cnonce", bool, w, False),
         path.parent / _get(t, "state", str, w, "rs-state.json"), _get(t, "rs_id", str, w, None),
         {"s": 1.0, "ms": 0.001}.get(_get(t, "exi_unit", str, w, "s"), 1.0),
         as_context=path.parent / t["as_context"] if isinstance(t.get("as_context"), str) else None,

@@ -184,12 +184,12 @@ class ResourceServer:
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
         scope = self._usable_scope(claims.scope)
-        binding = replace(current, token_hash=trl_hash(token), claims=claims, scope=scope,
-                          expires_at=self._expiry(claims))
-        self.bindings.remove(label)
-        self.bindings.add(binding, self.clock())
+        binding = replace(current, token_hash=trl_hash(token), claims=_kept(claims), scope=scope,
+                          expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
+        gone = self.bindings.replace(binding, self.clock())  # keeps its in-use mark (RFC 9200 §6)
+        self._released(gone)
         log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
-        return AuthzInfoOutcome(b"", binding, True, [])
+        return AuthzInfoOutcome(b"", binding, True, gone)
 
     def _verify(self, token: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
         if trl_hash(token) in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
@@ -227,22 +227,26 @@ class ResourceServer:
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
-        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD)
+        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=_kept(binding.claims))
         try:
             purged = self.bindings.add(binding, self.clock())
         except RemoteError:
             if not isinstance(binding.context, dtls.DtlsChannel):
                 self.ids.release(binding.label)
             raise
-        for b in purged:  # the superseded ones were released by _drop already
-            self.ids.release(b.label)
-            if b.expired(self.clock()):
-                self.fresh.note_expired(b)
-        self._dropped += purged
+        self._released(purged)  # the superseded ones were released by _drop already
         self.fresh.remember(binding.claims)
         log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
                  binding.label.hex())
         return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
+
+    def _released(self, purged: list[Binding]) -> None:
+        """Bindings the store let go to make room: their ids are free, their channels go."""
+        for b in purged:
+            self.ids.release(b.label)
+            if b.expired(self.clock()):
+                self.fresh.note_expired(b)
+        self._dropped += purged
 
     def _usable_scope(self, raw: str | bytes | None) -> Scope:
         if raw is None:  # RFC 9200 §5.10.1.1: claims the RS cannot process → 4.00
@@ -347,6 +351,12 @@ def _token_of(payload: bytes, content_format: int | None) -> bytes:
         return payload
     return MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param).bytes_(
         Param.ACCESS_TOKEN, required=True)
+
+
+def _kept(claims: AccessTokenClaims) -> AccessTokenClaims:
+    """The claims a binding keeps: not cnf (the key lives in the channel's context; one copy of a
+    secret is enough, and the memory is the RS's scarcest)."""
+    return replace(claims, cnf=None)
 
 
 def _same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
