@@ -1,6 +1,7 @@
 """ace benchmarks. Every figure comes with a baseline measured in the same run.
 
-``flow``: see bench_flow.py. ``load``: see bench_load.py. ``fleet``: see bench_fleet.py. ``rs``: see bench_rs.py.
+``flow``: see bench_flow.py. ``load``: see bench_load.py. ``fleet``: see bench_fleet.py.
+``rs``: see bench_rs.py. ``trl``: see bench_trl.py.
 
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
 operation on the same bytes (the floor any COSE layer pays), and their ratio.
@@ -100,7 +101,7 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("what", choices=["tokens", "flow", "load", "fleet", "rs"])
+    parser.add_argument("what", choices=["tokens", "flow", "load", "fleet", "rs", "trl"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
     parser.add_argument("--flows", type=int, default=None,
                         help="full flows: timed one after another (flow, default 50) or all at once (load, 1000)")
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench_load import bench_load
 
             out = asyncio.run(bench_load(args.flows or 1000))
+        elif args.what == "trl":
+            from bench_trl import bench_trl
+
+            out = bench_trl(args.flows or 20)
         elif args.what == "rs":
             from bench_rs import bench_rs_memory
 

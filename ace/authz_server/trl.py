@@ -1,17 +1,53 @@
-"""The Token Revocation List (RFC 9770), sans I/O: token hashes, revocation, full queries.
+"""The Token Revocation List (RFC 9770), sans I/O: token hashes, revocation, full and diff
+queries with the Cursor extension.
 
 ``token_hash`` is RFC 9770 §4.2.1/§4.4: HASH_INPUT is the UTF-8 text of the base64url
 (unpadded) encoding of the token bytes (the value of the access_token byte string), and the
 hash is RFC 6920 §6 binary format: the suite id (1: sha-256) followed by the digest. The AS
 logs this hash for every token it issues; the RS and the client compute it the same way.
 
-``TrlEndpoint.full_set(requester)`` is a full query (RFC 9770 §6.1): the revoked, unexpired
-token hashes pertaining to the requester, oldest revocation first; a client sees the tokens
-issued to it, an RS (``RsPeer``) the tokens issued for its audience (§5). Diff queries
-(§6.2, optional) are not supported: a valid ``diff`` is answered as a full query, which the
-RFC allows an AS without diff support to do; malformed query parameters get 4.00 without
-problem details (those are optional too). ``revoke_tokens`` and ``revoke_token`` are what
-``ace revoke`` (and ``ace policy revoke``) run against the store.
+``TrlEndpoint.handle`` answers GET /revoke/trl. Every answer pertains to the requester only
+(§5): a client sees the tokens issued to it, an RS (``RsPeer``) the tokens issued for its
+audience.
+
+* Full query (§6.1): ``{0 / full_set /: [* hash], 2 / cursor /: last_index / null}``, the
+  revoked, unexpired hashes oldest revocation first; the cursor is there because this AS
+  supports diff queries and the Cursor extension (§9.1).
+* Diff query ``?diff=N`` (§6.2, §8), with the Cursor extension (§9.2, ``?cursor=P``):
+  ``{1 / diff_set /: [* [removed, added]], 2 / cursor /: index / null, 3 / more /: bool}``,
+  newest item first.
+
+The update collection (§8). The AS keeps one per requester: a series of items, each a pair
+(removed, added) of hash sets restricted to that requester, with an index (0, 1, 2, ...
+modulo MAX_INDEX + 1). An item is made for each batch of TRL entries the AS takes from the
+store (``ingest``: what ``TrlWatch`` polls once a second, or what a request finds) that has
+hashes of that requester, and for each purge of expired hashes that had some (``purge``: an
+item with 'removed' only). An item holds at most MAX_ITEM_HASHES hashes (a bigger batch is
+several items). A collection keeps at most MAX_N = 64 items (the value to communicate to
+registered devices, §8: "MAX_N") and at most MAX_COLLECTION_HASHES hashes; the oldest items go
+first. MAX_DIFF_BATCH = 8 items are returned at most per response (the Cursor extension).
+
+Bounded memory: collections are kept for the MAX_REQUESTERS requesters (clients and RSs)
+that queried the TRL most recently (LRU). A requester's collection is created when it is
+first seen (first query or observation, or again after being evicted or after an AS
+restart): it starts at index 0 with, if the requester's portion of the TRL is not empty, one
+item whose 'added' is that whole portion, so that a diff query never hides a revocation made
+before the collection existed. Positions in the store at AS start are taken as already known
+(a fresh collection after a restart, nothing replayed). Consequence: a cursor a requester
+kept from before an AS restart (or an eviction) refers to a collection that is gone; it is
+either out of bound (4.00, below) or is taken in the new collection. A requester that lost
+its observation (e.g. the AS restarted) SHOULD therefore start again with a full query, as
+RFC 9770 §6.2 and §9 advise anyway.
+
+Errors (§6.3): a malformed ``diff`` or ``cursor`` value, ``cursor`` without ``diff``, a
+repeated parameter, or a ``cursor`` out of bound (above MAX_INDEX, or beyond last_index when
+the indexes have not wrapped around) get 4.00 with problem details (RFC 9290,
+application/concise-problem-details+cbor, content format 257) carrying the Custom Problem
+Detail entry ace-trl-error (key 1): {0 / error-id /: 0 invalid parameter value, 1 invalid set
+of parameters, 2 out of bound cursor value; 1 / cursor /: last_index or null, only with error 0
+for a bad cursor value}. An empty collection answers any cursor with an empty diff (§9.2).
+Unknown parameters are ignored. ``revoke_tokens`` and ``revoke_token`` are what ``ace
+revoke`` (and ``ace policy revoke``) run against the store.
 """
 
 from __future__ import annotations
@@ -19,8 +55,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from ace.cbor import codec
 from ace.cbor.labels import TrlParam
@@ -34,8 +72,18 @@ SHA256_SUITE = 0x01  # RFC 6920 §9.4 Named Information Hash Algorithm Registry:
 HASH_LEN = 1 + 32
 DEFAULT_PATH = "/revoke/trl"
 BATCH = 512  # TRL entries read from the store at a time
+INGEST_BATCHES = 16  # store batches one ``ingest`` takes at most (the rest: the next call)
 MAX_ENTRIES = 4096  # revoked hashes one full query lists at most (bounded response, bounded work)
-MAX_DIFF = 2**31  # largest "diff" value taken (RFC 9770 §6.2: N is a positive integer)
+MAX_N = 64  # items an update collection keeps (RFC 9770 §8 MAX_N, communicated at registration)
+MAX_DIFF_BATCH = 8  # items one diff response carries at most (RFC 9770 §9 MAX_DIFF_BATCH)
+MAX_INDEX = 2**32 - 1  # item indexes are taken modulo MAX_INDEX + 1 (RFC 9770 §9)
+MAX_REQUESTERS = 1024  # update collections kept (least recently used dropped)
+MAX_ITEM_HASHES = 256  # hashes in one item; a bigger batch becomes several items
+MAX_COLLECTION_HASHES = 4096  # hashes one collection keeps over all its items
+MAX_QUERY_DIGITS = 64  # longest diff/cursor value taken
+PROBLEM_DETAILS_CF = 257  # application/concise-problem-details+cbor (RFC 9290)
+PD_TITLE = -1  # RFC 9290 standard problem detail entry "title"
+ACE_TRL_ERROR = 1  # RFC 9770 Custom Problem Detail key "ace-trl-error"
 
 
 def token_hash(token: bytes) -> bytes:
@@ -57,55 +105,241 @@ class RsPeer:
 Requester = str | RsPeer  # a client id, or an RS
 
 
+# -- query parameters and errors ------------------------------------------------------------
+
+class TrlErrorId(IntEnum):
+    """RFC 9770 "ACE Token Revocation List Errors"."""
+
+    INVALID_PARAMETER_VALUE = 0
+    INVALID_SET_OF_PARAMETERS = 1
+    OUT_OF_BOUND_CURSOR_VALUE = 2
+
+
+_TITLES = {
+    TrlErrorId.INVALID_PARAMETER_VALUE: "Invalid parameter value",
+    TrlErrorId.INVALID_SET_OF_PARAMETERS: "Invalid set of parameters",
+    TrlErrorId.OUT_OF_BOUND_CURSOR_VALUE: "Out of bound cursor value",
+}
+
+
+class TrlError(RemoteError):
+    """A 4.00 of the TRL endpoint with RFC 9770 §6.3 problem details."""
+
+    def __init__(self, description: str, error_id: TrlErrorId, *, cursor: int | None = None,
+                 with_cursor: bool = False) -> None:
+        super().__init__(description, error_code=None, coap_code=BAD_REQUEST)
+        self.error_id, self.cursor, self.with_cursor = error_id, cursor, with_cursor
+
+    def problem_details(self) -> bytes:
+        """{-1 / title /: text, 1 / ace-trl-error /: {0 / error-id /: int, ? 1 / cursor /: uint / null}}"""
+        entry: dict[int, int | None] = {0: int(self.error_id)}
+        if self.with_cursor:
+            entry[1] = self.cursor
+        return codec.dumps({PD_TITLE: _TITLES[self.error_id], ACE_TRL_ERROR: entry})
+
+
 @dataclass(frozen=True, slots=True)
 class TrlQuery:
-    diff: int | None = None  # asked for a diff query (answered as a full query here)
+    diff: int | None = None  # None: a full query; else N (0: as many as kept)
+    cursor: int | None = None  # the Cursor extension's P (with diff only)
+
+
+def _count(value: str | None) -> int | None:
+    ok = value is not None and 0 < len(value) <= MAX_QUERY_DIGITS and value.isascii() and value.isdigit()
+    return int(value) if ok and value is not None else None
 
 
 def parse_query(options: Iterable[str]) -> TrlQuery:
-    """The Uri-Query options of a TRL GET. Unknown or malformed parameters, or a repeated
-    one, are a bad request (RFC 9770 §6: 4.00)."""
-    diff: int | None = None
-    seen: set[str] = set()
+    """The Uri-Query options of a TRL GET (RFC 9770 §6), checked in the RFC's order (§6.3): a bad
+    ``diff`` (error-id 0), ``cursor`` without ``diff`` (1), a bad ``cursor`` (0, with the
+    requester's last_index: ``TrlError.with_cursor``, filled in by the endpoint). A repeated
+    parameter is error-id 1; unknown ones are ignored."""
+    values: dict[str, str | None] = {}
     for option in options:
         name, sep, value = option.partition("=")
-        if name in seen:
-            raise RemoteError(f"query parameter {name!r} repeated", error_code=None, coap_code=BAD_REQUEST)
-        seen.add(name)
-        if name == "diff" and sep and value.isascii() and value.isdigit() and len(value) <= 10:
-            diff = int(value)
-            if not 0 < diff <= MAX_DIFF:
-                raise RemoteError("diff must be a positive integer", error_code=None, coap_code=BAD_REQUEST)
-        elif name == "diff":
-            raise RemoteError("diff must be a positive integer", error_code=None, coap_code=BAD_REQUEST)
-        else:  # cursor (§9) needs diff support; anything else is unknown
-            raise RemoteError(f"unsupported query parameter {name[:16]!r}", error_code=None,
-                              coap_code=BAD_REQUEST)
-    return TrlQuery(diff)
+        if name not in ("diff", "cursor"):
+            continue  # RFC 9770 §6: the AS MUST silently ignore unknown query parameters
+        if name in values:
+            raise TrlError(f"query parameter {name!r} repeated", TrlErrorId.INVALID_SET_OF_PARAMETERS)
+        values[name] = value if sep else None
+    diff = _count(values.get("diff"))
+    if "diff" in values and diff is None:
+        raise TrlError("diff must be a non-negative integer", TrlErrorId.INVALID_PARAMETER_VALUE)
+    if "cursor" not in values:
+        return TrlQuery(diff)
+    if diff is None:
+        raise TrlError("cursor needs diff", TrlErrorId.INVALID_SET_OF_PARAMETERS)
+    cursor = _count(values["cursor"])
+    if cursor is None:
+        raise TrlError("cursor must be a non-negative integer", TrlErrorId.INVALID_PARAMETER_VALUE,
+                       with_cursor=True)
+    return TrlQuery(diff, cursor)
 
 
-def encode_full_set(hashes: Iterable[bytes]) -> bytes:
-    """The full query response payload (RFC 9770 §6.1): {0 / full_set /: [* bstr]}."""
-    return codec.dumps({int(TrlParam.FULL_SET): list(hashes)})
+# -- payloads ---------------------------------------------------------------------------------
+
+def encode_full_set(hashes: Iterable[bytes], cursor: int | None) -> bytes:
+    """The full query response (RFC 9770 §6.1, §9.1): {0 / full_set /: [* bstr], 2 / cursor /: uint / null}."""
+    return codec.dumps({int(TrlParam.FULL_SET): list(hashes), int(TrlParam.CURSOR): cursor})
+
+
+def encode_diff_set(entries: Iterable[tuple[Sequence[bytes], Sequence[bytes]]], cursor: int | None,
+                    more: bool) -> bytes:
+    """The diff query response (RFC 9770 §6.2, §9.2), newest entry first:
+    {1 / diff_set /: [* [removed: [* bstr], added: [* bstr]]], 2 / cursor /: uint / null, 3 / more /: bool}."""
+    return codec.dumps({int(TrlParam.DIFF_SET): [[list(r), list(a)] for r, a in entries],
+                        int(TrlParam.CURSOR): cursor, int(TrlParam.MORE): more})
+
+
+def _hashes(value: object, what: str) -> list[bytes]:
+    if not isinstance(value, list) or len(value) > MAX_ENTRIES or not all(
+            isinstance(h, bytes) and 0 < len(h) <= 64 for h in value):
+        raise DecodeError(f"TRL response: {what} must be an array of token hashes")
+    return list(value)
+
+
+def _cursor(reader: codec.MapReader) -> int | None:
+    value = reader.raw(TrlParam.CURSOR)
+    if value is not None and (type(value) is not int or not 0 <= value <= MAX_INDEX):
+        raise DecodeError("TRL response: cursor(2) must be an index or null")
+    return value
 
 
 def decode_full_set(payload: bytes) -> list[bytes]:
     """The full_set of a TRL response (what an RS or a client observes), strictly."""
     reader = codec.MapReader(codec.loads(payload, what="TRL response"), "TRL response", TrlParam)
-    value = reader.require(TrlParam.FULL_SET)
-    if not isinstance(value, list) or len(value) > MAX_ENTRIES or not all(
-            isinstance(h, bytes) and 0 < len(h) <= 64 for h in value):
-        raise DecodeError("TRL response: full_set(0) must be an array of token hashes")
-    return list(value)
+    hashes = _hashes(reader.require(TrlParam.FULL_SET), "full_set(0)")
+    _cursor(reader)
+    return hashes
 
+
+@dataclass(frozen=True, slots=True)
+class DiffSet:
+    entries: list[tuple[list[bytes], list[bytes]]]  # (removed, added), newest first
+    cursor: int | None
+    more: bool
+
+
+def decode_diff_set(payload: bytes) -> DiffSet:
+    """A diff query response, strictly."""
+    reader = codec.MapReader(codec.loads(payload, what="TRL response"), "TRL response", TrlParam)
+    value = reader.require(TrlParam.DIFF_SET)
+    if not isinstance(value, list) or len(value) > MAX_N or not all(
+            isinstance(e, list) and len(e) == 2 for e in value):
+        raise DecodeError("TRL response: diff_set(1) must be an array of [removed, added]")
+    entries = [(_hashes(r, "removed"), _hashes(a, "added")) for r, a in value]
+    more = reader.raw(TrlParam.MORE)
+    if more is not None and not isinstance(more, bool):
+        raise DecodeError("TRL response: more(3) must be a boolean")
+    return DiffSet(entries, _cursor(reader), bool(more))
+
+
+# -- the update collection (RFC 9770 §8, §9) ----------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SeriesItem:
+    index: int
+    removed: tuple[bytes, ...]
+    added: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffAnswer:
+    items: list[SeriesItem]  # eldest first
+    cursor: int | None
+    more: bool
+
+    def encode(self) -> bytes:
+        return encode_diff_set(((i.removed, i.added) for i in reversed(self.items)), self.cursor, self.more)
+
+
+class UpdateCollection:
+    """One requester's series of TRL updates, bounded (MAX_N items, MAX_COLLECTION_HASHES hashes)."""
+
+    def __init__(self, *, max_n: int = MAX_N, max_index: int = MAX_INDEX) -> None:
+        if max_n < 1 or max_index < max_n:
+            raise ValueError("need 1 <= max_n <= max_index")
+        self.max_n, self.max_index = max_n, max_index
+        self.items: deque[SeriesItem] = deque()
+        self.total = 0  # items ever added
+        self.hashes = 0  # hashes in the items kept
+
+    @property
+    def last_index(self) -> int | None:
+        return None if self.total == 0 else (self.total - 1) % (self.max_index + 1)
+
+    @property
+    def wrapped(self) -> bool:
+        return self.total > self.max_index + 1
+
+    def add(self, removed: Sequence[bytes], added: Sequence[bytes]) -> int:
+        """Append items for one update (split at MAX_ITEM_HASHES); returns how many."""
+        n = 0
+        for kind, hashes in ((0, removed), (1, added)):
+            for start in range(0, len(hashes), MAX_ITEM_HASHES):
+                chunk = tuple(hashes[start:start + MAX_ITEM_HASHES])
+                self._append(SeriesItem(self.total % (self.max_index + 1),
+                                        chunk if kind == 0 else (), chunk if kind == 1 else ()))
+                n += 1
+        return n
+
+    def _append(self, item: SeriesItem) -> None:
+        self.items.append(item)
+        self.total += 1
+        self.hashes += len(item.removed) + len(item.added)
+        while len(self.items) > self.max_n or (self.hashes > MAX_COLLECTION_HASHES and len(self.items) > 1):
+            old = self.items.popleft()
+            self.hashes -= len(old.removed) + len(old.added)
+
+    def diff(self, n: int, cursor: int | None, *, batch: int = MAX_DIFF_BATCH) -> DiffAnswer:
+        """RFC 9770 §6.2 (NUM, U) with §9.2 (L = min(U, MAX_DIFF_BATCH), cursor, more)."""
+        num = self.max_n if n == 0 or n > self.max_n else n
+        if cursor is None:
+            u = min(num, len(self.items))
+            chosen = list(self.items)[len(self.items) - u:][:batch]
+            return DiffAnswer(chosen, chosen[-1].index if chosen else None, u > batch)
+        last = self.last_index
+        if cursor > self.max_index:  # RFC 9770 §6.3: error-id 0, with cursor = last_index or null
+            raise TrlError("cursor above MAX_INDEX", TrlErrorId.INVALID_PARAMETER_VALUE, cursor=last,
+                           with_cursor=True)
+        if last is None:  # RFC 9770 §9.2: an empty collection, whatever the cursor
+            return DiffAnswer([], None, False)
+        if not self.wrapped and cursor > last:  # RFC 9770 §6.3: error-id 2, without cursor
+            raise TrlError("cursor out of bound", TrlErrorId.OUT_OF_BOUND_CURSOR_VALUE)
+        if cursor == last:
+            return DiffAnswer([], last, False)
+        modulus = self.max_index + 1
+        nxt = (cursor + 1) % modulus
+        offset = (nxt - self.items[0].index) % modulus if self.items else 0
+        if not self.items or offset >= len(self.items) or self.items[offset].index != nxt:
+            return DiffAnswer([], None, True)  # item P+1 is gone: the requester SHOULD do a full query
+        following = list(self.items)[offset:]
+        sub_u = min(num, len(following))
+        chosen = following[:min(sub_u, batch)]
+        return DiffAnswer(chosen, chosen[-1].index, sub_u > batch)
+
+
+# -- the endpoint -----------------------------------------------------------------------------
 
 class TrlEndpoint:
     """Answers TRL queries from the store: ``AsStore.revoked_since`` is the TRL, in revocation
-    order; ``find_tokens`` says which of its hashes pertain to a requester."""
+    order; ``find_tokens`` says which of its hashes pertain to a requester. Keeps the update
+    collections (see the module docstring); ``generation`` moves whenever the TRL did."""
 
-    def __init__(self, store: AsStore, *, clock: Clock) -> None:
+    def __init__(self, store: AsStore, *, clock: Clock, max_n: int = MAX_N,
+                 max_diff_batch: int = MAX_DIFF_BATCH, max_index: int = MAX_INDEX,
+                 max_requesters: int = MAX_REQUESTERS) -> None:
+        if not 1 <= max_diff_batch <= max_n or max_requesters < 1:
+            raise ValueError("need 1 <= max_diff_batch <= max_n and max_requesters >= 1")
         self.store, self.clock = store, clock
+        self.max_n, self.max_diff_batch, self.max_index = max_n, max_diff_batch, max_index
+        self.max_requesters = max_requesters
+        self.collections: OrderedDict[Requester, UpdateCollection] = OrderedDict()
+        self.generation = 0
+        self.position = 0  # the last store position taken into the collections
+        self.catch_up()
 
+    # the TRL in the store
     def requester_tokens(self, requester: Requester) -> list[IssuedToken]:
         if isinstance(requester, RsPeer):
             return self.store.find_tokens(audience=requester.audience)
@@ -137,13 +371,81 @@ class TrlEndpoint:
                 return out
             cursor = batch[-1][0]
 
+    # the update collections
+    def catch_up(self) -> None:
+        """Take every entry already in the store as known (no items for them)."""
+        for _ in range(1_000_000 // BATCH):
+            batch = self.store.revoked_since(self.position, BATCH)
+            if batch:
+                self.position = batch[-1][0]
+            if len(batch) < BATCH:
+                return
+
+    def ingest(self) -> int:
+        """Take new TRL entries (any writer) into the collections, as one update; returns how many."""
+        new: list[bytes] = []
+        for _ in range(INGEST_BATCHES):
+            batch = self.store.revoked_since(self.position, BATCH)
+            if batch:
+                self.position = batch[-1][0]
+                new += [h for _, h in batch]
+            if len(batch) < BATCH:
+                break
+        if new:
+            self.generation += 1
+            self._record((), new)
+        return len(new)
+
+    def purge(self, now: int) -> int:
+        """Forget the entries of tokens expired before ``now`` (``AsStore.purge_revoked``); each
+        collection with some gets an item of them as 'removed'. Returns how many."""
+        self.ingest()
+        before = [h for _, h in self.revocations()]
+        n = self.store.purge_revoked(now)
+        if n:
+            after = {h for _, h in self.revocations()}
+            self.generation += 1
+            self._record([h for h in before if h not in after], ())
+        return n
+
+    def _record(self, removed: Sequence[bytes], added: Sequence[bytes]) -> None:
+        for requester, collection in self.collections.items():
+            mine = {t.token_hash for t in self.requester_tokens(requester)}
+            r = [h for h in removed if h in mine]
+            a = [h for h in added if h in mine]
+            if r or a:
+                collection.add(r, a)
+
+    def collection(self, requester: Requester) -> UpdateCollection:
+        """The requester's update collection, made (and seeded, see the module docstring) if new."""
+        found = self.collections.get(requester)
+        if found is not None:
+            self.collections.move_to_end(requester)
+            return found
+        made = UpdateCollection(max_n=self.max_n, max_index=self.max_index)
+        made.add((), self.full_set(requester))
+        self.collections[requester] = made
+        while len(self.collections) > self.max_requesters:
+            self.collections.popitem(last=False)
+        return made
+
     def handle(self, requester: Requester | None, query: Iterable[str] = ()) -> bytes:
-        """GET /revoke/trl: the payload of the 2.05, or RemoteError (4.01 unauthenticated, 4.00)."""
+        """GET /revoke/trl: the payload of the 2.05, or RemoteError (4.01 unauthenticated, 4.00;
+        TrlError: 4.00 with problem details)."""
         if requester is None:  # RFC 9770 §6: only registered devices over a secure association
             raise RemoteError("TRL requests must come over a registered secure association",
                               error_code=None, coap_code=UNAUTHORIZED)
-        parse_query(query)
-        return encode_full_set(self.full_set(requester))
+        self.ingest()
+        collection = self.collection(requester)
+        try:
+            q = parse_query(query)
+        except TrlError as exc:
+            if exc.with_cursor:
+                exc.cursor = collection.last_index
+            raise
+        if q.diff is None:
+            return encode_full_set(self.full_set(requester), collection.last_index)
+        return collection.diff(q.diff, q.cursor, batch=self.max_diff_batch).encode()
 
 
 def revoke_issued(store: AsStore, tokens: Iterable[IssuedToken], *, now: int) -> list[bytes]:

@@ -1,12 +1,16 @@
 """The Token Revocation List on CoAP (RFC 9770): the AS's /revoke/trl resource and its
 observers at the RS and the client.
 
-``TrlResource`` answers GET /revoke/trl (full query, application/ace-trl+cbor) to registered
-clients and RSs over their OSCORE context with the AS (or a client's DTLS-PSK session), 4.01
-to anyone else, and keeps RFC 7641 observations: after a change each observer whose portion
-of the TRL changed is notified. ``TrlWatch`` is the AS's bounded task that notices revocations
-written to the store by other processes (``ace revoke``) by polling ``revoked_since`` and
-purges the entries of expired tokens. ``TrlObserver`` keeps an observation of the TRL open
+``TrlResource`` answers GET /revoke/trl (full and diff queries with the Cursor extension,
+application/ace-trl+cbor; see ``ace.authz_server.trl``) to registered clients and RSs over
+their OSCORE context with the AS (or a client's DTLS-PSK session), 4.01 to anyone else, 4.00
+with problem details (application/concise-problem-details+cbor) to a bad query, and keeps
+RFC 7641 observations: after a change each observer's query is evaluated again and the
+observer notified if its answer changed (an observer of a diff query gets diff notifications,
+RFC 9770 §11). ``TrlWatch`` is the AS's bounded task that notices revocations written to the
+store by other processes (``ace revoke``) by polling ``revoked_since`` every POLL_SECONDS
+(``TrlEndpoint.ingest``) and purges the entries of expired tokens; ``TrlWatch.poll`` is what
+an in-process revocation calls to notify at once. ``TrlObserver`` keeps an observation of the TRL open
 (re-registering after errors, with backoff, and periodically) and hands each full set to a
 callback; ``TrlLink`` is one with its own client context, for the RS.
 """
@@ -26,17 +30,17 @@ import aiocoap.resource
 from aiocoap import oscore
 
 from ace.authz_server.trl import (
-    BATCH,
+    PROBLEM_DETAILS_CF,
     Requester,
     RsPeer,
     TrlEndpoint,
+    TrlError,
     decode_full_set,
-    encode_full_set,
 )
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
-from ace.coap.render import BoundedBody, error_message
+from ace.coap.render import BoundedBody, code_of, error_message
 from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
 from ace.store.base import AsStore, OscoreSecret
@@ -111,25 +115,37 @@ def _content(payload: bytes) -> aiocoap.Message:
     return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=TRL_CF)
 
 
+def _refusal(exc: RemoteError) -> aiocoap.Message:
+    if isinstance(exc, TrlError):  # RFC 9770 §6.3: problem details (RFC 9290)
+        return aiocoap.Message(code=code_of(exc.coap_code), payload=exc.problem_details(),
+                               content_format=PROBLEM_DETAILS_CF)
+    return error_message(exc)
+
+
+_REFUSED = b""  # an observer's last answer was an error (never a valid TRL payload)
+
+
 class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ignore[misc]
     """GET /revoke/trl (RFC 9770 §6), observable (RFC 7641)."""
 
     def __init__(self, endpoint: TrlEndpoint, requester: Callable[[aiocoap.Message], Requester | None]) -> None:
         super().__init__()
         self.endpoint, self.requester = endpoint, requester
-        self.watchers: dict[Any, tuple[Requester, bytes]] = {}  # observation -> (who, last payload)
+        # observation -> (who, its query, last payload)
+        self.watchers: dict[Any, tuple[Requester, tuple[str, ...], bytes]] = {}
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
         who = self.requester(request)
+        query = tuple(request.opt.uri_query)
         payload = None
         if who is not None and request.code == aiocoap.GET and len(self.watchers) < MAX_OBSERVERS:
             with contextlib.suppress(RemoteError):
-                payload = self.endpoint.handle(who, request.opt.uri_query)
+                payload = self.endpoint.handle(who, query)
         serverobservation.accept(lambda: self.watchers.pop(serverobservation, None))
         if who is None or payload is None:  # (aiocoap needs the accept) the answer goes without Observe
             serverobservation.deregister()
             return
-        self.watchers[serverobservation] = (who, payload)
+        self.watchers[serverobservation] = (who, query, payload)
 
     async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
         who = self.requester(request)
@@ -137,53 +153,64 @@ class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ig
             payload = self.endpoint.handle(who, request.opt.uri_query)
         except RemoteError as exc:
             log.info("GET /revoke/trl from %s refused: %s", who or "unauthenticated peer", exc.description)
-            return error_message(exc)
+            return _refusal(exc)
         return _content(payload)
 
     def changed(self) -> int:
-        """The TRL changed: notify each observer whose portion did; returns how many."""
+        """The TRL changed: notify each observer whose answer did; returns how many."""
         n = 0
-        for obs, (who, last) in list(self.watchers.items()):
-            payload = encode_full_set(self.endpoint.full_set(who))
+        for obs, (who, query, last) in list(self.watchers.items()):
+            try:
+                payload = self.endpoint.handle(who, query)
+            except RemoteError:  # e.g. its cursor is out of bound now: it gets the error (and its
+                payload = _REFUSED  # observation ends, RFC 7641 §3.2)
             if payload != last:
-                self.watchers[obs] = (who, payload)
+                self.watchers[obs] = (who, query, payload)
                 obs.trigger()  # rendered again from the original request: its sender is checked anew
                 n += 1
         return n
 
 
 class TrlWatch:
-    """The AS's bounded task: new TRL entries (any writer) and purges → ``resource.changed``."""
+    """The AS's bounded task: new TRL entries (any writer) and purges → ``resource.changed``.
+    The update collections (``TrlEndpoint``) take the new entries; ``generation`` tells whether
+    anything changed since the observers were last looked at (a request may have taken them)."""
 
     def __init__(self, store: AsStore, resource: TrlResource, *, clock: Callable[[], float] = time.time,
                  interval: float = POLL_SECONDS, purge_interval: float = PURGE_SECONDS) -> None:
         self.store, self.resource, self.clock = store, resource, clock
+        self.endpoint = resource.endpoint
         self.interval, self.purge_interval = interval, purge_interval
-        self.cursor = 0
+        self.seen = self.endpoint.generation
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def cursor(self) -> int:
+        """The last store position taken."""
+        return self.endpoint.position
+
     def catch_up(self) -> None:
-        """Move the cursor past every entry already there (they need no notification)."""
-        for _ in range(1_000_000 // BATCH):
-            batch = self.store.revoked_since(self.cursor, BATCH)
-            if batch:
-                self.cursor = batch[-1][0]
-            if len(batch) < BATCH:
-                return
+        """Take every entry already there as known (they need no notification)."""
+        self.endpoint.catch_up()
+        self.seen = self.endpoint.generation
+
+    def _notify(self) -> int:
+        if self.endpoint.generation == self.seen:
+            return 0
+        self.seen = self.endpoint.generation
+        return self.resource.changed()
 
     def poll(self) -> int:
-        """One step: look for new entries (one batch), purge when due; returns observers notified."""
-        batch = self.store.revoked_since(self.cursor, BATCH)
-        changed = bool(batch)
-        if batch:
-            self.cursor = batch[-1][0]
-        return self.resource.changed() if changed else 0
+        """One step: take new entries, notify the observers; returns how many were notified.
+        Called by the task every ``interval``, and directly after an in-process revocation."""
+        self.endpoint.ingest()
+        return self._notify()
 
     def purge(self) -> int:
-        n = self.store.purge_revoked(int(self.clock()))
+        n = self.endpoint.purge(int(self.clock()))
         if n:
             log.info("forgot %d revoked hashes of expired tokens", n)
-            self.resource.changed()
+        self._notify()
         return n
 
     async def _run(self) -> None:

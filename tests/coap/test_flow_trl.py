@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiocoap
 import cbor2
@@ -119,7 +120,7 @@ async def test_unauthenticated_trl_request_is_refused(tmp_path: Path) -> None:
         assert reply.code == (4, 1)
         reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=trl_of(flow), observe=0))
         assert reply.code == (4, 1)
-        assert [who for who, _ in flow.as_server.trl_resource.watchers.values()] in ([], [RsPeer("rs1")])  # only the RS
+        assert [who for who, _, _ in flow.as_server.trl_resource.watchers.values()] in ([], [RsPeer("rs1")])
 
 
 async def test_each_client_sees_only_its_own_hashes(tmp_path: Path) -> None:
@@ -151,13 +152,75 @@ async def test_each_client_sees_only_its_own_hashes(tmp_path: Path) -> None:
                 return reply.code, cbor2.loads(reply.payload)
             return reply.code, None
 
-        assert await get(a) == ((2, 5), {0: []})
-        assert await get(b) == ((2, 5), {0: [hash_b]})
-        assert await get(b, "?diff=2") == ((2, 5), {0: [hash_b]})  # diff queries answered in full
+        assert await get(a) == ((2, 5), {0: [], 2: None})  # 2 / cursor /: a's collection is empty
+        assert await get(b) == ((2, 5), {0: [hash_b], 2: 0})
+        assert await get(b, "?diff=2") == ((2, 5), {1: [[[], [hash_b]]], 2: 0, 3: False})
+        assert await get(a, "?diff=2") == ((2, 5), {1: [], 2: None, 3: False})
         assert (await get(b, "?diff=zero"))[0] == (4, 0)
         # the RS sees every revoked token issued for it
         await until(lambda: flow.rs_server.core.bindings.by_token_hash(hash_b) is None)
         assert len(flow.rs_server.core.bindings) == 1
+
+
+async def test_rs_observes_a_diff_query(tmp_path: Path) -> None:
+    """An RS registered after the AS started observes GET /revoke/trl?diff=0 over its OSCORE context
+    with the AS: each revocation for its audience comes as a diff notification (RFC 9770 §11)."""
+    async with trl_deployment(tmp_path) as flow:
+        store = store_of(flow)
+        rs1 = store.get_rs("rs1")
+        assert rs1 is not None
+        as_side = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"R2")
+        store.put_rs(dataclasses.replace(rs1, audience="rs2", rs_id="rs2", oscore=as_side))
+        now = int(time.time())
+        hashes = [trl.token_hash(b"rs2-token-%d" % i) for i in range(2)]
+        for i, h in enumerate(hashes):
+            store.log_token(IssuedToken(cti=b"rs2-%d" % i, client_id="clientA", audience="rs2", scope="r_temp",
+                                        issued_at=now, expires_at=now + 600, token_hash=h))
+        ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+        observation = None
+        try:
+            uri = trl_of(flow)
+            parts = urlsplit(aiocoap.Message(code=aiocoap.GET, uri=uri).get_request_uri())
+            ctx.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
+                dataclasses.replace(as_side, sender_id=b"R2", recipient_id=b"\x00"),
+                store=FileSequenceStore(tmp_path / "rs2-state.json"), claims=["as"])
+
+            # errors come with problem details (RFC 9770 §6.3, RFC 9290)
+            for query, error in (("?cursor=0", {0: 1}), ("?diff=0&cursor=x", {0: 0, 1: None}),
+                                 ("?diff=0&cursor=4294967296", {0: 0, 1: None})):
+                reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=uri + query))
+                assert reply.protected and reply.code == (4, 0) and reply.content_format == 257, query
+                assert cbor2.loads(reply.payload)[1] == error, query
+
+            request = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri + "?diff=0", observe=0))
+            observation = request.observation
+            first = await bounded(request.response)
+            assert first.code == aiocoap.CONTENT and first.opt.observe is not None
+            assert first.opt.content_format == TRL_CF
+            assert cbor2.loads(first.payload) == {1: [], 2: None, 3: False}
+            watchers = flow.as_server.trl_resource.watchers.values()
+            assert (RsPeer("rs2"), ("diff=0",)) in [(who, query) for who, query, _ in watchers]
+            notifications = observation.__aiter__()
+
+            assert revoke(store, client="clientA", audience="rs2") == hashes[::-1]  # newest token first
+            note = await bounded(notifications.__anext__())
+            assert note.opt.content_format == TRL_CF
+            assert cbor2.loads(note.payload) == {1: [[[], hashes[::-1]]], 2: 0, 3: False}
+
+            # another revocation, seen by the AS through its store as `ace revoke` writes it
+            h3 = trl.token_hash(b"rs2-token-3")
+            store.log_token(IssuedToken(cti=b"rs2-3", client_id="clientA", audience="rs2", scope="r_temp",
+                                        issued_at=now, expires_at=now + 600, token_hash=h3))
+            assert revoke(store, token=b"rs2-token-3") == [h3]
+            note = await bounded(notifications.__anext__())
+            assert cbor2.loads(note.payload) == {1: [[[], [h3]], [[], hashes[::-1]]], 2: 1, 3: False}
+            # the RS of rs1 (observing the full set) is not told of rs2's tokens
+            assert not {*hashes, h3} & set(cbor2.loads(flow.as_server.trl_resource.endpoint.handle(
+                RsPeer("rs1")))[0])
+        finally:
+            if observation is not None and not observation.cancelled:
+                observation.cancel()
+            await ctx.shutdown()
 
 
 def test_cli_revoke_and_policy_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
