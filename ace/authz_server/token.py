@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
@@ -23,7 +23,7 @@ from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, DecodeError, ErrorCode, RemoteError
 from ace.profiles import dtls, edhoc
 from ace.redact import token as redact_token
-from ace.store.base import AsStore, ClientRecord, IssuedToken, RsRecord
+from ace.store.base import AsStore, ClientRecord, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
 MASTER_SECRET_LEN = 16
+REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
+REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +49,8 @@ class TokenPolicy:
     # RS's id and a per-RS sequence number the RS uses to refuse expired ones after a restart
     exi_audiences: frozenset[str] = frozenset()
     context_id_len: int = 0  # OSCORE_Input_Material contextId bytes (0: none)
+    # RSs that get opaque reference tokens: the claims stay in the store, the RS introspects (§5.9)
+    reference_audiences: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,11 @@ class TokenEndpoint:
             exp=None if exi else now + rs.token_lifetime, exi=rs.token_lifetime if exi else None,
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
-        token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
+        if rs.audience in p.reference_audiences:
+            token = self._reference(replace(claims, ace_profile=profile), now + rs.token_lifetime)
+        else:
+            token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
+                                rng=self.rng)
         self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=trl.token_hash(token), pop_kid=pop_kid,
@@ -117,6 +125,20 @@ class TokenEndpoint:
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
         )
         return IssueResult(response, claims, client.client_id)
+
+    def _reference(self, claims: AccessTokenClaims, expires_at: int) -> bytes:
+        """An opaque random token whose claims (with ace_profile) the store keeps until it expires.
+        Its first byte never starts a CBOR array, map or tag: an RS tells it from a COSE message
+        (and from an ace+cbor map) by its first byte alone."""
+        token = bytearray(self.rng(REFERENCE_LEN))
+        if token[0] >> 5 in (4, 5, 6):  # CBOR major types array, map, tag -> unsigned, negative, bytes
+            token[0] ^= 0x80
+        reference = bytes(token)
+        assert isinstance(claims.aud, str)
+        self.store.put_reference(ReferenceToken(token_hash=trl.token_hash(reference), audience=claims.aud,
+                                                claims=claims.encode(), expires_at=expires_at))
+        self.store.purge_references(int(self.clock()), REFERENCE_PURGE)
+        return reference
 
     def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
                            rs: RsRecord) -> bytes | None:

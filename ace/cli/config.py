@@ -127,6 +127,7 @@ class AsFileConfig:
     salt_len: int
     dtls: bool = False
     exi_audiences: tuple[str, ...] = ()
+    reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -137,7 +138,14 @@ def load_as(path: Path) -> AsFileConfig:
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
                         _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0),
-                        _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])))
+                        _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
+                        _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"))
+
+
+def _audiences(values: list[Any], where: str) -> tuple[str, ...]:
+    if not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(f"{where} must be a list of audiences")
+    return tuple(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +169,8 @@ class RsFileConfig:
     as_context: Path | None = None  # our OSCORE context with the AS (RsRecord.oscore there): the TRL
     observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770)
     trl_path: str = "/revoke/trl"
+    introspect: bool = False  # introspect every token at the AS (reference tokens always are)
+    introspect_path: str = "/introspect"
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -194,6 +204,8 @@ def load_rs(path: Path) -> RsFileConfig:
         {"s": 1.0, "ms": 0.001}.get(_get(t, "exi_unit", str, w, "s"), 1.0),
         as_context=path.parent / t["as_context"] if isinstance(t.get("as_context"), str) else None,
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
+        introspect=_get(t, "introspect", bool, w, False),
+        introspect_path=_get(t, "introspect_path", str, w, "/introspect"),
     )
 
 

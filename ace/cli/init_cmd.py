@@ -83,6 +83,7 @@ include_iat = false      # iat costs 5 bytes per token
 salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest tokens)
 dtls = false             # true: clients may also use DTLS-PSK, on port + 1 (mind the RS's port)
 exi_audiences = []       # RSs without a clock: their tokens carry exi and sequence-numbered ctis
+reference_audiences = [] # RSs that get opaque reference tokens and introspect them here (RFC 9200 §5.9)
 """)
     write_private(directory / "rs.toml", f"""# Resource Server (ace rs --config rs.toml)
 [rs]
@@ -92,6 +93,7 @@ port = {rs_port}
 as_uri = "{as_uri}"       # sent in AS Request Creation Hints
 as_context = "rs-as.oscore.toml"   # our OSCORE context with the AS
 observe_trl = false      # true: observe the AS's Token Revocation List (RFC 9770), drop revoked tokens
+introspect = false       # true: introspect every token at the AS (reference tokens always are)
 token_keys = ["rs1-token.key"]
 hint_scope = "r_temp"
 max_tokens = 64          # tokens kept at once (a flood displaces only tokens never used)

@@ -11,6 +11,7 @@ from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.coap.devices import demo_resources
+from ace.coap.introspect import IntrospectionClient
 from ace.coap.rs_server import RsServer
 from ace.coap.trl import TrlLink, TrlObserver, trl_uri
 from ace.errors import ConfigError
@@ -24,7 +25,8 @@ from ace.tokens.keys import load_key
 def build_as(cfg: AsFileConfig) -> AsServer:
     store = SqliteAsStore(cfg.store)
     policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
-                         exi_audiences=frozenset(cfg.exi_audiences))
+                         exi_audiences=frozenset(cfg.exi_audiences),
+                         reference_audiences=frozenset(cfg.reference_audiences))
     return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls)
 
 
@@ -33,7 +35,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
-                 cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit),
+                 cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit, introspect=cfg.introspect,
+                 reference_tokens=cfg.as_context is not None and cfg.state is not None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
     server = RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
@@ -42,6 +45,11 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")
         server.trl = TrlLink(trl_uri(cfg.as_uri, cfg.trl_path), load_oscore_secret(cfg.as_context),
                              core.fresh.state, server.revoked)
+    if cfg.as_context is not None and core.fresh.state is not None:  # RFC 9200 §5.9: reference tokens
+        server.introspector = IntrospectionClient(trl_uri(cfg.as_uri, cfg.introspect_path),
+                                                  load_oscore_secret(cfg.as_context), core.fresh.state)
+    elif cfg.introspect:
+        raise ConfigError(f"{cfg.path}: introspect needs as_context and state")
     return server
 
 

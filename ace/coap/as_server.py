@@ -7,7 +7,8 @@ unprotects requests. With ``dtls=True`` clients may instead run a DTLS-PSK hands
 bind port + 1), their key looked up in the store at handshake time. Either way the resource
 learns the client from ``request.remote.authenticated_claims`` and checks that it is still
 registered with that very key. Unprotected requests reach /token too and are refused 4.01
-invalid_client by the core.
+invalid_client by the core. POST /introspect (RFC 9200 §5.9) serves registered RSs over their
+OSCORE context with the AS (``ace.coap.introspect``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import aiocoap
 import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
+from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
 from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts, dtls
+from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import BoundedBody, ace_message, error_message
 from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context, requester_of
@@ -87,6 +90,9 @@ class AsServer:
         # RFC 9770: GET /revoke/trl for registered clients and RSs, observers told of revocations
         self.trl_resource = TrlResource(TrlEndpoint(store, clock=clock), lambda r: requester_of(self, r))
         self.trl_watch = TrlWatch(store, self.trl_resource, clock=clock)
+        # RFC 9200 §5.9: POST /introspect for registered RSs over their OSCORE context with us
+        self.introspect_resource = IntrospectResource(IntrospectionEndpoint(store, clock=clock),
+                                                      lambda r: requester_of(self, r))
         self.context: Any = None
 
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
@@ -138,6 +144,7 @@ class AsServer:
         site = aiocoap.resource.Site()
         site.add_resource(["token"], TokenResource(self.endpoint, self))
         site.add_resource(["revoke", "trl"], self.trl_resource)
+        site.add_resource(["introspect"], self.introspect_resource)
         credentials = dtls.DtlsCredentialsMap()
         credentials[":clients"] = self.index
         credentials[":psk"] = ClientPsks(self.store)

@@ -4,7 +4,8 @@ POST /authz-info (unprotected, RFC 9203 §4.1) hands the payload to the core and
 derived OSCORE context in a ``ContextIndex``; the context carries the binding label as its
 authenticated claim. Protected resources ask the core for a decision with the label of the
 context that protected the request (RFC 9200 §5.10.2) and render its refusal: 4.01 with AS
-Request Creation Hints, 4.03, 4.05. A sweeper task drops contexts of expired tokens.
+Request Creation Hints, 4.03, 4.05. A sweeper task drops contexts of expired tokens. A reference
+token (or any, with ``introspect``) is introspected at the AS first (``RsServer.authz_info``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
+from ace.coap.introspect import IntrospectionClient
 from ace.coap.render import BoundedBody, ace_message, error_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
-from ace.errors import RemoteError
+from ace.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, RemoteError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
 from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
-from ace.rs.server import ResourceServer
+from ace.rs.introspection import NeedsIntrospection
+from ace.rs.server import AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
@@ -55,8 +58,7 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
         try:
-            outcome = self.server.core.authz_info(request.payload, request.opt.content_format,
-                                                  channel_label=channel)
+            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel)
         except RemoteError as exc:
             log.warning("POST /authz-info refused: %r", exc)
             return error_message(exc)
@@ -123,6 +125,24 @@ class RsServer:
         self.coaps_port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.trl: TrlLink | None = None  # observes the AS's TRL (RFC 9770) when configured
+        self.introspector: IntrospectionClient | None = None  # asks the AS about tokens (RFC 9200 §5.9)
+
+    async def authz_info(self, payload: bytes, content_format: int | None,
+                         channel: bytes | None) -> AuthzInfoOutcome:
+        """The core's POST /authz-info, introspecting the token at the AS first when the core asks
+        (a reference token, or ``introspect = true``): see ``ace.rs.introspection``."""
+        try:
+            return self.core.authz_info(payload, content_format, channel_label=channel)
+        except NeedsIntrospection as need:
+            if self.introspector is None:
+                raise RemoteError("this RS cannot introspect tokens", error_code=None,
+                                  coap_code=UNAUTHORIZED) from None
+            code, answer = await self.introspector.introspect(need.payload)
+            self.core.introspected(need.token, code, answer)
+        try:
+            return self.core.authz_info(payload, content_format, channel_label=channel)
+        except NeedsIntrospection:  # the answer is cached: only if it was dropped meanwhile
+            raise RemoteError("introspection raced", error_code=None, coap_code=SERVICE_UNAVAILABLE) from None
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.1): revoked tokens lose their bindings and channels now."""
@@ -229,10 +249,14 @@ class RsServer:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         if self.trl is not None:
             await self.trl.start()
+            if self.introspector is not None:  # one security context with the AS, one sequence
+                self.introspector.share(self.trl.context)
         log.info("RS %s listening on %s port %d%s", self.core.config.audience, self.bind[0], self.bind[1],
                  f" (DTLS on {self.coaps_port})" if self.coaps_port else "")
 
     async def stop(self) -> None:
+        if self.introspector is not None:
+            await self.introspector.stop()
         if self.trl is not None:
             await self.trl.stop()
         await cancel(self._sweeper)

@@ -10,7 +10,10 @@ it is bound to the same key (RFC 9203 §4.1, RFC 9202 §3.4). ``authorize`` deci
 from the label of the channel that protected it: none, unknown or expired → 4.01 with AS
 Request Creation Hints (RFC 9200 §5.3); resource not in scope → 4.03; method not in scope
 → 4.05 (§5.10.2). The I/O layer installs ``binding.context`` and removes the channels of
-the bindings the core reports gone (``dropped``, ``sweep``).
+the bindings the core reports gone (``dropped``, ``sweep``). Reference tokens (and every token
+with ``RsConfig.introspect``) are introspected at the AS: ``authz_info`` raises
+``NeedsIntrospection``, the I/O layer asks the AS and hands the answer to ``introspected``, then
+calls ``authz_info`` again (``ace.rs.introspection``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import AceProfile, ContentFormat, Param
-from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
+from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints, IntrospectionResponse
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, method_bit, parse_scope
 from ace.errors import (
     FORBIDDEN,
+    SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
     UNSUPPORTED_CONTENT_FORMAT,
     DecodeError,
@@ -40,11 +44,12 @@ from ace.profiles import dtls, edhoc, oscore
 from ace.redact import token as redact_token
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import CounterState, Freshness
+from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
 from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import Kind
-from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, verify_token
+from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, check_claims, verify_token
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,10 @@ class RsConfig:
     cnonce_lifetime: float = 300.0  # seconds a cnonce stays fresh
     # what the AS issues for us: a symmetric token key must not double as a MAC key (alg confusion)
     token_kinds: frozenset[Kind] = frozenset({Kind.AEAD, Kind.SIGN})
+    # RFC 9200 §5.9: tokens that are not COSE are reference tokens, their claims from the AS (the I/O
+    # layer must be able to ask it); with ``introspect`` every token's claims are
+    reference_tokens: bool = False
+    introspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,7 @@ class ResourceServer:
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
         self._revoked: OrderedDict[bytes, float | None] = OrderedDict()  # TRL hash -> until when kept
+        self.introspection = IntrospectionCache()  # the AS's answers (ace.rs.introspection)
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
 
@@ -192,14 +202,45 @@ class ResourceServer:
         return AuthzInfoOutcome(b"", binding, True, gone)
 
     def _verify(self, token: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
-        if trl_hash(token) in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
+        h = trl_hash(token)
+        if h in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
             raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
-        claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
-                              skew=self.config.skew, accept=self.config.token_kinds)
+        if self.config.introspect or (self.config.reference_tokens and is_reference(token)):
+            claims = self._introspected(h, token)
+        else:
+            claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
+                                  skew=self.config.skew, accept=self.config.token_kinds)
         if not over_channel:  # an update over the client's channel needs no proof of freshness
             self.fresh.check_cnonce(claims.cnonce, self.hints)
         self.fresh.check_exi(claims)
         return claims
+
+    def _introspected(self, h: bytes, token: bytes) -> AccessTokenClaims:
+        """The claims the AS stated for the token (cached), or NeedsIntrospection."""
+        answer = self.introspection.get(h, self.clock())
+        if answer is None:
+            raise NeedsIntrospection(token)
+        if answer.claims is None:
+            raise RemoteError("access token not active", error_code=None, coap_code=UNAUTHORIZED)
+        check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)
+        return answer.claims
+
+    def introspected(self, token: bytes, code: tuple[int, int] | None, payload: bytes) -> None:
+        """The AS's answer to ``NeedsIntrospection(token).payload`` (``code`` None: no answer came):
+        a 2.05 with an introspection response is cached for the next ``authz_info``; anything else
+        is not, and is 5.03 for the client (the RS cannot decide now)."""
+        if code == (2, 5):
+            try:
+                response = IntrospectionResponse.decode(payload)
+            except DecodeError as exc:
+                log.warning("the AS's introspection answer does not decode: %s", exc.description)
+            else:
+                self.introspection.put(trl_hash(token), response, self.clock())
+                return
+        else:
+            log.warning("introspection at the AS failed: %s", "no answer" if code is None else code)
+        raise RemoteError("the AS could not be asked about this token", error_code=None,
+                          coap_code=SERVICE_UNAVAILABLE)
 
     def _expiry(self, claims: AccessTokenClaims) -> float | None:
         """When the binding ends: exp (plus the skew that let the token in, else it could arrive
@@ -311,6 +352,7 @@ class ResourceServer:
             if binding is not None:
                 self._drop(binding)
                 gone.append(binding)
+            self.introspection.forget(h)  # a cached "active" must not let it in again
             until = binding.expires_at if binding is not None else self._revoked.get(h)
             self._revoked.pop(h, None)
             self._revoked[h] = until  # unknown expiry: kept until the bound pushes it out
@@ -332,6 +374,7 @@ class ResourceServer:
         now = self.clock()
         for h in [h for h, until in self._revoked.items() if until is not None and until <= now]:
             del self._revoked[h]  # expired: refused as such anyway
+        self.introspection.purge(now)
         return gone
 
 

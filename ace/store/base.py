@@ -88,6 +88,18 @@ class IssuedToken:
     pop_kid: bytes | None = None  # the kid of a symmetric PoP key (DTLS) or OSCORE material id
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferenceToken:
+    """What stands behind an opaque reference token (RFC 9200 §5.9): found by the token's RFC 9770
+    hash (the reference itself is never stored), the claims a self-contained token would have
+    carried (an encoded CBOR map; its cnf may hold the PoP key: secret) and when it expires."""
+
+    token_hash: bytes
+    audience: str
+    claims: bytes = field(repr=False)
+    expires_at: int | None
+
+
 class AsStore(Protocol):
     """Everything the AS keeps across restarts. Every write is durable when it returns."""
 
@@ -139,6 +151,22 @@ class AsStore(Protocol):
 
     def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
         """Issued tokens (newest first) of a client and/or audience, for revoking them."""
+        ...
+
+    def is_revoked(self, token_hash: bytes) -> bool:
+        """Whether ``token_hash`` is on the TRL (token introspection, RFC 9200 §5.9)."""
+        ...
+
+    # reference tokens (schema 5): the claims behind opaque tokens, by the tokens' hashes
+    def put_reference(self, reference: ReferenceToken) -> None:
+        """Durable when it returns; ValueError if that token hash is stored already."""
+        ...
+
+    def get_reference(self, token_hash: bytes) -> ReferenceToken | None: ...
+
+    def purge_references(self, now: int, limit: int) -> int:
+        """Forget at most ``limit`` references expired before ``now``, those that expired first
+        first; returns how many."""
         ...
 
     def load_sequence_number(self, context_name: str) -> int | None: ...

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from ace.cbor import codec
 from ace.errors import ConfigError, DecodeError
-from ace.store.base import ClientRecord, DtlsPsk, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, DtlsPsk, Grant, IssuedToken, OscoreSecret, ReferenceToken, RsRecord
 from ace.tokens.keys import CoseKey
 
 T = TypeVar("T")
@@ -35,6 +35,7 @@ MAX_SEQUENCE_NUMBER = 2**63 - 1  # SQLite INTEGER; OSCORE needs at most 2**40 - 
 MAX_PSK_IDENTITY = 32
 MAX_PSK_KEY = 16
 MAX_TOKEN_HASH = 64  # bytes of a TRL entry (RFC 9770 hashes: SHA-256 is 32, SHA-512 64)
+MAX_REFERENCE_CLAIMS = 4096  # bytes of the claims behind a reference token (a token's size bound)
 MAX_INTEGER = 2**63 - 1  # SQLite INTEGER: the bound of counters, positions, cursors, limits and times
 
 
@@ -172,6 +173,17 @@ def check_revocation(token_hash: object, revoked_at: object, expires_at: object)
     check_count(revoked_at, "revoked_at")
     if expires_at is not None:
         check_count(expires_at, "expires_at")
+
+
+def check_reference(reference: ReferenceToken) -> None:
+    check_token_hash(reference.token_hash)
+    if type(reference.audience) is not str or not reference.audience:
+        raise ValueError("a reference token needs an audience")
+    check_bytes(reference.claims, "claims")
+    if not 1 <= len(reference.claims) <= MAX_REFERENCE_CLAIMS:
+        raise ValueError(f"claims must be 1 to {MAX_REFERENCE_CLAIMS} bytes long")
+    if reference.expires_at is not None:
+        check_count(reference.expires_at, "expires_at")
 
 
 def check_token_filter(value: object, name: str) -> None:
@@ -328,6 +340,22 @@ def grant_from_row(row: Row) -> Grant:
 
 def revocation_from_row(row: Row) -> tuple[int, bytes]:
     return (integer(row[0], "revoked_tokens.position"), blob(row[1], "revoked_tokens.token_hash"))
+
+
+REFERENCE_COLUMNS = ("token_hash", "audience", "claims", "expires_at")
+
+
+def reference_row(r: ReferenceToken) -> tuple[object, ...]:
+    return (r.token_hash, r.audience, r.claims, r.expires_at)
+
+
+def reference_from_row(row: Row) -> ReferenceToken:
+    audience = text(row[1], "reference_tokens.audience")
+    if not audience:
+        raise ConfigError("store damaged: reference_tokens.audience is empty")
+    return ReferenceToken(token_hash=blob(row[0], "reference_tokens.token_hash"), audience=audience,
+                          claims=blob(row[2], "reference_tokens.claims"),
+                          expires_at=opt_integer(row[3], "reference_tokens.expires_at"))
 
 
 def token_row(t: IssuedToken) -> tuple[object, ...]:

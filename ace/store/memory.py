@@ -17,7 +17,7 @@ import threading
 from types import TracebackType
 
 from ace.store import codec as rc
-from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
+from ace.store.base import ClientRecord, Grant, IssuedToken, ReferenceToken, RsRecord
 
 GrantKey = tuple[str, str, type, str | bytes]
 
@@ -43,6 +43,7 @@ class MemoryAsStore:
         self._revoked: list[tuple[int, bytes, int | None]] = []  # (position, hash, expires_at), by position
         self._revoked_hashes: set[bytes] = set()
         self._last_position = 0  # as sqlite's AUTOINCREMENT: only ever goes up
+        self._references: dict[bytes, ReferenceToken] = {}
 
     def _check_open(self) -> None:
         if not self._open:
@@ -240,6 +241,40 @@ class MemoryAsStore:
             self._revoked = kept
             self._revoked_hashes = {h for _, h, _ in kept}
             return purged
+
+    def is_revoked(self, token_hash: bytes) -> bool:
+        rc.check_bytes(token_hash, "token_hash")
+        with self._lock:
+            self._check_open()
+            return token_hash in self._revoked_hashes
+
+    # --- reference tokens (RFC 9200 §5.9) -------------------------------------------------
+
+    def put_reference(self, reference: ReferenceToken) -> None:
+        rc.check_reference(reference)
+        with self._lock:
+            self._check_open()
+            if reference.token_hash in self._references:
+                raise ValueError("a reference token with this hash is already stored")
+            self._references[reference.token_hash] = reference
+
+    def get_reference(self, token_hash: bytes) -> ReferenceToken | None:
+        rc.check_bytes(token_hash, "token_hash")
+        with self._lock:
+            self._check_open()
+            return self._references.get(token_hash)
+
+    def purge_references(self, now: int, limit: int) -> int:
+        """As sqlite: the ``limit`` that expired first (ties by hash) go."""
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            expired = sorted((r.expires_at, h) for h, r in self._references.items()
+                             if r.expires_at is not None and r.expires_at < now)
+            for _, h in expired[:limit]:
+                del self._references[h]
+            return min(limit, len(expired))
 
     # --- OSCORE sender sequence numbers -------------------------------------------------
 

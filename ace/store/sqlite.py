@@ -3,10 +3,10 @@
 Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs with their token
 key and public authentication key, grants, issued-token log with PoP kids, cti counter, named
 counters, OSCORE sender sequence numbers per RFC 8613 §B.1.1, the Token Revocation List of RFC
-9770) with stdlib ``sqlite3``. The file is created with mode 0600 (it holds OSCORE master
-secrets, PSKs and token keys) and an existing file others can read is refused. WAL journal
-with ``synchronous=FULL``: every write is one committed, fsynced transaction before the call
-returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
+9770, reference tokens of RFC 9200 §5.9) with stdlib ``sqlite3``. The file is created with mode
+0600 (it holds OSCORE master secrets, PSKs and token keys) and an existing file others can read
+is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
+transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
 crashes, ``next_counter`` commits each value before returning it, and the token log alone
 commits with ``NORMAL`` (see there). Tables are STRICT; scopes live in an ``ANY`` column so
 text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA user_version`` is the schema
@@ -30,7 +30,7 @@ from types import TracebackType
 
 from ace.errors import ConfigError
 from ace.store import codec as rc
-from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
+from ace.store.base import ClientRecord, Grant, IssuedToken, ReferenceToken, RsRecord
 from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteAsStore"]
@@ -61,6 +61,11 @@ NEXT_COUNTER_SQL = """INSERT INTO counters (name, value) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"""
 REVOKED_SINCE_SQL = "SELECT position, token_hash FROM revoked_tokens WHERE position > ? ORDER BY position LIMIT ?"
 PURGE_REVOKED_SQL = "DELETE FROM revoked_tokens WHERE expires_at IS NOT NULL AND expires_at < ?"
+IS_REVOKED_SQL = "SELECT 1 FROM revoked_tokens WHERE token_hash = ?"
+_REF_COLS = ", ".join(rc.REFERENCE_COLUMNS)
+GET_REFERENCE_SQL = f"SELECT {_REF_COLS} FROM reference_tokens WHERE token_hash = ?"
+PURGE_REFERENCES_SQL = """DELETE FROM reference_tokens WHERE token_hash IN (SELECT token_hash FROM reference_tokens
+    WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at, token_hash LIMIT ?)"""
 
 
 def _upsert(table: str, columns: tuple[str, ...], stamp: str) -> str:
@@ -385,6 +390,32 @@ class SqliteAsStore:
         rc.check_count(now, "now")
         with self._tx() as conn:
             return conn.execute(PURGE_REVOKED_SQL, (now,)).rowcount
+
+    def is_revoked(self, token_hash: bytes) -> bool:
+        rc.check_bytes(token_hash, "token_hash")
+        return bool(self._rows(IS_REVOKED_SQL, (token_hash,)))
+
+    # --- reference tokens (RFC 9200 §5.9) -------------------------------------------------
+
+    def put_reference(self, reference: ReferenceToken) -> None:
+        rc.check_reference(reference)
+        try:
+            with self._tx() as conn:
+                conn.execute(f"INSERT INTO reference_tokens ({_REF_COLS}, created_at) VALUES (?, ?, ?, ?, ?)",
+                             (*rc.reference_row(reference), self._now()))
+        except sqlite3.IntegrityError as exc:
+            raise ValueError("a reference token with this hash is already stored") from exc
+
+    def get_reference(self, token_hash: bytes) -> ReferenceToken | None:
+        rc.check_bytes(token_hash, "token_hash")
+        rows = self._rows(GET_REFERENCE_SQL, (token_hash,))
+        return rc.reference_from_row(rows[0]) if rows else None
+
+    def purge_references(self, now: int, limit: int) -> int:
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._tx() as conn:
+            return conn.execute(PURGE_REFERENCES_SQL, (now, limit)).rowcount
 
     # --- OSCORE sender sequence numbers -------------------------------------------------
 

@@ -72,6 +72,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX issued_tokens_client ON issued_tokens (client_id)",
         "CREATE INDEX issued_tokens_audience ON issued_tokens (audience)",
     ),
+    # Reference tokens (RFC 9200 §5.9): the claims behind each opaque token, by the token's RFC 9770
+    # hash; purged in expiry order, a bounded batch at a time (the index serves that order).
+    5: (
+        """CREATE TABLE reference_tokens (token_hash BLOB PRIMARY KEY CHECK (length(token_hash) BETWEEN 1 AND 64),
+            audience TEXT NOT NULL, claims BLOB NOT NULL CHECK (length(claims) BETWEEN 1 AND 4096),
+            expires_at INTEGER, created_at INTEGER NOT NULL) STRICT""",
+        """CREATE INDEX reference_tokens_expires_at ON reference_tokens (expires_at, token_hash)
+            WHERE expires_at IS NOT NULL""",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

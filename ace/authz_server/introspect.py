@@ -1,0 +1,132 @@
+"""Token introspection (RFC 9200 §5.9) at the AS, sans I/O.
+
+``IntrospectionEndpoint.handle(payload, requester, content_format)`` answers POST /introspect.
+Only a registered RS, authenticated by its OSCORE context with the AS (the ``RsPeer`` the secure
+channel established, as for the TRL), may ask; anyone else (an unauthenticated peer, a client)
+gets 4.01 invalid_client (RFC 9200 §5.9: the AS authenticates the requesting entity; §5.8.3
+error map). The request is application/ace+cbor ``{11 token, ? 33 token_type_hint}``
+(the hint is not needed: the token says what it is).
+
+The AS finds the token's claims
+
+- for a reference token (``TokenPolicy.reference_audiences``): in the store, by the token's RFC
+  9770 hash (``AsStore.get_reference``);
+- for a self-contained token: by decrypting/verifying it with the *requesting RS's* token key,
+  so an RS can never learn what another RS's token says.
+
+The answer is ``{10: true, ...}`` with aud, scope, exp, iat, cti, cnf (for OSCORE tokens the
+OSCORE_Input_Material the RS needs to derive the context: the answer travels protected only),
+ace_profile, exi, cnonce, iss, sub, nbf as the token carries them; or ``{10: false}`` for a token
+that is unknown, malformed, expired, not yet valid, revoked (its RFC 9770 hash on the store's
+TRL) or not for the requesting RS. Self-contained exi tokens (RFC 9200 §5.10.3) carry no exp:
+their lifetime is the RS's to enforce, so they are active until revoked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ace.authz_server.trl import Requester, RsPeer, token_hash
+from ace.cbor.labels import AceProfile, ContentFormat
+from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse
+from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, AceError, ErrorCode, RemoteError
+from ace.store.base import AsStore, RsRecord
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
+from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, verify_token
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+DEFAULT_PATH = "/introspect"
+INACTIVE = IntrospectionResponse(active=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IntrospectionResult:
+    """The answer and, for logs and tests, the RS that asked."""
+
+    response: IntrospectionResponse
+    audience: str
+
+
+class IntrospectionEndpoint:
+    def __init__(self, store: AsStore, *, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    def handle(self, payload: bytes, requester: Requester | None,
+               content_format: int | None = None) -> IntrospectionResult:
+        """POST /introspect: the 2.05 answer, or RemoteError (4.01 invalid_client, 4.00, 4.15)."""
+        rs = self._requesting_rs(requester)
+        if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9200 §5.9.1: application/ace+cbor
+            raise RemoteError("content format must be application/ace+cbor", error_code=None,
+                              coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        request = IntrospectionRequest.decode(payload)
+        response = self.introspect(request.token, rs)
+        log.info("introspection by %s: %s", rs.audience, "active" if response.active else "inactive")
+        return IntrospectionResult(response, rs.audience)
+
+    def _requesting_rs(self, requester: Requester | None) -> RsRecord:
+        rs = self.store.get_rs(requester.audience) if isinstance(requester, RsPeer) else None
+        if rs is None:  # unauthenticated, a client, or an RS no longer registered
+            raise RemoteError("introspection is for registered resource servers only",
+                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+        return rs
+
+    def introspect(self, token: bytes, rs: RsRecord) -> IntrospectionResponse:
+        """What ``rs`` may learn about ``token``: its claims if active and for ``rs``, else inactive."""
+        if not token or len(token) > MAX_TOKEN_SIZE:
+            return INACTIVE
+        h = token_hash(token)
+        claims = self._claims(token, h, rs)
+        if claims is None or rs.audience not in claims.audiences:
+            return INACTIVE
+        now = self.clock()
+        if (claims.exp is not None and claims.exp <= now) or (claims.nbf is not None and claims.nbf > now):
+            return INACTIVE
+        if self.store.is_revoked(h):  # RFC 9770: on the TRL
+            return INACTIVE
+        return _response(claims, rs.audience)
+
+    def _claims(self, token: bytes, h: bytes, rs: RsRecord) -> AccessTokenClaims | None:
+        reference = self.store.get_reference(h)
+        if reference is not None:
+            if reference.audience != rs.audience or (
+                    reference.expires_at is not None and reference.expires_at <= self.clock()):
+                return None
+            try:
+                return AccessTokenClaims.decode(reference.claims)
+            except AceError:
+                log.error("the claims stored for a reference token of %s do not decode", rs.audience)
+                return None
+        try:  # self-contained: only the requesting RS's key (strict: no clock skew)
+            return verify_token(token, KeyRing([rs.token_key], try_all_without_kid=True), audience=rs.audience,
+                                clock=self.clock, skew=0.0, accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
+        except AceError:  # malformed, not ours, not for this RS, expired
+            return None
+
+
+def profile_of(claims: AccessTokenClaims) -> int | None:
+    """The token's ace_profile claim, else what its cnf implies (RFC 9203, 9202, EDHOC profile)."""
+    if claims.ace_profile is not None:
+        return claims.ace_profile
+    match claims.cnf:
+        case OscoreCnf():
+            return AceProfile.COAP_OSCORE
+        case CoseKeyCnf(key) if key.is_symmetric:
+            return AceProfile.COAP_DTLS
+    return None  # a public key fits DTLS RPK and EDHOC alike: the RS decides by how it is used
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _response(claims: AccessTokenClaims, audience: str) -> IntrospectionResponse:
+    return IntrospectionResponse(
+        active=True, iss=claims.iss, sub=claims.sub, aud=audience, scope=claims.scope, exp=_int(claims.exp),
+        nbf=_int(claims.nbf), iat=_int(claims.iat), cti=claims.cti, cnf=claims.cnf, ace_profile=profile_of(claims),
+        cnonce=claims.cnonce, exi=claims.exi,
+    )
+

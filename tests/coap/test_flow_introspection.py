@@ -1,0 +1,231 @@
+"""Token introspection (RFC 9200 §5.9) and reference tokens over real sockets on ::1.
+
+The AS serves POST /introspect to registered RSs over their OSCORE context with it; the RS
+introspects reference tokens (and, with ``introspect = true``, every token) posted to its
+/authz-info over that context. Every await is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+import cbor2
+from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of
+
+from ace.authz_server import trl
+from ace.authz_server.token import REFERENCE_LEN
+from ace.cbor.labels import AceProfile
+from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest, IntrospectionRequest, IntrospectionResponse
+from ace.cli import roles
+from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.demo_cmd import free_port
+from ace.cli.init_cmd import init_deployment
+from ace.client.flow import Done, ResourceRequest
+from ace.coap.client import ClientRunner
+from ace.coap.introspect import IntrospectionClient
+from ace.coap.trl import trl_uri
+from ace.rs.introspection import is_reference
+from ace.store.base import Grant, OscoreSecret, RsRecord
+from ace.store.seqno import FileSequenceStore
+from ace.tokens.cnf import OscoreCnf
+from ace.tokens.keys import load_key, symmetric_key
+
+INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
+
+
+@asynccontextmanager
+async def deployment(directory: Path, *, reference: bool = False, introspect: bool = False,
+                     observe_trl: bool = False) -> AsyncIterator[Flow]:
+    as_port = rs_port = free_port()
+    for _ in range(20):  # two lookups may hand out one port; the RS's DTLS port is its port + 1
+        if rs_port not in (as_port - 1, as_port, as_port + 1):
+            break
+        rs_port = free_port()
+    d = init_deployment(directory, as_port=as_port, rs_port=rs_port)
+    as_cfg = load_as(d.as_config)
+    if reference:
+        as_cfg = dataclasses.replace(as_cfg, reference_audiences=("rs1",))
+    rs_cfg = dataclasses.replace(load_rs(d.rs_config), introspect=introspect, observe_trl=observe_trl)
+    as_server = roles.build_as(as_cfg)
+    as_server.trl_watch.interval = 0.05
+    rs_server = roles.build_rs(rs_cfg)
+    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
+    try:
+        await bounded(as_server.start())
+        await bounded(rs_server.start())
+        yield flow
+    finally:
+        await flow.close()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def introspector(flow: Flow) -> IntrospectionClient:
+    client = flow.rs_server.introspector
+    assert client is not None
+    return client
+
+
+async def introspect(flow: Flow, token: bytes) -> IntrospectionResponse:
+    """Ask the AS as the RS does, over the RS's own context with the AS."""
+    code, payload = await bounded(introspector(flow).introspect(IntrospectionRequest(token=token).encode()))
+    assert code == (2, 5), (code, payload)
+    return IntrospectionResponse.decode(payload)
+
+
+async def client(flow: Flow, profile: int | None = None) -> ClientRunner:
+    runner = roles.build_client(load_client(flow.d.client_config), profile=profile, observer=flow.exchanges.append)
+    flow._runners.append(runner)
+    await bounded(runner.start())
+    return runner
+
+
+async def get_temp(flow: Flow, runner: ClientRunner) -> Done:
+    result = await bounded(runner.request(ResourceRequest(method="GET", uri=flow.rs_uri + "/temp")), 4 * TIMEOUT)
+    assert isinstance(result, Done) and result.response.code == (2, 5), result
+    return result
+
+
+def issued_token(flow: Flow) -> AccessTokenResponse:
+    [exchange] = [e for e in flow.exchanges if e.step == "token"][-1:]
+    return AccessTokenResponse.decode(exchange.response.payload)
+
+
+# --- the AS's /introspect -------------------------------------------------------------------
+
+
+async def test_introspection_of_active_expired_revoked_and_unknown_tokens(tmp_path: Path) -> None:
+    async with deployment(tmp_path) as flow:
+        token, material = flow.token()
+        r = await introspect(flow, token)
+        assert r.active and r.aud == "rs1" and r.scope == "r_temp" and r.cnf == OscoreCnf(material)
+        assert r.ace_profile == AceProfile.COAP_OSCORE and r.exp is not None and r.cti is not None
+        expired, _ = flow.token(exp=time.time() - 1)
+        assert (await introspect(flow, expired)).encode() == INACTIVE
+        revoked, _ = flow.token()
+        store_of(flow).revoke_token(trl.token_hash(revoked), revoked_at=int(time.time()), expires_at=None)
+        assert (await introspect(flow, revoked)).encode() == INACTIVE
+        for unknown in (secrets.token_bytes(16), b"\x83\x40\xa0\x40", flow.token(key=symmetric_key(bytes(16)))[0]):
+            assert (await introspect(flow, unknown)).encode() == INACTIVE
+        assert (await introspect(flow, token)).active  # the others did not disturb it
+
+
+async def test_unauthenticated_peer_and_client_are_refused(tmp_path: Path) -> None:
+    async with deployment(tmp_path) as flow:
+        token, _ = flow.token()
+        uri = trl_uri(flow.d.as_uri, "/introspect")
+        payload = IntrospectionRequest(token=token).encode()
+        ctx = await flow.plain()
+        reply = await send(ctx, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload, content_format=ACE_CBOR))
+        assert reply.code == (4, 1) and cbor2.loads(reply.payload)[30] == 2  # invalid_client
+        runner = await flow.client()  # a registered client, over its OSCORE context with the AS
+        reply = await send(runner.context, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload,
+                                                           content_format=ACE_CBOR))
+        assert reply.protected and reply.code == (4, 1) and cbor2.loads(reply.payload)[30] == 2
+        assert "active" not in reply.payload.decode(errors="replace")
+
+
+async def test_rs_cannot_introspect_another_rss_token(tmp_path: Path) -> None:
+    async with deployment(tmp_path) as flow:
+        store = store_of(flow)
+        ms = secrets.token_bytes(16)  # rs2 registered while the AS runs, with its own context and key
+        store.put_rs(RsRecord(audience="rs2", rs_id="rs2", token_key=symmetric_key(secrets.token_bytes(16), kid=b"2"),
+                              oscore=OscoreSecret(master_secret=ms, sender_id=b"as", recipient_id=b"rs2")))
+        store.add_grant(Grant(client_id="clientA", audience="rs2", scope="r_temp", default=True))
+        rs2 = IntrospectionClient(trl_uri(flow.d.as_uri, "/introspect"),
+                                  OscoreSecret(master_secret=ms, sender_id=b"rs2", recipient_id=b"as"),
+                                  FileSequenceStore(tmp_path / "rs2-state.json"))
+        try:
+            token, _ = flow.token()  # for rs1
+            code, payload = await bounded(rs2.introspect(IntrospectionRequest(token=token).encode()))
+            assert code == (2, 5) and payload == INACTIVE
+            assert (await introspect(flow, token)).active  # rs1 itself may
+        finally:
+            await bounded(rs2.stop())
+
+
+# --- reference tokens end to end --------------------------------------------------------------
+
+
+async def test_reference_token_flow_oscore(tmp_path: Path) -> None:
+    async with deployment(tmp_path, reference=True) as flow:
+        runner = await client(flow)
+        result = await get_temp(flow, runner)
+        issued = issued_token(flow)
+        token = issued.access_token
+        assert len(token) == REFERENCE_LEN and is_reference(token) and isinstance(issued.cnf, OscoreCnf)
+        assert result.session is not None and result.session.token == token
+        assert introspector(flow).requests == 1
+        [binding] = list(flow.rs_server.core.bindings)
+        assert binding.token_hash == trl.token_hash(token) and binding.claims.scope == "r_temp"
+        await get_temp(flow, runner)  # the session goes on, nothing asked again
+        assert introspector(flow).requests == 1
+
+        added = trl.revoke_token(store_of(flow), token, clock=time.time)  # what `ace revoke` runs
+        assert added == trl.token_hash(token)
+        assert (await introspect(flow, token)).encode() == INACTIVE  # a fresh introspection says so
+        flow.rs_server.core.introspection.forget(trl.token_hash(token))  # the RS's cached answer gone
+        ctx = await flow.plain()
+        payload = AuthzInfoRequest(access_token=token, nonce1=secrets.token_bytes(8),
+                                   ace_client_recipientid=b"\x33").encode()
+        reply = await flow.post_authz_info(ctx, payload)
+        assert reply.code == (4, 1) and b"not active" in reply.payload
+
+
+async def test_reference_token_flow_dtls(tmp_path: Path) -> None:
+    async with deployment(tmp_path, reference=True) as flow:
+        runner = await client(flow, profile=AceProfile.COAP_DTLS)
+        await get_temp(flow, runner)
+        issued = issued_token(flow)
+        assert issued.ace_profile == AceProfile.COAP_DTLS and is_reference(issued.access_token)
+        assert introspector(flow).requests == 1 and "resource (DTLS)" in flow.steps()
+
+
+async def test_garbage_reference_is_refused_after_one_question(tmp_path: Path) -> None:
+    async with deployment(tmp_path, reference=True) as flow:
+        ctx = await flow.plain()
+        junk = b"\x01" + secrets.token_bytes(15)
+        payload = AuthzInfoRequest(access_token=junk, nonce1=secrets.token_bytes(8),
+                                   ace_client_recipientid=b"\x33").encode()
+        for _ in range(3):
+            assert (await flow.post_authz_info(ctx, payload)).code == (4, 1)
+        assert introspector(flow).requests == 1  # the inactive answer is cached a while
+
+
+async def test_revocation_over_the_trl_reaches_introspected_tokens(tmp_path: Path) -> None:
+    """The RS observes the TRL and introspects over one shared context with the AS."""
+    async with deployment(tmp_path, reference=True, observe_trl=True) as flow:
+        link = flow.rs_server.trl
+        assert link is not None and introspector(flow).context is link.context
+        await until(lambda: link.observer.notifications >= 1)
+        runner = await client(flow)
+        await get_temp(flow, runner)
+        token = issued_token(flow).access_token
+        before = link.observer.notifications
+        trl.revoke_token(store_of(flow), token, clock=time.time)
+        await until(lambda: link.observer.notifications > before)
+        assert not flow.rs_server.core.live_labels() and len(flow.rs_server.core.introspection) == 0
+        again = await get_temp(flow, runner)  # a new reference token, introspected over the same context
+        assert again.session is not None and again.session.token != token
+        assert introspector(flow).requests == 2
+
+
+async def test_rs_configured_to_introspect_every_token(tmp_path: Path) -> None:
+    async with deployment(tmp_path, introspect=True) as flow:
+        result: Any = await flow.full_flow()
+        assert isinstance(result, Done) and result.response.code == (2, 5)
+        assert introspector(flow).requests == 1
+        assert not is_reference(issued_token(flow).access_token)  # a self-contained token, asked about anyway
