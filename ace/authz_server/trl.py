@@ -211,7 +211,7 @@ class UpdateCollection:
             return DiffAnswer([], None, True)  # item P+1 is gone: the requester SHOULD do a full query
         following = list(self.items)[offset:]
         sub_u = min(num, len(following))
-        chosen = following[:min(sub_u, batch)]
+        chosen = following[len(following) - sub_u:][:batch]  # §9.2 Case B: the eldest L of the last SUB_U
         return DiffAnswer(chosen, chosen[-1].index, sub_u > batch)
 
 

@@ -253,6 +253,9 @@ class ClientRunner:
             if edhoc_session is not None:  # the RS lost the context: handshake again next time
                 edhoc_session.reset()
             response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
+            if plain.code.is_successful():  # an OSCORE server answers unprotected only with errors
+                log.warning("%s %s: an unprotected %s is not taken", method, uri, plain.code)
+                response = Response((5, 2), b"unprotected success answer")  # 5.02 Bad Gateway
         except (TimeoutError, aiocoap.error.Error, OSError) as exc:
             log.warning("%s %s failed: %s", method, uri, type(exc).__name__)
             response = Response((5, 4), str(exc).encode()[:80])  # 5.04 Gateway Timeout, as a proxy would say

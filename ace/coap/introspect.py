@@ -101,8 +101,10 @@ class IntrospectionClient:
             try:
                 raw = await asyncio.wait_for(ctx.request(msg).response, self.timeout)
             except oscore.NotAProtectedMessage as exc:  # e.g. the AS does not know our context: 4.01
-                raw = exc.plain_message
-                log.warning("the AS answered introspection unprotected: %s", raw.code)
+                # never taken: an unprotected answer could come from anyone (RFC 9200 §5.9: the
+                # AS-RS channel MUST be protected)
+                log.warning("the AS answered introspection unprotected: %s", exc.plain_message.code)
+                return None, b""
             return pair_of(raw.code), raw.payload
         except (TimeoutError, aiocoap.error.Error, OSError) as exc:
             log.warning("introspection at %s failed: %s", self.uri, type(exc).__name__)

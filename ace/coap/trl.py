@@ -288,7 +288,9 @@ class TrlObserver:
             try:
                 first = await asyncio.wait_for(request.response, self.timeout)
             except oscore.NotAProtectedMessage as exc:  # e.g. the AS lost our context: 4.01
-                first = exc.plain_message
+                # never taken: anyone on the path can send an unprotected answer (RFC 9770 §6)
+                log.warning("TRL at %s answered unprotected: %s", self.uri, exc.plain_message.code)
+                return False
             ok = self._take(first)
             if not ok or first.opt.observe is None or observation is None:
                 return ok

@@ -120,9 +120,9 @@ class ResourceServer:
         oscore.check_nonce(request.nonce1, "nonce1")
         oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid")
         token_hash = trl_hash(request.access_token)
-        known = self.bindings.by_token_hash(token_hash)
-        if known is not None and known.nonce1 == request.nonce1 and not known.expired(self.clock()):
-            return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
+        for known in self.bindings.by_token_hash(token_hash):
+            if known.nonce1 == request.nonce1 and not known.expired(self.clock()):
+                return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
         claims = self._verify(request.access_token)
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
@@ -149,9 +149,9 @@ class ResourceServer:
         """A bare token whose cnf is a COSE_Key: symmetric for DTLS (RFC 9202 §3.3), the client's
         public key for EDHOC (draft-ietf-ace-edhoc-oscore-profile, token before the handshake)."""
         token_hash = trl_hash(token)
-        known = self.bindings.by_token_hash(token_hash)
-        if known is not None and not known.expired(self.clock()):
-            return AuthzInfoOutcome(b"", known, False, [])  # the same token again: nothing changes
+        live = [b for b in self.bindings.by_token_hash(token_hash) if not b.expired(self.clock())]
+        if live:
+            return AuthzInfoOutcome(b"", live[-1], False, [])  # the same token again: nothing changes
         claims = self._verify(token)
         if not isinstance(claims.cnf, CoseKeyCnf):
             raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
@@ -348,12 +348,12 @@ class ResourceServer:
         (reported by ``take_dropped`` too) and the tokens are refused from now on, while unexpired."""
         gone: list[Binding] = []
         for h in hashes:
-            binding = self.bindings.by_token_hash(h)
-            if binding is not None:
+            bindings = self.bindings.by_token_hash(h)  # the token POSTed twice: every binding goes
+            for binding in bindings:
                 self._drop(binding)
-                gone.append(binding)
+            gone += bindings
             self.introspection.forget(h)  # a cached "active" must not let it in again
-            until = binding.expires_at if binding is not None else self._revoked.get(h)
+            until = bindings[-1].expires_at if bindings else self._revoked.get(h)
             self._revoked.pop(h, None)
             self._revoked[h] = until  # unknown expiry: kept until the bound pushes it out
             while len(self._revoked) > MAX_REVOKED:

@@ -55,7 +55,7 @@ class BindingStore:
         self.max_tokens, self.max_bytes = max_tokens, max_bytes
         self.bytes = 0
         self._by_label: OrderedDict[bytes, Binding] = OrderedDict()
-        self._by_hash: dict[bytes, bytes] = {}
+        self._by_hash: dict[bytes, list[bytes]] = {}  # one token POSTed twice (new nonce1): two labels
         self._used: set[bytes] = set()  # labels that protected at least one authorized request
 
     def used(self, label: bytes) -> bool:
@@ -77,9 +77,9 @@ class BindingStore:
     def get(self, label: bytes) -> Binding | None:
         return self._by_label.get(label)
 
-    def by_token_hash(self, token_hash: bytes) -> Binding | None:
-        label = self._by_hash.get(token_hash)
-        return self._by_label.get(label) if label is not None else None
+    def by_token_hash(self, token_hash: bytes) -> list[Binding]:
+        """Every binding of this token, oldest first."""
+        return [self._by_label[label] for label in self._by_hash.get(token_hash, ())]
 
     def for_client(self, client_key: bytes) -> list[Binding]:
         return [b for b in self._by_label.values() if b.client_key == client_key]
@@ -97,17 +97,11 @@ class BindingStore:
             raise ValueError("label of a live binding reused")  # the ID pool must prevent this
         if binding.cost > self.max_bytes:
             raise RemoteError("token too large for this RS", error_code=None, coap_code=REQUEST_ENTITY_TOO_LARGE)
-        gone = self.purge_expired(now) if self._full(binding) else []
-        unused = (b for b in list(self._by_label.values()) if b.label not in self._used)
-        while self._full(binding):
-            victim = next(unused, None)
-            if victim is None:
-                raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+        gone = self._victims(binding, now)  # decided before anything goes: a 5.03 changes nothing
+        for victim in gone:
             self.remove(victim.label)
-            gone.append(victim)
         self._by_label[binding.label] = binding
-        self._by_hash[binding.token_hash] = binding.label
-        self.bytes += binding.cost
+        self._index(binding)
         return gone
 
     def replace(self, binding: Binding, now: float) -> list[Binding]:
@@ -123,14 +117,32 @@ class BindingStore:
             gone = self.add(binding, now)
         except RemoteError:
             self._by_label[old.label] = old
-            self._by_hash[old.token_hash] = old.label
-            self.bytes += old.cost
+            self._index(old)
             if used:
                 self._used.add(old.label)
             raise
         if used:
             self._used.add(binding.label)
         return gone
+
+    def _victims(self, binding: Binding, now: float) -> list[Binding]:
+        """What must go for ``binding`` to fit: every expired binding, then the oldest never used."""
+        if not self._full(binding):
+            return []
+        victims = [b for b in self._by_label.values() if b.expired(now)]
+        unused = (b for b in self._by_label.values() if b.label not in self._used and not b.expired(now))
+        count, size = len(self._by_label) - len(victims), self.bytes - sum(b.cost for b in victims)
+        while count >= self.max_tokens or size + binding.cost > self.max_bytes:
+            victim = next(unused, None)
+            if victim is None:
+                raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+            victims.append(victim)
+            count, size = count - 1, size - victim.cost
+        return victims
+
+    def _index(self, binding: Binding) -> None:
+        self._by_hash.setdefault(binding.token_hash, []).append(binding.label)
+        self.bytes += binding.cost
 
     def _full(self, binding: Binding) -> bool:
         return len(self._by_label) >= self.max_tokens or self.bytes + binding.cost > self.max_bytes
@@ -139,6 +151,10 @@ class BindingStore:
         binding = self._by_label.pop(label, None)
         self._used.discard(label)
         if binding is not None:
-            self._by_hash.pop(binding.token_hash, None)
+            labels = self._by_hash.get(binding.token_hash, [])
+            if label in labels:
+                labels.remove(label)
+            if not labels:
+                self._by_hash.pop(binding.token_hash, None)
             self.bytes -= binding.cost
         return binding

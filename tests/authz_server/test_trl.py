@@ -300,8 +300,9 @@ def test_items_gone_and_out_of_bound_cursor(store: MemoryAsStore) -> None:
     assert ep.handle("c1", ["diff=0", "cursor=0"]) == bytes.fromhex("a3018002f603f5")
     assert diff(ep, "c1", "diff=0", "cursor=1") == trl.DiffSet([([], [hashes[3]]), ([], [hashes[2]])], 3, True)
     assert diff(ep, "c1", "diff=0", "cursor=3") == trl.DiffSet([([], [hashes[5]]), ([], [hashes[4]])], 5, False)
-    # diff=N with a cursor: at most N of the items after it (RFC 9770 §9.2: SUB_U = min(NUM, SUB_SIZE))
-    assert diff(ep, "c1", "diff=1", "cursor=1") == trl.DiffSet([([], [hashes[2]])], 2, False)
+    # diff=N with a cursor: the N most recent of the items after it (RFC 9770 §9.2 Case B:
+    # SUB_U = min(NUM, SUB_SIZE), the last SUB_U items)
+    assert diff(ep, "c1", "diff=1", "cursor=1") == trl.DiffSet([([], [hashes[5]])], 5, False)
     with pytest.raises(trl.TrlError) as e:  # beyond last_index, no wrap-around
         ep.handle("c1", ["diff=0", "cursor=6"])
     assert e.value.coap_code == (4, 0) and e.value.error_id == trl.TrlErrorId.OUT_OF_BOUND_CURSOR_VALUE
@@ -395,3 +396,17 @@ def test_collection_bounds_hashes_and_items() -> None:
 def test_decode_diff_set_is_strict(payload: bytes) -> None:
     with pytest.raises(DecodeError):
         trl.decode_diff_set(payload)
+
+
+def test_cursor_diff_gives_the_most_recent_items() -> None:
+    # RFC 9770 §9.2 Case B: L = min(SUB_U, MAX_DIFF_BATCH) of the last SUB_U items after P, the
+    # eldest first taken when SUB_U > MAX_DIFF_BATCH; cursor = the newest one returned
+    c = trl.UpdateCollection(max_n=64)
+    for i in range(10):
+        c.add((), (bytes([i]),))
+    two = c.diff(2, 0, batch=8)
+    assert [i.index for i in two.items] == [8, 9] and two.cursor == 9 and two.more is False
+    many = c.diff(0, 0, batch=4)  # SUB_U 9 > 4: the eldest four of the nine, more to come
+    assert [i.index for i in many.items] == [1, 2, 3, 4] and many.cursor == 4 and many.more is True
+    rest = c.diff(0, many.cursor, batch=4)
+    assert [i.index for i in rest.items] == [5, 6, 7, 8] and rest.more is True

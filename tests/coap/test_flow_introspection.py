@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiocoap
+import aiocoap.resource
 import cbor2
 from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of
 
@@ -34,7 +35,7 @@ from ace.coap.trl import trl_uri
 from ace.rs.introspection import is_reference
 from ace.store.base import Grant, OscoreSecret, RsRecord
 from ace.store.seqno import FileSequenceStore
-from ace.tokens.cnf import OscoreCnf
+from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.keys import load_key, symmetric_key
 
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
@@ -229,3 +230,28 @@ async def test_rs_configured_to_introspect_every_token(tmp_path: Path) -> None:
         assert isinstance(result, Done) and result.response.code == (2, 5)
         assert introspector(flow).requests == 1
         assert not is_reference(issued_token(flow).access_token)  # a self-contained token, asked about anyway
+
+
+class _Impostor(aiocoap.resource.Resource):  # type: ignore[misc]
+    """Answers every POST with an unprotected 2.05 'active' for a key of the attacker's choosing."""
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        forged = IntrospectionResponse(active=True, aud="rs1", scope="r_temp", exp=2_000_000_000,
+                                       cnf=OscoreCnf(OscoreInputMaterial(id=b"evil", ms=b"A" * 16)))
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=forged.encode())
+
+
+async def test_an_unprotected_introspection_answer_is_never_taken(tmp_path: Path) -> None:
+    # anyone on the path can answer in plain CoAP: only an OSCORE-protected answer is the AS's
+    port = free_port()
+    site = aiocoap.resource.Site()
+    site.add_resource(["introspect"], _Impostor())
+    server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
+    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    asker = IntrospectionClient(f"coap://[::1]:{port}/introspect", secret, FileSequenceStore(tmp_path / "s.json"))
+    try:
+        request = IntrospectionRequest(token=b"\x01opaque-reference").encode()
+        assert await bounded(asker.introspect(request)) == (None, b"")
+    finally:
+        await bounded(asker.stop())
+        await bounded(server.shutdown())

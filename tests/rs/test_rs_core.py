@@ -11,6 +11,7 @@ import cbor2
 import pytest
 from support import NOW
 
+from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import ContentFormat, Param
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
 from ace.cbor.scope import METHODS, AifScope, TextScope
@@ -24,7 +25,7 @@ from ace.errors import (
 )
 from ace.profiles import oscore
 from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
-from ace.rs.store import Binding
+from ace.rs.store import Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token
@@ -524,3 +525,49 @@ def test_exi_in_milliseconds_for_peers_that_send_them() -> None:
     rs = ResourceServer(config, KeyRing([RS_KEY]), clock=clock)
     binding = rs.authz_info(post(exi_token(1, b"\x01", exi=30_000))).binding  # ace-java: 30 s as 30000
     assert binding.expires_at == clock.t + 30
+
+
+def test_revoking_a_token_posted_twice_drops_every_binding_of_it() -> None:
+    # the token is visible on the wire: POSTed again with a new nonce1 it makes a second binding
+    # while the first (in use) waits for its successor's first request; revocation ends both
+    rs = make_rs()
+    tok = token()
+    first = rs.authz_info(post(tok, nonce1=N1)).binding
+    assert rs.authorize(first.label, "/temp", "GET") is first
+    second = rs.authz_info(post(tok, nonce1=b"\x22" * 8)).binding
+    assert rs.bindings.get(first.label) is first and rs.bindings.get(second.label) is second
+    gone = rs.revoke([trl_hash(tok)])
+    assert {b.label for b in gone} == {first.label, second.label} and len(rs.bindings) == 0
+    for label in (first.label, second.label):
+        with pytest.raises(AccessDenied) as err:
+            rs.authorize(label, "/temp", "GET")
+        assert err.value.coap_code == (4, 1)
+
+
+def _bare(label: bytes, cost: int) -> Binding:
+    return Binding(label=label, token_hash=label, claims=AccessTokenClaims(), scope=TextScope(("r_temp",)),
+                   expires_at=None, nonce1=b"", response=b"", context=oscore.OscoreContextParams.__new__(
+                       oscore.OscoreContextParams), client_key=label, pop_id=label, cost=cost)
+
+
+@pytest.mark.parametrize("how", ["add", "replace"])
+def test_a_503_evicts_nothing(how: str) -> None:
+    # the store decides what must go before anything goes: a refused binding changes nothing,
+    # so no binding leaves the store unreported (its id and channel would leak)
+    store = BindingStore(max_tokens=10, max_bytes=10_000)
+    store.add(_bare(b"used", 5000), 0)
+    store.mark_used(b"used")
+    store.add(_bare(b"flood", 2000), 0)  # never used: evictable
+    store.add(_bare(b"me", 2000), 0)
+    store.mark_used(b"me")
+    before = (list(store), store.bytes)
+    with pytest.raises(RemoteError) as err:
+        if how == "add":
+            store.add(_bare(b"new", 6000), 0)
+        else:
+            store.replace(_bare(b"me", 6000), 0)
+    assert err.value.coap_code == (5, 3)
+    assert (list(store), store.bytes) == before and store.used(b"me") and store.used(b"used")
+    # with room after evicting the unused one, it goes and is reported
+    assert [b.label for b in store.replace(_bare(b"me", 4000), 0)] == [b"flood"]
+    assert store.used(b"me") and store.bytes == 9000
