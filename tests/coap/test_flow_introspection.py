@@ -245,7 +245,7 @@ async def test_an_unprotected_introspection_answer_is_never_taken(tmp_path: Path
     # anyone on the path can answer in plain CoAP: only an OSCORE-protected answer is the AS's
     port = free_port()
     site = aiocoap.resource.Site()
-    site.add_resource(["introspect"], _Impostor())
+    site.add_resource([], _Impostor())  # OSCORE hides the Uri-Path: the outer request is for /
     server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
     secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
     asker = IntrospectionClient(f"coap://[::1]:{port}/introspect", secret, FileSequenceStore(tmp_path / "s.json"))
@@ -254,4 +254,30 @@ async def test_an_unprotected_introspection_answer_is_never_taken(tmp_path: Path
         assert await bounded(asker.introspect(request)) == (None, b"")
     finally:
         await bounded(asker.stop())
+        await bounded(server.shutdown())
+
+
+class _PlainResource(aiocoap.resource.Resource):  # type: ignore[misc]
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:  # OSCORE's outer code
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"forged reading")
+
+
+async def test_the_client_never_takes_an_unprotected_success(tmp_path: Path) -> None:
+    # a protected request answered in plain CoAP: an error may come so (OSCORE errors do), a 2.xx not
+    from ace.coap import contexts
+    port = free_port()
+    site = aiocoap.resource.Site()
+    site.add_resource([], _PlainResource())  # OSCORE hides the Uri-Path
+    server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
+    runner = ClientRunner(None, as_secret=None, as_uri=None,  # type: ignore[arg-type]  (no flow needed)
+                          seqno_store=FileSequenceStore(tmp_path / "s.json"))
+    await bounded(runner.start())
+    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    security = contexts.from_secret(secret, store=runner.seqno_store, claims=["rs"])
+    try:
+        got = await bounded(runner._send("resource (protected)", "GET", f"coap://[::1]:{port}/temp", b"", None,
+                                         security))
+        assert got.code == (5, 2) and b"forged" not in got.payload
+    finally:
+        await bounded(runner.stop())
         await bounded(server.shutdown())
