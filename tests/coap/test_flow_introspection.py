@@ -281,3 +281,31 @@ async def test_the_client_never_takes_an_unprotected_success(tmp_path: Path) -> 
     finally:
         await bounded(runner.stop())
         await bounded(server.shutdown())
+
+
+class _PlainTrl(aiocoap.resource.Resource):  # type: ignore[misc]
+    async def render_fetch(self, request: aiocoap.Message) -> aiocoap.Message:  # OSCORE's outer code (Observe)
+        return aiocoap.Message(code=aiocoap.CONTENT, content_format=262,
+                               payload=cbor2.dumps({0: [trl.token_hash(b"someone else's token")]}))
+
+
+async def test_an_unprotected_trl_answer_revokes_nothing(tmp_path: Path) -> None:
+    from ace.coap import contexts
+    from ace.coap.trl import TrlObserver
+    port = free_port()
+    site = aiocoap.resource.Site()
+    site.add_resource([], _PlainTrl())  # OSCORE hides the Uri-Path
+    server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
+    ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    ctx.client_credentials[f"coap://[::1]:{port}/*"] = contexts.from_secret(
+        secret, store=FileSequenceStore(tmp_path / "s.json"), claims=["as"])
+    revoked: list[list[bytes]] = []
+    observer = TrlObserver(f"coap://[::1]:{port}/revoke/trl", revoked.append, timeout=TIMEOUT)
+    observer.context = ctx
+    try:
+        assert await bounded(observer._observe_once()) is False
+        assert revoked == [] and observer.notifications == 0
+    finally:
+        await bounded(ctx.shutdown())
+        await bounded(server.shutdown())
