@@ -30,14 +30,14 @@ first. MAX_DIFF_BATCH = 8 items are returned at most per response (the Cursor ex
 Bounded memory: collections are kept for the MAX_REQUESTERS requesters (clients and RSs)
 that queried the TRL most recently (LRU). A requester's collection is created when it is
 first seen (first query or observation, or again after being evicted or after an AS
-restart): it starts at index 0 with, if the requester's portion of the TRL is not empty, one
-item whose 'added' is that whole portion, so that a diff query never hides a revocation made
-before the collection existed. Positions in the store at AS start are taken as already known
-(a fresh collection after a restart, nothing replayed). Consequence: a cursor a requester
-kept from before an AS restart (or an eviction) refers to a collection that is gone; it is
-either out of bound (4.00, below) or is taken in the new collection. A requester that lost
-its observation (e.g. the AS restarted) SHOULD therefore start again with a full query, as
-RFC 9770 §6.2 and §9 advise anyway.
+restart) with, if the requester's portion of the TRL is not empty, one item whose 'added' is
+that whole portion, so that a diff query never hides a revocation made before the collection
+existed. Item indexes come from a durable per-requester counter in the store
+(``AsStore.next_counter``): the first item ever is index 0, and a collection made again
+continues where the lost one stopped, as if its items had been dropped. So a cursor kept from
+before an AS restart or an eviction names an item that is gone: Case A (``cursor: null,
+more: true``), and the requester does a full query, never a silent "nothing new". Positions
+in the store at AS start are taken as already known (nothing replayed).
 
 Errors (§6.3): a malformed ``diff`` or ``cursor`` value, ``cursor`` without ``diff``, a
 repeated parameter, or a ``cursor`` out of bound (above MAX_INDEX, or beyond last_index when
@@ -152,12 +152,14 @@ class DiffAnswer:
 class UpdateCollection:
     """One requester's series of TRL updates, bounded (MAX_N items, MAX_COLLECTION_HASHES hashes)."""
 
-    def __init__(self, *, max_n: int = MAX_N, max_index: int = MAX_INDEX) -> None:
+    def __init__(self, *, max_n: int = MAX_N, max_index: int = MAX_INDEX,
+                 counter: Callable[[], int] | None = None) -> None:
         if max_n < 1 or max_index < max_n:
             raise ValueError("need 1 <= max_n <= max_index")
         self.max_n, self.max_index = max_n, max_index
+        self.counter = counter  # durable 1, 2, ...: indexes go on across AS restarts and evictions
         self.items: deque[SeriesItem] = deque()
-        self.total = 0  # items ever added
+        self.total = 0  # items ever added (to this requester's collection, counter permitting)
         self.hashes = 0  # hashes in the items kept
 
     @property
@@ -174,14 +176,14 @@ class UpdateCollection:
         for kind, hashes in ((0, removed), (1, added)):
             for start in range(0, len(hashes), MAX_ITEM_HASHES):
                 chunk = tuple(hashes[start:start + MAX_ITEM_HASHES])
-                self._append(SeriesItem(self.total % (self.max_index + 1),
+                self.total = self.counter() if self.counter is not None else self.total + 1
+                self._append(SeriesItem((self.total - 1) % (self.max_index + 1),
                                         chunk if kind == 0 else (), chunk if kind == 1 else ()))
                 n += 1
         return n
 
     def _append(self, item: SeriesItem) -> None:
         self.items.append(item)
-        self.total += 1
         self.hashes += len(item.removed) + len(item.added)
         while len(self.items) > self.max_n or (self.hashes > MAX_COLLECTION_HASHES and len(self.items) > 1):
             old = self.items.popleft()
@@ -318,7 +320,9 @@ class TrlEndpoint:
         if found is not None:
             self.collections.move_to_end(requester)
             return found
-        made = UpdateCollection(max_n=self.max_n, max_index=self.max_index)
+        name = f"trl:rs:{requester.audience}" if isinstance(requester, RsPeer) else f"trl:c:{requester}"
+        made = UpdateCollection(max_n=self.max_n, max_index=self.max_index,
+                                counter=lambda: self.store.next_counter(name))
         made.add((), self.full_set(requester))
         self.collections[requester] = made
         while len(self.collections) > self.max_requesters:

@@ -365,17 +365,21 @@ def test_collections_are_bounded_and_seeded(store: MemoryAsStore) -> None:
     ep.handle("c2")
     ep.handle(RsPeer("rs2"))  # c1's collection is the least recently used: dropped
     assert list(ep.collections) == ["c2", RsPeer("rs2")]
-    # back: a new collection, index 0, whose one item adds c1's whole portion of the TRL
-    assert diff(ep, "c1", "diff=0") == trl.DiffSet([([], [h1])], 0, False)
+    # back: a new collection whose one item adds c1's whole portion of the TRL; its index goes on
+    # from the lost collection's (the store's counter), so a stale cursor (0) gets it, not "nothing new"
+    assert diff(ep, "c1", "diff=0") == trl.DiffSet([([], [h1])], 1, False)
+    assert diff(ep, "c1", "diff=0", "cursor=0") == trl.DiffSet([([], [h1])], 1, False)
     assert list(ep.collections) == [RsPeer("rs2"), "c1"]
     revoke_hashes(store, h2)
-    assert diff(ep, "c1", "diff=0", "cursor=0") == trl.DiffSet([], 0, False)  # not c1's
+    assert diff(ep, "c1", "diff=0", "cursor=1") == trl.DiffSet([], 1, False)  # not c1's
     assert diff(ep, RsPeer("rs2"), "diff=0") == trl.DiffSet([([], [h2])], 0, False)  # an item of the batch
     assert diff(ep, "c2", "diff=0") == trl.DiffSet([([], [h2])], 0, False)  # c2 was dropped: new, seeded
     # an AS restart: the entries already in the store are taken as known, collections start again
     again = TrlEndpoint(store, clock=fixed_clock())
     assert again.position == 2 and not again.collections
-    assert diff(again, RsPeer("rs2"), "diff=0") == trl.DiffSet([([], [h2])], 0, False)
+    assert diff(again, RsPeer("rs2"), "diff=0") == trl.DiffSet([([], [h2])], 1, False)
+    # rs2's cursor from before the restart (0, all it had seen) is answered with the seed item
+    assert diff(again, RsPeer("rs2"), "diff=0", "cursor=0") == trl.DiffSet([([], [h2])], 1, False)
 
 
 def test_collection_bounds_hashes_and_items() -> None:
@@ -410,3 +414,23 @@ def test_cursor_diff_gives_the_most_recent_items() -> None:
     assert [i.index for i in many.items] == [1, 2, 3, 4] and many.cursor == 4 and many.more is True
     rest = c.diff(0, many.cursor, batch=4)
     assert [i.index for i in rest.items] == [5, 6, 7, 8] and rest.more is True
+
+
+def test_a_cursor_from_before_a_restart_never_hides_a_revocation(store: MemoryAsStore) -> None:
+    # the requester saw items 0..1, then the AS restarted and more revocations came: the new
+    # collection's indexes go on (2, 3), so its old cursor leads to them, or to Case A once gone
+    ep = TrlEndpoint(store, clock=fixed_clock())
+    ep.handle("c1")
+    old = [fake_token(store, i, "c1") for i in range(2)]
+    for h in old:
+        revoke_hashes(store, h)
+        ep.ingest()
+    assert diff(ep, "c1", "diff=0").cursor == 1
+    again = TrlEndpoint(store, clock=fixed_clock())
+    new = fake_token(store, 7, "c1")
+    again.handle("c1")  # the collection is made again: its seed item (index 2) lists both old hashes
+    revoke_hashes(store, new)
+    got = diff(again, "c1", "diff=0", "cursor=1")
+    assert got.cursor == 3 and [set(added) for _, added in got.entries] == [{new}, set(old)]
+    # a cursor whose next item the new collection lacks: Case A (do a full query), not "nothing new"
+    assert diff(again, "c1", "diff=0", "cursor=0") == trl.DiffSet([], None, True)
