@@ -18,7 +18,6 @@ calls ``authz_info`` again (``ace.rs.introspection``).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from collections import OrderedDict
@@ -26,9 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from ace.authz_server.trl import token_hash as trl_hash
-from ace.cbor import codec
-from ace.cbor.codec import MapReader
-from ace.cbor.labels import AceProfile, ContentFormat, Param
+from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints, IntrospectionResponse
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, method_bit, parse_scope
 from ace.errors import (
@@ -42,12 +39,13 @@ from ace.errors import (
 )
 from ace.profiles import dtls, edhoc, oscore
 from ace.redact import token as redact_token
+from ace.rs import tokens as tok
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import CounterState, Freshness
 from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
 from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
+from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, check_claims, verify_token
 from ace.tokens.keys import CoseKey
@@ -107,7 +105,7 @@ class ResourceServer:
         or DTLS session) protected the POST, None when it came unprotected."""
         if channel_label is not None:
             return self._update(payload, content_format, channel_label)
-        if content_format == ContentFormat.CWT or (content_format is None and not _is_map(payload)):
+        if content_format == ContentFormat.CWT or (content_format is None and not tok.is_map(payload)):
             return self._authz_info_raw(payload)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
         if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9203 §4.1: application/ace+cbor
             raise RemoteError("content format must be application/ace+cbor or application/cwt",
@@ -133,7 +131,7 @@ class ResourceServer:
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
-        dropped, later = self._supersede(_client_key(claims.sub, b"osc:" + material.id))
+        dropped, later = self._supersede(tok.client_key(claims.sub, b"osc:" + material.id))
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid, max_len=id_limit)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
@@ -141,7 +139,7 @@ class ResourceServer:
         response = AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode()
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=request.nonce1, response=response,
-                          context=params, client_key=_client_key(claims.sub, b"osc:" + material.id),
+                          context=params, client_key=tok.client_key(claims.sub, b"osc:" + material.id),
                           pop_id=material.id, supersedes=later)
         return self._store(binding, dropped, request.access_token)
 
@@ -157,9 +155,9 @@ class ResourceServer:
             raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
         channel, pop_id = self._raw_channel(claims.cnf.key)
         scope = self._usable_scope(claims.scope)
-        client_key = _client_key(claims.sub, b"pop:" + channel.label)
+        client_key = tok.client_key(claims.sub, b"pop:" + channel.label)
         current = self.bindings.get(channel.label)  # the same PoP key: an older token must not win
-        if current is not None and _older(claims, current.claims):
+        if current is not None and tok.older(claims, current.claims):
             raise RemoteError("an older token for a key in use", error_code=None, coap_code=UNAUTHORIZED)
         dropped, later = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
@@ -188,13 +186,13 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
-        token = _token_of(payload, content_format)
+        token = tok.token_of(payload, content_format)
         claims = self._verify(token, over_channel=True)
-        if not _same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
+        if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
         scope = self._usable_scope(claims.scope)
-        binding = replace(current, token_hash=trl_hash(token), claims=_kept(claims), scope=scope,
+        binding = replace(current, token_hash=trl_hash(token), claims=tok.kept(claims), scope=scope,
                           expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
         gone = self.bindings.replace(binding, self.clock())  # keeps its in-use mark (RFC 9200 §6)
         self._released(gone)
@@ -268,7 +266,7 @@ class ResourceServer:
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
-        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=_kept(binding.claims))
+        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=tok.kept(binding.claims))
         try:
             purged = self.bindings.add(binding, self.clock())
         except RemoteError:
@@ -376,46 +374,3 @@ class ResourceServer:
             del self._revoked[h]  # expired: refused as such anyway
         self.introspection.purge(now)
         return gone
-
-
-def _is_map(payload: bytes) -> bool:
-    return bool(payload) and payload[0] >> 5 == 5  # CBOR major type 5
-
-
-def _client_key(sub: str | None, fallback: bytes) -> bytes:
-    """"The same client": its sub claim if the token has one, else its PoP key."""
-    return b"sub:" + sub.encode() if sub is not None else fallback
-
-
-def _token_of(payload: bytes, content_format: int | None) -> bytes:
-    """The token of an update: an ace+cbor map holding only access_token (RFC 9203 §4.1) or the
-    token itself (RFC 9202 §3.4)."""
-    if content_format == ContentFormat.CWT or not _is_map(payload):
-        return payload
-    return MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param).bytes_(
-        Param.ACCESS_TOKEN, required=True)
-
-
-def _kept(claims: AccessTokenClaims) -> AccessTokenClaims:
-    """The claims a binding keeps: not cnf (the key lives in the channel's context; one copy of a
-    secret is enough, and the memory is the RS's scarcest)."""
-    return replace(claims, cnf=None)
-
-
-def _same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
-    match claims.cnf:
-        case KidCnf(kid):
-            return hmac.compare_digest(kid, current.pop_id)
-        case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
-            return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
-        case CoseKeyCnf(key) if isinstance(current.context, edhoc.EdhocChannel):
-            return key == current.context.peer_key
-    return False
-
-
-def _older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
-    """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
-    for a, b in ((new.iat, current.iat), (new.exp, current.exp)):
-        if a is not None and b is not None:
-            return a < b
-    return False

@@ -1,0 +1,58 @@
+"""Small pure helpers of the RS core (``ace.rs.server``): the token in a POST /authz-info
+payload, the client a token speaks for, whether a new token is bound to a channel's key."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import replace
+
+from ace.cbor import codec
+from ace.cbor.codec import MapReader
+from ace.cbor.labels import ContentFormat, Param
+from ace.profiles import dtls, edhoc
+from ace.rs.store import Binding
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import CoseKeyCnf, KidCnf
+
+
+def is_map(payload: bytes) -> bool:
+    return bool(payload) and payload[0] >> 5 == 5  # CBOR major type 5
+
+
+def client_key(sub: str | None, fallback: bytes) -> bytes:
+    """"The same client": its sub claim if the token has one, else its PoP key."""
+    return b"sub:" + sub.encode() if sub is not None else fallback
+
+
+def token_of(payload: bytes, content_format: int | None) -> bytes:
+    """The token of an update: an ace+cbor map holding only access_token (RFC 9203 §4.1) or the
+    token itself (RFC 9202 §3.4)."""
+    if content_format == ContentFormat.CWT or not is_map(payload):
+        return payload
+    return MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param).bytes_(
+        Param.ACCESS_TOKEN, required=True)
+
+
+def kept(claims: AccessTokenClaims) -> AccessTokenClaims:
+    """The claims a binding keeps: not cnf (the key lives in the channel's context; one copy of a
+    secret is enough, and the memory is the RS's scarcest)."""
+    return replace(claims, cnf=None)
+
+
+def same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
+    match claims.cnf:
+        case KidCnf(kid):
+            return hmac.compare_digest(kid, current.pop_id)
+        case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
+            return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
+        case CoseKeyCnf(key) if isinstance(current.context, edhoc.EdhocChannel):
+            return key == current.context.peer_key
+    return False
+
+
+def older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
+    """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
+    for a, b in ((new.iat, current.iat), (new.exp, current.exp)):
+        if a is not None and b is not None:
+            return a < b
+    return False
