@@ -9,7 +9,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,19 +36,6 @@ EC_KEY = generate_curve_key(Curve.P_256, kid=b"ec", alg=-7)
 
 def rs_record(audience: str = "rs1", **kw: object) -> RsRecord:
     return RsRecord(audience=audience, rs_id=f"{audience}-id", token_key=symmetric_key(bytes(16), kid=b"k"), **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsStore]:
-    s: AsStore
-    s = MemoryAsStore() if request.param == "memory" else SqliteAsStore(tmp_path / "as.db", clock=fixed_clock())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "as.db"
 
 
 # --- clients ----------------------------------------------------------------------------

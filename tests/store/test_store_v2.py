@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,19 +62,6 @@ def populate_v1(s: AsStore) -> None:
 KEY = b"\x5e" * 16
 PSK = DtlsPsk(identity=b"client-1", key=KEY)
 OSCORE = OscoreSecret(master_secret=b"\x33" * 16, sender_id=b"", recipient_id=b"\x05")
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsStore]:
-    s: AsStore
-    s = MemoryAsStore() if request.param == "memory" else SqliteAsStore(tmp_path / "as.db", clock=fixed_clock())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "as.db"
 
 
 # --- DTLS PSK clients -------------------------------------------------------------------

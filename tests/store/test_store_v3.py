@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,19 +57,6 @@ def populate_v2_file(s: AsStore) -> None:
 
 def snapshot3(s: AsStore) -> tuple[object, ...]:
     return (*snapshot(s), s.load_sequence_number("ctx-2"), s.get_rs("rs3"), s.grants_for("p1", "rs3"))
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsStore]:
-    s: AsStore
-    s = MemoryAsStore() if request.param == "memory" else SqliteAsStore(tmp_path / "as.db", clock=fixed_clock())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "as.db"
 
 
 def rs(audience: str, auth_key: CoseKey | None, **kw: object) -> RsRecord:

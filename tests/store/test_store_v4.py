@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,19 +75,6 @@ def snapshot4(s: AsStore) -> tuple[object, ...]:
 
 
 FILTERS = [(None, None), ("e1", None), (None, "rs4"), ("e1", "rs4"), ("p1", None), ("c", "rs1"), ("zz", None)]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsStore]:
-    s: AsStore
-    s = MemoryAsStore() if request.param == "memory" else SqliteAsStore(tmp_path / "as.db", clock=fixed_clock())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "as.db"
 
 
 def h(n: int) -> bytes:

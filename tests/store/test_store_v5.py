@@ -9,7 +9,7 @@ keeping every record.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,19 +55,6 @@ def write_v4_fixture(path: str) -> None:
 def snapshot5(s: AsStore) -> tuple[object, ...]:
     return (*snapshot4(s), s.get_rs("rs6"), s.find_tokens(audience="rs6"), s.revoked_since(0, 10),
             [s.is_revoked(h) for h in (*V4_REVOKED, V4_TOKEN.token_hash)])
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AsStore]:
-    s: AsStore
-    s = MemoryAsStore() if request.param == "memory" else SqliteAsStore(tmp_path / "as.db", clock=fixed_clock())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "as.db"
 
 
 def h(n: int) -> bytes:
