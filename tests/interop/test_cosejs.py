@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from interop_tokens import AUDIENCE, CLAIMS, tamper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # cosejs_peer lives next to this file
 
@@ -28,35 +29,14 @@ from cosejs_peer import CoseJsRejected, cosejs_available, cosejs_verify, ensure_
 
 from ace.cbor.labels import Alg, Curve
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf
 from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key
 
 KID = b"as-key-1"
-AUDIENCE = "rs1"
 NOW = 1_750_000_000
 EXTERNAL_AAD = b"\x01external-aad"
 
-POP_KEY = CoseKey.from_map(
-    {
-        1: 2,
-        2: b"client-pop",
-        -1: 1,
-        -2: bytes.fromhex("bac5b11cad8f99f9c72b05cf4b9e26d244dc189f745228255a219a86d6a09eff"),
-        -3: bytes.fromhex("20138bf82dc1b6d562be0fa54ab7804a3a64b6d72ccfed6b6fb6ed28bbfc117e"),
-    }
-)
-CLAIMS = AccessTokenClaims(
-    iss="as.example",
-    aud=AUDIENCE,
-    exp=4_000_000_000,
-    nbf=1_700_000_000,
-    iat=1_700_000_000,
-    cti=bytes.fromhex("0102030405060708"),
-    cnf=CoseKeyCnf(POP_KEY),
-    scope="r_temp rw_config",
-)
 TAGS = {Kind.SIGN: 18, Kind.MAC: 17, Kind.AEAD: 16}
 
 
@@ -117,25 +97,6 @@ def _issue(name: str, key: CoseKey, *, tagged: bool, external_aad: bytes = b"") 
     )
 
 
-def _body(token: bytes) -> bytes:
-    item = cbor2.loads(token)
-    if isinstance(item, cbor2.CBORTag):
-        item = item.value
-    body = item[2]
-    assert isinstance(body, bytes)
-    return body
-
-
-def _tamper(token: bytes, where: str) -> bytes:
-    """``token`` with one byte flipped: in the payload/ciphertext or the last byte."""
-    if where == "last":
-        pos = len(token) - 1
-    else:
-        body = _body(token)
-        pos = token.index(body) + len(body) // 2
-    return token[:pos] + bytes([token[pos] ^ 0x01]) + token[pos + 1 :]
-
-
 def _ours_verify(token: bytes, key: CoseKey, external_aad: bytes = b"") -> AccessTokenClaims:
     ring = KeyRing([key if key.is_symmetric else key.public()])
     return verify_token(token, ring, audience=AUDIENCE, clock=lambda: NOW, external_aad=external_aad)
@@ -162,7 +123,7 @@ def test_our_token_verifies_with_cosejs(name: str, tagged: bool, keys: dict[str,
 @pytest.mark.parametrize("name", list(CASES))
 def test_tampered_token_rejected_by_cosejs(name: str, tagged: bool, where: str, keys: dict[str, CoseKey]) -> None:
     key, case = keys[name], CASES[name]
-    bad = _tamper(_issue(name, key, tagged=tagged), where)
+    bad = tamper(_issue(name, key, tagged=tagged), where)
     with pytest.raises(CoseJsRejected):
         cosejs_verify(case.peer_kind, bad, _peer_key(key))
 

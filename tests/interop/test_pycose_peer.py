@@ -21,6 +21,7 @@ from typing import Any
 import cbor2
 import pytest
 from cryptography.exceptions import InvalidTag
+from interop_tokens import AUDIENCE, CLAIMS, tamper
 from pycose import algorithms as pyalg
 from pycose.headers import IV, KID, Algorithm
 from pycose.keys import CoseKey as PyCoseKey
@@ -30,36 +31,15 @@ from ace.cbor.labels import Alg, Curve
 from ace.errors import VerificationError
 from ace.tokens import cose
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf
 from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key
 
 KID_VALUE = b"as-key-1"
-AUDIENCE = "rs1"
 NOW = 1_750_000_000
 PEER_IV = bytes(range(0xA0, 0xA0 + 13))
 RAW_PAYLOAD = b"ACE pycose interop \x00\x01\xff"
 
-POP_KEY = CoseKey.from_map(
-    {
-        1: 2,
-        2: b"client-pop",
-        -1: 1,
-        -2: bytes.fromhex("bac5b11cad8f99f9c72b05cf4b9e26d244dc189f745228255a219a86d6a09eff"),
-        -3: bytes.fromhex("20138bf82dc1b6d562be0fa54ab7804a3a64b6d72ccfed6b6fb6ed28bbfc117e"),
-    }
-)
-CLAIMS = AccessTokenClaims(
-    iss="as.example",
-    aud=AUDIENCE,
-    exp=4_000_000_000,
-    nbf=1_700_000_000,
-    iat=1_700_000_000,
-    cti=bytes.fromhex("0102030405060708"),
-    cnf=CoseKeyCnf(POP_KEY),
-    scope="r_temp rw_config",
-)
 
 
 def _rng(n: int) -> bytes:
@@ -149,24 +129,6 @@ def _peer_build(name: str, payload: bytes, key: CoseKey, *, layout: str, tagged:
     return msg.encode(tag=tagged)  # type: ignore[no-any-return]
 
 
-def _body(message: bytes) -> bytes:
-    item = cbor2.loads(message)
-    while isinstance(item, cbor2.CBORTag):
-        item = item.value
-    body = item[2]
-    assert isinstance(body, bytes)
-    return body
-
-
-def _tamper(message: bytes, where: str) -> bytes:
-    if where == "last":
-        pos = len(message) - 1
-    else:
-        body = _body(message)
-        pos = message.index(body) + len(body) // 2
-    return message[:pos] + bytes([message[pos] ^ 0x01]) + message[pos + 1 :]
-
-
 def _ours_verify(token: bytes, key: CoseKey) -> AccessTokenClaims:
     return verify_token(token, KeyRing([_verifier(key)]), audience=AUDIENCE, clock=lambda: NOW)
 
@@ -203,7 +165,7 @@ def test_pycose_opens_our_cose_message(name: str, keys: dict[str, CoseKey]) -> N
 @pytest.mark.parametrize("name", list(CASES))
 def test_pycose_rejects_our_tampered_token(name: str, where: str, keys: dict[str, CoseKey]) -> None:
     key, case = keys[name], CASES[name]
-    bad = _tamper(_issue(name, key, tagged=True), where)
+    bad = tamper(_issue(name, key, tagged=True), where)
     if case.kind is Kind.AEAD:
         with pytest.raises(InvalidTag):
             _peer_open(name, bad, key)
@@ -240,7 +202,7 @@ def test_we_reject_tampered_pycose_token(name: str, where: str, keys: dict[str, 
     key = keys[name]
     token = _peer_build(name, CLAIMS.encode(), key, layout="alg-protected/kid-unprotected", tagged=True)
     assert _ours_verify(token, key) == CLAIMS
-    bad = _tamper(token, where)
+    bad = tamper(token, where)
     with pytest.raises(VerificationError):
         _ours_verify(bad, key)
 

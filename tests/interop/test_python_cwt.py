@@ -26,6 +26,7 @@ import cbor2
 import cwt
 import pytest
 from cwt import COSEKey
+from interop_tokens import AUDIENCE, POP_KEY, tamper
 
 from ace.cbor.labels import Alg, Curve
 from ace.errors import ClaimsError, UnknownKeyError, VerificationError
@@ -37,7 +38,6 @@ from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key
 
 KID = b"as-key-1"
-AUDIENCE = "rs1"
 NOW = 1_750_000_000  # injected clock for ace (2025-06-15)
 NBF = IAT = 1_700_000_000  # 2023-11-14: in the past for both clocks
 EXP = 4_000_000_000  # 2096: far in the future for both clocks
@@ -51,15 +51,6 @@ def _fixed_rng(n: int) -> bytes:
     return bytes(range(1, n + 1))
 
 
-POP_KEY = CoseKey.from_map(
-    {
-        1: 2,  # kty EC2
-        2: b"client-pop",
-        -1: 1,  # P-256
-        -2: bytes.fromhex("bac5b11cad8f99f9c72b05cf4b9e26d244dc189f745228255a219a86d6a09eff"),
-        -3: bytes.fromhex("20138bf82dc1b6d562be0fa54ab7804a3a64b6d72ccfed6b6fb6ed28bbfc117e"),
-    }
-)
 
 CLAIMS = AccessTokenClaims(
     iss="as.example",
@@ -123,28 +114,6 @@ def _issue_peer(name: str, key: CoseKey, claims: dict[Any, Any], *, tagged: bool
     nonce = NONCE if case.kind is Kind.AEAD else b""
     # cwt.encode adds missing iat/nbf/exp to the dict it gets: hand it a copy
     return cwt.encode(dict(claims), _peer_key(key, case.alg, private=True), nonce=nonce, tagged=tagged)
-
-
-def _cose_body(token: bytes) -> bytes:
-    """The payload (Sign1/Mac0) or ciphertext (Encrypt0) of a tagged token."""
-    item = cbor2.loads(token)
-    while isinstance(item, cbor2.CBORTag):
-        item = item.value
-    body = item[2]
-    assert isinstance(body, bytes)
-    return body
-
-
-def _tamper(token: bytes, where: str) -> bytes:
-    """``token`` with exactly one byte flipped: in the body or the last byte (tag/signature)."""
-    if where == "last":
-        pos = len(token) - 1
-    else:
-        body = _cose_body(token)
-        pos = token.index(body) + len(body) // 2
-    tampered = token[:pos] + bytes([token[pos] ^ 0x01]) + token[pos + 1 :]
-    assert len(tampered) == len(token) and sum(a != b for a, b in zip(tampered, token, strict=True)) == 1
-    return tampered
 
 
 def _ours_verify(token: bytes, key: CoseKey, *, now: float = NOW, skew: float = DEFAULT_SKEW) -> AccessTokenClaims:
@@ -286,7 +255,7 @@ def test_tampered_token_rejected_by_both(name: str, issuer: str, where: str, key
     assert _ours_verify(token, key) == CLAIMS
     cwt.decode(token, _peer_key(key, CASES[name].alg, private=False))
 
-    bad = _tamper(token, where)
+    bad = tamper(token, where)
     with pytest.raises(VerificationError):
         _ours_verify(bad, key)
     with pytest.raises(cwt.CWTError):
