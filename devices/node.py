@@ -98,8 +98,8 @@ class NodeCore(ResourceServer):
         super().__init__(config, keys, clock=clock)
         self.no_clock = no_clock
 
-    def _verify(self, token: bytes, **kwargs: Any) -> AccessTokenClaims:
-        claims = super()._verify(token, **kwargs)
+    def _verify(self, token: bytes, h: bytes, **kwargs: Any) -> AccessTokenClaims:
+        claims = super()._verify(token, h, **kwargs)
         if self.no_clock and claims.exi is None:  # RFC 9200 §5.10.3: without a clock, exi bounds the token
             raise DecodeError("this node has no real-time clock: the token must carry exi")
         return claims

@@ -39,7 +39,8 @@ class Freshness:
         self.prefix, self.clock, self.rng, self.state = rs_id.encode(), clock, rng, state
         self.cnonce_lifetime = cnonce_lifetime  # None: this RS does not use cnonce
         self._state_name = f"exi-expired/{rs_id}"
-        self._highest = 0
+        stored = state.load_sequence_number(self._state_name) if state is not None else None
+        self._highest = stored or 0  # read once: from now on only note_expired moves it
         self._exi_seen: OrderedDict[bytes, None] = OrderedDict()
         self._cnonces: OrderedDict[bytes, float] = OrderedDict()
 
@@ -81,8 +82,7 @@ class Freshness:
         return int.from_bytes(cti[len(self.prefix):], "big")
 
     def highest_expired(self) -> int:
-        stored = self.state.load_sequence_number(self._state_name) if self.state is not None else None
-        return max(self._highest, stored or 0)
+        return self._highest
 
     def remember(self, claims: AccessTokenClaims) -> None:
         if claims.exi is not None and claims.cti is not None:

@@ -53,6 +53,7 @@ from ace.tokens.keys import CoseKey
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 MAX_REVOKED = 1024  # revoked token hashes remembered (RFC 9770 §11.1), the oldest forgotten first
+MAX_TEXT_SCOPES = 64  # text scopes whose AIF translation is kept
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +93,8 @@ class ResourceServer:
         self.bindings = BindingStore(config.max_tokens, config.max_bytes)
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
-        self._revoked: OrderedDict[bytes, float | None] = OrderedDict()  # TRL hash -> until when kept
+        self._revoked: OrderedDict[bytes, float | None] = OrderedDict()
+        self._aif: OrderedDict[TextScope, AifScope] = OrderedDict()  # see _as_aif  # TRL hash -> until when kept
         self.introspection = IntrospectionCache()  # the AS's answers (ace.rs.introspection)
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
@@ -121,7 +123,7 @@ class ResourceServer:
         for known in self.bindings.by_token_hash(token_hash):
             if known.nonce1 == request.nonce1 and not known.expired(self.clock()):
                 return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
-        claims = self._verify(request.access_token)
+        claims = self._verify(request.access_token, token_hash)
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
@@ -131,7 +133,8 @@ class ResourceServer:
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
-        dropped, later = self._supersede(tok.client_key(claims.sub, b"osc:" + material.id))
+        client_key = tok.client_key(claims.sub, b"osc:" + material.id)
+        dropped, later = self._supersede(client_key)
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid, max_len=id_limit)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
@@ -139,7 +142,7 @@ class ResourceServer:
         response = AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode()
         binding = Binding(label=server_rid, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=request.nonce1, response=response,
-                          context=params, client_key=tok.client_key(claims.sub, b"osc:" + material.id),
+                          context=params, client_key=client_key,
                           pop_id=material.id, supersedes=later)
         return self._store(binding, dropped, request.access_token)
 
@@ -150,7 +153,7 @@ class ResourceServer:
         live = [b for b in self.bindings.by_token_hash(token_hash) if not b.expired(self.clock())]
         if live:
             return AuthzInfoOutcome(b"", live[-1], False, [])  # the same token again: nothing changes
-        claims = self._verify(token)
+        claims = self._verify(token, token_hash)
         if not isinstance(claims.cnf, CoseKeyCnf):
             raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
         channel, pop_id = self._raw_channel(claims.cnf.key)
@@ -187,20 +190,21 @@ class ResourceServer:
         if current is None or current.expired(self.clock()):
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
         token = tok.token_of(payload, content_format)
-        claims = self._verify(token, over_channel=True)
+        token_hash = trl_hash(token)
+        claims = self._verify(token, token_hash, over_channel=True)
         if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
         scope = self._usable_scope(claims.scope)
-        binding = replace(current, token_hash=trl_hash(token), claims=tok.kept(claims), scope=scope,
+        binding = replace(current, token_hash=token_hash, claims=tok.kept(claims), scope=scope,
                           expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
         gone = self.bindings.replace(binding, self.clock())  # keeps its in-use mark (RFC 9200 §6)
         self._released(gone)
         log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
 
-    def _verify(self, token: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
-        h = trl_hash(token)
+    def _verify(self, token: bytes, h: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
+        """The token's claims (``h``: its RFC 9770 hash), checked, or RemoteError."""
         if h in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
             raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
         if self.config.introspect or (self.config.reference_tokens and is_reference(token)):
@@ -339,7 +343,16 @@ class ResourceServer:
         return binding
 
     def _as_aif(self, scope: Scope) -> AifScope:
-        return scope.to_aif(self.config.scope_meaning) if isinstance(scope, TextScope) else scope
+        """What a scope allows here; text scopes are translated once (a bounded cache shared by
+        the bindings with that scope), not on every request."""
+        if not isinstance(scope, TextScope):
+            return scope
+        aif = self._aif.get(scope)
+        if aif is None:
+            aif = self._aif[scope] = scope.to_aif(self.config.scope_meaning)
+            while len(self._aif) > MAX_TEXT_SCOPES:
+                self._aif.popitem(last=False)
+        return aif
 
     def revoke(self, hashes: Iterable[bytes]) -> list[Binding]:
         """RFC 9770 §11.1: the AS listed these token hashes (its TRL): the bindings of those tokens go
