@@ -1,7 +1,8 @@
 """The Token Revocation List (RFC 9770), sans I/O: token hashes, revocation, full and diff
 queries with the Cursor extension.
 
-``token_hash`` is RFC 9770 §4.2.1/§4.4: HASH_INPUT is the UTF-8 text of the base64url
+``token_hash`` (``ace.tokens.hashing``, re-exported here) is RFC 9770 §4.2.1/§4.4: HASH_INPUT
+is the UTF-8 text of the base64url
 (unpadded) encoding of the token bytes (the value of the access_token byte string), and the
 hash is RFC 6920 §6 binary format: the suite id (1: sha-256) followed by the digest. The AS
 logs this hash for every token it issues; the RS and the client compute it the same way.
@@ -52,8 +53,6 @@ revoke`` (and ``ace policy revoke``) run against the store.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -78,15 +77,18 @@ from ace.authz_server.trl_wire import (
 )
 from ace.errors import UNAUTHORIZED, ConfigError, RemoteError
 from ace.store.base import AsStore, IssuedToken
+from ace.tokens.hashing import HASH_LEN, SHA256_SUITE, token_hash
 
 log = logging.getLogger(__name__)
-__all__ = [  # the wire format (trl_wire) is re-exported: the TRL's users import it from here
+__all__ = [  # re-exported (trl_wire, the token hash): the TRL's users import them from here
     "ACE_TRL_ERROR",
+    "HASH_LEN",
     "MAX_ENTRIES",
     "MAX_INDEX",
     "MAX_N",
     "MAX_QUERY_DIGITS",
     "PD_TITLE",
+    "SHA256_SUITE",
     "DiffSet",
     "TrlError",
     "TrlErrorId",
@@ -96,11 +98,10 @@ __all__ = [  # the wire format (trl_wire) is re-exported: the TRL's users import
     "encode_diff_set",
     "encode_full_set",
     "parse_query",
+    "token_hash",
 ]
 Clock = Callable[[], float]
 
-SHA256_SUITE = 0x01  # RFC 6920 §9.4 Named Information Hash Algorithm Registry: sha-256
-HASH_LEN = 1 + 32
 DEFAULT_PATH = "/revoke/trl"
 BATCH = 512  # TRL entries read from the store at a time
 INGEST_BATCHES = 16  # store batches one ``ingest`` takes at most (the rest: the next call)
@@ -109,14 +110,6 @@ MAX_REQUESTERS = 1024  # update collections kept (least recently used dropped)
 MAX_ITEM_HASHES = 256  # hashes in one item; a bigger batch becomes several items
 MAX_COLLECTION_HASHES = 4096  # hashes one collection keeps over all its items
 PROBLEM_DETAILS_CF = 257  # application/concise-problem-details+cbor (RFC 9290)
-
-
-def token_hash(token: bytes) -> bytes:
-    """RFC 9770 §4.2.1, §4.4: 0x01 || SHA-256(utf8(base64url_nopad(token)))."""
-    if not isinstance(token, bytes):
-        raise TypeError("token must be bytes")
-    hash_input = base64.urlsafe_b64encode(token).rstrip(b"=")  # ASCII, so already its UTF-8 bytes
-    return bytes((SHA256_SUITE,)) + hashlib.sha256(hash_input).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import (
     AccessTokenRequest,
@@ -31,6 +30,7 @@ from ace.profiles import dtls, edhoc, oscore
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
+from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
 
 Clock = Callable[[], float]

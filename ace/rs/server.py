@@ -24,7 +24,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints, IntrospectionResponse
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, method_bit, parse_scope
@@ -48,6 +47,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, check_claims, verify_token
+from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
