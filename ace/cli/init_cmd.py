@@ -16,10 +16,11 @@ from typing import Any
 
 from ace.cbor.labels import Curve
 from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private, write_psk
+from ace.cli.keyfiles import save_key
 from ace.errors import ConfigError
 from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import generate_curve_key, generate_symmetric, save_key
+from ace.tokens.keys import generate_curve_key, generate_symmetric
 
 CLIENT_ID, AUDIENCE = "clientA", "rs1"
 

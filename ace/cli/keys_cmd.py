@@ -8,8 +8,9 @@ from typing import Any
 
 from ace.cbor.diag import diag
 from ace.cbor.labels import Alg, Curve
+from ace.cli.keyfiles import load_key, save_key
 from ace.redact import cose_key_map
-from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric, load_key, save_key
+from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric
 
 KEY_TYPES = {"symmetric": None, "ec2": Curve.P_256, "ed25519": Curve.ED25519, "x25519": Curve.X25519}
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
+from ace.cli.keyfiles import load_key
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import load_key
 
 
 def register(sub: Any) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ace.authz_server.token import TokenPolicy
 from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
+from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
@@ -19,7 +20,6 @@ from ace.rs.server import ResourceServer, RsConfig
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing
-from ace.tokens.keys import load_key
 
 
 def build_as(cfg: AsFileConfig) -> AsServer:

@@ -13,11 +13,12 @@ from typing import Any
 from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import Claim, HeaderParam
+from ace.cli.keyfiles import load_key
 from ace.errors import AceError, RemoteError, coap_code_text
 from ace.redact import message_map
 from ace.tokens.crypto import Kind, alg_name
 from ace.tokens.cwt import open_envelope, verify_token
-from ace.tokens.keys import CoseKey, load_key
+from ace.tokens.keys import CoseKey
 
 STRUCTURE = {Kind.AEAD: "COSE_Encrypt0", Kind.SIGN: "COSE_Sign1", Kind.MAC: "COSE_Mac0"}
 

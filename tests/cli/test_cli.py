@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from ace.cli.keyfiles import load_key
 from ace.cli.main import main
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import issue_token
-from ace.tokens.keys import load_key
 
 MS = bytes.fromhex("f9af838368e353e78888e1426bd94e6f")
 

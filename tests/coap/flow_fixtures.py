@@ -28,6 +28,7 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import Deployment, init_deployment
+from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest
 from ace.coap import contexts
 from ace.coap.as_server import AsServer
@@ -42,7 +43,7 @@ from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
-from ace.tokens.keys import CoseKey, load_key
+from ace.tokens.keys import CoseKey
 
 T = TypeVar("T")
 TIMEOUT = 5.0  # seconds for any one await on loopback

@@ -32,6 +32,7 @@ from ace.cbor.labels import AceProfile, ContentFormat, Curve
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret
+from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Session
 from ace.coap import edhoc
 from ace.coap import rs_server as rs_server_module
@@ -46,7 +47,7 @@ from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
-from ace.tokens.keys import CoseKey, generate_curve_key, load_key
+from ace.tokens.keys import CoseKey, generate_curve_key
 
 EDHOC = AceProfile.COAP_EDHOC_OSCORE  # 4
 CWT = int(ContentFormat.CWT)

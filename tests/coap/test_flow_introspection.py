@@ -28,6 +28,7 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
+from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
@@ -36,7 +37,7 @@ from ace.rs.introspection import is_reference
 from ace.store.base import Grant, OscoreSecret, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
-from ace.tokens.keys import load_key, symmetric_key
+from ace.tokens.keys import symmetric_key
 
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
 

@@ -25,6 +25,7 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
+from ace.cli.keyfiles import load_key
 from ace.cli.main import main
 from ace.cli.revoke_cmd import revoke
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
@@ -34,7 +35,6 @@ from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
 from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import load_key
 
 
 async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:

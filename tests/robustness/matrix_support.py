@@ -41,6 +41,7 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import Deployment, init_deployment
+from ace.cli.keyfiles import load_key, save_key
 from ace.coap import contexts, dtls
 from ace.coap.as_server import AsServer
 from ace.coap.oscore_context import MemoryOscoreContext
@@ -54,7 +55,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import issue_token
-from ace.tokens.keys import CoseKey, generate_curve_key, load_key, save_key, symmetric_key
+from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
 
 T = TypeVar("T")
 TIMEOUT = 5.0  # seconds for any one await on loopback

@@ -41,13 +41,13 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
+from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
 from ace.store.base import ClientRecord, Grant, OscoreSecret
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing, verify_token
-from ace.tokens.keys import load_key
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CLIENTS = 4

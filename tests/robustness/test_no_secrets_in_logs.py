@@ -36,11 +36,11 @@ from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_oscore_secret, load_psk, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
+from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import Exchange
 from ace.profiles.dtls import DtlsChannel
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
-from ace.tokens.keys import load_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:DTLS module did not shut down:UserWarning")
 PROFILES = {"oscore": AceProfile.COAP_OSCORE, "dtls": AceProfile.COAP_DTLS}

@@ -10,9 +10,10 @@ import pytest
 
 from ace.cbor import codec
 from ace.cbor.labels import Curve, KeyType
+from ace.cli.keyfiles import load_key, save_key
 from ace.errors import ConfigError, DecodeError, ErrorCode
 from ace.tokens.crypto import generate, public_matches_private
-from ace.tokens.keys import CoseKey, generate_symmetric, load_key, save_key, symmetric_key
+from ace.tokens.keys import CoseKey, generate_symmetric, symmetric_key
 
 
 @pytest.mark.parametrize("curve", [Curve.P_256, Curve.ED25519, Curve.X25519])
