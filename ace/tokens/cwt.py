@@ -92,7 +92,7 @@ def issue_token(
     )
     if not cwt_tag:
         return body
-    return codec.dumps(cbor2.CBORTag(CoseTag.CWT, codec.loads(body)))
+    return codec.head(6, CoseTag.CWT) + body  # the CWT tag (RFC 8392 §6) around the tagged COSE message
 
 
 @dataclass(frozen=True, slots=True)
