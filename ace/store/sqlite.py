@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar, cast
 
 from ace.errors import ConfigError
 from ace.store import codec as rc
@@ -36,7 +37,7 @@ from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteAsStore"]
 
 CTI_BLOCK = 64  # cti values reserved per durable write
-_NOTHING = object()
+_R = TypeVar("_R")
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class SqliteAsStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._cti_next, self._cti_limit = 1, 0  # nothing reserved yet
-        self._records: dict[tuple[str, str], object] = {}  # get_client/get_rs results (see _cached)
+        self._records: dict[tuple[str, str], object] = {}  # get_client/get_rs results (see _record)
         self._records_version = -1
         create_private(self.path)
         try:
@@ -195,10 +196,9 @@ class SqliteAsStore:
     # --- clients ------------------------------------------------------------------------
 
     def put_client(self, client: ClientRecord) -> None:
-        self._records.clear()  # our own write: the cached records may be stale
         """Refuses (ValueError) an OSCORE kid or a PSK identity another client already has."""
         rc.check_client(client)
-        with self._tx() as conn:
+        with self._record_tx() as conn:
             taken = []
             if client.oscore is not None:
                 params = _kid_params(client.oscore.recipient_id, client.oscore.id_context)
@@ -211,13 +211,8 @@ class SqliteAsStore:
             conn.execute(_PUT_CLIENT_SQL, (*rc.client_row(client), self._now()))
 
     def get_client(self, client_id: str) -> ClientRecord | None:
-        cached = self._cached(("client", client_id))
-        if cached is not _NOTHING:
-            return cached  # type: ignore[return-value]
-        rows = self._rows(f"SELECT {_CLIENT_COLS} FROM clients WHERE client_id = ?", (client_id,))
-        record = rc.client_from_row(rows[0]) if rows else None
-        self._records[("client", client_id)] = record
-        return record
+        return self._record(("client", client_id), f"SELECT {_CLIENT_COLS} FROM clients WHERE client_id = ?",
+                            rc.client_from_row)
 
     def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
         rows = self._rows(FIND_BY_KID_SQL, _kid_params(recipient_id, id_context))
@@ -232,44 +227,52 @@ class SqliteAsStore:
         return [rc.client_from_row(r) for r in self._rows(f"SELECT {_CLIENT_COLS} FROM clients ORDER BY client_id")]
 
     def remove_client(self, client_id: str) -> bool:
-        self._records.clear()  # our own write: the cached records may be stale
-        with self._tx() as conn:
+        with self._record_tx() as conn:
             return conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount > 0
 
     # --- resource servers ---------------------------------------------------------------
 
     def put_rs(self, rs: RsRecord) -> None:
-        self._records.clear()  # our own write: the cached records may be stale
         rc.check_rs(rs)
-        with self._tx() as conn:
+        with self._record_tx() as conn:
             conn.execute(_PUT_RS_SQL, (*rc.rs_row(rs), self._now()))
 
     def get_rs(self, audience: str) -> RsRecord | None:
-        cached = self._cached(("rs", audience))
-        if cached is not _NOTHING:
-            return cached  # type: ignore[return-value]
-        rows = self._rows(f"SELECT {_RS_COLS} FROM rs WHERE audience = ?", (audience,))
-        record = rc.rs_from_row(rows[0]) if rows else None
-        self._records[("rs", audience)] = record
-        return record
+        return self._record(("rs", audience), f"SELECT {_RS_COLS} FROM rs WHERE audience = ?", rc.rs_from_row)
 
-    def _cached(self, key: tuple[str, str]) -> object:
-        """A record read before, unless anyone (another process included: SQLite's data_version)
-        has written since. Every token request reads the client and the RS; their keys take
-        decoding, so this is worth one PRAGMA."""
+    def _record(self, key: tuple[str, str], sql: str, from_row: Callable[[Any], _R]) -> _R | None:
+        """A client or RS record, cached until anyone (another process included: SQLite's
+        data_version; this store: ``_record_tx``) writes. Every token request reads the client and
+        the RS; their keys take decoding, so this is worth one PRAGMA. Misses are not cached (the
+        audience comes from the request: the cache must not grow with what clients send)."""
         with self._lock:
             version = _pragma_int(self._conn(), "data_version")
             if version != self._records_version:
                 self._records.clear()
                 self._records_version = version
-            return self._records.get(key, _NOTHING)
+            cached = self._records.get(key)
+            if cached is not None:
+                return cast(_R, cached)
+            rows = self._conn().execute(sql, (key[1],)).fetchall()
+            if not rows:
+                return None
+            record = self._records[key] = from_row(rows[0])
+            return record
+
+    @contextmanager
+    def _record_tx(self) -> Iterator[sqlite3.Connection]:
+        """A write to clients or RSs: the cache is dropped once it is committed (data_version does
+        not move for this connection's own writes)."""
+        with self._tx() as conn:
+            yield conn
+        with self._lock:
+            self._records.clear()
 
     def list_rs(self) -> list[RsRecord]:
         return [rc.rs_from_row(r) for r in self._rows(f"SELECT {_RS_COLS} FROM rs ORDER BY audience")]
 
     def remove_rs(self, audience: str) -> bool:
-        self._records.clear()  # our own write: the cached records may be stale
-        with self._tx() as conn:
+        with self._record_tx() as conn:
             return conn.execute("DELETE FROM rs WHERE audience = ?", (audience,)).rowcount > 0
 
     # --- grants -------------------------------------------------------------------------
