@@ -109,13 +109,14 @@ class TokenEndpoint:
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
         if rs.audience in p.reference_audiences:
-            token = self._reference(replace(claims, ace_profile=profile), now + rs.token_lifetime)
+            token, token_hash = self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
         else:
             token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
                                 rng=self.rng)
+            token_hash = trl.token_hash(token)
         self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
-            expires_at=now + rs.token_lifetime, token_hash=trl.token_hash(token), pop_kid=pop_kid,
+            expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
         ))
         rs_cnf = None
         if profile == AceProfile.COAP_EDHOC_OSCORE and update_kid is None and rs.auth_key is not None:
@@ -126,19 +127,21 @@ class TokenEndpoint:
         )
         return IssueResult(response, claims, client.client_id)
 
-    def _reference(self, claims: AccessTokenClaims, expires_at: int) -> bytes:
-        """An opaque random token whose claims (with ace_profile) the store keeps until it expires.
+    def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
+        """An opaque random token (and its RFC 9770 hash) whose claims (with ace_profile) the store
+        keeps until it expires.
         Its first byte never starts a CBOR array, map or tag: an RS tells it from a COSE message
         (and from an ace+cbor map) by its first byte alone."""
         token = bytearray(self.rng(REFERENCE_LEN))
         if token[0] >> 5 in (4, 5, 6):  # CBOR major types array, map, tag -> unsigned, negative, bytes
             token[0] ^= 0x80
         reference = bytes(token)
+        token_hash = trl.token_hash(reference)
         assert isinstance(claims.aud, str)
-        self.store.put_reference(ReferenceToken(token_hash=trl.token_hash(reference), audience=claims.aud,
+        self.store.put_reference(ReferenceToken(token_hash=token_hash, audience=claims.aud,
                                                 claims=claims.encode(), expires_at=expires_at))
-        self.store.purge_references(int(self.clock()), REFERENCE_PURGE)
-        return reference
+        self.store.purge_references(now, REFERENCE_PURGE)
+        return reference, token_hash
 
     def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
                            rs: RsRecord) -> bytes | None:
