@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.errors import ConfigError
 from ace.rs.store import DEFAULT_MAX_BYTES
@@ -209,7 +210,9 @@ def load_rs(path: Path) -> RsFileConfig:
     )
 
 
-PROFILE_NAMES = {"coap_dtls": 1, "coap_oscore": 2, "coap_edhoc_oscore": 4}
+PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
+SHORT_PROFILES = {"oscore": int(AceProfile.COAP_OSCORE), "dtls": int(AceProfile.COAP_DTLS),
+                  "edhoc": int(AceProfile.COAP_EDHOC_OSCORE)}  # as --profile spells them
 
 
 def _profiles(names: list[Any], where: str) -> tuple[int, ...]:

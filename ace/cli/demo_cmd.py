@@ -21,9 +21,9 @@ from typing import Any
 
 from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
-from ace.cbor.labels import AceProfile, ContentFormat, CreationHint, Param
+from ace.cbor.labels import ContentFormat, CreationHint, Param
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import SHORT_PROFILES, load_as, load_client, load_rs
 from ace.cli.init_cmd import AUDIENCE, CLIENT_ID, init_deployment
 from ace.cli.stdio import stdout_to_stderr
 from ace.client.flow import Done, ResourceRequest
@@ -32,14 +32,13 @@ from ace.errors import DecodeError
 
 STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F", "resource (DTLS)": "F",
         "resource (EDHOC)": "F"}
-PROFILES = {"oscore": AceProfile.COAP_OSCORE, "dtls": AceProfile.COAP_DTLS, "edhoc": AceProfile.COAP_EDHOC_OSCORE}
 PROFILE_TITLES = {"oscore": "OSCORE profile (RFC 9203)", "dtls": "DTLS profile (RFC 9202)",
                   "edhoc": "EDHOC + OSCORE profile (draft-ietf-ace-edhoc-oscore-profile)"}
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run AS, RS and client on loopback and show the A–F flow")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="oscore")
+    p.add_argument("--profile", choices=sorted(SHORT_PROFILES), default="oscore")
     p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.set_defaults(func=cmd_demo)
 
@@ -92,7 +91,7 @@ async def run_demo(directory: Path, profile: str = "oscore") -> dict[str, Any]:
     as_server = roles.build_as(load_as(d.as_config))
     rs_server = roles.build_rs(load_rs(d.rs_config))
     client = roles.build_client(load_client(d.client_config), observer=lambda e: records.append(_record(e)),
-                                profile=PROFILES[profile])
+                                profile=SHORT_PROFILES[profile])
     await as_server.start()
     await rs_server.start()
     await client.start()

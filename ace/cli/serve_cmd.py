@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import SHORT_PROFILES, load_as, load_client, load_rs
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.as_server import AsServer
 from ace.coap.rs_server import RsServer
@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     c = sub.add_parser("client", help="request a resource, getting a token as needed (the A–F flow)")
     c.add_argument("--config", type=Path, required=True)
     c.add_argument("--scope", help="scope to ask for (default: from config or the RS's hints)")
-    c.add_argument("--profile", choices=["oscore", "dtls", "edhoc"], help="ACE profile to ask the AS for")
+    c.add_argument("--profile", choices=sorted(SHORT_PROFILES), help="ACE profile to ask the AS for")
     c.add_argument("method", choices=["get", "post", "put", "delete"])
     c.add_argument("uri")
     c.add_argument("payload", nargs="?", default="")
@@ -59,7 +59,7 @@ def cmd_rs(args: argparse.Namespace) -> int:
 
 
 async def _client(args: argparse.Namespace) -> int:
-    profile = {"oscore": 2, "dtls": 1, "edhoc": 4}.get(args.profile or "")
+    profile = SHORT_PROFILES.get(args.profile or "")
     runner = roles.build_client(load_client(args.config), scope=args.scope, profile=profile)
     try:
         await runner.start()
