@@ -230,8 +230,7 @@ class ClientFlow:
             self._state = "authz-info"
             return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
         assert isinstance(token_response.cnf, OscoreCnf)
-        oscore.validate_material(token_response.cnf.material)
-        id_limit = oscore.max_id_len(oscore.material_alg(token_response.cnf.material))
+        id_limit = oscore.validate_material(token_response.cnf.material)
         nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate(max_len=id_limit)
         self._pending = (token_response, (nonce1, my_id))
         self._state = "authz-info"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ace.cbor import codec
 from ace.errors import DecodeError, ErrorCode
 from ace.tokens.cnf import OscoreInputMaterial
+from ace.tokens.crypto import ALGS, Kind
 
 NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
 MIN_NONCE_LEN = 8  # what we accept from a peer
@@ -65,17 +66,13 @@ def _alg_and_hkdf(material: OscoreInputMaterial) -> tuple[int, str]:
     return alg, _HKDF[material.hkdf]
 
 
-_NONCE_LEN = {10: 13, 11: 13, 30: 13, 31: 13, 12: 7, 13: 7, 32: 7, 33: 7, 1: 12, 2: 12, 3: 12}
+_NONCE_LEN = {alg: info.nonce_len for alg, info in ALGS.items() if info.kind is Kind.AEAD}
 _SUPPORTED_AEAD = frozenset(_NONCE_LEN)
 
 
 def max_id_len(alg: int) -> int:
     """RFC 8613 §3.3: Sender/Recipient IDs are at most (AEAD nonce length - 6) bytes."""
     return _NONCE_LEN[alg] - 6
-
-
-def material_alg(material: OscoreInputMaterial) -> int:
-    return _alg_and_hkdf(material)[0]
 
 
 def derive(material: OscoreInputMaterial, *, nonce1: bytes, nonce2: bytes,
@@ -96,11 +93,12 @@ def derive(material: OscoreInputMaterial, *, nonce1: bytes, nonce2: bytes,
     )
 
 
-def validate_material(material: OscoreInputMaterial) -> None:
-    """Reject input material we could not derive a context from, before any state changes."""
+def validate_material(material: OscoreInputMaterial) -> int:
+    """Reject input material we could not derive a context from, before any state changes;
+    returns the longest Sender/Recipient ID its AEAD allows (``max_id_len``)."""
     if not material.ms:
         raise DecodeError("OSCORE_Input_Material without ms")
-    _alg_and_hkdf(material)
+    return max_id_len(_alg_and_hkdf(material)[0])
 
 
 class RecipientIdPool:

@@ -127,8 +127,7 @@ class ResourceServer:
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
-        oscore.validate_material(material)
-        id_limit = oscore.max_id_len(oscore.material_alg(material))
+        id_limit = oscore.validate_material(material)
         oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid", id_limit)
         scope = self._usable_scope(claims.scope)
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
