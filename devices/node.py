@@ -72,11 +72,6 @@ class Resource:
         for m in self.methods:
             method_bit(m)  # ValueError for a non-method
 
-    @property
-    def mask(self) -> int:
-        """The methods as an AIF permission set (RFC 9237 §3)."""
-        return sum(method_bit(m) for m in self.methods)
-
 
 ResourceTable = tuple[Resource, ...]
 
@@ -163,7 +158,7 @@ class Node:
     """One simulated device: an RS on ::1 with a static table and a budget.
 
     ``port`` (and ``port + 1`` for DTLS) must be free; ``ace.cli.demo_cmd.free_port`` or
-    ``devices.fleet.free_port_pair`` find such ports."""
+    ``devices.fleet.PortPool.take(pair=True)`` find such ports."""
 
     audience: str
     as_uri: str

@@ -31,7 +31,7 @@ class DtlsChannel:
 
     @property
     def label(self) -> bytes:
-        return LABEL_PREFIX + self.identity
+        return label_for(self.identity)
 
 
 def label_for(identity: bytes) -> bytes:
