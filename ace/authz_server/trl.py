@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ace.authz_server.trl_wire import (
@@ -254,34 +254,32 @@ class TrlEndpoint:
 
     def revocations(self, cursor: int = 0) -> list[tuple[int, bytes]]:
         """Every TRL entry after ``cursor`` (position, hash), oldest first."""
-        out: list[tuple[int, bytes]] = []
-        while True:
+        return list(self._after(cursor, None))
+
+    def _after(self, cursor: int, max_batches: int | None) -> Iterator[tuple[int, bytes]]:
+        """TRL entries after ``cursor``, read from the store BATCH at a time, at most
+        ``max_batches`` batches (None: all)."""
+        batches = 0
+        while max_batches is None or batches < max_batches:
             batch = self.store.revoked_since(cursor, BATCH)
-            out += batch
+            batches += 1
+            yield from batch
             if len(batch) < BATCH:
-                return out
+                return
             cursor = batch[-1][0]
 
     # the update collections
     def catch_up(self) -> None:
         """Take every entry already in the store as known (no items for them)."""
-        for _ in range(1_000_000 // BATCH):
-            batch = self.store.revoked_since(self.position, BATCH)
-            if batch:
-                self.position = batch[-1][0]
-            if len(batch) < BATCH:
-                return
+        for position, _ in self._after(self.position, 1_000_000 // BATCH):
+            self.position = position
 
     def ingest(self) -> int:
         """Take new TRL entries (any writer) into the collections, as one update; returns how many."""
         new: list[bytes] = []
-        for _ in range(INGEST_BATCHES):
-            batch = self.store.revoked_since(self.position, BATCH)
-            if batch:
-                self.position = batch[-1][0]
-                new += [h for _, h in batch]
-            if len(batch) < BATCH:
-                break
+        for position, h in self._after(self.position, INGEST_BATCHES):
+            self.position = position
+            new.append(h)
         if new:
             self.generation += 1
             self._record((), new)
