@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ace.authz_server.trl import Requester, RsPeer, token_hash
-from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse
-from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, AceError, ErrorCode, RemoteError
+from ace.cbor.labels import AceProfile
+from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
+from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
 from ace.store.base import AsStore, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
@@ -59,9 +59,7 @@ class IntrospectionEndpoint:
                content_format: int | None = None) -> IntrospectionResult:
         """POST /introspect: the 2.05 answer, or RemoteError (4.01 invalid_client, 4.00, 4.15)."""
         rs = self._requesting_rs(requester)
-        if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9200 §5.9.1: application/ace+cbor
-            raise RemoteError("content format must be application/ace+cbor", error_code=None,
-                              coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        require_ace_cbor(content_format)
         request = IntrospectionRequest.decode(payload)
         response = self.introspect(request.token, rs)
         log.info("introspection by %s: %s", rs.audience, "active" if response.active else "inactive")

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
-from ace.cbor.labels import AceProfile, ContentFormat, GrantType
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
-from ace.errors import UNAUTHORIZED, UNSUPPORTED_CONTENT_FORMAT, DecodeError, ErrorCode, RemoteError
+from ace.cbor.labels import AceProfile, GrantType
+from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
+from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
 from ace.profiles import dtls, edhoc
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, IssuedToken, ReferenceToken, RsRecord
@@ -74,9 +74,7 @@ class TokenEndpoint:
         if client is None:
             raise RemoteError("client not authenticated", error_code=ErrorCode.INVALID_CLIENT,
                               coap_code=UNAUTHORIZED)
-        if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9200 §5.8: application/ace+cbor
-            raise RemoteError("content format must be application/ace+cbor", error_code=None,
-                              coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        require_ace_cbor(content_format)
         request = AccessTokenRequest.decode(payload)
         result = self._issue(request, client)
         log.info("issued %s to %s for %s (cti %s)", redact_token(result.response.access_token),

@@ -18,14 +18,23 @@ from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import (
     AceProfile,
+    ContentFormat,
     CreationHint,
     GrantType,
     IntrospectionParam,
     Param,
     TokenType,
 )
-from ace.errors import ErrorCode
+from ace.errors import UNSUPPORTED_CONTENT_FORMAT, ErrorCode, RemoteError
 from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map
+
+
+def require_ace_cbor(content_format: int | None) -> None:
+    """The AS's endpoints take application/ace+cbor (RFC 9200 §5.8, §5.9.1); absent is taken as
+    it. Anything else: 4.15."""
+    if content_format not in (None, ContentFormat.ACE_CBOR):
+        raise RemoteError("content format must be application/ace+cbor", error_code=None,
+                          coap_code=UNSUPPORTED_CONTENT_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
