@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ace.coap.oscore_context import MemoryOscoreContext, PersistentOscoreContext, SequenceNumberStore
+from ace.coap.oscore_context import (
+    COSE_KID,
+    COSE_KID_CONTEXT,
+    MemoryOscoreContext,
+    PersistentOscoreContext,
+    SequenceNumberStore,
+)
 from ace.profiles.oscore import OscoreContextParams
 from ace.store.base import OscoreSecret
-
-COSE_KID = 4
-COSE_KID_CONTEXT = 10
-
 
 Loader = Callable[[bytes, "bytes | None"], "MemoryOscoreContext | None"]
 

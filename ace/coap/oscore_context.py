@@ -34,8 +34,8 @@ DEFAULT_ALG = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2)
 DEFAULT_HKDF = "sha256"
 DEFAULT_REPLAY_WINDOW = 32
 
-_COSE_KID: int = oscore.COSE_KID  # 4
-_COSE_KID_CONTEXT: int = oscore.COSE_KID_CONTEXT  # 10
+COSE_KID: int = oscore.COSE_KID  # 4
+COSE_KID_CONTEXT: int = oscore.COSE_KID_CONTEXT  # 10
 
 
 def aead_algorithm(alg: int) -> Any:
@@ -160,9 +160,9 @@ class MemoryOscoreContext(oscore.CanProtect, oscore.CanUnprotect, oscore.Securit
         """
         if self.expired:
             return None
-        if unprotected.get(_COSE_KID) != self.recipient_id:
+        if unprotected.get(COSE_KID) != self.recipient_id:
             return None
-        if unprotected.get(_COSE_KID_CONTEXT) != self.id_context:
+        if unprotected.get(COSE_KID_CONTEXT) != self.id_context:
             return None
         return self
 

@@ -165,7 +165,8 @@ class RsServer:
         elif isinstance(params, EdhocChannel):  # the client's EDHOC run finds its credential by kid
             if params.kid not in self.peers:
                 self.peers.add(params.peer_key, binding.label)
-        elif self.index.get_oscore_context_for({4: binding.label, 10: params.id_context}) is None:
+        elif self.index.get_oscore_context_for(
+                {oscore.COSE_KID: binding.label, oscore.COSE_KID_CONTEXT: params.id_context}) is None:
             self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
                                                 clock=self.core.clock))
 
