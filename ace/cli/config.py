@@ -61,10 +61,15 @@ def _hex(value: str, where: str) -> bytes:
 
 # -- OSCORE context files ----------------------------------------------------------------
 
-def load_oscore_secret(path: Path) -> OscoreSecret:
+def _check_private(path: Path, holds: str) -> None:
+    """A secret file others can read is refused (key files 0600)."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0
     if mode & 0o077:
-        raise ConfigError(f"{path}: holds a master secret but has mode {mode:o}; chmod 600 it")
+        raise ConfigError(f"{path}: holds {holds} but has mode {mode:o}; chmod 600 it")
+
+
+def load_oscore_secret(path: Path) -> OscoreSecret:
+    _check_private(path, "a master secret")
     t = _load(path)
     w = str(path)
     id_context = _get(t, "id_context", str, w, None)
@@ -94,9 +99,7 @@ def write_oscore_secret(path: Path, secret: OscoreSecret) -> None:
 
 def load_psk(path: Path) -> DtlsPsk:
     """A DTLS pre-shared key file: ``identity`` and ``key`` as hex (RFC 9202 §3.1)."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0
-    if mode & 0o077:
-        raise ConfigError(f"{path}: holds a key but has mode {mode:o}; chmod 600 it")
+    _check_private(path, "a key")
     t = _load(path)
     w = str(path)
     return DtlsPsk(identity=_hex(_get(t, "identity", str, w), f"{w}: identity"),
