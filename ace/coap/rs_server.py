@@ -174,16 +174,23 @@ class RsServer:
         self._uninstall(binding.label, binding.context)
 
     def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel | EdhocChannel) -> None:
-        if isinstance(params, EdhocChannel):  # its credential and every OSCORE context EDHOC made with it
-            self.peers.remove(params.kid)
-            self.credentials.forget_label(label)
+        if isinstance(params, EdhocChannel):
+            self._forget_edhoc(label, params.kid)
         elif isinstance(params, DtlsChannel):
-            self.psks.remove(params.identity)
-            self._psk_labels.pop(label, None)
-            if self.context is not None:  # a live session must not outlive its token ...
-                self._drop_sessions_soon(label)
+            self._forget_psk(label, params.identity)
         else:
             self.index.remove(label, params.id_context)
+
+    def _forget_edhoc(self, label: bytes, kid: bytes) -> None:
+        """The client's credential and every OSCORE context EDHOC made with it."""
+        self.peers.remove(kid)
+        self.credentials.forget_label(label)
+
+    def _forget_psk(self, label: bytes, identity: bytes) -> None:
+        self.psks.remove(identity)
+        self._psk_labels.pop(label, None)
+        if self.context is not None:  # a live session must not outlive its token ...
+            self._drop_sessions_soon(label)
 
     def _drop_sessions_soon(self, label: bytes) -> None:
         """... but the answer to the request that found the token gone (4.01) must leave first."""
@@ -206,11 +213,10 @@ class RsServer:
             self.index.remove(ctx.recipient_id, ctx.id_context)
         stale_psk = [(label, ident) for label, ident in self._psk_labels.items() if label not in live]
         for label, ident in stale_psk:
-            self._uninstall(label, DtlsChannel(ident, b""))
+            self._forget_psk(label, ident)
         stale_peers = [label for label in self.peers.labels() if isinstance(label, bytes) and label not in live]
         for label in stale_peers:
-            self.peers.remove(label.removeprefix(EDHOC_LABEL_PREFIX))
-            self.credentials.forget_label(label)
+            self._forget_edhoc(label, label.removeprefix(EDHOC_LABEL_PREFIX))
         self.credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
         return len(stale) + len(gone) + len(stale_psk) + len(stale_peers)
 
