@@ -55,7 +55,8 @@ class BindingStore:
         self.max_tokens, self.max_bytes = max_tokens, max_bytes
         self.bytes = 0
         self._by_label: OrderedDict[bytes, Binding] = OrderedDict()
-        self._by_hash: dict[bytes, list[bytes]] = {}  # one token POSTed twice (new nonce1): two labels
+        # a tuple, not a list (bytes per token count): one token POSTed twice (new nonce1) has two labels
+        self._by_hash: dict[bytes, tuple[bytes, ...]] = {}
         self._used: set[bytes] = set()  # labels that protected at least one authorized request
 
     def used(self, label: bytes) -> bool:
@@ -141,7 +142,7 @@ class BindingStore:
         return victims
 
     def _index(self, binding: Binding) -> None:
-        self._by_hash.setdefault(binding.token_hash, []).append(binding.label)
+        self._by_hash[binding.token_hash] = (*self._by_hash.get(binding.token_hash, ()), binding.label)
         self.bytes += binding.cost
 
     def _full(self, binding: Binding) -> bool:
@@ -151,10 +152,8 @@ class BindingStore:
         binding = self._by_label.pop(label, None)
         self._used.discard(label)
         if binding is not None:
-            labels = self._by_hash.get(binding.token_hash, [])
-            if label in labels:
-                labels.remove(label)
-            if not labels:
-                self._by_hash.pop(binding.token_hash, None)
+            labels = tuple(x for x in self._by_hash.pop(binding.token_hash, ()) if x != label)
+            if labels:
+                self._by_hash[binding.token_hash] = labels
             self.bytes -= binding.cost
         return binding
