@@ -29,7 +29,7 @@ async def test_cnonce_flow(tmp_path: Path) -> None:
         assert isinstance(got, Done) and got.response.code == (2, 5)
         assert rs_server.core.config.cnonce
         binding = next(iter(rs_server.core.bindings))
-        assert binding.claims.cnonce is not None and len(binding.claims.cnonce) == 8
+        assert binding.claims.cnonce is not None and len(binding.claims.cnonce) == 14  # stamp and tag
     finally:
         await bounded(client.stop())
         await bounded(rs_server.stop())

@@ -471,7 +471,7 @@ def test_cnonce_is_required_fresh_and_single_use() -> None:
     with pytest.raises(AccessDenied) as denied:
         rs.authorize(None, "/temp", "GET")
     cnonce = denied.value.hints.cnonce if denied.value.hints else None
-    assert cnonce is not None and len(cnonce) == 8
+    assert cnonce is not None and len(cnonce) == 14  # stamp (6 bytes) and tag (8): ace.rs.freshness
     with pytest.raises(AccessDenied) as missing:  # no cnonce: 4.01 with a new one
         rs.authz_info(post(token(b"\x01", cti=b"\x01")))
     assert missing.value.coap_code == (4, 1) and missing.value.hints and missing.value.hints.cnonce
