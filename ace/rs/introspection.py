@@ -35,6 +35,8 @@ from ace.tokens.cwt import open_envelope
 
 DEFAULT_MAX_ENTRIES = 256
 MIN_REFERENCE_LEN = 8  # bytes: shorter opaque tokens are guessable, refused without asking the AS
+MAX_REFERENCE_LEN = 64  # bytes: an opaque token longer than this is junk, refused without asking the AS
+REFERENCE_LEN = 16  # bytes of the reference tokens our AS issues (authz_server.token.REFERENCE_LEN)
 INACTIVE_TTL = 10.0  # seconds an inactive answer is remembered
 DEFAULT_TTL = 300.0  # seconds an active answer without exp is remembered (at most)
 
@@ -48,11 +50,15 @@ class NeedsIntrospection(AceError):
         self.payload = IntrospectionRequest(token=token).encode()  # application/ace+cbor
 
 
-def is_reference(token: bytes) -> bool:
+def is_reference(token: bytes, length: int | None = None) -> bool:
     """Whether ``token`` is a reference token: not a COSE message (a self-contained CWT), and not
     even an attempt at one or at an ace+cbor map (those start with a CBOR array, tag or map and
-    are refused as malformed, locally), and at least ``MIN_REFERENCE_LEN`` bytes."""
-    if len(token) < MIN_REFERENCE_LEN or token[0] >> 5 in (4, 5, 6):
+    are refused as malformed, locally), and ``length`` bytes long (None: any length from
+    ``MIN_REFERENCE_LEN`` to ``MAX_REFERENCE_LEN``). Junk of any other shape is refused at the RS
+    without costing the AS an introspection."""
+    if length is not None and len(token) != length:
+        return False
+    if not MIN_REFERENCE_LEN <= len(token) <= MAX_REFERENCE_LEN or token[0] >> 5 in (4, 5, 6):
         return False
     try:
         open_envelope(token)

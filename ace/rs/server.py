@@ -41,18 +41,19 @@ from ace.redact import token as redact_token
 from ace.rs import tokens as tok
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import CounterState, Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
+from ace.rs.introspection import REFERENCE_LEN, IntrospectionCache, NeedsIntrospection, is_reference
+from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind
-from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, check_claims, verify_token
+from ace.tokens.cwt import DEFAULT_SKEW, KeyLookup, canonical_token, check_claims, verify_token
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
-MAX_REVOKED = 1024  # revoked token hashes remembered (RFC 9770 §11.1), the oldest forgotten first
+__all__ = ["MAX_REVOKED", "AuthzInfoOutcome", "ResourceServer", "RsConfig"]
 MAX_TEXT_SCOPES = 64  # text scopes whose AIF translation is kept
 
 
@@ -76,6 +77,8 @@ class RsConfig:
     # layer must be able to ask it); with ``introspect`` every token's claims are
     reference_tokens: bool = False
     introspect: bool = False
+    reference_len: int | None = REFERENCE_LEN  # bytes of the AS's reference tokens (None: any length)
+    token_tags: str = "none"  # the tags the AS's tokens come with (cwt.TOKEN_TAGS): their hash is of that form
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,8 @@ class ResourceServer:
         self.bindings = BindingStore(config.max_tokens, config.max_bytes)
         self.ids = oscore.RecipientIdPool(rng)
         self._dropped: list[Binding] = []
-        self._revoked: OrderedDict[bytes, float | None] = OrderedDict()
-        self._aif: OrderedDict[TextScope, AifScope] = OrderedDict()  # see _as_aif  # TRL hash -> until when kept
+        self.retired = Retired()  # revoked and replaced tokens, never taken again
+        self._aif: OrderedDict[TextScope, AifScope] = OrderedDict()  # see _as_aif
         self.introspection = IntrospectionCache()  # the AS's answers (ace.rs.introspection)
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
@@ -119,11 +122,12 @@ class ResourceServer:
             raise DecodeError("this RS does not offer the OSCORE profile")
         oscore.check_nonce(request.nonce1, "nonce1")
         oscore.check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid")
-        token_hash = trl_hash(request.access_token)
+        token = self._canonical(request.access_token)
+        token_hash = trl_hash(token)
         for known in self.bindings.by_token_hash(token_hash):
             if known.nonce1 == request.nonce1 and not known.expired(self.clock()):
                 return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
-        claims = self._verify(request.access_token, token_hash)
+        claims = self._verify(token, token_hash)
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
@@ -133,7 +137,7 @@ class ResourceServer:
         # RFC 9203 §2, §5, §6: a context derived from a token for the same PoP key (the same
         # OSCORE_Input_Material, reposted or not) or for the same client (sub) replaces the old one
         client_key = tok.client_key(claims.sub, b"osc:" + material.id)
-        dropped, later = self._supersede(client_key)
+        dropped, later = self._supersede(client_key, claims)
         server_rid = self.ids.allocate(avoid=request.ace_client_recipientid, max_len=id_limit)
         nonce2 = self.rng(oscore.NONCE_LEN)
         params = oscore.derive(material, nonce1=request.nonce1, nonce2=nonce2,
@@ -143,11 +147,12 @@ class ResourceServer:
                           expires_at=self._expiry(claims), nonce1=request.nonce1, response=response,
                           context=params, client_key=client_key,
                           pop_id=material.id, supersedes=later)
-        return self._store(binding, dropped, request.access_token)
+        return self._store(binding, dropped, token)
 
     def _authz_info_raw(self, token: bytes) -> AuthzInfoOutcome:
         """A bare token whose cnf is a COSE_Key: symmetric for DTLS (RFC 9202 §3.3), the client's
         public key for EDHOC (draft-ietf-ace-edhoc-oscore-profile, token before the handshake)."""
+        token = self._canonical(token)
         token_hash = trl_hash(token)
         live = [b for b in self.bindings.by_token_hash(token_hash) if not b.expired(self.clock())]
         if live:
@@ -158,10 +163,15 @@ class ResourceServer:
         channel, pop_id = self._raw_channel(claims.cnf.key)
         scope = self._usable_scope(claims.scope)
         client_key = tok.client_key(claims.sub, b"pop:" + channel.label)
-        current = self.bindings.get(channel.label)  # the same PoP key: an older token must not win
-        if current is not None and tok.older(claims, current.claims):
+        current = self.bindings.get(channel.label)  # the same PoP key
+        if current is not None and not current.expired(self.clock()):
+            if current.client_key != client_key:  # a key in use is another client's to replace, never ours
+                raise RemoteError("this key is bound to another client", error_code=None, coap_code=UNAUTHORIZED)
+            if tok.same_token(claims, current.claims):  # the same token (cti), however encoded: no change
+                return AuthzInfoOutcome(b"", current, False, [])
+        if current is not None and tok.older(claims, current.claims):  # an older token must not win
             raise RemoteError("an older token for a key in use", error_code=None, coap_code=UNAUTHORIZED)
-        dropped, later = self._supersede(client_key, also=channel.label)  # RFC 9200 §5.10.1
+        dropped, later = self._supersede(client_key, claims, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
                           client_key=client_key, pop_id=pop_id, supersedes=later)
@@ -188,7 +198,7 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
-        token = tok.token_of(payload, content_format)
+        token = self._canonical(tok.token_of(payload, content_format))
         token_hash = trl_hash(token)
         claims = self._verify(token, token_hash, over_channel=True)
         if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
@@ -202,15 +212,25 @@ class ResourceServer:
         log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
 
+    def _is_reference(self, token: bytes) -> bool:
+        return self.config.reference_tokens and is_reference(token, self.config.reference_len)
+
+    def _canonical(self, token: bytes) -> bytes:
+        """The encoding that names the token (cwt.canonical_token): a re-encoded token is the same
+        token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
+        return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
+
     def _verify(self, token: bytes, h: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
         """The token's claims (``h``: its RFC 9770 hash), checked, or RemoteError."""
-        if h in self._revoked:  # RFC 9770 §11.1: a revoked token is never accepted again
+        if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
-        if self.config.introspect or (self.config.reference_tokens and is_reference(token)):
+        if self.config.introspect or self._is_reference(token):
             claims = self._introspected(h, token)
         else:
             claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                                   skew=self.config.skew, accept=self.config.token_kinds)
+        if self.retired.cti_is_retired(claims.cti):  # revoked, or replaced by a newer token of its client
+            raise RemoteError("access token revoked or replaced", error_code=None, coap_code=UNAUTHORIZED)
         if not over_channel:  # an update over the client's channel needs no proof of freshness
             self.fresh.check_cnonce(claims.cnonce, self.hints)
         self.fresh.check_exi(claims)
@@ -251,21 +271,26 @@ class ResourceServer:
             ends.append(self.clock() + claims.exi * self.config.exi_unit)
         return min(ends) if ends else None
 
-    def _supersede(self, client_key: bytes, *, also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]:
+    def _supersede(self, client_key: bytes, claims: AccessTokenClaims, *,
+                   also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]:
         """(bindings to drop now, labels to drop once the new binding is first used).
 
-        A never-used binding of the same client goes at once. One in use stays until the new
-        channel protects an authorized request: /authz-info is unprotected, and an attacker
-        replaying an older token of the client must not cut off the channel it is using
-        (RFC 9200 §6). A binding with the same label (a DTLS kid) cannot wait and goes now."""
+        /authz-info is unprotected, and an attacker may replay any token it saw (RFC 9200 §6): a
+        token older than one the client holds here is refused (4.01), and a token replaced by a
+        newer one is never taken again. A never-used binding of the same client goes at once. One
+        in use stays until the new channel protects an authorized request, so a replay cannot cut
+        off the channel the client is using. A binding with the same label (a DTLS or EDHOC kid)
+        cannot wait and goes now."""
         same_client = self.bindings.for_client(client_key)
+        if any(tok.older(claims, b.claims) for b in same_client if not b.expired(self.clock())):
+            raise RemoteError("older than the client's current token", error_code=None, coap_code=UNAUTHORIZED)
         now = [b for b in same_client if not self.bindings.used(b.label)]
         later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
         same_label = self.bindings.get(also) if also is not None else None
         if same_label is not None and same_label not in now:
             now.append(same_label)
         for b in now:
-            self._drop(b)
+            self._drop(b, retire=tok.older(b.claims, claims))
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
@@ -298,10 +323,13 @@ class ResourceServer:
             raise DecodeError("token scope means nothing here", error_code=ErrorCode.INVALID_SCOPE)
         return scope
 
-    def _drop(self, binding: Binding) -> None:
+    def _drop(self, binding: Binding, *, retire: bool = False) -> None:
+        """Remove a binding (its channel goes too); ``retire``: its token is never taken again."""
         self.bindings.remove(binding.label)
         self.ids.release(binding.label)  # a no-op for DTLS labels (never in the pool)
         self._dropped.append(binding)
+        if retire:
+            self.retired.retire_cti(binding.claims.cti, binding.expires_at)
 
     def take_dropped(self) -> list[Binding]:
         """Every binding dropped since the last call (superseded, expired, first use of a
@@ -338,7 +366,7 @@ class ResourceServer:
             for old in binding.supersedes:
                 gone = self.bindings.get(old)
                 if gone is not None:
-                    self._drop(gone)
+                    self._drop(gone, retire=tok.older(gone.claims, binding.claims))
         return binding
 
     def _as_aif(self, scope: Scope) -> AifScope:
@@ -360,14 +388,11 @@ class ResourceServer:
         for h in hashes:
             bindings = self.bindings.by_token_hash(h)  # the token POSTed twice: every binding goes
             for binding in bindings:
-                self._drop(binding)
+                self._drop(binding, retire=True)  # by cti too: no other encoding of it gets in
             gone += bindings
             self.introspection.forget(h)  # a cached "active" must not let it in again
-            until = bindings[-1].expires_at if bindings else self._revoked.get(h)
-            self._revoked.pop(h, None)
-            self._revoked[h] = until  # unknown expiry: kept until the bound pushes it out
-            while len(self._revoked) > MAX_REVOKED:
-                self._revoked.popitem(last=False)
+            # unknown expiry: kept until the bound pushes it out
+            self.retired.revoked_hash(h, bindings[-1].expires_at if bindings else None)
         if gone:
             log.info("dropped %d revoked token(s)", len(gone))
         return gone
@@ -382,7 +407,6 @@ class ResourceServer:
             self.ids.release(b.label)
             self.fresh.note_expired(b)
         now = self.clock()
-        for h in [h for h, until in self._revoked.items() if until is not None and until <= now]:
-            del self._revoked[h]  # expired: refused as such anyway
+        self.retired.purge(now)  # expired: refused as such anyway
         self.introspection.purge(now)
         return gone

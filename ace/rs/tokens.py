@@ -50,6 +50,11 @@ def same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
     return False
 
 
+def same_token(a: AccessTokenClaims, b: AccessTokenClaims) -> bool:
+    """Whether two tokens are one (the same cti from the same issuer), however they were encoded."""
+    return a.cti is not None and a.cti == b.cti and a.iss == b.iss
+
+
 def older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
     """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
     for a, b in ((new.iat, current.iat), (new.exp, current.exp)):

@@ -19,7 +19,7 @@ from typing import Protocol
 import cbor2
 
 from ace.cbor import codec
-from ace.cbor.labels import CoseTag
+from ace.cbor.labels import CoseTag, HeaderParam
 from ace.errors import (
     FORBIDDEN,
     ClaimsError,
@@ -40,6 +40,11 @@ DEFAULT_SKEW = 30.0  # seconds of clock difference tolerated on exp/nbf
 MAX_TOKEN_SIZE = 4096  # bytes; larger input is refused before parsing
 
 KIND_BY_NAME = {"encrypt0": Kind.AEAD, "sign1": Kind.SIGN, "mac0": Kind.MAC}
+# the tags a token comes in, as its issuer sends it (RFC 8392 §6: CWT and COSE tags optional)
+TOKEN_TAGS = ("none", "cose", "cwt")
+# what a token may carry unauthenticated: the key's id and the nonce's parts, nothing else
+TOKEN_UNPROTECTED = frozenset({int(HeaderParam.KID), int(HeaderParam.IV), int(HeaderParam.PARTIAL_IV)})
+_COSE_TAG = {Kind.AEAD: CoseTag.ENCRYPT0, Kind.SIGN: CoseTag.SIGN1, Kind.MAC: CoseTag.MAC0}
 
 
 class KeyLookup(Protocol):
@@ -114,6 +119,39 @@ def open_envelope(token: bytes) -> TokenEnvelope:
     if cwt_tagged:
         item = item.value
     return TokenEnvelope(cose.parse(item, what="access token"), cwt_tagged)
+
+
+def canonical_token(token: bytes, tags: str = "none") -> bytes:
+    """The one encoding of ``token`` that names it (its RFC 9770 hash, replay and revocation checks):
+    the COSE message as the issuer sent it, with the issuer's ``tags`` (one of TOKEN_TAGS).
+
+    Tags are optional (RFC 8392 §6), so any are accepted and replaced by the issuer's; anything
+    else that could change the bytes without breaking the COSE protection is refused (DecodeError):
+    unprotected header labels other than kid/IV/Partial IV, an unprotected map not in
+    deterministic order (RFC 8949 §4.2.1), an empty protected bucket sent as h'a0', and any
+    encoding that is not preferred serialization. A re-encoded token is then the same token."""
+    env = open_envelope(token)
+    msg = env.message
+    unprotected = list(msg.unprotected)
+    if any(k not in TOKEN_UNPROTECTED for k in unprotected):  # unauthenticated: nothing to add there
+        raise DecodeError(f"access token: unprotected header labels {sorted(map(str, unprotected))} "
+                          "(only kid, IV, Partial IV are accepted)")
+    if unprotected != sorted(unprotected) or not all(isinstance(v, bytes) for v in msg.unprotected.values()):
+        raise DecodeError("access token: unprotected header not in deterministic encoding")
+    if not msg.protected and msg.protected_bytes:  # RFC 9052 §3: h'' and h'a0' are the same bucket
+        raise DecodeError("access token: empty protected header must be h''")
+    parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
+    if msg.kind is not Kind.AEAD:
+        parts.append(codec.bstr(msg.tag))
+    core = codec.head(4, len(parts)) + b"".join(parts)
+    prefix = (codec.head(6, CoseTag.CWT) if env.cwt_tagged else b"") + (
+        codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
+    if bytes(token) != prefix + core:
+        raise DecodeError("access token: not in preferred CBOR serialization")
+    if tags == "none":
+        return core
+    cose_tag = codec.head(6, _COSE_TAG[msg.kind]) + core
+    return codec.head(6, CoseTag.CWT) + cose_tag if tags == "cwt" else cose_tag
 
 
 def peek_kid(token: bytes) -> bytes | None:

@@ -184,7 +184,7 @@ def test_rs_remembers_revocations_bounded() -> None:
     from ace.rs import server as rs_server
     rs = ResourceServer(RsConfig(audience="rs1", as_uri="coap://as/token"), KeyRing([RS_KEY]), clock=fixed_clock())
     rs.revoke(bytes([1]) + i.to_bytes(32, "big") for i in range(rs_server.MAX_REVOKED + 10))
-    assert len(rs._revoked) == rs_server.MAX_REVOKED
+    assert len(rs.retired.hashes) == rs_server.MAX_REVOKED
 
 
 def test_client_drops_sessions_with_revoked_tokens() -> None:

@@ -19,11 +19,13 @@ token replayed after its window (the RS remembers exi ctis).
 
 Behaviour documented by rows (not findings):
 
-* Replayed cti (``rs-oscore-replayed-cti``, ``rs-dtls-replayed-cti``): the RS keeps no cti
-  and accepts a second valid token with the same cti but another PoP key. RFC 9200 §5.10.1
-  does not ask for cti-based replay detection at /authz-info: the token is bound to its PoP key,
-  and a verbatim repost is recognised by its hash (retransmission rows). Only tokens with
-  ``exi`` need cti tracking (§5.10.3), which the RS does.
+* Replayed cti (``rs-oscore-replayed-cti``, ``rs-dtls-replayed-cti``): the RS accepts a second
+  valid token with the same cti but another PoP key. RFC 9200 §5.10.1 does not ask for
+  cti-based replay detection at /authz-info: the token is bound to its PoP key, and a repost is
+  recognised by the hash of its canonical encoding (retransmission rows), so a re-encoded token
+  (another tag, ``rs-dtls-re-encoded-token-in-use``) is the same token; unknown unprotected
+  header labels and non-preferred encodings are refused. The RS remembers ctis only of tokens
+  revoked or replaced by a newer one of their client, and of tokens with ``exi`` (§5.10.3).
 * Reused nonce1: the same token with the same N1 is a retransmission (identical answer, no
   state change); the same N1 with another token is a new, independent context (other key
   material, fresh N2), so it is accepted.
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import aiocoap
+import cbor2
 import pytest
 import pytest_asyncio
 from matrix_support import (
@@ -288,6 +291,36 @@ def exi_replay() -> tuple[Send, Send]:
     return setup, attack
 
 
+def unprotected_extra(h: Harness) -> bytes:
+    item = cbor2.loads(make_token(h.token_key, claims()))
+    return cbor2.dumps([item[0], {**item[1], 77: b"x"}, item[2]])
+
+
+def re_encoded_dtls() -> tuple[Send, Send]:
+    make = once(dtls_token(sub="clientA"))
+
+    async def setup(h: Harness) -> Reply:
+        return await post(h.plain, h.rs_uri + "/authz-info", make(h), cf=CWT)
+
+    async def attack(h: Harness) -> Reply:  # the same token in a COSE tag: the same token
+        return await post(h.plain, h.rs_uri + "/authz-info", cbor2.dumps(cbor2.CBORTag(16, cbor2.loads(make(h)))),
+                          cf=CWT)
+    return setup, attack
+
+
+def other_clients_token_for_key() -> tuple[Send, Send]:
+    cnf = psk_cnf()
+
+    async def setup(h: Harness) -> Reply:
+        return await post(h.plain, h.rs_uri + "/authz-info", make_token(h.token_key, claims(cnf, sub="clientA")),
+                          cf=CWT)
+
+    async def attack(h: Harness) -> Reply:  # newer, but another client's: 4.01, clientA keeps its key
+        return await post(h.plain, h.rs_uri + "/authz-info",
+                          make_token(h.token_key, claims(cnf, sub="clientB", exp=int(time.time()) + 7200)), cf=CWT)
+    return setup, attack
+
+
 def retransmission_dtls() -> tuple[Send, Send]:
     make = once(dtls_token())
 
@@ -373,6 +406,8 @@ def build_rows() -> list[Row]:
     cti_o, cti_d = replayed_cti("oscore"), replayed_cti("dtls")
     exi_setup, exi_attack = exi_replay()
     old_setup, old_attack = older_token_for_key_in_use()
+    re_setup, re_attack = re_encoded_dtls()
+    other_setup, other_attack = other_clients_token_for_key()
     kid_setup, kid_attack = other_clients_pop_kid()
     rows = [
         # ---- AS /token ------------------------------------------------------------------------
@@ -502,6 +537,10 @@ def build_rows() -> list[Row]:
         Row("rs-oscore-same-nonce1-other-token", "RS /authz-info", "oscore", nonce_attack, (2, 1),
             setup=nonce_setup, changes=OSC_NEW),
         Row("rs-oscore-replayed-cti", "RS /authz-info", "oscore", cti_o[1], (2, 1), setup=cti_o[0], changes=OSC_NEW),
+        Row("rs-oscore-token-unprotected-extra-label", "RS /authz-info", "oscore", oscore_post(unprotected_extra),
+            (4, 0), E.INVALID_REQUEST),
+        Row("rs-oscore-token-non-preferred-encoding", "RS /authz-info", "oscore",
+            oscore_post(lambda h: b"\x98\x03" + make_token(h.token_key, claims())[1:]), (4, 0), E.INVALID_REQUEST),
         Row("rs-oscore-exi-token-replayed-after-expiry", "RS /authz-info", "oscore", exi_attack, (4, 1),
             setup=exi_setup),
         Row("rs-oscore-duplicate-map-keys", "RS /authz-info", "oscore", to_authz(dup_keys_in_authz), (4, 0),
@@ -571,6 +610,11 @@ def build_rows() -> list[Row]:
         Row("rs-dtls-retransmission", "RS /authz-info", "dtls", rx_d[1], (2, 1), setup=rx_d[0], same_as_setup=True),
         Row("rs-dtls-older-token-for-key-in-use", "RS /authz-info", "dtls", old_attack, (4, 1), setup=old_setup),
         Row("rs-dtls-replayed-cti", "RS /authz-info", "dtls", cti_d[1], (2, 1), setup=cti_d[0], changes=DTLS_NEW),
+        Row("rs-dtls-re-encoded-token-in-use", "RS /authz-info", "dtls", re_attack, (2, 1), setup=re_setup),
+        Row("rs-dtls-other-clients-token-for-key-in-use", "RS /authz-info", "dtls", other_attack, (4, 1),
+            setup=other_setup),
+        Row("rs-junk-neither-cose-nor-reference", "RS /authz-info", "dtls",
+            dtls_post(lambda h: b"\x41" + secrets.token_bytes(35), cf=None), (4, 0), E.INVALID_REQUEST),
         Row("rs-dtls-unknown-claim-ignored", "RS /authz-info", "dtls", dtls_post(dtls_token(extra=((999, "x"),))),
             (2, 1), changes=DTLS_NEW),
         Row("rs-dtls-token-over-4k-blockwise", "RS /authz-info", "dtls",
