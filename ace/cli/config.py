@@ -13,12 +13,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
+from ace.client.pins import normalize_origin
 from ace.errors import ConfigError
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.store.base import DtlsPsk, OscoreSecret
+from ace.tokens.cwt import TOKEN_TAGS
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
@@ -175,6 +178,8 @@ class RsFileConfig:
     trl_path: str = "/revoke/trl"
     introspect: bool = False  # introspect every token at the AS (reference tokens always are)
     introspect_path: str = "/introspect"
+    token_tags: str = "none"  # the tags the AS's tokens carry (their RFC 9770 hash is of that form)
+    reference_len: int = 16  # bytes of the AS's reference tokens (0: any length from 8 to 64)
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -210,7 +215,15 @@ def load_rs(path: Path) -> RsFileConfig:
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
         introspect=_get(t, "introspect", bool, w, False),
         introspect_path=_get(t, "introspect_path", str, w, "/introspect"),
+        token_tags=_choice(t, "token_tags", TOKEN_TAGS, w), reference_len=_get(t, "reference_len", int, w, 16),
     )
+
+
+def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str:
+    value: str = _get(t, key, str, where, allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
@@ -239,6 +252,24 @@ class ClientFileConfig:
     edhoc_key: Path | None = None
     observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770) while running
     trl_path: str = "/revoke/trl"
+    audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
+    trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
+
+
+def _origin_audiences(table: Any, where: str) -> dict[str, str]:
+    """``[client.audiences]``: ``"coap://host:port" = "audience"`` (RFC 9200 §6.9: provisioned audiences)."""
+    if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
+        raise ConfigError(f"{where}: [client.audiences] must map RS origins to audience strings")
+    out: dict[str, str] = {}
+    for uri, audience in table.items():
+        parts = urlsplit(uri)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"{where}: [client.audiences]: {uri!r} is not an origin (scheme://host:port)")
+        try:
+            out[normalize_origin(uri)] = audience
+        except ValueError as exc:
+            raise ConfigError(f"{where}: [client.audiences]: {exc}") from None
+    return out
 
 
 def load_client(path: Path) -> ClientFileConfig:
@@ -253,4 +284,6 @@ def load_client(path: Path) -> ClientFileConfig:
         path.parent / t["as_psk"] if isinstance(t.get("as_psk"), str) else None,
         path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
+        audiences=_origin_audiences(t.get("audiences", {}), w),
+        trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
     )

@@ -118,6 +118,10 @@ state = "client-state.json"
 edhoc_key = "client-edhoc.key"   # our EDHOC credential, sent in req_cnf for coap_edhoc_oscore
 # as_psk = "client-as.psk.toml"   # with as_uri = "coaps://...": reach the AS over DTLS-PSK instead
 # profile = "coap_dtls"   # ask the AS for this profile (default: the AS chooses; OSCORE first)
+# trust_first_hints = false   # only the RSs below (default: an unlisted RS's first hints' audience is pinned)
+
+[client.audiences]        # RS origin -> its audience: creation hints naming another one are refused
+"{rs_uri}" = "{AUDIENCE}"
 """)
     return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
                       as_uri, rs_uri)

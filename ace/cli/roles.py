@@ -9,6 +9,7 @@ from ace.authz_server.token import TokenPolicy
 from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow
+from ace.client.pins import FilePins, pins_path
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.coap.devices import demo_resources
@@ -36,7 +37,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
                  cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit, introspect=cfg.introspect,
-                 reference_tokens=cfg.as_context is not None and cfg.state is not None),
+                 reference_tokens=cfg.as_context is not None and cfg.state is not None,
+                 token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
     server = RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
@@ -56,9 +58,10 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
 def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
                  scope: str | None = None, profile: int | None = None) -> ClientRunner:
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
+                                   audiences=cfg.audiences, trust_first_hints=cfg.trust_first_hints,
                                    scope=scope or cfg.scope, profile=profile or cfg.profile,
                                    edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None),
-                      clock=time.time)
+                      clock=time.time, pins=FilePins(pins_path(cfg.state)))  # RFC 9200 §6.9: audiences pinned
     runner = ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
                           as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,
                           seqno_store=FileSequenceStore(cfg.state), observer=observer)

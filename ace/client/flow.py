@@ -7,12 +7,22 @@ POST /authz-info with N1 and our Recipient ID (RFC 9203 §4.1) → derive the OS
 (§4.3) → the resource again, protected. A valid session is reused; a 4.01 on a protected
 request drops it and gets a new token once. Optional response parameters (ace_profile,
 expires_in) are not required (ace-java omits them).
+
+Hints are unauthenticated (RFC 9200 §6.4, §6.9). The AS is the configured one; the audience
+asked for an RS origin is, in this order: configured for that origin (``audiences``), the one
+configured ``audience``, the origin's pin (``ace.client.pins``), or, trust on first use when
+allowed, the first hints' audience, pinned once the RS answered a protected request. Hints
+naming another audience than the one configured for the origin or pinned (or taken, not yet
+confirmed) are refused (``Failed`` at step "hints") before any token request; with a single
+``audience`` configured the hints' audience is ignored. A configured scope is asked for as it
+is (never widened); the hints' scope only when none is configured.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -25,6 +35,7 @@ from ace.cbor.messages import (
     CreationHints,
     ErrorResponse,
 )
+from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.profiles import dtls, edhoc, oscore
 from ace.profiles.dtls import DtlsChannel
@@ -33,6 +44,7 @@ from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
 
@@ -41,7 +53,9 @@ Rng = Callable[[int], bytes]
 class ClientConfig:
     client_id: str | None = None  # sent as client_id when set (the AS knows us by our channel anyway)
     as_uri: str | None = None  # token endpoint, used when the RS gives no hints
-    audience: str | None = None  # overrides the hints' audience
+    audience: str | None = None  # for every RS not in ``audiences``; overrides the hints' audience
+    audiences: Mapping[str, str] = field(default_factory=dict)  # RS origin -> its audience (hints must agree)
+    trust_first_hints: bool = True  # no audience configured for an origin: take (and pin) its first hints'
     scope: str | bytes | None = None  # overrides the hints' scope
     authz_info_path: str = "/authz-info"
     ask_profile: bool = False
@@ -72,6 +86,7 @@ class Session:
     expires_at: float | None
     scope: str | bytes | None
     id: int = 0
+    audience: str | None = None  # the audience the token was asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +141,13 @@ Action = SendResource | SendTokenRequest | SendAuthzInfo | Done | Failed
 class ClientFlow:
     """One client, any number of RSs; one request in flight at a time."""
 
-    def __init__(self, config: ClientConfig, *, clock: Clock, rng: Rng = secrets.token_bytes) -> None:
+    def __init__(self, config: ClientConfig, *, clock: Clock, rng: Rng = secrets.token_bytes,
+                 pins: AudiencePins | None = None) -> None:
         self.config, self.clock, self.rng = config, clock, rng
+        self.pins: AudiencePins = pins if pins is not None else MemoryPins()
+        self._configured = {normalize_origin(o): aud for o, aud in config.audiences.items()}
+        self._unconfirmed: dict[str, str] = {}  # origin -> audience from its first hints, not pinned yet
+        self._asked: tuple[str, bool] | None = None  # the token request's audience; from first hints?
         self.sessions: dict[str, Session] = {}
         self._ids = oscore.RecipientIdPool(rng)
         self._next_session = 1
@@ -188,17 +208,28 @@ class ClientFlow:
 
     def _token_request(self, hints: CreationHints | None) -> Action:
         assert self._request is not None
+        origin = normalize_origin(self._request.origin)
+        audience, source = self._audience_for(origin)
         if hints is not None:
-            self._hints[self._request.origin] = hints
+            if (hints.audience is not None and audience is not None and hints.audience != audience
+                    and source != "configured"):  # RFC 9200 §6.9: the hints' audience is not a trusted value
+                return self._fail("hints", f"creation hints from {origin} name audience {hints.audience!r}, but "
+                                           f"its audience is {audience!r} ({source}); not asking the AS for it")
+            self._hints[origin] = hints
         else:
-            hints = self._hints.get(self._request.origin)
+            hints = self._hints.get(origin)
         c = self.config
         # Hints are unauthenticated (RFC 9200 §5.3): a configured AS is never overridden by them, or a
         # forged 4.01 could send our token request (and take our keys) elsewhere
         as_uri = c.as_uri or (hints.as_uri if hints else None)
-        audience = c.audience or (hints.audience if hints else None)
+        if audience is None and hints is not None and hints.audience is not None:
+            if not c.trust_first_hints:  # RFC 9200 §6.4: the client determines which audience an RS has
+                return self._fail("hints", f"no audience configured for {origin} and trust_first_hints is off: "
+                                           f"not taking {hints.audience!r} from unauthenticated creation hints")
+            audience, source = hints.audience, "first hints"
         if as_uri is None or audience is None:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
+        self._asked = (audience, source == "first hints")
         req_cnf = None
         if c.profile == AceProfile.COAP_EDHOC_OSCORE and c.edhoc_key is not None:
             req_cnf = CoseKeyCnf(c.edhoc_key.public())  # draft-ietf-ace-edhoc-oscore-profile §3.1
@@ -209,6 +240,20 @@ class ClientFlow:
         )
         self._state = "token"
         return SendTokenRequest(as_uri, request.encode())
+
+    def _audience_for(self, origin: str) -> tuple[str | None, str]:
+        """The audience this origin is known to have, and how it is known."""
+        if origin in self._configured:
+            return self._configured[origin], "configured for this origin"
+        if self.config.audience:
+            return self.config.audience, "configured"
+        pinned = self.pins.get(origin)
+        if pinned is not None:
+            return pinned, "pinned on first use"
+        unconfirmed = self._unconfirmed.get(origin)
+        if unconfirmed is not None:
+            return unconfirmed, "taken from its first hints"
+        return None, ""
 
     def _after_token(self, response: Response) -> Action:
         if not response.success:
@@ -251,10 +296,13 @@ class ClientFlow:
             self._derive(token_response, response, *channel) if isinstance(channel, tuple) else channel)
         self.drop_session(self._request.origin)
         expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
+        audience, first_hints = self._asked or (None, False)
         session = Session(origin=self._request.origin, token=token_response.access_token, context=context,
                           expires_at=expires, scope=token_response.scope or self.config.scope,
-                          id=self._next_session)
+                          id=self._next_session, audience=audience)
         self._next_session += 1
+        if first_hints and audience is not None:  # trust on first use: pinned once the RS proves it (below)
+            self._remember_unconfirmed(normalize_origin(session.origin), audience)
         self.sessions[session.origin] = session
         self._state = "protected"
         return SendResource(self._request, session)
@@ -281,7 +329,30 @@ class ClientFlow:
             if response.content_format == ContentFormat.ACE_CBOR and response.payload:
                 hints = CreationHints.decode(response.payload)
             return self._token_request(hints)
-        return self._done(response, self.sessions.get(self._request.origin))
+        session = self.sessions.get(self._request.origin)
+        if response.success and session is not None:
+            self._confirm(session)
+        return self._done(response, session)
+
+    def _remember_unconfirmed(self, origin: str, audience: str) -> None:
+        self._unconfirmed.pop(origin, None)
+        if len(self._unconfirmed) >= MAX_PINS:  # bounded: forget the oldest
+            self._unconfirmed.pop(next(iter(self._unconfirmed)))
+        self._unconfirmed[origin] = audience
+
+    def _confirm(self, session: Session) -> None:
+        """A success over the session's protected channel: the RS could use the token, so it holds the
+        key of the token's audience; an audience taken from first hints is pinned for the origin."""
+        origin = normalize_origin(session.origin)
+        audience = self._unconfirmed.get(origin)
+        if audience is None or audience != session.audience:
+            return
+        try:
+            self.pins.pin(origin, audience)
+        except AceError as exc:  # still held (unconfirmed) for this process; the answer stands
+            log.warning("audience %r for %s not pinned: %s", audience, origin, exc)
+            return
+        del self._unconfirmed[origin]
 
     def _done(self, response: Response, session: Session | None) -> Action:
         self._state = "idle"

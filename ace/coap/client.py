@@ -141,6 +141,8 @@ class ClientRunner:
         async with self._lock:
             action: Action = self.flow.start(request)
             for _ in range(MAX_STEPS):
+                if isinstance(action, Failed) and action.step == "hints":  # forged or stale creation hints
+                    log.warning("refused: %s", action.error)
                 if isinstance(action, (Done, Failed)):
                     return action
                 action = self.flow.on_response(await self._perform(action))
