@@ -29,7 +29,7 @@ from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts, dtls
 from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
-from ace.coap.render import BoundedBody, ace_message, error_message
+from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
 from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context, requester_of
 from ace.errors import RemoteError
 from ace.store.base import AsStore, ClientRecord
@@ -148,7 +148,7 @@ class AsServer:
         credentials = dtls.DtlsCredentialsMap()
         credentials[":clients"] = self.index
         credentials[":psk"] = ClientPsks(self.store)
-        wrapped = OscoreSiteWrapper(site, credentials)
+        wrapped = AmplificationGuard(OscoreSiteWrapper(site, credentials))  # RFC 7252 §11.3
         if self.dtls:
             self.context = await dtls.create_server(wrapped, self.bind, credentials, extra_transports=["oscore"])
             self.coaps_port = dtls.coaps_port(self.context)

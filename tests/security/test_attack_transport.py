@@ -1,0 +1,329 @@
+"""Attacks on the CoAP transport of the AS and the RS (issue 17 items 4 and 11), replayed with raw
+UDP sockets on ::1 against an in-process AS + RS from an ``ace init`` deployment. Each test
+failed on the code before the fix; the comment says how.
+
+- 4: first Block1 blocks with distinct Uri-Query values each made aiocoap's spool keep an
+  assembly (about 3.7 KB per 1 KB datagram) for 93 s or more, without a count limit; now one
+  assembly per peer, one byte budget for the process, 45 s idle lifetime (``BLOCK1_SPOOL``).
+- 11: a spoofable 9-10 byte NON request got a 4.01 with creation hints (RS) or an error map
+  (AS) several times its size; now no answer to an unauthenticated NON request is larger than
+  the request, and amplifying error answers to CON requests are rate-limited per source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import secrets
+import tracemalloc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiocoap
+import pytest
+from aiocoap.optiontypes import BlockOption
+from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, running_deployment, send
+
+from ace.client.flow import Done
+from ace.coap import render
+
+SPOOL: Any = getattr(render, "BLOCK1_SPOOL", None)  # None before the fix
+ATTACK_BLOCKS = 200
+SOURCES = 100  # sockets (distinct remote addresses) for the many-sources attack
+BLOCK = 1024  # bytes per block (SZX 6), as in the attack
+RECV_TIMEOUT = 2.0
+
+
+@pytest.fixture
+async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
+    if SPOOL is not None:
+        SPOOL.clear()  # the spool is the process's: nothing left over from other tests
+    async with running_deployment(tmp_path / "deployment") as f:
+        yield f
+    if SPOOL is not None:
+        SPOOL.clear()
+
+
+# -- raw CoAP over UDP --------------------------------------------------------------------------
+
+@dataclass
+class RawPeer(asyncio.DatagramProtocol):
+    """One UDP socket on ::1 (one remote address for the server): sends datagrams, queues answers."""
+
+    received: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    transport: Any = None
+    mid: int = field(default_factory=lambda: secrets.randbelow(0x8000))
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.put_nowait(data)
+
+    def send(self, msg: aiocoap.Message, port: int) -> bytes:
+        self.mid = (self.mid + 1) & 0xFFFF
+        msg.mid = self.mid
+        data = msg.encode()
+        self.transport.sendto(data, ("::1", port))
+        return data
+
+    async def answer(self) -> bytes:
+        while True:  # an empty ACK may precede a separate response
+            data = await bounded(self.received.get(), RECV_TIMEOUT)
+            if data[1] != 0:
+                return data
+
+    async def exchange(self, msg: aiocoap.Message, port: int) -> tuple[bytes, aiocoap.Message]:
+        """The request's datagram and the answer (decoded; ``raw_size`` has its datagram's length)."""
+        request = self.send(msg, port)
+        data = await self.answer()
+        answer = aiocoap.Message.decode(data)
+        answer.raw_size = len(data)  # type: ignore[attr-defined]
+        return request, answer
+
+
+async def raw_peers(n: int) -> list[RawPeer]:
+    loop = asyncio.get_running_loop()
+    peers = []
+    for _ in range(n):
+        _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=("::1", 0))
+        peers.append(peer)
+    return peers
+
+
+def close(peers: list[RawPeer]) -> None:
+    for peer in peers:
+        peer.transport.close()
+
+
+def port_of(uri: str) -> int:
+    port = urlsplit(uri).port
+    assert port is not None
+    return port
+
+
+def message(code: aiocoap.Code, path: tuple[str, ...], *, mtype: aiocoap.Type = aiocoap.CON,
+            payload: bytes = b"", query: tuple[str, ...] = (), block1: tuple[int, bool] | None = None,
+            content_format: int | None = None, token: bytes | None = None) -> aiocoap.Message:
+    msg = aiocoap.Message(code=code, payload=payload)
+    msg.mtype, msg.token = mtype, secrets.token_bytes(2) if token is None else token
+    msg.opt.uri_path = path
+    msg.opt.uri_query = query
+    if content_format is not None:
+        msg.opt.content_format = content_format
+    if block1 is not None:
+        msg.opt.block1 = BlockOption.BlockwiseTuple(block1[0], block1[1], 6)
+    return msg
+
+
+def code_of(msg: aiocoap.Message) -> str:
+    return f"{int(msg.code) >> 5}.{int(msg.code) & 31:02d}"
+
+
+def first_block(path: tuple[str, ...], n: int) -> aiocoap.Message:
+    """Block 0 of 2 (more to come), 1 KB of body, a Uri-Query of its own; NON as in the attack."""
+    return message(aiocoap.POST, path, mtype=aiocoap.NON, payload=b"\xa1" * BLOCK, query=(f"q={n}",),
+                   block1=(0, True), content_format=ACE_CBOR)
+
+
+def last_block(path: tuple[str, ...], n: int) -> aiocoap.Message:
+    return message(aiocoap.POST, path, payload=b"\x00" * 16, query=(f"q={n}",), block1=(1, False),
+                   content_format=ACE_CBOR)
+
+
+TARGETS = {"rs": ("rs_uri", ("authz-info",)), "as": ("as_uri", ("token",))}
+
+
+def target(flow: Flow, name: str) -> tuple[int, tuple[str, ...]]:
+    uri_attr, path = TARGETS[name]
+    return port_of(getattr(flow.d, uri_attr)), path
+
+
+async def traced_growth(peers: list[RawPeer], port: int, messages: list[aiocoap.Message], code: str) -> int:
+    """Bytes still allocated (tracemalloc, this process: the servers run in it) after sending
+    ``messages`` round-robin over ``peers``, each answered with ``code``."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n, msg in enumerate(messages):
+            _, answer = await peers[n % len(peers)].exchange(msg, port)
+            assert code_of(answer) == code
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+async def attack(peers: list[RawPeer], port: int, path: tuple[str, ...]) -> int:
+    """``ATTACK_BLOCKS`` first blocks round-robin over ``peers``; returns what the Block1 state
+    kept of them: the traced growth minus that of as many datagrams of the same size to a path
+    that does not exist (what aiocoap's message layer keeps of any datagram, RFC 7252 §4.5)."""
+    junk = [message(aiocoap.POST, ("nothing",), mtype=aiocoap.NON, payload=b"\xa1" * BLOCK, query=(f"q={n}",),
+                    content_format=ACE_CBOR) for n in range(ATTACK_BLOCKS)]
+    baseline = await traced_growth(peers, port, junk, "4.04")
+    blocks = [first_block(path, n) for n in range(ATTACK_BLOCKS)]
+    return await traced_growth(peers, port, blocks, "2.31") - baseline
+
+
+def assert_spool_bounded(peers: int) -> None:
+    assert SPOOL is not None, "no process-wide Block1 spool (old code)"
+    assert len(SPOOL) <= peers
+    assert SPOOL.bytes <= SPOOL.budget
+    assert SPOOL.bytes <= peers * (render.ASSEMBLY_OVERHEAD + BLOCK)
+
+
+async def legitimate_blockwise_post(flow: Flow) -> str:
+    """aiocoap's own client posts a 2,000-byte body in Block1 blocks to /authz-info: it is
+    reassembled (the RS refuses the junk token, 4.00), not 4.08."""
+    ctx = await flow.plain()
+    msg = aiocoap.Message(code=aiocoap.POST, uri=flow.authz_info_uri, payload=b"\xa0" * 2000,
+                          content_format=ACE_CBOR)
+    major, minor = (await send(ctx, msg)).code
+    return f"{major}.{minor:02d}"
+
+
+# -- item 4: Block1 assemblies ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["rs", "as"])
+async def test_block1_one_assembly_per_peer(flow: Flow, name: str) -> None:
+    """Old code: 200 assemblies (one per Uri-Query) were kept, block 1 for the first query still
+    completed its body (not 4.08), and the traced memory grew by about 3.7 KB per block."""
+    port, path = target(flow, name)
+    peers = await raw_peers(1)
+    try:
+        kept = await attack(peers, port, path)
+        print(f"Block1 state kept of {ATTACK_BLOCKS} first blocks from one peer: {kept} bytes")
+        _, first = await peers[0].exchange(last_block(path, 0), port)
+        assert code_of(first) == "4.08"  # replaced by the peer's later first blocks (RFC 7959 §2.9.2)
+        assert kept < 8 * (render.ASSEMBLY_OVERHEAD + BLOCK)  # old code: all 200 assemblies
+        assert_spool_bounded(1)
+        _, last = await peers[0].exchange(last_block(path, ATTACK_BLOCKS - 1), port)
+        assert code_of(last) not in ("4.08", "2.31")  # the peer's newest assembly completes
+        assert len(SPOOL) == 0 and SPOOL.bytes == 0
+    finally:
+        close(peers)
+    assert await legitimate_blockwise_post(flow) == "4.00"
+    assert isinstance(await bounded(flow.full_flow(), 4 * TIMEOUT), Done)
+
+
+@pytest.mark.parametrize("name", ["rs", "as"])
+async def test_block1_budget_over_many_peers(flow: Flow, name: str) -> None:
+    """Old code: every source's assemblies were all kept (the first source's block 1 still
+    completed); now the process's byte budget holds and the oldest assemblies went first."""
+    port, path = target(flow, name)
+    peers = await raw_peers(SOURCES)
+    try:
+        kept = await attack(peers, port, path)
+        print(f"Block1 state kept of {ATTACK_BLOCKS} first blocks from {SOURCES} peers: {kept} bytes")
+        _, oldest = await peers[0].exchange(last_block(path, SOURCES), port)  # peer 0's newest query
+        assert code_of(oldest) == "4.08"  # dropped for the budget
+        assert kept < render.BLOCK1_BUDGET  # old code: all 200 assemblies, about twice that
+        assert_spool_bounded(SOURCES)
+        assert SPOOL.dropped > 0
+        _, newest = await peers[-1].exchange(last_block(path, ATTACK_BLOCKS - 1), port)
+        assert code_of(newest) not in ("4.08", "2.31")
+    finally:
+        close(peers)
+    assert await legitimate_blockwise_post(flow) == "4.00"
+    assert isinstance(await bounded(flow.full_flow(), 4 * TIMEOUT), Done)
+
+
+async def test_block1_idle_assembly_expires(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old code: an assembly lived 93 to 186 s; now one not fed for 45 s is gone (4.08)."""
+    assert SPOOL is not None, "no process-wide Block1 spool (old code)"
+    now = [1000.0]
+    monkeypatch.setattr(SPOOL, "clock", lambda: now[0])
+    port, path = target(flow, "rs")
+    peers = await raw_peers(2)
+    try:
+        await peers[0].exchange(first_block(path, 1), port)
+        await peers[1].exchange(first_block(path, 2), port)
+        now[0] += render.ASSEMBLY_IDLE - 1
+        _, fresh = await peers[1].exchange(last_block(path, 2), port)
+        assert code_of(fresh) == "4.00"  # still there a second before the end (the junk body is refused)
+        now[0] += 2
+        _, stale = await peers[0].exchange(last_block(path, 1), port)
+        assert code_of(stale) == "4.08"
+        assert len(SPOOL) == 0
+    finally:
+        close(peers)
+
+
+async def test_oscore_outer_block1_is_not_assembled(flow: Flow) -> None:
+    """An OSCORE request carrying an outer Block1 option is not reassembled before it is
+    verified (aiocoap's OSCORE site wrapper unprotects each datagram alone): a fragment with a
+    live kid fails decryption (4.00), with an unknown kid 4.01, and nothing is spooled. (Inner
+    Block1, after verification, goes through ``BLOCK1_SPOOL`` like any other.) Passes on old code."""
+    session = await flow.post_token(await flow.plain(), *flow.token())
+    assert session.server_rid is not None
+    port = port_of(flow.rs_uri)
+    peers = await raw_peers(1)
+    try:
+        for kid, expected in ((session.server_rid, "4.00"), (b"\x7e\x7f", "4.01")):
+            msg = message(aiocoap.POST, ("temp",), payload=b"\x5a" * BLOCK, block1=(0, True))
+            msg.opt.oscore = b"\x09\x05" + kid  # RFC 8613 §6.1: flags (kid, 1-byte Partial IV), PIV, kid
+            _, answer = await peers[0].exchange(msg, port)
+            assert code_of(answer) == expected
+        assert SPOOL is None or len(SPOOL) == 0
+    finally:
+        close(peers)
+
+
+# -- item 11: amplification ----------------------------------------------------------------------
+
+async def test_non_get_to_protected_resource_is_not_amplified(flow: Flow) -> None:
+    """Old code: a 10-byte NON GET /temp got a 4.01 with AS Request Creation Hints, about 6 times
+    its size. Now the bare 4.01 (no hints: a client learns them with CON)."""
+    port = port_of(flow.rs_uri)
+    peers = await raw_peers(1)
+    try:
+        for token in (b"", b"\x01"):  # 9 and 10 bytes
+            request, answer = await peers[0].exchange(
+                message(aiocoap.GET, ("temp",), mtype=aiocoap.NON, token=token), port)
+            assert len(request) == 9 + len(token)
+            assert code_of(answer) == "4.01"
+            assert answer.raw_size <= len(request)
+        _, con = await peers[0].exchange(message(aiocoap.GET, ("temp",), token=b"\x03"), port)
+        assert code_of(con) == "4.01" and con.payload  # CON: the hints (RFC 9200 §5.3)
+    finally:
+        close(peers)
+
+
+async def test_non_token_request_without_security_is_not_amplified(flow: Flow) -> None:
+    """Old code: a 9-byte NON POST /token got a 4.01 invalid_client error map, about 4 times its size."""
+    port = port_of(flow.d.as_uri)
+    peers = await raw_peers(1)
+    try:
+        request, answer = await peers[0].exchange(
+            message(aiocoap.POST, ("token",), mtype=aiocoap.NON, payload=b"\xa0", content_format=ACE_CBOR), port)
+        assert code_of(answer).startswith("4.")
+        assert answer.raw_size <= len(request)
+        bare, answer = await peers[0].exchange(message(aiocoap.POST, ("token",), mtype=aiocoap.NON, token=b""), port)
+        assert len(bare) <= 10 and answer.raw_size <= len(bare)
+    finally:
+        close(peers)
+
+
+async def test_con_error_answers_are_rate_limited_per_source(flow: Flow) -> None:
+    """Old code: every CON GET /temp got the hints. Now a source gets at most the burst of
+    amplifying error answers (the clock stands still here), then the bare code."""
+    guard = flow.rs_server.context.serversite
+    if hasattr(guard, "limiter"):
+        guard.limiter = render.AnswerLimiter(clock=lambda: 0.0)
+    burst = int(getattr(render, "SOURCE_BURST", 32))
+    port = port_of(flow.rs_uri)
+    peers = await raw_peers(2)  # two ports, one address (::1): one source
+    try:
+        answers = [(await peers[n % 2].exchange(message(aiocoap.GET, ("temp",)), port))[1] for n in range(burst + 3)]
+        assert all(code_of(a) == "4.01" for a in answers)
+        assert [bool(a.payload) for a in answers] == [True] * burst + [False] * 3
+    finally:
+        close(peers)
+    # another address has a bucket of its own; all together share one
+    limiter = render.AnswerLimiter(clock=lambda: 0.0, total=(0.0, burst + 2))
+    assert [limiter.allow("2001:db8::1") for _ in range(burst + 1)] == [True] * burst + [False]
+    assert [limiter.allow("2001:db8::2") for _ in range(3)] == [True, True, False]
