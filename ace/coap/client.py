@@ -236,6 +236,8 @@ class ClientRunner:
             creds.pop(full, None)
             creds[origin_of(full) + "/*"] = security
         protected = not isinstance(security, _Plain)
+        pinned = edhoc_session is not None and edhoc_session.pinned  # a context the RS may have lost
+        retry = False
         started = time.monotonic()
         try:
             raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
@@ -254,6 +256,8 @@ class ClientRunner:
             plain = exc.plain_message
             if edhoc_session is not None:  # the RS lost the context: handshake again next time
                 edhoc_session.reset()
+                # 4.00: its C_R now names another context; 4.01 goes to the flow (a new token, then EDHOC)
+                retry = pinned and plain.code == aiocoap.BAD_REQUEST
             response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
             if plain.code.is_successful():  # an OSCORE server answers unprotected only with errors
                 log.warning("%s %s: an unprotected %s is not taken", method, uri, plain.code)
@@ -263,4 +267,6 @@ class ClientRunner:
             response = Response((5, 4), str(exc).encode()[:80])  # 5.04 Gateway Timeout, as a proxy would say
         if self.observer is not None:
             self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started))
+        if retry:  # once: the session is unpinned now, so the retry runs EDHOC and is not retried
+            return await self._send(step, method, uri, payload, content_format, security)
         return response

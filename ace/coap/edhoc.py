@@ -11,27 +11,35 @@ compactly as a CBOR int; ``CredentialsMap.find_edhoc_by_id_cred_peer`` gives cla
 ``[map key of the item]`` (``EdhocCredentialsMap`` gives the token's label instead), a miss is
 an unprotected 4.00 (the client sees ``NotAProtectedMessage``) and the server keeps serving;
 every responder context stays in the server map under ``":" + uuid4().hex`` and C_R is one of
-48 one-byte ids (then 5.00 "Too many contexts"), so ``EdhocCredentialsMap`` evicts the oldest;
-the client runs EDHOC on every request unless the derived context is pinned (``ClientEdhoc``).
+48 one-byte ids (then 5.00 "Too many contexts"), so ``EdhocCredentialsMap`` bounds them
+(``edhoc_responders``); the client runs EDHOC on every request unless the derived context is
+pinned (``ClientEdhoc``).
 Only method 3 with suite 2 is supported; no EAD, no by-value credentials from unknown peers.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aiocoap
 import cbor2
-from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext, EdhocResponderContext
+from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext
 from aiocoap.numbers import COAP_PORT
 from aiocoap.util import hostportjoin
 
 from ace.cbor.labels import Curve, KeyType
-from ace.coap.dtls import DtlsCredentialsMap
+from ace.coap.edhoc_responders import CONNECTION_IDS as CONNECTION_IDS
+from ace.coap.edhoc_responders import DEFAULT_MAX_RESPONDERS as DEFAULT_MAX_RESPONDERS
+from ace.coap.edhoc_responders import BoundedResponderMap
+from ace.coap.edhoc_responders import HandshakeRefused as HandshakeRefused
+from ace.coap.edhoc_responders import ResponderEntry as ResponderEntry
+from ace.coap.edhoc_responders import forget_responder_contexts as forget_responder_contexts
+from ace.coap.edhoc_responders import is_message_1 as is_message_1
+from ace.coap.edhoc_responders import responder_contexts as responder_contexts
+from ace.coap.edhoc_responders import source_of as source_of
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
@@ -40,10 +48,6 @@ SUITE = 2  # AES-CCM-16-64-128, SHA-256, P-256: the only suite aiocoap 0.4.17 se
 METHOD = 3  # static DH on both sides
 MAX_KID = 16  # lakers-python 0.6.2 fails to parse a CCS whose kid is longer
 MAX_CCS = 192  # lakers-python 0.6.2: longer credentials fail to parse
-CONNECTION_IDS = 48  # aiocoap picks C_R among the one-byte CBOR ints -24..23
-DEFAULT_MAX_RESPONDERS = 40
-_FREE_IDS_KEPT = 2  # the next client's C_I may take one of the free ids
-_CANDIDATE_IDS = frozenset(cbor2.dumps(i) for i in range(-24, 24))
 
 Loader = Callable[[bytes], "tuple[bytes, object] | None"]
 
@@ -189,81 +193,9 @@ class PeerCredentialIndex:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class ResponderEntry:
-    """One responder context aiocoap keeps in the server map (under ``key``)."""
-
-    key: str
-    context: Any
-    born: float  # monotonic seconds when it was stored (message_1 processed)
-
-    @property
-    def complete(self) -> bool:  # message_3 verified
-        return not getattr(self.context, "_incomplete", True)
-
-    @property
-    def claims(self) -> list[Any]:
-        return list(getattr(self.context, "authenticated_claims", []))
-
-
-def responder_contexts(credentials: dict[str, Any]) -> list[ResponderEntry]:
-    """aiocoap's EDHOC responder contexts in a server map, oldest first where known."""
-    births: dict[str, float] = getattr(credentials, "_births", {})
-    found = [ResponderEntry(k, v, births.get(k, 0.0)) for k, v in list(credentials.items())
-             if isinstance(v, EdhocResponderContext)]
-    return sorted(found, key=lambda e: e.born)
-
-
-def forget_responder_contexts(credentials: dict[str, Any], predicate: Callable[[ResponderEntry], bool]) -> int:
-    """Drop the responder contexts ``predicate`` selects (their OSCORE contexts end: a client
-    still using one gets an unprotected 4.01 "Security context not found"); returns how many."""
-    doomed = [e for e in responder_contexts(credentials) if predicate(e)]
-    for entry in doomed:
-        credentials.pop(entry.key, None)
-        getattr(credentials, "_births", {}).pop(entry.key, None)
-    return len(doomed)
-
-
-class EdhocCredentialsMap(DtlsCredentialsMap):
-    """The RS's server credentials map: a ``DtlsCredentialsMap`` that also (a) reports a
-    ``PeerCredentialIndex`` entry's own label as the authenticated claim and (b) keeps at most
-    ``max_responders`` responder contexts, and two connection ids free, evicting the oldest."""
-
-    def __init__(self, *, max_responders: int = DEFAULT_MAX_RESPONDERS, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
-        super().__init__()
-        if not 1 <= max_responders <= CONNECTION_IDS - _FREE_IDS_KEPT:
-            raise ValueError(f"max_responders must be 1..{CONNECTION_IDS - _FREE_IDS_KEPT}")
-        self.max_responders, self._clock = max_responders, clock
-        self._births: dict[str, float] = {}
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        if isinstance(value, EdhocResponderContext):  # aiocoap stores one per message_1
-            self._births[key] = self._clock()
-            self._make_room(keep=key)
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self._births.pop(key, None)
-
-    def _make_room(self, keep: str) -> None:
-        for entry in responder_contexts(self):
-            free = len(_CANDIDATE_IDS - self.find_all_used_contextless_oscore_kid())
-            if len(self._births) <= self.max_responders and free >= _FREE_IDS_KEPT:
-                return
-            if entry.key != keep:
-                log.info("evicting EDHOC responder context %s (limit %d)", entry.key, self.max_responders)
-                del self[entry.key]
-
-    def forget_label(self, label: object) -> int:
-        """Drop the contexts authenticated as ``label`` (its token expired or was replaced)."""
-        return forget_responder_contexts(self, lambda e: label in e.claims)
-
-    def forget_stale(self, max_age: float) -> int:
-        """Drop handshakes that never completed within ``max_age`` seconds."""
-        now = self._clock()
-        return forget_responder_contexts(self, lambda e: not e.complete and now - e.born > max_age)
+class EdhocCredentialsMap(BoundedResponderMap):
+    """The RS's server credentials map: bounded responder state (``edhoc_responders``), and a
+    ``PeerCredentialIndex`` entry's own label as the authenticated claim."""
 
     def find_edhoc_by_id_cred_peer(self, id_cred_peer: bytes) -> tuple[bytes, list[Any]]:
         """(CRED_I, claims) for aiocoap's responder, KeyError if unknown (it answers 4.00).

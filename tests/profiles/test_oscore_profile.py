@@ -224,3 +224,17 @@ def test_pool_default_bound_is_the_oscore_id_limit() -> None:
     assert oscore.MAX_ID_LEN == 7
     pool = RecipientIdPool(seeded(5))
     assert all(len(pool.allocate()) <= oscore.MAX_ID_LEN for _ in range(50))
+
+
+def test_reserved_and_kept_clear_ids_are_never_handed_out() -> None:
+    pool = RecipientIdPool(lambda n: b"\x07" * n)  # the rng insists on a reserved id
+    assert pool.reserve(b"\x07")  # e.g. a live EDHOC C_R
+    assert pool.allocate() != b"\x07" and not pool.claim(b"\x07")
+    assert b"\x07" not in pool and pool.reserved == {b"\x07"}
+    pool.unreserve(b"\x07")
+    assert pool.allocate() == b"\x07"
+    assert not pool.reserve(b"\x07")  # handed out already: the caller is told
+    clear = RecipientIdPool(seeded(6))
+    clear.keep_clear(bytes([n]) for n in range(200))  # another allocator's space
+    ids = {clear.allocate() for _ in range(60)}
+    assert all(len(i) == 2 or i[0] >= 200 for i in ids) and len(ids) == 60
