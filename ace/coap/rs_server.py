@@ -23,7 +23,8 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.introspect import IntrospectionClient
-from ace.coap.render import BoundedBody, ace_message, error_message
+from ace.coap.ratelog import RateLimitedLog
+from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
 from ace.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, RemoteError
@@ -43,6 +44,12 @@ SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session 
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
+def peer_host(request: aiocoap.Message) -> str:
+    """The peer's address without its port (one host, whatever ports it sends from)."""
+    sockaddr = getattr(request.remote, "sockaddr", None)
+    return str(sockaddr[0]) if sockaddr else str(getattr(request.remote, "hostinfo", ""))
+
+
 def label_of(request: aiocoap.Message) -> bytes | None:
     """The binding label the request's secure channel carries (OSCORE context or DTLS session)."""
     claims = getattr(request.remote, "authenticated_claims", None) or []
@@ -53,14 +60,16 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
     def __init__(self, server: RsServer) -> None:
         super().__init__()
         self.server = server
+        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
         try:
-            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel)
+            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+                                                   source=peer_host(request))
         except RemoteError as exc:
-            log.warning("POST /authz-info refused: %r", exc)
+            self.refusals.log(logging.WARNING, "POST /authz-info refused: %r", exc)
             return error_message(exc)
         self.server.install(outcome.binding, self.server.core.take_dropped())
         if not outcome.payload:
@@ -93,9 +102,16 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
 
 class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
     """aiocoap lets a failed EDHOC message_3 (a key that is not the kid's) escape as ValueError,
-    answered 5.00 with a traceback; we answer 4.00 and forget the half-done responder context."""
+    answered 5.00 with a traceback; we answer 4.00 and forget the half-done responder context.
+    A message_1 is admitted first: room is made among half-done handshakes only (per source and
+    globally), else 5.03 (``edhoc.EdhocCredentialsMap.admitting``)."""
 
     async def render_to_pipe(self, pipe: Any) -> None:
+        credentials = self.server_credentials
+        if edhoc.is_message_1(pipe.request) and isinstance(credentials, edhoc.EdhocCredentialsMap):
+            with credentials.admitting(edhoc.source_of(pipe.request.remote)):
+                await super().render_to_pipe(pipe)
+            return
         try:
             await super().render_to_pipe(pipe)
         except ValueError as exc:
@@ -126,18 +142,27 @@ class RsServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.trl: TrlLink | None = None  # observes the AS's TRL (RFC 9770) when configured
         self.introspector: IntrospectionClient | None = None  # asks the AS about tokens (RFC 9200 §5.9)
+        self._introspecting: set[str] = set()  # peers with an introspection in flight
 
     async def authz_info(self, payload: bytes, content_format: int | None,
-                         channel: bytes | None) -> AuthzInfoOutcome:
+                         channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
         """The core's POST /authz-info, introspecting the token at the AS first when the core asks
-        (a reference token, or ``introspect = true``): see ``ace.rs.introspection``."""
+        (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
+        introspection in flight per peer host: one sender cannot take every slot of the AS link."""
         try:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection as need:
             if self.introspector is None:
                 raise RemoteError("this RS cannot introspect tokens", error_code=None,
                                   coap_code=UNAUTHORIZED) from None
-            code, answer = await self.introspector.introspect(need.payload)
+            if source in self._introspecting:
+                raise RemoteError("an introspection for this peer is in flight", error_code=None,
+                                  coap_code=SERVICE_UNAVAILABLE) from None
+            self._introspecting.add(source)
+            try:
+                code, answer = await self.introspector.introspect(need.payload)
+            finally:
+                self._introspecting.discard(source)
             self.core.introspected(need.token, code, answer)
         try:
             return self.core.authz_info(payload, content_format, channel_label=channel)
@@ -165,10 +190,14 @@ class RsServer:
         elif isinstance(params, EdhocChannel):  # the client's EDHOC run finds its credential by kid
             if params.kid not in self.peers:
                 self.peers.add(params.peer_key, binding.label)
-        elif self.index.get_oscore_context_for(
-                {oscore.COSE_KID: binding.label, oscore.COSE_KID_CONTEXT: params.id_context}) is None:
-            self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
-                                                clock=self.core.clock))
+        else:
+            ctx = self.index.get_oscore_context_for(
+                {oscore.COSE_KID: binding.label, oscore.COSE_KID_CONTEXT: params.id_context})
+            if ctx is None:
+                self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
+                                                    clock=self.core.clock))
+            else:  # new rights over the same context (RFC 9203 §4.1): it ends with the new token
+                ctx.expires_at = binding.expires_at
 
     def uninstall(self, binding: Binding) -> None:
         self._uninstall(binding.label, binding.context)
@@ -246,7 +275,10 @@ class RsServer:
         credentials[":edhoc-peers"] = self.peers
         if self.edhoc_key is not None and AceProfile.COAP_EDHOC_OSCORE in self.core.config.profiles:
             edhoc.install_server_identity(credentials, self.edhoc_key, [edhoc.edhoc_origin(*self.bind)])
-        site = _EdhocSafeSite(self.site(), credentials)
+            # one identifier space: OSCORE recipient ids never collide with a live EDHOC C_R
+            credentials.share_ids(self.core.ids, live=lambda label: isinstance(label, bytes)
+                                  and self.core.bindings.get(label) is not None)
+        site = AmplificationGuard(_EdhocSafeSite(self.site(), credentials))  # RFC 7252 §11.3
         if self.offers_dtls:
             self.context = await dtls.create_server(site, self.bind, credentials, extra_transports=["oscore"])
             self.coaps_port = dtls.coaps_port(self.context)

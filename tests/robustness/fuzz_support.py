@@ -285,9 +285,25 @@ def token_bytes(draw: st.DrawFn, token_key: CoseKey, profile: str, mode: str) ->
         token = cose.build(Kind.AEAD, body, token_key, kid=token_key.kid, rng=_rng(0))
     if mode != "valid" and draw(st.integers(0, 7)) == 0:  # CWT tag 61 around it
         token = codec.head(6, 61) + token
+    if mode != "valid" and draw(st.integers(0, 7)) == 0:  # re-encoded: the same token, other bytes
+        token = _re_encoded(token, draw(st.integers(0, 2)), draw(st.integers(-24, 300)))
     if mode == "token":
         token = mutate_bytes(token, draw(BYTE_OPS))
     return token
+
+
+def _re_encoded(token: bytes, how: int, label: int) -> bytes:
+    """An unauthenticated change of a token's encoding (issue 17 item 2): a header label added to
+    the unprotected bucket, the bucket's order reversed, or the array head in a longer form."""
+    item = cbor2.loads(token)
+    while isinstance(item, cbor2.CBORTag):
+        item = item.value
+    if how == 0:
+        return cbor2.dumps([item[0], {**item[1], label: b"x"}, *item[2:]])
+    if how == 1:
+        return cbor2.dumps([item[0], dict(reversed(list(item[1].items()))), *item[2:]])
+    core = cbor2.dumps(item)
+    return bytes((0x98, len(item))) + core[1:]
 
 
 # -- the cases --------------------------------------------------------------------------------------
