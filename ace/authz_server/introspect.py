@@ -17,9 +17,19 @@ The AS finds the token's claims
 The answer is ``{10: true, ...}`` with aud, scope, exp, iat, cti, cnf (for OSCORE tokens the
 OSCORE_Input_Material the RS needs to derive the context: the answer travels protected only),
 ace_profile, exi, cnonce, iss, sub, nbf as the token carries them; or ``{10: false}`` for a token
-that is unknown, malformed, expired, not yet valid, revoked (its RFC 9770 hash on the store's
-TRL) or not for the requesting RS. Self-contained exi tokens (RFC 9200 §5.10.3) carry no exp:
-their lifetime is the RS's to enforce, so they are active until revoked.
+that is unknown, malformed, expired, not yet valid, revoked or not for the requesting RS.
+
+Revoked or unknown is decided by the token's identity, never by the bytes presented: a verified
+self-contained token is looked up in the token log by its cti (``find_token_by_cti``; for this
+audience, issued to its sub) and it is the *logged* token's RFC 9770 hash that is checked against
+the TRL. The unprotected parts of a COSE message are not authenticated, so a holder can re-encode
+its token (an extra unprotected header, a COSE tag around it) into bytes of another hash; that
+must not lift a revocation (RFC 9770 §4: the AS identifies revoked tokens). A token the log does
+not hold (never issued here, or its row purged after it expired) is inactive. A reference token is
+its own identity (opaque bytes: another encoding is another, unknown, reference). Self-contained
+exi tokens (RFC 9200 §5.10.3) carry no exp: their lifetime is the RS's to enforce, so they are
+active until revoked or until their log row is purged (the AS's idea of their lifetime: issue
+time plus the RS's token lifetime, as for the TRL).
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from ace.authz_server.trl import Requester, RsPeer, token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
-from ace.store.base import AsStore, RsRecord
+from ace.store.base import AsStore, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, verify_token
@@ -77,32 +87,48 @@ class IntrospectionEndpoint:
         if not token or len(token) > MAX_TOKEN_SIZE:
             return INACTIVE
         h = token_hash(token)
-        claims = self._claims(token, h, rs)
-        if claims is None or rs.audience not in claims.audiences:
+        reference = self.store.get_reference(h)
+        logged_hash: bytes | None = h  # a reference token: its bytes are its identity
+        if reference is not None:
+            claims = self._reference_claims(reference, rs)
+        else:
+            claims = self._verified(token, rs)
+            logged_hash = self._logged_hash(claims, rs) if claims is not None else None
+        if claims is None or logged_hash is None or rs.audience not in claims.audiences:
             return INACTIVE
         now = self.clock()
         if (claims.exp is not None and claims.exp <= now) or (claims.nbf is not None and claims.nbf > now):
             return INACTIVE
-        if self.store.is_revoked(h):  # RFC 9770: on the TRL
+        if self.store.is_revoked(logged_hash):  # RFC 9770: the token as issued is on the TRL
             return INACTIVE
         return _response(claims, rs.audience)
 
-    def _claims(self, token: bytes, h: bytes, rs: RsRecord) -> AccessTokenClaims | None:
-        reference = self.store.get_reference(h)
-        if reference is not None:
-            if reference.audience != rs.audience or (
-                    reference.expires_at is not None and reference.expires_at <= self.clock()):
-                return None
-            try:
-                return AccessTokenClaims.decode(reference.claims)
-            except AceError:
-                log.error("the claims stored for a reference token of %s do not decode", rs.audience)
-                return None
+    def _reference_claims(self, reference: ReferenceToken, rs: RsRecord) -> AccessTokenClaims | None:
+        if reference.audience != rs.audience or (
+                reference.expires_at is not None and reference.expires_at <= self.clock()):
+            return None
+        try:
+            return AccessTokenClaims.decode(reference.claims)
+        except AceError:
+            log.error("the claims stored for a reference token of %s do not decode", rs.audience)
+            return None
+
+    def _verified(self, token: bytes, rs: RsRecord) -> AccessTokenClaims | None:
         try:  # self-contained: only the requesting RS's key (strict: no clock skew)
             return verify_token(token, KeyRing([rs.token_key], try_all_without_kid=True), audience=rs.audience,
                                 clock=self.clock, skew=0.0, accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
         except AceError:  # malformed, not ours, not for this RS, expired
             return None
+
+    def _logged_hash(self, claims: AccessTokenClaims, rs: RsRecord) -> bytes | None:
+        """The RFC 9770 hash of the token as this AS issued and logged it (found by its cti, for
+        ``rs``, to its sub), or None: a token this AS does not know is not active."""
+        logged = self.store.find_token_by_cti(claims.cti) if claims.cti else None
+        if logged is None or logged.audience != rs.audience or (
+                claims.sub is not None and claims.sub != logged.client_id):
+            log.debug("introspection by %s: a valid token whose cti is not in the token log", rs.audience)
+            return None
+        return logged.token_hash
 
 
 def profile_of(claims: AccessTokenClaims) -> int | None:

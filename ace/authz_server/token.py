@@ -7,6 +7,14 @@ the RFC 9200 §5.8.3 error and CoAP code. Tokens are CWTs for the RS's key (COSE
 by default) with aud, exp, cti (never repeated: a persisted counter), scope, and the PoP
 key in cnf; for the OSCORE profile that is an OSCORE_Input_Material (RFC 9203 §3.2) whose
 copy the client gets in the response's cnf. Every issued token is logged (its RFC 9770 token hash only).
+
+Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only in a
+token encrypted to the RS (RFC 9203 §5, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
+client's own PoP key (EDHOC), by kid and by RFC 9679 thumbprint, belongs at an audience to the
+client holding live tokens with it (another client presenting it: 4.00 invalid_request); at most
+``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
+RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
+the token log is purged of expired rows, a bounded batch per issued token (``purge_tokens``).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
+from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, thumbprint
 from ace.cbor.labels import AceProfile, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
@@ -27,7 +36,7 @@ from ace.store.base import AsStore, ClientRecord, IssuedToken, ReferenceToken, R
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
-from ace.tokens.keys import symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -35,6 +44,8 @@ Rng = Callable[[int], bytes]
 MASTER_SECRET_LEN = 16
 REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
+TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
+MAX_LIVE_TOKENS = 64  # default: live tokens one client may hold per audience
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +62,12 @@ class TokenPolicy:
     context_id_len: int = 0  # OSCORE_Input_Material contextId bytes (0: none)
     # RSs that get opaque reference tokens: the claims stay in the store, the RS introspects (§5.9)
     reference_audiences: frozenset[str] = frozenset()
+    # live (unexpired, unrevoked) tokens a client may hold per audience; a request beyond is refused
+    max_live_tokens: int = MAX_LIVE_TOKENS
+
+    def __post_init__(self) -> None:
+        if self.max_live_tokens < 1:
+            raise ValueError("max_live_tokens must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,36 +111,42 @@ class TokenEndpoint:
             raise DecodeError("unknown audience", error_code=ErrorCode.INVALID_REQUEST)
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
-        update_kid = self._check_pop_request(request, profile, client, rs)
         now = int(self.clock())
+        previous = self._check_pop_request(request, profile, client, rs, now)
+        self._check_live_tokens(client, rs, now)
         exi = rs.audience in self.policy.exi_audiences
         cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}")) if exi else _cti_bytes(
             self.store.next_cti())
-        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, update_kid, request)
+        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, previous, request)
         p = self.policy
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
             exp=None if exi else now + rs.token_lifetime, exi=rs.token_lifetime if exi else None,
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
-        if rs.audience in p.reference_audiences:
-            token, token_hash = self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
-        else:
-            token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
-                                rng=self.rng)
-            token_hash = trl.token_hash(token)
+        token, token_hash = self._encode(claims, rs, profile, now)
         self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
-        ))
+            pop_thumbprint=_pop_thumbprint(token_cnf, previous),
+        ), purge_before=now, purge_limit=TOKEN_PURGE)  # expired rows go, a bounded batch per token issued
         rs_cnf = None
-        if profile == AceProfile.COAP_EDHOC_OSCORE and update_kid is None and rs.auth_key is not None:
+        if profile == AceProfile.COAP_EDHOC_OSCORE and previous is None and rs.auth_key is not None:
             rs_cnf = CoseKeyCnf(rs.auth_key)  # RFC 9201 §3.2: the RS's key, for the client to authenticate it
         response = AccessTokenResponse(
             access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf, rs_cnf=rs_cnf,
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
         )
         return IssueResult(response, claims, client.client_id)
+
+    def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int) -> tuple[bytes, bytes]:
+        """The token and its RFC 9770 hash: self-contained, or a reference whose claims stay here
+        (the RS gets them by introspection, over its protected channel with us)."""
+        if rs.audience in self.policy.reference_audiences:
+            return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
+        _require_confidential(claims, rs)
+        token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
+        return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
         """An opaque random token (and its RFC 9770 hash) whose claims (with ace_profile) the store
@@ -142,32 +165,29 @@ class TokenEndpoint:
         return reference, token_hash
 
     def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
-                           rs: RsRecord) -> bytes | None:
-        """Refuse what we cannot serve before any state changes (no cti is used up); returns
-        the kid of the PoP key to keep when the client asks to update its access rights."""
+                           rs: RsRecord, now: int) -> IssuedToken | None:
+        """Refuse what we cannot serve before any state changes; returns the client's live token
+        whose PoP key to keep when it asks to update its access rights."""
         if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE):
             raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
         if profile == AceProfile.COAP_EDHOC_OSCORE:
-            return self._check_edhoc_request(request, client, rs)
-        if profile == AceProfile.COAP_DTLS and rs.token_kind != "encrypt0":  # the PSK travels in cnf
-            log.warning("RS %s gets %s tokens: a DTLS PSK cannot travel in them", rs.audience, rs.token_kind)
-            raise DecodeError("coap_dtls needs encrypted tokens for this RS",
-                              error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+            return self._check_edhoc_request(request, client, rs, now)
         match request.req_cnf:
             case None:
                 return None
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
-                return self._live_kid(kid, client, rs)
+                return self._live_kid(kid, client, rs, now)
             case _:  # asymmetric PoP keys: the EDHOC profile
                 raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
-    def _live_kid(self, kid: bytes, client: ClientRecord, rs: RsRecord) -> bytes:
+    def _live_kid(self, kid: bytes, client: ClientRecord, rs: RsRecord, now: int) -> IssuedToken:
         previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
-        if previous is None or (previous.expires_at is not None and previous.expires_at <= self.clock()):
+        if previous is None or (previous.expires_at is not None and previous.expires_at <= now):
             raise DecodeError("req_cnf kid names no live key of this client")  # invalid_request
-        return kid
+        return previous
 
-    def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> bytes | None:
+    def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord,
+                             now: int) -> IssuedToken | None:
         """draft-ietf-ace-edhoc-oscore-profile §3.1: the client's credential in req_cnf (or, to
         update its rights, the kid of one it holds a live token for)."""
         if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
@@ -176,17 +196,41 @@ class TokenEndpoint:
         match request.req_cnf:
             case CoseKeyCnf(key):
                 edhoc.check_credential(key, "client's credential")
+                self._check_key_owner(key, client, rs, now)
                 return None
             case KidCnf(kid):
-                return self._live_kid(kid, client, rs)
+                return self._live_kid(kid, client, rs, now)
         raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
                           error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
-    def _pop_key(self, profile: int, cti: bytes, update_kid: bytes | None,
+    def _check_key_owner(self, key: CoseKey, client: ClientRecord, rs: RsRecord, now: int) -> None:
+        """A PoP key's kid (the RS's label for the binding) and the key itself (its RFC 9679
+        thumbprint) belong at ``rs`` to the client that holds live tokens with them: the RS must
+        never rebind another client's credential. invalid_request (RFC 9200 §5.8.3: an unsupported
+        parameter value), not unsupported_pop_key: the RS can process such a key, just not this one."""
+        holders = self.store.pop_holders(rs.audience, now, pop_kid=key.kid, pop_thumbprint=thumbprint(key))
+        if any(h != client.client_id for h in holders):
+            log.warning("client %s presented a PoP key (kid %s) that another client holds at %s: refused",
+                        client.client_id, (key.kid or b"").hex(), rs.audience)
+            raise DecodeError("req_cnf: this key or kid is bound to another client at this audience")
+
+    def _check_live_tokens(self, client: ClientRecord, rs: RsRecord, now: int) -> None:
+        """At most ``max_live_tokens`` live tokens per client and audience: the token log (and the
+        TRL work per requester) stays bounded. A request beyond is refused (4.00 invalid_request, no
+        state changed), not answered by revoking the oldest: that would grow the TRL every RS
+        fetches with each extra token a client asks for."""
+        limit = self.policy.max_live_tokens
+        if self.store.count_live_tokens(client.client_id, rs.audience, now, limit) >= limit:
+            log.warning("client %s holds %d live tokens for %s: refused another", client.client_id, limit,
+                        rs.audience)
+            raise DecodeError(f"this client holds {limit} live tokens for this audience already")
+
+    def _pop_key(self, profile: int, cti: bytes, previous: IssuedToken | None,
                  request: AccessTokenRequest) -> tuple[Cnf, Cnf | None, bytes]:
         """(cnf of the token, cnf of the response, the key's id)."""
-        if update_kid is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
-            return KidCnf(update_kid), None, update_kid
+        if previous is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
+            assert previous.pop_kid is not None
+            return KidCnf(previous.pop_kid), None, previous.pop_kid
         if profile == AceProfile.COAP_EDHOC_OSCORE:  # the client's own key, bound as it sent it
             assert isinstance(request.req_cnf, CoseKeyCnf)
             return request.req_cnf, None, request.req_cnf.key.kid or b""
@@ -200,6 +244,27 @@ class TokenEndpoint:
             context_id=self.rng(p.context_id_len) if p.context_id_len else None,
         )
         return OscoreCnf(material), OscoreCnf(material), cti
+
+
+def _require_confidential(claims: AccessTokenClaims, rs: RsRecord) -> None:
+    """RFC 9203 §5, RFC 8747 §3.3: key material in cnf only in a token encrypted to the RS. The
+    client and this RS share no profile it can serve: incompatible_ace_profiles (RFC 9200 §5.8.3).
+    Checked on the cnf about to be sent, whatever the profile; nothing is logged or sent (the cti
+    drawn is skipped: ctis are unique, not consecutive)."""
+    if carries_secret(claims.cnf) and rs.token_kind != CONFIDENTIAL_KIND:
+        log.warning("RS %s gets %s tokens: refused a token whose cnf holds a secret (register it with "
+                    "encrypt0)", rs.audience, rs.token_kind)
+        raise DecodeError(f"the PoP key is secret and tokens for this RS are {rs.token_kind}, not encrypted",
+                          error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+
+
+def _pop_thumbprint(cnf: Cnf, previous: IssuedToken | None) -> bytes | None:
+    """The RFC 9679 thumbprint of a client's own public PoP key (EDHOC), kept by its update tokens."""
+    if previous is not None:
+        return previous.pop_thumbprint
+    if isinstance(cnf, CoseKeyCnf) and not cnf.key.has_private:
+        return thumbprint(cnf.key)
+    return None
 
 
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:

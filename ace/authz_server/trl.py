@@ -214,7 +214,8 @@ class UpdateCollection:
 
 class TrlEndpoint:
     """Answers TRL queries from the store: ``AsStore.revoked_since`` is the TRL, in revocation
-    order; ``find_tokens`` says which of its hashes pertain to a requester. Keeps the update
+    order; ``revoked_hashes`` (a requester's full set) and ``find_tokens_by_hash`` (whose new
+    entries are whose) say which of its hashes pertain to a requester, in SQL. Keeps the update
     collections (see the module docstring); ``generation`` moves whenever the TRL did."""
 
     def __init__(self, store: AsStore, *, clock: Clock, max_n: int = MAX_N,
@@ -231,25 +232,14 @@ class TrlEndpoint:
         self.catch_up()
 
     # the TRL in the store
-    def requester_tokens(self, requester: Requester) -> list[IssuedToken]:
-        if isinstance(requester, RsPeer):
-            return self.store.find_tokens(audience=requester.audience)
-        return self.store.find_tokens(client_id=requester)
-
     def full_set(self, requester: Requester) -> list[bytes]:
-        """The pertaining, unexpired revoked hashes, oldest revocation first (bounded)."""
-        now = self.clock()
-        mine = {t.token_hash for t in self.requester_tokens(requester)
-                if t.expires_at is None or t.expires_at > now}
-        if not mine:
-            return []
-        out: list[bytes] = []
-        for _, h in self.revocations():
-            if h in mine:
-                out.append(h)
-                if len(out) >= MAX_ENTRIES:
-                    log.warning("TRL of %s truncated at %d entries", requester, MAX_ENTRIES)
-                    break
+        """The pertaining, unexpired revoked hashes, oldest revocation first (bounded), joined in
+        the store (no token of the requester is read one by one)."""
+        owner = {"audience": requester.audience} if isinstance(requester, RsPeer) else {"client_id": requester}
+        out = self.store.revoked_hashes(**owner, now=int(self.clock()), limit=MAX_ENTRIES + 1)
+        if len(out) > MAX_ENTRIES:
+            log.warning("TRL of %s truncated at %d entries", requester, MAX_ENTRIES)
+            del out[MAX_ENTRIES:]
         return out
 
     def revocations(self, cursor: int = 0) -> list[tuple[int, bytes]]:
@@ -298,10 +288,20 @@ class TrlEndpoint:
         return n
 
     def _record(self, removed: Sequence[bytes], added: Sequence[bytes]) -> None:
+        """An item per collection whose requester the hashes pertain to (their owners looked up
+        once, by hash: the work grows with the hashes, not with the requesters' tokens)."""
+        if not self.collections:
+            return
+        mine: dict[Requester, set[bytes]] = {}
+        for t in self.store.find_tokens_by_hash({*removed, *added}):
+            mine.setdefault(t.client_id, set()).add(t.token_hash)
+            mine.setdefault(RsPeer(t.audience), set()).add(t.token_hash)
         for requester, collection in self.collections.items():
-            mine = {t.token_hash for t in self.requester_tokens(requester)}
-            r = [h for h in removed if h in mine]
-            a = [h for h in added if h in mine]
+            hashes = mine.get(requester)
+            if not hashes:
+                continue
+            r = [h for h in removed if h in hashes]
+            a = [h for h in added if h in hashes]
             if r or a:
                 collection.add(r, a)
 
@@ -362,9 +362,8 @@ def revoke_tokens(store: AsStore, *, client_id: str | None = None, audience: str
 
 def revoke_token(store: AsStore, token: bytes, *, clock: Clock) -> bytes | None:
     """Revoke one token this AS issued (found by its hash); returns its hash if newly listed."""
-    h = token_hash(token)
-    issued = next((t for t in store.find_tokens() if t.token_hash == h), None)
+    issued = next(iter(store.find_tokens_by_hash([token_hash(token)])), None)
     if issued is None:
-        raise ConfigError("this AS has not logged that token")
+        raise ConfigError("this AS has not logged that token (or it expired and was forgotten)")
     added = revoke_issued(store, [issued], now=int(clock()))
     return added[0] if added else None

@@ -135,6 +135,7 @@ class AsFileConfig:
     dtls: bool = False
     exi_audiences: tuple[str, ...] = ()
     reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
+    max_live_tokens: int = 64  # live tokens one client may hold per audience (more are refused)
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -142,11 +143,15 @@ def load_as(path: Path) -> AsFileConfig:
     t = _section(_load(path), "as", path)
     w = f"{path} [as]"
     issuer = _get(t, "issuer", str, w, "") or None
+    max_live = _get(t, "max_live_tokens", int, w, 64)
+    if max_live < 1:
+        raise ConfigError(f"{w}: max_live_tokens must be at least 1")
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
                         _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0),
                         _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
-                        _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"))
+                        _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"),
+                        max_live)
 
 
 def _audiences(values: list[Any], where: str) -> tuple[str, ...]:

@@ -1,4 +1,10 @@
-"""``ace policy``: the Resource Owner's grants (A/B) and the AS's registrations."""
+"""``ace policy``: the Resource Owner's grants (A/B) and the AS's registrations.
+
+``add-rs`` refuses (exit 2, one line on stderr) an RS whose tokens would be signed or MACed
+(``--kind sign1|mac0``) while one of its profiles puts a secret in the token's cnf
+(coap_oscore: the OSCORE master secret; coap_dtls: the PSK): anyone seeing the token would
+hold the key (RFC 9203 §5, RFC 8747 §3.3). The AS refuses such tokens at issue time too.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
+from ace.errors import ConfigError
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 
@@ -35,10 +43,14 @@ def register(sub: Any) -> None:
     c.add_argument("--psk", type=Path, help="a DTLS pre-shared key: identity and key (TOML, mode 0600)")
     c.add_argument("--profiles", default="coap_oscore,coap_dtls", help="ACE profiles it supports")
     c.set_defaults(func=cmd_add_client)
-    s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens")
+    s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens",
+                      epilog="sign1 and mac0 only with coap_edhoc_oscore (the others carry a secret in the token: "
+                             "refused, exit 2)")
     s.add_argument("audience"), s.add_argument("--token-key", type=Path, required=True)
     s.add_argument("--kind", choices=["encrypt0", "sign1", "mac0"], default="encrypt0")
     s.add_argument("--lifetime", type=int, default=3600)
+    s.add_argument("--profiles", default="coap_oscore", help="ACE profiles it supports (first: preferred)")
+    s.add_argument("--auth-key", type=Path, help="its EDHOC credential (COSE_Key file; the public part is kept)")
     s.set_defaults(func=cmd_add_rs)
 
 
@@ -81,13 +93,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiles(names: str) -> tuple[int, ...]:
+    try:
+        return tuple(PROFILE_NAMES[p.strip()] for p in names.split(","))
+    except KeyError:
+        raise SystemExit(f"ace: --profiles takes {', '.join(sorted(PROFILE_NAMES))}") from None
+
+
 def cmd_add_client(args: argparse.Namespace) -> int:
     if args.oscore is None and args.psk is None:
         raise SystemExit("ace: give --oscore and/or --psk: the client must authenticate to the AS")
-    try:
-        profiles = tuple(PROFILE_NAMES[p.strip()] for p in args.profiles.split(","))
-    except KeyError:
-        raise SystemExit(f"ace: --profiles takes {', '.join(sorted(PROFILE_NAMES))}") from None
+    profiles = _profiles(args.profiles)
     with _store(args) as store:
         store.put_client(ClientRecord(
             client_id=args.client, profiles=profiles,
@@ -98,8 +114,18 @@ def cmd_add_client(args: argparse.Namespace) -> int:
 
 
 def cmd_add_rs(args: argparse.Namespace) -> int:
+    profiles = _profiles(args.profiles)
+    secret = sorted(n for n, p in PROFILE_NAMES.items() if p in profiles and p in SECRET_PROFILES)
+    if args.kind != CONFIDENTIAL_KIND and secret:  # RFC 9203 §5, RFC 8747 §3.3
+        raise ConfigError(f"add-rs {args.audience}: --kind {args.kind} leaves tokens readable, and with "
+                          f"{' and '.join(secret)} a token carries a secret key (RFC 9203 §5, RFC 8747 §3.3); "
+                          f"use --kind {CONFIDENTIAL_KIND} or --profiles coap_edhoc_oscore")
+    auth_key = load_key(args.auth_key) if args.auth_key is not None else None
+    if auth_key is not None and auth_key.is_symmetric:
+        raise ConfigError(f"{args.auth_key}: an EDHOC credential is a public key pair, not a symmetric key")
     with _store(args) as store:
         store.put_rs(RsRecord(audience=args.audience, rs_id=args.audience, token_key=load_key(args.token_key),
-                              token_kind=args.kind, token_lifetime=args.lifetime))
+                              token_kind=args.kind, token_lifetime=args.lifetime, profiles=profiles,
+                              auth_key=auth_key.public() if auth_key is not None else None))
     print(f"registered RS {args.audience}")
     return 0

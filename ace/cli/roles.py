@@ -27,7 +27,7 @@ def build_as(cfg: AsFileConfig) -> AsServer:
     store = SqliteAsStore(cfg.store)
     policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
                          exi_audiences=frozenset(cfg.exi_audiences),
-                         reference_audiences=frozenset(cfg.reference_audiences))
+                         reference_audiences=frozenset(cfg.reference_audiences), max_live_tokens=cfg.max_live_tokens)
     return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls)
 
 

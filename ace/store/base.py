@@ -9,6 +9,7 @@ numbers of long-lived OSCORE contexts (RFC 8613 §B.1.1). Implementations: ``sql
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,7 +86,8 @@ class IssuedToken:
     issued_at: int
     expires_at: int | None
     token_hash: bytes  # RFC 9770 §4 token hash (ace.authz_server.trl.token_hash)
-    pop_kid: bytes | None = None  # the kid of a symmetric PoP key (DTLS) or OSCORE material id
+    pop_kid: bytes | None = None  # the PoP key's kid: DTLS key, OSCORE material id, the client's EDHOC kid
+    pop_thumbprint: bytes | None = None  # RFC 9679 thumbprint of the client's own (public) PoP key (EDHOC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,11 +126,40 @@ class AsStore(Protocol):
         """A counter value never returned before, not even across crashes and restarts."""
         ...
 
-    def log_token(self, token: IssuedToken) -> None: ...
+    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0) -> None:
+        """Log ``token``; with ``purge_before``, in the same write, ``purge_tokens(purge_before, purge_limit)``."""
+        ...
+
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The newest token issued to ``client_id`` for ``audience`` bound to ``pop_kid``."""
         ...
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
+
+    # the token log by identity and by liveness (schema 6). "Live": not expired at ``now``
+    # (expires_at None or > now). Expired rows go with ``purge_tokens``, except while on the TRL.
+    def find_token_by_cti(self, cti: bytes) -> IssuedToken | None:
+        """The logged token with this cti (the token's identity, RFC 8392 §3.1.7), if still logged."""
+        ...
+
+    def find_tokens_by_hash(self, token_hashes: Collection[bytes]) -> list[IssuedToken]:
+        """The logged tokens with these RFC 9770 hashes, oldest first (unknown hashes: none)."""
+        ...
+
+    def count_live_tokens(self, client_id: str, audience: str, now: int, limit: int) -> int:
+        """How many live tokens of ``client_id`` for ``audience`` are not on the TRL, counted up to
+        ``limit`` (the work is bounded by it)."""
+        ...
+
+    def pop_holders(self, audience: str, now: int, *, pop_kid: bytes | None,
+                    pop_thumbprint: bytes | None) -> list[str]:
+        """The clients (a few at most, sorted) holding a live token for ``audience`` whose PoP key has
+        this kid or this thumbprint, revoked or not."""
+        ...
+
+    def purge_tokens(self, now: int, limit: int) -> int:
+        """Forget at most ``limit`` logged tokens expired before ``now`` (those that expired first
+        first) that are not on the TRL; returns how many."""
+        ...
 
     def next_counter(self, name: str) -> int:
         """The next value of a named counter (1, 2, ...), never returned before, durably: e.g. the
@@ -155,6 +186,12 @@ class AsStore(Protocol):
 
     def is_revoked(self, token_hash: bytes) -> bool:
         """Whether ``token_hash`` is on the TRL (token introspection, RFC 9200 §5.9)."""
+        ...
+
+    def revoked_hashes(self, *, client_id: str | None = None, audience: str | None = None, now: int,
+                       limit: int) -> list[bytes]:
+        """TRL hashes (oldest revocation first, at most ``limit``) of logged tokens of ``client_id``
+        and/or for ``audience`` (None: any) that are live at ``now``: a requester's full set (RFC 9770 §6.1)."""
         ...
 
     # reference tokens (schema 5): the claims behind opaque tokens, by the tokens' hashes

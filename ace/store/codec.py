@@ -16,7 +16,7 @@ enforce, so the two stores accept and refuse the same calls (counter names, TRL 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TypeVar
 
 from ace.cbor import codec
@@ -36,6 +36,7 @@ MAX_PSK_IDENTITY = 32
 MAX_PSK_KEY = 16
 MAX_TOKEN_HASH = 64  # bytes of a TRL entry (RFC 9770 hashes: SHA-256 is 32, SHA-512 64)
 MAX_REFERENCE_CLAIMS = 4096  # bytes of the claims behind a reference token (a token's size bound)
+MAX_POP_HOLDERS = 8  # clients ``pop_holders`` reports at most (the AS needs only "another one")
 MAX_INTEGER = 2**63 - 1  # SQLite INTEGER: the bound of counters, positions, cursors, limits and times
 
 
@@ -137,6 +138,8 @@ def check_token(token: IssuedToken) -> None:
         check_scope(token.scope)
     if token.pop_kid is not None:
         check_bytes(token.pop_kid, "pop_kid")
+    if token.pop_thumbprint is not None:
+        check_bytes(token.pop_thumbprint, "pop_thumbprint")
 
 
 def check_bytes(value: object, name: str) -> None:
@@ -184,6 +187,13 @@ def check_reference(reference: ReferenceToken) -> None:
         raise ValueError(f"claims must be 1 to {MAX_REFERENCE_CLAIMS} bytes long")
     if reference.expires_at is not None:
         check_count(reference.expires_at, "expires_at")
+
+
+def check_token_hashes(values: object) -> None:
+    """A collection of token hashes to look up (``find_tokens_by_hash``): each ``bytes``."""
+    if isinstance(values, (bytes, bytearray, str)) or not isinstance(values, Collection) or not all(
+            type(v) is bytes for v in values):
+        raise TypeError("token_hashes must be a collection of bytes")
 
 
 def check_token_filter(value: object, name: str) -> None:
@@ -295,7 +305,8 @@ RS_COLUMNS = (
     "auth_key",
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
-TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid")
+TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid",
+                 "pop_thumbprint")
 
 
 def client_row(c: ClientRecord) -> tuple[object, ...]:
@@ -359,7 +370,8 @@ def reference_from_row(row: Row) -> ReferenceToken:
 
 
 def token_row(t: IssuedToken) -> tuple[object, ...]:
-    return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash, t.pop_kid)
+    return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash, t.pop_kid,
+            t.pop_thumbprint)
 
 
 def token_from_row(row: Row) -> IssuedToken:
@@ -372,4 +384,5 @@ def token_from_row(row: Row) -> IssuedToken:
         expires_at=opt_integer(row[5], "expires_at"),
         token_hash=blob(row[6], "token_hash"),
         pop_kid=opt_blob(row[7], "pop_kid"),
+        pop_thumbprint=opt_blob(row[8], "pop_thumbprint"),
     )

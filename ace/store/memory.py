@@ -6,7 +6,8 @@ one DTLS PSK identity and of an RS ``auth_key`` that is not a public key, the ne
 token for a PoP kid, grants unique per client, audience and scope with text scopes and AIF
 bytes distinct, sequence numbers that never go down, newest-first token log and its client and
 audience filters, named counters 1, 2, ... with no gaps, TRL positions that a duplicate does not
-use and a purge does not give back), without durability: all is lost with the process. Records
+use and a purge does not give back, the token log's lookups by cti, hash, liveness and PoP key and
+its purge that spares tokens on the TRL), without durability: all is lost with the process. Records
 are frozen, so they are kept as given. Thread-safe.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Collection, Iterator
 from types import TracebackType
 
 from ace.store import codec as rc
@@ -167,14 +169,19 @@ class MemoryAsStore:
             self._cti += 1
             return self._cti
 
-    def log_token(self, token: IssuedToken) -> None:
+    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0) -> None:
         rc.check_token(token)
+        if purge_before is not None:
+            rc.check_count(purge_before, "purge_before")
+            rc.check_count(purge_limit, "purge_limit")
         with self._lock:
             self._check_open()
             if token.cti in self._ctis:
                 raise ValueError("a token with this cti is already logged")
             self._ctis.add(token.cti)
             self._tokens.append(token)
+            if purge_before is not None:
+                self.purge_tokens(purge_before, purge_limit)
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
@@ -200,6 +207,53 @@ class MemoryAsStore:
             self._check_open()
             return [t for t in reversed(self._tokens) if (client_id is None or t.client_id == client_id)
                     and (audience is None or t.audience == audience)]
+
+    def find_token_by_cti(self, cti: bytes) -> IssuedToken | None:
+        rc.check_bytes(cti, "cti")
+        with self._lock:
+            self._check_open()
+            return next((t for t in self._tokens if t.cti == cti), None)
+
+    def find_tokens_by_hash(self, token_hashes: Collection[bytes]) -> list[IssuedToken]:
+        rc.check_token_hashes(token_hashes)
+        wanted = set(token_hashes)
+        with self._lock:
+            self._check_open()
+            return [t for t in self._tokens if t.token_hash in wanted]
+
+    def _live(self, now: int) -> Iterator[IssuedToken]:
+        return (t for t in self._tokens if t.expires_at is None or t.expires_at > now)
+
+    def count_live_tokens(self, client_id: str, audience: str, now: int, limit: int) -> int:
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            return min(limit, sum(1 for t in self._live(now) if t.client_id == client_id and t.audience == audience
+                                  and t.token_hash not in self._revoked_hashes))
+
+    def pop_holders(self, audience: str, now: int, *, pop_kid: bytes | None,
+                    pop_thumbprint: bytes | None) -> list[str]:
+        rc.check_count(now, "now")
+        with self._lock:
+            self._check_open()
+            holders = {t.client_id for t in self._live(now) if t.audience == audience and (
+                (pop_kid is not None and t.pop_kid == pop_kid)
+                or (pop_thumbprint is not None and t.pop_thumbprint == pop_thumbprint))}
+            return sorted(holders)[:rc.MAX_POP_HOLDERS]
+
+    def purge_tokens(self, now: int, limit: int) -> int:
+        """As sqlite: the ``limit`` that expired first (ties in log order) go, never one on the TRL."""
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            expired = sorted((t.expires_at, i) for i, t in enumerate(self._tokens) if t.expires_at is not None
+                             and t.expires_at < now and t.token_hash not in self._revoked_hashes)
+            doomed = {i for _, i in expired[:limit]}
+            self._ctis -= {self._tokens[i].cti for i in doomed}
+            self._tokens = [t for i, t in enumerate(self._tokens) if i not in doomed]
+            return len(doomed)
 
     # --- named counters -----------------------------------------------------------------
 
@@ -247,6 +301,18 @@ class MemoryAsStore:
         with self._lock:
             self._check_open()
             return token_hash in self._revoked_hashes
+
+    def revoked_hashes(self, *, client_id: str | None = None, audience: str | None = None, now: int,
+                       limit: int) -> list[bytes]:
+        rc.check_token_filter(client_id, "client_id")
+        rc.check_token_filter(audience, "audience")
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            mine = {t.token_hash for t in self._live(now) if (client_id is None or t.client_id == client_id)
+                    and (audience is None or t.audience == audience)}
+            return [h for _, h, _ in self._revoked if h in mine][:limit]
 
     # --- reference tokens (RFC 9200 §5.9) -------------------------------------------------
 

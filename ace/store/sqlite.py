@@ -8,7 +8,7 @@ counters, OSCORE sender sequence numbers per RFC 8613 §B.1.1, the Token Revocat
 is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
 transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
 crashes, ``next_counter`` commits each value before returning it, and the token log alone
-commits with ``NORMAL`` (see there). Tables are STRICT; scopes live in an ``ANY`` column so
+(``sqlite_log``) commits with ``NORMAL`` (see there). Tables are STRICT; scopes live in an ``ANY`` column so
 text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA user_version`` is the schema
 version, ``MIGRATIONS`` (in ``sqlite_schema``, with the file's private creation) brings older
 files up to date (each step recorded in ``schema_migrations``); a newer file, a damaged one or
@@ -31,10 +31,12 @@ from typing import Any, TypeVar, cast
 
 from ace.errors import ConfigError
 from ace.store import codec as rc
-from ace.store.base import ClientRecord, Grant, IssuedToken, ReferenceToken, RsRecord
+from ace.store.base import ClientRecord, Grant, ReferenceToken, RsRecord
+from ace.store.sqlite_log import FIND_TOKEN_BY_POP_KID_SQL, FIND_TOKENS_SQL, TokenLog
 from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteAsStore"]
+__all__ = ["APPLICATION_ID", "FIND_TOKENS_SQL", "FIND_TOKEN_BY_POP_KID_SQL", "MIGRATIONS", "SCHEMA_VERSION",
+           "SqliteAsStore"]
 
 CTI_BLOCK = 64  # cti values reserved per durable write
 _R = TypeVar("_R")
@@ -46,18 +48,9 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _CLIENT_COLS = ", ".join(rc.CLIENT_COLUMNS)
 _RS_COLS = ", ".join(rc.RS_COLUMNS)
 _GRANT_COLS = ", ".join(rc.GRANT_COLUMNS)
-_TOKEN_COLS = ", ".join(rc.TOKEN_COLUMNS)
 FIND_BY_KID_SQL = f"""SELECT {_CLIENT_COLS} FROM clients
     WHERE osc_recipient_id = ? AND (osc_id_context IS NULL) = ? AND ifnull(osc_id_context, x'') = ?"""
 FIND_BY_PSK_SQL = f"SELECT {_CLIENT_COLS} FROM clients WHERE psk_identity = ?"
-FIND_TOKEN_BY_POP_KID_SQL = f"""SELECT {_TOKEN_COLS} FROM issued_tokens
-    WHERE client_id = ? AND audience = ? AND pop_kid = ? ORDER BY seq DESC LIMIT 1"""
-# find_tokens, by which filters are given: (client_id, audience) -> SQL
-FIND_TOKENS_SQL = {
-    (c, a): f"SELECT {_TOKEN_COLS} FROM issued_tokens{where} ORDER BY seq DESC"
-    for c, a, where in [(False, False, ""), (True, False, " WHERE client_id = ?"), (False, True, " WHERE audience = ?"),
-                        (True, True, " WHERE client_id = ? AND audience = ?")]
-}
 NEXT_COUNTER_SQL = """INSERT INTO counters (name, value) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"""
 REVOKED_SINCE_SQL = "SELECT position, token_hash FROM revoked_tokens WHERE position > ? ORDER BY position LIMIT ?"
@@ -104,7 +97,7 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-class SqliteAsStore:
+class SqliteAsStore(TokenLog):
     """``AsStore`` over one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
@@ -302,7 +295,7 @@ class SqliteAsStore:
     def list_grants(self) -> list[Grant]:
         return [rc.grant_from_row(r) for r in self._rows(f"SELECT {_GRANT_COLS} FROM grants ORDER BY id")]
 
-    # --- cti counter and token log ------------------------------------------------------
+    # --- cti counter (the token log: ``sqlite_log.TokenLog``) ----------------------------
 
     def next_cti(self) -> int:
         """Never a value returned before, even across crashes: values are handed out from a
@@ -319,44 +312,6 @@ class SqliteAsStore:
             value = self._cti_next
             self._cti_next += 1
             return value
-
-    def log_token(self, token: IssuedToken) -> None:
-        """Committed before returning, with ``synchronous=NORMAL``: survives a crash of the
-        AS process (kill -9), while a power cut may lose the last entries (never the cti
-        counter, which stays FULL). This saves one fsync per issued token."""
-        rc.check_token(token)
-        marks = ", ".join("?" * len(rc.TOKEN_COLUMNS))
-        with self._lock:
-            conn = self._conn()
-            conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._tx() as tx:
-                    tx.execute(f"INSERT INTO issued_tokens ({_TOKEN_COLS}) VALUES ({marks})", rc.token_row(token))
-            except sqlite3.IntegrityError as exc:
-                raise ValueError("a token with this cti is already logged") from exc
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
-
-    def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
-        """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
-        rc.check_bytes(pop_kid, "pop_kid")
-        rows = self._rows(FIND_TOKEN_BY_POP_KID_SQL, (client_id, audience, pop_kid))
-        return rc.token_from_row(rows[0]) if rows else None
-
-    def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
-        """The most recent ``limit`` tokens, newest first."""
-        if limit < 0:
-            raise ValueError("limit must not be negative")
-        sql = f"SELECT {_TOKEN_COLS} FROM issued_tokens ORDER BY seq DESC LIMIT ?"
-        return [rc.token_from_row(r) for r in self._rows(sql, (limit,))]
-
-    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
-        """Logged tokens of ``client_id`` and/or ``audience`` (None: any), newest first."""
-        rc.check_token_filter(client_id, "client_id")
-        rc.check_token_filter(audience, "audience")
-        params = tuple(v for v in (client_id, audience) if v is not None)
-        sql = FIND_TOKENS_SQL[(client_id is not None, audience is not None)]
-        return [rc.token_from_row(r) for r in self._rows(sql, params)]
 
     # --- named counters -----------------------------------------------------------------
 

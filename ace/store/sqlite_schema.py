@@ -81,6 +81,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE INDEX reference_tokens_expires_at ON reference_tokens (expires_at, token_hash)
             WHERE expires_at IS NOT NULL""",
     ),
+    # The token log by identity and liveness: the RFC 9679 thumbprint of a client's own PoP key
+    # (EDHOC: a kid or key belongs to one client per audience while it has live tokens), expired
+    # rows purged a bounded batch at a time in expiry order, live tokens counted per client and
+    # audience, a requester's TRL hashes joined in SQL (by token_hash), PoP kids per audience.
+    6: (
+        "ALTER TABLE issued_tokens ADD COLUMN pop_thumbprint BLOB",
+        "CREATE INDEX issued_tokens_expires_at ON issued_tokens (expires_at) WHERE expires_at IS NOT NULL",
+        "CREATE INDEX issued_tokens_token_hash ON issued_tokens (token_hash)",
+        "CREATE INDEX issued_tokens_live ON issued_tokens (client_id, audience, expires_at)",
+        "CREATE INDEX issued_tokens_pop ON issued_tokens (audience, pop_kid) WHERE pop_kid IS NOT NULL",
+        """CREATE INDEX issued_tokens_thumbprint ON issued_tokens (audience, pop_thumbprint)
+            WHERE pop_thumbprint IS NOT NULL""",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

@@ -6,6 +6,7 @@ introspected tokens like self-contained ones (OSCORE and DTLS)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import cbor2
@@ -29,7 +30,7 @@ from ace.errors import ErrorCode, RemoteError
 from ace.profiles.dtls import label_for as dtls_label
 from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
 from ace.rs.server import ResourceServer, RsConfig
-from ace.store.base import ClientRecord, Grant, RsRecord
+from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf, OscoreInputMaterial
@@ -183,13 +184,43 @@ def test_unknown_or_malformed_token_is_inactive(endpoint: IntrospectionEndpoint,
     assert ask(endpoint, token).response.encode() == INACTIVE
 
 
-def test_token_without_our_audience_is_inactive(endpoint: IntrospectionEndpoint) -> None:
-    token = issue_token(AccessTokenClaims(aud="rs9", exp=NOW + 60, scope="r_temp"), RS1_KEY)
+def logged(store: MemoryAsStore, claims: AccessTokenClaims, key: Any = RS1_KEY, audience: str = "rs1") -> bytes:
+    """A token made by hand and logged as if this AS had issued it (introspection knows only those)."""
+    token = issue_token(claims, key)
+    assert claims.cti is not None
+    store.log_token(IssuedToken(cti=claims.cti, client_id="c1", audience=audience, scope=claims.scope,
+                                issued_at=NOW, expires_at=NOW + 60, token_hash=trl.token_hash(token)))
+    return token
+
+
+def test_token_without_our_audience_is_inactive(endpoint: IntrospectionEndpoint, store: MemoryAsStore) -> None:
+    token = logged(store, AccessTokenClaims(aud="rs9", exp=NOW + 60, scope="r_temp", cti=b"a"), audience="rs9")
     assert ask(endpoint, token).response.encode() == INACTIVE
-    multi = issue_token(AccessTokenClaims(aud=("rs9", "rs1"), exp=NOW + 60, scope="r_temp", nbf=NOW + 5), RS1_KEY)
+    multi = logged(store, AccessTokenClaims(aud=("rs9", "rs1"), exp=NOW + 60, scope="r_temp", nbf=NOW + 5,
+                                            cti=b"b"))
     assert ask(endpoint, multi).response.encode() == INACTIVE  # not yet valid
-    multi = issue_token(AccessTokenClaims(aud=("rs9", "rs1"), exp=NOW + 60, scope="r_temp"), RS1_KEY)
+    multi = logged(store, AccessTokenClaims(aud=("rs9", "rs1"), exp=NOW + 60, scope="r_temp", cti=b"c"))
     assert ask(endpoint, multi).response.aud == "rs1"
+
+
+def test_a_valid_token_the_as_never_logged_is_inactive(endpoint: IntrospectionEndpoint, store: MemoryAsStore) -> None:
+    claims = AccessTokenClaims(aud="rs1", exp=NOW + 60, scope="r_temp", cti=b"unlogged")
+    assert ask(endpoint, issue_token(claims, RS1_KEY)).response.encode() == INACTIVE  # verifies, but unknown
+    assert ask(endpoint, issue_token(replace(claims, cti=None), RS1_KEY)).response.encode() == INACTIVE
+    token = logged(store, claims)
+    assert ask(endpoint, token).response.active
+    other = logged(store, replace(claims, cti=b"sub", sub="c2"))  # logged for c1, claims another sub
+    assert ask(endpoint, other).response.encode() == INACTIVE
+
+
+def test_revocation_follows_the_cti_not_the_bytes(endpoint: IntrospectionEndpoint, tokens: TokenEndpoint,
+                                                  store: MemoryAsStore, clock: Clock) -> None:
+    token = issue(tokens, "rs1").access_token
+    tagged = cbor2.dumps(cbor2.CBORTag(16, cbor2.loads(token)))  # COSE_Encrypt0 tag: another hash, same token
+    assert trl.token_hash(tagged) != trl.token_hash(token) and ask(endpoint, tagged).response.active
+    trl.revoke_token(store, token, clock=clock)
+    assert ask(endpoint, token).response.encode() == INACTIVE
+    assert ask(endpoint, tagged).response.encode() == INACTIVE
 
 
 def test_rs_cannot_introspect_another_rss_token(endpoint: IntrospectionEndpoint, tokens: TokenEndpoint) -> None:
@@ -226,7 +257,7 @@ def test_reference_token_issued_and_introspected(endpoint: IntrospectionEndpoint
 def test_reference_tokens_never_look_like_cbor_structures(store: MemoryAsStore, clock: Clock) -> None:
     for first in range(256):  # an rng whose first byte is every value once
         endpoint = TokenEndpoint(store, clock=clock, rng=lambda n, f=first: bytes([f]) + secrets.token_bytes(n - 1),
-                                 policy=TokenPolicy(reference_audiences=frozenset({"rs_ref"})))
+                                 policy=TokenPolicy(reference_audiences=frozenset({"rs_ref"}), max_live_tokens=256))
         token = endpoint.handle(AccessTokenRequest(audience="rs_ref").encode(), "c1").response.access_token
         assert token[0] >> 5 not in (4, 5, 6) and token[1:] != b"" and is_reference(token)
 

@@ -12,6 +12,7 @@ import pytest
 from support import NOW, counter_rng, fixed_clock
 
 from ace.authz_server import trl
+from ace.authz_server.pop import thumbprint
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
@@ -157,7 +158,8 @@ def test_aif_scope_equal_to_request_is_omitted(endpoint: TokenEndpoint) -> None:
     assert result.claims.scope == asked and result.response.scope is None
 
 
-def test_cti_increases_and_is_unique(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+def test_cti_increases_and_is_unique(store: MemoryAsStore) -> None:
+    endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=TokenPolicy(max_live_tokens=100))
     ctis = [cti_int(endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cti) for _ in range(100)]
     assert ctis == sorted(ctis) and len(set(ctis)) == 100
     assert len(store.issued_tokens(limit=1000)) == 100
@@ -209,14 +211,25 @@ def test_token_kinds(store: MemoryAsStore, kind: str, key: str, verify_key: str)
     keys = {"ec": ec, "ec_public": ec.public(), "ed": ed, "ed_public": ed.public(),
             "mac": symmetric_key(bytes(range(32)), kid=b"mac"),
             "aead256": symmetric_key(bytes(range(32)), kid=b"a256")}
-    store.put_rs(RsRecord(audience="rs_k", rs_id="rs_k", token_key=keys[key], token_kind=kind))
+    store.put_rs(RsRecord(audience="rs_k", rs_id="rs_k", token_key=keys[key], token_kind=kind, profiles=(2, 1, 4),
+                          auth_key=generate(Curve.P_256, kid=b"rs").public()))
+    store.put_client(ClientRecord(client_id="c1", profiles=(2, 1, 4)))
     store.add_grant(Grant(client_id="c1", audience="rs_k", scope="r_temp"))
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng())
-    token = endpoint.handle(request(audience="rs_k", scope="r_temp"), "c1").response.access_token
+    credential = CoseKeyCnf(generate(Curve.P_256, kid=b"cK").public())  # a public key may travel in any kind
+    token = endpoint.handle(request(audience="rs_k", scope="r_temp", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
+                                    req_cnf=credential), "c1").response.access_token
     claims = rs_claims(token, keys[verify_key], audience="rs_k")
-    assert claims.scope == "r_temp" and isinstance(claims.cnf, OscoreCnf)
+    assert claims.scope == "r_temp" and claims.cnf == credential
     with pytest.raises(RemoteError):  # and not with the RS key of another kind
         rs_claims(token, RS_KEY, audience="rs_k")
+    for profile in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS):  # a secret in cnf: encrypted tokens only
+        if kind == "encrypt0":
+            assert endpoint.handle(request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1").claims.cnf
+            continue
+        with pytest.raises(RemoteError) as info:  # RFC 9203 §5, RFC 8747 §3.3
+            endpoint.handle(request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1")
+        assert info.value.error_code == ErrorCode.INCOMPATIBLE_ACE_PROFILES and info.value.coap_code == (4, 0)
 
 
 # -- refusals -----------------------------------------------------------------------------
@@ -366,3 +379,66 @@ def test_malformed_aif_scope_is_invalid_scope(  # regression: was invalid_reques
     with pytest.raises(DecodeError) as info:
         endpoint.handle(ok_with(audience="rs_aif", scope=scope), "c1")
     assert info.value.error_code is ErrorCode.INVALID_SCOPE
+
+
+# -- PoP keys bound to one client, the live-token limit, the purge (issue 17 items 6 and 10) --------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = float(NOW)
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def edhoc_store() -> MemoryAsStore:
+    s = MemoryAsStore()
+    for client in ("a", "b"):
+        s.put_client(ClientRecord(client_id=client, profiles=(4,)))
+        s.add_grant(Grant(client_id=client, audience="rs_e", scope="r_temp", default=True))
+    s.put_rs(RsRecord(audience="rs_e", rs_id="rs_e", token_key=RS_KEY, profiles=(4,), token_lifetime=LIFETIME,
+                      auth_key=generate(Curve.P_256, kid=b"rs").public()))
+    return s
+
+
+def edhoc_request(key: CoseKey | bytes) -> bytes:
+    cnf = KidCnf(key) if isinstance(key, bytes) else CoseKeyCnf(key)
+    return request(audience="rs_e", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=cnf)
+
+
+def test_a_pop_kid_or_key_belongs_to_its_client_while_it_has_live_tokens() -> None:
+    store, clock = edhoc_store(), Clock()
+    endpoint = TokenEndpoint(store, clock=clock)
+    a_key = generate(Curve.P_256, kid=b"kA").public()
+    endpoint.handle(edhoc_request(a_key), "a")
+    for key in (generate(Curve.P_256, kid=b"kA").public(), a_key, a_key.with_kid(b"kB")):
+        with pytest.raises(DecodeError) as info:
+            endpoint.handle(edhoc_request(key), "b")
+        assert info.value.error_code is ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0)
+    endpoint.handle(edhoc_request(a_key), "a")  # its own key again: served
+    clock.t += LIFETIME - 1
+    update = endpoint.handle(edhoc_request(b"kA"), "a")  # an update token (kid only) keeps both bound
+    assert update.claims.cnf == KidCnf(b"kA")
+    assert {t.pop_thumbprint for t in store.find_tokens(client_id="a")} == {thumbprint(a_key)}
+    clock.t += 2  # the first tokens expired, the update token lives on
+    with pytest.raises(DecodeError):
+        endpoint.handle(edhoc_request(a_key.with_kid(b"kB")), "b")
+    clock.t += LIFETIME  # all of a's tokens expired: the kid and the key are free
+    assert endpoint.handle(edhoc_request(a_key.with_kid(b"kA")), "b").claims.cnf == CoseKeyCnf(a_key)
+
+
+def test_live_tokens_limit_and_purge() -> None:
+    store, clock = edhoc_store(), Clock()
+    endpoint = TokenEndpoint(store, clock=clock, policy=TokenPolicy(max_live_tokens=3))
+    for n in range(3):
+        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a%d" % n).public()), "a")
+    with pytest.raises(DecodeError, match="live tokens") as info:
+        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
+    assert info.value.error_code is ErrorCode.INVALID_REQUEST
+    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"b0").public()), "b")  # per client
+    clock.t += LIFETIME + 1
+    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
+    assert [t.pop_kid for t in store.issued_tokens(10)] == [b"a9"]  # the expired ones purged on issue
+    with pytest.raises(ValueError):
+        TokenPolicy(max_live_tokens=0)

@@ -34,9 +34,11 @@ from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.trl import trl_uri
 from ace.rs.introspection import is_reference
-from ace.store.base import Grant, OscoreSecret, RsRecord
+from ace.store.base import Grant, IssuedToken, OscoreSecret, RsRecord
 from ace.store.seqno import FileSequenceStore
+from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
+from ace.tokens.cwt import issue_token
 from ace.tokens.keys import symmetric_key
 
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
@@ -101,6 +103,20 @@ async def get_temp(flow: Flow, runner: ClientRunner) -> Done:
     return result
 
 
+def logged_token(flow: Flow, *, exp: float | None = None) -> tuple[bytes, OscoreInputMaterial]:
+    """A token made by hand (``Flow.token``) and logged as if the AS had issued it: the AS's
+    introspection knows a self-contained token only by its cti in the token log."""
+    material = OscoreInputMaterial(id=secrets.token_bytes(2), ms=secrets.token_bytes(16))
+    expires = int(time.time() + 600 if exp is None else exp)
+    cti = secrets.token_bytes(4)
+    claims = AccessTokenClaims(aud="rs1", exp=expires, cti=cti, scope="r_temp", cnf=OscoreCnf(material))
+    token = issue_token(claims, flow.token_key)
+    store_of(flow).log_token(IssuedToken(cti=cti, client_id="clientA", audience="rs1", scope="r_temp",
+                                         issued_at=int(time.time()), expires_at=expires,
+                                         token_hash=trl.token_hash(token)))
+    return token, material
+
+
 def issued_token(flow: Flow) -> AccessTokenResponse:
     [exchange] = [e for e in flow.exchanges if e.step == "token"][-1:]
     return AccessTokenResponse.decode(exchange.response.payload)
@@ -111,16 +127,18 @@ def issued_token(flow: Flow) -> AccessTokenResponse:
 
 async def test_introspection_of_active_expired_revoked_and_unknown_tokens(tmp_path: Path) -> None:
     async with deployment(tmp_path) as flow:
-        token, material = flow.token()
+        token, material = logged_token(flow)
         r = await introspect(flow, token)
         assert r.active and r.aud == "rs1" and r.scope == "r_temp" and r.cnf == OscoreCnf(material)
         assert r.ace_profile == AceProfile.COAP_OSCORE and r.exp is not None and r.cti is not None
-        expired, _ = flow.token(exp=time.time() - 1)
+        expired, _ = logged_token(flow, exp=time.time() - 1)
         assert (await introspect(flow, expired)).encode() == INACTIVE
-        revoked, _ = flow.token()
+        revoked, _ = logged_token(flow)
         store_of(flow).revoke_token(trl.token_hash(revoked), revoked_at=int(time.time()), expires_at=None)
         assert (await introspect(flow, revoked)).encode() == INACTIVE
-        for unknown in (secrets.token_bytes(16), b"\x83\x40\xa0\x40", flow.token(key=symmetric_key(bytes(16)))[0]):
+        never_issued = flow.token()[0]  # the RS's key, but not in the AS's token log
+        for unknown in (secrets.token_bytes(16), b"\x83\x40\xa0\x40", flow.token(key=symmetric_key(bytes(16)))[0],
+                        never_issued):
             assert (await introspect(flow, unknown)).encode() == INACTIVE
         assert (await introspect(flow, token)).active  # the others did not disturb it
 
@@ -151,7 +169,7 @@ async def test_rs_cannot_introspect_another_rss_token(tmp_path: Path) -> None:
                                   OscoreSecret(master_secret=ms, sender_id=b"rs2", recipient_id=b"as"),
                                   FileSequenceStore(tmp_path / "rs2-state.json"))
         try:
-            token, _ = flow.token()  # for rs1
+            token, _ = logged_token(flow)  # for rs1
             code, payload = await bounded(rs2.introspect(IntrospectionRequest(token=token).encode()))
             assert code == (2, 5) and payload == INACTIVE
             assert (await introspect(flow, token)).active  # rs1 itself may
