@@ -54,6 +54,15 @@ async def bounded(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
     return await asyncio.wait_for(aw, timeout)
 
 
+async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
+    """Wait (bounded) until ``cond()`` holds, polling every 20 ms."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A CoAP response as the tests look at it; ``protected`` False: came back unprotected."""
@@ -112,10 +121,13 @@ class Flow:
 
     # -- clients -------------------------------------------------------------------------
 
-    async def client(self, scope: str | None = None, *, record: bool = True) -> ClientRunner:
+    async def client(self, scope: str | None = None, *, record: bool = True, profile: int | None = None,
+                     timeout: float | None = None) -> ClientRunner:
         """A client runner from client.toml (persisted context with the AS), started."""
-        runner = roles.build_client(load_client(self.d.client_config), scope=scope,
+        runner = roles.build_client(load_client(self.d.client_config), scope=scope, profile=profile,
                                     observer=self.exchanges.append if record else None)
+        if timeout is not None:
+            runner.timeout = timeout
         self._runners.append(runner)
         await bounded(runner.start())
         return runner

@@ -6,11 +6,10 @@ introspects reference tokens (and, with ``introspect = true``, every token) post
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import aiocoap
 import aiocoap.resource
 import cbor2
-from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of
+from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of, until
 
 from ace.authz_server import trl
 from ace.authz_server.token import REFERENCE_LEN
@@ -67,14 +66,6 @@ async def deployment(directory: Path, *, reference: bool = False, introspect: bo
         yield flow
     finally:
         await flow.close()
-
-
-async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def introspector(flow: Flow) -> IntrospectionClient:

@@ -4,11 +4,10 @@ refuse it, and the client drop its session. Every await is bounded."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import TIMEOUT, Flow, bounded, send, store_of
+from flow_fixtures import TIMEOUT, Flow, bounded, send, store_of, until
 
 from ace.authz_server import trl
 from ace.authz_server.trl import RsPeer
@@ -35,14 +34,6 @@ from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
 from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
-
-
-async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

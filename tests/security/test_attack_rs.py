@@ -17,20 +17,20 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, Reply, bounded, running_deployment, send, store_of
+from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, Reply, bounded, running_deployment, send, store_of, until
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.cbor.messages import AuthzInfoRequest
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import load_as, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
 from ace.cli.keyfiles import load_key
@@ -46,14 +46,6 @@ from ace.tokens.keys import symmetric_key
 
 CWT = int(ContentFormat.CWT)
 RUNNER_TIMEOUT = 3.0
-
-
-async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -74,11 +66,7 @@ async def deployment(directory: Path, **rs_changes: object) -> AsyncIterator[Flo
 
 
 async def runner_for(flow: Flow, profile: int | None = None) -> ClientRunner:
-    runner = roles.build_client(load_client(flow.d.client_config), observer=flow.exchanges.append, profile=profile)
-    runner.timeout = RUNNER_TIMEOUT
-    flow._runners.append(runner)
-    await bounded(runner.start())
-    return runner
+    return await flow.client(profile=profile, timeout=RUNNER_TIMEOUT)
 
 
 async def get_temp(runner: ClientRunner, flow: Flow) -> Done:
