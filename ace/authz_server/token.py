@@ -45,7 +45,7 @@ MASTER_SECRET_LEN = 16
 REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
-MAX_LIVE_TOKENS = 64  # default: live tokens one client may hold per audience
+MAX_LIVE_TOKENS = 256  # default: live tokens one client may hold per audience (a CLI client run every 15 s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

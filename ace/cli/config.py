@@ -135,7 +135,7 @@ class AsFileConfig:
     dtls: bool = False
     exi_audiences: tuple[str, ...] = ()
     reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
-    max_live_tokens: int = 64  # live tokens one client may hold per audience (more are refused)
+    max_live_tokens: int = 256  # live tokens one client may hold per audience (more are refused)
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -143,7 +143,7 @@ def load_as(path: Path) -> AsFileConfig:
     t = _section(_load(path), "as", path)
     w = f"{path} [as]"
     issuer = _get(t, "issuer", str, w, "") or None
-    max_live = _get(t, "max_live_tokens", int, w, 64)
+    max_live = _get(t, "max_live_tokens", int, w, 256)
     if max_live < 1:
         raise ConfigError(f"{w}: max_live_tokens must be at least 1")
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),

@@ -85,7 +85,7 @@ salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest t
 dtls = false             # true: clients may also use DTLS-PSK, on port + 1 (mind the RS's port)
 exi_audiences = []       # RSs without a clock: their tokens carry exi and sequence-numbered ctis
 reference_audiences = [] # RSs that get opaque reference tokens and introspect them here (RFC 9200 §5.9)
-max_live_tokens = 64     # live tokens one client may hold per RS; a request beyond gets 4.00
+max_live_tokens = 256    # live tokens one client may hold per RS; a request beyond gets 4.00
 """)
     write_private(directory / "rs.toml", f"""# Resource Server (ace rs --config rs.toml)
 [rs]

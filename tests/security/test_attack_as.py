@@ -307,7 +307,7 @@ async def test_token_log_is_purged_and_trl_queries_do_not_decode_tokens(tmp_path
 async def test_live_tokens_per_client_and_audience_are_limited(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    limit = 64  # the default of as.toml [as] max_live_tokens
+    limit = 256  # the default of as.toml [as] max_live_tokens
     async with clocked_deployment(tmp_path / "deployment", clock, LIFETIME) as flow:
         runner = await flow.client(record=False)
         for i in range(limit):
@@ -329,13 +329,13 @@ async def test_live_tokens_per_client_and_audience_are_limited(tmp_path: Path,
 
 def test_max_live_tokens_comes_from_as_toml(tmp_path: Path) -> None:
     d = init_deployment(tmp_path / "deployment", as_port=free_port(), rs_port=free_port())
-    assert load_as(d.as_config).max_live_tokens == 64  # what ace init writes, and the default
+    assert load_as(d.as_config).max_live_tokens == 256  # what ace init writes, and the default
     text = d.as_config.read_text()
-    assert "\nmax_live_tokens = 64 " in text
-    d.as_config.write_text(text.replace("\nmax_live_tokens = 64 ", "\n# "))
-    assert load_as(d.as_config).max_live_tokens == 64
+    assert "\nmax_live_tokens = 256 " in text
+    d.as_config.write_text(text.replace("\nmax_live_tokens = 256 ", "\n# "))
+    assert load_as(d.as_config).max_live_tokens == 256
     for value, ok in (("5", True), ("0", False), ('"5"', False)):
-        d.as_config.write_text(text.replace("\nmax_live_tokens = 64 ", f"\nmax_live_tokens = {value} "))
+        d.as_config.write_text(text.replace("\nmax_live_tokens = 256 ", f"\nmax_live_tokens = {value} "))
         if ok:
             server = roles.build_as(load_as(d.as_config))
             assert server.endpoint.policy.max_live_tokens == 5
