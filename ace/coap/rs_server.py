@@ -22,6 +22,7 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
+from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
@@ -100,28 +101,42 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         return await handler(request, binding)
 
 
+def _peer_fault(exc: BaseException) -> bool:
+    """What aiocoap's and lakers' EDHOC code raise on a malformed message: ValueError/TypeError, and
+    pyo3's PanicException (lakers on a G_X off the curve; a BaseException aiocoap never catches,
+    so no answer went out and the request stayed in aiocoap's table for good)."""
+    return isinstance(exc, (ValueError, TypeError)) or type(exc).__name__ == "PanicException"
+
+
 class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
-    """aiocoap lets a failed EDHOC message_3 (a key that is not the kid's) escape as ValueError,
-    answered 5.00 with a traceback; we answer 4.00 and forget the half-done responder context.
-    A message_1 is admitted first: room is made among half-done handshakes only (per source and
-    globally), else 5.03 (``edhoc.EdhocCredentialsMap.admitting``)."""
+    """EDHOC messages from unauthenticated peers get 4.00 whatever is wrong with them: aiocoap lets a
+    failed message_3 (a key that is not the kid's) or an unparseable message_1 escape as ValueError
+    (5.00 with a traceback), and lakers panics on some (no answer); we forget the half-done
+    responder context. A message_1 is admitted first: room is made among half-done handshakes
+    only (per source and globally), else 5.03 (``edhoc.EdhocCredentialsMap.admitting``)."""
 
     async def render_to_pipe(self, pipe: Any) -> None:
-        credentials = self.server_credentials
-        if edhoc.is_message_1(pipe.request) and isinstance(credentials, edhoc.EdhocCredentialsMap):
-            with credentials.admitting(edhoc.source_of(pipe.request.remote)):
-                await super().render_to_pipe(pipe)
-            return
+        request = pipe.request
+        message_1 = edhoc.is_message_1(request)
         try:
-            await super().render_to_pipe(pipe)
-        except ValueError as exc:
-            if not str(exc).startswith("EDHOCError"):
+            credentials = self.server_credentials
+            if message_1 and isinstance(credentials, edhoc.EdhocCredentialsMap):
+                with credentials.admitting(edhoc.source_of(request.remote)):
+                    await super().render_to_pipe(pipe)
+            else:
+                await super().render_to_pipe(pipe)
+        except BaseException as exc:
+            if not _peer_fault(exc) or not (request.opt.uri_path == EDHOC_PATH or request.opt.edhoc):
                 raise
-            kid = oscore.verify_start(pipe.request).get(oscore.COSE_KID)
-            edhoc.forget_responder_contexts(
-                self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
-            log.info("EDHOC authentication failed: %s", exc)
-            raise aiocoap.error.BadRequest("EDHOC authentication failed") from None
+            if not message_1:  # message_3: the half-done handshake it names goes
+                try:
+                    kid = oscore.verify_start(request).get(oscore.COSE_KID)
+                except Exception:  # not even an OSCORE option to name one
+                    kid = None
+                edhoc.forget_responder_contexts(
+                    self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
+            log.info("EDHOC message refused: %s", exc)
+            raise aiocoap.error.BadRequest("EDHOC message refused") from None
 
 
 class RsServer:

@@ -7,13 +7,17 @@ store, and starts, the way ``ace demo`` does (``ace.cli.roles``):
 * the AS (OSCORE to /token),
 * RS "main" from rs.toml (OSCORE and DTLS, DTLS on port + 1),
 * RS "oscore-only" (the same audience and token key, profiles = OSCORE only),
+* RS "edhoc" (the same audience, profile coap_edhoc_oscore only: its /.well-known/edhoc),
 
 plus client contexts: clientA and clientB with the AS, a plain one (unprotected requests),
 an OSCORE context and a DTLS session with RS main, each bound to a token posted by hand
 ("established" channels that the tests then poke at). ``snapshot`` captures everything the
 servers keep (AS: token log, cti counter, grants, clients; RS: bindings, the OSCORE context
-index, the PSK index, the recipient-ID pool) so a test can assert that a refused request
-changed nothing. Every await is bounded.
+index, the PSK index, the recipient-ID pool, the EDHOC responder contexts; both: requests
+aiocoap holds unanswered) so a test can assert that a refused request changed nothing.
+``send_non`` and ``send_block`` send what aiocoap's client would not on its own: a NON
+request, one raw Block1 block; ``Reply`` carries the wire sizes of the answer and of the
+request it answers (RFC 7252 §11.3). Every await is bounded.
 """
 
 from __future__ import annotations
@@ -32,17 +36,19 @@ from typing import Any, TypeVar
 import aiocoap
 import cbor2
 from aiocoap import oscore
+from aiocoap.numbers.constants import Unreliable
+from aiocoap.optiontypes import BlockOption
 
 from ace.authz_server import trl
 from ace.cbor import codec
-from ace.cbor.labels import ContentFormat, Curve, Param
+from ace.cbor.labels import AceProfile, ContentFormat, Curve, Param
 from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import Deployment, init_deployment
 from ace.cli.keyfiles import load_key, save_key
-from ace.coap import contexts, dtls
+from ace.coap import contexts, dtls, edhoc
 from ace.coap.as_server import AsServer
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
@@ -78,6 +84,8 @@ class Reply:
     payload: bytes
     content_format: int | None
     protected: bool
+    size: int = field(default=0, compare=False)  # bytes of the answer's datagram (UDP)
+    request_size: int = field(default=0, compare=False)  # bytes of the request's datagram, as sent
 
     @property
     def error(self) -> int | None:
@@ -96,15 +104,42 @@ def _cf(cf: Any) -> int | None:
     return None if cf is None else int(cf)
 
 
-async def send(ctx: Any, msg: aiocoap.Message, timeout: float = TIMEOUT) -> Reply:
+def wire_size(msg: aiocoap.Message) -> int:
+    """Bytes ``msg`` takes in a UDP datagram (RFC 7252 §3: header, token, options, payload)."""
+    return 4 + len(msg.token) + len(msg.opt.encode()) + (1 + len(msg.payload) if msg.payload else 0)
+
+
+def _reply(raw: aiocoap.Message, protected: bool) -> Reply:
+    request = getattr(raw, "request", None)  # the request as sent (aiocoap sets it on responses)
+    return Reply(pair_of(raw.code), raw.payload, _cf(raw.opt.content_format), protected, wire_size(raw),
+                 wire_size(request) if isinstance(request, aiocoap.Message) else 0)
+
+
+async def send(ctx: Any, msg: aiocoap.Message, timeout: float = TIMEOUT, *, blockwise: bool = True) -> Reply:
     """Send ``msg``; an unprotected answer to a protected request (NotAProtectedMessage) is
-    returned as such."""
+    returned as such. ``blockwise`` False: Block1/Block2 options go out as they are."""
     try:
-        raw = await bounded(ctx.request(msg).response, timeout)
+        raw = await bounded(ctx.request(msg, handle_blockwise=blockwise).response, timeout)
     except oscore.NotAProtectedMessage as exc:
-        plain = exc.plain_message
-        return Reply(pair_of(plain.code), plain.payload, _cf(plain.opt.content_format), False)
-    return Reply(pair_of(raw.code), raw.payload, _cf(raw.opt.content_format), True)
+        return _reply(exc.plain_message, False)
+    return _reply(raw, True)
+
+
+async def send_non(ctx: Any, msg: aiocoap.Message) -> Reply:
+    """``msg`` as a NON request (RFC 7252 §4.3): what a spoofing sender uses."""
+    msg.transport_tuning = Unreliable()
+    return await send(ctx, msg)
+
+
+async def send_block(ctx: Any, uri: str, num: int, *, more: bool, payload: bytes = b"\xa0" * 16,
+                     query: tuple[str, ...] = (), cf: int | None = ACE_CBOR) -> Reply:
+    """One POST carrying Block1 block ``num`` (16-byte blocks, SZX 0) of a transfer, as it is."""
+    msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload)
+    msg.opt.uri_query = query
+    msg.opt.block1 = BlockOption.BlockwiseTuple(num, more, 0)
+    if cf is not None:
+        msg.opt.content_format = cf
+    return await send(ctx, msg, blockwise=False)
 
 
 class MemorySeqnos:
@@ -187,6 +222,7 @@ class Harness:
     as_server: AsServer
     rs: RsServer  # OSCORE + DTLS
     rs_oscore_only: RsServer
+    rs_edhoc: RsServer  # coap_edhoc_oscore only
     token_key: CoseKey
     ec_public: CoseKey  # trusted by both RSs for ES256 Sign1 tokens
     client_a: Any  # aiocoap context: clientA's OSCORE context with the AS
@@ -211,6 +247,10 @@ class Harness:
     def coaps_uri(self) -> str:
         return f"coaps://[::1]:{self.rs.coaps_port}"
 
+    @property
+    def edhoc_uri(self) -> str:
+        return f"coap://[::1]:{self.rs_edhoc.bind[1]}/.well-known/edhoc"
+
     async def context(self, transports: tuple[str, ...] = ("oscore", "udp6")) -> Any:
         ctx = await bounded(aiocoap.Context.create_client_context(transports=list(transports)))
         self._contexts.append(ctx)
@@ -220,7 +260,7 @@ class Harness:
         for ctx in self._contexts:
             with contextlib.suppress(Exception):  # keep stopping the rest
                 await bounded(ctx.shutdown())
-        for server in (self.rs_oscore_only, self.rs, self.as_server):
+        for server in (self.rs_edhoc, self.rs_oscore_only, self.rs, self.as_server):
             await bounded(server.stop())
         self.as_server.store.close()
 
@@ -253,10 +293,14 @@ async def start_harness(directory: Path) -> Harness:
     rs = roles.build_rs(rs_cfg)
     rs2 = roles.build_rs(dataclasses.replace(rs_cfg, port=free_port(), profiles=(2,),
                                              state=d.directory / "rs2-state.json"))
+    assert rs_cfg.edhoc_key is not None  # ace init writes the RS's EDHOC credential
+    rs3 = roles.build_rs(dataclasses.replace(rs_cfg, port=free_port(), profiles=(int(AceProfile.COAP_EDHOC_OSCORE),),
+                                             state=d.directory / "rs-edhoc-state.json"))
     await bounded(as_server.start())
     await bounded(rs.start())
     await bounded(rs2.start())
-    h = Harness(d, as_server, rs, rs2, token_key, ec_key.public(), None, None, None)
+    await bounded(rs3.start())
+    h = Harness(d, as_server, rs, rs2, rs3, token_key, ec_key.public(), None, None, None)
     as_origin = d.as_uri.rsplit("/", 1)[0]
     secret_a = load_oscore_secret(d.directory / "client-as.oscore.toml")
     h.client_a = await h.context()
@@ -317,6 +361,12 @@ async def post(ctx: Any, uri: str, payload: bytes, *, cf: int | None = ACE_CBOR)
 # -- state snapshots -------------------------------------------------------------------------------
 
 
+def requests_in_progress(server: AsServer | RsServer) -> int:
+    """Requests aiocoap still holds a pipe for (``TokenManager.incoming_requests``): none once
+    each has been answered."""
+    return sum(len(getattr(ri, "incoming_requests", None) or ()) for ri in server.context.request_interfaces)
+
+
 def as_snapshot(as_server: AsServer) -> dict[str, Any]:
     store = as_server.store
     assert isinstance(store, SqliteAsStore)
@@ -330,6 +380,7 @@ def as_snapshot(as_server: AsServer) -> dict[str, Any]:
         "grants": store.list_grants(),
         "clients": store.list_clients(),
         "rs": store.list_rs(),
+        "requests in progress": requests_in_progress(as_server),
     }
 
 
@@ -343,11 +394,15 @@ def rs_snapshot(rs: RsServer) -> dict[str, Any]:
         "psk labels": sorted(rs._psk_labels.items()),
         "psk count": len(rs.psks),
         "recipient ids": sorted(core.ids._in_use),
+        "edhoc responders": sorted((bytes(e.context.recipient_id), e.complete)
+                                   for e in edhoc.responder_contexts(rs.credentials)),
+        "requests in progress": requests_in_progress(rs),
     }
 
 
 def snapshot(h: Harness) -> dict[str, Any]:
-    return {"as": as_snapshot(h.as_server), "rs": rs_snapshot(h.rs), "rs oscore-only": rs_snapshot(h.rs_oscore_only)}
+    return {"as": as_snapshot(h.as_server), "rs": rs_snapshot(h.rs), "rs oscore-only": rs_snapshot(h.rs_oscore_only),
+            "rs edhoc": rs_snapshot(h.rs_edhoc)}
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -1,21 +1,28 @@
-"""One table of bad input for the whole system: AS /token, RS /authz-info and the protected
-resources, OSCORE (RFC 9203) and DTLS (RFC 9202), over real sockets on ::1.
+"""One table of bad input for the whole system: AS /token, RS /authz-info, the protected
+resources and the RS's /.well-known/edhoc, OSCORE (RFC 9203), DTLS (RFC 9202) and EDHOC
+(RFC 9528), over real sockets on ::1.
 
 The servers run once for the module (``matrix_support.start_harness``: the AS, an RS offering
-both profiles, an OSCORE-only RS, plus established OSCORE and DTLS channels with the RS).
+both profiles, an OSCORE-only RS, an EDHOC-only RS, plus established OSCORE and DTLS channels
+with the RS).
 Each row sends one request (after an optional setup) and asserts
 
 * the exact CoAP response code,
 * the RFC 9200 §5.8.3 error code when an application/ace+cbor error map comes back (and that
   none comes back where the row expects none: RS token errors carry no map, §5.10.1.1),
 * what the servers keep: nothing changed (AS token log, cti counter, grants, clients; RS
-  bindings, OSCORE context index, PSK index, recipient-ID pool), or exactly the parts the row
-  names (a request that is *not* refused, documented in its comment).
+  bindings, OSCORE context index, PSK index, recipient-ID pool, EDHOC responder contexts; both:
+  requests aiocoap still holds unanswered), or exactly the parts the row names (a request that
+  is *not* refused, documented in its comment).
 
-Rows marked xfail(strict) are open findings (``FINDINGS``; none at the moment). Fixed ones
-keep their rows: a Mac0 token made with the RS's Encrypt0 key (the RS accepts only the kinds
-the AS issues), bodies beyond any token's size (4.13 before aiocoap reassembles them), an exi
-token replayed after its window (the RS remembers exi ctis).
+Rows marked xfail(strict) are open findings (``FINDINGS``; none at the moment). Fixed ones keep
+their rows: EDHOC messages aiocoap cannot parse (were 5.00 and a traceback) and a message_1
+whose G_X is off the curve (lakers panicked: no answer, the request held for good), now 4.00;
+a Mac0 token made with the RS's Encrypt0 key (the RS accepts only the kinds the AS issues),
+bodies beyond any token's size (4.13 before they are reassembled), an exi token replayed after
+its window (the RS remembers exi ctis), and issue 17's transport rows: NON requests answered
+bare (item 11), one Block1 assembly per peer (item 4), EDHOC message_1 refused without keeping
+state (item 3).
 
 Behaviour documented by rows (not findings):
 
@@ -36,8 +43,19 @@ Behaviour documented by rows (not findings):
   RFC 8392 §7.2); token_type=Bearer in a request is such a parameter: the AS still issues a
   PoP token.
 * block-wise: aiocoap's client sends bodies above 1024 bytes with Block1; our resources answer
-  4.13 with Size1 as soon as a block shows the body will exceed 4096 + 256 bytes, before
-  aiocoap's ``Block1Spool`` (which has no limit) would reassemble it.
+  4.13 with Size1 as soon as a block shows the body will exceed 4096 + 256 bytes, before it is
+  reassembled. Reassembly (``render.BLOCK1_SPOOL``) keeps one transfer per peer: a first block
+  replaces the peer's transfer in progress, whatever its options (another Uri-Query), so the
+  old transfer's next block gets 4.08, as does a block that continues no transfer (RFC 7959
+  §2.9.2); the newer transfer still completes.
+* NON requests without OSCORE or DTLS (RFC 7252 §11.3, a spoofable source): the answer is
+  never larger than the request. An error shrinks to its bare code: 4.01 without AS Request
+  Creation Hints at a protected resource, 4.01 without the error map at /token (a client
+  learns them with CON); a larger success would not be sent at all.
+* /.well-known/edhoc (aiocoap's OSCORE site wrapper takes every POST there: message_1 when the
+  payload starts with CBOR true, else message_3 with C_R first): a message_1 that does not
+  parse is 4.00 and leaves no half-done responder context; a message_3 whose C_R is not an
+  identifier is 4.00.
 """
 
 from __future__ import annotations
@@ -54,6 +72,7 @@ from typing import Any
 
 import aiocoap
 import cbor2
+import lakers
 import pytest
 import pytest_asyncio
 from matrix_support import (
@@ -72,6 +91,8 @@ from matrix_support import (
     post,
     psk_cnf,
     send,
+    send_block,
+    send_non,
     snapshot,
     start_harness,
 )
@@ -92,6 +113,7 @@ in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 E = ErrorCode
 Send = Callable[[Harness], Awaitable[Reply]]
+Check = Callable[[Harness, Reply, dict[str, Any], dict[str, Any]], None]
 OSC_NEW = frozenset({"rs.bindings", "rs.oscore contexts", "rs.recipient ids"})  # a new OSCORE binding
 DTLS_NEW = frozenset({"rs.bindings", "rs.psk labels", "rs.psk count"})  # a new DTLS binding
 ISSUED = frozenset({"as.tokens", "as.next cti (reserved block)"})  # one more token issued
@@ -102,8 +124,8 @@ FINDINGS: dict[str, str] = {}  # open findings, by name (rows reference them wit
 @dataclass(frozen=True)
 class Row:
     id: str
-    target: str  # "AS /token" | "RS /authz-info" | "RS resource"
-    profile: str  # "oscore" | "dtls"
+    target: str  # "AS /token" | "RS /authz-info" | "RS resource" | "RS /.well-known/edhoc"
+    profile: str  # "oscore" | "dtls" | "edhoc"
     send: Send
     code: tuple[int, int]
     error: int | None = None  # the error of an ace+cbor error map; None: no error map
@@ -170,6 +192,72 @@ def resource(method: str, segments: tuple[str, ...], *, channel: str, payload: b
         msg.opt.uri_path = segments
         return await send(ctx, msg)
     return go
+
+
+# -- transport rows (issue 17 items 3, 4, 11): NON, raw Block1, EDHOC -----------------------------
+
+
+def non(method: str, uri: Callable[[Harness], str], payload: bytes = b"", *, cf: int | None = None) -> Send:
+    """An unprotected NON request from the plain context."""
+    async def go(h: Harness) -> Reply:
+        msg = aiocoap.Message(code=aiocoap.Code[method], uri=uri(h), payload=payload)
+        if cf is not None:
+            msg.opt.content_format = cf
+        return await send_non(h.plain, msg)
+    return go
+
+
+def bare_and_not_larger(h: Harness, reply: Reply, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """RFC 7252 §11.3: the answer to a NON request from an unverified source is the bare code."""
+    assert reply.payload == b"" and reply.content_format is None, reply
+    assert 0 < reply.size <= reply.request_size, (reply.size, reply.request_size)
+
+
+def block1_replaced(uri: Callable[[Harness], str], completes: tuple[int, int]) -> tuple[Send, Send, Check]:
+    """Setup: block 0 of transfer A (Uri-Query t=a), then block 0 of transfer B (t=b), both from one
+    fresh client context (one peer). Attack: A's block 1 (more to come: it would get 2.31 if A were
+    still kept), then B's last block; the check: B completed (its body refused as ``completes``)."""
+    state: dict[str, Any] = {}
+
+    async def setup(h: Harness) -> Reply:
+        state["ctx"] = await h.context()
+        first = await send_block(state["ctx"], uri(h), 0, more=True, query=("t=a",))
+        second = await send_block(state["ctx"], uri(h), 0, more=True, query=("t=b",))
+        assert first.code == second.code == (2, 31), (first, second)
+        return second
+
+    async def attack(h: Harness) -> Reply:
+        reply = await send_block(state["ctx"], uri(h), 1, more=True, query=("t=a",))
+        state["b"] = await send_block(state["ctx"], uri(h), 1, more=False, query=("t=b",))
+        return reply
+
+    def check(h: Harness, reply: Reply, before: dict[str, Any], after: dict[str, Any]) -> None:
+        assert state["b"].code == completes, state["b"]
+
+    return setup, attack, check
+
+
+def block1_orphan(uri: Callable[[Harness], str]) -> Send:
+    """Block 2 of a transfer nobody started, from a fresh client context."""
+    async def go(h: Harness) -> Reply:
+        return await send_block(await h.context(), uri(h), 2, more=False)
+    return go
+
+
+def to_edhoc(payload: Callable[[], bytes], timeout: float = 5.0) -> Send:
+    async def go(h: Harness) -> Reply:
+        return await send(h.plain, aiocoap.Message(code=aiocoap.POST, uri=h.edhoc_uri, payload=payload()), timeout)
+    return go
+
+
+def message_1_off_curve() -> bytes:
+    """method 3, suite 2, G_X = 1 (no point of P-256 has x = 1), C_I 0: well-formed, not a key."""
+    return b"\xf5" + b"".join(cbor2.dumps(item) for item in (3, 2, (1).to_bytes(32, "big"), 0))
+
+
+def message_1_truncated() -> bytes:
+    """A real message_1 (lakers: method 3, suite 2, G_X, C_I) cut inside G_X."""
+    return b"\xf5" + lakers.EdhocInitiator().prepare_message_1(b"\x05", [])[:20]
 
 
 # -- hand-made COSE for the alg-confusion rows ----------------------------------------------------
@@ -409,6 +497,8 @@ def build_rows() -> list[Row]:
     re_setup, re_attack = re_encoded_dtls()
     other_setup, other_attack = other_clients_token_for_key()
     kid_setup, kid_attack = other_clients_pop_kid()
+    as_blocks = block1_replaced(lambda h: h.d.as_uri, completes=(4, 1))
+    rs_blocks = block1_replaced(lambda h: h.rs_uri + "/authz-info", completes=(4, 0))
     rows = [
         # ---- AS /token ------------------------------------------------------------------------
         Row("as-unprotected", "AS /token", "oscore", to_as({5: "rs1"}, who="plain"), (4, 1), E.INVALID_CLIENT),
@@ -471,6 +561,12 @@ def build_rows() -> list[Row]:
         Row("as-oversize-authenticated-blockwise", "AS /token", "oscore",
             to_as({5: "rs1", 99: b"x" * 60_000}), (4, 13),
             note="60 KB even from a registered client: refused before reassembly"),
+        Row("as-unprotected-non-bare", "AS /token", "oscore",
+            non("POST", lambda h: h.d.as_uri, codec.dumps({5: "rs1"}), cf=ACE_CBOR), (4, 1),
+            check=bare_and_not_larger, note="issue 17 item 11: CON gets the invalid_client map (as-unprotected)"),
+        Row("as-block1-first-block-replaced-by-other-query", "AS /token", "oscore", as_blocks[1], (4, 8),
+            setup=as_blocks[0], check=as_blocks[2], note="issue 17 item 4: one assembly per peer"),
+        Row("as-block1-continues-nothing", "AS /token", "oscore", block1_orphan(lambda h: h.d.as_uri), (4, 8)),
         # ---- RS /authz-info, OSCORE profile -----------------------------------------------------
         Row("rs-oscore-hmac-with-public-key", "RS /authz-info", "oscore", oscore_post(hmac_with_public_key), (4, 1)),
         Row("rs-oscore-sign1-by-stranger", "RS /authz-info", "oscore", oscore_post(sign1_by_stranger(b"\x02")),
@@ -624,6 +720,10 @@ def build_rows() -> list[Row]:
         Row("rs-dtls-cf-json", "RS /authz-info", "dtls", dtls_post(dtls_token(), cf=50), (4, 15)),
         Row("rs-dtls-update-over-session-other-key", "RS /authz-info", "dtls", dtls_update_other_key, (4, 1),
             note="RFC 9202 §3.4: the new token must be bound to the session's key"),
+        Row("rs-block1-first-block-replaced-by-other-query", "RS /authz-info", "oscore", rs_blocks[1], (4, 8),
+            setup=rs_blocks[0], check=rs_blocks[2], note="issue 17 item 4: one assembly per peer"),
+        Row("rs-block1-continues-nothing", "RS /authz-info", "oscore",
+            block1_orphan(lambda h: h.rs_uri + "/authz-info"), (4, 8)),
         # ---- RS protected resources ------------------------------------------------------------
         Row("res-oscore-path-traversal", "RS resource", "oscore", resource("GET", ("temp", "..", "led"),
                                                                           channel="oscore"), (4, 4), protected=True),
@@ -647,6 +747,8 @@ def build_rows() -> list[Row]:
             wrong_key_context(lambda h: h.est_oscore.label if h.est_oscore else b""), (4, 0), protected=False),
         Row("res-unprotected-gets-hints", "RS resource", "oscore", resource("GET", ("temp",), channel="plain"),
             (4, 1)),
+        Row("res-unprotected-non-bare-4-01", "RS resource", "oscore", non("GET", lambda h: h.rs_uri + "/temp"),
+            (4, 1), check=bare_and_not_larger, note="issue 17 item 11: no hints for NON (RFC 7252 §11.3)"),
         Row("res-dtls-path-traversal", "RS resource", "dtls", resource("GET", ("temp", "..", "led"), channel="dtls"),
             (4, 4)),
         Row("res-dtls-case-variant", "RS resource", "dtls", resource("GET", ("TEMP",), channel="dtls"), (4, 4)),
@@ -657,6 +759,20 @@ def build_rows() -> list[Row]:
             resource("POST", ("temp",), channel="dtls", payload=b"1"), (4, 5)),
         Row("res-dtls-put-led-escalation", "RS resource", "dtls",
             resource("PUT", ("led",), channel="dtls", payload=b"on"), (4, 3)),
+        # ---- RS /.well-known/edhoc (RFC 9528 appendix A.2; issue 17 item 3) --------------------
+        Row("rs-edhoc-message-1-garbage", "RS /.well-known/edhoc", "edhoc", to_edhoc(lambda: b"\xf5\xff" + b"garbage"),
+            (4, 0)),
+        Row("rs-edhoc-message-1-truncated", "RS /.well-known/edhoc", "edhoc", to_edhoc(message_1_truncated), (4, 0),
+            ),
+        Row("rs-edhoc-message-1-g-x-off-curve", "RS /.well-known/edhoc", "edhoc",
+            to_edhoc(message_1_off_curve, timeout=1.5), (4, 0),
+            note="1.5 s: loopback answers take milliseconds; lakers panicked here, no answer came"),
+        Row("rs-edhoc-message-3-c-r-text", "RS /.well-known/edhoc", "edhoc", to_edhoc(lambda: b"\x61a" + b"\x00" * 8),
+            (4, 0)),
+        Row("rs-edhoc-message-3-unknown-c-r", "RS /.well-known/edhoc", "edhoc",
+            to_edhoc(lambda: b"\x10" + b"\x58\x20" + b"\x00" * 32), (4, 0)),
+        Row("rs-edhoc-get", "RS /.well-known/edhoc", "edhoc",
+            lambda h: send(h.plain, aiocoap.Message(code=aiocoap.GET, uri=h.edhoc_uri)), (4, 5)),
     ]
     return rows
 
