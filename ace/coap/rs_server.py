@@ -102,10 +102,11 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
 
 
 def _peer_fault(exc: BaseException) -> bool:
-    """What aiocoap's and lakers' EDHOC code raise on a malformed message: ValueError/TypeError, and
-    pyo3's PanicException (lakers on a G_X off the curve; a BaseException aiocoap never catches,
-    so no answer went out and the request stayed in aiocoap's table for good)."""
-    return isinstance(exc, (ValueError, TypeError)) or type(exc).__name__ == "PanicException"
+    """What aiocoap's and lakers' EDHOC code raise on a malformed message: ValueError/TypeError,
+    RuntimeError (lakers: a message_3 for a handshake whose message_1 failed), and pyo3's
+    PanicException (lakers on a G_X off the curve; a BaseException aiocoap never catches, so no
+    answer went out and the request stayed in aiocoap's table for good)."""
+    return isinstance(exc, (ValueError, TypeError, RuntimeError)) or type(exc).__name__ == "PanicException"
 
 
 class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
