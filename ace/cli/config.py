@@ -148,7 +148,7 @@ def load_as(path: Path) -> AsFileConfig:
         raise ConfigError(f"{w}: max_live_tokens must be at least 1")
     return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
-                        _get(t, "include_iat", bool, w, False), _get(t, "salt_len", int, w, 0),
+                        _get(t, "include_iat", bool, w, True), _get(t, "salt_len", int, w, 0),
                         _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
                         _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"),
                         max_live)

@@ -80,7 +80,7 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
 bind = "{host}"
 port = {as_port}
 store = "as.db"          # clients, RSs, grants, token log (ace policy ... edits it)
-include_iat = false      # iat costs 5 bytes per token
+include_iat = true       # iat (6 bytes per token) lets the RS tell a newer token of a client from a replayed one
 salt_len = 0             # OSCORE_Input_Material salt bytes (0: none, smallest tokens)
 dtls = false             # true: clients may also use DTLS-PSK, on port + 1 (mind the RS's port)
 exi_audiences = []       # RSs without a clock: their tokens carry exi and sequence-numbered ctis

@@ -45,12 +45,6 @@ SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session 
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
-def peer_host(request: aiocoap.Message) -> str:
-    """The peer's address without its port (one host, whatever ports it sends from)."""
-    sockaddr = getattr(request.remote, "sockaddr", None)
-    return str(sockaddr[0]) if sockaddr else str(getattr(request.remote, "hostinfo", ""))
-
-
 def label_of(request: aiocoap.Message) -> bytes | None:
     """The binding label the request's secure channel carries (OSCORE context or DTLS session)."""
     claims = getattr(request.remote, "authenticated_claims", None) or []
@@ -68,7 +62,7 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         channel = label_of(request)
         try:
             outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
-                                                   source=peer_host(request))
+                                                   source=edhoc.source_of(request.remote))
         except RemoteError as exc:
             self.refusals.log(logging.WARNING, "POST /authz-info refused: %r", exc)
             return error_message(exc)
@@ -164,7 +158,8 @@ class RsServer:
                          channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
         """The core's POST /authz-info, introspecting the token at the AS first when the core asks
         (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
-        introspection in flight per peer host: one sender cannot take every slot of the AS link."""
+        introspection in flight per peer (address or IPv6 /64): one sender cannot take every slot
+        of the AS link."""
         try:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection as need:

@@ -20,7 +20,7 @@ class Retired:
     def __init__(self, max_hashes: int = MAX_REVOKED, max_ctis: int = MAX_RETIRED) -> None:
         self.max_hashes, self.max_ctis = max_hashes, max_ctis
         self.hashes: OrderedDict[bytes, float | None] = OrderedDict()  # TRL hash -> until when kept
-        self.ctis: OrderedDict[bytes, float | None] = OrderedDict()  # cti -> until when kept
+        self.ctis: OrderedDict[tuple[str | None, bytes], float | None] = OrderedDict()  # (iss, cti) -> until
 
     def revoked_hash(self, token_hash: bytes, until: float | None) -> None:
         until = until if until is not None else self.hashes.get(token_hash)
@@ -29,22 +29,24 @@ class Retired:
         while len(self.hashes) > self.max_hashes:
             self.hashes.popitem(last=False)
 
-    def retire_cti(self, cti: bytes | None, until: float | None) -> None:
+    def retire(self, iss: str | None, cti: bytes | None, until: float | None) -> None:
+        """The token (iss, cti) is never taken again (a cti is unique per issuer, RFC 8392 §3.1.7)."""
         if cti is None:
             return
-        self.ctis.pop(cti, None)
-        self.ctis[cti] = until
+        self.ctis.pop((iss, cti), None)
+        self.ctis[(iss, cti)] = until
         while len(self.ctis) > self.max_ctis:
             self.ctis.popitem(last=False)
 
     def hash_is_retired(self, token_hash: bytes) -> bool:
         return token_hash in self.hashes
 
-    def cti_is_retired(self, cti: bytes | None) -> bool:
-        return cti is not None and cti in self.ctis
+    def is_retired(self, iss: str | None, cti: bytes | None) -> bool:
+        return cti is not None and (iss, cti) in self.ctis
 
     def purge(self, now: float) -> None:
         """Forget what expired: such a token is refused as expired anyway."""
-        for table in (self.hashes, self.ctis):
-            for key in [k for k, until in table.items() if until is not None and until <= now]:
-                del table[key]
+        for h in [h for h, until in self.hashes.items() if until is not None and until <= now]:
+            del self.hashes[h]
+        for key in [k for k, until in self.ctis.items() if until is not None and until <= now]:
+            del self.ctis[key]

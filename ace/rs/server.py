@@ -169,8 +169,8 @@ class ResourceServer:
                 raise RemoteError("this key is bound to another client", error_code=None, coap_code=UNAUTHORIZED)
             if tok.same_token(claims, current.claims):  # the same token (cti), however encoded: no change
                 return AuthzInfoOutcome(b"", current, False, [])
-        if current is not None and tok.older(claims, current.claims):  # an older token must not win
-            raise RemoteError("an older token for a key in use", error_code=None, coap_code=UNAUTHORIZED)
+            if not tok.newer(claims, current.claims):  # issue 17: a key in use moves only to a newer token
+                raise RemoteError("not newer than the token of this key", error_code=None, coap_code=UNAUTHORIZED)
         dropped, later = self._supersede(client_key, claims, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
@@ -200,10 +200,16 @@ class ResourceServer:
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
         token = self._canonical(tok.token_of(payload, content_format))
         token_hash = trl_hash(token)
+        if token_hash == current.token_hash:  # the same token again: its window (exi) does not move
+            return AuthzInfoOutcome(b"", current, False, [])
         claims = self._verify(token, token_hash, over_channel=True)
         if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
+        if tok.same_token(claims, current.claims):
+            return AuthzInfoOutcome(b"", current, False, [])
+        self.retired.retire(current.claims.iss, current.claims.cti, current.expires_at)  # replaced for good
+        self.fresh.remember(claims)  # an exi token is taken once (RFC 9200 §5.10.3)
         scope = self._usable_scope(claims.scope)
         binding = replace(current, token_hash=token_hash, claims=tok.kept(claims), scope=scope,
                           expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
@@ -229,7 +235,7 @@ class ResourceServer:
         else:
             claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                                   skew=self.config.skew, accept=self.config.token_kinds)
-        if self.retired.cti_is_retired(claims.cti):  # revoked, or replaced by a newer token of its client
+        if self.retired.is_retired(claims.iss, claims.cti):  # revoked, or replaced by a newer token of its client
             raise RemoteError("access token revoked or replaced", error_code=None, coap_code=UNAUTHORIZED)
         if not over_channel:  # an update over the client's channel needs no proof of freshness
             self.fresh.check_cnonce(claims.cnonce, self.hints)
@@ -276,21 +282,19 @@ class ResourceServer:
         """(bindings to drop now, labels to drop once the new binding is first used).
 
         /authz-info is unprotected, and an attacker may replay any token it saw (RFC 9200 §6): a
-        token older than one the client holds here is refused (4.01), and a token replaced by a
-        newer one is never taken again. A never-used binding of the same client goes at once. One
-        in use stays until the new channel protects an authorized request, so a replay cannot cut
-        off the channel the client is using. A binding with the same label (a DTLS or EDHOC kid)
-        cannot wait and goes now."""
+        never-used binding of the same client goes at once unless its token is newer than this one
+        (a replayed older token displaces nothing); one in use stays until the new channel protects
+        an authorized request, so a replay cannot cut off the channel the client is using. A
+        binding with the same label (a DTLS or EDHOC kid, checked newer by the caller) cannot wait
+        and goes now. A token whose channel was in use, replaced by a newer one, is never taken again."""
         same_client = self.bindings.for_client(client_key)
-        if any(tok.older(claims, b.claims) for b in same_client if not b.expired(self.clock())):
-            raise RemoteError("older than the client's current token", error_code=None, coap_code=UNAUTHORIZED)
-        now = [b for b in same_client if not self.bindings.used(b.label)]
+        now = [b for b in same_client if not self.bindings.used(b.label) and not tok.newer(b.claims, claims)]
         later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
         same_label = self.bindings.get(also) if also is not None else None
         if same_label is not None and same_label not in now:
             now.append(same_label)
         for b in now:
-            self._drop(b, retire=tok.older(b.claims, claims))
+            self._drop(b, retire=self.bindings.used(b.label) and tok.older(b.claims, claims))
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
@@ -329,7 +333,7 @@ class ResourceServer:
         self.ids.release(binding.label)  # a no-op for DTLS labels (never in the pool)
         self._dropped.append(binding)
         if retire:
-            self.retired.retire_cti(binding.claims.cti, binding.expires_at)
+            self.retired.retire(binding.claims.iss, binding.claims.cti, binding.expires_at)
 
     def take_dropped(self) -> list[Binding]:
         """Every binding dropped since the last call (superseded, expired, first use of a

@@ -57,7 +57,18 @@ def same_token(a: AccessTokenClaims, b: AccessTokenClaims) -> bool:
 
 def older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
     """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
+    return newer(current, new)
+
+
+def newer(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
+    """Whether ``new`` was issued after ``current``: by iat when both have one (our AS sets it by
+    default), else by exp (the same lifetime assumed); within the same second by cti, which our
+    AS counts up (a counter, or the RS's id and a sequence number); unknown: not newer."""
     for a, b in ((new.iat, current.iat), (new.exp, current.exp)):
         if a is not None and b is not None:
-            return a < b
+            return a > b if a != b else _cti_order(new.cti) > _cti_order(current.cti)
     return False
+
+
+def _cti_order(cti: bytes | None) -> tuple[int, bytes]:
+    return (len(cti), cti) if cti is not None else (-1, b"")

@@ -135,6 +135,13 @@ def _ed_private(d: bytes) -> ed25519.Ed25519PrivateKey:
 
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def high_s(signature: bytes) -> bool:
+    """Whether a raw ES256 signature r||s has s above n/2: (r, n - s) verifies as well, so a
+    signature has two encodings; we sign and accept only the low one (one token, one encoding)."""
+    return len(signature) == 2 * COORD_LEN and int.from_bytes(signature[COORD_LEN:], "big") > P256_ORDER // 2
 
 
 def sign(key: CoseKey, alg: int, data: bytes) -> bytes:
@@ -143,6 +150,7 @@ def sign(key: CoseKey, alg: int, data: bytes) -> bytes:
         raise ValueError("signing needs a private key (d)")
     if alg == Alg.ES256:
         r, s = decode_dss_signature(_ec_private(key.d).sign(data, _ECDSA))
+        s = min(s, P256_ORDER - s)  # low s: see high_s
         return r.to_bytes(COORD_LEN, "big") + s.to_bytes(COORD_LEN, "big")
     return _ed_private(key.d).sign(data)
 

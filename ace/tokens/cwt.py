@@ -19,7 +19,7 @@ from typing import Protocol
 import cbor2
 
 from ace.cbor import codec
-from ace.cbor.labels import CoseTag, HeaderParam
+from ace.cbor.labels import Alg, CoseTag, HeaderParam
 from ace.errors import (
     FORBIDDEN,
     ClaimsError,
@@ -28,7 +28,7 @@ from ace.errors import (
     UnknownKeyError,
     VerificationError,
 )
-from ace.tokens import cose
+from ace.tokens import cose, crypto
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind
@@ -128,8 +128,9 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     Tags are optional (RFC 8392 §6), so any are accepted and replaced by the issuer's; anything
     else that could change the bytes without breaking the COSE protection is refused (DecodeError):
     unprotected header labels other than kid/IV/Partial IV, an unprotected map not in
-    deterministic order (RFC 8949 §4.2.1), an empty protected bucket sent as h'a0', and any
-    encoding that is not preferred serialization. A re-encoded token is then the same token."""
+    deterministic order (RFC 8949 §4.2.1), an ES256 signature with a high s, and any encoding
+    that is not preferred serialization; an empty protected bucket sent as h'a0' is named as h''.
+    A re-encoded token is then the same token."""
     env = open_envelope(token)
     msg = env.message
     unprotected = list(msg.unprotected)
@@ -138,8 +139,10 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
                           "(only kid, IV, Partial IV are accepted)")
     if unprotected != sorted(unprotected) or not all(isinstance(v, bytes) for v in msg.unprotected.values()):
         raise DecodeError("access token: unprotected header not in deterministic encoding")
-    if not msg.protected and msg.protected_bytes:  # RFC 9052 §3: h'' and h'a0' are the same bucket
-        raise DecodeError("access token: empty protected header must be h''")
+    if msg.kind is Kind.SIGN and msg.alg == Alg.ES256 and crypto.high_s(msg.tag):
+        raise DecodeError("access token: ES256 signature not in low-s form")  # (r, n - s) is the same token
+    # RFC 9052 §3: h'' and h'a0' are the same empty bucket, accepted both; the token is named with h''
+    protected = msg.protected_bytes if msg.protected else b""
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
@@ -148,6 +151,8 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
         codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
     if bytes(token) != prefix + core:
         raise DecodeError("access token: not in preferred CBOR serialization")
+    if protected != msg.protected_bytes:
+        core = codec.head(4, len(parts)) + codec.bstr(protected) + b"".join(parts[1:])
     if tags == "none":
         return core
     cose_tag = codec.head(6, _COSE_TAG[msg.kind]) + core

@@ -150,13 +150,13 @@ def token_response(flow: Flow) -> AccessTokenResponse:
 
 
 def dtls_token(flow: Flow, *, k: bytes | None = None, kid: bytes | None = None, scope: str = "r_temp",
-               cnf: Any = None) -> bytes:
+               cnf: Any = None, later: int = 0) -> bytes:
     """A token as the AS would issue it for this RS, with a COSE_Key (or the given) cnf."""
     if cnf is None:
         cnf = CoseKeyCnf(symmetric_key(k if k is not None else secrets.token_bytes(16),
                                        kid=kid if kid is not None else b"hand-kid"))
-    claims = AccessTokenClaims(aud="rs1", exp=int(time.time()) + 600, cti=secrets.token_bytes(4), scope=scope,
-                               cnf=cnf)
+    claims = AccessTokenClaims(aud="rs1", exp=int(time.time()) + 600 + later, cti=secrets.token_bytes(4),
+                               scope=scope, cnf=cnf)
     return issue_token(claims, flow.token_key)
 
 
@@ -510,7 +510,8 @@ async def test_pop_key_at_the_limits_is_usable(flow: Flow) -> None:
     assert reply.code == (2, 1) and reply.payload == b""
     got = await dtls_get(flow, kid, key)
     assert got.code == aiocoap.CONTENT and 15.0 < float(got.payload.decode()) < 30.0
-    again = await post_token_plain(flow, dtls_token(flow, k=key, kid=kid, scope="rw_led"))  # same key: superseded
+    # the same key, a newer token (a later exp: these hand-made tokens carry no iat): superseded
+    again = await post_token_plain(flow, dtls_token(flow, k=key, kid=kid, scope="rw_led", later=1))
     assert again.code == (2, 1)
     assert len(flow.rs_server.core.bindings) == 1 and len(flow.rs_server.psks) == 1
 

@@ -16,7 +16,7 @@ from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import DecodeError, RemoteError
 from ace.rs.server import ResourceServer, RsConfig
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
+from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.cwt import KeyRing, issue_token
 from ace.tokens.hashing import token_hash
 from ace.tokens.keys import symmetric_key
@@ -93,10 +93,36 @@ def test_older_token_cannot_displace_a_newer_unused_one() -> None:
     older = token(b"\x01", sub="clientA", cti=b"\x01", exp=NOW + 100)
     rs.authz_info(post(older, rid=b"\x01"))
     newer = rs.authz_info(post(token(b"\x02", sub="clientA", cti=b"\x02", exp=NOW + 200), rid=b"\x02"))
-    with pytest.raises(RemoteError) as info:
-        rs.authz_info(post(older, nonce1=b"\x04" * 8, rid=b"\x03"))
-    assert info.value.coap_code == (4, 1)
-    assert rs.bindings.get(newer.binding.label) is newer.binding
+    replayed = rs.authz_info(post(older, nonce1=b"\x04" * 8, rid=b"\x03"))  # a channel nobody can use
+    assert rs.bindings.get(newer.binding.label) is newer.binding  # the newer one was not displaced
+    assert replayed.binding.label != newer.binding.label
+
+
+def iat_token(cti: bytes, iat: int, exp: int) -> bytes:
+    claims = AccessTokenClaims(sub="clientA", aud="rs1", iat=iat, exp=exp, cti=cti, scope="r_temp",
+                               cnf=CoseKeyCnf(PSK))
+    return issue_token(claims, RS_KEY, rng=random.Random(cti).randbytes)
+
+
+def test_a_shorter_lifetime_does_not_make_a_newer_token_older() -> None:
+    """The AS's token lifetime was shortened: the new token ends earlier but was issued later."""
+    rs = dtls_rs()
+    rs.authz_info(iat_token(b"\x01", NOW - 60, NOW + 3600), CWT)
+    assert rs.authz_info(iat_token(b"\x02", NOW, NOW + 600), CWT).new
+
+
+def test_a_key_in_use_moves_only_to_a_newer_token() -> None:
+    rs = dtls_rs()
+    first = rs.authz_info(iat_token(b"\x05", NOW, NOW + 600), CWT)
+    rs.authorize(first.binding.label, "/temp", "GET")
+    for cti, iat in ((b"\x04", NOW), (b"\x09", NOW - 1)):  # the same second with a lower cti; earlier
+        with pytest.raises(RemoteError) as info:
+            rs.authz_info(iat_token(cti, iat, NOW + 600), CWT)
+        assert info.value.coap_code == (4, 1)
+    second = rs.authz_info(iat_token(b"\x06", NOW, NOW + 600), CWT)  # the same second, counted up
+    assert second.new and rs.bindings.get(first.binding.label) is second.binding
+    with pytest.raises(RemoteError):  # the replaced token never comes back
+        rs.authz_info(tag16(iat_token(b"\x05", NOW, NOW + 600)), CWT)
 
 
 def test_another_clients_token_for_a_key_in_use_is_refused() -> None:
@@ -124,3 +150,23 @@ def test_any_reference_length_when_configured() -> None:
     rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock())
     with pytest.raises(NeedsIntrospection):
         rs.authz_info(b"\x01" * 40, CWT)
+
+
+def test_an_update_posted_again_does_not_move_the_end_and_the_replaced_token_is_retired() -> None:
+    clock = Clock()
+    rs = make_rs(clock)
+    first = rs.authz_info(post(token(b"\x01", sub="clientA", cti=b"\x01")))
+    label = first.binding.label
+    rs.authorize(label, "/temp", "GET")
+    update = issue_token(AccessTokenClaims(sub="clientA", aud="rs1", exi=60, cti=b"rs1" + bytes(3) + b"\x07",
+                                           scope="r_temp", cnf=KidCnf(b"\x01")), RS_KEY,
+                         rng=random.Random(7).randbytes)
+    body = cbor2.dumps({1: update})
+    assert rs.authz_info(body, ContentFormat.ACE_CBOR, channel_label=label).new
+    ends = rs.bindings.get(label).expires_at  # type: ignore[union-attr]
+    clock.t += 55
+    again = rs.authz_info(body, ContentFormat.ACE_CBOR, channel_label=label)  # RFC 9200 §5.10.3: exi once
+    assert not again.new and rs.bindings.get(label).expires_at == ends  # type: ignore[union-attr]
+    with pytest.raises(RemoteError) as info:  # the token the update replaced: never again
+        rs.authz_info(post(token(b"\x01", sub="clientA", cti=b"\x01"), nonce1=b"\x05" * 8))
+    assert info.value.coap_code == (4, 1)

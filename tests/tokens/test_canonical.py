@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ace.cbor.labels import Curve
 from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.tokens import crypto
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.crypto import Kind
-from ace.tokens.cwt import canonical_token, issue_token
-from ace.tokens.keys import symmetric_key
+from ace.tokens.cwt import KeyRing, canonical_token, issue_token, verify_token
+from ace.tokens.keys import generate_curve_key, symmetric_key
 
 KEY = symmetric_key(bytes(range(32)), kid=b"rs1")
 AEAD_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
@@ -45,7 +47,6 @@ def _bad(token: bytes) -> list[tuple[str, bytes]]:
         ("kid as text", cbor2.dumps([prot, {4: "rs1", 5: unprot[5]}, body])),
         ("array head in two bytes", b"\x98\x03" + token[1:]),
         ("indefinite-length array", b"\x9f" + token[1:] + b"\xff"),
-        ("empty protected bucket as h'a0'", cbor2.dumps([b"\xa0", unprot, body])),
         ("not COSE", b"\x41\x00"),
         ("a map", cbor2.dumps({1: 2})),
     ]
@@ -56,6 +57,27 @@ def test_non_canonical_tokens_are_refused(name: str, data: bytes) -> None:
     with pytest.raises(DecodeError) as info:
         canonical_token(data)
     assert info.value.error_code == ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0), name
+
+
+def test_an_empty_protected_bucket_is_named_as_h_empty() -> None:
+    """RFC 9052 §3: recipients MUST accept h'a0' for an empty bucket, which h'' also encodes."""
+    item = cbor2.loads(make())
+    plain = cbor2.dumps([b"", item[1], item[2]])
+    assert canonical_token(cbor2.dumps([b"\xa0", item[1], item[2]])) == canonical_token(plain) == plain
+
+
+def test_es256_signatures_are_low_s_and_high_s_is_refused() -> None:
+    key = generate_curve_key(Curve.P_256, kid=b"as")
+    for i in range(8):  # the signature is random: several draws
+        token = issue_token(AccessTokenClaims(aud="rs1", cti=bytes([i]), scope="r"), key, kind=Kind.SIGN)
+        item = cbor2.loads(token)
+        sig = item[3]
+        assert not crypto.high_s(sig) and canonical_token(token) == token
+        twin = sig[:32] + (crypto.P256_ORDER - int.from_bytes(sig[32:], "big")).to_bytes(32, "big")
+        flipped = cbor2.dumps([*item[:3], twin])  # verifies as well: the same token, other bytes
+        verify_token(flipped, KeyRing([key.public()]), audience="rs1", clock=lambda: 0)
+        with pytest.raises(DecodeError, match="low-s"):
+            canonical_token(flipped)
 
 
 def test_tag_forms_are_checked() -> None:
