@@ -218,13 +218,18 @@ class ClientRunner:
         self._rs_contexts[session.origin] = (session.id, ctx)
         return ctx
 
+    @staticmethod
+    def _message(method: str, uri: str, payload: bytes, content_format: int | None) -> aiocoap.Message:
+        msg = aiocoap.Message(code=aiocoap.Code[method.upper()], uri=uri, payload=payload)
+        if content_format is not None:
+            msg.opt.content_format = int(content_format)
+        return msg
+
     async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
                     security: Any) -> Response:
         """Send one request; ``security``: an OSCORE context or DTLS credentials for the origin,
         PLAIN, or None (as configured)."""
-        msg = aiocoap.Message(code=aiocoap.Code[method.upper()], uri=uri, payload=payload)
-        if content_format is not None:
-            msg.opt.content_format = int(content_format)
+        msg = self._message(method, uri, payload, content_format)
         full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
         creds = self.context.client_credentials
         edhoc_session = security if isinstance(security, edhoc.ClientEdhoc) else None
@@ -241,6 +246,11 @@ class ClientRunner:
         started = time.monotonic()
         try:
             raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
+            if not protected and raw.opt.echo is not None and not raw.payload:
+                # RFC 9175 §2.3: the server verifies our address (§2.4 item 3): resend once with its Echo
+                echoed = self._message(method, uri, payload, content_format)
+                echoed.opt.echo = raw.opt.echo
+                raw = await asyncio.wait_for(self.context.request(echoed).response, self.timeout)
             response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
             if edhoc_session is not None:
                 # aiocoap runs EDHOC on every request unless the derived context is pinned

@@ -1,5 +1,5 @@
 """Errors and ACE payloads as CoAP responses: the one place RemoteError meets aiocoap, and
-the limits on what unauthenticated peers can make a server hold or send.
+the limits on what unauthenticated peers can make a server hold.
 
 A ``RemoteError`` with an RFC 9200 error code becomes its CoAP code with an
 application/ace+cbor error map (RFC 9200 §5.8.3); an ``AccessDenied`` carrying AS Request
@@ -8,10 +8,10 @@ short diagnostic payload. Nothing secret is in any of them: descriptions are wri
 peers.
 
 Block-wise request bodies (RFC 7959 §2.5) are reassembled in one ``Block1Spool`` per process
-(``BLOCK1_SPOOL``, shared by every ``BoundedBody`` resource of every server): one assembly per
-peer, a byte budget over all of them, a short idle lifetime. ``AmplificationGuard`` wraps a
-server's site so that no answer to an unauthenticated NON request is larger than the request,
-and amplifying error answers to unauthenticated CON requests are rate-limited (RFC 7252 §11.3).
+(``BLOCK1_SPOOL``), and answers served in Block2 blocks (§2.4) are held in one ``Block2Store``
+(``BLOCK2_STORE``), both shared by every ``BoundedBody`` resource of every server: one entry
+per peer, a byte budget over all of them, a short idle lifetime. What a server may send to
+unverified addresses is ``ace.coap.amplification``'s (re-exported here).
 """
 
 from __future__ import annotations
@@ -19,33 +19,39 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import aiocoap
 import aiocoap.blockwise
-import aiocoap.error
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.optionnumbers import OptionNumber
+from aiocoap.optiontypes import BlockOption
 
 from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import ErrorResponse
+from ace.coap.amplification import AmplificationGuard, AnswerLimiter, EchoStamp
 from ace.errors import RemoteError
+
+__all__ = ["AmplificationGuard", "AnswerLimiter", "BoundedBody", "EchoStamp", "ace_message", "code_of",
+           "error_message", "pair_of"]
 
 MAX_BODY = 4096 + 256  # the largest token we take (ace.tokens.cwt.MAX_TOKEN_SIZE) plus map overhead
 BLOCK1_BUDGET = 256 * 1024  # bytes all incomplete Block1 assemblies of the process may hold together
 ASSEMBLY_OVERHEAD = 3584  # bytes an assembly costs beyond its body (measured: request object, options, key)
 ASSEMBLY_IDLE = 45.0  # seconds: RFC 7252 §4.8.2 MAX_TRANSMIT_SPAN, the longest a client retransmits a block
+BLOCK2_BUDGET = 256 * 1024  # bytes all answers held for Block2 of the process may hold together
+ANSWER_OVERHEAD = 2048  # bytes a held answer costs beyond its payload (measured 1.3 KB: message, options, key)
 _BLOCK_KEY_IGNORED = (OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBSERVE)
 
 
-# -- Block1 (RFC 7959 §2.5): one bounded spool per process ---------------------------------------
+# -- one entry per peer, a byte budget, an idle lifetime -------------------------------------------
 
 @dataclass(slots=True)
-class _Assembly:
+class _Held:
     key: Hashable  # (resource, code, cache key): what a later block must match
-    request: aiocoap.Message  # the first block, the following ones appended to its payload
+    message: aiocoap.Message  # Block1: the first block, the following ones appended; Block2: the answer
     cost: int
     touched: float
 
@@ -60,25 +66,19 @@ def _peer_of(remote: Any) -> Hashable:
     return (local, remote.blockwise_key)
 
 
-class Block1Spool:
-    """Reassembly of Block1 request bodies, bounded for unauthenticated peers.
+class _PerPeer:
+    """At most one entry per peer; all share ``budget`` bytes, beyond which the least recently
+    used go (not the newest: one entry is always below the budget); an entry not used for
+    ``idle`` seconds goes too. A later block of a dropped entry gets 4.08, which RFC 7959 §2.9.2
+    foresees for blocks "sent long enough ago that the server has already discarded them".
+    (Refusing new transfers instead would let a peer spoofing many addresses hold the budget
+    for the whole lifetime; dropping the oldest makes it outrun every legitimate transfer.)"""
 
-    aiocoap's own spool keeps any number of assemblies per peer (one per option set, so per
-    Uri-Query value) for 93 to 186 s. Here a peer has at most one: a new first block replaces
-    its old assembly. All assemblies share ``budget`` bytes; beyond it the least recently fed
-    ones are dropped, and their next block gets 4.08, which RFC 7959 §2.9.2 foresees for blocks
-    "sent long enough ago that the server has already discarded them". (Refusing new transfers
-    with 5.03 instead would let a peer spoofing many addresses hold the budget for the whole
-    lifetime; dropping the oldest makes it outrun every legitimate transfer in progress.) An
-    assembly not fed for ``idle`` seconds is dropped too.
-    """
-
-    def __init__(self, *, budget: int = BLOCK1_BUDGET, idle: float = ASSEMBLY_IDLE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, budget: int, idle: float, clock: Callable[[], float]) -> None:
         self.budget, self.idle, self.clock = budget, idle, clock
-        self._by_peer: OrderedDict[Hashable, _Assembly] = OrderedDict()  # least recently fed first
-        self.bytes = 0  # accounted cost of all assemblies held
-        self.dropped = 0  # assemblies dropped for the budget or for idling (not replaced or completed)
+        self._by_peer: OrderedDict[Hashable, _Held] = OrderedDict()  # least recently used first
+        self.bytes = 0  # accounted cost of all entries held
+        self.dropped = 0  # entries dropped for the budget or for idling (not replaced or completed)
 
     def __len__(self) -> int:
         return len(self._by_peer)
@@ -87,42 +87,19 @@ class Block1Spool:
         self._by_peer.clear()
         self.bytes = 0
 
-    def feed(self, owner: Hashable, req: aiocoap.Message) -> aiocoap.Message:
-        """The request with its whole body, or ContinueException (2.31) / IncompleteException
-        (4.08, RFC 7959 §2.9.2). Requests without Block1 pass through."""
-        block1 = req.opt.block1
-        if block1 is None:
-            return req
-        now = self.clock()
-        self._expire(now)
-        peer = _peer_of(req.remote)
-        key = (owner, req.code, req.get_cache_key(_BLOCK_KEY_IGNORED))
-        if block1.block_number == 0:
-            self._remove(peer)
-            assembly = _Assembly(key, req, ASSEMBLY_OVERHEAD + len(req.payload), now)
-            self._by_peer[peer] = assembly
-            self.bytes += assembly.cost
-        else:
-            assembly = self._continue(peer, key, req, now)
-        if not block1.more:
-            self._remove(peer)
-            return assembly.request  # carries the last block's Block1 option
+    def _put(self, peer: Hashable, held: _Held) -> None:
+        self._remove(peer)
+        self._by_peer[peer] = held
+        self.bytes += held.cost
         self._fit(keep=peer)
-        raise aiocoap.blockwise.ContinueException(block1)
 
-    def _continue(self, peer: Hashable, key: Hashable, req: aiocoap.Message, now: float) -> _Assembly:
-        assembly = self._by_peer.get(peer)
-        if assembly is None or assembly.key != key:
+    def _get(self, peer: Hashable, key: Hashable, now: float) -> _Held:
+        held = self._by_peer.get(peer)
+        if held is None or held.key != key:
             raise aiocoap.blockwise.IncompleteException
-        try:
-            assembly.request._append_request_block(req)
-        except ValueError:  # a gap or an overlap: RFC 7959 §2.9.2
-            raise aiocoap.blockwise.IncompleteException from None
-        assembly.cost += len(req.payload)
-        self.bytes += len(req.payload)
-        assembly.touched = now
+        held.touched = now
         self._by_peer.move_to_end(peer)
-        return assembly
+        return held
 
     def _remove(self, peer: Hashable) -> None:
         old = self._by_peer.pop(peer, None)
@@ -140,36 +117,127 @@ class Block1Spool:
     def _fit(self, keep: Hashable) -> None:
         while self.bytes > self.budget:
             peer = next(iter(self._by_peer))
-            if peer == keep:  # only the newest is left (one assembly is always below the budget)
+            if peer == keep:
                 return
             self._remove(peer)
             self.dropped += 1
 
 
+def _block_key(owner: Hashable, req: aiocoap.Message) -> Hashable:
+    return (owner, req.code, req.get_cache_key(_BLOCK_KEY_IGNORED))
+
+
+# -- Block1 (RFC 7959 §2.5) ---------------------------------------------------------------------------
+
+class Block1Spool(_PerPeer):
+    """Reassembly of Block1 request bodies. aiocoap's own spool keeps any number of assemblies
+    per peer (one per option set, so per Uri-Query value) for 93 to 186 s; here a peer has at
+    most one: a new first block replaces its old assembly."""
+
+    def __init__(self, *, budget: int = BLOCK1_BUDGET, idle: float = ASSEMBLY_IDLE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(budget=budget, idle=idle, clock=clock)
+
+    def feed(self, owner: Hashable, req: aiocoap.Message) -> aiocoap.Message:
+        """The request with its whole body, or ContinueException (2.31) / IncompleteException
+        (4.08, RFC 7959 §2.9.2). Requests without Block1 pass through."""
+        block1 = req.opt.block1
+        if block1 is None:
+            return req
+        now = self.clock()
+        self._expire(now)
+        peer = _peer_of(req.remote)
+        key = _block_key(owner, req)
+        if block1.block_number == 0:
+            self._remove(peer)  # a new body replaces the peer's old one
+            if not block1.more:
+                return req
+            assembly = _Held(key, req, ASSEMBLY_OVERHEAD + len(req.payload), now)
+            self._put(peer, assembly)
+        else:
+            assembly = self._continue(peer, key, req, now)
+        if not block1.more:
+            self._remove(peer)
+            return assembly.message  # carries the last block's Block1 option
+        self._fit(keep=peer)
+        raise aiocoap.blockwise.ContinueException(block1)
+
+    def _continue(self, peer: Hashable, key: Hashable, req: aiocoap.Message, now: float) -> _Held:
+        assembly = self._get(peer, key, now)
+        try:
+            assembly.message._append_request_block(req)
+        except ValueError:  # a gap or an overlap: RFC 7959 §2.9.2
+            raise aiocoap.blockwise.IncompleteException from None
+        assembly.cost += len(req.payload)
+        self.bytes += len(req.payload)
+        return assembly
+
+
+# -- Block2 (RFC 7959 §2.4) ---------------------------------------------------------------------------
+
+class Block2Store(_PerPeer):
+    """Answers served in Block2 blocks, held for the peer's later blocks. aiocoap's per-resource
+    Block2Cache keeps every answer longer than the asked block size, one per Uri-Query value
+    and source port, for 93 to 186 s; here a peer has one (a new block 0 replaces it), the
+    process a byte budget, and the answer goes once its last block is served. A held answer is
+    not rendered again (an answer carries a fresh cnonce or a token: blocks must come from one)."""
+
+    def __init__(self, *, budget: int = BLOCK2_BUDGET, idle: float = ASSEMBLY_IDLE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(budget=budget, idle=idle, clock=clock)
+
+    async def extract_or_insert(self, owner: Hashable, req: aiocoap.Message,
+                                build: Callable[[], Awaitable[aiocoap.Message]]) -> aiocoap.Message:
+        """The answer, or the asked block of it; IncompleteException (4.08) for a later block of
+        an answer not held (RFC 7959 §2.9.2)."""
+        now = self.clock()
+        self._expire(now)
+        peer, key, block2 = _peer_of(req.remote), _block_key(owner, req), req.opt.block2
+        first = block2 is None or block2.block_number == 0
+        answer = await build() if first else self._get(peer, key, now).message
+        limit = req.remote.maximum_payload_size
+        if len(answer.payload) <= limit and (block2 is None or len(answer.payload) <= block2.size):
+            return answer
+        block2 = block2 or BlockOption.BlockwiseTuple(0, False, req.remote.maximum_block_size_exp)
+        block = answer._extract_block(block2.block_number, block2.size_exponent, limit)
+        if block.opt.block2 is not None and not block.opt.block2.more:
+            self._remove(peer)  # the last block: nothing more to ask for
+        elif first:
+            self._put(peer, _Held(key, answer, ANSWER_OVERHEAD + len(answer.payload), self.clock()))
+        return block
+
+
 BLOCK1_SPOOL = Block1Spool()  # the process's one spool: its budget covers all servers and resources
+BLOCK2_STORE = Block2Store()  # likewise for answers served in blocks
 _owners = itertools.count()
 
 
 class _SpoolFeed:
-    """What aiocoap's ``Resource`` calls as ``self._block1``: feeds the shared spool under the
-    resource's own key (aiocoap strips the Uri-Path before a resource sees the request)."""
+    """What aiocoap's ``Resource`` calls as ``self._block1`` and ``self._block2``: the shared
+    spool and store under the resource's own key (aiocoap strips the Uri-Path before a resource
+    sees the request)."""
 
-    def __init__(self, spool: Block1Spool) -> None:
-        self.spool, self.owner = spool, next(_owners)
+    def __init__(self, spool: Block1Spool, store: Block2Store) -> None:
+        self.spool, self.store, self.owner = spool, store, next(_owners)
 
     def feed_and_take(self, req: aiocoap.Message) -> aiocoap.Message:
         return self.spool.feed(self.owner, req)
+
+    async def extract_or_insert(self, req: aiocoap.Message,
+                                build: Callable[[], Awaitable[aiocoap.Message]]) -> aiocoap.Message:
+        return await self.store.extract_or_insert(self.owner, req, build)
 
 
 class BoundedBody:
     """Mixin for our resources: a block-wise request body larger than ``MAX_BODY`` is refused
     with 4.13 and Size1 (RFC 7959 §2.9.3) as soon as a block shows it, before it is reassembled;
-    reassembly happens in ``BLOCK1_SPOOL`` (bounded per peer and in bytes); a block out of
-    sequence gets 4.08 (not aiocoap's 5.00)."""
+    reassembly happens in ``BLOCK1_SPOOL`` and answers served in blocks are held in
+    ``BLOCK2_STORE`` (bounded per peer and in bytes); a block out of sequence gets 4.08 (not
+    aiocoap's 5.00)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._block1 = _SpoolFeed(BLOCK1_SPOOL)
+        self._block1 = self._block2 = _SpoolFeed(BLOCK1_SPOOL, BLOCK2_STORE)
 
     async def render_to_pipe(self, pipe: Any) -> None:
         request = pipe.request
@@ -203,125 +271,3 @@ def error_message(exc: RemoteError) -> aiocoap.Message:
         body = ErrorResponse(error=exc.error_code, error_description=exc.description)
         return ace_message(exc.coap_code, body.encode())
     return aiocoap.Message(code=code_of(exc.coap_code), payload=exc.description.encode()[:80])
-
-
-# -- amplification (RFC 7252 §11.3) ----------------------------------------------------------------
-
-SOURCE_RATE, SOURCE_BURST = 50.0, 100.0  # amplifying error answers per second, and at once, per source
-TOTAL_RATE, TOTAL_BURST = 500.0, 1000.0  # the same over all sources together (many spoofed victims)
-MAX_SOURCES = 1024  # source addresses remembered; the least recently answered is forgotten first
-_SILENT = 0b11010  # RFC 7967 No-Response: suppress 2.xx, 4.xx and 5.xx
-
-
-def _refill(bucket: tuple[float, float], rate: float, burst: float, now: float) -> float:
-    tokens, at = bucket
-    return min(burst, tokens + max(0.0, now - at) * rate)
-
-
-class AnswerLimiter:
-    """Token buckets for error answers larger than the unauthenticated CON request they answer:
-    one per source address (a spoofed victim) and one for all sources."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 per_source: tuple[float, float] = (SOURCE_RATE, SOURCE_BURST),
-                 total: tuple[float, float] = (TOTAL_RATE, TOTAL_BURST), max_sources: int = MAX_SOURCES) -> None:
-        self.clock, self.per_source, self.total, self.max_sources = clock, per_source, total, max_sources
-        self._sources: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (tokens, when)
-        self._all = (total[1], clock())
-        self.refused = 0
-
-    def allow(self, source: str) -> bool:
-        now = self.clock()
-        everyone = _refill(self._all, *self.total, now)
-        own = _refill(self._sources.pop(source, (self.per_source[1], now)), *self.per_source, now)
-        ok = everyone >= 1.0 and own >= 1.0
-        if ok:
-            everyone, own = everyone - 1.0, own - 1.0
-        else:
-            self.refused += 1
-        self._all = (everyone, now)
-        self._sources[source] = (own, now)
-        if len(self._sources) > self.max_sources:
-            self._sources.popitem(last=False)
-        return ok
-
-
-def _source_of(remote: Any) -> str:
-    sockaddr = getattr(remote, "sockaddr", None)  # udp6: the IP address, whatever the (spoofable) port
-    if sockaddr:
-        return str(sockaddr[0])
-    return str(getattr(remote, "hostinfo", remote))
-
-
-def _wire_size(msg: aiocoap.Message, token: bytes) -> int:
-    """Bytes ``msg`` takes in a datagram with ``token`` (RFC 7252 §3: header, token, options, payload)."""
-    return 4 + len(token) + len(msg.opt.encode()) + (1 + len(msg.payload) if msg.payload else 0)
-
-
-def _bare(response: aiocoap.Message, no_response: int | None) -> aiocoap.Message:
-    """The response code alone: no payload, no options (4 bytes plus the request's token)."""
-    bare = aiocoap.Message(code=response.code)
-    bare.opt.no_response = no_response
-    return bare
-
-
-def _rendered(exc: aiocoap.error.RenderableError) -> aiocoap.Message:
-    try:
-        message = exc.to_message()
-    except Exception:
-        message = None
-    return message if message is not None else aiocoap.Message(code=aiocoap.INTERNAL_SERVER_ERROR)
-
-
-class _GuardedPipe:
-    """The pipe an unauthenticated request's site sees: each answer passes ``AmplificationGuard.admit``."""
-
-    def __init__(self, pipe: Any, guard: AmplificationGuard) -> None:
-        self._pipe, self._guard = pipe, guard
-        self.request = self._original = pipe.request  # the site replaces ``request`` (path stripped)
-        self._size = _wire_size(self._original, self._original.token)
-
-    def add_response(self, response: aiocoap.Message, is_last: bool = False) -> None:
-        self._pipe.add_response(self._guard.admit(self._original, self._size, response), is_last)
-
-    def __getattr__(self, name: str) -> Any:  # on_interest_end, add_exception, log ...
-        return getattr(self._pipe, name)
-
-
-class AmplificationGuard:
-    """A server's outermost site (around aiocoap's OSCORE site wrapper): answers to requests that
-    are neither DTLS nor (successfully) OSCORE protected come from an address nobody verified
-    (RFC 7252 §11.3). Such an answer to a NON request is never larger than the request: an
-    error shrinks to its bare code (no hints, no error payload; a client learns them with CON),
-    any other answer is not sent. An error answer larger than a CON request goes out as long
-    as the source's and the server's token buckets allow (``AnswerLimiter``), else bare."""
-
-    def __init__(self, site: Any, limiter: AnswerLimiter | None = None) -> None:
-        self.site = site
-        self.limiter = limiter or AnswerLimiter()
-        self.shrunk = 0  # answers cut down (tests and operators look)
-
-    async def render_to_pipe(self, pipe: Any) -> None:
-        if getattr(pipe.request.remote, "scheme", None) == "coaps":  # DTLS: authenticated, address checked
-            await self.site.render_to_pipe(pipe)
-            return
-        guarded = _GuardedPipe(pipe, self)
-        try:
-            await self.site.render_to_pipe(guarded)
-        except aiocoap.error.RenderableError as exc:  # rendered here, so that the guard sees it too
-            guarded.add_response(_rendered(exc), is_last=True)
-
-    def admit(self, request: aiocoap.Message, request_size: int, response: aiocoap.Message) -> aiocoap.Message:
-        if response.opt.oscore is not None:  # OSCORE-protected: the request was authenticated
-            return response
-        sent = response.copy(no_response=None) if response.opt.no_response is not None else response
-        if _wire_size(sent, request.token) <= request_size:  # (No-Response is not sent, RFC 7967)
-            return response
-        error = not response.code.is_successful()
-        if request.mtype == aiocoap.NON:  # RFC 7252 §11.3: no amplification for a spoofable request
-            self.shrunk += 1
-            return _bare(response, response.opt.no_response if error else _SILENT)
-        if not error or self.limiter.allow(_source_of(request.remote)):
-            return response
-        self.shrunk += 1
-        return _bare(response, response.opt.no_response)

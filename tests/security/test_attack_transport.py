@@ -8,6 +8,13 @@ failed on the code before the fix; the comment says how.
 - 11: a spoofable 9-10 byte NON request got a 4.01 with creation hints (RS) or an error map
   (AS) several times its size; now no answer to an unauthenticated NON request is larger than
   the request, and amplifying error answers to CON requests are rate-limited per source.
+- 11, review: a cheap spoofed CON flood (the client's address, or many) exhausted that limit and
+  the real client's probe got a bare 4.01 (no hints, no cnonce): its flow failed. Past the limit
+  the bare code now carries an Echo (RFC 9175 §2.4 item 3, §2.6); a request echoing it has a
+  verified address and gets its full answer; ``ace client`` echoes it once.
+- review: aiocoap's per-resource Block2Cache kept every answer longer than the asked block size
+  (Block2 0/0/16), one per Uri-Query value and source port, for 93 s or more; now one answer
+  per peer in one byte budget for the process (``BLOCK2_STORE``).
 """
 
 from __future__ import annotations
@@ -27,10 +34,19 @@ import pytest
 from aiocoap.optiontypes import BlockOption
 from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, running_deployment, send
 
-from ace.client.flow import Done
+from ace.cbor.messages import CreationHints
+from ace.client.flow import Done, ResourceRequest
 from ace.coap import render
+from ace.coap.render import AnswerLimiter
+from tests.security.test_attack_cnonce import FULL, cnonce_deployment
+
+try:
+    from ace.coap import amplification
+except ImportError:  # before the fix
+    amplification = None  # type: ignore[assignment]
 
 SPOOL: Any = getattr(render, "BLOCK1_SPOOL", None)  # None before the fix
+STORE: Any = getattr(render, "BLOCK2_STORE", None)  # likewise
 ATTACK_BLOCKS = 200
 SOURCES = 100  # sockets (distinct remote addresses) for the many-sources attack
 BLOCK = 1024  # bytes per block (SZX 6), as in the attack
@@ -39,12 +55,14 @@ RECV_TIMEOUT = 2.0
 
 @pytest.fixture
 async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    if SPOOL is not None:
-        SPOOL.clear()  # the spool is the process's: nothing left over from other tests
+    for held in (SPOOL, STORE):
+        if held is not None:
+            held.clear()  # the spool and the store are the process's: nothing left over from other tests
     async with running_deployment(tmp_path / "deployment") as f:
         yield f
-    if SPOOL is not None:
-        SPOOL.clear()
+    for held in (SPOOL, STORE):
+        if held is not None:
+            held.clear()
 
 
 # -- raw CoAP over UDP --------------------------------------------------------------------------
@@ -107,8 +125,11 @@ def port_of(uri: str) -> int:
 
 def message(code: aiocoap.Code, path: tuple[str, ...], *, mtype: aiocoap.Type = aiocoap.CON,
             payload: bytes = b"", query: tuple[str, ...] = (), block1: tuple[int, bool] | None = None,
-            content_format: int | None = None, token: bytes | None = None) -> aiocoap.Message:
-    msg = aiocoap.Message(code=code, payload=payload)
+            content_format: int | None = None, token: bytes | None = None,
+            block2: int | None = None, echo: bytes | None = None) -> aiocoap.Message:
+    msg = aiocoap.Message(code=code, payload=payload, echo=echo)
+    if block2 is not None:  # block ``block2`` of 16 bytes (SZX 0)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(block2, False, 0)
     msg.mtype, msg.token = mtype, secrets.token_bytes(2) if token is None else token
     msg.opt.uri_path = path
     msg.opt.uri_query = query
@@ -314,7 +335,7 @@ async def test_con_error_answers_are_rate_limited_per_source(flow: Flow) -> None
     guard = flow.rs_server.context.serversite
     if hasattr(guard, "limiter"):
         guard.limiter = render.AnswerLimiter(clock=lambda: 0.0)
-    burst = int(getattr(render, "SOURCE_BURST", 32))
+    burst = int(getattr(amplification or render, "SOURCE_BURST", 32))
     port = port_of(flow.rs_uri)
     peers = await raw_peers(2)  # two ports, one address (::1): one source
     try:
@@ -327,3 +348,145 @@ async def test_con_error_answers_are_rate_limited_per_source(flow: Flow) -> None
     limiter = render.AnswerLimiter(clock=lambda: 0.0, total=(0.0, burst + 2))
     assert [limiter.allow("2001:db8::1") for _ in range(burst + 1)] == [True] * burst + [False]
     assert [limiter.allow("2001:db8::2") for _ in range(3)] == [True, True, False]
+
+
+# -- item 11, review: the exhausted limiter and Echo (RFC 9175 §2.4 item 3) ---------------------------
+
+FROZEN = 0.0  # the limiter's clock stands still: the buckets the flood empties stay empty for the test
+
+
+def echo_bound(request: bytes) -> int:
+    """The largest answer an unverified address may get to ``request`` past the limit: the bare
+    code (4 bytes and the request's token: never more than the request) plus the Echo option
+    (``ECHO_OPTION_SIZE`` = 14: header byte, extended delta, 12-byte value), and never more
+    than three times the request (RFC 9175 §2.4 item 3: the amplification factor SHOULD NOT
+    exceed 3). A 10-byte GET /temp: at most 4 + 1 + 14 = 19 bytes, under 30."""
+    assert amplification is not None, "no Echo (old code)"
+    return min(len(request) + amplification.ECHO_OPTION_SIZE, amplification.AMPLIFICATION_FACTOR * len(request))
+
+
+async def flood(peers: list[RawPeer], port: int, count: int) -> list[tuple[bytes, aiocoap.Message]]:
+    """``count`` 10-byte CON GET /temp (what a spoofer sends in the victim's name), in batches of
+    one per peer; the answers in order of arrival with the largest request."""
+    answers = []
+    for _ in range(-(-count // len(peers))):
+        sent = [peer.send(message(aiocoap.GET, ("temp",), token=b"\x01"), port) for peer in peers]
+        for peer in peers:
+            data = await peer.answer()
+            answer = aiocoap.Message.decode(data)
+            answer.raw_size = len(data)  # type: ignore[attr-defined]
+            answers.append((max(sent, key=len), answer))
+    return answers
+
+
+@pytest.mark.parametrize("bucket", ["per-source", "global"])
+async def test_exhausted_limiter_answers_with_echo_and_the_client_completes(tmp_path: Path, bucket: str) -> None:
+    """Old code: past the limit (the client's address spoofed >50/s, or >500/s from anywhere)
+    the client's probe got a bare 4.01 without hints: its flow failed for want of a cnonce.
+    Now the bare code carries an Echo, the client echoes it once and its flow completes."""
+    async with cnonce_deployment(tmp_path / "dep") as flow:
+        guard = flow.rs_server.context.serversite
+        if bucket == "per-source":  # the spoofer uses the client's address (here ::1, like everyone)
+            guard.limiter = AnswerLimiter(clock=lambda: FROZEN)
+            count = int(guard.limiter.per_source[1]) + 16
+        else:  # many spoofed sources: loopback has one, so the per-source bucket is made endless
+            guard.limiter = AnswerLimiter(clock=lambda: FROZEN, per_source=(0.0, 1e9))
+            count = int(guard.limiter.total[1]) + 16
+        peers = await raw_peers(8)
+        try:
+            answers = await flood(peers, port_of(flow.rs_uri), count)
+            past = [(request, answer) for request, answer in answers if not answer.payload]
+            assert len(past) >= 16 and all(code_of(a) == "4.01" for _, a in past)
+            for request, answer in past:
+                assert answer.opt.echo is not None and answer.raw_size <= echo_bound(request)
+            # a forged or another address's Echo verifies nothing; the genuine one gets the hints
+            genuine = past[-1][1].opt.echo
+            for bad in (genuine[:-1] + bytes([genuine[-1] ^ 1]), guard.echo.issue("2001:db8::1"), genuine[:-1]):
+                _, answer = await peers[0].exchange(message(aiocoap.GET, ("temp",), echo=bad), port_of(flow.rs_uri))
+                assert not answer.payload and answer.opt.echo is not None
+            _, answer = await peers[0].exchange(message(aiocoap.GET, ("temp",), echo=genuine), port_of(flow.rs_uri))
+            assert code_of(answer) == "4.01" and CreationHints.decode(answer.payload).cnonce is not None
+        finally:
+            close(peers)
+        runner = await flow.client()
+        got = await bounded(runner.request(ResourceRequest(method="GET", uri=flow.rs_uri + "/temp")), 4 * TIMEOUT)
+        assert isinstance(got, Done) and got.response.code == (2, 5), got
+        assert flow.steps() == FULL, flow.steps()
+        hinted = CreationHints.decode(flow.exchanges[0].response.payload).cnonce
+        assert hinted is not None
+        assert [b.claims.cnonce for b in flow.rs_server.core.bindings] == [hinted]
+        assert guard.verified >= 2  # the test's genuine Echo and the client's
+
+
+def test_echo_values_verify_their_own_address_while_fresh() -> None:
+    assert amplification is not None, "no Echo (old code)"
+    now = [1000.0]
+    stamp = amplification.EchoStamp(clock=lambda: now[0])
+    value = stamp.issue("2001:db8::1")
+    assert len(value) == amplification.ECHO_LEN
+    assert stamp.verify(value, "2001:db8::1") and not stamp.verify(value, "2001:db8::2")
+    assert not stamp.verify(None, "2001:db8::1") and not stamp.verify(value + b"\x00", "2001:db8::1")
+    assert not amplification.EchoStamp(clock=lambda: now[0]).verify(value, "2001:db8::1")  # another process's key
+    now[0] += amplification.ECHO_LIFETIME
+    assert stamp.verify(value, "2001:db8::1")
+    now[0] += 1.0
+    assert not stamp.verify(value, "2001:db8::1")
+    now[0] -= 100.0  # a value from the future
+    assert not stamp.verify(value, "2001:db8::1")
+
+
+# -- review: Block2 answers ---------------------------------------------------------------------------
+
+BLOCK2_REQUESTS = 300
+
+
+def _resources(site: Any) -> dict[Any, Any]:
+    while not hasattr(site, "_resources"):
+        site = getattr(site, "site", None) or site._inner_site
+    resources: dict[Any, Any] = site._resources
+    return resources
+
+
+def held_block2_answers(site: Any) -> int:
+    """Answers held for later Block2 blocks: in ``BLOCK2_STORE``, and in aiocoap's caches of
+    the site's resources (old code)."""
+    held = len(STORE) if STORE is not None else 0
+    for resource in _resources(site).values():
+        completes = getattr(getattr(resource, "_block2", None), "_completes", None)
+        held += len(completes._items) if completes is not None else 0
+    return held
+
+
+@pytest.mark.parametrize("name", ["rs", "as"])
+async def test_block2_answers_held_one_per_peer(flow: Flow, name: str) -> None:
+    """Old code: each of 300 requests asking for 16-byte blocks (a distinct Uri-Query each) left
+    its whole answer (4.01 hints at the RS, an error map at the AS) in aiocoap's cache: 300."""
+    port, path = {"rs": (port_of(flow.rs_uri), ("temp",)), "as": (port_of(flow.d.as_uri), ("token",))}[name]
+    server = flow.rs_server if name == "rs" else flow.as_server
+    code, body = (aiocoap.GET, b"") if name == "rs" else (aiocoap.POST, b"\xa0")
+    peers = await raw_peers(4)
+    try:
+        for n in range(BLOCK2_REQUESTS):
+            _, answer = await peers[n % 4].exchange(
+                message(code, path, payload=body, query=(f"q={n}",), block2=0), port)
+            assert code_of(answer).startswith("4.")  # block 0 (or, past the rate limit, the bare code and Echo)
+        held = held_block2_answers(server.context.serversite)
+        print(f"answers held after {BLOCK2_REQUESTS} Block2 requests from 4 peers: {held}")
+        assert held <= 4
+        assert STORE.bytes <= min(STORE.budget, 4 * (render.ANSWER_OVERHEAD + 256))
+        _, replaced = await peers[0].exchange(message(code, path, payload=body, query=("q=0",), block2=1), port)
+        assert code_of(replaced) == "4.08"  # that answer was replaced by the peer's later ones (RFC 7959 §2.9.2)
+    finally:
+        close(peers)
+
+
+async def test_block2_transfer_comes_from_one_rendering(flow: Flow) -> None:
+    """aiocoap's own client fetches the hints in 16-byte blocks: all from one rendering (the
+    hints parse), and nothing is held after the last block. Passes on old code except the end."""
+    ctx = await flow.plain()
+    msg = aiocoap.Message(code=aiocoap.GET, uri=flow.rs_uri + "/temp")
+    msg.opt.block2 = BlockOption.BlockwiseTuple(0, False, 0)
+    reply = await send(ctx, msg)
+    assert reply.code == (4, 1) and len(reply.payload) > 16
+    assert CreationHints.decode(reply.payload).as_uri
+    assert held_block2_answers(flow.rs_server.context.serversite) == 0
