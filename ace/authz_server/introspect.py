@@ -27,9 +27,9 @@ its token (an extra unprotected header, a COSE tag around it) into bytes of anot
 must not lift a revocation (RFC 9770 §4: the AS identifies revoked tokens). A token the log does
 not hold (never issued here, or its row purged after it expired) is inactive. A reference token is
 its own identity (opaque bytes: another encoding is another, unknown, reference). Self-contained
-exi tokens (RFC 9200 §5.10.3) carry no exp: their lifetime is the RS's to enforce, so they are
-active until revoked or until their log row is purged (the AS's idea of their lifetime: issue
-time plus the RS's token lifetime, as for the TRL).
+exi tokens (RFC 9200 §5.10.3) carry no exp: the AS answers by the lifetime it logged (issue time
+plus the RS's token lifetime, as for the TRL), so a logged token past its ``expires_at`` is
+inactive whether or not its row was purged yet.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import Requester, RsPeer, token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
@@ -45,7 +46,7 @@ from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
 from ace.store.base import AsStore, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
-from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, verify_token
+from ace.tokens.cwt import MAX_TOKEN_SIZE
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -114,20 +115,17 @@ class IntrospectionEndpoint:
             return None
 
     def _verified(self, token: bytes, rs: RsRecord) -> AccessTokenClaims | None:
-        try:  # self-contained: only the requesting RS's key (strict: no clock skew)
-            return verify_token(token, KeyRing([rs.token_key], try_all_without_kid=True), audience=rs.audience,
-                                clock=self.clock, skew=0.0, accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
-        except AceError:  # malformed, not ours, not for this RS, expired
-            return None
+        return verified_claims(token, rs, clock=self.clock)  # self-contained: only the requesting RS's key
 
     def _logged_hash(self, claims: AccessTokenClaims, rs: RsRecord) -> bytes | None:
         """The RFC 9770 hash of the token as this AS issued and logged it (found by its cti, for
         ``rs``, to its sub), or None: a token this AS does not know is not active."""
-        logged = self.store.find_token_by_cti(claims.cti) if claims.cti else None
-        if logged is None or logged.audience != rs.audience or (
-                claims.sub is not None and claims.sub != logged.client_id):
+        logged = logged_token(self.store, claims, rs.audience)
+        if logged is None:
             log.debug("introspection by %s: a valid token whose cti is not in the token log", rs.audience)
             return None
+        if logged.expires_at is not None and logged.expires_at <= self.clock():
+            return None  # expired as the AS logged it (an exi token carries no exp; its row may linger)
         return logged.token_hash
 
 

@@ -10,8 +10,10 @@ copy the client gets in the response's cnf. Every issued token is logged (its RF
 
 Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only in a
 token encrypted to the RS (RFC 9203 §5, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
-client's own PoP key (EDHOC), by kid and by RFC 9679 thumbprint, belongs at an audience to the
-client holding live tokens with it (another client presenting it: 4.00 invalid_request); at most
+client's own PoP key (EDHOC), by kid and by RFC 9679 thumbprint, belongs for good to the client the
+operator registered it for, else at an audience to the client that first presented it there
+(another client presenting it: 4.00 invalid_request); a kid names the key of a live, unrevoked token
+of the client (an update of access rights; else 4.00 invalid_request); at most
 ``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
 RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
 the token log is purged of expired rows, a bounded batch per issued token (``purge_tokens``).
@@ -47,6 +49,7 @@ REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
 LIVE_BOUNDS = 4096  # (client, audience) pairs whose live-token bound is kept
+EDHOC_CREDENTIALS = 64  # EDHOC credentials one client keeps per audience as their first presenter
 MAX_LIVE_TOKENS = 256  # default: live tokens one client may hold per audience (a CLI client run every 15 s)
 
 
@@ -56,7 +59,7 @@ class TokenPolicy:
 
     issuer: str | None = None  # iss claim; omitted when None
     include_sub: bool = True  # sub = client id: lets the RS keep one token per client (RFC 9203 §6)
-    include_iat: bool = False
+    include_iat: bool = True  # iat orders a client's tokens at the RS (a replayed older one never wins)
     salt_len: int = 0  # OSCORE_Input_Material salt bytes (0: no salt)
     # RSs without a clock (RFC 9200 §5.10.3): their tokens carry exi, not exp, and a cti made of the
     # RS's id and a per-RS sequence number the RS uses to refuse expired ones after a restart
@@ -189,6 +192,10 @@ class TokenEndpoint:
         previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
         if previous is None or (previous.expires_at is not None and previous.expires_at <= now):
             raise DecodeError("req_cnf kid names no live key of this client")  # invalid_request
+        if self.store.is_revoked(previous.token_hash):  # a revoked token's key is not renewed (e.g. it leaked)
+            log.warning("client %s asked to update the rights of a revoked token at %s: refused", client.client_id,
+                        rs.audience)
+            raise DecodeError("req_cnf kid names the key of a revoked token")  # invalid_request
         return previous
 
     def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord,
@@ -210,11 +217,20 @@ class TokenEndpoint:
 
     def _check_key_owner(self, key: CoseKey, client: ClientRecord, rs: RsRecord, now: int) -> None:
         """A PoP key's kid (the RS's label for the binding) and the key itself (its RFC 9679
-        thumbprint) belong at ``rs`` to the client that holds live tokens with them: the RS must
-        never rebind another client's credential. invalid_request (RFC 9200 §5.8.3: an unsupported
-        parameter value), not unsupported_pop_key: the RS can process such a key, just not this one."""
-        holders = self.store.pop_holders(rs.audience, now, pop_kid=key.kid, pop_thumbprint=thumbprint(key))
-        if any(h != client.client_id for h in holders):
+        thumbprint) belong for good to one client: the one the operator registered them for, else at
+        ``rs`` the one that first presented them there (``claim_edhoc_credential``); and, unless
+        registered, never to a client while another holds live tokens with them. The RS must never
+        rebind another client's credential, and a client must not keep one from its owner by renewing
+        tokens with it. invalid_request (RFC 9200 §5.8.3: an unsupported parameter value), not unsupported_pop_key:
+        the RS can process such a key, just not from this client."""
+        assert key.kid is not None  # edhoc.check_credential
+        tp = thumbprint(key)
+        owner = self.store.claim_edhoc_credential(client.client_id, rs.audience, kid=key.kid, thumbprint=tp, now=now,
+                                                  limit=EDHOC_CREDENTIALS)
+        if owner is None and self.store.registered_edhoc_owner(kid=key.kid, thumbprint=tp) is None:
+            holders = self.store.pop_holders(rs.audience, now, pop_kid=key.kid, pop_thumbprint=tp)
+            owner = next((h for h in holders if h != client.client_id), None)  # (a first presenter's row evicted)
+        if owner is not None:
             log.warning("client %s presented a PoP key (kid %s) that another client holds at %s: refused",
                         client.client_id, (key.kid or b"").hex(), rs.audience)
             raise DecodeError("req_cnf: this key or kid is bound to another client at this audience")

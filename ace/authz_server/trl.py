@@ -58,6 +58,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ace.authz_server.identity import find_issued
 from ace.authz_server.trl_wire import (
     ACE_TRL_ERROR,
     MAX_ENTRIES,
@@ -361,8 +362,9 @@ def revoke_tokens(store: AsStore, *, client_id: str | None = None, audience: str
 
 
 def revoke_token(store: AsStore, token: bytes, *, clock: Clock) -> bytes | None:
-    """Revoke one token this AS issued (found by its hash); returns its hash if newly listed."""
-    issued = next(iter(store.find_tokens_by_hash([token_hash(token)])), None)
+    """Revoke one token this AS issued, found by its identity (``identity.find_issued``: another
+    encoding of it revokes the logged token); returns the logged token's hash if newly listed."""
+    issued = find_issued(store, token, clock=clock)
     if issued is None:
         raise ConfigError("this AS has not logged that token (or it expired and was forgotten)")
     added = revoke_issued(store, [issued], now=int(clock()))

@@ -4,21 +4,30 @@
 (``--kind sign1|mac0``) while one of its profiles puts a secret in the token's cnf
 (coap_oscore: the OSCORE master secret; coap_dtls: the PSK): anyone seeing the token would
 hold the key (RFC 9203 §5, RFC 8747 §3.3). The AS refuses such tokens at issue time too.
+
+``add-client --edhoc-key FILE`` registers the client's EDHOC credential (its public part: kid and
+RFC 9679 thumbprint): from then on the AS refuses that key and that kid to every other client at
+every RS, whoever presented it first, and revokes other clients' live tokens bound to that key or
+kid (RFC 9770 TRL): a squatter is undone this way.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
-from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES
+from ace.authz_server import trl
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, thumbprint
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
-from ace.errors import ConfigError
+from ace.errors import ConfigError, DecodeError
+from ace.profiles import edhoc
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.keys import CoseKey
 
 
 def register(sub: Any) -> None:
@@ -42,6 +51,9 @@ def register(sub: Any) -> None:
     c.add_argument("--oscore", type=Path, help="the AS's side of an OSCORE context (TOML, mode 0600)")
     c.add_argument("--psk", type=Path, help="a DTLS pre-shared key: identity and key (TOML, mode 0600)")
     c.add_argument("--profiles", default="coap_oscore,coap_dtls", help="ACE profiles it supports")
+    c.add_argument("--edhoc-key", type=Path,
+                   help="its EDHOC credential (COSE_Key file with a kid; the public part is kept): no other client "
+                        "gets a token with that key or kid, at any RS (alone: for a client already registered)")
     c.set_defaults(func=cmd_add_client)
     s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens",
                       epilog="sign1 and mac0 only with coap_edhoc_oscore (the others carry a secret in the token: "
@@ -85,6 +97,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _store(args) as store:
         for c in store.list_clients():
             print(f"client {c.client_id}  oscore={'yes' if c.oscore else 'no'}  profiles={list(c.profiles)}")
+            for audience, kid, tp in store.edhoc_credentials(c.client_id):
+                if audience is None:  # (those first presented at an RS are many: not listed)
+                    print(f"       edhoc key kid={kid.hex()} thumbprint={tp.hex()}")
         for rs in store.list_rs():
             print(f"rs     {rs.audience}  tokens={rs.token_kind}  lifetime={rs.token_lifetime}s")
         for g in store.list_grants():
@@ -101,16 +116,50 @@ def _profiles(names: str) -> tuple[int, ...]:
 
 
 def cmd_add_client(args: argparse.Namespace) -> int:
-    if args.oscore is None and args.psk is None:
+    edhoc_key = _edhoc_key(args.edhoc_key) if args.edhoc_key is not None else None
+    only_key = args.oscore is None and args.psk is None
+    if only_key and edhoc_key is None:
         raise SystemExit("ace: give --oscore and/or --psk: the client must authenticate to the AS")
     profiles = _profiles(args.profiles)
     with _store(args) as store:
-        store.put_client(ClientRecord(
-            client_id=args.client, profiles=profiles,
-            oscore=load_oscore_secret(args.oscore) if args.oscore else None,
-            psk=load_psk(args.psk) if args.psk else None))
-    print(f"registered client {args.client}")
+        if only_key and store.get_client(args.client) is None:
+            raise SystemExit(f"ace: client {args.client} is not registered: give --oscore and/or --psk too")
+        if not only_key:
+            store.put_client(ClientRecord(
+                client_id=args.client, profiles=profiles,
+                oscore=load_oscore_secret(args.oscore) if args.oscore else None,
+                psk=load_psk(args.psk) if args.psk else None))
+        if edhoc_key is not None:
+            assert edhoc_key.kid is not None
+            try:
+                store.register_edhoc_credential(args.client, kid=edhoc_key.kid, thumbprint=thumbprint(edhoc_key),
+                                                now=int(time.time()))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            revoked = _revoke_squatters(store, args.client, edhoc_key)
+            if revoked:
+                print(f"revoked {len(revoked)} live token(s) of other clients bound to that key or kid")
+    print(f"registered client {args.client}" + (f" with EDHOC key kid {edhoc_key.kid!r}" if edhoc_key else ""))
     return 0
+
+
+def _revoke_squatters(store: SqliteAsStore, client_id: str, key: CoseKey) -> list[bytes]:
+    """Revoke other clients' live tokens bound to ``key``'s kid or thumbprint (an EDHOC credential:
+    a thumbprint logged): the RSs drop those bindings, the registered client gets the credential."""
+    tp = thumbprint(key)
+    tokens = [t for rs in store.list_rs() for t in store.find_tokens(audience=rs.audience)
+              if t.client_id != client_id and t.pop_thumbprint is not None
+              and (t.pop_thumbprint == tp or t.pop_kid == key.kid)]
+    return trl.revoke_issued(store, tokens, now=int(time.time()))
+
+
+def _edhoc_key(path: Path) -> CoseKey:
+    """The public part of the EDHOC credential in ``path`` (a P-256 key with a kid)."""
+    key = load_key(path).public()
+    try:
+        return edhoc.check_credential(key, "client's credential")
+    except DecodeError as exc:
+        raise ConfigError(f"{path}: {exc.description}") from None
 
 
 def cmd_add_rs(args: argparse.Namespace) -> int:

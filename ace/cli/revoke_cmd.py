@@ -1,7 +1,8 @@
 """``ace revoke``: put issued tokens on the AS's Token Revocation List (RFC 9770).
 
 ``--client C [--audience A]`` revokes every live token issued to C (for A only, if given);
-``--token HEX`` one token, named by its bytes (its RFC 9770 hash is computed here). The
+``--token HEX`` one token, found by its identity (its exact bytes, or another encoding of a
+self-contained token: verified with each registered RS's key and found by its cti). The
 running AS notices the new entries within a second (it polls its store) and notifies the
 clients and RSs observing its TRL.
 """

@@ -31,6 +31,7 @@ from ace.authz_server.trl import Requester
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.oscore_context import SequenceNumberStore
+from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import BoundedBody, ace_message, error_message, pair_of
 from ace.errors import RemoteError
 from ace.store.base import OscoreSecret
@@ -47,13 +48,15 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
                  requester: Callable[[aiocoap.Message], Requester | None]) -> None:
         super().__init__()
         self.endpoint, self.requester = endpoint, requester
+        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         who = self.requester(request)
         try:
             result = self.endpoint.handle(request.payload, who, request.opt.content_format)
         except RemoteError as exc:
-            log.warning("POST /introspect from %s refused: %r", who or "unauthenticated peer", exc)
+            self.refusals.log(logging.WARNING, "POST /introspect from %s refused: %r", who or "unauthenticated peer",
+                              exc)
             return error_message(exc)
         return ace_message((2, 5), result.response.encode())
 

@@ -53,6 +53,7 @@ TRL_CF = int(ContentFormat.ACE_TRL_CBOR)
 MAX_OBSERVERS = 256  # observations of the TRL kept at once; more get plain answers
 POLL_SECONDS = 1.0  # how often the AS looks for revocations made by another process
 PURGE_SECONDS = 60.0  # how often it forgets the entries of expired tokens
+TOKEN_PURGE_PER_TICK = 1024  # expired token-log rows forgotten per purge at most (bounded work)
 REQUEST_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # observer backoff after a failed or ended observation
 REREGISTER_SECONDS = 300.0  # an observation is renewed this often (a silently lost one recovers)
@@ -207,10 +208,16 @@ class TrlWatch:
         return self._notify()
 
     def purge(self) -> int:
-        n = self.endpoint.purge(int(self.clock()))
+        now = int(self.clock())
+        n = self.endpoint.purge(now)
         if n:
             log.info("forgot %d revoked hashes of expired tokens", n)
         self._notify()
+        # the token log too, not only when a token is issued: an AS issuing nothing keeps no
+        # expired rows (a bounded batch per tick)
+        forgotten = self.store.purge_tokens(now, TOKEN_PURGE_PER_TICK)
+        if forgotten:
+            log.info("forgot %d expired token-log rows", forgotten)
         return n
 
     async def _run(self) -> None:

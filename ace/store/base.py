@@ -152,8 +152,31 @@ class AsStore(Protocol):
 
     def pop_holders(self, audience: str, now: int, *, pop_kid: bytes | None,
                     pop_thumbprint: bytes | None) -> list[str]:
-        """The clients (a few at most, sorted) holding a live token for ``audience`` whose PoP key has
-        this kid or this thumbprint, revoked or not."""
+        """The clients (a few at most, sorted) holding a live token for ``audience`` whose PoP key is
+        a client's own credential (EDHOC: logged with a thumbprint) with this kid or this thumbprint,
+        revoked or not. OSCORE material ids and DTLS kids (no thumbprint) are another id space."""
+        ...
+
+    # EDHOC credentials (schema 7): each (kid, RFC 9679 thumbprint) belongs to one client for good
+    def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
+                               limit: int) -> str | None:
+        """Another client the credential belongs to (registered for it, or first presented at
+        ``audience`` by it, matching by kid or by thumbprint): returned, nothing written. Else None,
+        and the credential is ``client_id``'s (registered, or recorded as first presented by it at
+        ``audience``; at most ``limit`` such per client and audience, least recently used out)."""
+        ...
+
+    def register_edhoc_credential(self, client_id: str, *, kid: bytes, thumbprint: bytes, now: int) -> None:
+        """The operator's binding, at every audience; ValueError if its kid or thumbprint is registered
+        for another client. Other clients' first-presented rows with that kid or thumbprint go."""
+        ...
+
+    def registered_edhoc_owner(self, *, kid: bytes, thumbprint: bytes) -> str | None:
+        """The client a credential with this kid or this thumbprint is registered for (the first, if two)."""
+        ...
+
+    def edhoc_credentials(self, client_id: str) -> list[tuple[str | None, bytes, bytes]]:
+        """(audience, or None if registered; kid; thumbprint) of ``client_id``'s credentials."""
         ...
 
     def purge_tokens(self, now: int, limit: int) -> int:

@@ -212,6 +212,23 @@ def same_oscore_kid(oscore: OscoreSecret | None, recipient_id: bytes, id_context
     return oscore is not None and oscore.recipient_id == recipient_id and oscore.id_context == id_context
 
 
+def duplicate_edhoc_error(client_id: str, other: str) -> ValueError:
+    return ValueError(f"client {client_id!r}: that EDHOC credential (kid or key) is registered for {other!r}")
+
+
+EDHOC_KID_MAX = 64  # bytes (the column's CHECK)
+THUMBPRINT_LEN = 32  # RFC 9679 with SHA-256
+
+
+def check_edhoc_credential(kid: object, thumbprint: object) -> None:
+    check_bytes(kid, "kid")
+    check_bytes(thumbprint, "thumbprint")
+    assert isinstance(kid, bytes) and isinstance(thumbprint, bytes)
+    if not 1 <= len(kid) <= EDHOC_KID_MAX or len(thumbprint) != THUMBPRINT_LEN:
+        raise ValueError(f"an EDHOC credential needs a kid of 1 to {EDHOC_KID_MAX} bytes and a "
+                         f"{THUMBPRINT_LEN}-byte thumbprint")
+
+
 def duplicate_kid_error(client_id: str, other: str) -> ValueError:
     return ValueError(f"client {client_id!r}: its OSCORE recipient id and id context are already used by {other!r}")
 

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from ace.store import codec as rc
 from ace.store.base import ClientRecord, Grant, IssuedToken, ReferenceToken, RsRecord
+from ace.store.memory_cred import EdhocCredentialTable
 
 GrantKey = tuple[str, str, type, str | bytes]
 
@@ -46,6 +47,7 @@ class MemoryAsStore:
         self._revoked_hashes: set[bytes] = set()
         self._last_position = 0  # as sqlite's AUTOINCREMENT: only ever goes up
         self._references: dict[bytes, ReferenceToken] = {}
+        self._edhoc = EdhocCredentialTable()
 
     def _check_open(self) -> None:
         if not self._open:
@@ -104,6 +106,7 @@ class MemoryAsStore:
     def remove_client(self, client_id: str) -> bool:
         with self._lock:
             self._check_open()
+            self._edhoc.forget_client(client_id)
             return self._clients.pop(client_id, None) is not None
 
     # --- resource servers ---------------------------------------------------------------
@@ -237,8 +240,8 @@ class MemoryAsStore:
         rc.check_count(now, "now")
         with self._lock:
             self._check_open()
-            holders = {t.client_id for t in self._live(now) if t.audience == audience and (
-                (pop_kid is not None and t.pop_kid == pop_kid)
+            holders = {t.client_id for t in self._live(now) if t.audience == audience and t.pop_thumbprint is not None
+                       and ((pop_kid is not None and t.pop_kid == pop_kid)
                 or (pop_thumbprint is not None and t.pop_thumbprint == pop_thumbprint))}
             return sorted(holders)[:rc.MAX_POP_HOLDERS]
 
@@ -254,6 +257,35 @@ class MemoryAsStore:
             self._ctis -= {self._tokens[i].cti for i in doomed}
             self._tokens = [t for i, t in enumerate(self._tokens) if i not in doomed]
             return len(doomed)
+
+    # --- EDHOC credentials (``memory_cred``) ---------------------------------------------
+
+    def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
+                               limit: int) -> str | None:
+        rc.check_edhoc_credential(kid, thumbprint)
+        rc.check_count(now, "now")
+        rc.check_count(limit, "limit")
+        with self._lock:
+            self._check_open()
+            return self._edhoc.claim(client_id, audience, kid, thumbprint, now, limit)
+
+    def register_edhoc_credential(self, client_id: str, *, kid: bytes, thumbprint: bytes, now: int) -> None:
+        rc.check_edhoc_credential(kid, thumbprint)
+        rc.check_count(now, "now")
+        with self._lock:
+            self._check_open()
+            self._edhoc.register(client_id, kid, thumbprint, now)
+
+    def registered_edhoc_owner(self, *, kid: bytes, thumbprint: bytes) -> str | None:
+        rc.check_edhoc_credential(kid, thumbprint)
+        with self._lock:
+            self._check_open()
+            return self._edhoc.registered_owner(kid, thumbprint)
+
+    def edhoc_credentials(self, client_id: str) -> list[tuple[str | None, bytes, bytes]]:
+        with self._lock:
+            self._check_open()
+            return self._edhoc.of(client_id)
 
     # --- named counters -----------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs with their token
 key and public authentication key, grants, issued-token log with PoP kids, cti counter, named
 counters, OSCORE sender sequence numbers per RFC 8613 §B.1.1, the Token Revocation List of RFC
-9770, reference tokens of RFC 9200 §5.9) with stdlib ``sqlite3``. The file is created with mode
+9770, reference tokens of RFC 9200 §5.9, EDHOC credentials per client: ``sqlite_cred``) with stdlib
+``sqlite3``. The file is created with mode
 0600 (it holds OSCORE master secrets, PSKs and token keys) and an existing file others can read
 is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
 transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
@@ -32,6 +33,7 @@ from typing import Any, TypeVar, cast
 from ace.errors import ConfigError
 from ace.store import codec as rc
 from ace.store.base import ClientRecord, Grant, ReferenceToken, RsRecord
+from ace.store.sqlite_cred import EdhocCredentials
 from ace.store.sqlite_log import FIND_TOKEN_BY_POP_KID_SQL, FIND_TOKENS_SQL, TokenLog
 from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private
 
@@ -97,7 +99,7 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-class SqliteAsStore(TokenLog):
+class SqliteAsStore(TokenLog, EdhocCredentials):
     """``AsStore`` over one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
@@ -143,6 +145,10 @@ class SqliteAsStore(TokenLog):
 
     def _migrate(self, target: int) -> None:
         with self._tx() as conn:
+            # the version read before BEGIN IMMEDIATE may be stale: another process opening the
+            # same file may have migrated it since (its steps must not run twice)
+            if _pragma_int(conn, "user_version") >= target:
+                return
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (target, self._now()))
@@ -220,7 +226,9 @@ class SqliteAsStore(TokenLog):
         return [rc.client_from_row(r) for r in self._rows(f"SELECT {_CLIENT_COLS} FROM clients ORDER BY client_id")]
 
     def remove_client(self, client_id: str) -> bool:
+        """Its EDHOC credentials go too (registered or first presented: another may hold them now)."""
         with self._record_tx() as conn:
+            conn.execute("DELETE FROM edhoc_credentials WHERE client_id = ?", (client_id,))
             return conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount > 0
 
     # --- resource servers ---------------------------------------------------------------

@@ -37,7 +37,9 @@ _NOT_REVOKED = "NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.token_hash = 
 FIND_BY_CTI_SQL = f"SELECT {TOKEN_COLS} FROM issued_tokens WHERE cti = ?"
 COUNT_LIVE_SQL = f"""SELECT count(*) FROM (SELECT 1 FROM issued_tokens t
     WHERE t.client_id = ? AND t.audience = ? AND {_LIVE} AND {_NOT_REVOKED} LIMIT ?)"""
-POP_HOLDERS_SQL = f"""SELECT t.client_id FROM issued_tokens t WHERE t.audience = ? AND t.pop_kid = ? AND {_LIVE}
+# only a client's own credentials (a thumbprint): OSCORE material ids and DTLS kids are another id space
+POP_HOLDERS_SQL = f"""SELECT t.client_id FROM issued_tokens t WHERE t.audience = ? AND t.pop_kid = ?
+    AND +t.pop_thumbprint IS NOT NULL AND {_LIVE}  -- (+: look up by the kid index)
     UNION SELECT t.client_id FROM issued_tokens t WHERE t.audience = ? AND t.pop_thumbprint = ? AND {_LIVE}
     ORDER BY 1 LIMIT {rc.MAX_POP_HOLDERS}"""
 PURGE_TOKENS_SQL = f"""DELETE FROM issued_tokens WHERE seq IN (SELECT t.seq FROM issued_tokens t

@@ -94,6 +94,26 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE INDEX issued_tokens_thumbprint ON issued_tokens (audience, pop_thumbprint)
             WHERE pop_thumbprint IS NOT NULL""",
     ),
+    # EDHOC credentials (kid, RFC 9679 thumbprint) and the client each belongs to, for good: at an
+    # audience, the client that first presented it (``claim_edhoc_credential``); with audience NULL,
+    # registered by the operator for a client at every audience (``register_edhoc_credential``).
+    # Seeded from the token log: each credential of a logged EDHOC token, to its first presenter.
+    7: (
+        """CREATE TABLE edhoc_credentials (id INTEGER PRIMARY KEY, audience TEXT,
+            kid BLOB NOT NULL CHECK (length(kid) BETWEEN 1 AND 64),
+            thumbprint BLOB NOT NULL CHECK (length(thumbprint) = 32), client_id TEXT NOT NULL,
+            last_used INTEGER NOT NULL) STRICT""",
+        "CREATE UNIQUE INDEX edhoc_credentials_key ON edhoc_credentials (audience, thumbprint, kid)",
+        "CREATE INDEX edhoc_credentials_kid ON edhoc_credentials (audience, kid)",
+        "CREATE INDEX edhoc_credentials_client ON edhoc_credentials (client_id, audience, last_used)",
+        """INSERT INTO edhoc_credentials (audience, kid, thumbprint, client_id, last_used)
+            SELECT t.audience, t.pop_kid, t.pop_thumbprint, t.client_id, max(t.issued_at) FROM issued_tokens t
+            WHERE length(t.pop_kid) BETWEEN 1 AND 64 AND length(t.pop_thumbprint) = 32
+            AND NOT EXISTS (SELECT 1 FROM issued_tokens o WHERE o.audience = t.audience AND o.seq < t.seq
+                AND o.client_id <> t.client_id AND o.pop_thumbprint IS NOT NULL
+                AND (o.pop_thumbprint = t.pop_thumbprint OR o.pop_kid = t.pop_kid))
+            GROUP BY t.audience, t.pop_thumbprint, t.pop_kid, t.client_id ORDER BY min(t.seq)""",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

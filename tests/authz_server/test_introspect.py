@@ -153,9 +153,14 @@ def test_active_dtls_token(endpoint: IntrospectionEndpoint, tokens: TokenEndpoin
 
 def test_exi_token_is_active_with_exi(endpoint: IntrospectionEndpoint, tokens: TokenEndpoint, clock: Clock) -> None:
     issued = issue(tokens, "rs_exi")
-    clock.t += 10 * LIFETIME  # the AS leaves an exi token's lifetime to the RS
+    clock.t += LIFETIME - 1
     r = ask(endpoint, issued.access_token, "rs_exi").response
     assert r.active and r.exi == LIFETIME and r.exp is None and r.cti == exi_cti("rs_exi", 1)
+    # then inactive by the lifetime the AS logged (it used to be active until its row was purged:
+    # forever on an AS that issued nothing more; issue 17 review item 3)
+    for step in (1, 30 * 86400):
+        clock.t += step
+        assert ask(endpoint, issued.access_token, "rs_exi").response.encode() == INACTIVE
 
 
 def test_expired_token_is_inactive(endpoint: IntrospectionEndpoint, tokens: TokenEndpoint, clock: Clock) -> None:

@@ -88,7 +88,7 @@ def test_happy_path_response_and_token(endpoint: TokenEndpoint, store: MemoryAsS
     assert claims.aud == "rs1"
     assert claims.exp == NOW + LIFETIME
     assert claims.cti is not None and claims.scope == "r_temp"
-    assert claims.iss is None and claims.iat is None  # default TokenPolicy
+    assert claims.iss is None and claims.iat == NOW  # default TokenPolicy: iat orders tokens at the RS
     assert claims.sub == "c1"  # the RS keeps one token per client (RFC 9203 §6)
     assert isinstance(claims.cnf, OscoreCnf)
     material = claims.cnf.material
@@ -407,7 +407,7 @@ def edhoc_request(key: CoseKey | bytes) -> bytes:
     return request(audience="rs_e", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=cnf)
 
 
-def test_a_pop_kid_or_key_belongs_to_its_client_while_it_has_live_tokens() -> None:
+def test_a_pop_kid_or_key_belongs_to_its_first_presenter() -> None:
     store, clock = edhoc_store(), Clock()
     endpoint = TokenEndpoint(store, clock=clock)
     a_key = generate(Curve.P_256, kid=b"kA").public()
@@ -424,8 +424,55 @@ def test_a_pop_kid_or_key_belongs_to_its_client_while_it_has_live_tokens() -> No
     clock.t += 2  # the first tokens expired, the update token lives on
     with pytest.raises(DecodeError):
         endpoint.handle(edhoc_request(a_key.with_kid(b"kB")), "b")
-    clock.t += LIFETIME  # all of a's tokens expired: the kid and the key are free
-    assert endpoint.handle(edhoc_request(a_key.with_kid(b"kA")), "b").claims.cnf == CoseKeyCnf(a_key)
+    # All of a's tokens expired: the kid and the key stay a's. (They used to be free again then, "while
+    # it has live tokens": a client that asked first with another's kid, or with its public key once
+    # its tokens expired, and kept renewing, locked the owner out; issue 17 review item 1.)
+    clock.t += LIFETIME
+    for key in (a_key, a_key.with_kid(b"kB"), generate(Curve.P_256, kid=b"kA").public()):
+        with pytest.raises(DecodeError):
+            endpoint.handle(edhoc_request(key), "b")
+    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+
+
+def test_a_squatted_kid_is_undone_by_registering_the_owners_key() -> None:
+    store, clock = edhoc_store(), Clock()
+    endpoint = TokenEndpoint(store, clock=clock)
+    a_key = generate(Curve.P_256, kid=b"kA").public()
+    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")  # b first, with a's kid
+    with pytest.raises(DecodeError, match="bound to another client"):
+        endpoint.handle(edhoc_request(a_key), "a")
+    clock.t += LIFETIME - 1
+    endpoint.handle(edhoc_request(b"kA"), "b")  # b renews; it could forever
+    store.register_edhoc_credential("a", kid=b"kA", thumbprint=thumbprint(a_key), now=NOW)  # the operator
+    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+    with pytest.raises(DecodeError):  # a new credential with a's kid: refused to b
+        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")
+
+
+def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
+    store = edhoc_store()
+    store.put_rs(RsRecord(audience="rs_e", rs_id="rs_e", token_key=RS_KEY, profiles=(2, 4), token_lifetime=LIFETIME,
+                          auth_key=generate(Curve.P_256, kid=b"rs").public()))
+    store.put_client(ClientRecord(client_id="o", profiles=(2,)))
+    store.add_grant(Grant(client_id="o", audience="rs_e", scope="r_temp", default=True))
+    endpoint = TokenEndpoint(store, clock=fixed_clock())
+    ids = [endpoint.handle(request(audience="rs_e"), "o").claims.cti for _ in range(3)]  # material ids 1, 2, 3
+    assert ids == [b"\x01", b"\x02", b"\x03"]
+    b_key = generate(Curve.P_256, kid=b"\x02").public()  # old: refused, "bound to another client"
+    assert endpoint.handle(edhoc_request(b_key), "b").claims.cnf == CoseKeyCnf(b_key)
+
+
+def test_no_update_of_rights_with_the_key_of_a_revoked_token(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    first = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    assert isinstance(first.claims.cnf, OscoreCnf)
+    kid = first.claims.cnf.material.id
+    assert endpoint.handle(request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1").claims.cnf == KidCnf(kid)
+    issued = store.find_token_by_pop_kid("c1", "rs1", kid)
+    assert issued is not None
+    trl.revoke_issued(store, [issued], now=NOW)  # e.g. its master secret leaked
+    with pytest.raises(DecodeError, match="revoked") as info:  # old: issued, bound to the leaked key
+        endpoint.handle(request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
+    assert info.value.error_code is ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0)
 
 
 def test_live_tokens_limit_and_purge() -> None:

@@ -34,7 +34,7 @@ from ace.authz_server import trl
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, Curve
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest, IntrospectionResponse
-from ace.cli import roles
+from ace.cli import revoke_cmd, roles
 from ace.cli.config import load_as, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
@@ -49,7 +49,7 @@ from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
 
@@ -343,3 +343,86 @@ def test_max_live_tokens_comes_from_as_toml(tmp_path: Path) -> None:
         else:
             with pytest.raises(ConfigError, match="max_live_tokens"):
                 load_as(d.as_config)
+
+
+# -- issue 17 review: what the first AS fixes left open ---------------------------------------------
+
+
+async def edhoc_token(flow: Flow, runner: ClientRunner, key: CoseKey) -> Reply:
+    return await token_request(flow, runner, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(key))
+
+
+async def test_a_squatted_kid_goes_back_to_the_client_the_operator_registers(flow: Flow, tmp_path: Path) -> None:
+    """B asked first with A's kid and renewed: A was refused for as long as B kept renewing."""
+    bob = await second_client(flow, tmp_path)
+    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"cA").public())).code == (2, 1)
+    alice = await flow.client(record=False)
+    a_file = flow.d.directory / "client-edhoc.key"  # kid "cA"; the private part is not kept
+    assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (4, 0)
+    done = ace_cli("policy", "--config", flow.d.as_config, "add-client", "clientA", "--edhoc-key", a_file)
+    assert done.returncode == 0, done.stderr  # old: exit 2, no --edhoc-key
+    assert "revoked 1 live token" in done.stdout  # bob's, bound to kid cA
+    assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (2, 1)
+    for key in (generate_curve_key(Curve.P_256, kid=b"cA").public(), load_key(a_file).public().with_kid(b"cB")):
+        reply = await edhoc_token(flow, bob, key)
+        assert reply.code == (4, 0) and error_of(reply) == 1, reply
+
+
+async def test_the_victims_key_stays_its_own_after_its_tokens_expired(tmp_path: Path) -> None:
+    clock = Clock()
+    async with clocked_deployment(tmp_path / "deployment", clock, LIFETIME) as flow:
+        alice = await flow.client(record=False)
+        a_key = load_key(flow.d.directory / "client-edhoc.key").public()
+        assert (await edhoc_token(flow, alice, a_key)).code == (2, 1)
+        clock.offset += LIFETIME + 1  # all of A's tokens expired
+        bob = await second_client(flow, tmp_path)
+        for key in (a_key, generate_curve_key(Curve.P_256, kid=b"cA").public()):
+            reply = await edhoc_token(flow, bob, key)
+            assert reply.code == (4, 0) and error_of(reply) == 1, reply  # old: 2.01, then B renews for good
+        assert (await edhoc_token(flow, alice, a_key)).code == (2, 1)
+
+
+async def test_no_update_of_rights_with_the_key_of_a_revoked_token(flow: Flow) -> None:
+    runner = await flow.client(record=False)
+    reply = await token_request(flow, runner, audience="rs1", scope="r_temp")
+    response = AccessTokenResponse.decode(reply.payload)
+    assert isinstance(response.cnf, OscoreCnf)
+    trl.revoke_token(store_of(flow), response.access_token, clock=time.time)  # e.g. its master secret leaked
+    update = await token_request(flow, runner, audience="rs1", scope="r_temp", req_cnf=KidCnf(response.cnf.material.id))
+    assert update.code == (4, 0) and error_of(update) == 1, update  # old: 2.01, a new token for the leaked key
+
+
+async def test_a_re_encoded_token_revokes_the_logged_one(flow: Flow) -> None:
+    runner = await flow.client(record=False)
+    token = AccessTokenResponse.decode((await token_request(flow, runner, audience="rs1")).payload).access_token
+    for name, variant in re_encodings(token).items():  # the bytes the operator copied off the wire
+        assert revoke_cmd.revoke(store_of(flow), token=variant) in ([trl.token_hash(token)], []), name  # old: error
+    assert await introspect(flow, token) == INACTIVE
+    with pytest.raises(ConfigError):
+        revoke_cmd.revoke(store_of(flow), token=b"\x84" + token[1:-1])
+
+
+async def test_the_as_forgets_expired_tokens_without_issuing_more(tmp_path: Path) -> None:
+    clock = Clock()
+    async with clocked_deployment(tmp_path / "deployment", clock, LIFETIME) as flow:
+        runner = await flow.client(record=False)
+        for _ in range(3):
+            assert (await token_request(flow, runner, audience="rs1")).code == (2, 1)
+        clock.offset += LIFETIME + 1
+        flow.as_server.trl_watch.purge()  # what its task does every PURGE_SECONDS
+        assert store_of(flow).issued_tokens() == []  # old: kept until the next token issued
+
+
+async def test_unauthenticated_posts_do_not_flood_the_log(flow: Flow, caplog: pytest.LogCaptureFixture) -> None:
+    ctx = await aiocoap.Context.create_client_context()
+    try:
+        with caplog.at_level(logging.WARNING):
+            for uri in (flow.d.as_uri, trl_uri(flow.d.as_uri, "/introspect")):
+                for _ in range(30):
+                    reply = await send(ctx, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=b"\xa0",
+                                                            content_format=19))
+                    assert reply.code == (4, 1)
+    finally:
+        await ctx.shutdown()
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING and "refused" in r.getMessage()]
+    assert len(lines) <= 2 * 10, len(lines)  # old: 60, one per datagram
