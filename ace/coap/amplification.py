@@ -34,7 +34,8 @@ ECHO_VERSION = 1
 ECHO_MAC_LEN = 7  # bytes of HMAC-SHA256 kept: a forged value gets one amplified answer in 2**56 tries
 ECHO_LEN = 1 + 4 + ECHO_MAC_LEN  # version, coarse time (seconds, 32 bits), MAC: 12 bytes
 ECHO_OPTION_SIZE = 2 + ECHO_LEN  # on the wire alone: header byte, extended delta (252 - 13), value
-ECHO_LIFETIME = 10.0  # seconds an Echo value verifies its address (a client echoes it at once)
+ECHO_LIFETIME = 45.0  # seconds an Echo value verifies its address: RFC 7252 MAX_TRANSMIT_SPAN, so that a
+# request echoing it still counts when its own retransmissions arrive late
 AMPLIFICATION_FACTOR = 3  # RFC 9175 §2.4 item 3: at most three times the request to an unverified address
 
 

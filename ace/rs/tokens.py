@@ -67,7 +67,7 @@ def newer(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
     for a, b in ((new.iat, current.iat), (new.exp, current.exp)):
         if a is not None and b is not None:
             return a > b if a != b else _cti_order(new.cti) > _cti_order(current.cti)
-    return False
+    return _cti_order(new.cti) > _cti_order(current.cti)  # exi tokens: the RS's id and a sequence number
 
 
 def _cti_order(cti: bytes | None) -> tuple[int, bytes]:

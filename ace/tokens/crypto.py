@@ -138,6 +138,14 @@ _ECDSA = ec.ECDSA(hashes.SHA256())
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
+def low_s(signature: bytes) -> bytes:
+    """The low-s twin of a raw ES256 signature (itself when s is already low)."""
+    if not high_s(signature):
+        return signature
+    s = P256_ORDER - int.from_bytes(signature[COORD_LEN:], "big")
+    return signature[:COORD_LEN] + s.to_bytes(COORD_LEN, "big")
+
+
 def high_s(signature: bytes) -> bool:
     """Whether a raw ES256 signature r||s has s above n/2: (r, n - s) verifies as well, so a
     signature has two encodings; we sign and accept only the low one (one token, one encoding)."""

@@ -128,8 +128,9 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     Tags are optional (RFC 8392 §6), so any are accepted and replaced by the issuer's; anything
     else that could change the bytes without breaking the COSE protection is refused (DecodeError):
     unprotected header labels other than kid/IV/Partial IV, an unprotected map not in
-    deterministic order (RFC 8949 §4.2.1), an ES256 signature with a high s, and any encoding
-    that is not preferred serialization; an empty protected bucket sent as h'a0' is named as h''.
+    deterministic order (RFC 8949 §4.2.1), and any encoding that is not preferred serialization.
+    Two encodings that both verify are named by one: an empty protected bucket sent as h'a0' by
+    h'', an ES256 signature (r, s) by its low-s twin (our AS signs low-s; other issuers may not).
     A re-encoded token is then the same token."""
     env = open_envelope(token)
     msg = env.message
@@ -139,8 +140,6 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
                           "(only kid, IV, Partial IV are accepted)")
     if unprotected != sorted(unprotected) or not all(isinstance(v, bytes) for v in msg.unprotected.values()):
         raise DecodeError("access token: unprotected header not in deterministic encoding")
-    if msg.kind is Kind.SIGN and msg.alg == Alg.ES256 and crypto.high_s(msg.tag):
-        raise DecodeError("access token: ES256 signature not in low-s form")  # (r, n - s) is the same token
     # RFC 9052 §3: h'' and h'a0' are the same empty bucket, accepted both; the token is named with h''
     protected = msg.protected_bytes if msg.protected else b""
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
@@ -151,7 +150,9 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
         codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
     if bytes(token) != prefix + core:
         raise DecodeError("access token: not in preferred CBOR serialization")
-    if protected != msg.protected_bytes:
+    if msg.kind is Kind.SIGN and msg.alg == Alg.ES256 and crypto.high_s(msg.tag):
+        parts[3] = codec.bstr(crypto.low_s(msg.tag))  # (r, n - s) verifies too: the token is named by (r, s <= n/2)
+    if protected != msg.protected_bytes or msg.kind is Kind.SIGN:
         core = codec.head(4, len(parts)) + codec.bstr(protected) + b"".join(parts[1:])
     if tags == "none":
         return core
