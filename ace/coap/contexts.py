@@ -3,7 +3,9 @@
 aiocoap asks every item of a server's credentials map ``get_oscore_context_for`` in turn;
 ``ContextIndex`` is one such item holding any number of contexts in a dict keyed by
 (kid, kid context), so lookup stays O(1) however many tokens an RS holds, and contexts
-added or removed at run time (by /authz-info, by expiry) take effect at once.
+added or removed at run time (by /authz-info, by expiry) take effect at once. A request may
+leave the kid context out (RFC 8613 §6.1: it is optional in the OSCORE option): then the one
+context that has that kid is found, and none when several have it (ambiguous: 4.01).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ContextIndex:
 
     def __init__(self, loader: Loader | None = None) -> None:
         self._by_key: dict[tuple[bytes, bytes | None], MemoryOscoreContext] = {}
+        self._id_contexts: dict[bytes, set[bytes | None]] = {}  # kid -> the ID Contexts held with it
         self._loader = loader
 
     def add(self, ctx: MemoryOscoreContext) -> None:
@@ -42,13 +45,27 @@ class ContextIndex:
         old = self._by_key.get(key)
         if old is not None and old is not ctx:
             old.invalidate()
-        self._by_key[key] = ctx
+        self._put(ctx)
+
+    def _put(self, ctx: MemoryOscoreContext) -> None:
+        self._by_key[(ctx.recipient_id, ctx.id_context)] = ctx
+        self._id_contexts.setdefault(ctx.recipient_id, set()).add(ctx.id_context)
 
     def remove(self, recipient_id: bytes, id_context: bytes | None = None) -> MemoryOscoreContext | None:
         ctx = self._by_key.pop((recipient_id, id_context), None)
         if ctx is not None:
             ctx.invalidate()
+            held = self._id_contexts.get(recipient_id)
+            if held is not None:
+                held.discard(id_context)
+                if not held:
+                    del self._id_contexts[recipient_id]
         return ctx
+
+    def exact(self, recipient_id: bytes, id_context: bytes | None) -> MemoryOscoreContext | None:
+        """The live context held under exactly (``recipient_id``, ``id_context``), no fallback."""
+        ctx = self._by_key.get((recipient_id, id_context))
+        return None if ctx is None or ctx.expired else ctx
 
     def get_oscore_context_for(self, unprotected: Mapping[int, Any]) -> MemoryOscoreContext | None:
         kid = unprotected.get(COSE_KID)
@@ -56,11 +73,22 @@ class ContextIndex:
             return None
         kid_context = unprotected.get(COSE_KID_CONTEXT)
         ctx = self._by_key.get((kid, kid_context))
+        if ctx is None and kid_context is None:
+            ctx = self._only_one(kid)
         if ctx is None and self._loader is not None:
             ctx = self._loader(kid, kid_context)
             if ctx is not None:
-                self._by_key[(ctx.recipient_id, ctx.id_context)] = ctx
+                self._put(ctx)
         return None if ctx is None or ctx.expired else ctx
+
+    def _only_one(self, kid: bytes) -> MemoryOscoreContext | None:
+        """RFC 8613 §6.1: kid context is optional, so a request without it names the one context
+        with this kid (Recipient ID); several such contexts: none (the request is refused, 4.01)."""
+        held = self._id_contexts.get(kid)
+        if held is None or len(held) != 1:
+            return None
+        (id_context,) = held
+        return self._by_key.get((kid, id_context))
 
     def find_all_used_contextless_oscore_kid(self) -> set[bytes]:
         return {rid for rid, ctxid in self._by_key if ctxid is None}

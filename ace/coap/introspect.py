@@ -1,6 +1,7 @@
 """Token introspection (RFC 9200 §5.9) on CoAP: the AS's /introspect resource and the RS's client.
 
-``IntrospectResource`` answers POST /introspect (application/ace+cbor) with the core's
+``IntrospectResource`` answers POST /introspect (application/ace+cbor, 2.01 as RFC 9200 §5.9.2
+says; our RS takes 2.01 and 2.05) with the core's
 ``IntrospectionEndpoint``; the requester is the RS whose *current* OSCORE context with the AS
 protected the request (``ace.coap.trl.requester_of``: an ``RsPeer``), anyone else gets 4.01
 invalid_client.
@@ -58,7 +59,7 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
             self.refusals.log(logging.WARNING, "POST /introspect from %s refused: %r", who or "unauthenticated peer",
                               exc)
             return error_message(exc)
-        return ace_message((2, 5), result.response.encode())
+        return ace_message((2, 1), result.response.encode())  # RFC 9200 §5.9.2: 2.01 (Created)
 
 
 class IntrospectionClient:

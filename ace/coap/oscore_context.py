@@ -191,11 +191,16 @@ class PersistentOscoreContext(MemoryOscoreContext):
     ``chunk_limit``, so only a few writes are needed. After a restart, numbering resumes at
     the persisted value, which is above every number used before (at most one chunk is lost).
 
-    §B.1.2: the replay window is not persisted. A context found in the store starts with an
-    uninitialized window and ``echo_recovery`` set; the first request is answered with a
-    protected 4.01 carrying an Echo option, which aiocoap's client repeats transparently. A
-    context not yet in the store starts with an empty window and is recorded at once, so a
-    later restart knows that requests may have been accepted.
+    §B.1.2: the replay window is persisted as its floor (under ``name + "/replay"``): every
+    request sequence number below it may have been accepted. It is raised before a request with
+    a higher number is handed on (``unprotect``), so after a restart the window starts at the
+    floor: numbers above it are accepted at once, none below (no replay, and no Echo round trip
+    that a client without Echo support could not answer). A context found in the store without a
+    floor (persisted before floors were) starts with an uninitialized window and
+    ``echo_recovery`` set: the first request is answered with a protected 4.01 carrying an Echo
+    option, which aiocoap's client repeats transparently. A context not yet in the store starts
+    with an empty window and is recorded at once, so a later restart knows that requests may
+    have been accepted.
     """
 
     def __init__(
@@ -238,20 +243,44 @@ class PersistentOscoreContext(MemoryOscoreContext):
         self.chunk_start = chunk_start
         self.chunk_limit = chunk_limit
         self._chunk = chunk_start
+        self.replay_name = name + "/replay"
+        self._floor: int | None  # request sequence numbers below it may have been accepted (persisted)
         loaded = seqno_store.load_sequence_number(name)
+        floor = seqno_store.load_sequence_number(self.replay_name)
         if loaded is None:
-            # Never used with this store: the empty window is right; record the context so a
-            # restart treats its window as unknown.
+            # Never used with this store: the empty window is right; record the context (and its
+            # window's floor) so a restart knows that requests may have been accepted.
             seqno_store.persist_sequence_number(name, 0)
-            self._persisted = 0
+            seqno_store.persist_sequence_number(self.replay_name, 0)
+            self._persisted, self._floor = 0, 0
         else:
-            if loaded < 0:
+            if loaded < 0 or (floor is not None and floor < 0):
                 raise ValueError(f"persisted sequence number for {name!r} is negative")
             self.sender_sequence_number = loaded
             self._persisted = loaded
             self.recipient_replay_window = oscore.ReplayWindow(replay_window_size, _no_op)
+            self._floor = floor
+            if floor is not None:  # RFC 8613 §B.1.2: the persisted window, no Echo needed
+                self.recipient_replay_window.initialize_from_persisted({"index": floor, "bitfield": 0})
         # Only consulted by aiocoap while the replay window is uninitialized.
         self.echo_recovery = secrets.token_bytes(8)
+
+    def unprotect(self, protected_message: Any, request_id: Any = None) -> tuple[Any, Any]:
+        """aiocoap's unprotect, then the window's new floor is persisted before the request is
+        handed on (RFC 8613 §B.1.2); a failing store raises here and the request is not served."""
+        result = super().unprotect(protected_message, request_id)
+        self._persist_floor()
+        return result
+
+    def _persist_floor(self) -> None:
+        window = self.recipient_replay_window
+        if not window.is_initialized():
+            return
+        state = window.persist()
+        floor = int(state["index"]) + int(state["bitfield"]).bit_length()  # above the highest number seen
+        if self._floor is None or floor > self._floor:
+            self.seqno_store.persist_sequence_number(self.replay_name, floor)
+            self._floor = floor
 
     @property
     def persisted_sequence_number(self) -> int:

@@ -202,8 +202,7 @@ class RsServer:
             if params.kid not in self.peers:
                 self.peers.add(params.peer_key, binding.label)
         else:
-            ctx = self.index.get_oscore_context_for(
-                {oscore.COSE_KID: binding.label, oscore.COSE_KID_CONTEXT: params.id_context})
+            ctx = self.index.exact(binding.label, params.id_context)
             if ctx is None:
                 self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
                                                     clock=self.core.clock))

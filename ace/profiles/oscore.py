@@ -4,8 +4,10 @@ From the OSCORE_Input_Material in a token's cnf and the two nonces exchanged at
 /authz-info, both sides derive the same OSCORE Security Context parameters: Master Secret
 ``ms``, Master Salt ``bstr(salt) | bstr(N1) | bstr(N2)`` (§4.3, each part CBOR-encoded),
 ID Context ``contextId``, AEAD and HKDF algorithms; the client's Sender ID is the RS's
-``ace_server_recipientid`` and vice versa. An absent ``salt`` is taken as the empty byte
-string (its RFC 8613 §3.2 default), so it contributes ``h'40'``. Recipient IDs are handed
+``ace_server_recipientid`` and vice versa. An absent ``salt`` contributes nothing: §4.3's
+``salt`` is "the CBOR byte string received from the AS", and none was received (RFC 9203 §3.2.1
+makes it only "an input to" the Master Salt, so RFC 8613's empty default for the Master Salt
+itself does not apply); a present empty salt is ``h'40'``. ace-java derives the same. Recipient IDs are handed
 out by a ``RecipientIdPool`` that never gives out an ID a live context still uses.
 """
 
@@ -41,8 +43,9 @@ class OscoreContextParams:
 
 
 def master_salt(salt: bytes | None, nonce1: bytes, nonce2: bytes) -> bytes:
-    """RFC 9203 §4.3: Master Salt = salt | N1 | N2, each encoded as a CBOR byte string."""
-    return codec.bstr(salt or b"") + codec.bstr(nonce1) + codec.bstr(nonce2)
+    """RFC 9203 §4.3: Master Salt = salt | N1 | N2, each the CBOR byte string as received; an
+    absent salt (None) was not received and adds nothing, a present h'' adds h'40'."""
+    return (b"" if salt is None else codec.bstr(salt)) + codec.bstr(nonce1) + codec.bstr(nonce2)
 
 
 def check_nonce(nonce: bytes, name: str) -> None:

@@ -7,7 +7,8 @@ from ace.errors import RemoteError
 
 
 class AccessDenied(RemoteError):
-    """4.01 with AS Request Creation Hints (RFC 9200 §5.3), or 4.03/4.05 without."""
+    """4.01, 4.03 or 4.05 with AS Request Creation Hints (RFC 9200 §5.3, §5.10.2), rendered as
+    application/ace+cbor by ``ace.coap.render.error_message``; without hints, a short text."""
 
     default_error_code = None
 

@@ -44,10 +44,11 @@ DEFAULT_TTL = 300.0  # seconds an active answer without exp is remembered (at mo
 class NeedsIntrospection(AceError):
     """The token must be introspected at the AS before ``authz_info`` can decide (step 1)."""
 
-    def __init__(self, token: bytes) -> None:
+    def __init__(self, token: bytes, *, sent: bytes | None = None) -> None:
         super().__init__("the access token must be introspected at the AS")
-        self.token = token
-        self.payload = IntrospectionRequest(token=token).encode()  # application/ace+cbor
+        self.token = token  # its canonical form: the answer is cached under its hash
+        # the AS is asked about ``sent`` (the token as the client posted it, i.e. as the AS issued it)
+        self.payload = IntrospectionRequest(token=token if sent is None else sent).encode()  # application/ace+cbor
 
 
 def is_reference(token: bytes, length: int | None = None) -> bool:

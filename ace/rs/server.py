@@ -53,6 +53,7 @@ from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
+INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
 __all__ = ["MAX_REVOKED", "AuthzInfoOutcome", "ResourceServer", "RsConfig"]
 MAX_TEXT_SCOPES = 64  # text scopes whose AIF translation is kept
 
@@ -127,7 +128,7 @@ class ResourceServer:
         for known in self.bindings.by_token_hash(token_hash):
             if known.nonce1 == request.nonce1 and not known.expired(self.clock()):
                 return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
-        claims = self._verify(token, token_hash)
+        claims = self._verify(token, token_hash, received=request.access_token)
         if not isinstance(claims.cnf, OscoreCnf):  # RFC 9203 §4.1: the token must carry osc
             raise DecodeError("token cnf is not an OSCORE_Input_Material")
         material = claims.cnf.material
@@ -152,12 +153,12 @@ class ResourceServer:
     def _authz_info_raw(self, token: bytes) -> AuthzInfoOutcome:
         """A bare token whose cnf is a COSE_Key: symmetric for DTLS (RFC 9202 §3.3), the client's
         public key for EDHOC (draft-ietf-ace-edhoc-oscore-profile, token before the handshake)."""
-        token = self._canonical(token)
+        received, token = token, self._canonical(token)
         token_hash = trl_hash(token)
         live = [b for b in self.bindings.by_token_hash(token_hash) if not b.expired(self.clock())]
         if live:
             return AuthzInfoOutcome(b"", live[-1], False, [])  # the same token again: nothing changes
-        claims = self._verify(token, token_hash)
+        claims = self._verify(token, token_hash, received=received)
         if not isinstance(claims.cnf, CoseKeyCnf):
             raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
         channel, pop_id = self._raw_channel(claims.cnf.key)
@@ -198,11 +199,12 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
-        token = self._canonical(tok.token_of(payload, content_format))
+        received = tok.token_of(payload, content_format)
+        token = self._canonical(received)
         token_hash = trl_hash(token)
         if token_hash == current.token_hash:  # the same token again: its window (exi) does not move
             return AuthzInfoOutcome(b"", current, False, [])
-        claims = self._verify(token, token_hash, over_channel=True)
+        claims = self._verify(token, token_hash, received=received, over_channel=True)
         if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
             raise RemoteError("the new token is not bound to this channel's key", error_code=None,
                               coap_code=UNAUTHORIZED)
@@ -226,12 +228,13 @@ class ResourceServer:
         token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
         return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
 
-    def _verify(self, token: bytes, h: bytes, *, over_channel: bool = False) -> AccessTokenClaims:
-        """The token's claims (``h``: its RFC 9770 hash), checked, or RemoteError."""
+    def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False) -> AccessTokenClaims:
+        """The token's claims (``token``: its canonical form, ``h``: its RFC 9770 hash, ``received``:
+        the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
         if self.config.introspect or self._is_reference(token):
-            claims = self._introspected(h, token)
+            claims = self._introspected(h, token, received)
         else:
             claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                                   skew=self.config.skew, accept=self.config.token_kinds)
@@ -242,11 +245,14 @@ class ResourceServer:
         self.fresh.check_exi(claims)
         return claims
 
-    def _introspected(self, h: bytes, token: bytes) -> AccessTokenClaims:
-        """The claims the AS stated for the token (cached), or NeedsIntrospection."""
+    def _introspected(self, h: bytes, token: bytes, received: bytes) -> AccessTokenClaims:
+        """The claims the AS stated for the token (cached), or NeedsIntrospection. The AS is asked
+        about the token as the client received it from the AS (RFC 9200 §5.9.1: the token is opaque
+        to the RS's transport; an AS may refuse another encoding of it, e.g. without its COSE tag);
+        the answer is cached under the canonical token's hash."""
         answer = self.introspection.get(h, self.clock())
         if answer is None:
-            raise NeedsIntrospection(token)
+            raise NeedsIntrospection(token, sent=received)
         if answer.claims is None:
             raise RemoteError("access token not active", error_code=None, coap_code=UNAUTHORIZED)
         check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)
@@ -254,9 +260,10 @@ class ResourceServer:
 
     def introspected(self, token: bytes, code: tuple[int, int] | None, payload: bytes) -> None:
         """The AS's answer to ``NeedsIntrospection(token).payload`` (``code`` None: no answer came):
-        a 2.05 with an introspection response is cached for the next ``authz_info``; anything else
-        is not, and is 5.03 for the client (the RS cannot decide now)."""
-        if code == (2, 5):
+        a success with an introspection response is cached for the next ``authz_info``; anything
+        else is not, and is 5.03 for the client (the RS cannot decide now). RFC 9200 §5.9.2 answers
+        2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
+        if code in INTROSPECTION_SUCCESS:
             try:
                 response = IntrospectionResponse.decode(payload)
             except DecodeError as exc:
@@ -361,17 +368,24 @@ class ResourceServer:
         try:
             method_bit(method)
         except ValueError:  # not a request method AIF can name: never in any scope
-            raise AccessDenied("method not in the token's scope", coap_code=METHOD_NOT_ALLOWED) from None
+            raise self._out_of_scope("method", METHOD_NOT_ALLOWED) from None
         if not any(p == path for p, _ in aif.entries):  # RFC 9200 §5.10.2: resource not covered
-            raise AccessDenied("resource not in the token's scope", coap_code=FORBIDDEN)
+            raise self._out_of_scope("resource", FORBIDDEN)
         if not aif.allows(path, method):  # RFC 9200 §5.10.2: action not covered
-            raise AccessDenied("method not in the token's scope", coap_code=METHOD_NOT_ALLOWED)
+            raise self._out_of_scope("method", METHOD_NOT_ALLOWED)
         if self.bindings.mark_used(binding.label):  # first use: the channels it replaces go now
             for old in binding.supersedes:
                 gone = self.bindings.get(old)
                 if gone is not None:
                     self._drop(gone, retire=tok.older(gone.claims, binding.claims))
         return binding
+
+    def _out_of_scope(self, what: str, code: tuple[int, int]) -> AccessDenied:
+        """4.03 / 4.05 (RFC 9200 §5.10.2, which fixes no payload): the AS Request Creation Hints
+        (§5.3) as payload, where to get a token with more rights; RFC 9202 §4 expects hints in such
+        error responses, and clients that read them as CBOR (ace-java) fail on a text payload.
+        The answer is protected by the client's channel (RFC 9203 §7: detail is fine there)."""
+        return AccessDenied(f"{what} not in the token's scope", coap_code=code, hints=self.hints())
 
     def _as_aif(self, scope: Scope) -> AifScope:
         """What a scope allows here; text scopes are translated once (a bounded cache shared by

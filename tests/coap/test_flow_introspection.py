@@ -77,7 +77,7 @@ def introspector(flow: Flow) -> IntrospectionClient:
 async def introspect(flow: Flow, token: bytes) -> IntrospectionResponse:
     """Ask the AS as the RS does, over the RS's own context with the AS."""
     code, payload = await bounded(introspector(flow).introspect(IntrospectionRequest(token=token).encode()))
-    assert code == (2, 5), (code, payload)
+    assert code == (2, 1), (code, payload)  # RFC 9200 §5.9.2
     return IntrospectionResponse.decode(payload)
 
 
@@ -162,7 +162,7 @@ async def test_rs_cannot_introspect_another_rss_token(tmp_path: Path) -> None:
         try:
             token, _ = logged_token(flow)  # for rs1
             code, payload = await bounded(rs2.introspect(IntrospectionRequest(token=token).encode()))
-            assert code == (2, 5) and payload == INACTIVE
+            assert code == (2, 1) and payload == INACTIVE
             assert (await introspect(flow, token)).active  # rs1 itself may
         finally:
             await bounded(rs2.stop())

@@ -306,13 +306,51 @@ def test_persistent_store_failure_means_no_message() -> None:
     assert _piv(ctx.protect(_get())[0]) > 0
 
 
-def test_persistent_restart_requires_echo() -> None:
+def test_persistent_restart_keeps_replay_window_floor() -> None:
+    """RFC 8613 §B.1.2: the window's floor is persisted before a request is handed on, so a restart
+    refuses every request seen before and accepts newer ones without an Echo round trip."""
+    store = FakeSeqnoStore()
+    client = MemoryOscoreContext(master_secret=bytes(range(16)), sender_id=b"\x00", recipient_id=b"\x55")
+    fresh = _persistent(store)
+    raws = [_raw(client.protect(_get())[0], mid) for mid in range(1, 4)]  # client numbers 0, 1, 2
+    fresh.unprotect(_incoming(raws[0]))
+    fresh.unprotect(_incoming(raws[2]))  # number 1 never arrives
+    assert store.values["as/replay"] == 3  # above the highest number seen
+
+    restarted = _persistent(store)
+    assert restarted.recipient_replay_window.is_initialized()
+    for old in raws:  # seen (0, 2) or below the floor (1): refused, no Echo offered
+        with pytest.raises(oscore.ReplayError) as info:
+            restarted.unprotect(_incoming(old))
+        assert not isinstance(info.value, oscore.ReplayErrorWithEcho)
+    newer = _raw(client.protect(_get())[0], 4)
+    restarted.unprotect(_incoming(newer))  # no Echo needed
+    assert store.values["as/replay"] == 4
+    with pytest.raises(oscore.ReplayError):
+        restarted.unprotect(_incoming(newer))
+
+
+def test_persistent_floor_store_failure_means_request_not_served() -> None:
+    store = FakeSeqnoStore()
+    client = MemoryOscoreContext(master_secret=bytes(range(16)), sender_id=b"\x00", recipient_id=b"\x55")
+    ctx = _persistent(store)
+    raw = _raw(client.protect(_get())[0], 1)
+    store.fail = True
+    with pytest.raises(OSError):
+        ctx.unprotect(_incoming(raw))
+    store.fail = False
+    assert _persistent(store).recipient_replay_window.persist()["index"] == 0
+
+
+def test_persistent_restart_without_floor_requires_echo() -> None:
+    """A context persisted before its window's floor was (an older store): Echo recovers it."""
     store = FakeSeqnoStore()
     client = MemoryOscoreContext(master_secret=bytes(range(16)), sender_id=b"\x00", recipient_id=b"\x55")
     fresh = _persistent(store)
     assert fresh.recipient_replay_window.is_initialized()
     raw = _raw(client.protect(_get())[0], 1)
     fresh.unprotect(_incoming(raw))
+    del store.values["as/replay"]
 
     restarted = _persistent(store)
     assert not restarted.recipient_replay_window.is_initialized()
@@ -518,6 +556,7 @@ async def test_invalidated_client_context_raises_locally() -> None:
 
 
 async def test_restarted_persistent_server_recovers_with_echo() -> None:
+    """A store without the window's floor (persisted by an older version): Echo recovers it."""
     store = FakeSeqnoStore()
     secret = bytes.fromhex("5152530405060708090a0b0c0d0e0f10")
 
@@ -535,6 +574,7 @@ async def test_restarted_persistent_server_recovers_with_echo() -> None:
     async with coap_client(0, None) as client:
         client.client_credentials["coap://[::1]:*"] = client_ctx  # port-independent: two servers
         for round_ in range(2):
+            store.values.pop("rs1/replay", None)
             server_ctx = server_side()
             async with oscore_server(_with(server_ctx)) as (wrapper, port):
                 seqno_before = server_ctx.sender_sequence_number

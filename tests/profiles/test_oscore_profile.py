@@ -43,10 +43,14 @@ def test_master_salt_matches_rfc9203_figure_13() -> None:
     assert salt.hex() == values["master_salt_hex_from_rfc"]
 
 
-@pytest.mark.parametrize("salt", [None, b""])
-def test_absent_salt_contributes_empty_bstr(salt: bytes | None) -> None:
-    # documented decision: an absent salt is the empty byte string (RFC 8613 §3.2 default): h'40'
-    assert master_salt(salt, N1, N2) == b"\x40" + b"\x48" + N1 + b"\x48" + N2
+def test_absent_salt_contributes_nothing() -> None:
+    # RFC 9203 §4.3: salt is "the CBOR byte string received from the AS"; none received, none
+    # concatenated (ace-java derives the same: Master Salt = bstr(N1) | bstr(N2))
+    assert master_salt(None, N1, N2) == b"\x48" + N1 + b"\x48" + N2
+
+
+def test_present_empty_salt_is_its_cbor_byte_string() -> None:
+    assert master_salt(b"", N1, N2) == b"\x40" + b"\x48" + N1 + b"\x48" + N2
 
 
 def test_master_salt_uses_cbor_heads_for_longer_nonces() -> None:
@@ -72,7 +76,7 @@ def test_defaults_without_optional_parameters() -> None:
     assert client.id_context is None
     assert client.alg == oscore.DEFAULT_ALG == 10
     assert client.hkdf == "sha256"
-    assert client.master_salt.startswith(b"\x40")
+    assert client.master_salt == b"\x48" + N1 + b"\x48" + N2  # RFC 9203 §4.3: no salt received, none added
 
 
 @pytest.mark.parametrize(("hkdf", "name"), [(None, "sha256"), (-10, "sha256"), (5, "sha256"),

@@ -167,7 +167,7 @@ async def introspect(flow: Flow, token: bytes) -> bytes:
     client = flow.rs_server.introspector
     assert client is not None
     code, payload = await bounded(client.introspect(IntrospectionRequest(token=token).encode()))
-    assert code == (2, 5), (code, payload)
+    assert code == (2, 1), (code, payload)  # RFC 9200 §5.9.2: 2.01 Created
     return payload
 
 
