@@ -23,12 +23,15 @@ Clock = Callable[[], float]
 
 
 def verified_claims(token: bytes, rs: RsRecord, *, clock: Clock) -> AccessTokenClaims | None:
-    """The claims of ``token`` if it verifies with ``rs``'s token key, is for ``rs`` and unexpired."""
+    """The claims of ``token`` if it verifies with ``rs``'s token key, is for ``rs`` and unexpired
+    (its exp read in the unit of ``rs``'s token format)."""
     if not token or len(token) > MAX_TOKEN_SIZE:
         return None
+    scale = rs.format.per_second  # exp in the RS's unit (its TokenFormat)
     try:
         return verify_token(token, KeyRing([rs.token_key], try_all_without_kid=True), audience=rs.audience,
-                            clock=clock, skew=0.0, accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
+                            clock=clock if scale == 1 else (lambda: clock() * scale), skew=0.0,
+                            accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
     except AceError:  # malformed, not ours, not for this RS, expired
         return None
 

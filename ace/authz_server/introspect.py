@@ -97,7 +97,7 @@ class IntrospectionEndpoint:
             logged_hash = self._logged_hash(claims, rs) if claims is not None else None
         if claims is None or logged_hash is None or rs.audience not in claims.audiences:
             return INACTIVE
-        now = self.clock()
+        now = self.clock() * rs.format.per_second  # exp and nbf as this RS's tokens carry them (s or ms)
         if (claims.exp is not None and claims.exp <= now) or (claims.nbf is not None and claims.nbf > now):
             return INACTIVE
         if self.store.is_revoked(logged_hash):  # RFC 9770: the token as issued is on the TRL

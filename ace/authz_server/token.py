@@ -7,6 +7,9 @@ the RFC 9200 §5.8.3 error and CoAP code. Tokens are CWTs for the RS's key (COSE
 by default) with aud, exp, cti (never repeated: a persisted counter), scope, and the PoP
 key in cnf; for the OSCORE profile that is an OSCORE_Input_Material (RFC 9203 §3.2) whose
 copy the client gets in the response's cnf. Every issued token is logged (its RFC 9770 token hash only).
+How one RS's tokens are shaped is its ``RsRecord.format`` (``TokenFormat``; defaults: the RFCs as
+written): a COSE (and CWT) tag, no sub, exp/exi in ms, exi tokens (RFC 9200 §5.10.3) whose cti is the
+rs id + a 4-byte or a decimal sequence number, its own OSCORE_Input_Material salt length.
 
 Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only in a
 token encrypted to the RS (RFC 9203 §5, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
@@ -122,14 +125,15 @@ class TokenEndpoint:
         now = int(self.clock())
         previous = self._check_pop_request(request, profile, client, rs, now)
         self._check_live_tokens(client, rs, now)
-        exi = rs.audience in self.policy.exi_audiences
-        cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}")) if exi else _cti_bytes(
+        f, p = rs.format, self.policy
+        exi = f.exi or rs.audience in p.exi_audiences
+        cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}"), f.exi_cti) if exi else _cti_bytes(
             self.store.next_cti())
-        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, previous, request)
-        p = self.policy
+        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, previous, request, rs)
+        lifetime = rs.token_lifetime * f.per_second  # exp and exi in the RS's unit (iat stays in seconds)
         claims = AccessTokenClaims(
-            iss=p.issuer, sub=client.client_id if p.include_sub else None, aud=rs.audience,
-            exp=None if exi else now + rs.token_lifetime, exi=rs.token_lifetime if exi else None,
+            iss=p.issuer, sub=client.client_id if p.include_sub and f.sub else None, aud=rs.audience,
+            exp=None if exi else now * f.per_second + lifetime, exi=lifetime if exi else None,
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
         token, token_hash = self._encode(claims, rs, profile, now)
@@ -153,7 +157,8 @@ class TokenEndpoint:
         if rs.audience in self.policy.reference_audiences:
             return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
         _require_confidential(claims, rs)
-        token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg, rng=self.rng)
+        token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
+                            tagged=rs.format.cose_tag, cwt_tag=rs.format.cwt_tag, rng=self.rng)
         return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
@@ -252,8 +257,8 @@ class TokenEndpoint:
         while len(self._live_bound) > LIVE_BOUNDS:
             self._live_bound.popitem(last=False)
 
-    def _pop_key(self, profile: int, cti: bytes, previous: IssuedToken | None,
-                 request: AccessTokenRequest) -> tuple[Cnf, Cnf | None, bytes]:
+    def _pop_key(self, profile: int, cti: bytes, previous: IssuedToken | None, request: AccessTokenRequest,
+                 rs: RsRecord) -> tuple[Cnf, Cnf | None, bytes]:
         """(cnf of the token, cnf of the response, the key's id)."""
         if previous is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
             assert previous.pop_kid is not None
@@ -265,9 +270,10 @@ class TokenEndpoint:
             key = symmetric_key(self.rng(dtls.PSK_LEN), kid=dtls.mint_kid(self.rng))
             return CoseKeyCnf(key), CoseKeyCnf(key), key.kid or b""
         p = self.policy
+        salt_len = p.salt_len if rs.format.salt_len is None else rs.format.salt_len  # the RS's, else ours
         material = OscoreInputMaterial(
             id=cti, ms=self.rng(MASTER_SECRET_LEN),  # RFC 9203 §2: id unique among this AS's materials
-            salt=self.rng(p.salt_len) if p.salt_len else None,
+            salt=self.rng(salt_len) if salt_len else None,
             context_id=self.rng(p.context_id_len) if p.context_id_len else None,
         )
         return OscoreCnf(material), OscoreCnf(material), cti
@@ -307,8 +313,11 @@ def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRec
 EXI_SEQ_LEN = 4  # bytes of the sequence number after the RS's id in an exi token's cti
 
 
-def exi_cti(rs_id: str, sequence: int) -> bytes:
-    """RFC 9200 §5.10.3: cti = the RS's identifier followed by a per-RS sequence number."""
+def exi_cti(rs_id: str, sequence: int, layout: str = "bytes") -> bytes:
+    """RFC 9200 §5.10.3: cti = the RS's identifier followed by a per-RS sequence number, as
+    ``EXI_SEQ_LEN`` bytes big-endian ("bytes") or in decimal digits ("text": ace-java's layout)."""
+    if layout == "text":
+        return f"{rs_id}{sequence}".encode()
     return rs_id.encode() + sequence.to_bytes(EXI_SEQ_LEN, "big")
 
 

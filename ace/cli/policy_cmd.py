@@ -15,18 +15,32 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
 from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, thumbprint
+from ace.cbor.labels import Alg
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
-from ace.errors import ConfigError, DecodeError
+from ace.errors import AceError, ConfigError, DecodeError
 from ace.profiles import edhoc
-from ace.store.base import ClientRecord, Grant, RsRecord
+from ace.store.base import (
+    ACE_JAVA,
+    EXI_CTI_LAYOUTS,
+    MAX_SALT_LEN,
+    TIME_UNITS,
+    ClientRecord,
+    Grant,
+    RsRecord,
+    TokenFormat,
+)
+from ace.store.codec import TOKEN_KINDS
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cwt import KIND_BY_NAME, issue_token
 from ace.tokens.keys import CoseKey
 
 
@@ -55,14 +69,35 @@ def register(sub: Any) -> None:
                    help="its EDHOC credential (COSE_Key file with a kid; the public part is kept): no other client "
                         "gets a token with that key or kid, at any RS (alone: for a client already registered)")
     c.set_defaults(func=cmd_add_client)
-    s = ps.add_parser("add-rs", help="register an RS: audience and the key protecting its tokens",
+    s = ps.add_parser("add-rs", help="register an RS, or change the given settings of a registered one",
                       epilog="sign1 and mac0 only with coap_edhoc_oscore (the others carry a secret in the token: "
-                             "refused, exit 2)")
-    s.add_argument("audience"), s.add_argument("--token-key", type=Path, required=True)
-    s.add_argument("--kind", choices=["encrypt0", "sign1", "mac0"], default="encrypt0")
-    s.add_argument("--lifetime", type=int, default=3600)
-    s.add_argument("--profiles", default="coap_oscore", help="ACE profiles it supports (first: preferred)")
+                             "refused, exit 2). For a registered RS only the options given change.")
+    s.add_argument("audience")
+    s.add_argument("--token-key", type=Path, help="the key protecting its tokens (COSE_Key file; a new RS needs it)")
+    s.add_argument("--kind", choices=sorted(TOKEN_KINDS), help="its tokens' COSE message (new RS: encrypt0)")
+    s.add_argument("--alg", help="their COSE algorithm, by name or number (e.g. AES-CCM-16-64-128 or 10; "
+                                 "'key': the key's own, the default)")
+    s.add_argument("--lifetime", type=int, help="token lifetime in seconds (new RS: 3600)")
+    s.add_argument("--profiles", help="ACE profiles it supports, first preferred (new RS: coap_oscore)")
     s.add_argument("--auth-key", type=Path, help="its EDHOC credential (COSE_Key file; the public part is kept)")
+    s.add_argument("--rs-id", help="its own identity when not its audience (exi ctis; new RS: the audience)")
+    s.add_argument("--oscore", type=Path, help="the AS's side of the RS's OSCORE context with the AS (TOML, mode "
+                                               "0600): the RS's /introspect requests and TRL observation")
+    f = s.add_argument_group("token format", "defaults: RFC 8392, 9200 and 9203 as written; each option is a "
+                                             "deviation some peer needs")
+    f.add_argument("--peer", choices=sorted(PEER_FORMATS), help="all of that peer's format at once (ace-java: "
+                   "--cose-tag --no-sub --time-unit ms --exi --exi-cti text --salt-len 1); options given win")
+    f.add_argument("--cose-tag", action=argparse.BooleanOptionalAction, help="tag the COSE message (RFC 9052 §2)")
+    f.add_argument("--cwt-tag", action=argparse.BooleanOptionalAction, help="the CWT tag 61 around it (RFC 8392 §6)")
+    f.add_argument("--sub", action=argparse.BooleanOptionalAction,
+                   help="sub = the client id (default: yes; ace-java: no)")
+    f.add_argument("--time-unit", choices=sorted(TIME_UNITS), help="unit of exp and exi (default s; ace-java: ms)")
+    f.add_argument("--exi", action=argparse.BooleanOptionalAction,
+                   help="exi and a sequence-numbered cti instead of exp (RFC 9200 §5.10.3; or as.toml exi_audiences)")
+    f.add_argument("--exi-cti", choices=EXI_CTI_LAYOUTS, help="exi cti: rs id + 4-byte big-endian sequence number "
+                   "(bytes, default) or + its decimal digits (text, ace-java)")
+    f.add_argument("--salt-len", help=f"OSCORE_Input_Material salt bytes, 0 to {MAX_SALT_LEN}, or 'as': as.toml "
+                                      "salt_len (default)")
     s.set_defaults(func=cmd_add_rs)
 
 
@@ -101,11 +136,28 @@ def cmd_list(args: argparse.Namespace) -> int:
                 if audience is None:  # (those first presented at an RS are many: not listed)
                     print(f"       edhoc key kid={kid.hex()} thumbprint={tp.hex()}")
         for rs in store.list_rs():
-            print(f"rs     {rs.audience}  tokens={rs.token_kind}  lifetime={rs.token_lifetime}s")
+            print(f"rs     {rs.audience}  tokens={rs.token_kind}  lifetime={rs.token_lifetime}s  " + _rs_details(rs))
         for g in store.list_grants():
             scope = g.scope if isinstance(g.scope, str) else "aif:" + g.scope.hex()
             print(f"grant  {g.client_id} -> {g.audience}: {scope}" + ("  (default)" if g.default else ""))
     return 0
+
+
+def _rs_details(rs: RsRecord) -> str:
+    """What ``list`` shows of an RS besides its kind and lifetime: every setting, no key material."""
+    f = rs.format
+    names = [n for n, p in PROFILE_NAMES.items() if p in rs.profiles]
+    parts = [f"rs_id={rs.rs_id}", f"alg={'key' if rs.token_alg is None else rs.token_alg}",
+             f"profiles={','.join(sorted(names, key=lambda n: rs.profiles.index(PROFILE_NAMES[n])))}",
+             f"oscore={'yes' if rs.oscore else 'no'}", f"auth_key={'yes' if rs.auth_key else 'no'}",
+             f"cose_tag={_yn(f.cose_tag)}", f"cwt_tag={_yn(f.cwt_tag)}", f"sub={_yn(f.sub)}",
+             f"time_unit={f.time_unit}", f"exi={_yn(f.exi)}", f"exi_cti={f.exi_cti}",
+             f"salt_len={'as' if f.salt_len is None else f.salt_len}"]
+    return "  ".join(parts)
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _profiles(names: str) -> tuple[int, ...]:
@@ -162,19 +214,110 @@ def _edhoc_key(path: Path) -> CoseKey:
         raise ConfigError(f"{path}: {exc.description}") from None
 
 
+PEER_FORMATS = {"ace-java": ACE_JAVA}
+_FORMAT_OPTIONS = ("cose_tag", "cwt_tag", "sub", "time_unit", "exi", "exi_cti", "salt_len")
+
+
 def cmd_add_rs(args: argparse.Namespace) -> int:
-    profiles = _profiles(args.profiles)
-    secret = sorted(n for n, p in PROFILE_NAMES.items() if p in profiles and p in SECRET_PROFILES)
-    if args.kind != CONFIDENTIAL_KIND and secret:  # RFC 9203 §5, RFC 8747 §3.3
-        raise ConfigError(f"add-rs {args.audience}: --kind {args.kind} leaves tokens readable, and with "
+    fields, fmt = _rs_fields(args), _format_fields(args)
+    with _store(args) as store:
+        old = store.get_rs(args.audience)
+        if old is None:
+            if "token_key" not in fields:
+                raise ConfigError(f"add-rs {args.audience}: not registered yet: give --token-key")
+            rs = RsRecord(**{"audience": args.audience, "rs_id": args.audience, **fields}, format=TokenFormat(**fmt))
+        else:  # an update: what is not given stays as it is
+            rs = replace(old, **fields, format=replace(old.format, **fmt))
+        _check_rs(rs, store)
+        store.put_rs(rs)
+    changed = sorted({*fields, *fmt}) if old is not None else []
+    print(f"updated RS {args.audience}: {', '.join(changed) or 'nothing changed'}" if old is not None
+          else f"registered RS {args.audience}")
+    return 0
+
+
+def _rs_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``RsRecord`` fields the options give (keys, files: read and checked now)."""
+    fields: dict[str, Any] = {}
+    if args.token_key is not None:
+        fields["token_key"] = load_key(args.token_key)
+    if args.auth_key is not None:
+        auth_key = load_key(args.auth_key)
+        if auth_key.is_symmetric:
+            raise ConfigError(f"{args.auth_key}: an EDHOC credential is a public key pair, not a symmetric key")
+        fields["auth_key"] = auth_key.public()
+    if args.oscore is not None:
+        fields["oscore"] = load_oscore_secret(args.oscore)
+    if args.alg is not None:
+        fields["token_alg"] = _alg(args.alg)
+    if args.lifetime is not None:
+        if args.lifetime <= 0:
+            raise ConfigError(f"add-rs {args.audience}: --lifetime must be positive")
+        fields["token_lifetime"] = args.lifetime
+    if args.profiles is not None:
+        fields["profiles"] = _profiles(args.profiles)
+    if args.rs_id is not None:
+        if not args.rs_id:
+            raise ConfigError(f"add-rs {args.audience}: --rs-id must not be empty")
+        fields["rs_id"] = args.rs_id
+    if args.kind is not None:
+        fields["token_kind"] = args.kind
+    return fields
+
+
+def _format_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TokenFormat`` fields the options give: a peer's whole format, then each option given."""
+    fmt: dict[str, Any] = {}
+    if args.peer is not None:
+        fmt = {name: getattr(PEER_FORMATS[args.peer], name) for name in _FORMAT_OPTIONS}
+    for name in _FORMAT_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            fmt[name] = value
+    if isinstance(fmt.get("salt_len"), str):
+        fmt["salt_len"] = _salt_len(fmt["salt_len"])
+    return fmt
+
+
+def _salt_len(value: str) -> int | None:
+    if value == "as":
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= MAX_SALT_LEN:
+        raise SystemExit(f"ace: --salt-len takes 0 to {MAX_SALT_LEN} or 'as', not {value!r}")
+    return int(value)
+
+
+def _alg(value: str) -> int | None:
+    """A COSE algorithm by its number or its name (RFC 9053; case and - or _ as one likes); 'key': none."""
+    if value == "key":
+        return None
+    try:
+        return int(Alg(int(value))) if value.lstrip("-").isdigit() else int(Alg[value.upper().replace("-", "_")])
+    except (KeyError, ValueError):
+        raise SystemExit(f"ace: --alg takes a COSE algorithm ace knows ({', '.join(a.name for a in Alg)}), "
+                         f"its number or 'key', not {value!r}") from None
+
+
+def _check_rs(rs: RsRecord, store: SqliteAsStore) -> None:
+    """What add-rs refuses: readable tokens carrying a secret, a key that cannot make its kind of token
+    with its alg, an RS <-> AS OSCORE context whose kid names another RS or a client."""
+    secret = sorted(n for n, p in PROFILE_NAMES.items() if p in rs.profiles and p in SECRET_PROFILES)
+    if rs.token_kind != CONFIDENTIAL_KIND and secret:  # RFC 9203 §5, RFC 8747 §3.3
+        raise ConfigError(f"add-rs {rs.audience}: --kind {rs.token_kind} leaves tokens readable, and with "
                           f"{' and '.join(secret)} a token carries a secret key (RFC 9203 §5, RFC 8747 §3.3); "
                           f"use --kind {CONFIDENTIAL_KIND} or --profiles coap_edhoc_oscore")
-    auth_key = load_key(args.auth_key) if args.auth_key is not None else None
-    if auth_key is not None and auth_key.is_symmetric:
-        raise ConfigError(f"{args.auth_key}: an EDHOC credential is a public key pair, not a symmetric key")
-    with _store(args) as store:
-        store.put_rs(RsRecord(audience=args.audience, rs_id=args.audience, token_key=load_key(args.token_key),
-                              token_kind=args.kind, token_lifetime=args.lifetime, profiles=profiles,
-                              auth_key=auth_key.public() if auth_key is not None else None))
-    print(f"registered RS {args.audience}")
-    return 0
+    try:  # a token for nobody, so that a key, kind and alg that do not fit are refused now, not at /token
+        issue_token(AccessTokenClaims(aud=rs.audience), rs.token_key, kind=KIND_BY_NAME[rs.token_kind],
+                    alg=rs.token_alg)
+    except (AceError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"add-rs {rs.audience}: its token key cannot make {rs.token_kind} tokens"
+                          + (f" with alg {rs.token_alg}" if rs.token_alg is not None else "") + f" ({exc})") from None
+    if rs.oscore is not None:
+        kid = (rs.oscore.recipient_id, rs.oscore.id_context)
+        others = [o.audience for o in store.list_rs()
+                  if o.audience != rs.audience and o.oscore is not None and (o.oscore.recipient_id,
+                                                                             o.oscore.id_context) == kid]
+        client = store.find_client_by_oscore_kid(*kid)
+        if others or client is not None:
+            owner = f"RS {others[0]}" if others else f"client {client.client_id}"  # type: ignore[union-attr]
+            raise ConfigError(f"add-rs {rs.audience}: its OSCORE recipient id and id context are already {owner}'s")

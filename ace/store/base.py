@@ -48,6 +48,52 @@ class ClientRecord:
     profiles: tuple[int, ...] = (2,)  # ACE profiles the client supports (RFC 9200 §5.8.1)
 
 
+TIME_UNITS = {"s": 1, "ms": 1000}  # exp/exi unit -> units per second
+EXI_CTI_LAYOUTS = ("bytes", "text")
+MAX_SALT_LEN = 64  # OSCORE_Input_Material salt bytes an RS may be given at most (token size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenFormat:
+    """How the AS shapes the tokens of one RS. The defaults are the RFCs as written (RFC 8392, RFC
+    9200, RFC 9203) and what this AS always did; each other value is one documented deviation some
+    peer needs (``ACE_JAVA``: the RISE reference implementation's RS, issue 11)."""
+
+    cose_tag: bool = False  # the COSE message's CBOR tag (RFC 9052 §2: 16 for COSE_Encrypt0, ...)
+    cwt_tag: bool = False  # the CWT tag 61 around the (then tagged) COSE message (RFC 8392 §6)
+    sub: bool = True  # sub = the client id (only where the AS's policy includes sub at all)
+    time_unit: str = "s"  # exp and exi in "s" (RFC 8392 §3.1.4, RFC 9200 §5.10.3) or "ms"
+    exi: bool = False  # exi and a sequence-numbered cti instead of exp (RFC 9200 §5.10.3)
+    # exi tokens' cti: "bytes": the rs id's UTF-8 bytes + the sequence number as 4 bytes big-endian;
+    # "text": the rs id + the sequence number in decimal digits (ace-java), both UTF-8
+    exi_cti: str = "bytes"
+    salt_len: int | None = None  # OSCORE_Input_Material salt bytes (RFC 9203 §3.2.1); None: the AS's salt_len
+
+    def __post_init__(self) -> None:
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(f"time_unit must be one of {sorted(TIME_UNITS)}, not {self.time_unit!r}")
+        if self.exi_cti not in EXI_CTI_LAYOUTS:
+            raise ValueError(f"exi_cti must be one of {list(EXI_CTI_LAYOUTS)}, not {self.exi_cti!r}")
+        if self.salt_len is not None and (type(self.salt_len) is not int or not 0 <= self.salt_len <= MAX_SALT_LEN):
+            raise ValueError(f"salt_len must be None or an int in [0, {MAX_SALT_LEN}]")
+        for name in ("cose_tag", "cwt_tag", "sub", "exi"):
+            if type(getattr(self, name)) is not bool:
+                raise TypeError(f"{name} must be a bool")
+
+    @property
+    def per_second(self) -> int:
+        """exp/exi units per second."""
+        return TIME_UNITS[self.time_unit]
+
+
+RFC_FORMAT = TokenFormat()
+# RISE ace-java's RS (measured, issue 11): it refuses untagged COSE, compares exp with a clock in
+# ms and reads exi in ms, matches sub against the requester's OSCORE identity (tokens for it carry
+# none), wants exi ctis as the rs id + decimal text, and derives another Master Salt than ours when
+# the material has no salt (its AS always sends 1 byte). Its AS issues exi tokens.
+ACE_JAVA = TokenFormat(cose_tag=True, sub=False, time_unit="ms", exi=True, exi_cti="text", salt_len=1)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RsRecord:
     """An RS as the AS knows it (RFC 9200 §5.8: the AS must know the RS it issues for)."""
@@ -59,8 +105,9 @@ class RsRecord:
     token_alg: int | None = None  # None: the key's default
     profiles: tuple[int, ...] = (2,)
     token_lifetime: int = 3600  # seconds (exp = iat + lifetime)
-    oscore: OscoreSecret | None = None  # RS <-> AS context (introspection, later)
+    oscore: OscoreSecret | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
     auth_key: CoseKey | None = None  # the RS's public authentication key (EDHOC: sent to clients as rs_cnf)
+    format: TokenFormat = RFC_FORMAT  # how its tokens are shaped (schema 8)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

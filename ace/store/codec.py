@@ -21,7 +21,16 @@ from typing import TypeVar
 
 from ace.cbor import codec
 from ace.errors import ConfigError, DecodeError
-from ace.store.base import ClientRecord, DtlsPsk, Grant, IssuedToken, OscoreSecret, ReferenceToken, RsRecord
+from ace.store.base import (
+    ClientRecord,
+    DtlsPsk,
+    Grant,
+    IssuedToken,
+    OscoreSecret,
+    ReferenceToken,
+    RsRecord,
+    TokenFormat,
+)
 from ace.tokens.keys import CoseKey
 
 T = TypeVar("T")
@@ -115,6 +124,8 @@ def check_rs(rs: RsRecord) -> None:
     _check_profiles(rs.profiles)
     if rs.auth_key is not None:
         check_public_key(rs.auth_key, "auth_key")
+    if not isinstance(rs.format, TokenFormat):  # (its own fields are checked when it is made)
+        raise TypeError(f"format must be a TokenFormat, not {type(rs.format).__name__}")
 
 
 def check_public_key(key: object, name: str) -> None:
@@ -317,9 +328,10 @@ def psk_from_columns(identity: object, key: object) -> DtlsPsk | None:
 
 PSK_COLUMNS = ("psk_identity", "psk")
 CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS, *PSK_COLUMNS)
+FORMAT_COLUMNS = ("cose_tag", "cwt_tag", "include_sub", "time_unit", "exi", "exi_cti", "salt_len")  # schema 8
 RS_COLUMNS = (
     "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
-    "auth_key",
+    "auth_key", *FORMAT_COLUMNS,
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
 TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid",
@@ -341,8 +353,29 @@ def rs_row(rs: RsRecord) -> tuple[object, ...]:
     return (
         rs.audience, rs.rs_id, encode_key(rs.token_key), rs.token_kind, rs.token_alg,
         encode_profiles(rs.profiles), rs.token_lifetime, *oscore_columns(rs.oscore),
-        None if rs.auth_key is None else encode_key(rs.auth_key),
+        None if rs.auth_key is None else encode_key(rs.auth_key), *format_columns(rs.format),
     )
+
+
+def format_columns(f: TokenFormat) -> tuple[object, ...]:
+    return (int(f.cose_tag), int(f.cwt_tag), int(f.sub), f.time_unit, int(f.exi), f.exi_cti, f.salt_len)
+
+
+def _flag(value: object, column: str) -> bool:
+    if integer(value, column) not in (0, 1):
+        raise ConfigError(f"store damaged: column {column} is not 0 or 1")
+    return bool(value)
+
+
+def format_from_columns(cols: Row) -> TokenFormat:
+    """``FORMAT_COLUMNS`` back into a ``TokenFormat``; a value it refuses means a damaged file."""
+    try:
+        return TokenFormat(cose_tag=_flag(cols[0], "cose_tag"), cwt_tag=_flag(cols[1], "cwt_tag"),
+                           sub=_flag(cols[2], "include_sub"), time_unit=text(cols[3], "time_unit"),
+                           exi=_flag(cols[4], "exi"), exi_cti=text(cols[5], "exi_cti"),
+                           salt_len=opt_integer(cols[6], "salt_len"))
+    except ValueError as exc:
+        raise ConfigError(f"store damaged: rs token format: {exc}") from None
 
 
 def rs_from_row(row: Row) -> RsRecord:
@@ -356,6 +389,7 @@ def rs_from_row(row: Row) -> RsRecord:
         token_lifetime=integer(row[6], "token_lifetime"),
         oscore=oscore_from_columns(row[7:14]),
         auth_key=decode_public_key(row[14], "auth_key"),
+        format=format_from_columns(row[15:22]),
     )
 
 

@@ -114,6 +114,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                 AND (o.pop_thumbprint = t.pop_thumbprint OR o.pop_kid = t.pop_kid))
             GROUP BY t.audience, t.pop_thumbprint, t.pop_kid, t.client_id ORDER BY min(t.seq)""",
     ),
+    # Per-RS token format (``TokenFormat``: what a peer such as RISE ace-java needs, issue 11). Every
+    # existing RS gets the defaults: the RFCs as written, exactly what the AS issued before.
+    8: (
+        *(f"ALTER TABLE rs ADD COLUMN {c} INTEGER NOT NULL DEFAULT {d} CHECK ({c} IN (0, 1))"
+          for c, d in (("cose_tag", 0), ("cwt_tag", 0), ("include_sub", 1), ("exi", 0))),
+        "ALTER TABLE rs ADD COLUMN time_unit TEXT NOT NULL DEFAULT 's'",
+        "ALTER TABLE rs ADD COLUMN exi_cti TEXT NOT NULL DEFAULT 'bytes'",
+        "ALTER TABLE rs ADD COLUMN salt_len INTEGER CHECK (salt_len IS NULL OR salt_len BETWEEN 0 AND 64)",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'
