@@ -279,7 +279,8 @@ class PersistentOscoreContext(MemoryOscoreContext):
         state = window.persist()
         floor = int(state["index"]) + int(state["bitfield"]).bit_length()  # above the highest number seen
         if self._floor is None or floor > self._floor:
-            self.seqno_store.persist_sequence_number(self.replay_name, floor)
+            persist = getattr(self.seqno_store, "persist_replay_floor", self.seqno_store.persist_sequence_number)
+            persist(self.replay_name, floor)  # a store may write floors lighter than sender numbers
             self._floor = floor
 
     @property

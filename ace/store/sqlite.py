@@ -53,6 +53,9 @@ _GRANT_COLS = ", ".join(rc.GRANT_COLUMNS)
 FIND_BY_KID_SQL = f"""SELECT {_CLIENT_COLS} FROM clients
     WHERE osc_recipient_id = ? AND (osc_id_context IS NULL) = ? AND ifnull(osc_id_context, x'') = ?"""
 FIND_BY_PSK_SQL = f"SELECT {_CLIENT_COLS} FROM clients WHERE psk_identity = ?"
+PERSIST_SEQUENCE_SQL = ("INSERT INTO oscore_sequence (context_name, value, updated_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (context_name) DO UPDATE SET value = max(value, excluded.value), "
+                        "updated_at = excluded.updated_at")
 NEXT_COUNTER_SQL = """INSERT INTO counters (name, value) VALUES (?, 1)
     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"""
 REVOKED_SINCE_SQL = "SELECT position, token_hash FROM revoked_tokens WHERE position > ? ORDER BY position LIMIT ?"
@@ -393,12 +396,15 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
         """Never lowers the stored value: a smaller one (a late writer) is ignored."""
         rc.check_sequence_number(context_name, value)
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO oscore_sequence (context_name, value, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (context_name) DO UPDATE SET value = max(value, excluded.value), "
-                "updated_at = excluded.updated_at",
-                (context_name, value, self._now()),
-            )
+            conn.execute(PERSIST_SEQUENCE_SQL, (context_name, value, self._now()))
+
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        """``persist_sequence_number`` for a replay window's floor, written on every accepted request:
+        committed with ``synchronous=NORMAL`` like the token log (survives a crash of the AS; a power
+        cut may lose the last floors, as it may the last log entries), not an fsync per request."""
+        rc.check_sequence_number(context_name, value)
+        with self._normal_tx() as conn:
+            conn.execute(PERSIST_SEQUENCE_SQL, (context_name, value, self._now()))
 
     # --- lifecycle ----------------------------------------------------------------------
 
