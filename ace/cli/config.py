@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
+from ace.cli.rs_resources import resource_table
 from ace.client.pins import normalize_origin
+from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.store.base import DtlsPsk, OscoreSecret
@@ -25,6 +27,7 @@ from ace.tokens.cwt import TOKEN_TAGS
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
+HKDF_NAMES = ("sha256", "sha384", "sha512")  # an OSCORE context file's hkdf (RFC 8613 §3.2.1: SHA-256 the default)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -48,11 +51,20 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     return value
 
 
-def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+def _section(data: dict[str, Any], name: str, path: Path, allowed: frozenset[str]) -> dict[str, Any]:
+    """The file's one table, with no key it does not know (a typo must not be a silent default)."""
+    _known(data, frozenset({name}), str(path), "table")
     table = data.get(name)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [{name}] table")
+    _known(table, allowed, f"{path} [{name}]")
     return table
+
+
+def _known(table: dict[str, Any], allowed: frozenset[str], where: str, what: str = "key") -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown {what} {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _hex(value: str, where: str) -> bytes:
@@ -71,10 +83,15 @@ def _check_private(path: Path, holds: str) -> None:
         raise ConfigError(f"{path}: holds {holds} but has mode {mode:o}; chmod 600 it")
 
 
+OSCORE_FILE_KEYS = frozenset({"master_secret", "master_salt", "sender_id", "recipient_id", "id_context", "alg",
+                              "hkdf"})
+
+
 def load_oscore_secret(path: Path) -> OscoreSecret:
     _check_private(path, "a master secret")
     t = _load(path)
     w = str(path)
+    _known(t, OSCORE_FILE_KEYS, w)
     id_context = _get(t, "id_context", str, w, None)
     return OscoreSecret(
         master_secret=_hex(_get(t, "master_secret", str, w), f"{w}: master_secret"),
@@ -82,7 +99,7 @@ def load_oscore_secret(path: Path) -> OscoreSecret:
         sender_id=_hex(_get(t, "sender_id", str, w), f"{w}: sender_id"),
         recipient_id=_hex(_get(t, "recipient_id", str, w), f"{w}: recipient_id"),
         id_context=None if id_context is None else _hex(id_context, f"{w}: id_context"),
-        alg=_get(t, "alg", int, w, 10), hkdf=_get(t, "hkdf", str, w, "sha256"),
+        alg=_get(t, "alg", int, w, 10), hkdf=_choice(t, "hkdf", HKDF_NAMES, w),
     )
 
 
@@ -105,6 +122,7 @@ def load_psk(path: Path) -> DtlsPsk:
     _check_private(path, "a key")
     t = _load(path)
     w = str(path)
+    _known(t, frozenset({"identity", "key"}), w)
     return DtlsPsk(identity=_hex(_get(t, "identity", str, w), f"{w}: identity"),
                    key=_hex(_get(t, "key", str, w), f"{w}: key"))
 
@@ -138,9 +156,13 @@ class AsFileConfig:
     max_live_tokens: int = 256  # live tokens one client may hold per audience (more are refused)
 
 
+AS_KEYS = frozenset({"bind", "port", "store", "issuer", "include_iat", "salt_len", "dtls", "exi_audiences",
+                     "reference_audiences", "max_live_tokens"})
+
+
 def load_as(path: Path) -> AsFileConfig:
     path = path.resolve()
-    t = _section(_load(path), "as", path)
+    t = _section(_load(path), "as", path, AS_KEYS)
     w = f"{path} [as]"
     issuer = _get(t, "issuer", str, w, "") or None
     max_live = _get(t, "max_live_tokens", int, w, 256)
@@ -185,6 +207,7 @@ class RsFileConfig:
     introspect_path: str = "/introspect"
     token_tags: str = "none"  # the tags the AS's tokens carry (their RFC 9770 hash is of that form)
     reference_len: int = 16  # bytes of the AS's reference tokens (0: any length from 8 to 64)
+    resources: tuple[ResourceSpec, ...] | None = None  # [[rs.resources]]; None: the demo's /temp and /led
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -199,10 +222,19 @@ def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+RS_KEYS = frozenset({"audience", "bind", "port", "as_uri", "token_keys", "scopes", "hint_scope", "max_tokens",
+                     "profiles", "edhoc_key", "max_bytes", "cnonce", "state", "rs_id", "exi_unit", "as_context",
+                     "observe_trl", "trl_path", "introspect", "introspect_path", "token_tags", "reference_len",
+                     "resources"})
+# exi in seconds (RFC 9200 §5.10.3) or in milliseconds (ace-java); one spelling each, as
+# `ace policy add-rs --time-unit` spells them: anything else ("msec", "milliseconds") is an error
+EXI_UNITS = {"s": 1.0, "ms": 0.001}
+
+
 def load_rs(path: Path) -> RsFileConfig:
     path = path.resolve()
     data = _load(path)
-    t = _section(data, "rs", path)
+    t = _section(data, "rs", path, RS_KEYS)
     w = f"{path} [rs]"
     keys = _get(t, "token_keys", list, w)
     if not keys or not all(isinstance(k, str) for k in keys):
@@ -212,22 +244,30 @@ def load_rs(path: Path) -> RsFileConfig:
         _get(t, "as_uri", str, w), tuple(path.parent / k for k in keys), _scopes(t.get("scopes", {}), w),
         _get(t, "hint_scope", str, w, None), _get(t, "max_tokens", int, w, 64),
         _profiles(_get(t, "profiles", list, w, ["coap_oscore"]), w),
-        path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
+        _file(t, "edhoc_key", path, w),
         _get(t, "max_bytes", int, w, DEFAULT_MAX_BYTES), _get(t, "cnonce", bool, w, False),
         path.parent / _get(t, "state", str, w, "rs-state.json"), _get(t, "rs_id", str, w, None),
-        {"s": 1.0, "ms": 0.001}.get(_get(t, "exi_unit", str, w, "s"), 1.0),
-        as_context=path.parent / t["as_context"] if isinstance(t.get("as_context"), str) else None,
+        EXI_UNITS[_choice(t, "exi_unit", tuple(EXI_UNITS), w)],
+        as_context=_file(t, "as_context", path, w),
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
         introspect=_get(t, "introspect", bool, w, False),
         introspect_path=_get(t, "introspect_path", str, w, "/introspect"),
         token_tags=_choice(t, "token_tags", TOKEN_TAGS, w), reference_len=_get(t, "reference_len", int, w, 16),
+        resources=resource_table(t.get("resources"), w),
     )
 
 
+def _file(t: dict[str, Any], key: str, path: Path, where: str) -> Path | None:
+    """An optional file name, relative to the config file."""
+    name: str | None = _get(t, key, str, where, None)
+    return None if name is None else path.parent / name
+
+
 def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str:
+    """An enum value (the first allowed one is the default); anything else is an error naming all."""
     value: str = _get(t, key, str, where, allowed[0])
     if value not in allowed:
-        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, not {value!r}")
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}")
     return value
 
 
@@ -236,11 +276,12 @@ SHORT_PROFILES = {"oscore": int(AceProfile.COAP_OSCORE), "dtls": int(AceProfile.
                   "edhoc": int(AceProfile.COAP_EDHOC_OSCORE)}  # as --profile spells them
 
 
-def _profiles(names: list[Any], where: str) -> tuple[int, ...]:
-    try:
-        return tuple(PROFILE_NAMES[n] for n in names)
-    except (KeyError, TypeError):
-        raise ConfigError(f"{where}: profiles must be a list of {sorted(PROFILE_NAMES)}") from None
+def _profiles(names: list[Any], where: str, key: str = "profiles") -> tuple[int, ...]:
+    bad = [n for n in names if not isinstance(n, str) or n not in PROFILE_NAMES]
+    if bad or not names:
+        raise ConfigError(f"{where}: {key}: unknown profile {bad[0] if bad else None!r}; "
+                          f"allowed: {', '.join(sorted(PROFILE_NAMES))}")
+    return tuple(PROFILE_NAMES[n] for n in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,17 +318,20 @@ def _origin_audiences(table: Any, where: str) -> dict[str, str]:
     return out
 
 
+CLIENT_KEYS = frozenset({"client_id", "as_uri", "as_context", "state", "audience", "scope", "profile", "as_psk",
+                         "edhoc_key", "observe_trl", "trl_path", "audiences", "trust_first_hints"})
+
+
 def load_client(path: Path) -> ClientFileConfig:
     path = path.resolve()
-    t = _section(_load(path), "client", path)
+    t = _section(_load(path), "client", path, CLIENT_KEYS)
     w = f"{path} [client]"
     return ClientFileConfig(
         path, _get(t, "client_id", str, w, None), _get(t, "as_uri", str, w),
         path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
         _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
-        _profiles([t["profile"]], w)[0] if "profile" in t else None,
-        path.parent / t["as_psk"] if isinstance(t.get("as_psk"), str) else None,
-        path.parent / t["edhoc_key"] if isinstance(t.get("edhoc_key"), str) else None,
+        _profiles([t["profile"]], w, "profile")[0] if "profile" in t else None,
+        _file(t, "as_psk", path, w), _file(t, "edhoc_key", path, w),
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
         audiences=_origin_audiences(t.get("audiences", {}), w),
         trust_first_hints=_get(t, "trust_first_hints", bool, w, True),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.cbor.labels import Curve
+from ace.cli import init_peer
 from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private, write_psk
 from ace.cli.keyfiles import save_key
 from ace.errors import ConfigError
@@ -38,9 +39,12 @@ class Deployment:
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="write keys and configs for an AS, an RS and a client on loopback")
     p.add_argument("dir", type=Path)
-    p.add_argument("--host", default="::1", help="loopback address to use (default ::1)")
+    p.add_argument("--host", help="loopback address to use (default ::1; with --peer ace-java 127.0.0.1)")
     p.add_argument("--as-port", type=int, default=DEFAULT_AS_PORT)
     p.add_argument("--rs-port", type=int, default=DEFAULT_RS_PORT)
+    p.add_argument("--peer", choices=init_peer.PEERS,
+                   help="write that implementation's interop deployment instead (its ids, keys, scopes, "
+                        "resources and token format): each role stands in for its own")
     p.set_defaults(func=cmd_init)
 
 
@@ -68,10 +72,12 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
                         OscoreSecret(master_secret=rs_ms, sender_id=b"rs1", recipient_id=b"as"))
     rs_edhoc = generate_curve_key(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
     save_key(directory / "rs1-edhoc.key", rs_edhoc)
-    save_key(directory / "client-edhoc.key", generate_curve_key(Curve.P_256, kid=b"cA"))
+    client_edhoc = generate_curve_key(Curve.P_256, kid=b"cA")
+    save_key(directory / "client-edhoc.key", client_edhoc)
     write_psk(directory / "client-as.psk.toml", psk)
     with SqliteAsStore(directory / "as.db") as store:
         store.put_client(ClientRecord(client_id=CLIENT_ID, oscore=as_side, psk=psk, profiles=(2, 1, 4)))
+        store.register_edhoc_key(CLIENT_ID, client_edhoc.public())  # its key, never first-presented by another
         store.put_rs(RsRecord(audience=AUDIENCE, rs_id=AUDIENCE, token_key=token_key, profiles=(2, 1, 4),
                               auth_key=rs_edhoc.public(), oscore=rs_as_side))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope="r_temp", default=True))
@@ -128,8 +134,31 @@ edhoc_key = "client-edhoc.key"   # our EDHOC credential, sent in req_cnf for coa
                       as_uri, rs_uri)
 
 
+def init_peer_deployment(directory: Path, peer: str, *, host: str = init_peer.HOST,
+                         as_port: int = init_peer.AS_PORT, rs_port: int = init_peer.RS_PORT) -> Deployment:
+    """``ace init --peer ace-java``: the reference's values (``ace.cli.init_peer``)."""
+    if peer not in init_peer.PEERS:
+        raise ConfigError(f"--peer {peer!r}: one of {', '.join(init_peer.PEERS)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "as.toml").exists():
+        raise ConfigError(f"{directory}: already initialised (as.toml exists)")
+    as_uri, rs_uri = init_peer.write_ace_java(directory, host=host, as_port=as_port, rs_port=rs_port)
+    return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
+                      as_uri, rs_uri)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
-    d = init_deployment(args.dir, host=args.host, as_port=args.as_port, rs_port=args.rs_port)
+    if args.peer is not None:
+        d = init_peer_deployment(args.dir, args.peer, host=args.host or init_peer.HOST,
+                                 as_port=args.as_port, rs_port=args.rs_port)
+        print(f"""wrote {d.directory}/ for {args.peer}'s interop values (TEST keys): as.toml as.db rs.toml
+  aud1-token.key client.toml client-as.oscore.toml rs-as.oscore.toml
+each role stands in for theirs (AS {d.as_uri}, RS {d.rs_uri}):
+  ace as --config {d.as_config}
+  ace rs --config {d.rs_config}
+  ace client --config {d.client_config} get {d.rs_uri}/temp""")
+        return 0
+    d = init_deployment(args.dir, host=args.host or "::1", as_port=args.as_port, rs_port=args.rs_port)
     print(f"""wrote {d.directory}/: as.toml as.db rs.toml rs1-token.key rs1-edhoc.key client.toml
   client-as.oscore.toml client-as.psk.toml client-edhoc.key
 run, each in its own terminal:

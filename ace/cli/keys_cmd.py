@@ -1,4 +1,4 @@
-"""``ace keys gen``: COSE_Key files (mode 0600), and ``ace keys show``."""
+"""``ace keys gen`` and ``ace keys import`` (given key bytes): COSE_Key files (mode 0600), and ``ace keys show``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from ace.cbor.diag import diag
-from ace.cbor.labels import Alg, Curve
+from ace.cbor.labels import Alg, Curve, KeyType
 from ace.cli.keyfiles import load_key, save_key
 from ace.redact import cose_key_map
-from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric
+from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric, symmetric_key
 
 KEY_TYPES = {"symmetric": None, "ec2": Curve.P_256, "ed25519": Curve.ED25519, "x25519": Curve.X25519}
 
@@ -29,6 +29,20 @@ def register(sub: Any) -> None:
     gen.add_argument("--force", action="store_true", help="overwrite existing files")
     gen.add_argument("out", metavar="FILE")
     gen.set_defaults(func=cmd_gen)
+    imp = ksub.add_parser("import", help="write a COSE_Key file (mode 0600) from given key bytes",
+                          epilog="e.g. ace-java's token key: ace keys import --alg AES-CCM-16-64-128 "
+                                 "--symmetric a1a2a30405060708090a0b0c0d0e0f10 aud1-token.key")
+    given = imp.add_mutually_exclusive_group(required=True)
+    given.add_argument("--symmetric", metavar="HEX", help="a symmetric key (16, 24 or 32 bytes)")
+    given.add_argument("--ec2-d", metavar="HEX", help="a P-256 private key (32 bytes; x and y are derived)")
+    given.add_argument("--ec2-xy", nargs=2, metavar=("X", "Y"), help="a P-256 public key (32 bytes each)")
+    ikid = imp.add_mutually_exclusive_group()
+    ikid.add_argument("--kid", help="key id as hex (default: none)")
+    ikid.add_argument("--kid-text", help="key id as UTF-8 text")
+    imp.add_argument("--alg", help="pin the key to one COSE alg (name, e.g. AES_CCM_16_64_128, or number)")
+    imp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    imp.add_argument("out", metavar="FILE")
+    imp.set_defaults(func=cmd_import)
     show = ksub.add_parser("show", help="print a key file (secrets redacted)")
     show.add_argument("file")
     show.add_argument("--json", action="store_true")
@@ -48,8 +62,19 @@ def parse_alg(text: str | None) -> int | None:
         raise SystemExit(f"ace: unknown alg {text!r}; one of {', '.join(a.name for a in Alg)}") from None
 
 
+def _hex(value: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise SystemExit(f"ace: {what} must be hex, not {value!r}") from None
+
+
+def _kid(args: argparse.Namespace) -> bytes | None:
+    return _hex(args.kid, "--kid") if args.kid else args.kid_text.encode() if args.kid_text else None
+
+
 def cmd_gen(args: argparse.Namespace) -> int:
-    kid = bytes.fromhex(args.kid) if args.kid else args.kid_text.encode() if args.kid_text else None
+    kid = _kid(args)
     alg = parse_alg(args.alg)
     curve = KEY_TYPES[args.type]
     if curve is None:
@@ -65,6 +90,43 @@ def cmd_gen(args: argparse.Namespace) -> int:
         save_key(args.public_out, key.public(), overwrite=args.force)
     print(f"wrote {args.out}" + (f" and {args.public_out}" if args.public_out else ""))
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    kid, alg = _kid(args), parse_alg(args.alg)
+    if args.symmetric is not None:
+        k = _hex(args.symmetric, "--symmetric")
+        if len(k) not in (16, 24, 32):
+            raise SystemExit(f"ace: --symmetric must be 16, 24 or 32 bytes, not {len(k)}")
+        key = symmetric_key(k, kid=kid, alg=alg)
+    else:
+        key = _ec2(args, kid, alg)
+    save_key(args.out, key, overwrite=args.force)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _ec2(args: argparse.Namespace, kid: bytes | None, alg: int | None) -> CoseKey:
+    """A P-256 key from d (x and y derived) or from x and y (a public key; checked to be on the curve)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        if args.ec2_d is not None:
+            d = _hex(args.ec2_d, "--ec2-d")
+            if len(d) != 32:
+                raise ValueError("--ec2-d must be 32 bytes")
+            pub = ec.derive_private_key(int.from_bytes(d, "big"), ec.SECP256R1()).public_key().public_numbers()
+        else:
+            x, y = (_hex(v, "--ec2-xy") for v in args.ec2_xy)
+            if len(x) != 32 or len(y) != 32:
+                raise ValueError("--ec2-xy takes two 32-byte coordinates")
+            d = None
+            pub = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1())
+            pub.public_key()  # raises ValueError when the point is not on the curve
+    except ValueError as exc:
+        raise SystemExit(f"ace: not a P-256 key: {exc}") from None
+    return CoseKey(kty=KeyType.EC2, crv=Curve.P_256, kid=kid, alg=alg, x=pub.x.to_bytes(32, "big"),
+                   y=pub.y.to_bytes(32, "big"), d=d)
 
 
 def key_summary(key: CoseKey) -> dict[str, Any]:

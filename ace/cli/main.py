@@ -26,9 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except AceError as exc:
+    except AceError as exc:  # exit 2: configuration (and usage, as argparse); 3: a server's port in use
         print(f"ace: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ from ace.client.flow import ClientConfig, ClientFlow
 from ace.client.pins import FilePins, pins_path
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
-from ace.coap.devices import demo_resources
+from ace.coap.devices import demo_resources, table_resources
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.rs_server import RsServer
 from ace.coap.trl import TrlLink, TrlObserver, trl_uri
@@ -41,7 +41,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
                  token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
-    server = RsServer(core, bind=(cfg.bind, cfg.port), resources=demo_resources(), edhoc_key=edhoc_key)
+    resources = demo_resources() if cfg.resources is None else table_resources(cfg.resources)  # [[rs.resources]]
+    server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key)
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")

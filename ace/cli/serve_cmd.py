@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+from ace.cbor.labels import AceProfile
 from ace.cli import roles
 from ace.cli.config import SHORT_PROFILES, load_as, load_client, load_rs
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.as_server import AsServer
 from ace.coap.rs_server import RsServer
+from ace.errors import AceError
 
 
 def register(sub: Any) -> None:
@@ -37,15 +41,53 @@ async def _serve(server: AsServer | RsServer) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:  # taken between the probe and now, or an address not ours
+        raise BindError(f"cannot listen on UDP {_where(*server.bind[:2])}: {exc.strerror or exc}") from None
     try:
         await stop.wait()
     finally:
         await server.stop()
 
 
+EXIT_BIND = 3  # `ace as` / `ace rs`: the port is in use (or cannot be bound); one line on stderr
+
+
+class BindError(AceError):
+    """The address a server is to listen on is taken or cannot be had."""
+
+    exit_code = EXIT_BIND
+
+
+def check_bindable(host: str, ports: list[int]) -> None:
+    """Bind each UDP port once without SO_REUSEPORT and let go: aiocoap sets SO_REUSEPORT, so a
+    second server on a port in use would start silently and share it (the kernel splitting the
+    requests between the two); this probe is refused instead."""
+    for port in ports:
+        if port == 0:  # any free port: nothing to check
+            continue
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise BindError(f"cannot listen on {host!r}: {exc.strerror}") from None
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                why = "is in use (another ace as/rs or peer?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise BindError(f"cannot listen on UDP {_where(host, port)}: {why}") from None
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def cmd_as(args: argparse.Namespace) -> int:
-    server = roles.build_as(load_as(args.config))
+    cfg = load_as(args.config)
+    check_bindable(cfg.bind, [cfg.port] + ([cfg.port + 1] if cfg.dtls else []))  # DTLS on port + 1
+    server = roles.build_as(cfg)
     try:
         asyncio.run(_serve(server))
     finally:
@@ -54,7 +96,9 @@ def cmd_as(args: argparse.Namespace) -> int:
 
 
 def cmd_rs(args: argparse.Namespace) -> int:
-    asyncio.run(_serve(roles.build_rs(load_rs(args.config))))
+    cfg = load_rs(args.config)
+    check_bindable(cfg.bind, [cfg.port] + ([cfg.port + 1] if AceProfile.COAP_DTLS in cfg.profiles else []))
+    asyncio.run(_serve(roles.build_rs(cfg)))
     return 0
 
 

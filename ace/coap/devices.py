@@ -1,8 +1,12 @@
-"""The RS's demo resources: a temperature sensor and an LED actuator."""
+"""The RS's resources: the demo (a temperature sensor and an LED actuator), or the ones rs.toml
+declares in its ``[[rs.resources]]`` table (``ResourceSpec``): a value that GET shows and that
+PUT/POST, where allowed, replace. A later kind of resource (own handlers) adds fields here."""
 
 from __future__ import annotations
 
 import random
+import re
+from dataclasses import dataclass
 
 import aiocoap
 
@@ -10,6 +14,62 @@ from ace.coap.rs_server import Handler
 from ace.rs.store import Binding
 
 TEXT_PLAIN = 0
+RESOURCE_METHODS = ("GET", "PUT", "POST")  # what a table resource can answer (others: 4.05)
+VALUE_KINDS = ("text", "integer")  # what PUT/POST may store: any non-empty UTF-8 text, or a decimal integer
+MAX_VALUE_BYTES = 1024  # a stored value is at most this long (memory stays bounded): longer gets 4.13
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # as ace-java's test RS parses /temp (Integer.parseInt), bounded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceSpec:
+    """One ``[[rs.resources]]`` entry: ``path``, its ``methods``, the initial ``value``, what GET answers
+    (``answer``: ``{value}`` stands for the current value) and what PUT/POST ``accept``."""
+
+    path: str
+    methods: tuple[str, ...] = ("GET",)
+    value: str = ""
+    answer: str = "{value}"
+    accept: str = "text"
+
+    def valid(self, value: str) -> bool:
+        return bool(value) and (self.accept == "text" or _INTEGER.fullmatch(value) is not None)
+
+
+class ValueResource:
+    """GET: 2.05 with the answer (text/plain); PUT/POST: a valid payload replaces the value, 2.04;
+    an empty or invalid one gets 4.00 (as ace-java's test RS answers its /temp and /config)."""
+
+    def __init__(self, spec: ResourceSpec) -> None:
+        self.spec, self.value = spec, spec.value
+
+    async def get(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
+        text = self.spec.answer.replace("{value}", self.value)
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=text.encode(), content_format=TEXT_PLAIN)
+
+    async def put(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
+        if len(request.payload) > MAX_VALUE_BYTES:
+            return aiocoap.Message(code=aiocoap.REQUEST_ENTITY_TOO_LARGE, payload=b"Invalid payload: too long",
+                                   content_format=TEXT_PLAIN)
+        try:
+            value = request.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            value = ""
+        if not self.spec.valid(value):
+            what = "an integer" if self.spec.accept == "integer" else "non-empty UTF-8 text"
+            return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=f"Invalid payload: {what}".encode(),
+                                   content_format=TEXT_PLAIN)
+        self.value = str(int(value)) if self.spec.accept == "integer" else value  # "+07" shows as "7"
+        return aiocoap.Message(code=aiocoap.CHANGED)
+
+
+def table_resources(specs: tuple[ResourceSpec, ...]) -> dict[str, dict[str, Handler]]:
+    """The handlers of the ``[[rs.resources]]`` entries (each path once; the config checked that)."""
+    out: dict[str, dict[str, Handler]] = {}
+    for spec in specs:
+        resource = ValueResource(spec)
+        handlers: dict[str, Handler] = {"GET": resource.get, "PUT": resource.put, "POST": resource.put}
+        out[spec.path] = {m: handlers[m] for m in spec.methods}
+    return out
 
 
 class Thermometer:
@@ -37,5 +97,6 @@ class Led:
 
 
 def demo_resources() -> dict[str, dict[str, Handler]]:
+    """Without ``[[rs.resources]]`` in rs.toml: /temp (GET) and /led (GET, PUT)."""
     temp, led = Thermometer(), Led()
     return {"/temp": {"GET": temp.get}, "/led": {"GET": led.get, "PUT": led.put}}

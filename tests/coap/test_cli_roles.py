@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -14,13 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiocoap
+import cbor2
 import pytest
 from flow_fixtures import send
 
 from ace.cli import roles
-from ace.cli.config import load_client
+from ace.cli.config import load_as, load_client, load_oscore_secret, load_rs
 from ace.cli.demo_cmd import free_port
-from ace.coap.client import ClientRunner
+from ace.cli.init_cmd import init_peer_deployment
+from ace.cli.keyfiles import load_key
+from ace.client.flow import Done, ResourceRequest
+from ace.coap.client import ClientRunner, Exchange
 from ace.coap.oscore_context import PersistentOscoreContext
 from ace.errors import AceError
 
@@ -102,6 +108,10 @@ def test_cli_roles_end_to_end(servers: tuple[Path, str, list[subprocess.Popen[st
     led = ace(*client, "--scope", "r_temp rw_led", "get", rs_uri + "/led")
     assert led.returncode == 0 and led.stdout.split() == ["2.05", "on"]
 
+    for role in ("as", "rs"):  # a second server on a port in use: one line, exit 3 (not a silent share)
+        dup = ace(role, "--config", str(d / f"{role}.toml"))
+        assert dup.returncode == 3 and len(dup.stderr.splitlines()) == 1 and "is in use" in dup.stderr, dup.stderr
+
     listed = ace("policy", "--config", str(d / "as.toml"), "list")
     assert listed.returncode == 0
     assert "grant  clientA -> rs1: rw_led" in listed.stdout
@@ -161,3 +171,74 @@ def test_concurrent_clients_never_share_sequence_numbers(tmp_path: Path) -> None
     if seqnos is not None:
         assert len(seqnos) == 2
         assert seqnos[0] != seqnos[1]
+
+
+# -- ace init --peer ace-java (issue 11) ----------------------------------------------------------
+
+def _free_port_v4() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_init_peer_ace_java(tmp_path: Path) -> None:
+    d = tmp_path / "peer"
+    out = ace("init", "--peer", "ace-java", str(d))
+    assert out.returncode == 0, out.stderr
+    assert "coap://127.0.0.1:5689/token" in out.stdout and "coap://127.0.0.1:5690" in out.stdout
+    for f in d.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    rs = load_rs(d / "rs.toml")
+    assert (rs.bind, rs.port, rs.audience, rs.rs_id, rs.exi_unit, rs.token_tags) == (
+        "127.0.0.1", 5690, "aud1", "rs1", 0.001, "cose")
+    assert [r.path for r in rs.resources or ()] == ["/helloWorld", "/temp", "/config"]
+    assert set(rs.scopes) == {"r_helloWorld", "r_temp", "rw_temp", "r_config", "rw_config"}
+    assert load_key(d / "aud1-token.key").k == bytes.fromhex("a1a2a30405060708090a0b0c0d0e0f10")
+    assert load_oscore_secret(d / "client-as.oscore.toml").sender_id == b"\x55"
+    assert load_oscore_secret(d / "rs-as.oscore.toml").sender_id == b"\x77"
+    listed = ace("policy", "--config", str(d / "as.toml"), "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "grant  clientA -> aud1: r_temp rw_config" in listed.stdout
+    assert "rs_id=rs1" in listed.stdout and "lifetime=30s" in listed.stdout
+    again = ace("init", "--peer", "ace-java", str(d))
+    assert again.returncode == 2 and "already initialised" in again.stderr
+
+
+def test_peer_ace_java_roles_answer_as_theirs(tmp_path: Path) -> None:
+    """Our AS, RS and client from ``ace init --peer ace-java`` (on free ports): the RS answers
+    /helloWorld, /temp and /config as TestRSoscoreProfile does, to a token from our AS."""
+    d = init_peer_deployment(tmp_path / "peer", "ace-java", as_port=_free_port_v4(), rs_port=_free_port_v4())
+    seen: list[Exchange] = []
+
+    async def run() -> list[tuple[str, str]]:
+        as_server, rs_server = roles.build_as(load_as(d.as_config)), roles.build_rs(load_rs(d.rs_config))
+        runner = roles.build_client(load_client(d.client_config), observer=seen.append)
+        answers: list[tuple[str, str]] = []
+        try:
+            await asyncio.wait_for(as_server.start(), 10)
+            await asyncio.wait_for(rs_server.start(), 10)
+            await asyncio.wait_for(runner.start(), 10)
+            for method, path, payload in (("GET", "/helloWorld", ""), ("GET", "/temp", ""), ("POST", "/temp", "5"),
+                                          ("GET", "/config", ""), ("POST", "/config", "Custom"),
+                                          ("GET", "/config", ""), ("PUT", "/config", ""), ("GET", "/config", "")):
+                result = await asyncio.wait_for(runner.request(ResourceRequest(
+                    method=method, uri=d.rs_uri + path, payload=payload.encode())), 30)
+                assert isinstance(result, Done), result
+                code = f"{result.response.code[0]}.{result.response.code[1]:02d}"
+                text = result.response.payload.decode() if result.response.code[0] == 2 else ""
+                answers.append((code, text))
+        finally:
+            await asyncio.wait_for(runner.stop(), 10)
+            await asyncio.wait_for(rs_server.stop(), 10)
+            await asyncio.wait_for(as_server.stop(), 10)
+            as_server.store.close()
+        return answers
+
+    answers = asyncio.run(run())
+    # clientA holds r_temp rw_config: /helloWorld is out of scope, POST /temp not a method it may use
+    assert answers[0][0] == "4.03" and answers[2][0] in ("4.03", "4.05")
+    assert answers[1] == ("2.05", "0 C")
+    assert answers[3:6] == [("2.05", "Default"), ("2.04", ""), ("2.05", "Custom")]
+    assert answers[6][0] == "4.00" and answers[7] == ("2.05", "Custom")  # empty payload: refused, kept
+    authz = [e for e in seen if e.step == "authz-info"]
+    assert authz and cbor2.loads(authz[0].request_payload)[1][0] == 0xD0  # tagged COSE_Encrypt0 (their RS needs)

@@ -1,0 +1,137 @@
+"""``ace init --peer ace-java DIR``: our AS, RS and client with RISE ace-java's interop values.
+
+Each of the three roles written here stands in for the matching one of the reference's OSCORE
+interop deployment (INTEROP.md; their ``TestASoscoreProfile``, ``TestRSoscoreProfile`` and
+``TestClientOscoreProfile``) with no edits: the same ports on 127.0.0.1, ids, keys, OSCORE
+contexts, audience, text scopes and RS resources. The keys are the reference's published test
+keys: the files say so, and they are for interop tests only. What differs from the RFCs is the
+reference's token format, kept per RS in the AS store (``TokenFormat`` ``ACE_JAVA``: tagged
+COSE, no ``sub``, exi in milliseconds with text ctis, a 1-byte salt) and, at our RS,
+``exi_unit = "ms"`` and ``token_tags = "cose"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ace.cbor.labels import Alg
+from ace.cli.config import write_oscore_secret, write_private
+from ace.cli.keyfiles import save_key
+from ace.store.base import ACE_JAVA, ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.sqlite import SqliteAsStore
+from ace.tokens.keys import symmetric_key
+
+PEERS = ("ace-java",)
+HOST, AS_PORT, RS_PORT = "127.0.0.1", 5689, 5690
+CLIENT_ID, AUDIENCE, RS_ID, ISSUER = "clientA", "aud1", "rs1", "AS"
+CLIENT_AS_SECRET = bytes.fromhex("6162630405060708090a0b0c0d0e0f10")  # AS Sender ID 00, client 55
+RS_AS_SECRET = bytes.fromhex("5152530405060708090a0b0c0d0e0f10")  # AS Sender ID 01, RS 77
+TOKEN_KEY = bytes.fromhex("a1a2a30405060708090a0b0c0d0e0f10")  # aud1's COSE_Encrypt0 key, no kid
+TOKEN_LIFETIME = 30  # seconds
+GRANT = "r_temp rw_config"
+SCOPES = {  # TestRSoscoreProfile's scopes (rw_*: GET, POST and PUT)
+    "r_helloWorld": ("/helloWorld", "GET"), "r_temp": ("/temp", "GET"), "rw_temp": ("/temp", "GET POST PUT"),
+    "r_config": ("/config", "GET"), "rw_config": ("/config", "GET POST PUT"),
+}
+WARNING = "# ace-java's published interop TEST keys (ace init --peer ace-java): never use them for real\n"
+
+
+def _uri(host: str, port: int, path: str = "") -> str:
+    return f"coap://[{host}]:{port}{path}" if ":" in host else f"coap://{host}:{port}{path}"
+
+
+def write_ace_java(directory: Path, *, host: str = HOST, as_port: int = AS_PORT,
+                   rs_port: int = RS_PORT) -> tuple[str, str]:
+    """Write the deployment into ``directory`` (already checked to be empty of as.toml); the AS's
+    token endpoint and the RS's origin come back."""
+    as_uri, rs_uri = _uri(host, as_port, "/token"), _uri(host, rs_port)
+    token_key = symmetric_key(TOKEN_KEY, alg=int(Alg.AES_CCM_16_64_128))
+    save_key(directory / "aud1-token.key", token_key)
+    write_oscore_secret(directory / "client-as.oscore.toml",
+                        OscoreSecret(master_secret=CLIENT_AS_SECRET, sender_id=b"\x55", recipient_id=b"\x00"))
+    write_oscore_secret(directory / "rs-as.oscore.toml",
+                        OscoreSecret(master_secret=RS_AS_SECRET, sender_id=b"\x77", recipient_id=b"\x01"))
+    with SqliteAsStore(directory / "as.db") as store:
+        store.put_client(ClientRecord(client_id=CLIENT_ID, profiles=(2,), oscore=OscoreSecret(
+            master_secret=CLIENT_AS_SECRET, sender_id=b"\x00", recipient_id=b"\x55")))
+        store.put_rs(RsRecord(audience=AUDIENCE, rs_id=RS_ID, token_key=token_key, token_lifetime=TOKEN_LIFETIME,
+                              profiles=(2,), format=ACE_JAVA, oscore=OscoreSecret(
+                                  master_secret=RS_AS_SECRET, sender_id=b"\x01", recipient_id=b"\x77")))
+        store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope=GRANT))  # no default: as theirs
+    write_private(directory / "as.toml", _as_toml(host, as_port))
+    write_private(directory / "rs.toml", _rs_toml(host, rs_port, as_uri))
+    write_private(directory / "client.toml", _client_toml(as_uri, rs_uri))
+    return as_uri, rs_uri
+
+
+def _as_toml(host: str, port: int) -> str:
+    return f"""# Authorization Server standing in for ace-java's TestASoscoreProfile (ace as --config as.toml)
+{WARNING}[as]
+bind = "{host}"
+port = {port}
+store = "as.db"          # clientA, aud1 (token format: ace policy list), the grant {GRANT!r}
+issuer = "{ISSUER}"            # their tokens' iss
+include_iat = true
+salt_len = 1             # their AS always sends a 1-byte salt (aud1's own format says 1 too)
+dtls = false
+exi_audiences = []       # aud1 gets exi tokens through its token format in the store (ace-java)
+reference_audiences = []
+max_live_tokens = 256
+"""
+
+
+def _rs_toml(host: str, port: int, as_uri: str) -> str:
+    scopes = "".join(f'{name} = [["{path}", {_list(methods.split())}]]\n' for name, (path, methods) in SCOPES.items())
+    return f"""# Resource Server standing in for ace-java's TestRSoscoreProfile (ace rs --config rs.toml)
+{WARNING}[rs]
+audience = "{AUDIENCE}"
+rs_id = "{RS_ID}"              # their exi ctis: "rs1" + the sequence number in decimal
+bind = "{host}"
+port = {port}
+as_uri = "{as_uri}"
+as_context = "rs-as.oscore.toml"   # our OSCORE context with the AS (Sender ID 77)
+introspect = false
+token_tags = "cose"      # their tokens are tagged COSE_Encrypt0 (and so are their introspection requests)
+token_keys = ["aud1-token.key"]
+hint_scope = "r_temp"
+state = "rs-state.json"
+exi_unit = "ms"          # their exi is in milliseconds
+profiles = ["coap_oscore"]
+
+[rs.scopes]
+{scopes}
+[[rs.resources]]
+path = "/helloWorld"
+value = "Hello World!"
+
+[[rs.resources]]
+path = "/temp"
+methods = ["GET", "PUT", "POST"]
+value = "0"
+answer = "{{value}} C"
+accept = "integer"
+
+[[rs.resources]]
+path = "/config"
+methods = ["GET", "PUT", "POST"]
+value = "Default"
+"""
+
+
+def _client_toml(as_uri: str, rs_uri: str) -> str:
+    return f"""# Client standing in for ace-java's TestClientOscoreProfile
+# ace client --config client.toml get {rs_uri}/temp
+{WARNING}[client]
+client_id = "{CLIENT_ID}"
+as_uri = "{as_uri}"
+as_context = "client-as.oscore.toml"   # Sender ID 55, no salt, no ID Context
+state = "client-state.json"
+scope = "{GRANT}"        # their AS has no default scope
+
+[client.audiences]
+"{rs_uri}" = "{AUDIENCE}"
+"""
+
+
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
