@@ -207,6 +207,7 @@ class RsFileConfig:
     introspect_path: str = "/introspect"
     token_tags: str = "none"  # the tags the AS's tokens carry (their RFC 9770 hash is of that form)
     reference_len: int = 16  # bytes of the AS's reference tokens (0: any length from 8 to 64)
+    reference_tokens: bool = True  # the AS may issue reference tokens (with as_context); false: it never does
     resources: tuple[ResourceSpec, ...] | None = None  # [[rs.resources]]; None: the demo's /temp and /led
 
 
@@ -225,7 +226,7 @@ def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
 RS_KEYS = frozenset({"audience", "bind", "port", "as_uri", "token_keys", "scopes", "hint_scope", "max_tokens",
                      "profiles", "edhoc_key", "max_bytes", "cnonce", "state", "rs_id", "exi_unit", "as_context",
                      "observe_trl", "trl_path", "introspect", "introspect_path", "token_tags", "reference_len",
-                     "resources"})
+                     "reference_tokens", "resources"})
 # exi in seconds (RFC 9200 §5.10.3) or in milliseconds (ace-java); one spelling each, as
 # `ace policy add-rs --time-unit` spells them: anything else ("msec", "milliseconds") is an error
 EXI_UNITS = {"s": 1.0, "ms": 0.001}
@@ -253,6 +254,7 @@ def load_rs(path: Path) -> RsFileConfig:
         introspect=_get(t, "introspect", bool, w, False),
         introspect_path=_get(t, "introspect_path", str, w, "/introspect"),
         token_tags=_choice(t, "token_tags", TOKEN_TAGS, w), reference_len=_get(t, "reference_len", int, w, 16),
+        reference_tokens=_get(t, "reference_tokens", bool, w, True),
         resources=resource_table(t.get("resources"), w),
     )
 

@@ -91,6 +91,7 @@ port = {port}
 as_uri = "{as_uri}"
 as_context = "rs-as.oscore.toml"   # our OSCORE context with the AS (Sender ID 77)
 introspect = false
+reference_tokens = false   # their AS issues self-contained tokens only: opaque bytes are junk, never asked about
 token_tags = "cose"      # their tokens are tagged COSE_Encrypt0 (and so are their introspection requests)
 token_keys = ["aud1-token.key"]
 hint_scope = "r_temp"

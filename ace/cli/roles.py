@@ -37,7 +37,7 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
                  cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit, introspect=cfg.introspect,
-                 reference_tokens=cfg.as_context is not None and cfg.state is not None,
+                 reference_tokens=cfg.reference_tokens and cfg.as_context is not None and cfg.state is not None,
                  token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
