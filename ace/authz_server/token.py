@@ -13,9 +13,11 @@ rs id + a 4-byte or a decimal sequence number, its own OSCORE_Input_Material sal
 
 Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only in a
 token encrypted to the RS (RFC 9203 §5, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
-client's own PoP key (EDHOC), by kid and by RFC 9679 thumbprint, belongs for good to the client the
-operator registered it for, else at an audience to the client that first presented it there
-(another client presenting it: 4.00 invalid_request); a kid names the key of a live, unrevoked token
+client's own PoP key (EDHOC) belongs for good to the client the operator registered it for (kid and
+key), else the key (its RFC 9679 thumbprint) to the client that first presented it at any audience
+and the kid to the one that first presented it at that audience (another client presenting either:
+4.00 invalid_request; checked before anything is written, recorded with the token's log entry, so a
+refused request claims nothing); a kid names the key of a live, unrevoked token
 of the client (an update of access rights; else 4.00 invalid_request); at most
 ``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
 RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
@@ -38,7 +40,7 @@ from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_a
 from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
 from ace.profiles import dtls, edhoc
 from ace.redact import token as redact_token
-from ace.store.base import AsStore, ClientRecord, IssuedToken, ReferenceToken, RsRecord
+from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
@@ -52,7 +54,7 @@ REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
 LIVE_BOUNDS = 4096  # (client, audience) pairs whose live-token bound is kept
-EDHOC_CREDENTIALS = 64  # EDHOC credentials one client keeps per audience as their first presenter
+EDHOC_CREDENTIALS = 64  # EDHOC credentials one client keeps per audience as their first presenter (LRU)
 MAX_LIVE_TOKENS = 256  # default: live tokens one client may hold per audience (a CLI client run every 15 s)
 
 
@@ -123,7 +125,7 @@ class TokenEndpoint:
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
         now = int(self.clock())
-        previous = self._check_pop_request(request, profile, client, rs, now)
+        previous, claim = self._check_pop_request(request, profile, client, rs, now)
         self._check_live_tokens(client, rs, now)
         f, p = rs.format, self.policy
         exi = f.exi or rs.audience in p.exi_audiences
@@ -137,11 +139,14 @@ class TokenEndpoint:
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
         token, token_hash = self._encode(claims, rs, profile, now)
-        self.store.log_token(IssuedToken(
+        other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
             pop_thumbprint=_pop_thumbprint(token_cnf, previous),
-        ), purge_before=now, purge_limit=TOKEN_PURGE)  # expired rows go, a bounded batch per token issued
+        ), purge_before=now, purge_limit=TOKEN_PURGE,  # expired rows go, a bounded batch per token issued
+            edhoc_claim=claim)  # the credential is claimed with the token, not before: no claim if refused
+        if other is not None:  # taken since the check (another request in between): nothing was logged
+            raise _taken(client, rs, claim)
         rs_cnf = None
         if profile == AceProfile.COAP_EDHOC_OSCORE and previous is None and rs.auth_key is not None:
             rs_cnf = CoseKeyCnf(rs.auth_key)  # RFC 9201 §3.2: the RS's key, for the client to authenticate it
@@ -178,18 +183,19 @@ class TokenEndpoint:
         return reference, token_hash
 
     def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
-                           rs: RsRecord, now: int) -> IssuedToken | None:
+                           rs: RsRecord, now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
         """Refuse what we cannot serve before any state changes; returns the client's live token
-        whose PoP key to keep when it asks to update its access rights."""
+        whose PoP key to keep when it asks to update its access rights, or the EDHOC credential it
+        presents, to claim with the token's log entry."""
         if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE):
             raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
         if profile == AceProfile.COAP_EDHOC_OSCORE:
             return self._check_edhoc_request(request, client, rs, now)
         match request.req_cnf:
             case None:
-                return None
+                return None, None
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
-                return self._live_kid(kid, client, rs, now)
+                return self._live_kid(kid, client, rs, now), None
             case _:  # asymmetric PoP keys: the EDHOC profile
                 raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
@@ -204,7 +210,7 @@ class TokenEndpoint:
         return previous
 
     def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord,
-                             now: int) -> IssuedToken | None:
+                             now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
         """draft-ietf-ace-edhoc-oscore-profile §3.1: the client's credential in req_cnf (or, to
         update its rights, the kid of one it holds a live token for)."""
         if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
@@ -213,32 +219,31 @@ class TokenEndpoint:
         match request.req_cnf:
             case CoseKeyCnf(key):
                 edhoc.check_credential(key, "client's credential")
-                self._check_key_owner(key, client, rs, now)
-                return None
+                return None, self._check_key_owner(key, client, rs, now)
             case KidCnf(kid):
-                return self._live_kid(kid, client, rs, now)
+                return self._live_kid(kid, client, rs, now), None
         raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
                           error_code=ErrorCode.UNSUPPORTED_POP_KEY)
 
-    def _check_key_owner(self, key: CoseKey, client: ClientRecord, rs: RsRecord, now: int) -> None:
-        """A PoP key's kid (the RS's label for the binding) and the key itself (its RFC 9679
-        thumbprint) belong for good to one client: the one the operator registered them for, else at
-        ``rs`` the one that first presented them there (``claim_edhoc_credential``); and, unless
-        registered, never to a client while another holds live tokens with them. The RS must never
-        rebind another client's credential, and a client must not keep one from its owner by renewing
-        tokens with it. invalid_request (RFC 9200 §5.8.3: an unsupported parameter value), not unsupported_pop_key:
+    def _check_key_owner(self, key: CoseKey, client: ClientRecord, rs: RsRecord, now: int) -> EdhocClaim:
+        """A PoP key (its RFC 9679 thumbprint) belongs for good to one client: the one the operator
+        registered it for, else the first to present it at any audience (the key is public: it travels
+        in EDHOC message_3); its kid (the RS's label for the binding) likewise, but per audience (short
+        kids may repeat across RSs) (``edhoc_owner``); and, unless registered, never to a client while
+        another holds live tokens with them here. The RS must never rebind another client's credential,
+        and a client must not keep one from its owner by renewing tokens with it. Read only: the claim
+        returned is written with the token (``log_token``), so a request refused later claims nothing.
+        invalid_request (RFC 9200 §5.8.3: an unsupported parameter value), not unsupported_pop_key:
         the RS can process such a key, just not from this client."""
         assert key.kid is not None  # edhoc.check_credential
-        tp = thumbprint(key)
-        owner = self.store.claim_edhoc_credential(client.client_id, rs.audience, kid=key.kid, thumbprint=tp, now=now,
-                                                  limit=EDHOC_CREDENTIALS)
-        if owner is None and self.store.registered_edhoc_owner(kid=key.kid, thumbprint=tp) is None:
-            holders = self.store.pop_holders(rs.audience, now, pop_kid=key.kid, pop_thumbprint=tp)
+        claim = EdhocClaim(kid=key.kid, thumbprint=thumbprint(key), limit=EDHOC_CREDENTIALS)
+        owner = self.store.edhoc_owner(client.client_id, rs.audience, kid=key.kid, thumbprint=claim.thumbprint)
+        if owner is None and self.store.registered_edhoc_owner(kid=key.kid, thumbprint=claim.thumbprint) is None:
+            holders = self.store.pop_holders(rs.audience, now, pop_kid=key.kid, pop_thumbprint=claim.thumbprint)
             owner = next((h for h in holders if h != client.client_id), None)  # (a first presenter's row evicted)
         if owner is not None:
-            log.warning("client %s presented a PoP key (kid %s) that another client holds at %s: refused",
-                        client.client_id, (key.kid or b"").hex(), rs.audience)
-            raise DecodeError("req_cnf: this key or kid is bound to another client at this audience")
+            raise _taken(client, rs, claim)
+        return claim
 
     def _check_live_tokens(self, client: ClientRecord, rs: RsRecord, now: int) -> None:
         """At most ``max_live_tokens`` live tokens per client and audience: the token log (and the
@@ -277,6 +282,12 @@ class TokenEndpoint:
             context_id=self.rng(p.context_id_len) if p.context_id_len else None,
         )
         return OscoreCnf(material), OscoreCnf(material), cti
+
+
+def _taken(client: ClientRecord, rs: RsRecord, claim: EdhocClaim | None) -> DecodeError:
+    log.warning("client %s presented a PoP key (kid %s) that another client holds at %s: refused",
+                client.client_id, claim.kid.hex() if claim else "", rs.audience)
+    return DecodeError("req_cnf: this key or kid is bound to another client")
 
 
 def _require_confidential(claims: AccessTokenClaims, rs: RsRecord) -> None:

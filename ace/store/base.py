@@ -138,6 +138,17 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EdhocClaim:
+    """A client's own EDHOC credential (kid, RFC 9679 thumbprint) that ``log_token`` records as first
+    presented by the token's client at its audience (``claim_edhoc_credential``, at most ``limit``
+    per client and audience), in the same write as the token, or refuses with the token."""
+
+    kid: bytes
+    thumbprint: bytes
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReferenceToken:
     """What stands behind an opaque reference token (RFC 9200 §5.9): found by the token's RFC 9770
     hash (the reference itself is never stored), the claims a self-contained token would have
@@ -173,8 +184,12 @@ class AsStore(Protocol):
         """A counter value never returned before, not even across crashes and restarts."""
         ...
 
-    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0) -> None:
-        """Log ``token``; with ``purge_before``, in the same write, ``purge_tokens(purge_before, purge_limit)``."""
+    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
+                  edhoc_claim: EdhocClaim | None = None) -> str | None:
+        """Log ``token``; in the same write, with ``purge_before``, ``purge_tokens(purge_before,
+        purge_limit)``, and with ``edhoc_claim``, ``claim_edhoc_credential`` for the token's client and
+        audience at its ``issued_at``: if the credential is another client's, its id is returned and
+        nothing at all is written (neither the token nor the claim). Else None."""
         ...
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
@@ -204,12 +219,17 @@ class AsStore(Protocol):
         revoked or not. OSCORE material ids and DTLS kids (no thumbprint) are another id space."""
         ...
 
-    # EDHOC credentials (schema 7): each (kid, RFC 9679 thumbprint) belongs to one client for good
+    # EDHOC credentials (schemas 7, 9): each (kid, RFC 9679 thumbprint) belongs to one client for good
+    def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
+        """Another client the credential belongs to: registered for it (matching by kid or by
+        thumbprint), or first presented by it, the key (thumbprint) at any audience, the kid at
+        ``audience``. Else None. Reads only (the AS checks this before anything else is decided)."""
+        ...
+
     def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
                                limit: int) -> str | None:
-        """Another client the credential belongs to (registered for it, or first presented at
-        ``audience`` by it, matching by kid or by thumbprint): returned, nothing written. Else None,
-        and the credential is ``client_id``'s (registered, or recorded as first presented by it at
+        """``edhoc_owner``'s answer, if not None: returned, nothing written. Else None, and the
+        credential is ``client_id``'s (registered, or recorded as first presented by it at
         ``audience``; at most ``limit`` such per client and audience, least recently used out)."""
         ...
 

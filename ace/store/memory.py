@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterator
 from types import TracebackType
 
 from ace.store import codec as rc
-from ace.store.base import ClientRecord, Grant, IssuedToken, ReferenceToken, RsRecord
+from ace.store.base import ClientRecord, EdhocClaim, Grant, IssuedToken, ReferenceToken, RsRecord
 from ace.store.memory_cred import EdhocCredentialTable
 
 GrantKey = tuple[str, str, type, str | bytes]
@@ -172,19 +172,30 @@ class MemoryAsStore:
             self._cti += 1
             return self._cti
 
-    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0) -> None:
+    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
+                  edhoc_claim: EdhocClaim | None = None) -> str | None:
         rc.check_token(token)
         if purge_before is not None:
             rc.check_count(purge_before, "purge_before")
             rc.check_count(purge_limit, "purge_limit")
+        if edhoc_claim is not None:
+            rc.check_edhoc_credential(edhoc_claim.kid, edhoc_claim.thumbprint)
+            rc.check_count(edhoc_claim.limit, "limit")
         with self._lock:
             self._check_open()
             if token.cti in self._ctis:
                 raise ValueError("a token with this cti is already logged")
+            if edhoc_claim is not None:
+                c = edhoc_claim
+                other = self._edhoc.claim(token.client_id, token.audience, c.kid, c.thumbprint, token.issued_at,
+                                          c.limit)
+                if other is not None:
+                    return other
             self._ctis.add(token.cti)
             self._tokens.append(token)
             if purge_before is not None:
                 self.purge_tokens(purge_before, purge_limit)
+            return None
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
@@ -259,6 +270,12 @@ class MemoryAsStore:
             return len(doomed)
 
     # --- EDHOC credentials (``memory_cred``) ---------------------------------------------
+
+    def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
+        rc.check_edhoc_credential(kid, thumbprint)
+        with self._lock:
+            self._check_open()
+            return self._edhoc.owner(client_id, audience, kid, thumbprint)[0]
 
     def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
                                limit: int) -> str | None:

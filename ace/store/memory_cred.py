@@ -1,6 +1,7 @@
 """The EDHOC credentials of ``MemoryAsStore``, with the semantics of ``sqlite_cred`` (see there):
-rows keyed (audience, thumbprint, kid), audience None for the operator's registrations, the
-client's least recently used first-presented rows evicted beyond ``limit`` (ties: newest row kept)."""
+rows keyed (audience, thumbprint, kid), audience None for the operator's registrations, a key
+first presented owned at every audience, a kid per audience, the client's least recently used
+first-presented rows evicted beyond ``limit`` (ties: newest row kept)."""
 
 from __future__ import annotations
 
@@ -32,16 +33,21 @@ class EdhocCredentialTable:
         self._next_id += 1
         self._rows[key] = _Row(client_id, now, self._next_id)
 
-    def claim(self, client_id: str, audience: str, kid: bytes, thumbprint: bytes, now: int, limit: int) -> str | None:
+    def owner(self, client_id: str, audience: str, kid: bytes, thumbprint: bytes) -> tuple[str | None, bool]:
+        """(another client the credential belongs to, or None; whether it is registered for ``client_id``)."""
         registered = self._matching(None, kid, thumbprint)
         other = next((r.client_id for _, r in registered if r.client_id != client_id), None)
         if other is not None:
-            return other
+            return other, False
         if (None, thumbprint, kid) in self._rows:
-            return None
-        other = next((r.client_id for _, r in self._matching(audience, kid, thumbprint) if r.client_id != client_id),
-                     None)
-        if other is not None:
+            return None, True
+        presented = sorted((r.id, r.client_id) for k, r in self._rows.items() if r.client_id != client_id and (
+            (k[0] is not None and k[1] == thumbprint) or (k[0] == audience and k[2] == kid)))
+        return (presented[0][1] if presented else None), False
+
+    def claim(self, client_id: str, audience: str, kid: bytes, thumbprint: bytes, now: int, limit: int) -> str | None:
+        other, registered = self.owner(client_id, audience, kid, thumbprint)
+        if other is not None or registered:
             return other
         row = self._rows.get((audience, thumbprint, kid))
         if row is None:

@@ -2,25 +2,34 @@
 
 An EDHOC credential (its kid, the RS's label for the binding, and its RFC 9679 thumbprint, the key
 itself) belongs for good to one client: registered by the operator for that client (``audience``
-NULL: at every audience), or else, at an audience, to the client that first presented it there
-(``claim_edhoc_credential``). Not "whoever holds live tokens with it": that let a client keep
-renewing tokens with another client's kid or key and lock that client out. Bounded: one row per
-(audience, thumbprint, kid), at most ``limit`` first-presented ones per client and audience (its
-least recently used go first), and a removed client's rows go with it (``remove_client``).
+NULL: the kid and the key at every audience), or else the client that first presented the key
+anywhere (at any audience: the key is public, seen in EDHOC message_3; per audience, another client
+could take it where its owner has not been yet), and the kid, per audience (short kids may repeat
+across RSs), to the client that first presented it there. Not "whoever holds live tokens with it":
+that let a client keep renewing tokens with another client's kid or key and lock that client out.
+``edhoc_owner`` reads; ``claim_in`` records, inside the token log's transaction (``log_token``), so
+a refused request records nothing. Bounded: one row per (audience, thumbprint, kid), at most
+``limit`` first-presented ones per client and audience (its least recently used go first), and a
+removed client's rows go with it (``remove_client``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
+from ace.authz_server.pop import thumbprint as key_thumbprint
 from ace.store import codec as rc
+from ace.tokens.keys import CoseKey
 
+Rows = Callable[[str, tuple[object, ...]], list[tuple[object, ...]]]
 _MATCH = "(thumbprint = ? OR kid = ?)"
 REGISTERED_SQL = f"SELECT client_id, kid, thumbprint FROM edhoc_credentials WHERE audience IS NULL AND {_MATCH}"
-OTHER_PRESENTER_SQL = f"""SELECT client_id FROM edhoc_credentials
-    WHERE audience = ? AND {_MATCH} AND client_id <> ? LIMIT 1"""
+# another client's first presentation: of the key at any audience, or of the kid at this one
+OTHER_PRESENTER_SQL = """SELECT client_id FROM edhoc_credentials
+    WHERE thumbprint = ? AND audience IS NOT NULL AND client_id <> ?
+    UNION ALL SELECT client_id FROM edhoc_credentials WHERE audience = ? AND kid = ? AND client_id <> ? LIMIT 1"""
 CLAIM_SQL = """INSERT INTO edhoc_credentials (audience, kid, thumbprint, client_id, last_used) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (audience, thumbprint, kid) DO UPDATE SET last_used = max(last_used, excluded.last_used)"""
 EVICT_SQL = """DELETE FROM edhoc_credentials WHERE id IN (SELECT id FROM edhoc_credentials
@@ -32,6 +41,28 @@ LIST_SQL = """SELECT audience, kid, thumbprint FROM edhoc_credentials WHERE clie
     ORDER BY audience IS NOT NULL, audience, id"""
 
 
+def owner(rows: Rows, client_id: str, audience: str, kid: bytes, thumbprint: bytes) -> tuple[str | None, bool]:
+    """(another client the credential belongs to, or None; whether it is registered for ``client_id``)."""
+    registered = [(rc.text(r[0], "client_id"), r[1], r[2]) for r in rows(REGISTERED_SQL, (thumbprint, kid))]
+    other = next((c for c, _, _ in registered if c != client_id), None)
+    if other is not None:
+        return other, False
+    if (client_id, kid, thumbprint) in registered:
+        return None, True  # the operator's word: nothing to record
+    found = rows(OTHER_PRESENTER_SQL, (thumbprint, client_id, audience, kid, client_id))
+    return (rc.text(found[0][0], "client_id") if found else None), False
+
+
+def claim_in(tx: sqlite3.Connection, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
+             limit: int) -> str | None:
+    """``claim_edhoc_credential`` within the caller's transaction ``tx``."""
+    other, registered = owner(lambda sql, p: tx.execute(sql, p).fetchall(), client_id, audience, kid, thumbprint)
+    if other is None and not registered:
+        tx.execute(CLAIM_SQL, (audience, kid, thumbprint, client_id, now))
+        tx.execute(EVICT_SQL, (client_id, audience, limit))
+    return other
+
+
 class EdhocCredentials:
     """The EDHOC-credential half of ``SqliteAsStore`` (which provides the connection and transactions)."""
 
@@ -41,25 +72,20 @@ class EdhocCredentials:
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         raise NotImplementedError
 
+    def _now(self) -> int:
+        raise NotImplementedError
+
+    def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
+        rc.check_edhoc_credential(kid, thumbprint)
+        return owner(self._rows, client_id, audience, kid, thumbprint)[0]
+
     def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
                                limit: int) -> str | None:
         rc.check_edhoc_credential(kid, thumbprint)
         rc.check_count(now, "now")
         rc.check_count(limit, "limit")
         with self._tx() as tx:
-            registered = [(rc.text(r[0], "client_id"), r[1], r[2])
-                          for r in tx.execute(REGISTERED_SQL, (thumbprint, kid)).fetchall()]
-            other = next((c for c, _, _ in registered if c != client_id), None)
-            if other is not None:
-                return other
-            if (client_id, kid, thumbprint) in registered:
-                return None  # the operator's word: nothing to record
-            row = tx.execute(OTHER_PRESENTER_SQL, (audience, thumbprint, kid, client_id)).fetchone()
-            if row is not None:
-                return rc.text(row[0], "client_id")
-            tx.execute(CLAIM_SQL, (audience, kid, thumbprint, client_id, now))
-            tx.execute(EVICT_SQL, (client_id, audience, limit))
-        return None
+            return claim_in(tx, client_id, audience, kid=kid, thumbprint=thumbprint, now=now, limit=limit)
 
     def register_edhoc_credential(self, client_id: str, *, kid: bytes, thumbprint: bytes, now: int) -> None:
         rc.check_edhoc_credential(kid, thumbprint)
@@ -72,6 +98,14 @@ class EdhocCredentials:
             tx.execute(FORGET_PRESENTED_SQL, (thumbprint, kid, client_id))
             if not any(r[1] == kid and r[2] == thumbprint for r in registered):
                 tx.execute(REGISTER_SQL, (kid, thumbprint, client_id, now))
+
+    def register_edhoc_key(self, client_id: str, key: CoseKey) -> None:
+        """``register_edhoc_credential`` of ``key`` (its kid and RFC 9679 thumbprint), now: what
+        ``ace policy add-client --edhoc-key`` does (there, with the squatters' tokens revoked), and
+        ``ace init`` for its client, whose key is then never anyone else's."""
+        if key.kid is None or key.has_private:
+            raise ValueError("an EDHOC credential to register: a public key with a kid")
+        self.register_edhoc_credential(client_id, kid=key.kid, thumbprint=key_thumbprint(key), now=self._now())
 
     def registered_edhoc_owner(self, *, kid: bytes, thumbprint: bytes) -> str | None:
         rc.check_edhoc_credential(kid, thumbprint)

@@ -18,7 +18,8 @@ from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from ace.store import codec as rc
-from ace.store.base import IssuedToken
+from ace.store.base import EdhocClaim, IssuedToken
+from ace.store.sqlite_cred import claim_in
 
 TOKEN_COLS = ", ".join(rc.TOKEN_COLUMNS)
 HASH_CHUNK = 256  # token hashes per IN (...) lookup, well below SQLite's variable limit
@@ -71,23 +72,36 @@ class TokenLog:
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         raise NotImplementedError
 
-    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0) -> None:
+    def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
+                  edhoc_claim: EdhocClaim | None = None) -> str | None:
         """Committed before returning, with ``synchronous=NORMAL``: survives a crash of the
         AS process (kill -9), while a power cut may lose the last entries (never the cti
         counter, which stays FULL). This saves one fsync per issued token. A purge asked for
-        (``purge_tokens``) goes in the same transaction: no second commit per issued token."""
+        (``purge_tokens``) and the claim of the token's EDHOC credential go in the same transaction:
+        no second commit per issued token, and no claim without its token. The credential another
+        client owns: its id is returned and nothing is written."""
         rc.check_token(token)
         if purge_before is not None:
             rc.check_count(purge_before, "purge_before")
             rc.check_count(purge_limit, "purge_limit")
+        if edhoc_claim is not None:
+            rc.check_edhoc_credential(edhoc_claim.kid, edhoc_claim.thumbprint)
+            rc.check_count(edhoc_claim.limit, "limit")
         marks = ", ".join("?" * len(rc.TOKEN_COLUMNS))
         try:
             with self._normal_tx() as tx:
+                if edhoc_claim is not None:
+                    c = edhoc_claim
+                    other = claim_in(tx, token.client_id, token.audience, kid=c.kid, thumbprint=c.thumbprint,
+                                     now=token.issued_at, limit=c.limit)
+                    if other is not None:
+                        return other  # (nothing was written: the transaction commits empty)
                 tx.execute(f"INSERT INTO issued_tokens ({TOKEN_COLS}) VALUES ({marks})", rc.token_row(token))
                 if purge_before is not None:
                     tx.execute(PURGE_TOKENS_SQL, (purge_before, purge_limit))
         except sqlite3.IntegrityError as exc:
             raise ValueError("a token with this cti is already logged") from exc
+        return None
 
     @contextmanager
     def _normal_tx(self) -> Iterator[sqlite3.Connection]:

@@ -123,6 +123,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE rs ADD COLUMN exi_cti TEXT NOT NULL DEFAULT 'bytes'",
         "ALTER TABLE rs ADD COLUMN salt_len INTEGER CHECK (salt_len IS NULL OR salt_len BETWEEN 0 AND 64)",
     ),
+    # An EDHOC key (RFC 9679 thumbprint) first presented belongs to its first presenter at every
+    # audience, not per audience (the kid stays per audience): looked up by thumbprint alone. Rows
+    # of a key first presented by another client (at another audience, before) go: squats.
+    9: (
+        "CREATE INDEX edhoc_credentials_thumbprint ON edhoc_credentials (thumbprint)",
+        """DELETE FROM edhoc_credentials WHERE audience IS NOT NULL AND client_id <> (SELECT o.client_id
+            FROM edhoc_credentials o WHERE o.thumbprint = edhoc_credentials.thumbprint AND o.audience IS NOT NULL
+            ORDER BY o.id LIMIT 1)""",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

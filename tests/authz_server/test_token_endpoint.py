@@ -449,6 +449,38 @@ def test_a_squatted_kid_is_undone_by_registering_the_owners_key() -> None:
         endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")
 
 
+def test_a_key_belongs_to_its_first_presenter_at_every_audience() -> None:
+    """Review 2: b presented a's public key at rs2 before a went there, and a was refused at rs2 for good."""
+    store = edhoc_store()
+    store.put_rs(RsRecord(audience="rs_f", rs_id="rs_f", token_key=RS_KEY, profiles=(4,), token_lifetime=LIFETIME,
+                          auth_key=generate(Curve.P_256, kid=b"rs").public()))
+    for client in ("a", "b"):
+        store.add_grant(Grant(client_id=client, audience="rs_f", scope="r_temp", default=True))
+    endpoint = TokenEndpoint(store, clock=Clock())
+    a_key = generate(Curve.P_256, kid=b"kA").public()
+    endpoint.handle(edhoc_request(a_key), "a")
+    at_f = request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(a_key))
+    with pytest.raises(DecodeError, match="bound to another client"):  # old: issued, b's at rs_f for good
+        endpoint.handle(at_f, "b")
+    assert endpoint.handle(at_f, "a").claims.cnf == CoseKeyCnf(a_key)
+    b_key = generate(Curve.P_256, kid=b"kA").public()  # kid kA at rs_f is a's now; at rs_e too
+    with pytest.raises(DecodeError):
+        endpoint.handle(request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(b_key)),
+                        "b")
+
+
+def test_a_refused_request_claims_nothing() -> None:
+    """Review 2: b at its live-token limit presented a's key: refused, but the claim was written."""
+    store = edhoc_store()
+    endpoint = TokenEndpoint(store, clock=Clock(), policy=TokenPolicy(max_live_tokens=1))
+    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kB").public()), "b")
+    a_key = generate(Curve.P_256, kid=b"kA").public()
+    with pytest.raises(DecodeError, match="live tokens"):
+        endpoint.handle(edhoc_request(a_key), "b")
+    assert [kid for _, kid, _ in store.edhoc_credentials("b")] == [b"kB"]  # old: kB and kA
+    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)  # old: refused
+
+
 def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
     store = edhoc_store()
     store.put_rs(RsRecord(audience="rs_e", rs_id="rs_e", token_key=RS_KEY, profiles=(2, 4), token_lifetime=LIFETIME,

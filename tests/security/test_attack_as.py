@@ -8,6 +8,8 @@ as a subprocess. Each test failed on the code before the fix; the comment says h
   label): /introspect hashed the bytes presented, found no TRL entry and answered active.
 - 6: registered client B asked for an EDHOC token with victim A's kid (with B's key, or with A's
   public key): the AS issued it (old: 2.01), so B could displace A's binding at the RS.
+- 6, second review: ownership was per audience (B presented A's public key at rs2 before A used it
+  there: A refused at rs2 for good), and a claim was written even when the request was then refused.
 - 10: a client minted tokens without limit, the log was never purged, and every /revoke/trl query
   decoded all the requester's logged tokens (old: 300 rows, 300 decodes per query, no limit).
 """
@@ -353,17 +355,19 @@ async def edhoc_token(flow: Flow, runner: ClientRunner, key: CoseKey) -> Reply:
 
 
 async def test_a_squatted_kid_goes_back_to_the_client_the_operator_registers(flow: Flow, tmp_path: Path) -> None:
-    """B asked first with A's kid and renewed: A was refused for as long as B kept renewing."""
+    """B asked first with A's kid and renewed: A was refused for as long as B kept renewing. (A's key
+    from ``ace init`` is registered now: this is a second key of A's, with a kid of its own.)"""
     bob = await second_client(flow, tmp_path)
-    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"cA").public())).code == (2, 1)
+    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"cC").public())).code == (2, 1)
     alice = await flow.client(record=False)
-    a_file = flow.d.directory / "client-edhoc.key"  # kid "cA"; the private part is not kept
+    a_file = tmp_path / "a-second-edhoc.key"  # kid "cC"
+    save_key(a_file, generate_curve_key(Curve.P_256, kid=b"cC"))
     assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (4, 0)
     done = ace_cli("policy", "--config", flow.d.as_config, "add-client", "clientA", "--edhoc-key", a_file)
     assert done.returncode == 0, done.stderr  # old: exit 2, no --edhoc-key
-    assert "revoked 1 live token" in done.stdout  # bob's, bound to kid cA
+    assert "revoked 1 live token" in done.stdout  # bob's, bound to kid cC
     assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (2, 1)
-    for key in (generate_curve_key(Curve.P_256, kid=b"cA").public(), load_key(a_file).public().with_kid(b"cB")):
+    for key in (generate_curve_key(Curve.P_256, kid=b"cC").public(), load_key(a_file).public().with_kid(b"cB")):
         reply = await edhoc_token(flow, bob, key)
         assert reply.code == (4, 0) and error_of(reply) == 1, reply
 
@@ -426,3 +430,55 @@ async def test_unauthenticated_posts_do_not_flood_the_log(flow: Flow, caplog: py
         await ctx.shutdown()
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING and "refused" in r.getMessage()]
     assert len(lines) <= 2 * 10, len(lines)  # old: 60, one per datagram
+
+
+# -- issue 17, second review: one owner per key at every audience; a refused request claims nothing --
+
+
+def edhoc_rs(flow: Flow, audience: str) -> None:
+    """Another RS offering coap_edhoc_oscore that clientA and clientB may use (the AS needs no running RS)."""
+    store = store_of(flow)
+    store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=symmetric_key(secrets.token_bytes(16)),
+                          profiles=(EDHOC,), auth_key=generate_curve_key(Curve.P_256, kid=b"r2").public()))
+    for client in ("clientA", "clientB"):
+        store.add_grant(Grant(client_id=client, audience=audience, scope="r_temp", default=True))
+
+
+async def edhoc_token_at(flow: Flow, runner: ClientRunner, key: CoseKey, audience: str) -> Reply:
+    return await token_request(flow, runner, audience=audience, ace_profile=EDHOC, req_cnf=CoseKeyCnf(key))
+
+
+async def test_a_key_belongs_to_its_first_presenter_at_every_audience(flow: Flow, tmp_path: Path) -> None:
+    """B presented A's public key (seen in EDHOC message_3) at rs2 before A went there: 2.01, and A
+    was refused at rs2 for good (ownership per audience)."""
+    bob = await second_client(flow, tmp_path)
+    edhoc_rs(flow, "rs2")
+    alice = await flow.client(record=False)
+    registered = load_key(flow.d.directory / "client-edhoc.key").public()  # ace init registered it for A
+    unregistered = generate_curve_key(Curve.P_256, kid=b"cC").public()  # A's second key: first presented
+    for key in (registered, unregistered):
+        assert (await edhoc_token(flow, alice, key)).code == (2, 1)
+        for squat in (key, key.with_kid(b"cZ")):
+            reply = await edhoc_token_at(flow, bob, squat, "rs2")
+            assert reply.code == (4, 0) and error_of(reply) == 1, (key.kid, reply)  # old: 2.01
+        assert (await edhoc_token_at(flow, alice, key, "rs2")).code == (2, 1)  # old: 4.00, for good
+    assert {t.client_id for t in store_of(flow).find_tokens(audience="rs2")} == {"clientA"}
+    own = generate_curve_key(Curve.P_256, kid=b"cA").public()  # kid cA, registered for A: not at rs2 either
+    assert (await edhoc_token_at(flow, bob, own, "rs2")).code == (4, 0)
+    assert (await edhoc_token_at(flow, bob, own.with_kid(b"b1"), "rs2")).code == (2, 1)  # its own key and kid
+
+
+async def test_a_refused_token_request_claims_no_credential(flow: Flow, tmp_path: Path) -> None:
+    """B, at its live-token limit, presented A's key: refused (4.00), yet the claim was written, and A
+    was refused its own key (old: 4.00 for A)."""
+    flow.as_server.endpoint.policy = TokenPolicy(max_live_tokens=1)
+    bob = await second_client(flow, tmp_path)
+    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"b1").public())).code == (2, 1)
+    a_key = generate_curve_key(Curve.P_256, kid=b"cC").public()  # A's, not registered: first presented
+    refused = await edhoc_token(flow, bob, a_key)
+    assert refused.code == (4, 0) and error_of(refused) == 1, refused  # the live-token limit
+    store = store_of(flow)
+    assert [kid for _, kid, _ in store.edhoc_credentials("clientB")] == [b"b1"]  # old: b1 and cC
+    alice = await flow.client(record=False)
+    assert (await edhoc_token(flow, alice, a_key)).code == (2, 1)  # old: 4.00
+    assert ("rs1", b"cC") in {(aud, kid) for aud, kid, _ in store.edhoc_credentials("clientA")}

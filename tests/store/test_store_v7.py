@@ -125,7 +125,7 @@ def test_bad_calls_refused(store: AsStore, name: str, call: Callable[[AsStore], 
 
 def test_lookups_use_the_indexes(db: Path) -> None:
     from ace.store import sqlite_cred  # (not at the top: write_v6_fixture runs on the schema-6 code)
-    plans = [(sqlite_cred.REGISTERED_SQL, (TA, b"k")), (sqlite_cred.OTHER_PRESENTER_SQL, ("a", TA, b"k", "c")),
+    plans = [(sqlite_cred.REGISTERED_SQL, (TA, b"k")), (sqlite_cred.OTHER_PRESENTER_SQL, (TA, "c", "a", b"k", "c")),
              (sqlite_cred.EVICT_SQL, ("c", "a", 4))]  # (FORGET_PRESENTED_SQL scans: the operator's, rare)
     with SqliteAsStore(db), sqlite3.connect(db) as raw:
         for sql, params in plans:
@@ -165,7 +165,8 @@ def test_v6_file_is_migrated_keeping_everything(tmp_path: Path) -> None:
         assert s.edhoc_credentials("e2") == [("rs7", b"kB", TB), ("rs8", b"kA", TC)]
         assert s.edhoc_credentials("o1") == []
         assert claim(s, "e2", b"kA", TC, audience="rs7") == "e1"  # its expired token's kid: e1's
-        assert claim(s, "o2", b"\x05", TC, audience="rs7") is None  # an OSCORE id is no credential
+        assert claim(s, "e2", b"kA", TC, audience="rs9") is None  # its own key elsewhere (schema 9: any audience)
+        assert claim(s, "o2", b"\x05", b"\xd4" * 32, audience="rs7") is None  # an OSCORE id is no credential
         assert claim(s, "e1", b"kA", TA, audience="rs7", now=V6_CLOCK + 500) is None
 
 
