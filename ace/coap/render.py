@@ -9,16 +9,18 @@ peers.
 
 Block-wise request bodies (RFC 7959 §2.5) are reassembled in one ``Block1Spool`` per process
 (``BLOCK1_SPOOL``), and answers served in Block2 blocks (§2.4) are held in one ``Block2Store``
-(``BLOCK2_STORE``), both shared by every ``BoundedBody`` resource of every server: one entry
-per peer, a byte budget over all of them, a short idle lifetime. What a server may send to
-unverified addresses is ``ace.coap.amplification``'s (re-exported here).
+(``BLOCK2_STORE``), both shared by every ``BoundedBody`` resource of every server: a few
+entries per source (an IPv4 address or IPv6 /64, whatever the port; or an OSCORE context or
+DTLS session), a byte budget for authenticated peers and another for everyone else (so
+unauthenticated requests cannot evict an authenticated transfer), a short idle lifetime. What a
+server may send to unverified addresses is ``ace.coap.amplification``'s (re-exported here).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -28,25 +30,29 @@ import aiocoap.blockwise
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.optiontypes import BlockOption
+from aiocoap.transports.oscore import OSCOREAddress
 
 from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import ErrorResponse
 from ace.coap.amplification import AmplificationGuard, AnswerLimiter, EchoStamp
+from ace.coap.edhoc_responders import source_of
 from ace.errors import RemoteError
 
 __all__ = ["AmplificationGuard", "AnswerLimiter", "BoundedBody", "EchoStamp", "ace_message", "code_of",
            "error_message", "pair_of"]
 
 MAX_BODY = 4096 + 256  # the largest token we take (ace.tokens.cwt.MAX_TOKEN_SIZE) plus map overhead
-BLOCK1_BUDGET = 256 * 1024  # bytes all incomplete Block1 assemblies of the process may hold together
+BLOCK1_BUDGET = 256 * 1024  # bytes the incomplete Block1 assemblies of the process may hold, per pool (two)
 ASSEMBLY_OVERHEAD = 3584  # bytes an assembly costs beyond its body (measured: request object, options, key)
 ASSEMBLY_IDLE = 45.0  # seconds: RFC 7252 §4.8.2 MAX_TRANSMIT_SPAN, the longest a client retransmits a block
-BLOCK2_BUDGET = 256 * 1024  # bytes all answers held for Block2 of the process may hold together
+BLOCK2_BUDGET = 256 * 1024  # bytes the answers held for Block2 of the process may hold, per pool (two)
 ANSWER_OVERHEAD = 2048  # bytes a held answer costs beyond its payload (measured 1.3 KB: message, options, key)
+PER_SOURCE = 4  # entries one source may hold in the spool or the store: an IPv4 address, an IPv6 /64, or
+# one OSCORE context or DTLS session (a client socket may run transfers to several resources at once)
 _BLOCK_KEY_IGNORED = (OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBSERVE)
 
 
-# -- one entry per peer, a byte budget, an idle lifetime -------------------------------------------
+# -- per-source pools: a byte budget each, an idle lifetime ----------------------------------------
 
 @dataclass(slots=True)
 class _Held:
@@ -54,73 +60,145 @@ class _Held:
     message: aiocoap.Message  # Block1: the first block, the following ones appended; Block2: the answer
     cost: int
     touched: float
+    source: Hashable = None  # what the entry counts against (``_origin_of``)
 
 
 def _peer_of(remote: Any) -> Hashable:
     """The peer as aiocoap keys block-wise transfers (address and, if any, security association),
     with the local endpoint it reached (two servers in one process are two peers)."""
+    return (_local_of(remote), remote.blockwise_key)
+
+
+def _local_of(remote: Any) -> Any:
     try:
-        local = remote.hostinfo_local
+        return remote.hostinfo_local
     except Exception:  # a transport that cannot tell: one endpoint
-        local = None
-    return (local, remote.blockwise_key)
+        return None
 
 
-class _PerPeer:
-    """At most one entry per peer; all share ``budget`` bytes, beyond which the least recently
-    used go (not the newest: one entry is always below the budget); an entry not used for
-    ``idle`` seconds goes too. A later block of a dropped entry gets 4.08, which RFC 7959 §2.9.2
-    foresees for blocks "sent long enough ago that the server has already discarded them".
-    (Refusing new transfers instead would let a peer spoofing many addresses hold the budget
-    for the whole lifetime; dropping the oldest makes it outrun every legitimate transfer.)"""
+def _origin_of(remote: Any) -> tuple[bool, Hashable]:
+    """Whether the request was authenticated, and the source its entries count against: an
+    OSCORE security context (its recipient key) or a DTLS session; otherwise the IPv4 address
+    or IPv6 /64 (``source_of``), whatever the (freely chosen) port."""
+    local = _local_of(remote)
+    if isinstance(remote, OSCOREAddress):
+        return True, (local, "oscore", remote.blockwise_key[1])
+    if getattr(remote, "scheme", None) == "coaps":
+        return True, (local, "dtls", remote.blockwise_key)
+    try:
+        return False, (local, source_of(remote))
+    except Exception:  # a transport that names no address: the peer alone
+        return False, (local, remote.blockwise_key)
 
-    def __init__(self, *, budget: int, idle: float, clock: Callable[[], float]) -> None:
-        self.budget, self.idle, self.clock = budget, idle, clock
-        self._by_peer: OrderedDict[Hashable, _Held] = OrderedDict()  # least recently used first
-        self.bytes = 0  # accounted cost of all entries held
-        self.dropped = 0  # entries dropped for the budget or for idling (not replaced or completed)
 
-    def __len__(self) -> int:
-        return len(self._by_peer)
+class _Pool:
+    """Entries under one byte budget, at most ``per_source`` of them per source. Past the budget
+    an entry of the source holding the most goes, the least recently used of those first."""
 
-    def clear(self) -> None:
-        self._by_peer.clear()
+    def __init__(self, budget: int, per_source: int) -> None:
+        self.budget, self.per_source = budget, per_source
+        self.entries: OrderedDict[Hashable, _Held] = OrderedDict()  # least recently used first
+        self.count: Counter[Hashable] = Counter()  # entries per source
         self.bytes = 0
 
-    def _put(self, peer: Hashable, held: _Held) -> None:
-        self._remove(peer)
-        self._by_peer[peer] = held
-        self.bytes += held.cost
-        self._fit(keep=peer)
+    def remove(self, slot: Hashable) -> None:
+        old = self.entries.pop(slot, None)
+        if old is not None:
+            self.bytes -= old.cost
+            self.count[old.source] -= 1
+            if self.count[old.source] <= 0:
+                del self.count[old.source]
 
-    def _get(self, peer: Hashable, key: Hashable, now: float) -> _Held:
-        held = self._by_peer.get(peer)
+    def put(self, slot: Hashable, held: _Held) -> int:
+        """Adds ``held``; returns how many other entries went for it."""
+        self.remove(slot)
+        self.entries[slot] = held
+        self.bytes += held.cost
+        self.count[held.source] += 1
+        dropped = 0
+        while self.count[held.source] > self.per_source:  # the source's own oldest goes
+            self.remove(next(s for s, h in self.entries.items() if h.source == held.source))
+            dropped += 1
+        return dropped + self.fit(keep=slot)
+
+    def fit(self, keep: Hashable) -> int:
+        dropped = 0
+        while self.bytes > self.budget and len(self.entries) > 1:
+            others = [(s, h.source) for s, h in self.entries.items() if s != keep]
+            most = max(self.count[source] for _, source in others)
+            self.remove(next(s for s, source in others if self.count[source] == most))
+            dropped += 1
+        return dropped
+
+
+class _PerSource:
+    """Entries of block-wise transfers in two pools of ``budget`` bytes each: one for OSCORE and
+    DTLS peers, one for everyone else, so unauthenticated requests never evict an authenticated
+    transfer. In each, a source (a security association; an address or /64) holds at most
+    ``per_source`` entries, a new one replacing its own oldest, and past the budget the source
+    holding the most loses its least recently used. An entry not used for ``idle`` seconds
+    goes too. A later block of a dropped entry gets 4.08, which RFC 7959 §2.9.2 foresees for
+    blocks "sent long enough ago that the server has already discarded them". (Refusing new
+    transfers instead would let a peer spoofing many addresses hold the budget for the whole
+    lifetime.) Many ports of one host are one source; only many addresses (or /64s) can still
+    outrun an unauthenticated transfer."""
+
+    def __init__(self, *, budget: int, idle: float, clock: Callable[[], float], per_source: int) -> None:
+        self.budget, self.idle, self.clock = budget, idle, clock
+        self._pools = {True: _Pool(budget, per_source), False: _Pool(budget, per_source)}  # by authenticated
+        self.dropped = 0  # entries dropped for a budget, a source's cap or idling (not replaced or completed)
+
+    def __len__(self) -> int:
+        return sum(len(pool.entries) for pool in self._pools.values())
+
+    @property
+    def bytes(self) -> int:
+        """Accounted cost of all entries held (both pools)."""
+        return sum(pool.bytes for pool in self._pools.values())
+
+    def held_by(self, *, authenticated: bool) -> int:
+        return len(self._pools[authenticated].entries)
+
+    def clear(self) -> None:
+        for pool in self._pools.values():
+            pool.entries.clear()
+            pool.count.clear()
+            pool.bytes = 0
+
+    def _pool(self, remote: Any) -> tuple[_Pool, Hashable]:
+        authenticated, source = _origin_of(remote)
+        return self._pools[authenticated], source
+
+    def _put(self, remote: Any, slot: Hashable, held: _Held) -> None:
+        pool, held.source = self._pool(remote)
+        self.dropped += pool.put(slot, held)
+
+    def _get(self, remote: Any, slot: Hashable, key: Hashable, now: float) -> _Held:
+        pool = self._pool(remote)[0]
+        held = pool.entries.get(slot)
         if held is None or held.key != key:
             raise aiocoap.blockwise.IncompleteException
         held.touched = now
-        self._by_peer.move_to_end(peer)
+        pool.entries.move_to_end(slot)
         return held
 
-    def _remove(self, peer: Hashable) -> None:
-        old = self._by_peer.pop(peer, None)
-        if old is not None:
-            self.bytes -= old.cost
+    def _remove(self, remote: Any, slot: Hashable) -> None:
+        self._pool(remote)[0].remove(slot)
+
+    def _grow(self, remote: Any, slot: Hashable, held: _Held, size: int) -> None:
+        pool = self._pool(remote)[0]
+        held.cost += size
+        pool.bytes += size
+        self.dropped += pool.fit(keep=slot)
 
     def _expire(self, now: float) -> None:
-        while self._by_peer:
-            peer, oldest = next(iter(self._by_peer.items()))
-            if now - oldest.touched < self.idle:
-                return
-            self._remove(peer)
-            self.dropped += 1
-
-    def _fit(self, keep: Hashable) -> None:
-        while self.bytes > self.budget:
-            peer = next(iter(self._by_peer))
-            if peer == keep:
-                return
-            self._remove(peer)
-            self.dropped += 1
+        for pool in self._pools.values():
+            while pool.entries:
+                slot, oldest = next(iter(pool.entries.items()))
+                if now - oldest.touched < self.idle:
+                    break
+                pool.remove(slot)
+                self.dropped += 1
 
 
 def _block_key(owner: Hashable, req: aiocoap.Message) -> Hashable:
@@ -129,14 +207,14 @@ def _block_key(owner: Hashable, req: aiocoap.Message) -> Hashable:
 
 # -- Block1 (RFC 7959 §2.5) ---------------------------------------------------------------------------
 
-class Block1Spool(_PerPeer):
+class Block1Spool(_PerSource):
     """Reassembly of Block1 request bodies. aiocoap's own spool keeps any number of assemblies
     per peer (one per option set, so per Uri-Query value) for 93 to 186 s; here a peer has at
-    most one: a new first block replaces its old assembly."""
+    most one: a new first block replaces its old assembly (and a source at most ``per_source``)."""
 
     def __init__(self, *, budget: int = BLOCK1_BUDGET, idle: float = ASSEMBLY_IDLE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(budget=budget, idle=idle, clock=clock)
+                 clock: Callable[[], float] = time.monotonic, per_source: int = PER_SOURCE) -> None:
+        super().__init__(budget=budget, idle=idle, clock=clock, per_source=per_source)
 
     def feed(self, owner: Hashable, req: aiocoap.Message) -> aiocoap.Message:
         """The request with its whole body, or ContinueException (2.31) / IncompleteException
@@ -146,45 +224,40 @@ class Block1Spool(_PerPeer):
             return req
         now = self.clock()
         self._expire(now)
-        peer = _peer_of(req.remote)
-        key = _block_key(owner, req)
+        remote, peer, key = req.remote, _peer_of(req.remote), _block_key(owner, req)
         if block1.block_number == 0:
-            self._remove(peer)  # a new body replaces the peer's old one
+            self._remove(remote, peer)  # a new body replaces the peer's old one
             if not block1.more:
                 return req
-            assembly = _Held(key, req, ASSEMBLY_OVERHEAD + len(req.payload), now)
-            self._put(peer, assembly)
-        else:
-            assembly = self._continue(peer, key, req, now)
-        if not block1.more:
-            self._remove(peer)
-            return assembly.message  # carries the last block's Block1 option
-        self._fit(keep=peer)
-        raise aiocoap.blockwise.ContinueException(block1)
-
-    def _continue(self, peer: Hashable, key: Hashable, req: aiocoap.Message, now: float) -> _Held:
-        assembly = self._get(peer, key, now)
+            self._put(remote, peer, _Held(key, req, ASSEMBLY_OVERHEAD + len(req.payload), now))
+            raise aiocoap.blockwise.ContinueException(block1)
+        assembly = self._get(remote, peer, key, now)
         try:
             assembly.message._append_request_block(req)
         except ValueError:  # a gap or an overlap: RFC 7959 §2.9.2
             raise aiocoap.blockwise.IncompleteException from None
-        assembly.cost += len(req.payload)
-        self.bytes += len(req.payload)
-        return assembly
+        if not block1.more:
+            self._remove(remote, peer)
+            return assembly.message  # carries the last block's Block1 option
+        self._grow(remote, peer, assembly, len(req.payload))
+        raise aiocoap.blockwise.ContinueException(block1)
 
 
 # -- Block2 (RFC 7959 §2.4) ---------------------------------------------------------------------------
 
-class Block2Store(_PerPeer):
+class Block2Store(_PerSource):
     """Answers served in Block2 blocks, held for the peer's later blocks. aiocoap's per-resource
     Block2Cache keeps every answer longer than the asked block size, one per Uri-Query value
-    and source port, for 93 to 186 s; here a peer has one (a new block 0 replaces it), the
-    process a byte budget, and the answer goes once its last block is served. A held answer is
-    not rendered again (an answer carries a fresh cnonce or a token: blocks must come from one)."""
+    and source port, for 93 to 186 s; here one per peer and request (a new block 0 replaces
+    it; one client socket may fetch several at once), at most ``per_source`` per source, and
+    the answer goes once its last block is served. A held answer is not rendered again (an
+    answer carries a fresh cnonce or a token: blocks must come from one). The client's block
+    size is kept (RFC 7959 §2.4 lets a server only lower it): tiny blocks cost requests, not
+    entries."""
 
     def __init__(self, *, budget: int = BLOCK2_BUDGET, idle: float = ASSEMBLY_IDLE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(budget=budget, idle=idle, clock=clock)
+                 clock: Callable[[], float] = time.monotonic, per_source: int = PER_SOURCE) -> None:
+        super().__init__(budget=budget, idle=idle, clock=clock, per_source=per_source)
 
     async def extract_or_insert(self, owner: Hashable, req: aiocoap.Message,
                                 build: Callable[[], Awaitable[aiocoap.Message]]) -> aiocoap.Message:
@@ -192,18 +265,19 @@ class Block2Store(_PerPeer):
         an answer not held (RFC 7959 §2.9.2)."""
         now = self.clock()
         self._expire(now)
-        peer, key, block2 = _peer_of(req.remote), _block_key(owner, req), req.opt.block2
+        remote, key, block2 = req.remote, _block_key(owner, req), req.opt.block2
+        slot = (_peer_of(remote), key)
         first = block2 is None or block2.block_number == 0
-        answer = await build() if first else self._get(peer, key, now).message
-        limit = req.remote.maximum_payload_size
+        answer = await build() if first else self._get(remote, slot, key, now).message
+        limit = remote.maximum_payload_size
         if len(answer.payload) <= limit and (block2 is None or len(answer.payload) <= block2.size):
             return answer
-        block2 = block2 or BlockOption.BlockwiseTuple(0, False, req.remote.maximum_block_size_exp)
+        block2 = block2 or BlockOption.BlockwiseTuple(0, False, remote.maximum_block_size_exp)
         block = answer._extract_block(block2.block_number, block2.size_exponent, limit)
         if block.opt.block2 is not None and not block.opt.block2.more:
-            self._remove(peer)  # the last block: nothing more to ask for
+            self._remove(remote, slot)  # the last block: nothing more to ask for
         elif first:
-            self._put(peer, _Held(key, answer, ANSWER_OVERHEAD + len(answer.payload), self.clock()))
+            self._put(remote, slot, _Held(key, answer, ANSWER_OVERHEAD + len(answer.payload), self.clock()))
         return block
 
 
@@ -232,7 +306,7 @@ class BoundedBody:
     """Mixin for our resources: a block-wise request body larger than ``MAX_BODY`` is refused
     with 4.13 and Size1 (RFC 7959 §2.9.3) as soon as a block shows it, before it is reassembled;
     reassembly happens in ``BLOCK1_SPOOL`` and answers served in blocks are held in
-    ``BLOCK2_STORE`` (bounded per peer and in bytes); a block out of sequence gets 4.08 (not
+    ``BLOCK2_STORE`` (bounded per peer, per source and in bytes); a block out of sequence gets 4.08 (not
     aiocoap's 5.00)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

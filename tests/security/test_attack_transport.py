@@ -15,6 +15,12 @@ failed on the code before the fix; the comment says how.
 - review: aiocoap's per-resource Block2Cache kept every answer longer than the asked block size
   (Block2 0/0/16), one per Uri-Query value and source port, for 93 s or more; now one answer
   per peer in one byte budget for the process (``BLOCK2_STORE``).
+- review 2: that budget was everyone's and a peer was an address and port: ~125 tiny Block2
+  requests (or ~55 first Block1 blocks) from the ports of one host evicted an OSCORE client's
+  transfer (4.08), and a second transfer from one client socket replaced the first. Now
+  authenticated (OSCORE, DTLS) transfers have a budget of their own, an unauthenticated source
+  is an IPv4 address or IPv6 /64 holding at most ``PER_SOURCE`` entries, the budget is taken
+  first from the source holding most, and Block2 answers are held per peer and request.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiocoap
+import cbor2
 import pytest
 from aiocoap.optiontypes import BlockOption
 from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, running_deployment, send
@@ -47,6 +54,7 @@ except ImportError:  # before the fix
 
 SPOOL: Any = getattr(render, "BLOCK1_SPOOL", None)  # None before the fix
 STORE: Any = getattr(render, "BLOCK2_STORE", None)  # likewise
+PER_SOURCE = int(getattr(render, "PER_SOURCE", 1))  # entries one host (or security association) may hold
 ATTACK_BLOCKS = 200
 SOURCES = 100  # sockets (distinct remote addresses) for the many-sources attack
 BLOCK = 1024  # bytes per block (SZX 6), as in the attack
@@ -233,8 +241,8 @@ async def test_block1_one_assembly_per_peer(flow: Flow, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["rs", "as"])
 async def test_block1_budget_over_many_peers(flow: Flow, name: str) -> None:
-    """Old code: every source's assemblies were all kept (the first source's block 1 still
-    completed); now the process's byte budget holds and the oldest assemblies went first."""
+    """Old code: the assemblies of 100 ports of one host filled the process's byte budget
+    (about 55 kept). Now ::1 is one source: it holds at most ``PER_SOURCE``, its newest."""
     port, path = target(flow, name)
     peers = await raw_peers(SOURCES)
     try:
@@ -242,8 +250,9 @@ async def test_block1_budget_over_many_peers(flow: Flow, name: str) -> None:
         print(f"Block1 state kept of {ATTACK_BLOCKS} first blocks from {SOURCES} peers: {kept} bytes")
         _, oldest = await peers[0].exchange(last_block(path, SOURCES), port)  # peer 0's newest query
         assert code_of(oldest) == "4.08"  # dropped for the budget
-        assert kept < render.BLOCK1_BUDGET  # old code: all 200 assemblies, about twice that
+        assert kept < render.BLOCK1_BUDGET
         assert_spool_bounded(SOURCES)
+        assert len(SPOOL) <= PER_SOURCE  # old code: about 55
         assert SPOOL.dropped > 0
         _, newest = await peers[-1].exchange(last_block(path, ATTACK_BLOCKS - 1), port)
         assert code_of(newest) not in ("4.08", "2.31")
@@ -490,3 +499,156 @@ async def test_block2_transfer_comes_from_one_rendering(flow: Flow) -> None:
     assert reply.code == (4, 1) and len(reply.payload) > 16
     assert CreationHints.decode(reply.payload).as_uri
     assert held_block2_answers(flow.rs_server.context.serversite) == 0
+
+
+# -- review 2: many ports of one host, and authenticated transfers ------------------------------------
+
+FLOOD_PORTS = 200  # one host (::1), a port each: on old code about 125 tiny requests filled the budget
+
+
+async def tiny_block2_flood(port: int) -> None:
+    """``FLOOD_PORTS`` unauthenticated POST /token asking for 16-byte blocks (SZX 0), each from
+    a port of its own and with a Uri-Query of its own: each answer is held for its block 1."""
+    peers = await raw_peers(FLOOD_PORTS)
+    try:
+        for n, peer in enumerate(peers):
+            _, answer = await peer.exchange(message(aiocoap.POST, ("token",), payload=b"\xa0", query=(f"q={n}",),
+                                                    block2=0, content_format=ACE_CBOR), port)
+            assert code_of(answer).startswith("4.")
+    finally:
+        close(peers)
+
+
+async def block1_flood(port: int) -> None:
+    """``FLOOD_PORTS`` unauthenticated first Block1 blocks (1 KB each) to /token, a port each."""
+    peers = await raw_peers(FLOOD_PORTS)
+    try:
+        for n, peer in enumerate(peers):
+            _, answer = await peer.exchange(first_block(("token",), n), port)
+            assert code_of(answer) == "2.31"
+    finally:
+        close(peers)
+
+
+async def blocks_of(ctx: Any, uri: str, payload: bytes, between: Any) -> tuple[str, bytes]:
+    """POST ``payload`` to ``uri`` over ``ctx`` asking for its answer in 16-byte blocks one at a
+    time (aiocoap's own block-wise handling off); awaits ``between()`` after block 0. Returns the
+    last block's code and the body put together."""
+    body = b""
+    for num in range(256):  # a bounded number of blocks
+        msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload, content_format=ACE_CBOR)
+        msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, 0)
+        answer = await bounded(ctx.request(msg, handle_blockwise=False).response)
+        block2 = answer.opt.block2
+        if block2 is None:
+            return code_of(answer), body + answer.payload
+        body += answer.payload
+        if num == 0:
+            await between()
+        if not block2.more:
+            return code_of(answer), body
+    raise AssertionError("too many blocks")
+
+
+async def test_block2_tiny_flood_from_many_ports_leaves_oscore_transfer(flow: Flow) -> None:
+    """Old code: one Block2 store and one byte budget for everyone, a peer keyed by address and
+    port: 200 tiny unauthenticated requests from 200 ports of one host evicted the answer an
+    OSCORE client was fetching block by block, and its block 1 got 4.08. Now authenticated
+    transfers have a budget of their own, and one host holds at most ``PER_SOURCE`` answers."""
+    runner = await flow.client()
+    port = port_of(flow.d.as_uri)
+    code, body = await blocks_of(runner.context, flow.d.as_uri, b"\xa0", lambda: tiny_block2_flood(port))
+    assert code.startswith("4.") and code != "4.08", code  # the AS's error answer to an empty map, all of it
+    assert len(body) > 16 and isinstance(cbor2.loads(body), dict)
+    assert STORE is not None and STORE.held_by(authenticated=False) <= PER_SOURCE  # ::1 is one source
+    assert STORE.held_by(authenticated=True) == 0  # the last block served: nothing held
+
+
+async def test_block1_flood_from_many_ports_leaves_oscore_upload(flow: Flow) -> None:
+    """Old code: 200 unauthenticated first blocks from 200 ports of one host pushed an OSCORE
+    client's Block1 upload out of the spool (its next block got 4.08). Now it completes."""
+    runner = await flow.client()
+    uri, body = flow.d.as_uri, b"\xa1\x18\x63" + b"\x58\x40" + b"\x00" * 64  # {99: 64 zero bytes}: junk, 69 B
+    answer = None
+    for num in range(-(-len(body) // 16)):
+        msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=body[16 * num:16 * (num + 1)],
+                              content_format=ACE_CBOR)
+        msg.opt.block1 = BlockOption.BlockwiseTuple(num, 16 * (num + 1) < len(body), 0)
+        answer = await bounded(runner.context.request(msg, handle_blockwise=False).response)
+        if num == 0:
+            assert code_of(answer) == "2.31"
+            await block1_flood(port_of(uri))
+    assert answer is not None and code_of(answer) not in ("2.31", "4.08"), code_of(answer)
+    assert SPOOL is not None and len(SPOOL) <= PER_SOURCE
+
+
+async def nothing() -> None:
+    return None
+
+
+async def test_one_socket_fetches_two_block2_answers_at_once(flow: Flow) -> None:
+    """Old code: one answer per peer, so block 0 of a second transfer from the same client
+    socket replaced the first's answer, whose block 1 then got 4.08. Both complete now."""
+    ctx = await flow.plain()
+    first: list[Any] = []
+
+    async def other() -> None:
+        first.append(await blocks_of(ctx, flow.d.as_uri + "?other", b"\xa0", nothing))
+
+    code, body = await blocks_of(ctx, flow.d.as_uri, b"\xa0", other)  # block 0 of one, all of the other, the rest
+    assert code != "4.08" and len(body) > 16
+    assert [(code, cbor2.loads(body))] == [(c, cbor2.loads(b)) for c, b in first]
+
+
+class FakeRemote:
+    """What the store and the spool read of a udp6 remote (unauthenticated)."""
+
+    maximum_payload_size, maximum_block_size_exp, hostinfo_local = 1024, 6, "srv"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sockaddr = (host, port)
+        self.blockwise_key = (self.sockaddr, None)
+
+
+def fake_request(host: str, port: int, num: int, szx: int, query: str = "") -> aiocoap.Message:
+    msg = aiocoap.Message(code=aiocoap.GET, uri_path=["temp"], uri_query=[query] if query else [])
+    msg.remote = FakeRemote(host, port)
+    msg.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+    return msg
+
+
+@pytest.mark.parametrize("attacker", ["192.0.2.7", "2001:db8:0:1::{n:x}"])
+async def test_block2_unauthenticated_victim_outlives_a_flood_from_one_host(attacker: str) -> None:
+    """(Unit level: loopback has one address.) Old code: 130 tiny requests from the ports of one
+    IPv4 address, or from the addresses of one IPv6 /64, evicted another host's held answer.
+    Now that host or /64 holds ``PER_SOURCE`` answers and the victim's transfer continues."""
+    store = render.Block2Store()
+
+    async def big() -> aiocoap.Message:
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"x" * 3000)
+
+    async def small() -> aiocoap.Message:
+        return aiocoap.Message(code=aiocoap.UNAUTHORIZED, payload=b"h" * 60)
+
+    await store.extract_or_insert("res", fake_request("2001:db8::1", 5683, 0, 6), big)
+    for n in range(130):
+        await store.extract_or_insert("res", fake_request(attacker.format(n=n + 2), 2000 + n, 0, 0), small)
+    block = await store.extract_or_insert("res", fake_request("2001:db8::1", 5683, 1, 6), big)
+    assert block.opt.block2.block_number == 1 and block.payload == b"x" * 1024
+    assert len(store) == 1 + PER_SOURCE
+
+
+async def test_block2_budget_goes_first_from_the_source_holding_most() -> None:
+    """Many sources past the budget: the source with the most answers loses its oldest first, so a
+    source with one answer keeps it while others hold more. Old code: the oldest answer went."""
+    store = render.Block2Store(budget=10 * (render.ANSWER_OVERHEAD + 100))
+
+    async def answer() -> aiocoap.Message:
+        return aiocoap.Message(code=aiocoap.UNAUTHORIZED, payload=b"h" * 100)
+
+    await store.extract_or_insert("res", fake_request("192.0.2.1", 1, 0, 0), answer)  # the victim's, the oldest
+    for n in range(12):  # three sources, four answers each (other ports and queries)
+        await store.extract_or_insert("res", fake_request(f"198.51.100.{n % 3}", n + 2, 0, 0, f"q={n}"), answer)
+    assert len(store) == 10
+    block = await store.extract_or_insert("res", fake_request("192.0.2.1", 1, 1, 0), answer)
+    assert block.opt.block2.block_number == 1
