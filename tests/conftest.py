@@ -18,6 +18,6 @@ __all__ = ["load_vector"]
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
-    """The shared vectors directory (``ACE_VECTORS`` or ``<checkout>/../shared/vectors``)."""
+    """The vectors directory (``ACE_VECTORS`` or the repository's ``tests/vectors``)."""
     assert VECTORS_DIR.is_dir(), f"vectors directory {VECTORS_DIR} not found (set ACE_VECTORS)"
     return VECTORS_DIR

@@ -1,7 +1,6 @@
-"""Locate and load the shared conformance vectors (read-only data next to the repo).
-
-The vectors live in ``<checkout>/../shared/vectors`` (``/X/main`` and ``/X/shared`` side by
-side, locally and in CI); ``ACE_VECTORS`` overrides the directory.
+"""Locate and load the conformance vectors: the repository's own copy in ``tests/vectors/``
+(RFC and COSE example files, with their provenance in ``tests/vectors/README.md``), so that a
+clone with nothing beside it runs every test; ``ACE_VECTORS`` overrides the directory.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 VECTORS_DIR: Path = Path(
-    os.environ.get("ACE_VECTORS") or Path(__file__).resolve().parents[2] / "shared" / "vectors"
+    os.environ.get("ACE_VECTORS") or Path(__file__).resolve().parent / "vectors"
 )
 
 

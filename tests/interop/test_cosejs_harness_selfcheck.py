@@ -10,7 +10,6 @@ import base64
 import json
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -26,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.hmac import HMAC
+from vectors import VECTORS_DIR
 
 PAYLOAD = b"ACE interop payload \x00\x01\xff"
 KID = b"kid-1"
-VECTORS = Path("/work/shared/vectors/cose_examples")
+VECTORS = VECTORS_DIR / "cose_examples"
 
 TAGS = {"sign1": 18, "mac0": 17, "encrypt0": 16}
 

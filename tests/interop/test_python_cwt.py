@@ -7,7 +7,7 @@ AES-CCM-16-128-256 (alg 31):
 * tokens issued by ``cwt.encode`` verify with ``ace.tokens.cwt.verify_token``;
 * a token with one byte flipped is rejected by both.
 
-python-cwt quirks (see /work/shared/INTEROP.md): it cannot decode untagged COSE messages
+python-cwt quirks (measured; see the interop notes): it cannot decode untagged COSE messages
 (so our tokens are issued with ``tagged=True``, or with the CWT tag 61), it has no
 AES-MAC (not used here), it adds iat/nbf/exp when the claims lack them, and it accepts
 tokens up to 60 s past exp (and 60 s before nbf), where ace's default skew is 30 s.
