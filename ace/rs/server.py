@@ -111,12 +111,18 @@ class ResourceServer:
         or DTLS session) protected the POST, None when it came unprotected."""
         if channel_label is not None:
             return self._update(payload, content_format, channel_label)
-        if content_format == ContentFormat.CWT or (content_format is None and not tok.is_map(payload)):
-            return self._authz_info_raw(payload)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
-        if content_format not in (None, ContentFormat.ACE_CBOR):  # RFC 9203 §4.1: application/ace+cbor
+        if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
             raise RemoteError("content format must be application/ace+cbor or application/cwt",
                               error_code=None, coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        raw = tok.raw_token(payload, content_format, raw_profiles=self._offers_raw)
+        if raw is not None:
+            return self._authz_info_raw(raw)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
         return self._authz_info_oscore(AuthzInfoRequest.decode(payload))
+
+    @property
+    def _offers_raw(self) -> bool:
+        """Whether a profile that takes the bare token (DTLS, EDHOC) is on offer."""
+        return bool({AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE} & set(self.config.profiles))
 
     def _authz_info_oscore(self, request: AuthzInfoRequest) -> AuthzInfoOutcome:
         if AceProfile.COAP_OSCORE not in self.config.profiles:

@@ -33,6 +33,25 @@ def token_of(payload: bytes, content_format: int | None) -> bytes:
         Param.ACCESS_TOKEN, required=True)
 
 
+def raw_token(payload: bytes, content_format: int | None, *, raw_profiles: bool) -> bytes | None:
+    """The token of a POST /authz-info that carries no OSCORE nonces (DTLS, EDHOC), else None.
+
+    RFC 9200 §5.10.1 / RFC 9202: the token itself, application/cwt (or no Content-Format). An RS that
+    offers a profile taking the bare token also takes it as application/ace+cbor (what ace-java's DTLS
+    client sends) and an ace+cbor map with access_token and neither nonce1 nor ace_client_recipientid
+    (RFC 9594 §3.3); an OSCORE-only RS keeps refusing those as malformed RFC 9203 §4.1 requests."""
+    if content_format == ContentFormat.CWT:
+        return payload
+    if not is_map(payload):
+        return payload if raw_profiles or content_format is None else None
+    if not raw_profiles:
+        return None
+    body = MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param)
+    if body.has(Param.NONCE1) or body.has(Param.ACE_CLIENT_RECIPIENTID):
+        return None  # RFC 9203 §4.1: an OSCORE request
+    return body.bytes_(Param.ACCESS_TOKEN, required=True)
+
+
 def kept(claims: AccessTokenClaims) -> AccessTokenClaims:
     """The claims a binding keeps: not cnf (the key lives in the channel's context; one copy of a
     secret is enough, and the memory is the RS's scarcest)."""
