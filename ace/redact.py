@@ -61,3 +61,22 @@ def message_map(m: Mapping[Any, Any]) -> dict[Any, Any]:
     if isinstance(out.get(int(Param.ACCESS_TOKEN)), bytes):
         out[int(Param.ACCESS_TOKEN)] = token(out[int(Param.ACCESS_TOKEN)])
     return out
+
+
+def readable_id(value: bytes) -> str:
+    """An identifier as a reader wants it: text when it is printable ASCII, else h'hex'."""
+    if value and all(0x20 <= b < 0x7F for b in value):
+        return repr(value.decode("ascii"))
+    return f"h'{value.hex()}'"
+
+
+_CHANNEL_PREFIXES = ((b"dtls-psk-identity:", "DTLS psk_identity"), (b"edhoc-kid:", "EDHOC kid"))
+
+
+def channel(label: bytes) -> str:
+    """A binding label for a log line (ace.profiles: DTLS and EDHOC labels carry a prefix, an
+    OSCORE label is the recipient id): ``DTLS psk_identity 'client-7'``, ``OSCORE id h'01'``."""
+    for prefix, name in _CHANNEL_PREFIXES:
+        if label.startswith(prefix):
+            return f"{name} {readable_id(label[len(prefix):])}"
+    return f"OSCORE id {readable_id(label)}"

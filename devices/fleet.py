@@ -35,6 +35,7 @@ from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import AccessTokenResponse
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
+from ace.coap import dtls_flights
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.errors import AceError
@@ -70,9 +71,11 @@ class CountingTuning(TransportTuning):  # type: ignore[misc]
         return self._max_retransmit
 
 
-def tune(runner: ClientRunner, tuning: TransportTuning) -> None:
-    """Every request of ``runner``'s (started) context goes out with ``tuning``."""
+def tune(runner: ClientRunner, tuning: CountingTuning) -> None:
+    """Every request of ``runner``'s (started) context goes out with ``tuning``, and its DTLS
+    handshake flights are sent again on the same scale (tinydtls's own timer starts at 2 s)."""
     ctx = runner.context
+    dtls_flights.retransmit_flights(ctx, initial=2 * tuning.ACK_TIMEOUT)
     original = ctx.request
 
     def request(message: Any, *args: Any, **kwargs: Any) -> Any:

@@ -154,10 +154,11 @@ class AsFileConfig:
     exi_audiences: tuple[str, ...] = ()
     reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
     max_live_tokens: int = 256  # live tokens one client may hold per audience (more are refused)
+    dtls_port: int | None = None  # with dtls: the coaps port; None: port + 1 (aiocoap's layout)
 
 
 AS_KEYS = frozenset({"bind", "port", "store", "issuer", "include_iat", "salt_len", "dtls", "exi_audiences",
-                     "reference_audiences", "max_live_tokens"})
+                     "reference_audiences", "max_live_tokens", "dtls_port"})
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -168,12 +169,16 @@ def load_as(path: Path) -> AsFileConfig:
     max_live = _get(t, "max_live_tokens", int, w, 256)
     if max_live < 1:
         raise ConfigError(f"{w}: max_live_tokens must be at least 1")
-    return AsFileConfig(path, _get(t, "bind", str, w, "::1"), _get(t, "port", int, w, DEFAULT_AS_PORT),
+    port = _get(t, "port", int, w, DEFAULT_AS_PORT)
+    dtls_port = _get(t, "dtls_port", int, w, 0) or None
+    if dtls_port is not None and not (1 <= dtls_port <= 65535 and dtls_port != port):
+        raise ConfigError(f"{w}: dtls_port must be a UDP port (1..65535) other than port")
+    return AsFileConfig(path, _get(t, "bind", str, w, "::1"), port,
                         path.parent / _get(t, "store", str, w, "as.db"), issuer,
                         _get(t, "include_iat", bool, w, True), _get(t, "salt_len", int, w, 0),
                         _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
                         _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"),
-                        max_live)
+                        max_live, dtls_port)
 
 
 def _audiences(values: list[Any], where: str) -> tuple[str, ...]:
@@ -276,14 +281,19 @@ def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -
 PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
 SHORT_PROFILES = {"oscore": int(AceProfile.COAP_OSCORE), "dtls": int(AceProfile.COAP_DTLS),
                   "edhoc": int(AceProfile.COAP_EDHOC_OSCORE)}  # as --profile spells them
+PROFILE_ALIASES = {**PROFILE_NAMES, **SHORT_PROFILES}  # either spelling, wherever profiles are named
+
+
+def profile_choices() -> str:
+    return f"{', '.join(sorted(PROFILE_NAMES))} (or {', '.join(sorted(SHORT_PROFILES))})"
 
 
 def _profiles(names: list[Any], where: str, key: str = "profiles") -> tuple[int, ...]:
-    bad = [n for n in names if not isinstance(n, str) or n not in PROFILE_NAMES]
+    bad = [n for n in names if not isinstance(n, str) or n not in PROFILE_ALIASES]
     if bad or not names:
         raise ConfigError(f"{where}: {key}: unknown profile {bad[0] if bad else None!r}; "
-                          f"allowed: {', '.join(sorted(PROFILE_NAMES))}")
-    return tuple(PROFILE_NAMES[n] for n in names)
+                          f"allowed: {profile_choices()}")
+    return tuple(PROFILE_ALIASES[n] for n in names)
 
 
 @dataclass(frozen=True, slots=True)

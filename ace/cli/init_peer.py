@@ -8,6 +8,13 @@ keys: the files say so, and they are for interop tests only. What differs from t
 reference's token format, kept per RS in the AS store (``TokenFormat`` ``ACE_JAVA``: tagged
 COSE, no ``sub``, exi in milliseconds with text ctis, a 1-byte salt) and, at our RS,
 ``exi_unit = "ms"`` and ``token_tags = "cose"``.
+
+Their DTLS-profile classes (``ACEJAVA_PROFILE=dtls``: AS on coaps 5689 with clientA's PSK,
+RS with /authz-info on coap 5690 and DTLS on 5691) have the ``*-dtls.toml`` variants: our AS
+with ``dtls_port = 5689`` (its plain port moves to 5688), our RS offering coap_dtls, and our
+client reaching the AS over DTLS. clientA's PSK with the AS is their identity "clientA" and
+the same 16 bytes as its OSCORE Master Secret. The DTLS handshake between our tinydtls and
+their Scandium does not complete either way (no renegotiation_info: INTEROP.md).
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ace.cbor.labels import Alg
-from ace.cli.config import write_oscore_secret, write_private
+from ace.cli.config import write_oscore_secret, write_private, write_psk
 from ace.cli.keyfiles import save_key
-from ace.store.base import ACE_JAVA, ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ACE_JAVA, ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import symmetric_key
 
 PEERS = ("ace-java",)
 HOST, AS_PORT, RS_PORT = "127.0.0.1", 5689, 5690
+AS_DTLS_PLAIN_PORT = 5688  # as-dtls.toml: their DTLS client wants coaps on 5689 (AS_PORT)
 CLIENT_ID, AUDIENCE, RS_ID, ISSUER = "clientA", "aud1", "rs1", "AS"
 CLIENT_AS_SECRET = bytes.fromhex("6162630405060708090a0b0c0d0e0f10")  # AS Sender ID 00, client 55
 RS_AS_SECRET = bytes.fromhex("5152530405060708090a0b0c0d0e0f10")  # AS Sender ID 01, RS 77
@@ -49,19 +57,51 @@ def write_ace_java(directory: Path, *, host: str = HOST, as_port: int = AS_PORT,
     save_key(directory / "aud1-token.key", token_key)
     write_oscore_secret(directory / "client-as.oscore.toml",
                         OscoreSecret(master_secret=CLIENT_AS_SECRET, sender_id=b"\x55", recipient_id=b"\x00"))
+    client_psk = DtlsPsk(identity=CLIENT_ID.encode(), key=CLIENT_AS_SECRET)  # their DTLS client's PSK
+    write_psk(directory / "client-as.psk.toml", client_psk)
     write_oscore_secret(directory / "rs-as.oscore.toml",
                         OscoreSecret(master_secret=RS_AS_SECRET, sender_id=b"\x77", recipient_id=b"\x01"))
     with SqliteAsStore(directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id=CLIENT_ID, profiles=(2,), oscore=OscoreSecret(
+        store.put_client(ClientRecord(client_id=CLIENT_ID, profiles=(2, 1), psk=client_psk, oscore=OscoreSecret(
             master_secret=CLIENT_AS_SECRET, sender_id=b"\x00", recipient_id=b"\x55")))
         store.put_rs(RsRecord(audience=AUDIENCE, rs_id=RS_ID, token_key=token_key, token_lifetime=TOKEN_LIFETIME,
-                              profiles=(2,), format=ACE_JAVA, oscore=OscoreSecret(
+                              profiles=(2, 1), format=ACE_JAVA, oscore=OscoreSecret(
                                   master_secret=RS_AS_SECRET, sender_id=b"\x01", recipient_id=b"\x77")))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope=GRANT))  # no default: as theirs
     write_private(directory / "as.toml", _as_toml(host, as_port))
     write_private(directory / "rs.toml", _rs_toml(host, rs_port, as_uri))
     write_private(directory / "client.toml", _client_toml(as_uri, rs_uri))
+    _write_dtls(directory, host, as_port, rs_uri)
     return as_uri, rs_uri
+
+
+def _write_dtls(directory: Path, host: str, as_port: int, rs_uri: str) -> None:
+    """The ``*-dtls.toml`` variants for their DTLS-profile deployment (module docstring)."""
+    text = (directory / "as.toml").read_text()
+    write_private(directory / "as-dtls.toml", text.replace(f"port = {as_port}\n", (
+        f"port = {AS_DTLS_PLAIN_PORT if as_port == AS_PORT else as_port - 1}   # plain CoAP (OSCORE clients)\n"), 1)
+        .replace("dtls = false\n", f"dtls = true\ndtls_port = {as_port}   # coaps, where their DTLS client looks\n", 1)
+        .replace("TestASoscoreProfile", "TestASdtlsProfile", 1))
+    text = (directory / "rs.toml").read_text()
+    write_private(directory / "rs-dtls.toml", text.replace('profiles = ["coap_oscore"]', 'profiles = ["coap_dtls"]'
+                                                           "   # /authz-info on the port above, DTLS on port + 1", 1)
+                  .replace('state = "rs-state.json"', 'state = "rs-dtls-state.json"', 1)
+                  .replace("TestRSoscoreProfile", "TestRSdtlsProfile", 1))
+    as_uri = f"coaps://[{host}]:{as_port}/token" if ":" in host else f"coaps://{host}:{as_port}/token"
+    write_private(directory / "client-dtls.toml", f"""# Client standing in for TestClientDtlsProfilePSKauthPSKpop
+# ace client --config client-dtls.toml get {rs_uri}/temp
+{WARNING}[client]
+client_id = "{CLIENT_ID}"
+as_uri = "{as_uri}"
+as_psk = "client-as.psk.toml"   # identity "clientA"
+as_context = "client-as.oscore.toml"
+profile = "coap_dtls"
+state = "client-dtls-state.json"
+scope = "{GRANT}"
+
+[client.audiences]
+"{rs_uri}" = "{AUDIENCE}"
+""")
 
 
 def _as_toml(host: str, port: int) -> str:

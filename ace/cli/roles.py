@@ -28,7 +28,7 @@ def build_as(cfg: AsFileConfig) -> AsServer:
     policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
                          exi_audiences=frozenset(cfg.exi_audiences),
                          reference_audiences=frozenset(cfg.reference_audiences), max_live_tokens=cfg.max_live_tokens)
-    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls)
+    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls, dtls_port=cfg.dtls_port)
 
 
 def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:

@@ -3,11 +3,11 @@ RFC 9202 §3.1).
 
 Each registered client's pre-established OSCORE context (persisted sender sequence numbers
 via the store, RFC 8613 §B.1) sits in a ``ContextIndex``; aiocoap's ``OscoreSiteWrapper``
-unprotects requests. With ``dtls=True`` clients may instead run a DTLS-PSK handshake (on the
-bind port + 1), their key looked up in the store at handshake time. Either way the resource
-learns the client from ``request.remote.authenticated_claims`` and checks that it is still
-registered with that very key. Unprotected requests reach /token too and are refused 4.01
-invalid_client by the core. POST /introspect (RFC 9200 §5.9) serves registered RSs over their
+unprotects requests. With ``dtls=True`` clients may instead run a DTLS-PSK handshake (on
+``dtls_port``, by default the bind port + 1), their key looked up in the store at handshake
+time. Either way the resource learns the client from ``request.remote.authenticated_claims``
+and checks that it is still registered with that very key. Unprotected requests reach /token
+too and are refused 4.01 invalid_client by the core. POST /introspect (RFC 9200 §5.9) serves registered RSs over their
 OSCORE context with the AS (``ace.coap.introspect``).
 """
 
@@ -85,8 +85,8 @@ class AsServer:
 
     def __init__(self, store: AsStore, *, bind: tuple[str, int], policy: TokenPolicy | None = None,
                  clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes,
-                 dtls: bool = False) -> None:
-        self.store, self.bind, self.dtls = store, bind, dtls
+                 dtls: bool = False, dtls_port: int | None = None) -> None:
+        self.store, self.bind, self.dtls, self.dtls_port = store, bind, dtls, dtls_port
         self.coaps_port: int | None = None
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
         self.index = contexts.ContextIndex(loader=self._load_client)
@@ -153,7 +153,8 @@ class AsServer:
         credentials[":psk"] = ClientPsks(self.store)
         wrapped = AmplificationGuard(OscoreSiteWrapper(site, credentials))  # RFC 7252 §11.3
         if self.dtls:
-            self.context = await dtls.create_server(wrapped, self.bind, credentials, extra_transports=["oscore"])
+            self.context = await dtls.create_server(wrapped, self.bind, credentials, extra_transports=["oscore"],
+                                                    coaps=self.dtls_port)
             self.coaps_port = dtls.coaps_port(self.context)
         else:
             self.context = await aiocoap.Context.create_server_context(

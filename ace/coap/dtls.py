@@ -20,6 +20,7 @@ misses), like ``ContextIndex`` does for OSCORE. How aiocoap 0.4.17 reaches it:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -30,7 +31,10 @@ from aiocoap import error as coap_error
 from aiocoap.credentials import DTLS, CredentialsMap
 from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.transports.tinydtls_server import MessageInterfaceTinyDTLSServer
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import hostportjoin
+
+from ace.coap import dtls_flights
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +207,9 @@ def _free_port_pair(host: str, attempts: int = 50) -> int:
 
 async def create_server(site: Any, bind: tuple[str, int], credentials: PskLookup, *,
                         plain: bool = True, extra_transports: Sequence[str] = (),
-                        max_sessions: int = MAX_SESSIONS) -> aiocoap.Context:
-    """A server context: plain CoAP (udp6) on ``bind`` and DTLS on ``dtls_server_port(port)``.
+                        max_sessions: int = MAX_SESSIONS, coaps: int | None = None) -> aiocoap.Context:
+    """A server context: plain CoAP (udp6) on ``bind`` and DTLS on ``coaps``, by default
+    ``dtls_server_port(port)`` (aiocoap's layout).
 
     ``bind`` needs a concrete address (tinydtls_server refuses ``::``/``0.0.0.0``); port 0 picks
     a free pair. Listing ``tinydtls_server`` explicitly makes AIOCOAP_DTLSSERVER_ENABLED
@@ -217,6 +222,9 @@ async def create_server(site: Any, bind: tuple[str, int], credentials: PskLookup
             and (not credentials or any(hasattr(v, "find_dtls_psk") for v in credentials.values()))):
         raise TypeError("use DtlsCredentialsMap: a plain CredentialsMap ignores find_dtls_psk items "
                         "and an empty one is replaced by aiocoap")
+    if coaps is not None and coaps != (port + PORT_OFFSET if port else None):
+        return await _create_split(site, (host, port), coaps, credentials, plain=plain,
+                                   extra_transports=extra_transports, max_sessions=max_sessions)
     transports = ["tinydtls_server", *(["udp6"] if plain else []), *extra_transports]
     for attempt in range(5):
         use_port = _free_port_pair(host) if port == 0 else port
@@ -232,6 +240,28 @@ async def create_server(site: Any, bind: tuple[str, int], credentials: PskLookup
     raise AssertionError("unreachable")
 
 
+async def _create_split(site: Any, bind: tuple[str, int], coaps: int, credentials: PskLookup, *, plain: bool,
+                        extra_transports: Sequence[str], max_sessions: int) -> aiocoap.Context:
+    """DTLS on ``coaps`` and plain CoAP on ``bind``, any two ports: aiocoap binds its DTLS server at
+    the port it is given + 1, so it gets ``coaps - 1``; udp6 is added to the same context after."""
+    if not 1 <= coaps <= 65535:
+        raise ValueError(f"DTLS port must be 1..65535, got {coaps}")
+    host, port = bind
+    context = await aiocoap.Context.create_server_context(
+        site, bind=(host, coaps - PORT_OFFSET), transports=["tinydtls_server", *extra_transports],
+        server_credentials=credentials)
+    try:
+        if plain:  # what create_server_context does for "udp6" (aiocoap has no public way to add one)
+            await context._append_tokenmanaged_messagemanaged_transport(
+                lambda mman: MessageInterfaceUDP6.create_server_transport_endpoint(
+                    mman, log=context.log, loop=context.loop, bind=(host, port), multicast=[]))
+    except BaseException:
+        await context.shutdown()
+        raise
+    _limit_sessions(context, max_sessions)
+    return context
+
+
 def _dtls_pool(context: aiocoap.Context) -> Any:
     for interface in context.request_interfaces:
         messages = getattr(getattr(interface, "token_interface", None), "message_interface", None)
@@ -245,8 +275,12 @@ def coaps_port(context: aiocoap.Context) -> int:
 
 
 def coap_port(context: aiocoap.Context) -> int:
-    """The plain port (udp6), derived from the DTLS one by the +1 rule."""
-    return coaps_port(context) - PORT_OFFSET
+    """The plain port (udp6) actually bound."""
+    for interface in context.request_interfaces:
+        messages = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if isinstance(messages, MessageInterfaceUDP6):
+            return int(messages.transport.get_extra_info("socket").getsockname()[1])
+    raise LookupError("context has no udp6 transport")
 
 
 def _drop(connection: Any, reason: str) -> None:
@@ -254,8 +288,11 @@ def _drop(connection: Any, reason: str) -> None:
     request (its first datagram is lost; CoAP retransmits); without the alert it would keep
     sending into a session the server no longer has and time out."""
     if connection._psk_store._claims is not None:  # else no key was ever found: no peer to notify
-        with contextlib.suppress(Exception):
+        printed = io.StringIO()  # DTLSSocket print()s "Error in close: -1" (a session already gone)
+        with contextlib.suppress(Exception), contextlib.redirect_stdout(printed):
             connection._dtls_socket.close(connection._dtls_session)
+        if printed.getvalue():
+            log.debug("tinydtls: %s", printed.getvalue().strip())
     connection._inject_error(coap_error.LibraryShutdown(reason))
 
 
@@ -291,3 +328,4 @@ def _limit_sessions(context: aiocoap.Context, limit: int) -> None:
         receive(data, sockaddr)
 
     pool.datagram_received = datagram_received
+    dtls_flights.answer_retransmissions(pool)  # RFC 6347 §4.2.4: a lost final flight is sent again

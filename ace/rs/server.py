@@ -37,6 +37,7 @@ from ace.errors import (
     RemoteError,
 )
 from ace.profiles import dtls, edhoc, oscore
+from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
 from ace.rs import tokens as tok
 from ace.rs.denied import AccessDenied
@@ -223,7 +224,8 @@ class ResourceServer:
                           expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
         gone = self.bindings.replace(binding, self.clock())  # keeps its in-use mark (RFC 9200 §6)
         self._released(gone)
-        log.info("updated the rights of channel %s: %s, scope %r", label.hex(), redact_token(token), claims.scope)
+        log.info("updated the rights of channel %s: %s, scope %r", redact_channel(label), redact_token(token),
+                 claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
 
     def _is_reference(self, token: bytes) -> bool:
@@ -321,7 +323,7 @@ class ResourceServer:
         self._released(purged)  # the superseded ones were released by _drop already
         self.fresh.remember(binding.claims)
         log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
-                 binding.label.hex())
+                 redact_channel(binding.label))
         return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
 
     def _released(self, purged: list[Binding]) -> None:

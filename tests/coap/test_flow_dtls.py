@@ -3,9 +3,10 @@
 An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
 the client is the real ``ClientRunner`` asking for ``coap_dtls`` (profile 1), which posts the
 token unprotected to the RS's coap port (application/cwt) and then talks DTLS-PSK to the RS's
-coaps port (coap port + 1; aiocoap's tinydtls). Other clients are ``ClientRunner``s with a
-hand-made session or bare aiocoap contexts, each a fresh context (aiocoap reuses a stuck
-session per (host, port, identity)). A wrong PSK shows only as silence, so those attempts are
+coaps port (coap port + 1; aiocoap's tinydtls). Also: the token POSTed as application/ace+cbor
+(ace-java's client) and an AS serving DTLS on a port of its own (``dtls_port``). Other clients
+are ``ClientRunner``s with a hand-made session or bare aiocoap contexts, each a fresh context
+(aiocoap reuses a stuck session per (host, port, identity)). A wrong PSK shows only as silence, so those attempts are
 bounded by WRONG_KEY_WAIT.
 """
 
@@ -29,13 +30,14 @@ from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.cli import roles
-from ace.cli.config import load_as, load_client
+from ace.cli.config import load_as, load_client, load_psk
+from ace.cli.demo_cmd import free_port
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Session
 from ace.coap import dtls
 from ace.coap import rs_server as rs_server_module
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
-from ace.errors import ErrorCode
+from ace.errors import ConfigError, ErrorCode
 from ace.profiles.dtls import DtlsChannel, label_for
 from ace.store.base import Grant
 from ace.store.seqno import FileSequenceStore
@@ -533,3 +535,72 @@ async def test_oscore_only_rs_refuses_dtls_tokens(flow: Flow) -> None:
     assert got.step == "authz-info" and got.response is not None and got.response.code == (4, 0)
     assert flow.steps() == ["resource", "token", "authz-info"]
     assert len(flow.rs_server.core.bindings) == 0
+
+
+# -- 8. the forms of the token at /authz-info (issue 11: ace-java's DTLS client) -------------------
+
+
+@pytest.mark.parametrize("form", ["ace+cbor bare token (ace-java)", "ace+cbor map (RFC 9594)"])
+async def test_token_posted_as_ace_cbor_opens_the_dtls_channel(flow: Flow, form: str) -> None:
+    """ace-java's DTLS client POSTs the token itself with Content-Format application/ace+cbor (19);
+    RFC 9594 §3.3 posts an ace+cbor map holding access_token. Both get 2.01 and a usable PSK."""
+    kid, key = b"rs10", secrets.token_bytes(16)
+    token = dtls_token(flow, k=key, kid=kid)
+    payload = token if form.startswith("ace+cbor bare") else b"\xa1\x01" + _bstr(token)
+    ctx = await flow.plain()
+    reply = await send(ctx, aiocoap.Message(code=aiocoap.POST, uri=flow.authz_info_uri, payload=payload,
+                                            content_format=ACE_CBOR))
+    assert reply.code == (2, 1) and reply.payload == b"", reply
+    got = await dtls_get(flow, kid, key)
+    assert got.code == aiocoap.CONTENT and 15.0 < float(got.payload.decode()) < 30.0
+
+
+def _bstr(data: bytes) -> bytes:
+    assert len(data) < 65536
+    return (b"\x58" + bytes([len(data)]) if len(data) < 256 else b"\x59" + len(data).to_bytes(2, "big")) + data
+
+
+# -- 9. the AS's DTLS port (as.toml dtls_port; ace-java's client wants coaps on 5689) -------------
+
+
+async def test_as_serves_dtls_on_the_configured_port(flow: Flow, tmp_path: Path) -> None:
+    """``dtls_port`` other than port + 1: tokens over DTLS there, the plain port still serves."""
+    port, coaps = free_port(), free_port()
+    while coaps in (port, port + 1):
+        coaps = free_port()
+    text = flow.d.as_config.read_text()
+    assert "dtls = false" in text
+    config = flow.d.as_config.with_name("as-dtls.toml")  # beside as.toml: the same store
+    config.write_text(text.replace("dtls = false", f"dtls = true\ndtls_port = {coaps}")
+                      .replace(f"port = {load_as(flow.d.as_config).port}\n", f"port = {port}\n"))
+    config.chmod(0o600)
+    cfg = load_as(config)
+    assert (cfg.port, cfg.dtls_port) == (port, coaps)
+    await bounded(flow.as_server.stop())
+    flow.as_server.store.close()
+    flow.as_server = roles.build_as(cfg)
+    await bounded(flow.as_server.start())
+    assert flow.as_server.coaps_port == coaps and dtls.coap_port(flow.as_server.context) == port
+
+    psk = load_psk(flow.d.directory / "client-as.psk.toml")  # clientA's DTLS key with the AS
+    as_uri = f"coaps://[::1]:{coaps}/token"
+    runner = ClientRunner(ClientFlow(ClientConfig(client_id="clientA", as_uri=as_uri), clock=time.time),
+                          as_secret=None, as_uri=as_uri, as_psk=psk, observer=flow.exchanges.append,
+                          seqno_store=FileSequenceStore(tmp_path / "state.json"), timeout=RUNNER_TIMEOUT)
+    flow._runners.append(runner)
+    await bounded(runner.start())
+    got = await bounded(runner.request(req(flow, "GET", "/temp")), 4 * RUNNER_TIMEOUT)
+    assert isinstance(got, Done) and got.response.code == (2, 5), got
+    plain = await send(await flow.plain(), aiocoap.Message(code=aiocoap.POST, uri=f"coap://[::1]:{port}/token",
+                                                            payload=b"\xa0", content_format=ACE_CBOR))
+    assert plain.code == (4, 1)  # the plain port answers too: unprotected, no client (RFC 9200 §5.8.3)
+
+
+@pytest.mark.parametrize("value", ["0x10000", "5689"])
+def test_as_dtls_port_must_be_a_port_of_its_own(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "as.toml"
+    config.write_text(f"[as]\nport = 5689\ndtls = true\ndtls_port = {value}\n")
+    with pytest.raises(ConfigError, match="dtls_port"):
+        load_as(config)
+    config.write_text("[as]\nport = 5689\ndtls = true\n")
+    assert load_as(config).dtls_port is None  # port + 1, aiocoap's layout

@@ -81,11 +81,12 @@ class Namespace:
     def argv(self, cmd: Sequence[str]) -> list[str]:
         return ["nsenter", "-t", str(self.holder.pid), "-n", *cmd]
 
-    def run(self, cmd: Sequence[str], timeout: float = STEP, cwd: Path | None = None) -> Result:
+    def run(self, cmd: Sequence[str], timeout: float = STEP, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> Result:
         """Run to completion; a timeout is a Result with rc -9 (an assertion fails on it, not pytest)."""
         try:
             p = subprocess.run(self.argv(cmd), capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                               env=_env())
+                               env=_env(env))
         except subprocess.TimeoutExpired as exc:
             return Result(-9, _text(exc.stdout), _text(exc.stderr) + f"\n[timed out after {timeout} s]")
         return Result(p.returncode, p.stdout, p.stderr)
@@ -117,8 +118,8 @@ class Namespace:
         self.servers.clear()
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env
 
@@ -158,9 +159,14 @@ class Direction:
     ns: Namespace
     dir: Path  # their DIR (acejava start/client/stop)
     ours: Path  # our configs
+    profile: str = "oscore"  # ACEJAVA_PROFILE of their roles: oscore or dtls
+
+    @property
+    def _their_env(self) -> dict[str, str]:
+        return {"ACEJAVA_PROFILE": self.profile}
 
     def start_theirs(self, *roles: str) -> None:
-        r = self.ns.run([str(ACEJAVA), "start", str(self.dir), *roles], timeout=STEP)
+        r = self.ns.run([str(ACEJAVA), "start", str(self.dir), *roles], timeout=STEP, env=self._their_env)
         if r.rc != 0:
             raise PeerError(f"acejava start {' '.join(roles)} failed ({self.dir}/logs):\n{r}")
 
@@ -170,7 +176,7 @@ class Direction:
         (work / "src" / "test" / "resources").mkdir(parents=True, exist_ok=True)
         if not (work / "Californium3.properties").exists():  # `start` copies it; without their AS/RS, we do
             shutil.copy(PEER_DIR / "conf" / "Californium3.properties", work)
-        return self.ns.run([str(ACEJAVA), "client", str(self.dir)], timeout=STEP)
+        return self.ns.run([str(ACEJAVA), "client", str(self.dir)], timeout=STEP, env=self._their_env)
 
     def ace(self, *args: str, timeout: float = STEP) -> Result:
         return self.ns.run([sys.executable, "-c", "import sys; from ace.cli.main import main; sys.exit(main())",
@@ -194,22 +200,29 @@ class Direction:
             raise PeerError(f"{name} has no {change[0]!r}")
         _secret(self.ours / new, text.replace(change[0], change[1]).encode())
 
+    def flow_steps(self, config: str, path: str, timeout: float = 3.0) -> Result:
+        """Our client's flow for GET ``path`` (config ``config``), each CoAP request bounded by ``timeout``:
+        one line per exchange ("step code"), then "result Done|Failed step"."""
+        return self.ns.run([sys.executable, "-c", FLOW_STEPS, str(self.ours / config), f"{RS_URI}{path}",
+                            str(timeout)], timeout=STEP, cwd=self.ours)
+
     def serve_ours(self, role: str, config: str = "") -> None:
         config = config or f"{role}.toml"
-        port = 5689 if role == "as" else 5690
+        port = 5689 if role == "as" else 5690  # as-dtls.toml: DTLS on 5689 (dtls_port), plain CoAP on 5688
         self.ns.serve([sys.executable, "-c", "import sys; from ace.cli.main import main; sys.exit(main())",
                        role, "--config", str(self.ours / config)], self.ours / f"{role}.log", port)
 
 
 @contextmanager
-def direction(tmp: Path) -> Iterator[Direction]:
-    """A fresh namespace, DIR and config directory; everything started in it is stopped on exit."""
+def direction(tmp: Path, profile: str = "oscore") -> Iterator[Direction]:
+    """A fresh namespace, DIR and config directory; everything started in it is stopped on exit.
+    ``profile``: their roles' ACEJAVA_PROFILE (oscore or dtls)."""
     theirs, ours = tmp / "acejava", tmp / "ours"
     theirs.mkdir()
     ours.mkdir()
     our_side(ours)
     with namespace() as ns:
-        d = Direction(ns, theirs, ours)
+        d = Direction(ns, theirs, ours, profile)
         try:
             yield d
         finally:
@@ -229,6 +242,28 @@ async def main():
         print(r.code.dotted, r.payload.hex())
     finally:
         await ctx.shutdown()
+asyncio.run(main())
+"""
+
+
+FLOW_STEPS = """
+import asyncio, sys
+from ace.cli import roles
+from ace.cli.config import load_client
+from pathlib import Path
+from ace.client.flow import ResourceRequest
+async def main():
+    seen = []
+    runner = roles.build_client(load_client(Path(sys.argv[1])), observer=seen.append)
+    runner.timeout = float(sys.argv[3])
+    await runner.start()
+    try:
+        got = await runner.request(ResourceRequest(method="GET", uri=sys.argv[2]))
+    finally:
+        await runner.stop()
+    for e in seen:
+        print(e.step, "%d.%02d" % e.response.code)
+    print("result", type(got).__name__, getattr(got, "step", ""))
 asyncio.run(main())
 """
 

@@ -1,4 +1,4 @@
-"""Interop with RISE ace-java, the reference ACE implementation (issue 11), OSCORE profile.
+"""Interop with RISE ace-java, the reference ACE implementation (issue 11), OSCORE and DTLS profiles.
 
 Each test is one direction: a fresh network namespace (``acejava ns``), a fresh DIR for their
 AS/RS (``acejava start DIR [as] [rs]``, ``acejava stop DIR`` on the way out, DIR/db removed), and
@@ -10,6 +10,17 @@ with it, a peer that cannot run (no java, MariaDB, jars, or network namespaces) 
 ``.ci/run`` installs what it needs (``acejava deps``).
 
 Our side is configured as a user would: ``ace init --peer ace-java`` (``acejava_peer.our_side``).
+
+DTLS profile (their ``Test*dtlsProfile`` classes, ``ACEJAVA_PROFILE=dtls``; ours from the same
+init's ``as-dtls.toml``, ``rs-dtls.toml``, ``client-dtls.toml``): no direction that needs a DTLS
+handshake between our stack and theirs can complete, so none is tested end to end. tinydtls (as
+built by DTLSSocket, under aiocoap) insists on RFC 5746 renegotiation_info and Scandium 3.1 never
+sends it: as a server tinydtls answers their ClientHello (extended_master_secret only) with a
+handshake_failure alert, as a client it aborts on their ServerHello. That rules out our client
+with their AS, their client with our AS, and every client with the other side's RS over DTLS.
+What is tested is what works up to that handshake: their client's token at our RS's /authz-info
+(2.01: the token itself as application/ace+cbor), and our AS's token (over DTLS on coaps 5689,
+``dtls_port``) at their RS's /authz-info (2.01).
 """
 
 from __future__ import annotations
@@ -42,6 +53,13 @@ def usable() -> None:
 @pytest.fixture
 def d(usable: None, tmp_path: Path) -> Iterator[Direction]:
     with peer.direction(tmp_path) as direction:
+        yield direction
+
+
+@pytest.fixture
+def dd(usable: None, tmp_path: Path) -> Iterator[Direction]:
+    """A direction with their DTLS-profile roles."""
+    with peer.direction(tmp_path, "dtls") as direction:
         yield direction
 
 
@@ -146,3 +164,32 @@ def test_their_client_our_as_and_rs(d: Direction) -> None:
     d.serve_ours("as")
     d.serve_ours("rs")
     assert_their_flow(d.their_client())
+
+
+# -- DTLS profile (see the module docstring for what cannot work) ----------------------------------
+
+
+def test_dtls_reference_alone(dd: Direction) -> None:
+    """Control: their DTLS client → their DTLS AS + RS."""
+    dd.start_theirs()
+    assert_their_flow(dd.their_client())
+
+
+def test_dtls_their_client_their_as_our_rs_takes_the_token(dd: Direction) -> None:
+    """Their DTLS client's token (POSTed as application/ace+cbor, the token itself) at our RS: 2.01.
+    Their DTLS handshake with our RS after it is refused by tinydtls (module docstring)."""
+    dd.start_theirs("as")
+    dd.serve_ours("rs", "rs-dtls.toml")
+    r = dd.their_client()
+    assert peer.their_answers(r.out)[:1] == [("2.01", None)], r  # our RS answers 2.01 only to a token it took
+
+
+def test_dtls_our_as_their_rs_takes_the_token(dd: Direction) -> None:
+    """Our client gets a coap_dtls token from our AS over DTLS (coaps 5689: ``dtls_port``) and their
+    RS takes it at /authz-info: 2.01. Our DTLS handshake with their RS cannot complete (module docstring)."""
+    dd.start_theirs("rs")
+    dd.serve_ours("as", "as-dtls.toml")
+    r = dd.flow_steps("client-dtls.toml", "/temp")
+    steps = r.out.splitlines()
+    assert r.rc == 0 and "token 2.01" in steps and "authz-info 2.01" in steps, r
+    assert "Successfully processed token" in (dd.dir / "logs" / "rs.log").read_text()
