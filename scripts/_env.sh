@@ -26,6 +26,7 @@ ensure_venv() {
   stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip uninstall -q -y ace >/dev/null 2>&1 || true  # the distribution was called "ace" before
     "$PY" -m pip install -q -e '.[dev]'
     rm -f "$VENV"/.installed-*
     touch "$stamp"

@@ -2,21 +2,24 @@
 
 Runs ``devices.fleet.run_fleet`` (every client picks a node and an action, permitted or
 not by its role, until the duration passes; optional packet loss on the clients' links to
-the nodes), prints a summary, and writes the full report as JSON (``--json``) and a plot of
-latency and success over time (``--plot``, needs matplotlib: the 'plot' extra). Exit status
-0 only when every permitted action completed and every forbidden one was refused 4.03/4.05.
+the nodes), prints a summary, and writes the full report as JSON (``--json FILE``, or ``-``:
+stdout, the summary then on stderr) and a plot of latency and success over time (``--plot``,
+needs matplotlib: the 'plot' extra, ``pip install 'ace-oauth-coap[plot]'``). Exit status 0 only
+when every permitted action completed and every forbidden one was refused 4.03/4.05.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from ace.cli.stdio import UsageError, error_line, os_error_text, stdout_to_stderr
 from ace.errors import ConfigError
 
 
@@ -28,7 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument("--loss", type=float, default=0.0, help="packet loss on client-node links, 0..1")
     p.add_argument("--duration", type=float, default=5.0, help="seconds the clients keep acting")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the full report here")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="write the full report here ('-': stdout, the summary then on stderr)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="plot latency and success over time")
     p.set_defaults(func=cmd_fleet)
 
@@ -48,7 +52,8 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # files only, no display
         plt = importlib.import_module("matplotlib.pyplot")
     except ImportError:
-        raise ConfigError("--plot needs matplotlib: pip install 'ace[plot]' (or pip install matplotlib)") from None
+        raise ConfigError("fleet: --plot needs matplotlib: pip install 'ace-oauth-coap[plot]' "
+                          "(or pip install matplotlib)") from None
     return plt
 
 
@@ -103,20 +108,37 @@ def _fmt(p: dict[str, float]) -> str:
     return " ".join(f"{k} {v}" for k, v in p.items() if k in ("p50", "p90", "p99", "max")) or "-"
 
 
+def _writable(path: Path) -> None:
+    """Open ``path`` for appending (creating it, keeping what it holds): an unwritable one is refused now."""
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"fleet: --json: {os_error_text(exc, 'write')}") from None
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     _check(args)
     if args.plot is not None:
         _pyplot()  # fail before the run, not after it
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None and not to_stdout:
+        _writable(args.json)  # fail before the run, not after it
     from devices.fleet import quiet, run_fleet  # the simulator lives beside ace/, not in it
 
-    with quiet():
+    with quiet(), stdout_to_stderr() if to_stdout else contextlib.nullcontext():
         report = asyncio.run(run_fleet(args.devices, args.clients, args.profile, args.loss, args.duration,
                                        args.seed)).to_dict()
-    print(summary(report))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(summary(report), file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        print(json.dumps(report, indent=2))
+    elif args.json is not None:
+        try:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as exc:
+            raise UsageError(f"fleet: --json: {os_error_text(exc, 'write')}") from None
     if args.plot is not None:
         plot(report, args.plot)
     if not report["ok"]:
-        print("fleet: some actions did not end as expected", file=sys.stderr)
+        print(error_line("fleet: some actions did not end as expected (the summary lists them)"), file=sys.stderr)
     return 0 if report["ok"] else 1

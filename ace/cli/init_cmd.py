@@ -18,12 +18,15 @@ from ace.cbor.labels import Curve
 from ace.cli import init_peer
 from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret, write_private, write_psk
 from ace.cli.keyfiles import save_key
+from ace.cli.stdio import UsageError, os_error_text
 from ace.errors import ConfigError
 from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import generate_curve_key, generate_symmetric
 
 CLIENT_ID, AUDIENCE = "clientA", "rs1"
+WRITES = ("as.toml", "as.db", "rs.toml", "rs1-token.key", "rs1-edhoc.key", "client.toml", "client-as.oscore.toml",
+          "client-as.psk.toml", "client-edhoc.key", "rs-as.oscore.toml")  # what init_deployment writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +56,21 @@ def _uri(host: str, port: int, path: str = "") -> str:
     return f"coap://{h}:{port}{path}"
 
 
-def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAULT_AS_PORT,
-                    rs_port: int = DEFAULT_RS_PORT) -> Deployment:
+def _prepare(directory: Path, files: tuple[str, ...]) -> None:
+    """Make ``directory``, refusing one that holds a file we would write (never overwrite a secret)."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"init: {directory}: not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "as.toml").exists():
         raise ConfigError(f"{directory}: already initialised (as.toml exists)")
+    there = [name for name in files if (directory / name).exists()]
+    if there:
+        raise UsageError(f"init: {directory / there[0]} exists: choose an empty directory")
+
+
+def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAULT_AS_PORT,
+                    rs_port: int = DEFAULT_RS_PORT) -> Deployment:
+    _prepare(directory, WRITES)
     as_uri, rs_uri = _uri(host, as_port, "/token"), _uri(host, rs_port)
     token_key = generate_symmetric(16, kid=b"\x01")
     save_key(directory / "rs1-token.key", token_key)
@@ -139,15 +152,20 @@ def init_peer_deployment(directory: Path, peer: str, *, host: str = init_peer.HO
     """``ace init --peer ace-java``: the reference's values (``ace.cli.init_peer``)."""
     if peer not in init_peer.PEERS:
         raise ConfigError(f"--peer {peer!r}: one of {', '.join(init_peer.PEERS)}")
-    directory.mkdir(parents=True, exist_ok=True)
-    if (directory / "as.toml").exists():
-        raise ConfigError(f"{directory}: already initialised (as.toml exists)")
+    _prepare(directory, ("as.toml",))
     as_uri, rs_uri = init_peer.write_ace_java(directory, host=host, as_port=as_port, rs_port=rs_port)
     return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
                       as_uri, rs_uri)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    try:
+        return _init(args)
+    except OSError as exc:  # a directory not ours to write, a full disk, ...
+        raise UsageError(f"init: {os_error_text(exc, 'write')}") from None
+
+
+def _init(args: argparse.Namespace) -> int:
     if args.peer is not None:
         d = init_peer_deployment(args.dir, args.peer, host=args.host or init_peer.HOST,
                                  as_port=args.as_port, rs_port=args.rs_port)

@@ -9,6 +9,8 @@ from typing import Any
 from ace.cbor.diag import diag
 from ace.cbor.labels import Alg, Curve, KeyType
 from ace.cli.keyfiles import load_key, save_key
+from ace.cli.stdio import UsageError, os_error_text
+from ace.errors import ConfigError
 from ace.redact import cose_key_map
 from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric, symmetric_key
 
@@ -59,14 +61,14 @@ def parse_alg(text: str | None) -> int | None:
     try:
         return int(Alg[text.upper().replace("-", "_").replace(" ", "_").replace("/", "_")])
     except KeyError:
-        raise SystemExit(f"ace: unknown alg {text!r}; one of {', '.join(a.name for a in Alg)}") from None
+        raise UsageError(f"--alg: unknown alg {text!r}; one of {', '.join(a.name for a in Alg)}") from None
 
 
 def _hex(value: str, what: str) -> bytes:
     try:
         return bytes.fromhex(value)
     except ValueError:
-        raise SystemExit(f"ace: {what} must be hex, not {value!r}") from None
+        raise UsageError(f"{what} must be hex, not {value!r}") from None
 
 
 def _kid(args: argparse.Namespace) -> bytes | None:
@@ -79,15 +81,15 @@ def cmd_gen(args: argparse.Namespace) -> int:
     curve = KEY_TYPES[args.type]
     if curve is None:
         if args.size not in (16, 24, 32):
-            raise SystemExit("ace: --size must be 16, 24 or 32")
+            raise UsageError(f"keys gen: --size must be 16, 24 or 32, not {args.size}")
         key = generate_symmetric(args.size, kid=kid, alg=alg)
     else:
         key = generate_curve_key(curve, kid=kid, alg=alg)
-    save_key(args.out, key, overwrite=args.force)
+    if args.public_out and key.is_symmetric:
+        raise UsageError("keys gen: --public-out: a symmetric key has no public part")
+    _save("keys gen", args.out, key, args.force)
     if args.public_out:
-        if key.is_symmetric:
-            raise SystemExit("ace: a symmetric key has no public part")
-        save_key(args.public_out, key.public(), overwrite=args.force)
+        _save("keys gen", args.public_out, key.public(), args.force)
     print(f"wrote {args.out}" + (f" and {args.public_out}" if args.public_out else ""))
     return 0
 
@@ -97,11 +99,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.symmetric is not None:
         k = _hex(args.symmetric, "--symmetric")
         if len(k) not in (16, 24, 32):
-            raise SystemExit(f"ace: --symmetric must be 16, 24 or 32 bytes, not {len(k)}")
+            raise UsageError(f"keys import: --symmetric must be 16, 24 or 32 bytes, not {len(k)}")
         key = symmetric_key(k, kid=kid, alg=alg)
     else:
         key = _ec2(args, kid, alg)
-    save_key(args.out, key, overwrite=args.force)
+    _save("keys import", args.out, key, args.force)
     print(f"wrote {args.out}")
     return 0
 
@@ -124,9 +126,21 @@ def _ec2(args: argparse.Namespace, kid: bytes | None, alg: int | None) -> CoseKe
             pub = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1())
             pub.public_key()  # raises ValueError when the point is not on the curve
     except ValueError as exc:
-        raise SystemExit(f"ace: not a P-256 key: {exc}") from None
+        raise UsageError(f"keys import: not a P-256 key: {exc}") from None
     return CoseKey(kty=KeyType.EC2, crv=Curve.P_256, kid=kid, alg=alg, x=pub.x.to_bytes(32, "big"),
                    y=pub.y.to_bytes(32, "big"), d=d)
+
+
+def _save(command: str, path: str, key: CoseKey, force: bool) -> None:
+    """Write a key file, or say in one line why not (exists without --force, no such directory, ...)."""
+    try:
+        save_key(path, key, overwrite=force)
+    except ConfigError as exc:
+        if isinstance(exc.__cause__, FileExistsError):
+            raise UsageError(f"{command}: {path}: exists; --force replaces it") from None
+        raise
+    except OSError as exc:
+        raise UsageError(f"{command}: {os_error_text(exc, 'write')}") from None
 
 
 def key_summary(key: CoseKey) -> dict[str, Any]:

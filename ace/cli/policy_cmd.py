@@ -14,6 +14,7 @@ kid (RFC 9770 TRL): a squatter is undone this way.
 from __future__ import annotations
 
 import argparse
+import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +24,10 @@ from ace.authz_server import trl
 from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, thumbprint
 from ace.cbor.labels import Alg
 from ace.cli import revoke_cmd
-from ace.cli.config import PROFILE_NAMES, load_as, load_oscore_secret, load_psk
+from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
 from ace.cli.keyfiles import load_key
+from ace.cli.policy_args import check_registered, open_store, parse_profiles, parse_scope, profile_names
+from ace.cli.stdio import UsageError, os_error_text
 from ace.errors import AceError, ConfigError, DecodeError
 from ace.profiles import edhoc
 from ace.store.base import (
@@ -34,6 +37,7 @@ from ace.store.base import (
     TIME_UNITS,
     ClientRecord,
     Grant,
+    OscoreSecret,
     RsRecord,
     TokenFormat,
 )
@@ -46,9 +50,9 @@ from ace.tokens.keys import CoseKey
 
 def register(sub: Any) -> None:
     p = sub.add_parser("policy", help="grants, clients and RSs at the AS (Resource Owner)")
-    p.add_argument("--config", type=Path, required=True, help="the AS's config file")
+    p.add_argument("--config", type=Path, help="the AS's config file (before or after ACTION)")
     ps = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
-    g = ps.add_parser("grant", help="let CLIENT get SCOPE at AUDIENCE")
+    g = ps.add_parser("grant", help="let CLIENT get SCOPE at AUDIENCE (both registered; SCOPE checked)")
     g.add_argument("client"), g.add_argument("audience"), g.add_argument("scope")
     g.add_argument("--aif", action="store_true", help="SCOPE is AIF as hex CBOR (RFC 9237)")
     g.add_argument("--default", action="store_true", help="granted when the client asks for no scope")
@@ -59,12 +63,18 @@ def register(sub: Any) -> None:
     r.add_argument("--keep-tokens", action="store_true",
                    help="do not revoke the live tokens of CLIENT at AUDIENCE (RFC 9770 TRL)")
     r.set_defaults(func=cmd_revoke)
-    ps.add_parser("list", help="show clients, RSs and grants").set_defaults(func=cmd_list)
+    ls = ps.add_parser("list", help="show clients, RSs and grants")
+    ls.set_defaults(func=cmd_list)
     c = ps.add_parser("add-client", help="register a client and how it authenticates to the AS")
     c.add_argument("client")
-    c.add_argument("--oscore", type=Path, help="the AS's side of an OSCORE context (TOML, mode 0600)")
+    oscore = c.add_mutually_exclusive_group()
+    oscore.add_argument("--oscore", type=Path, help="the AS's side of an OSCORE context (TOML, mode 0600)")
+    oscore.add_argument("--oscore-new", type=Path, metavar="FILE",
+                        help="make a fresh OSCORE context with the AS: write the client's side to FILE (mode 0600, "
+                             "its client.toml's as_context) and keep the AS's side")
     c.add_argument("--psk", type=Path, help="a DTLS pre-shared key: identity and key (TOML, mode 0600)")
-    c.add_argument("--profiles", default="coap_oscore,coap_dtls", help="ACE profiles it supports")
+    c.add_argument("--profiles", default="coap_oscore,coap_dtls",
+                   help="ACE profiles it supports, e.g. oscore,dtls,edhoc or coap_oscore,...")
     c.add_argument("--edhoc-key", type=Path,
                    help="its EDHOC credential (COSE_Key file with a kid; the public part is kept): no other client "
                         "gets a token with that key or kid, at any RS (alone: for a client already registered)")
@@ -78,7 +88,8 @@ def register(sub: Any) -> None:
     s.add_argument("--alg", help="their COSE algorithm, by name or number (e.g. AES-CCM-16-64-128 or 10; "
                                  "'key': the key's own, the default)")
     s.add_argument("--lifetime", type=int, help="token lifetime in seconds (new RS: 3600)")
-    s.add_argument("--profiles", help="ACE profiles it supports, first preferred (new RS: coap_oscore)")
+    s.add_argument("--profiles", help="ACE profiles it supports, first preferred, e.g. oscore,edhoc "
+                                      "(new RS: coap_oscore)")
     s.add_argument("--auth-key", type=Path, help="its EDHOC credential (COSE_Key file; the public part is kept)")
     s.add_argument("--rs-id", help="its own identity when not its audience (exi ctis; new RS: the audience)")
     s.add_argument("--oscore", type=Path, help="the AS's side of the RS's OSCORE context with the AS (TOML, mode "
@@ -99,39 +110,34 @@ def register(sub: Any) -> None:
     f.add_argument("--salt-len", help=f"OSCORE_Input_Material salt bytes, 0 to {MAX_SALT_LEN}, or 'as': as.toml "
                                       "salt_len (default)")
     s.set_defaults(func=cmd_add_rs)
-
-
-def _store(args: argparse.Namespace) -> SqliteAsStore:
-    return SqliteAsStore(load_as(args.config).store)
-
-
-def _scope(args: argparse.Namespace) -> str | bytes | None:
-    if args.scope is None:
-        return None
-    return bytes.fromhex(args.scope) if args.aif else str(args.scope)
+    for action in (g, r, ls, c, s):  # `ace policy grant --config as.toml ...` as well as `ace policy --config ...`
+        action.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the AS's config file")
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
-    scope = _scope(args)
+    scope = parse_scope(args)
     assert scope is not None
-    with _store(args) as store:
+    with open_store(args) as store:
+        check_registered(store, args)
         store.add_grant(Grant(client_id=args.client, audience=args.audience, scope=scope, default=args.default))
-    print(f"granted {args.client} {scope!r} at {args.audience}")
+    shown = scope if isinstance(scope, str) else "aif:" + scope.hex()
+    print(f"granted {args.client} {shown!r} at {args.audience}" + (" (default)" if args.default else ""))
     return 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        n = store.revoke_grant(args.client, args.audience, _scope(args))
+    with open_store(args) as store:
+        n = store.revoke_grant(args.client, args.audience, parse_scope(args))
         revoked = [] if args.keep_tokens else revoke_cmd.revoke(store, client=args.client, audience=args.audience)
     print(f"revoked {n} grant(s)" + (f" and {len(revoked)} live token(s)" if revoked else ""))
     return 0 if n else 1
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with open_store(args) as store:
         for c in store.list_clients():
-            print(f"client {c.client_id}  oscore={'yes' if c.oscore else 'no'}  profiles={list(c.profiles)}")
+            print(f"client {c.client_id}  oscore={'yes' if c.oscore else 'no'}  psk={'yes' if c.psk else 'no'}  "
+                  f"profiles={profile_names(c.profiles)}")
             for audience, kid, tp in store.edhoc_credentials(c.client_id):
                 if audience is None:  # (those first presented at an RS are many: not listed)
                     print(f"       edhoc key kid={kid.hex()} thumbprint={tp.hex()}")
@@ -146,9 +152,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _rs_details(rs: RsRecord) -> str:
     """What ``list`` shows of an RS besides its kind and lifetime: every setting, no key material."""
     f = rs.format
-    names = [n for n, p in PROFILE_NAMES.items() if p in rs.profiles]
     parts = [f"rs_id={rs.rs_id}", f"alg={'key' if rs.token_alg is None else rs.token_alg}",
-             f"profiles={','.join(sorted(names, key=lambda n: rs.profiles.index(PROFILE_NAMES[n])))}",
+             f"profiles={profile_names(rs.profiles)}",
              f"oscore={'yes' if rs.oscore else 'no'}", f"auth_key={'yes' if rs.auth_key else 'no'}",
              f"cose_tag={_yn(f.cose_tag)}", f"cwt_tag={_yn(f.cwt_tag)}", f"sub={_yn(f.sub)}",
              f"time_unit={f.time_unit}", f"exi={_yn(f.exi)}", f"exi_cti={f.exi_cti}",
@@ -160,27 +165,30 @@ def _yn(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _profiles(names: str) -> tuple[int, ...]:
-    try:
-        return tuple(PROFILE_NAMES[p.strip()] for p in names.split(","))
-    except KeyError:
-        raise SystemExit(f"ace: --profiles takes {', '.join(sorted(PROFILE_NAMES))}") from None
-
-
 def cmd_add_client(args: argparse.Namespace) -> int:
     edhoc_key = _edhoc_key(args.edhoc_key) if args.edhoc_key is not None else None
-    only_key = args.oscore is None and args.psk is None
+    only_key = args.oscore is None and args.oscore_new is None and args.psk is None
     if only_key and edhoc_key is None:
-        raise SystemExit("ace: give --oscore and/or --psk: the client must authenticate to the AS")
-    profiles = _profiles(args.profiles)
-    with _store(args) as store:
+        raise UsageError("policy add-client: give --oscore, --oscore-new and/or --psk: the client must "
+                         "authenticate to the AS")
+    if not args.client:
+        raise UsageError("policy add-client: CLIENT must not be empty")
+    profiles = parse_profiles(args.profiles)
+    oscore = load_oscore_secret(args.oscore) if args.oscore else None
+    psk = load_psk(args.psk) if args.psk else None
+    with open_store(args, create=True) as store:
         if only_key and store.get_client(args.client) is None:
-            raise SystemExit(f"ace: client {args.client} is not registered: give --oscore and/or --psk too")
+            raise UsageError(f"policy add-client: client {args.client} is not registered: give --oscore, "
+                             "--oscore-new and/or --psk too")
+        if args.oscore_new is not None:
+            oscore = _new_oscore(store, args.oscore_new)
         if not only_key:
-            store.put_client(ClientRecord(
-                client_id=args.client, profiles=profiles,
-                oscore=load_oscore_secret(args.oscore) if args.oscore else None,
-                psk=load_psk(args.psk) if args.psk else None))
+            try:
+                store.put_client(ClientRecord(client_id=args.client, profiles=profiles, oscore=oscore, psk=psk))
+            except BaseException:
+                if args.oscore_new is not None:
+                    args.oscore_new.unlink(missing_ok=True)
+                raise
         if edhoc_key is not None:
             assert edhoc_key.kid is not None
             try:
@@ -193,6 +201,30 @@ def cmd_add_client(args: argparse.Namespace) -> int:
                 print(f"revoked {len(revoked)} live token(s) of other clients bound to that key or kid")
     print(f"registered client {args.client}" + (f" with EDHOC key kid {edhoc_key.kid!r}" if edhoc_key else ""))
     return 0
+
+
+AS_SENDER_ID = b"\x00"  # the AS's sender id in the contexts --oscore-new makes (as ace init's)
+
+
+def _new_oscore(store: SqliteAsStore, path: Path) -> OscoreSecret:
+    """A fresh OSCORE context with the AS (RFC 8613 §3.1): the client's side written to ``path`` (0600,
+    never over an existing file), the AS's side returned. The client's sender id is the first one-byte
+    id no other client or RS uses with the AS (RFC 8613 §3.3: unique per recipient at the AS)."""
+    contexts = [c.oscore for c in store.list_clients()] + [rs.oscore for rs in store.list_rs()]
+    taken = {o.recipient_id for o in contexts if o is not None and o.id_context is None}
+    free = next((bytes([i]) for i in range(1, 256) if bytes([i]) not in taken), None)
+    if free is None:
+        raise UsageError("policy add-client: --oscore-new: every one-byte sender id is taken; give --oscore FILE")
+    if path.exists():
+        raise UsageError(f"policy add-client: --oscore-new: {path} exists; choose another file (it holds a secret)")
+    ms = secrets.token_bytes(16)
+    try:
+        write_oscore_secret(path, OscoreSecret(master_secret=ms, sender_id=free, recipient_id=AS_SENDER_ID))
+    except OSError as exc:
+        raise UsageError(f"policy add-client: --oscore-new: {os_error_text(exc, 'write')}") from None
+    print(f"wrote {path}: the client's OSCORE context with the AS (sender id {free.hex()}); "
+          "point its client.toml's as_context at it")
+    return OscoreSecret(master_secret=ms, sender_id=AS_SENDER_ID, recipient_id=free)
 
 
 def _revoke_squatters(store: SqliteAsStore, client_id: str, key: CoseKey) -> list[bytes]:
@@ -220,7 +252,7 @@ _FORMAT_OPTIONS = ("cose_tag", "cwt_tag", "sub", "time_unit", "exi", "exi_cti", 
 
 def cmd_add_rs(args: argparse.Namespace) -> int:
     fields, fmt = _rs_fields(args), _format_fields(args)
-    with _store(args) as store:
+    with open_store(args, create=True) as store:
         old = store.get_rs(args.audience)
         if old is None:
             if "token_key" not in fields:
@@ -255,7 +287,7 @@ def _rs_fields(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"add-rs {args.audience}: --lifetime must be positive")
         fields["token_lifetime"] = args.lifetime
     if args.profiles is not None:
-        fields["profiles"] = _profiles(args.profiles)
+        fields["profiles"] = parse_profiles(args.profiles)
     if args.rs_id is not None:
         if not args.rs_id:
             raise ConfigError(f"add-rs {args.audience}: --rs-id must not be empty")
@@ -283,7 +315,7 @@ def _salt_len(value: str) -> int | None:
     if value == "as":
         return None
     if not value.isdigit() or not 0 <= int(value) <= MAX_SALT_LEN:
-        raise SystemExit(f"ace: --salt-len takes 0 to {MAX_SALT_LEN} or 'as', not {value!r}")
+        raise UsageError(f"--salt-len takes 0 to {MAX_SALT_LEN} or 'as', not {value!r}")
     return int(value)
 
 
@@ -294,7 +326,7 @@ def _alg(value: str) -> int | None:
     try:
         return int(Alg(int(value))) if value.lstrip("-").isdigit() else int(Alg[value.upper().replace("-", "_")])
     except (KeyError, ValueError):
-        raise SystemExit(f"ace: --alg takes a COSE algorithm ace knows ({', '.join(a.name for a in Alg)}), "
+        raise UsageError(f"--alg takes a COSE algorithm ace knows ({', '.join(a.name for a in Alg)}), "
                          f"its number or 'key', not {value!r}") from None
 
 

@@ -1,12 +1,23 @@
-"""``ace token inspect``: decode a token, show it in diagnostic notation, verify it."""
+"""``ace token inspect``: decode a token, show it in diagnostic notation, verify it.
+
+With the right key the token is verified (and decrypted) first, and its claims are always
+shown; the time validity (exp, nbf: RFC 8392 §3.1.4-5) is a verdict of its own, judged now or
+``--at TIME``, and the audience (``--audience``) another. Exit codes: 0 the token is valid (or,
+without ``--key``, decoded and not out of time); 1 not a token, or verification/decryption
+failed with the key(s) given; 2 usage (bad arguments, unreadable files); 4 verified (or, without
+a key, readable) but expired or not yet valid at the time judged; 5 verified and in time, but
+its audience does not contain ``--audience``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +25,14 @@ from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import Claim, HeaderParam
 from ace.cli.keyfiles import load_key
-from ace.errors import AceError, RemoteError, coap_code_text
+from ace.errors import AceError, ConfigError, RemoteError, coap_code_text
 from ace.redact import message_map
 from ace.tokens.crypto import Kind, alg_name
 from ace.tokens.cwt import open_envelope, verify_token
 from ace.tokens.keys import CoseKey
 
 STRUCTURE = {Kind.AEAD: "COSE_Encrypt0", Kind.SIGN: "COSE_Sign1", Kind.MAC: "COSE_Mac0"}
+EXIT_OK, EXIT_FAILED, EXIT_TIME, EXIT_AUDIENCE = 0, 1, 4, 5  # and 2: usage (the CLI's)
 
 
 def register(sub: Any) -> None:
@@ -28,16 +40,39 @@ def register(sub: Any) -> None:
     tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     insp = tsub.add_parser("inspect", help="decode (and with --key verify) a token")
     insp.add_argument("token", help="the token as hex, or @FILE holding its bytes (or hex)")
-    insp.add_argument("--key", metavar="FILE", help="COSE_Key file to verify/decrypt with")
+    insp.add_argument("--key", metavar="FILE", action="append",
+                      help="COSE_Key file to verify/decrypt with (twice for a nested token: both keys)")
     insp.add_argument("--audience", help="also check that aud contains this value")
+    insp.add_argument("--at", metavar="TIME", type=parse_time,
+                      help="judge exp/nbf at this time: ISO 8601 (2015-10-05T16:00:00Z) or seconds since the epoch")
     insp.add_argument("--json", action="store_true", help="one JSON object on stdout")
     insp.add_argument("--show-secrets", action="store_true", help="do not redact PoP key material")
     insp.set_defaults(func=cmd_inspect)
 
 
+def parse_time(text: str) -> float:
+    """ISO 8601 (naive: UTC) or a NumericDate (RFC 8392 §2: seconds since the epoch)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time or seconds since the epoch: {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def read_token(arg: str) -> bytes:
     if arg.startswith("@"):
-        data = Path(arg[1:]).read_bytes()
+        try:
+            data = Path(arg[1:]).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file {arg[1:]}: {exc.strerror or exc}") from None
         try:
             return bytes.fromhex(data.decode("ascii").strip())
         except (UnicodeDecodeError, ValueError):
@@ -45,37 +80,61 @@ def read_token(arg: str) -> bytes:
     try:
         return bytes.fromhex(arg.strip().removeprefix("0x"))
     except ValueError:
-        raise SystemExit("ace: TOKEN must be hex or @FILE") from None
+        raise ConfigError("TOKEN must be hex or @FILE") from None
 
 
-class _OneKey:
-    """Try the given key whatever kid the token names (an operator asked for it)."""
+class _GivenKeys:
+    """Try the given keys whatever kid the token names (an operator asked for them)."""
 
-    def __init__(self, key: CoseKey) -> None:
-        self.key = key
+    def __init__(self, keys: Sequence[CoseKey]) -> None:
+        self.keys = tuple(keys)
 
     def keys_for(self, kid: bytes | None) -> Sequence[CoseKey]:
-        return (self.key,)
+        return self.keys
 
 
-def inspect(token: bytes, key: CoseKey | None, audience: str | None, show_secrets: bool) -> dict[str, Any]:
+def time_verdict(claims: Mapping[Any, Any], at: float) -> dict[str, Any]:
+    """RFC 8392 §3.1.4-5: not accepted on or after exp, nor before nbf; judged at ``at``, no skew."""
+    exp, nbf = claims.get(int(Claim.EXP)), claims.get(int(Claim.NBF))
+    verdict: dict[str, Any] = {"at": iso(at), "valid": True, "detail": "no exp or nbf: valid at any time"}
+    if isinstance(nbf, (int, float)) and at < nbf:
+        verdict.update(valid=False, detail=f"not yet valid until {iso(nbf)}")
+    elif isinstance(exp, (int, float)) and at >= exp:
+        verdict.update(valid=False, detail=f"expired since {iso(exp)}")
+    elif isinstance(exp, (int, float)) or isinstance(nbf, (int, float)):
+        since = f" from {iso(nbf)}" if isinstance(nbf, (int, float)) else ""
+        until = f" until {iso(exp)}" if isinstance(exp, (int, float)) else ""
+        verdict["detail"] = f"valid{since}{until}"
+    return verdict
+
+
+def inspect(token: bytes, keys: Sequence[CoseKey] | CoseKey | None, audience: str | None, show_secrets: bool,
+            at: float | None = None) -> dict[str, Any]:
     env = open_envelope(token)
     msg = env.message
     report: dict[str, Any] = {
         "size": len(token), "structure": STRUCTURE[msg.kind], "cose_tag": msg.cbor_tag,
         "cwt_tag": env.cwt_tagged, "protected": dict(msg.protected),
         "unprotected": dict(msg.unprotected), "alg": alg_name(msg.alg) if isinstance(msg.alg, int) else None,
-        "claims": None, "verified": None, "error": None,
+        "claims": None, "verified": None, "error": None, "time": None, "audience_ok": None,
     }
     if msg.kind is not Kind.AEAD:
         report["claims"] = codec.loads(msg.body, what="CWT claims")
-    if key is not None:
-        try:
-            claims = verify_token(token, _OneKey(key), audience=audience, clock=time.time)
+    if isinstance(keys, CoseKey):
+        keys = [keys]
+    if keys:
+        try:  # crypto first, time apart: an expired token still shows its claims (infinite skew here)
+            claims = verify_token(token, _GivenKeys(keys), audience=None, clock=time.time, skew=math.inf)
             report["claims"], report["verified"] = claims.to_map(), True
+            if audience is not None:
+                report["audience_ok"] = audience in claims.audiences
+                if not report["audience_ok"]:
+                    report["error"] = f"token audience does not contain {audience!r} ({coap_code_text((4, 3))})"
         except RemoteError as exc:
             report["verified"] = False
             report["error"] = f"{exc.description} ({coap_code_text(exc.coap_code)})"
+    if isinstance(report["claims"], Mapping):
+        report["time"] = time_verdict(report["claims"], time.time() if at is None else at)
     if isinstance(report["claims"], Mapping) and not show_secrets:
         report["claims"] = message_map(report["claims"])
     return report
@@ -101,22 +160,41 @@ def render_text(r: dict[str, Any]) -> str:
              "unprotected: " + diag(r["unprotected"], labels=label_namer(HeaderParam))]
     if r["claims"] is not None:
         lines.append("claims: " + diag(r["claims"], labels=label_namer(Claim)))
+    elif r["verified"] is False:
+        lines.append("claims: (encrypted; not decrypted with the key given)")
     else:
         lines.append("claims: (encrypted; give --key to decrypt)")
     if r["verified"] is True:
         lines.append("verification: OK")
     elif r["verified"] is False:
         lines.append(f"verification: FAILED: {r['error']}")
+    else:
+        lines.append("verification: not done (give --key)")
+    if r["time"] is not None:
+        unverified = "" if r["verified"] else "; claims not verified"
+        lines.append(f"time: {r['time']['detail']} (judged at {r['time']['at']}{unverified})")
+    if r["audience_ok"] is not None:
+        lines.append("audience: OK" if r["audience_ok"] else f"audience: MISMATCH: {r['error']}")
     return "\n".join(lines)
+
+
+def exit_code(r: dict[str, Any]) -> int:
+    if r["verified"] is False:
+        return EXIT_FAILED
+    if r["time"] is not None and not r["time"]["valid"]:
+        return EXIT_TIME
+    if r["audience_ok"] is False:
+        return EXIT_AUDIENCE
+    return EXIT_OK
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     token = read_token(args.token)
-    key = load_key(args.key) if args.key else None
+    keys = [load_key(path) for path in args.key or ()]
     try:
-        report = inspect(token, key, args.audience, args.show_secrets)
+        report = inspect(token, keys, args.audience, args.show_secrets, args.at)
     except AceError as exc:
         print(f"ace: not a token: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(json.dumps(_jsonable(report)) if args.json else render_text(report))
-    return 1 if report["verified"] is False else 0
+    return exit_code(report)

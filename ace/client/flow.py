@@ -35,6 +35,7 @@ from ace.cbor.messages import (
     CreationHints,
     ErrorResponse,
 )
+from ace.client import reasons
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.profiles import dtls, edhoc, oscore
@@ -94,6 +95,7 @@ class Response:
     code: tuple[int, int]
     payload: bytes = b""
     content_format: int | None = None
+    local: str | None = None  # no CoAP answer came: the runner's own 5.04 and why ("did not answer within 5 s")
 
     @property
     def success(self) -> bool:
@@ -148,6 +150,7 @@ class ClientFlow:
         self._configured = {normalize_origin(o): aud for o, aud in config.audiences.items()}
         self._unconfirmed: dict[str, str] = {}  # origin -> audience from its first hints, not pinned yet
         self._asked: tuple[str, bool] | None = None  # the token request's audience; from first hints?
+        self._as_uri = ""  # where the token request went (for messages)
         self.sessions: dict[str, Session] = {}
         self._ids = oscore.RecipientIdPool(rng)
         self._next_session = 1
@@ -229,7 +232,7 @@ class ClientFlow:
             audience, source = hints.audience, "first hints"
         if as_uri is None or audience is None:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
-        self._asked = (audience, source == "first hints")
+        self._asked, self._as_uri = (audience, source == "first hints"), as_uri
         req_cnf = None
         if c.profile == AceProfile.COAP_EDHOC_OSCORE and c.edhoc_key is not None:
             req_cnf = CoseKeyCnf(c.edhoc_key.public())  # draft-ietf-ace-edhoc-oscore-profile §3.1
@@ -258,7 +261,7 @@ class ClientFlow:
     def _after_token(self, response: Response) -> Action:
         if not response.success:
             err = _error_map(response)
-            return self._fail("token", f"AS refused: {err.error if err else response.code}", response, err)
+            return self._fail("token", _as_refused(self._as_uri, response, err), response, err)
         token_response = AccessTokenResponse.decode(response.payload)
         assert self._request is not None
         profile = _profile_of(token_response)
@@ -291,7 +294,8 @@ class ClientFlow:
         if response.code != (2, 1):
             if my_id is not None:
                 self._ids.release(my_id)
-            return self._fail("authz-info", f"RS refused the token: {response.code}", response)
+            return self._fail("authz-info", _rs_refused(self._request.origin, self.config.authz_info_path, response),
+                              response)
         context: OscoreContextParams | DtlsChannel | edhoc.EdhocChannel = (
             self._derive(token_response, response, *channel) if isinstance(channel, tuple) else channel)
         self.drop_session(self._request.origin)
@@ -362,6 +366,24 @@ class ClientFlow:
               error_response: ErrorResponse | None = None) -> Action:
         self._state, self._pending = "idle", None
         return Failed(step, error, response, error_response)
+
+
+def _as_refused(as_uri: str, response: Response, err: ErrorResponse | None) -> str:
+    """Why there is no token, in words (RFC 9200 §5.8.3 error names, CoAP codes by name)."""
+    if response.local is not None:
+        return f"AS at {as_uri} {response.local}"
+    if err is None:
+        return f"AS at {as_uri} refused the token request: {reasons.answer_text(response.code, response.payload, None)}"
+    todo = reasons.advice(int(err.error))
+    return (f"AS at {as_uri} refused the token request: {reasons.code_text(response.code)}, "
+            f"{reasons.error_text(err)}" + (f": {todo}" if todo else ""))
+
+
+def _rs_refused(origin: str, path: str, response: Response) -> str:
+    if response.local is not None:
+        return f"RS at {origin} {response.local}"
+    answer = reasons.answer_text(response.code, response.payload, response.content_format)
+    return f"RS at {origin} refused the token (POST {path}): {answer}"
 
 
 def _error_map(response: Response) -> ErrorResponse | None:

@@ -5,7 +5,10 @@ over the client's pre-established, persisted OSCORE context; an RS over the cont
 flow derived (installed under the RS origin while a session lives). POST /authz-info is
 always sent unprotected (RFC 9203 §4.1): a more specific credentials entry says so. Every
 exchange can be reported to an observer (the demo prints the bytes); payloads holding
-keys are the caller's to redact. Each request is bounded in time.
+keys are the caller's to redact. Each request is bounded in time (``timeout``); while one waits
+for its answer (aiocoap retransmits a confirmable request), ``on_wait`` is told once, after
+``RETRY_NOTICE`` seconds. When no answer comes, the flow gets the runner's own 5.04 with
+``Response.local`` saying what was tried and what to check.
 """
 
 from __future__ import annotations
@@ -47,6 +50,20 @@ from ace.store.base import DtlsPsk, OscoreSecret
 log = logging.getLogger(__name__)
 MAX_STEPS = 8
 REQUEST_TIMEOUT = 30.0
+RETRY_NOTICE = 2.0  # seconds: RFC 7252 §4.8 ACK_TIMEOUT, when the first retransmission goes out
+_SERVER = {"token": "ace as"}  # the command that would be serving the peer of each step (else `ace rs`)
+
+
+def quiet_abandoned_requests(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A loop exception handler for a process that owns its loop (``ace client``): a request given
+    up on (``timeout``) still runs inside aiocoap's OSCORE transport; shut down, it fails, and
+    aiocoap 0.4.17 reports that with ``log.error(..., exception=...)``, a TypeError whose traceback
+    asyncio prints. That one is dropped (at debug level); anything else goes to the default handler."""
+    exc = context.get("exception")
+    if isinstance(exc, TypeError) and "unexpected keyword argument 'exception'" in str(exc):
+        log.debug("an abandoned request ended with the CoAP context")
+        return
+    loop.default_exception_handler(context)
 
 
 class _Plain:
@@ -88,9 +105,12 @@ class ClientRunner:
     def __init__(self, flow: ClientFlow, *, as_secret: OscoreSecret | None, as_uri: str | None,
                  as_psk: DtlsPsk | None = None,
                  seqno_store: SequenceNumberStore, observer: Callable[[Exchange], None] | None = None,
-                 timeout: float = REQUEST_TIMEOUT, dtls_port_offset: int = 1) -> None:
+                 timeout: float = REQUEST_TIMEOUT, dtls_port_offset: int = 1,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.flow, self.as_secret, self.as_uri, self.as_psk = flow, as_secret, as_uri, as_psk
         self.seqno_store, self.observer, self.timeout = seqno_store, observer, timeout
+        self.on_wait = on_wait  # told (once per request) that an answer is late and the request is retried
+        self.retry_notice = RETRY_NOTICE
         self.dtls_port_offset = dtls_port_offset
         self.context: Any = None
         self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
@@ -153,7 +173,10 @@ class ClientRunner:
             if self._as_security is None or _normalized_origin(action.as_uri) != self._as_origin:
                 # RFC 9203 §3.1: client-AS traffic is protected; never POST /token in the clear
                 log.warning("no security context for the AS at %s; not asking it", action.as_uri)
-                return Response((4, 1), b"no security context for this AS")
+                known = f"only for {self._as_origin}" if self._as_security is not None else "none is configured"
+                return Response((4, 1), b"no security context for this AS",
+                                local=f"was not asked: this client has no security context for it ({known}; "
+                                      "as_uri, as_context or as_psk in its config)")
             return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR,
                                     self._as_security)
         if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1, RFC 9202 §3.3: unprotected
@@ -218,6 +241,32 @@ class ClientRunner:
         self._rs_contexts[session.origin] = (session.id, ctx)
         return ctx
 
+    async def _answer(self, msg: aiocoap.Message, method: str, uri: str) -> Any:
+        """The response to ``msg`` within ``timeout``; ``on_wait`` hears once if it is late."""
+        notice = None
+        if self.on_wait is not None and self.timeout > self.retry_notice:
+            text = (f"no answer yet from {origin_of(uri)} ({method} {urlsplit(uri).path or '/'}) after "
+                    f"{self.retry_notice:g} s; retrying until {self.timeout:g} s")
+            notice = asyncio.get_running_loop().call_later(self.retry_notice, self.on_wait, text)
+        try:
+            return await asyncio.wait_for(self.context.request(msg).response, self.timeout)
+        finally:
+            if notice is not None:
+                notice.cancel()
+
+    def _unanswered(self, exc: BaseException, step: str, method: str, uri: str) -> str:
+        """What happened to a request that got no answer, and what to check (for ``Response.local``)."""
+        what = f"{method} {urlsplit(uri).path or '/'}"
+        check = f"is `{_SERVER.get(step, 'ace rs')}` running there?"
+        if isinstance(exc, TimeoutError):
+            return f"did not answer within {self.timeout:g} s ({what}): {check}"
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):  # aiocoap wraps the socket's error
+            cause = cause.__cause__
+        reason = (cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)) or type(exc).__name__
+        reason = reason.split(" (")[0]  # "Connection refused (ECONNREFUSED, received through errqueue)"
+        return f"could not be reached ({what}: {reason[:100]}): {check}"
+
     @staticmethod
     def _message(method: str, uri: str, payload: bytes, content_format: int | None) -> aiocoap.Message:
         msg = aiocoap.Message(code=aiocoap.Code[method.upper()], uri=uri, payload=payload)
@@ -245,12 +294,12 @@ class ClientRunner:
         retry = False
         started = time.monotonic()
         try:
-            raw = await asyncio.wait_for(self.context.request(msg).response, self.timeout)
+            raw = await self._answer(msg, method, uri)
             if not protected and raw.opt.echo is not None and not raw.payload:
                 # RFC 9175 §2.3: the server verifies our address (§2.4 item 3): resend once with its Echo
                 echoed = self._message(method, uri, payload, content_format)
                 echoed.opt.echo = raw.opt.echo
-                raw = await asyncio.wait_for(self.context.request(echoed).response, self.timeout)
+                raw = await self._answer(echoed, method, uri)
             response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
             if edhoc_session is not None:
                 # aiocoap runs EDHOC on every request unless the derived context is pinned
@@ -273,8 +322,9 @@ class ClientRunner:
                 log.warning("%s %s: an unprotected %s is not taken", method, uri, plain.code)
                 response = Response((5, 2), b"unprotected success answer")  # 5.02 Bad Gateway
         except (TimeoutError, aiocoap.error.Error, OSError) as exc:
-            log.warning("%s %s failed: %s", method, uri, type(exc).__name__)
-            response = Response((5, 4), str(exc).encode()[:80])  # 5.04 Gateway Timeout, as a proxy would say
+            log.info("%s %s failed: %s", method, uri, type(exc).__name__)  # the flow's Failed or Done says it
+            # 5.04 Gateway Timeout, as a proxy would say; ``local`` says it is ours, and why
+            response = Response((5, 4), str(exc).encode()[:80], local=self._unanswered(exc, step, method, uri))
         if self.observer is not None:
             self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started))
         if retry:  # once: the session is unpinned now, so the retry runs EDHOC and is not retried

@@ -79,8 +79,8 @@ def test_rs_enum_and_type_errors(dep: Path, old: str, new: str, pattern: str) ->
 
 
 def test_client_profile_enum(dep: Path) -> None:
-    path = edit(dep / "client.toml", 'state = "client-state.json"', 'state = "client-state.json"\nprofile = "oscore"')
-    with pytest.raises(ConfigError, match=r"\[client\]: profile: unknown profile 'oscore'; allowed: coap_dtls"):
+    path = edit(dep / "client.toml", 'state = "client-state.json"', 'state = "client-state.json"\nprofile = "oscor"')
+    with pytest.raises(ConfigError, match=r"\[client\]: profile: unknown profile 'oscor'; allowed: coap_dtls"):
         load_client(path)
 
 
