@@ -256,12 +256,18 @@ def with_scopes(rs_cfg: Any, **scopes: list[tuple[str, list[str]]]) -> Any:
 
 @asynccontextmanager
 async def running_deployment(directory: Path, *,
-                             rs_scopes: dict[str, list[tuple[str, list[str]]]] | None = None) -> AsyncIterator[Flow]:
+                             rs_scopes: dict[str, list[tuple[str, list[str]]]] | None = None,
+                             as_changes: dict[str, Any] | None = None, rs_changes: dict[str, Any] | None = None,
+                             trl_poll: float | None = None) -> AsyncIterator[Flow]:
+    """An ``ace init`` deployment's AS and RS, started (``*_changes``: config fields replaced;
+    ``trl_poll``: how often the AS polls its store for revocations, 1 s by default)."""
     d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
-    rs_cfg = load_rs(d.rs_config)
+    rs_cfg = dataclasses.replace(load_rs(d.rs_config), **(rs_changes or {}))
     if rs_scopes:
         rs_cfg = with_scopes(rs_cfg, **rs_scopes)
-    as_server = roles.build_as(load_as(d.as_config))
+    as_server = roles.build_as(dataclasses.replace(load_as(d.as_config), **(as_changes or {})))
+    if trl_poll is not None:
+        as_server.trl_watch.interval = trl_poll
     rs_server = roles.build_rs(rs_cfg)
     flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
     try:

@@ -7,24 +7,22 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import TIMEOUT, Flow, bounded, send, store_of, until
+from flow_fixtures import TIMEOUT, Flow, bounded, running_deployment, send, store_of, until
 
 from ace.authz_server import trl
 from ace.authz_server.trl import RsPeer
 from ace.cbor.messages import AuthzInfoRequest
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
-from ace.cli.keyfiles import load_key
 from ace.cli.main import main
 from ace.cli.revoke_cmd import revoke
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
@@ -36,20 +34,9 @@ from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 
 
-@asynccontextmanager
-async def trl_deployment(directory: Path) -> AsyncIterator[Flow]:
-    d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
-    rs_cfg = dataclasses.replace(load_rs(d.rs_config), observe_trl=True)
-    as_server = roles.build_as(load_as(d.as_config))
-    as_server.trl_watch.interval = 0.05  # the AS polls its store for revocations (1 s by default)
-    rs_server = roles.build_rs(rs_cfg)
-    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
-    try:
-        await bounded(as_server.start())
-        await bounded(rs_server.start())
-        yield flow
-    finally:
-        await flow.close()
+def trl_deployment(directory: Path) -> Any:
+    """An RS observing the TRL; the AS polls its store for revocations every 50 ms (1 s by default)."""
+    return running_deployment(directory, rs_changes={"observe_trl": True}, trl_poll=0.05)
 
 
 async def observing_client(flow: Flow) -> ClientRunner:

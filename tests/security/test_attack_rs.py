@@ -13,13 +13,11 @@ deployment. Each test failed on the code before the fix; the comment says how.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiocoap
 import cbor2
@@ -29,10 +27,6 @@ from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, Reply, bounded, running_deplo
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.cbor.messages import AuthzInfoRequest
-from ace.cli import roles
-from ace.cli.config import load_as, load_rs
-from ace.cli.demo_cmd import free_port
-from ace.cli.init_cmd import init_deployment
 from ace.cli.keyfiles import load_key
 from ace.cli.revoke_cmd import revoke
 from ace.client.flow import Done, ResourceRequest
@@ -48,21 +42,9 @@ CWT = int(ContentFormat.CWT)
 RUNNER_TIMEOUT = 3.0
 
 
-@asynccontextmanager
-async def deployment(directory: Path, **rs_changes: object) -> AsyncIterator[Flow]:
-    """An AS + RS (``rs_changes`` applied to rs.toml's values), stopped at the end."""
-    d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
-    rs_cfg = dataclasses.replace(load_rs(d.rs_config), **rs_changes)  # type: ignore[arg-type]
-    as_server = roles.build_as(load_as(d.as_config))
-    as_server.trl_watch.interval = 0.05  # the AS polls its store for revocations
-    rs_server = roles.build_rs(rs_cfg)
-    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
-    try:
-        await bounded(as_server.start())
-        await bounded(rs_server.start())
-        yield flow
-    finally:
-        await flow.close()
+def deployment(directory: Path, **rs_changes: object) -> Any:
+    """An AS + RS (``rs_changes`` applied to rs.toml's values), the AS polling revocations quickly."""
+    return running_deployment(directory, rs_changes=rs_changes, trl_poll=0.05)
 
 
 async def runner_for(flow: Flow, profile: int | None = None) -> ClientRunner:
