@@ -3,8 +3,9 @@
 * /token requests/s over OSCORE, next to a bare aiocoap OSCORE echo resource measured in
   the same run and process (the ratio is the figure; target ≥ 0.7);
 * full A–F flow latency (probe, token, authz-info, protected request), median and p95;
-* the byte size of every message of the flow, and what each field of POST /authz-info
-  costs (target: ≤ 127 bytes, one IEEE 802.15.4 frame).
+* the byte size of every message of the flow (payload and whole CoAP message as sent) with the
+  IEEE 802.15.4 frames it needs after 6LoWPAN (``ace.cli.frames``), and what each field of the
+  POST /authz-info payload costs (target: payload ≤ 127 bytes; the frame count is the honest figure).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ace.cbor.messages import AccessTokenRequest, AuthzInfoRequest
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
+from ace.cli.frames import ASSUMPTIONS, DTLS_RECORD, frames_802154
 from ace.cli.init_cmd import init_deployment
 from ace.client.flow import ResourceRequest
 from ace.coap.client import Exchange
@@ -120,8 +122,7 @@ async def _measure_session(d: Any, seconds: float, flows: int, profile: str) -> 
             latencies.append((time.perf_counter() - t0) * 1000)
             first_requests += [e.elapsed * 1000 for e in exchanges if e.step == step]
             if i == 0:
-                sizes = [{"step": e.step, "request_bytes": len(e.request_payload),
-                          "response_bytes": len(e.response.payload)} for e in exchanges]
+                sizes = [message_size(e) for e in exchanges]
         finally:
             await client.stop()
     client = roles.build_client(cfg, profile=number)
@@ -141,8 +142,24 @@ async def _measure_session(d: Any, seconds: float, flows: int, profile: str) -> 
                                 "bare_echo_per_s": round(echo_s), "bare_echo": f"{profile} transport" if
                                 profile == "dtls" else "OSCORE (what EDHOC sets up)",
                                 "ratio": round(session_s / echo_s, 3)},
-        "message_sizes": sizes,
+        "message_sizes": sizes, "frames_802154_assumptions": ASSUMPTIONS,
     }
+
+
+def message_size(e: Exchange) -> dict[str, Any]:
+    """Payload and whole CoAP message bytes (RFC 7252 §3, as sent) of one exchange, the 802.15.4 frames
+    each message needs after 6LoWPAN (``ace.cli.frames``), and the handshake run inside it."""
+    extra = DTLS_RECORD if e.uri.startswith("coaps:") else 0
+
+    def frames(n: int | None) -> int | None:
+        return None if n is None else frames_802154(n, extra)
+
+    return {"step": e.step, "request_bytes": len(e.request_payload), "response_bytes": len(e.response.payload),
+            "response_code": f"{e.response.code[0]}.{e.response.code[1]:02d}",
+            "request_message_bytes": e.request_message_bytes, "response_message_bytes": e.response_message_bytes,
+            "frames_802154": {"request": frames(e.request_message_bytes),
+                              "response": frames(e.response_message_bytes)},
+            "handshake": [{"what": what, "bytes": n, "frames_802154": frames_802154(n)} for what, n in e.handshake]}
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -200,8 +217,7 @@ async def _measure(d: Any, seconds: float, flows: int) -> dict[str, Any]:
             latencies.append((time.perf_counter() - t0) * 1000)
         finally:
             await client.stop()
-    sizes = [{"step": e.step, "request_bytes": len(e.request_payload), "response_bytes": len(e.response.payload),
-              "response_code": f"{e.response.code[0]}.{e.response.code[1]:02d}"} for e in exchanges]
+    sizes = [message_size(e) for e in exchanges]
     authz = next(e.request_payload for e in exchanges if e.step == "authz-info")
     token_payload = AccessTokenRequest(audience="rs1", scope="r_temp").encode()
     client = roles.build_client(cfg)
@@ -223,6 +239,6 @@ async def _measure(d: Any, seconds: float, flows: int) -> dict[str, Any]:
                            "ratio": round(tokens_s / echo_s, 3), "target_ratio": 0.7},
         "full_flow_ms": {"flows": len(lat), "median": round(statistics.median(lat), 2),
                          "p95": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2)},
-        "message_sizes": sizes,
+        "message_sizes": sizes, "frames_802154_assumptions": ASSUMPTIONS,
         "authz_info_bytes": authz_info_costs(authz), "authz_info_target": 127,
     }

@@ -40,6 +40,7 @@ from ace.client.flow import (
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import pair_of
+from ace.coap.tap import MessageTap
 from ace.coap.trl import TrlObserver
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
@@ -84,6 +85,12 @@ class Exchange:
     response: Response
     protected: bool
     elapsed: float
+    # whole CoAP messages (RFC 7252 §3) as the transport sent and received them (the outer message
+    # under OSCORE; inside the DTLS record under DTLS); None when not seen
+    request_message_bytes: int | None = None
+    response_message_bytes: int | None = None
+    # handshake messages seen inside this exchange (ace.coap.tap.MessageTap.since): (what, bytes)
+    handshake: tuple[tuple[str, int], ...] = ()
 
 
 def _with_port(parts: SplitResult, port: int) -> str:
@@ -120,6 +127,7 @@ class ClientRunner:
         self._dtls_sessions: dict[str, Any] = {}
         self._edhoc: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}  # per RS origin, per session
         self.trl: TrlObserver | None = None  # observes the AS's TRL (RFC 9770) when configured
+        self.tap = MessageTap() if observer is not None else None  # whole-message sizes for the trace
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.2): sessions with a revoked token are dropped, never used again."""
@@ -132,6 +140,8 @@ class ClientRunner:
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "tinydtls", "udp6"])
+        if self.tap is not None:
+            self.tap.install(self.context)
         if self.as_uri is None:
             return
         self._as_origin = _normalized_origin(self.as_uri)
@@ -292,7 +302,7 @@ class ClientRunner:
         protected = not isinstance(security, _Plain)
         pinned = edhoc_session is not None and edhoc_session.pinned  # a context the RS may have lost
         retry = False
-        started = time.monotonic()
+        started, mark = time.monotonic(), self.tap.count if self.tap is not None else 0
         try:
             raw = await self._answer(msg, method, uri)
             if not protected and raw.opt.echo is not None and not raw.payload:
@@ -326,7 +336,9 @@ class ClientRunner:
             # 5.04 Gateway Timeout, as a proxy would say; ``local`` says it is ours, and why
             response = Response((5, 4), str(exc).encode()[:80], local=self._unanswered(exc, step, method, uri))
         if self.observer is not None:
-            self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started))
+            sizes = self.tap.since(mark) if self.tap is not None else (None, None, ())
+            self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started,
+                                   *sizes))
         if retry:  # once: the session is unpinned now, so the retry runs EDHOC and is not retried
             return await self._send(step, method, uri, payload, content_format, security)
         return response
