@@ -24,6 +24,7 @@ from ace.errors import ConfigError, DecodeError
 from ace.store.base import (
     ClientRecord,
     DtlsPsk,
+    EdhocClaim,
     Grant,
     IssuedToken,
     OscoreSecret,
@@ -151,6 +152,18 @@ def check_token(token: IssuedToken) -> None:
         check_bytes(token.pop_kid, "pop_kid")
     if token.pop_thumbprint is not None:
         check_bytes(token.pop_thumbprint, "pop_thumbprint")
+
+
+def check_log_token(token: IssuedToken, purge_before: int | None, purge_limit: int,
+                    edhoc_claim: EdhocClaim | None) -> None:
+    """The arguments of ``AsStore.log_token``, checked alike in every store."""
+    check_token(token)
+    if purge_before is not None:
+        check_count(purge_before, "purge_before")
+        check_count(purge_limit, "purge_limit")
+    if edhoc_claim is not None:
+        check_edhoc_credential(edhoc_claim.kid, edhoc_claim.thumbprint)
+        check_count(edhoc_claim.limit, "limit")
 
 
 def check_bytes(value: object, name: str) -> None:

@@ -174,13 +174,7 @@ class MemoryAsStore:
 
     def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
                   edhoc_claim: EdhocClaim | None = None) -> str | None:
-        rc.check_token(token)
-        if purge_before is not None:
-            rc.check_count(purge_before, "purge_before")
-            rc.check_count(purge_limit, "purge_limit")
-        if edhoc_claim is not None:
-            rc.check_edhoc_credential(edhoc_claim.kid, edhoc_claim.thumbprint)
-            rc.check_count(edhoc_claim.limit, "limit")
+        rc.check_log_token(token, purge_before, purge_limit, edhoc_claim)
         with self._lock:
             self._check_open()
             if token.cti in self._ctis:

@@ -80,13 +80,7 @@ class TokenLog:
         (``purge_tokens``) and the claim of the token's EDHOC credential go in the same transaction:
         no second commit per issued token, and no claim without its token. The credential another
         client owns: its id is returned and nothing is written."""
-        rc.check_token(token)
-        if purge_before is not None:
-            rc.check_count(purge_before, "purge_before")
-            rc.check_count(purge_limit, "purge_limit")
-        if edhoc_claim is not None:
-            rc.check_edhoc_credential(edhoc_claim.kid, edhoc_claim.thumbprint)
-            rc.check_count(edhoc_claim.limit, "limit")
+        rc.check_log_token(token, purge_before, purge_limit, edhoc_claim)
         marks = ", ".join("?" * len(rc.TOKEN_COLUMNS))
         try:
             with self._normal_tx() as tx:
