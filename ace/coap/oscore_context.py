@@ -68,6 +68,10 @@ class SequenceNumberStore(Protocol):
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Durably record that sender sequence numbers below ``value`` may have been used."""
         ...
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        """Record a replay window's floor (written on every accepted request: a store may write it
+        more lightly than sender sequence numbers)."""
+        ...
 
 
 class MemoryOscoreContext(oscore.CanProtect, oscore.CanUnprotect, oscore.SecurityContextUtils):  # type: ignore[misc]
@@ -279,8 +283,7 @@ class PersistentOscoreContext(MemoryOscoreContext):
         state = window.persist()
         floor = int(state["index"]) + int(state["bitfield"]).bit_length()  # above the highest number seen
         if self._floor is None or floor > self._floor:
-            persist = getattr(self.seqno_store, "persist_replay_floor", self.seqno_store.persist_sequence_number)
-            persist(self.replay_name, floor)  # a store may write floors lighter than sender numbers
+            self.seqno_store.persist_replay_floor(self.replay_name, floor)
             self._floor = floor
 
     @property

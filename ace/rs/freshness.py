@@ -51,6 +51,7 @@ class CounterState(Protocol):
 
     def load_sequence_number(self, context_name: str) -> int | None: ...
     def persist_sequence_number(self, context_name: str, value: int) -> None: ...
+    def persist_replay_floor(self, context_name: str, value: int) -> None: ...  # its contexts with the AS
 
 
 class Freshness:

@@ -300,5 +300,9 @@ class AsStore(Protocol):
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Durably record that sender sequence numbers below ``value`` may have been used."""
         ...
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        """Record a replay window's floor (written on every accepted request: a store may write it
+        more lightly than sender sequence numbers)."""
+        ...
 
     def close(self) -> None: ...

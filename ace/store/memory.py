@@ -399,6 +399,9 @@ class MemoryAsStore:
             self._check_open()
             self._sequence[context_name] = max(value, self._sequence.get(context_name, value))
 
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        self.persist_sequence_number(context_name, value)
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:

@@ -56,6 +56,9 @@ class FileSequenceStore:
         with self._lock:
             return self._values.get(context_name)
 
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        self.persist_sequence_number(context_name, value)
+
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         with self._lock:
             if value <= self._values.get(context_name, -1):

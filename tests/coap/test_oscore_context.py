@@ -256,6 +256,9 @@ class FakeSeqnoStore:
         self.writes.append((context_name, value))
         self.values[context_name] = value
 
+    def persist_replay_floor(self, context_name: str, value: int) -> None:
+        self.persist_sequence_number(context_name, value)
+
 
 def _persistent(store: FakeSeqnoStore, name: str = "as", **kw: Any) -> PersistentOscoreContext:
     return PersistentOscoreContext(

@@ -154,6 +154,8 @@ class MemorySeqnos:
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         self.values[context_name] = max(value, self.values.get(context_name, value))
 
+    persist_replay_floor = persist_sequence_number
+
 
 # -- tokens ----------------------------------------------------------------------------------------
 
