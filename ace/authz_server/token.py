@@ -142,7 +142,8 @@ class TokenEndpoint:
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
-            pop_thumbprint=_pop_thumbprint(token_cnf, previous),
+            # the thumbprint of the client's own public key (EDHOC), kept by its update tokens
+            pop_thumbprint=previous.pop_thumbprint if previous is not None else claim.thumbprint if claim else None,
         ), purge_before=now, purge_limit=TOKEN_PURGE,  # expired rows go, a bounded batch per token issued
             edhoc_claim=claim)  # the credential is claimed with the token, not before: no claim if refused
         if other is not None:  # taken since the check (another request in between): nothing was logged
@@ -300,15 +301,6 @@ def _require_confidential(claims: AccessTokenClaims, rs: RsRecord) -> None:
                     "encrypt0)", rs.audience, rs.token_kind)
         raise DecodeError(f"the PoP key is secret and tokens for this RS are {rs.token_kind}, not encrypted",
                           error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
-
-
-def _pop_thumbprint(cnf: Cnf, previous: IssuedToken | None) -> bytes | None:
-    """The RFC 9679 thumbprint of a client's own public PoP key (EDHOC), kept by its update tokens."""
-    if previous is not None:
-        return previous.pop_thumbprint
-    if isinstance(cnf, CoseKeyCnf) and not cnf.key.has_private:
-        return thumbprint(cnf.key)
-    return None
 
 
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
