@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +49,11 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: {key} must be {kind.__name__}")
     return value
+
+
+def _keys(cls: type) -> frozenset[str]:
+    """The keys a config table may hold: its dataclass's fields (``path`` is where it was read)."""
+    return frozenset(f.name for f in fields(cls)) - {"path"}
 
 
 def _section(data: dict[str, Any], name: str, path: Path, allowed: frozenset[str]) -> dict[str, Any]:
@@ -157,8 +162,7 @@ class AsFileConfig:
     dtls_port: int | None = None  # with dtls: the coaps port; None: port + 1 (aiocoap's layout)
 
 
-AS_KEYS = frozenset({"bind", "port", "store", "issuer", "include_iat", "salt_len", "dtls", "exi_audiences",
-                     "reference_audiences", "max_live_tokens", "dtls_port"})
+AS_KEYS = _keys(AsFileConfig)
 
 
 def load_as(path: Path) -> AsFileConfig:
@@ -228,10 +232,7 @@ def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-RS_KEYS = frozenset({"audience", "bind", "port", "as_uri", "token_keys", "scopes", "hint_scope", "max_tokens",
-                     "profiles", "edhoc_key", "max_bytes", "cnonce", "state", "rs_id", "exi_unit", "as_context",
-                     "observe_trl", "trl_path", "introspect", "introspect_path", "token_tags", "reference_len",
-                     "reference_tokens", "resources"})
+RS_KEYS = _keys(RsFileConfig)
 # exi in seconds (RFC 9200 §5.10.3) or in milliseconds (ace-java); one spelling each, as
 # `ace policy add-rs --time-unit` spells them: anything else ("msec", "milliseconds") is an error
 EXI_UNITS = {"s": 1.0, "ms": 0.001}
@@ -330,8 +331,7 @@ def _origin_audiences(table: Any, where: str) -> dict[str, str]:
     return out
 
 
-CLIENT_KEYS = frozenset({"client_id", "as_uri", "as_context", "state", "audience", "scope", "profile", "as_psk",
-                         "edhoc_key", "observe_trl", "trl_path", "audiences", "trust_first_hints"})
+CLIENT_KEYS = _keys(ClientFileConfig)
 
 
 def load_client(path: Path) -> ClientFileConfig:

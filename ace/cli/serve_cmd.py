@@ -16,6 +16,7 @@ from typing import Any
 from ace.cbor.labels import AceProfile
 from ace.cli import roles
 from ace.cli.config import SHORT_PROFILES, AsFileConfig, RsFileConfig, load_as, load_client, load_rs
+from ace.cli.stdio import EXIT_BIND
 from ace.cli.trace import client_trace
 from ace.client import reasons
 from ace.client.flow import Done, Failed, ResourceRequest
@@ -65,7 +66,6 @@ async def _serve(server: AsServer | RsServer, announce: Callable[[], str]) -> No
         await server.stop()
 
 
-EXIT_BIND = 3  # `ace as` / `ace rs`: the port is in use (or cannot be bound); one line on stderr
 
 
 class BindError(AceError):

@@ -25,6 +25,7 @@ from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import Claim, HeaderParam
 from ace.cli.keyfiles import load_key
+from ace.cli.stdio import EXIT_FAILED, EXIT_OK
 from ace.errors import AceError, ConfigError, RemoteError, coap_code_text
 from ace.redact import message_map
 from ace.tokens.crypto import Kind, alg_name
@@ -32,7 +33,7 @@ from ace.tokens.cwt import open_envelope, verify_token
 from ace.tokens.keys import CoseKey
 
 STRUCTURE = {Kind.AEAD: "COSE_Encrypt0", Kind.SIGN: "COSE_Sign1", Kind.MAC: "COSE_Mac0"}
-EXIT_OK, EXIT_FAILED, EXIT_TIME, EXIT_AUDIENCE = 0, 1, 4, 5  # and 2: usage (the CLI's)
+EXIT_TIME, EXIT_AUDIENCE = 4, 5  # this command's own (0, 1 and 2 are the CLI's: ace.cli.stdio)
 
 
 def register(sub: Any) -> None:
