@@ -29,9 +29,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse
-from ace.errors import AceError, DecodeError
+from ace.errors import AceError
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cwt import open_envelope
 
 DEFAULT_MAX_ENTRIES = 256
 MIN_REFERENCE_LEN = 8  # bytes: shorter opaque tokens are guessable, refused without asking the AS
@@ -59,13 +58,8 @@ def is_reference(token: bytes, length: int | None = None) -> bool:
     without costing the AS an introspection."""
     if length is not None and len(token) != length:
         return False
-    if not MIN_REFERENCE_LEN <= len(token) <= MAX_REFERENCE_LEN or token[0] >> 5 in (4, 5, 6):
-        return False
-    try:
-        open_envelope(token)
-    except DecodeError:
-        return True
-    return False
+    # a COSE message is a CBOR array or tag: by its first byte alone this cannot be one (no parse)
+    return MIN_REFERENCE_LEN <= len(token) <= MAX_REFERENCE_LEN and token[0] >> 5 not in (4, 5, 6)
 
 
 def claims_of(response: IntrospectionResponse) -> AccessTokenClaims:
