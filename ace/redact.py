@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ace.cbor.labels import Claim, CnfMethod, CurveKeyParam, KeyParam, KeyType, OscoreParam, Param
+from ace.profiles import dtls, edhoc
 
 SECRET_MARK = "redacted"
 _CNF_LABELS = (int(Claim.CNF), int(Param.REQ_CNF), int(Param.RS_CNF))
@@ -70,7 +71,7 @@ def readable_id(value: bytes) -> str:
     return f"h'{value.hex()}'"
 
 
-_CHANNEL_PREFIXES = ((b"dtls-psk-identity:", "DTLS psk_identity"), (b"edhoc-kid:", "EDHOC kid"))
+_CHANNEL_PREFIXES = ((dtls.LABEL_PREFIX, "DTLS psk_identity"), (edhoc.LABEL_PREFIX, "EDHOC kid"))
 
 
 def channel(label: bytes) -> str:

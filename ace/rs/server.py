@@ -309,7 +309,7 @@ class ResourceServer:
         if same_label is not None and same_label not in now:
             now.append(same_label)
         for b in now:
-            self._drop(b, retire=self.bindings.used(b.label) and tok.older(b.claims, claims))
+            self._drop(b, retire=self.bindings.used(b.label) and tok.newer(claims, b.claims))
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
@@ -385,7 +385,7 @@ class ResourceServer:
             for old in binding.supersedes:
                 gone = self.bindings.get(old)
                 if gone is not None:
-                    self._drop(gone, retire=tok.older(gone.claims, binding.claims))
+                    self._drop(gone, retire=tok.newer(binding.claims, gone.claims))
         return binding
 
     def _out_of_scope(self, what: str, code: tuple[int, int]) -> AccessDenied:

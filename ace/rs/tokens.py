@@ -74,11 +74,6 @@ def same_token(a: AccessTokenClaims, b: AccessTokenClaims) -> bool:
     return a.cti is not None and a.cti == b.cti and a.iss == b.iss
 
 
-def older(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
-    """Whether ``new`` was evidently issued before ``current`` (by iat, else by exp)."""
-    return newer(current, new)
-
-
 def newer(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
     """Whether ``new`` was issued after ``current``: by iat when both have one (our AS sets it by
     default), else by exp (the same lifetime assumed); within the same second by cti, which our
