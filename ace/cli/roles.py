@@ -9,7 +9,6 @@ from ace.authz_server.token import TokenPolicy
 from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow
-from ace.client.pins import FilePins, pins_path
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.coap.devices import demo_resources, table_resources
@@ -18,6 +17,7 @@ from ace.coap.rs_server import RsServer
 from ace.coap.trl import TrlLink, TrlObserver, trl_uri
 from ace.errors import ConfigError
 from ace.rs.server import ResourceServer, RsConfig
+from ace.store.pins import FilePins, pins_path
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing
