@@ -152,7 +152,7 @@ def init_peer_deployment(directory: Path, peer: str, *, host: str = init_peer.HO
     """``ace init --peer ace-java``: the reference's values (``ace.cli.init_peer``)."""
     if peer not in init_peer.PEERS:
         raise ConfigError(f"--peer {peer!r}: one of {', '.join(init_peer.PEERS)}")
-    _prepare(directory, ("as.toml",))
+    _prepare(directory, init_peer.WRITES)  # never overwrite a key or a store
     as_uri, rs_uri = init_peer.write_ace_java(directory, host=host, as_port=as_port, rs_port=rs_port)
     return Deployment(directory, directory / "as.toml", directory / "rs.toml", directory / "client.toml",
                       as_uri, rs_uri)

@@ -48,6 +48,10 @@ def _uri(host: str, port: int, path: str = "") -> str:
     return f"coap://[{host}]:{port}{path}" if ":" in host else f"coap://{host}:{port}{path}"
 
 
+WRITES = ("aud1-token.key", "client-as.oscore.toml", "client-as.psk.toml", "rs-as.oscore.toml", "as.db",
+          "as.toml", "rs.toml", "client.toml", "as-dtls.toml", "rs-dtls.toml", "client-dtls.toml")  # all of them
+
+
 def write_ace_java(directory: Path, *, host: str = HOST, as_port: int = AS_PORT,
                    rs_port: int = RS_PORT) -> tuple[str, str]:
     """Write the deployment into ``directory`` (already checked to be empty of as.toml); the AS's
