@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ace.cbor.labels import AceProfile
 from ace.errors import DecodeError, ErrorCode
 from ace.tokens.keys import CoseKey
 
@@ -25,6 +27,8 @@ LABEL_PREFIX = b"dtls-psk-identity:"  # binding labels: never a valid OSCORE rec
 @dataclass(frozen=True, slots=True)
 class DtlsChannel:
     """What a DTLS session needs from a token: the PSK and its identity."""
+
+    profile: ClassVar[int] = int(AceProfile.COAP_DTLS)
 
     identity: bytes
     key: bytes = field(repr=False)
@@ -57,3 +61,19 @@ def channel_from_key(key: CoseKey) -> DtlsChannel:
 def mint_kid(rng: Callable[[int], bytes]) -> bytes:
     """A random kid without 0x00 bytes (usable as identity by aiocoap's client)."""
     return bytes((b % 255) + 1 for b in rng(KID_LEN))
+
+
+class DtlsProfile:
+    """The RFC 9202 profile for the AS, the RS and the client (``ace.profiles.base.Profile``)."""
+
+    number = int(AceProfile.COAP_DTLS)
+    name = "dtls"
+
+    # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+
+    # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+
+PROFILE = DtlsProfile()

@@ -13,8 +13,9 @@ method number is not assigned yet), and the token is POSTed to /authz-info befor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from ace.cbor.labels import Curve, KeyType
+from ace.cbor.labels import AceProfile, Curve, KeyType
 from ace.errors import DecodeError, ErrorCode
 from ace.tokens.keys import CoseKey
 
@@ -26,6 +27,8 @@ LABEL_PREFIX = b"edhoc-kid:"  # binding labels: never a valid OSCORE recipient I
 class EdhocChannel:
     """What the EDHOC side needs from a token: the peer's public key (the client's at the RS,
     the RS's at the client)."""
+
+    profile: ClassVar[int] = int(AceProfile.COAP_EDHOC_OSCORE)
 
     peer_key: CoseKey = field(repr=False)
 
@@ -49,3 +52,19 @@ def check_credential(key: CoseKey, what: str = "PoP key") -> CoseKey:
         raise DecodeError(f"EDHOC profile: the {what} needs a kid of 1 to {MAX_KID} bytes (ID_CRED by reference)",
                           error_code=ErrorCode.UNSUPPORTED_POP_KEY)
     return key
+
+
+class EdhocProfile:
+    """The EDHOC + OSCORE profile for the AS, the RS and the client (``ace.profiles.base.Profile``)."""
+
+    number = int(AceProfile.COAP_EDHOC_OSCORE)
+    name = "edhoc"
+
+    # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+
+    # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+
+PROFILE = EdhocProfile()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ace.cbor import codec
+from ace.cbor.labels import AceProfile
 from ace.errors import DecodeError, ErrorCode
 from ace.tokens.cnf import OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
@@ -32,6 +34,8 @@ _HKDF = {None: "sha256", -10: "sha256", 5: "sha256", -11: "sha512", 7: "sha512"}
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OscoreContextParams:
     """Everything needed to build an OSCORE context (RFC 8613 §3.2), from one side."""
+
+    profile: ClassVar[int] = int(AceProfile.COAP_OSCORE)
 
     master_secret: bytes = field(repr=False)
     master_salt: bytes
@@ -174,3 +178,19 @@ class RecipientIdPool:
 
     def __len__(self) -> int:
         return len(self._in_use)
+
+
+class OscoreProfile:
+    """The RFC 9203 profile for the AS, the RS and the client (``ace.profiles.base.Profile``)."""
+
+    number = int(AceProfile.COAP_OSCORE)
+    name = "oscore"
+
+    # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+
+    # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+
+PROFILE = OscoreProfile()
