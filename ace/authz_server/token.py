@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
-from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, thumbprint
+from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import AceProfile, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
@@ -44,7 +44,7 @@ from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, Refer
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
-from ace.tokens.keys import CoseKey, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]

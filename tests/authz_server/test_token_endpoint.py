@@ -12,7 +12,6 @@ import pytest
 from support import NOW, counter_rng, fixed_clock
 
 from ace.authz_server import trl
-from ace.authz_server.pop import thumbprint
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
@@ -24,7 +23,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, verify_token
-from ace.tokens.keys import CoseKey, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
 
 RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
 LIFETIME = 1800
