@@ -1,10 +1,10 @@
 """Token introspection (RFC 9200 §5.9) at the AS, sans I/O.
 
 ``IntrospectionEndpoint.handle(payload, requester, content_format)`` answers POST /introspect.
-Only a registered RS, authenticated by its OSCORE context with the AS (the ``RsPeer`` the secure
-channel established, as for the TRL), may ask; anyone else (an unauthenticated peer, a client)
-gets 4.01 invalid_client (RFC 9200 §5.9: the AS authenticates the requesting entity; §5.8.3
-error map). The request is application/ace+cbor ``{11 token, ? 33 token_type_hint}``
+Only a registered RS, authenticated by its OSCORE context with the AS (the requester: the
+``RsRecord`` the caller found for the secure channel), may ask; anyone else (an unauthenticated
+peer, a client) gets 4.01 invalid_client (RFC 9200 §5.9: the AS authenticates the requesting
+entity; §5.8.3 error map). The request is application/ace+cbor ``{11 token, ? 33 token_type_hint}``
 (the hint is not needed: the token says what it is).
 
 The AS finds the token's claims
@@ -39,11 +39,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ace.authz_server.identity import logged_token, verified_claims
-from ace.authz_server.trl import Requester, RsPeer, token_hash
+from ace.authz_server.trl import token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
-from ace.store.base import AsStore, ReferenceToken, RsRecord
+from ace.store.base import AsStore, ClientRecord, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.cwt import MAX_TOKEN_SIZE
@@ -66,22 +66,19 @@ class IntrospectionEndpoint:
     def __init__(self, store: AsStore, *, clock: Clock) -> None:
         self.store, self.clock = store, clock
 
-    def handle(self, payload: bytes, requester: Requester | None,
+    def handle(self, payload: bytes, requester: ClientRecord | RsRecord | None,
                content_format: int | None = None) -> IntrospectionResult:
-        """POST /introspect: the 2.05 answer, or RemoteError (4.01 invalid_client, 4.00, 4.15)."""
-        rs = self._requesting_rs(requester)
+        """POST /introspect from ``requester`` (the authenticated peer's current record, None if
+        unauthenticated): the 2.05 answer, or RemoteError (4.01 invalid_client, 4.00, 4.15)."""
+        if not isinstance(requester, RsRecord):  # unauthenticated, a client, or an RS not registered (None)
+            raise RemoteError("introspection is for registered resource servers only",
+                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+        rs = requester
         require_ace_cbor(content_format)
         request = IntrospectionRequest.decode(payload)
         response = self.introspect(request.token, rs)
         log.info("introspection by %s: %s", rs.audience, "active" if response.active else "inactive")
         return IntrospectionResult(response, rs.audience)
-
-    def _requesting_rs(self, requester: Requester | None) -> RsRecord:
-        rs = self.store.get_rs(requester.audience) if isinstance(requester, RsPeer) else None
-        if rs is None:  # unauthenticated, a client, or an RS no longer registered
-            raise RemoteError("introspection is for registered resource servers only",
-                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
-        return rs
 
     def introspect(self, token: bytes, rs: RsRecord) -> IntrospectionResponse:
         """What ``rs`` may learn about ``token``: its claims if active and for ``rs``, else inactive."""

@@ -1,8 +1,8 @@
 """The token endpoint (RFC 9200 §5.8) as a sans-I/O function of (payload, client).
 
-``TokenEndpoint.handle`` takes the request payload and the client identity the secure
-channel established (None when the request was not protected), applies the Resource
-Owner's grants, and returns the encoded token response or raises ``RemoteError`` with
+``TokenEndpoint.issue`` takes the request payload and the record of the client the secure
+channel established (found by the caller; None when the request was not protected), applies
+the Resource Owner's grants, and returns the encoded token response or raises ``RemoteError`` with
 the RFC 9200 §5.8.3 error and CoAP code. Tokens are CWTs for the RS's key (COSE_Encrypt0
 by default) with aud, exp, cti (never repeated: a persisted counter), scope, and the PoP
 key in cnf; for the OSCORE profile that is an OSCORE_Input_Material (RFC 9203 §3.2) whose
@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
-from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, thumbprint
+from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import AceProfile, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
@@ -44,7 +44,7 @@ from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, Refer
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
-from ace.tokens.keys import CoseKey, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -98,20 +98,19 @@ class TokenEndpoint:
         # no count in the store (bounded, least recently used first out)
         self._live_bound: OrderedDict[tuple[str, str], int] = OrderedDict()
 
-    def handle(self, payload: bytes, client_id: str | None, content_format: int | None = None) -> IssueResult:
+    def issue(self, payload: bytes, client: ClientRecord | None, content_format: int | None = None) -> IssueResult:
         # RFC 9200 §5.8: the client MUST be authenticated (§5.8.3: invalid_client, 4.01 MAY be used)
-        client = self.store.get_client(client_id) if client_id is not None else None
         if client is None:
             raise RemoteError("client not authenticated", error_code=ErrorCode.INVALID_CLIENT,
                               coap_code=UNAUTHORIZED)
         require_ace_cbor(content_format)
         request = AccessTokenRequest.decode(payload)
-        result = self._issue(request, client)
+        result = self._token_for(request, client)
         log.info("issued %s to %s for %s (cti %s)", redact_token(result.response.access_token),
                  client.client_id, result.claims.aud, (result.claims.cti or b"").hex())
         return result
 
-    def _issue(self, request: AccessTokenRequest, client: ClientRecord) -> IssueResult:
+    def _token_for(self, request: AccessTokenRequest, client: ClientRecord) -> IssueResult:
         if request.client_id is not None and request.client_id != client.client_id:
             raise RemoteError("client_id does not match the authenticated client",
                               error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)

@@ -25,6 +25,8 @@ from typing import Any
 import aiocoap
 import aiocoap.error
 
+from ace.coap.peers import address_of
+
 SOURCE_RATE, SOURCE_BURST = 50.0, 100.0  # amplifying error answers per second, and at once, per source
 TOTAL_RATE, TOTAL_BURST = 500.0, 1000.0  # the same over all sources together (many spoofed victims)
 MAX_SOURCES = 1024  # source addresses remembered; the least recently answered is forgotten first
@@ -99,13 +101,6 @@ class AnswerLimiter:
         return ok
 
 
-def _source_of(remote: Any) -> str:
-    sockaddr = getattr(remote, "sockaddr", None)  # udp6: the IP address, whatever the (spoofable) port
-    if sockaddr:
-        return str(sockaddr[0])
-    return str(getattr(remote, "hostinfo", remote))
-
-
 def wire_size(msg: aiocoap.Message, token: bytes) -> int:
     """Bytes ``msg`` takes in a datagram with ``token`` (RFC 7252 §3: header, token, options, payload)."""
     return 4 + len(token) + len(msg.opt.encode()) + (1 + len(msg.payload) if msg.payload else 0)
@@ -169,7 +164,7 @@ class AmplificationGuard:
         sent = response.copy(no_response=None) if response.opt.no_response is not None else response
         if wire_size(sent, request.token) <= request_size:  # (No-Response is not sent, RFC 7967)
             return response
-        source = _source_of(request.remote)
+        source = address_of(request.remote)
         if self.echo.verify(request.opt.echo, source):  # RFC 9175 §2.4 item 3: a verified address
             self.verified += 1
             return response

@@ -5,8 +5,8 @@ Each registered client's pre-established OSCORE context (persisted sender sequen
 via the store, RFC 8613 §B.1) sits in a ``ContextIndex``; aiocoap's ``OscoreSiteWrapper``
 unprotects requests. With ``dtls=True`` clients may instead run a DTLS-PSK handshake (on
 ``dtls_port``, by default the bind port + 1), their key looked up in the store at handshake
-time. Either way the resource learns the client from ``request.remote.authenticated_claims``
-and checks that it is still registered with that very key. Unprotected requests reach /token
+time. Either way the resource learns the client from the secure channel (``ace.coap.peers``:
+still registered with that very key) and hands the core its record. Unprotected requests reach /token
 too and are refused 4.01 invalid_client by the core. POST /introspect (RFC 9200 §5.9) serves registered RSs over their
 OSCORE context with the AS (``ace.coap.introspect``).
 """
@@ -29,18 +29,14 @@ from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts, dtls
 from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.coap.peers import AsPeers, name_of
 from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
-from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context, requester_of
+from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context
 from ace.errors import RemoteError
 from ace.store.base import AsStore, ClientRecord
 
 log = logging.getLogger(__name__)
-
-
-def client_of(request: aiocoap.Message) -> str | None:
-    claims = getattr(request.remote, "authenticated_claims", None) or []
-    return next((c for c in claims if isinstance(c, str)), None)
 
 
 class ClientPsks:
@@ -64,18 +60,17 @@ class ClientPsks:
 
 
 class TokenResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
-    def __init__(self, endpoint: TokenEndpoint, server: AsServer) -> None:
+    def __init__(self, endpoint: TokenEndpoint, peers: AsPeers) -> None:
         super().__init__()
-        self.endpoint, self.server = endpoint, server
+        self.endpoint, self.peers = endpoint, peers
         self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        client_id = self.server.current_client(request)
+        client = self.peers.client(request)
         try:
-            result = self.endpoint.handle(request.payload, client_id, request.opt.content_format)
+            result = self.endpoint.issue(request.payload, client, request.opt.content_format)
         except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /token from %s refused: %r", client_id or "unauthenticated peer",
-                              exc)
+            self.refusals.log(logging.WARNING, "POST /token from %s refused: %r", name_of(client), exc)
             return error_message(exc)
         return ace_message((2, 1), result.response.encode())
 
@@ -90,36 +85,18 @@ class AsServer:
         self.coaps_port: int | None = None
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
         self.index = contexts.ContextIndex(loader=self._load_client)
+        self.peers = AsPeers(store, self.index)
         # RFC 9770: GET /revoke/trl for registered clients and RSs, observers told of revocations
-        self.trl_resource = TrlResource(TrlEndpoint(store, clock=clock), lambda r: requester_of(self, r))
+        self.trl_resource = TrlResource(TrlEndpoint(store, clock=clock), self.peers.requester)
         self.trl_watch = TrlWatch(store, self.trl_resource, clock=clock)
         # RFC 9200 §5.9: POST /introspect for registered RSs over their OSCORE context with us
-        self.introspect_resource = IntrospectResource(IntrospectionEndpoint(store, clock=clock),
-                                                      lambda r: requester_of(self, r))
+        self.introspect_resource = IntrospectResource(IntrospectionEndpoint(store, clock=clock), self.peers.peer)
         self.context: Any = None
 
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
         if client.oscore is None:
             return None
         return contexts.from_secret(client.oscore, store=self.store, claims=[client.client_id])
-
-    def current_client(self, request: aiocoap.Message) -> str | None:
-        """The client whose *current* registration protected ``request``, else None. A client
-        re-keyed or removed with ``ace policy`` while the AS runs loses its old context here."""
-        client_id = client_of(request)
-        if client_id is None:
-            return None
-        ctx = getattr(request.remote, "security_context", None)
-        if ctx is None:  # DTLS: the key was read from the store at handshake time
-            client = self.store.get_client(client_id)
-            return client_id if client is not None and client.psk is not None else None
-        client = self.store.get_client(client_id)
-        if client is None or client.oscore is None or (
-                getattr(ctx, "secret_fingerprint", None) != contexts.secret_fingerprint(client.oscore)):
-            self.index.remove(ctx.recipient_id, ctx.id_context)
-            log.warning("client %s used a context it is no longer registered with", client_id)
-            return None
-        return client_id
 
     def _load_client(self, kid: bytes, kid_context: bytes | None) -> MemoryOscoreContext | None:
         """A client registered after start: found in the store by its OSCORE Sender ID."""
@@ -145,7 +122,7 @@ class AsServer:
     async def start(self) -> None:
         n = self.load_clients()
         site = aiocoap.resource.Site()
-        site.add_resource(["token"], TokenResource(self.endpoint, self))
+        site.add_resource(["token"], TokenResource(self.endpoint, self.peers))
         site.add_resource(["revoke", "trl"], self.trl_resource)
         site.add_resource(["introspect"], self.introspect_resource)
         credentials = dtls.DtlsCredentialsMap()

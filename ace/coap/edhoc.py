@@ -39,7 +39,6 @@ from ace.coap.edhoc_responders import ResponderEntry as ResponderEntry
 from ace.coap.edhoc_responders import forget_responder_contexts as forget_responder_contexts
 from ace.coap.edhoc_responders import is_message_1 as is_message_1
 from ace.coap.edhoc_responders import responder_contexts as responder_contexts
-from ace.coap.edhoc_responders import source_of as source_of
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)

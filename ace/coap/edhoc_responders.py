@@ -17,7 +17,6 @@ identifiers freed last (a client of a forgotten context then gets 4.01, not anot
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -29,7 +28,6 @@ from typing import Any
 import aiocoap
 import cbor2
 from aiocoap.edhoc import EdhocResponderContext
-from aiocoap.util import hostportsplit
 
 from ace.coap.dtls import DtlsCredentialsMap
 from ace.profiles.oscore import RecipientIdPool
@@ -61,21 +59,6 @@ class HandshakeRefused(aiocoap.error.ServiceUnavailable):  # type: ignore[misc]
 def is_message_1(request: aiocoap.Message) -> bool:
     return bool(request.code == aiocoap.POST and request.opt.uri_path == EDHOC_PATH
                 and request.payload[:1] == _CBOR_TRUE)
-
-
-def source_of(remote: Any) -> str:
-    """What a request counts against: its IPv4 address, or its IPv6 /64 (one host's usual share)."""
-    sockaddr = getattr(remote, "sockaddr", None)
-    host = str(sockaddr[0]) if sockaddr else hostportsplit(str(getattr(remote, "hostinfo", "")))[0]
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 @dataclass(slots=True)

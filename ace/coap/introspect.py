@@ -2,9 +2,8 @@
 
 ``IntrospectResource`` answers POST /introspect (application/ace+cbor, 2.01 as RFC 9200 §5.9.2
 says; our RS takes 2.01 and 2.05) with the core's
-``IntrospectionEndpoint``; the requester is the RS whose *current* OSCORE context with the AS
-protected the request (``ace.coap.trl.requester_of``: an ``RsPeer``), anyone else gets 4.01
-invalid_client.
+``IntrospectionEndpoint``, handed the RS whose *current* OSCORE context with the AS protected the
+request (``ace.coap.peers``: its ``RsRecord``); anyone else gets 4.01 invalid_client.
 
 ``IntrospectionClient`` is the RS's side: it POSTs the core's ``NeedsIntrospection.payload`` to
 the AS over the RS's pre-established OSCORE context with the AS (``RsRecord.oscore`` there,
@@ -28,10 +27,10 @@ import aiocoap.resource
 from aiocoap import oscore
 
 from ace.authz_server.introspect import IntrospectionEndpoint
-from ace.authz_server.trl import Requester
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.oscore_context import SequenceNumberStore
+from ace.coap.peers import Peer, name_of
 from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import BoundedBody, ace_message, error_message, pair_of
 from ace.errors import RemoteError
@@ -46,7 +45,7 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
     """POST /introspect at the AS (RFC 9200 §5.9)."""
 
     def __init__(self, endpoint: IntrospectionEndpoint,
-                 requester: Callable[[aiocoap.Message], Requester | None]) -> None:
+                 requester: Callable[[aiocoap.Message], Peer | None]) -> None:
         super().__init__()
         self.endpoint, self.requester = endpoint, requester
         self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
@@ -56,8 +55,7 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
         try:
             result = self.endpoint.handle(request.payload, who, request.opt.content_format)
         except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /introspect from %s refused: %r", who or "unauthenticated peer",
-                              exc)
+            self.refusals.log(logging.WARNING, "POST /introspect from %s refused: %r", name_of(who), exc)
             return error_message(exc)
         return ace_message((2, 1), result.response.encode())  # RFC 9200 §5.9.2: 2.01 (Created)
 

@@ -35,7 +35,7 @@ from aiocoap.transports.oscore import OSCOREAddress
 from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import ErrorResponse
 from ace.coap.amplification import AmplificationGuard, AnswerLimiter, EchoStamp
-from ace.coap.edhoc_responders import source_of
+from ace.coap.peers import source_of
 from ace.errors import RemoteError
 
 __all__ = ["AmplificationGuard", "AnswerLimiter", "BoundedBody", "EchoStamp", "ace_message", "code_of",

@@ -24,6 +24,7 @@ from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
+from ace.coap.peers import label_of, source_of
 from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
 from ace.coap.tasks import cancel
@@ -45,12 +46,6 @@ SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session 
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
-def label_of(request: aiocoap.Message) -> bytes | None:
-    """The binding label the request's secure channel carries (OSCORE context or DTLS session)."""
-    claims = getattr(request.remote, "authenticated_claims", None) or []
-    return next((c for c in claims if isinstance(c, bytes)), None)
-
-
 class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     def __init__(self, server: RsServer) -> None:
         super().__init__()
@@ -62,7 +57,7 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         channel = label_of(request)
         try:
             outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
-                                                   source=edhoc.source_of(request.remote))
+                                                   source=source_of(request.remote))
         except RemoteError as exc:
             self.refusals.log(logging.WARNING, "POST /authz-info refused: %r", exc)
             return error_message(exc)
@@ -116,7 +111,7 @@ class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
         try:
             credentials = self.server_credentials
             if message_1 and isinstance(credentials, edhoc.EdhocCredentialsMap):
-                with credentials.admitting(edhoc.source_of(request.remote)):
+                with credentials.admitting(source_of(request.remote)):
                     await super().render_to_pipe(pipe)
             else:
                 await super().render_to_pipe(pipe)

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -45,9 +45,6 @@ from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
 from ace.store.base import AsStore, OscoreSecret
 
-if TYPE_CHECKING:
-    from ace.coap.as_server import AsServer
-
 log = logging.getLogger(__name__)
 TRL_CF = int(ContentFormat.ACE_TRL_CBOR)
 MAX_OBSERVERS = 256  # observations of the TRL kept at once; more get plain answers
@@ -59,7 +56,7 @@ RETRY_MIN, RETRY_MAX = 0.5, 30.0  # observer backoff after a failed or ended obs
 REREGISTER_SECONDS = 300.0  # an observation is renewed this often (a silently lost one recovers)
 
 
-# -- the AS: who is asking -------------------------------------------------------------
+# -- the AS: the RSs' contexts ---------------------------------------------------------
 
 def rs_context(store: AsStore, audience: str) -> MemoryOscoreContext | None:
     """The AS's side of an RS's OSCORE context (``RsRecord.oscore``), claiming ``RsPeer``."""
@@ -91,23 +88,6 @@ def find_rs_context(store: AsStore, kid: bytes, kid_context: bytes | None) -> Me
         if rs.oscore is not None and (rs.oscore.recipient_id, rs.oscore.id_context) == (kid, kid_context):
             return rs_context(store, rs.audience)
     return None
-
-
-def requester_of(server: AsServer, request: aiocoap.Message) -> Requester | None:
-    """The registered client or RS whose *current* credentials protected ``request``."""
-    claims = getattr(request.remote, "authenticated_claims", None) or []
-    peer = next((c for c in claims if isinstance(c, RsPeer)), None)
-    if peer is None:
-        return server.current_client(request)
-    ctx = getattr(request.remote, "security_context", None)
-    rs = server.store.get_rs(peer.audience)
-    if ctx is None or rs is None or rs.oscore is None or (
-            getattr(ctx, "secret_fingerprint", None) != contexts.secret_fingerprint(rs.oscore)):
-        if ctx is not None:
-            server.index.remove(ctx.recipient_id, ctx.id_context)
-        log.warning("RS %s used a context it is no longer registered with", peer.audience)
-        return None
-    return peer
 
 
 # -- the AS: the resource ----------------------------------------------------------------

@@ -4,10 +4,13 @@ Supports the key types ACE uses: Symmetric, EC2 on P-256, OKP on Ed25519 and X25
 Key files hold one COSE_Key map in CBOR and are written with mode 0600. ``repr`` never
 shows secret parameters. Keys are generated with fresh OS randomness (``secrets`` for
 symmetric keys, ``cryptography`` for curve keys); symmetric generation takes an injected rng.
+``thumbprint`` is a key's COSE Key Thumbprint (RFC 9679: SHA-256 over the deterministically
+encoded required parameters): the identity of a client's own PoP key, whatever kid it comes with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -158,6 +161,19 @@ def _validate(key: CoseKey) -> None:
         raise ValueError("OKP keys have no y")
     if key.d is not None and len(key.d) != COORD_LEN:
         raise ValueError(f"d must be {COORD_LEN} bytes")
+
+
+def thumbprint(key: CoseKey) -> bytes:
+    """RFC 9679 §3: SHA-256 of the required parameters, keys in deterministic (RFC 8949 §4.2.1) order."""
+    m: dict[int, Any] = {int(KeyParam.KTY): int(key.kty)}
+    if key.kty is KeyType.SYMMETRIC:
+        m[int(SymmetricKeyParam.K)] = key.k
+    else:
+        m[int(CurveKeyParam.CRV)] = int(key.crv) if key.crv is not None else None
+        m[int(CurveKeyParam.X)] = key.x
+        if key.kty is KeyType.EC2 and key.y is not None:
+            m[int(CurveKeyParam.Y)] = key.y
+    return hashlib.sha256(codec.dumps(m)).digest()
 
 
 def symmetric_key(k: bytes, *, kid: bytes | None = None, alg: int | None = None) -> CoseKey:

@@ -16,7 +16,6 @@ from support import NOW
 from ace.authz_server import trl
 from ace.authz_server.introspect import IntrospectionEndpoint, IntrospectionResult
 from ace.authz_server.token import REFERENCE_LEN, TokenEndpoint, TokenPolicy, exi_cti
-from ace.authz_server.trl import RsPeer
 from ace.cbor.labels import AceProfile, ContentFormat, IntrospectionParam
 from ace.cbor.messages import (
     AccessTokenRequest,
@@ -81,11 +80,12 @@ def endpoint(store: MemoryAsStore, clock: Clock) -> IntrospectionEndpoint:
 
 
 def issue(tokens: TokenEndpoint, audience: str, **kw: Any) -> AccessTokenResponse:
-    return tokens.handle(AccessTokenRequest(audience=audience, **kw).encode(), "c1").response
+    return tokens.issue(AccessTokenRequest(audience=audience, **kw).encode(), tokens.store.get_client("c1")).response
 
 
 def ask(endpoint: IntrospectionEndpoint, token: bytes, rs: str | None = "rs1", **kw: Any) -> IntrospectionResult:
-    return endpoint.handle(IntrospectionRequest(token=token, **kw).encode(), None if rs is None else RsPeer(rs))
+    requester = None if rs is None else endpoint.store.get_rs(rs)  # as the CoAP layer finds it (None: unknown)
+    return endpoint.handle(IntrospectionRequest(token=token, **kw).encode(), requester)
 
 
 def wire(result: IntrospectionResult) -> dict[int, Any]:
@@ -97,13 +97,14 @@ def wire(result: IntrospectionResult) -> dict[int, Any]:
 # --- the AS: who may ask ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("requester", [None, "c1", "rs1", RsPeer("nope")], ids=["unauthenticated", "client",
-                                                                                  "client-named-like-rs", "unknown-rs"])
+@pytest.mark.parametrize("requester", [
+    lambda s: None, lambda s: s.get_client("c1"), lambda s: ClientRecord(client_id="rs1"), lambda s: s.get_rs("nope"),
+], ids=["unauthenticated", "client", "client-named-like-rs", "unknown-rs"])
 def test_only_registered_rss_may_introspect(endpoint: IntrospectionEndpoint, tokens: TokenEndpoint,
-                                             requester: Any) -> None:
+                                             store: MemoryAsStore, requester: Any) -> None:
     token = issue(tokens, "rs1").access_token
     with pytest.raises(RemoteError) as info:
-        endpoint.handle(IntrospectionRequest(token=token).encode(), requester)
+        endpoint.handle(IntrospectionRequest(token=token).encode(), requester(store))
     assert info.value.error_code == ErrorCode.INVALID_CLIENT and info.value.coap_code == (4, 1)
 
 
@@ -118,11 +119,11 @@ def test_rs_removed_from_the_store_is_refused(endpoint: IntrospectionEndpoint, s
 
 def test_bad_requests(endpoint: IntrospectionEndpoint) -> None:
     with pytest.raises(RemoteError) as info:
-        endpoint.handle(IntrospectionRequest(token=b"x").encode(), RsPeer("rs1"), int(ContentFormat.CWT))
+        endpoint.handle(IntrospectionRequest(token=b"x").encode(), endpoint.store.get_rs("rs1"), int(ContentFormat.CWT))
     assert info.value.coap_code == (4, 15)
     for payload in (b"", b"\xff", cbor2.dumps({11: "text"}), cbor2.dumps({33: 1}), cbor2.dumps([1])):
         with pytest.raises(RemoteError) as info:
-            endpoint.handle(payload, RsPeer("rs1"), int(ContentFormat.ACE_CBOR))
+            endpoint.handle(payload, endpoint.store.get_rs("rs1"), int(ContentFormat.ACE_CBOR))
         assert info.value.coap_code == (4, 0) and info.value.error_code == ErrorCode.INVALID_REQUEST
 
 
@@ -260,10 +261,11 @@ def test_reference_token_issued_and_introspected(endpoint: IntrospectionEndpoint
 
 
 def test_reference_tokens_never_look_like_cbor_structures(store: MemoryAsStore, clock: Clock) -> None:
+    client = store.get_client("c1")
     for first in range(256):  # an rng whose first byte is every value once
         endpoint = TokenEndpoint(store, clock=clock, rng=lambda n, f=first: bytes([f]) + secrets.token_bytes(n - 1),
                                  policy=TokenPolicy(reference_audiences=frozenset({"rs_ref"}), max_live_tokens=256))
-        token = endpoint.handle(AccessTokenRequest(audience="rs_ref").encode(), "c1").response.access_token
+        token = endpoint.issue(AccessTokenRequest(audience="rs_ref").encode(), client).response.access_token
         assert token[0] >> 5 not in (4, 5, 6) and token[1:] != b"" and is_reference(token)
 
 
@@ -302,7 +304,7 @@ def post(rs: ResourceServer, endpoint: IntrospectionEndpoint, payload: bytes, cf
         return rs.authz_info(payload, cf)
     except NeedsIntrospection as need:
         try:
-            answer = endpoint.handle(need.payload, RsPeer(requester), int(ContentFormat.ACE_CBOR))
+            answer = endpoint.handle(need.payload, endpoint.store.get_rs(requester), int(ContentFormat.ACE_CBOR))
             rs.introspected(need.token, (2, 5), answer.response.encode())
         except RemoteError as exc:
             rs.introspected(need.token, exc.coap_code, b"")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ace.authz_server.pop import carries_secret, thumbprint
+from ace.authz_server.pop import carries_secret
 from ace.cbor.labels import Curve, KeyType
 from ace.tokens.cnf import CoseKeyCnf, EncryptedCoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import generate
-from ace.tokens.keys import CoseKey, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
 
 # RFC 9679 §6: the EC2 key of RFC 9052 §C.7.1 ("meriadoc.brandybuck@buckland.example") and its thumbprint
 X = bytes.fromhex("65eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d")

@@ -12,7 +12,6 @@ import pytest
 from support import NOW, counter_rng, fixed_clock
 
 from ace.authz_server import trl
-from ace.authz_server.pop import thumbprint
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
@@ -24,7 +23,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, verify_token
-from ace.tokens.keys import CoseKey, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
 
 RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
 LIFETIME = 1800
@@ -60,6 +59,13 @@ def request(**kw: Any) -> bytes:
     return AccessTokenRequest(**kw).encode()
 
 
+def issue(endpoint: TokenEndpoint, payload: bytes, client_id: str | None,
+          content_format: int | None = None) -> IssueResult:
+    """What the CoAP layer does: the client's record, found once for the request's channel."""
+    client = endpoint.store.get_client(client_id) if client_id is not None else None
+    return endpoint.issue(payload, client, content_format)
+
+
 def decode_response(result: IssueResult) -> AccessTokenResponse:
     """The response as the client sees it: through its wire encoding."""
     return AccessTokenResponse.decode(result.response.encode())
@@ -78,7 +84,7 @@ def cti_int(cti: bytes | None) -> int:
 
 
 def test_happy_path_response_and_token(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
-    result = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1", ContentFormat.ACE_CBOR)
+    result = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1", ContentFormat.ACE_CBOR)
     response = decode_response(result)
     assert response.ace_profile == AceProfile.COAP_OSCORE
     assert response.ace_profile == 2
@@ -103,35 +109,35 @@ def test_happy_path_response_and_token(endpoint: TokenEndpoint, store: MemoryAsS
 
 
 def test_content_format_none_is_accepted(endpoint: TokenEndpoint) -> None:
-    assert endpoint.handle(request(audience="rs1", scope="r_temp"), "c1", None).claims.scope == "r_temp"
+    assert issue(endpoint, request(audience="rs1", scope="r_temp"), "c1", None).claims.scope == "r_temp"
 
 
 def test_grant_type_client_credentials_and_matching_client_id(endpoint: TokenEndpoint) -> None:
     payload = request(audience="rs1", scope="r_temp", client_id="c1", grant_type=GrantType.CLIENT_CREDENTIALS)
-    assert endpoint.handle(payload, "c1").claims.scope == "r_temp"
+    assert issue(endpoint, payload, "c1").claims.scope == "r_temp"
 
 
 def test_ask_for_profile_and_named_profile(endpoint: TokenEndpoint) -> None:
-    asked = endpoint.handle(request(audience="rs1", scope="r_temp", ask_ace_profile=True), "c1")
-    named = endpoint.handle(request(audience="rs1", scope="r_temp", ace_profile=2), "c1")
+    asked = issue(endpoint, request(audience="rs1", scope="r_temp", ask_ace_profile=True), "c1")
+    named = issue(endpoint, request(audience="rs1", scope="r_temp", ace_profile=2), "c1")
     assert asked.response.ace_profile == named.response.ace_profile == 2
 
 
 def test_cnonce_is_copied_into_the_token(endpoint: TokenEndpoint) -> None:
-    result = endpoint.handle(request(audience="rs1", scope="r_temp", cnonce=b"\x01\x02\x03"), "c1")
+    result = issue(endpoint, request(audience="rs1", scope="r_temp", cnonce=b"\x01\x02\x03"), "c1")
     assert rs_claims(result.response.access_token).cnonce == b"\x01\x02\x03"
 
 
 def test_scope_present_when_narrowed(endpoint: TokenEndpoint) -> None:
     # ace-java behaviour: unknown/ungranted scope-tokens are dropped, the rest is granted
-    result = endpoint.handle(request(audience="rs1", scope="r_temp rw_config foobar"), "c1")
+    result = issue(endpoint, request(audience="rs1", scope="r_temp rw_config foobar"), "c1")
     response = decode_response(result)
     assert response.scope == "r_temp rw_config"
     assert rs_claims(response.access_token).scope == "r_temp rw_config"
 
 
 def test_scope_keeps_request_order(endpoint: TokenEndpoint) -> None:
-    result = endpoint.handle(request(audience="rs1", scope="rw_config r_temp"), "c1")
+    result = issue(endpoint, request(audience="rs1", scope="rw_config r_temp"), "c1")
     assert result.claims.scope == "rw_config r_temp" and result.response.scope is None
 
 
@@ -139,14 +145,14 @@ def test_default_grant_when_no_scope_requested(store: MemoryAsStore, endpoint: T
     store.add_grant(Grant(client_id="c2", audience="rs1", scope="r_temp", default=True))
     store.add_grant(Grant(client_id="c2", audience="rs1", scope="rw_config"))
     store.add_grant(Grant(client_id="c2", audience="rs1", scope="r_hum", default=True))
-    response = decode_response(endpoint.handle(request(audience="rs1"), "c2"))
+    response = decode_response(issue(endpoint, request(audience="rs1"), "c2"))
     assert response.scope == "r_temp r_hum"  # differs from the (absent) request: present
     assert rs_claims(response.access_token).scope == "r_temp r_hum"
 
 
 def test_aif_scopes_intersect(endpoint: TokenEndpoint) -> None:
     asked = aif(("/temp", GET | DELETE), ("/led", PUT), ("/x", GET))
-    response = decode_response(endpoint.handle(request(audience="rs_aif", scope=asked), "c1"))
+    response = decode_response(issue(endpoint, request(audience="rs_aif", scope=asked), "c1"))
     expected = aif(("/temp", GET), ("/led", PUT))
     assert response.scope == expected
     assert rs_claims(response.access_token, audience="rs_aif").scope == expected
@@ -154,13 +160,13 @@ def test_aif_scopes_intersect(endpoint: TokenEndpoint) -> None:
 
 def test_aif_scope_equal_to_request_is_omitted(endpoint: TokenEndpoint) -> None:
     asked = aif(("/temp", GET))
-    result = endpoint.handle(request(audience="rs_aif", scope=asked), "c1")
+    result = issue(endpoint, request(audience="rs_aif", scope=asked), "c1")
     assert result.claims.scope == asked and result.response.scope is None
 
 
 def test_cti_increases_and_is_unique(store: MemoryAsStore) -> None:
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=TokenPolicy(max_live_tokens=100))
-    ctis = [cti_int(endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cti) for _ in range(100)]
+    ctis = [cti_int(issue(endpoint, request(audience="rs1", scope="r_temp"), "c1").claims.cti) for _ in range(100)]
     assert ctis == sorted(ctis) and len(set(ctis)) == 100
     assert len(store.issued_tokens(limit=1000)) == 100
     ids = {t.cti for t in store.issued_tokens(limit=1000)}
@@ -169,8 +175,8 @@ def test_cti_increases_and_is_unique(store: MemoryAsStore) -> None:
 
 def test_each_token_gets_fresh_key_material(store: MemoryAsStore) -> None:
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=random.Random(7).randbytes)
-    a = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cnf
-    b = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").claims.cnf
+    a = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1").claims.cnf
+    b = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1").claims.cnf
     assert isinstance(a, OscoreCnf) and isinstance(b, OscoreCnf)
     assert a.material.ms != b.material.ms and a.material.id != b.material.id
 
@@ -178,7 +184,7 @@ def test_each_token_gets_fresh_key_material(store: MemoryAsStore) -> None:
 def test_token_policy_options(store: MemoryAsStore) -> None:
     policy = TokenPolicy(issuer="as.example", include_iat=True, salt_len=8, context_id_len=4)
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=policy)
-    response = decode_response(endpoint.handle(request(audience="rs1", scope="r_temp"), "c1"))
+    response = decode_response(issue(endpoint, request(audience="rs1", scope="r_temp"), "c1"))
     claims = rs_claims(response.access_token)
     assert claims.iss == "as.example" and claims.iat == NOW
     assert isinstance(claims.cnf, OscoreCnf)
@@ -188,13 +194,13 @@ def test_token_policy_options(store: MemoryAsStore) -> None:
 
 def test_sub_can_be_left_out(store: MemoryAsStore) -> None:
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng(), policy=TokenPolicy(include_sub=False))
-    token = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1").response.access_token
+    token = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1").response.access_token
     assert rs_claims(token).sub is None
 
 
 def test_log_shows_no_token_bytes(endpoint: TokenEndpoint, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="ace.authz_server.token"):
-        result = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+        result = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1")
     assert "issued" in caplog.text
     assert result.response.access_token.hex() not in caplog.text
 
@@ -217,7 +223,7 @@ def test_token_kinds(store: MemoryAsStore, kind: str, key: str, verify_key: str)
     store.add_grant(Grant(client_id="c1", audience="rs_k", scope="r_temp"))
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng())
     credential = CoseKeyCnf(generate(Curve.P_256, kid=b"cK").public())  # a public key may travel in any kind
-    token = endpoint.handle(request(audience="rs_k", scope="r_temp", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
+    token = issue(endpoint, request(audience="rs_k", scope="r_temp", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
                                     req_cnf=credential), "c1").response.access_token
     claims = rs_claims(token, keys[verify_key], audience="rs_k")
     assert claims.scope == "r_temp" and claims.cnf == credential
@@ -225,10 +231,10 @@ def test_token_kinds(store: MemoryAsStore, kind: str, key: str, verify_key: str)
         rs_claims(token, RS_KEY, audience="rs_k")
     for profile in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS):  # a secret in cnf: encrypted tokens only
         if kind == "encrypt0":
-            assert endpoint.handle(request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1").claims.cnf
+            assert issue(endpoint, request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1").claims.cnf
             continue
         with pytest.raises(RemoteError) as info:  # RFC 9203 §5, RFC 8747 §3.3
-            endpoint.handle(request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1")
+            issue(endpoint, request(audience="rs_k", ace_profile=profile, scope="r_temp"), "c1")
         assert info.value.error_code == ErrorCode.INCOMPATIBLE_ACE_PROFILES and info.value.coap_code == (4, 0)
 
 
@@ -316,7 +322,7 @@ def test_bad_input_table_is_large_enough() -> None:
 @pytest.mark.parametrize("bad", BAD_INPUT, ids=lambda b: b.id)
 def test_bad_input_is_refused_and_changes_nothing(bad: Bad, store: MemoryAsStore, endpoint: TokenEndpoint) -> None:
     with pytest.raises(RemoteError) as info:
-        endpoint.handle(bad.payload, bad.client, bad.content_format)
+        issue(endpoint, bad.payload, bad.client, bad.content_format)
     exc = info.value
     assert type(exc) is bad.exc, repr(exc)
     assert exc.error_code == bad.error, repr(exc)
@@ -324,21 +330,21 @@ def test_bad_input_is_refused_and_changes_nothing(bad: Bad, store: MemoryAsStore
     assert exc.description  # a message for the peer
     # stored state unchanged: nothing logged, and the cti counter was not consumed
     assert store.issued_tokens() == []
-    after = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    after = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1")
     assert after.claims.cti == b"\x01"
 
 
 def test_unauthenticated_wins_over_content_format(endpoint: TokenEndpoint) -> None:
     with pytest.raises(RemoteError) as info:
-        endpoint.handle(b"\xff", None, ContentFormat.CBOR)
+        issue(endpoint, b"\xff", None, ContentFormat.CBOR)
     assert info.value.coap_code == (4, 1) and info.value.error_code is ErrorCode.INVALID_CLIENT
 
 
 def test_revoked_grant_is_refused(store: MemoryAsStore, endpoint: TokenEndpoint) -> None:
-    endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    issue(endpoint, request(audience="rs1", scope="r_temp"), "c1")
     store.revoke_grant("c1", "rs1")
     with pytest.raises(DecodeError) as info:
-        endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+        issue(endpoint, request(audience="rs1", scope="r_temp"), "c1")
     assert info.value.error_code is ErrorCode.INVALID_SCOPE
     assert len(store.issued_tokens()) == 1
 
@@ -346,13 +352,13 @@ def test_revoked_grant_is_refused(store: MemoryAsStore, endpoint: TokenEndpoint)
 def test_req_cnf_kid_of_no_live_key_is_invalid_request(endpoint: TokenEndpoint) -> None:
     payload = request(audience="rs1", scope="r_temp", req_cnf=KidCnf(b"\x01"))
     with pytest.raises(DecodeError) as info:
-        endpoint.handle(payload, "c1")
+        issue(endpoint, payload, "c1")
     assert info.value.error_code is ErrorCode.INVALID_REQUEST
 
 
 def test_dtls_profile_gets_a_symmetric_pop_key(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
     # RFC 9202 §3.2: a symmetric key with a kid (the psk_identity), in the token and the response
-    result = endpoint.handle(request(audience="rs_dtls", scope="r_temp"), "c_both")
+    result = issue(endpoint, request(audience="rs_dtls", scope="r_temp"), "c_both")
     resp = result.response
     assert resp.ace_profile == AceProfile.COAP_DTLS
     assert isinstance(resp.cnf, CoseKeyCnf) and resp.cnf == result.claims.cnf
@@ -363,21 +369,21 @@ def test_dtls_profile_gets_a_symmetric_pop_key(endpoint: TokenEndpoint, store: M
 
 
 def test_update_of_access_rights_keeps_the_key(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
-    first = endpoint.handle(request(audience="rs_dtls", scope="r_temp"), "c_both").response
+    first = issue(endpoint, request(audience="rs_dtls", scope="r_temp"), "c_both").response
     assert isinstance(first.cnf, CoseKeyCnf)
     kid = first.cnf.key.kid or b""
-    update = endpoint.handle(request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c_both")
+    update = issue(endpoint, request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c_both")
     # RFC 9203 §3.2 / RFC 9202 §3.4: the token names the key by kid; the response has no cnf
     assert update.claims.cnf == KidCnf(kid) and update.response.cnf is None
     with pytest.raises(DecodeError):  # another client cannot borrow it
-        endpoint.handle(request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
+        issue(endpoint, request(audience="rs_dtls", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
 
 
 @pytest.mark.parametrize("scope", [b"\xff", raw([["/temp", GET]]) + b"\x00"], ids=["garbage", "trailing"])
 def test_malformed_aif_scope_is_invalid_scope(  # regression: was invalid_request
         endpoint: TokenEndpoint, scope: bytes) -> None:
     with pytest.raises(DecodeError) as info:
-        endpoint.handle(ok_with(audience="rs_aif", scope=scope), "c1")
+        issue(endpoint, ok_with(audience="rs_aif", scope=scope), "c1")
     assert info.value.error_code is ErrorCode.INVALID_SCOPE
 
 
@@ -411,42 +417,42 @@ def test_a_pop_kid_or_key_belongs_to_its_first_presenter() -> None:
     store, clock = edhoc_store(), Clock()
     endpoint = TokenEndpoint(store, clock=clock)
     a_key = generate(Curve.P_256, kid=b"kA").public()
-    endpoint.handle(edhoc_request(a_key), "a")
+    issue(endpoint, edhoc_request(a_key), "a")
     for key in (generate(Curve.P_256, kid=b"kA").public(), a_key, a_key.with_kid(b"kB")):
         with pytest.raises(DecodeError) as info:
-            endpoint.handle(edhoc_request(key), "b")
+            issue(endpoint, edhoc_request(key), "b")
         assert info.value.error_code is ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0)
-    endpoint.handle(edhoc_request(a_key), "a")  # its own key again: served
+    issue(endpoint, edhoc_request(a_key), "a")  # its own key again: served
     clock.t += LIFETIME - 1
-    update = endpoint.handle(edhoc_request(b"kA"), "a")  # an update token (kid only) keeps both bound
+    update = issue(endpoint, edhoc_request(b"kA"), "a")  # an update token (kid only) keeps both bound
     assert update.claims.cnf == KidCnf(b"kA")
     assert {t.pop_thumbprint for t in store.find_tokens(client_id="a")} == {thumbprint(a_key)}
     clock.t += 2  # the first tokens expired, the update token lives on
     with pytest.raises(DecodeError):
-        endpoint.handle(edhoc_request(a_key.with_kid(b"kB")), "b")
+        issue(endpoint, edhoc_request(a_key.with_kid(b"kB")), "b")
     # All of a's tokens expired: the kid and the key stay a's. (They used to be free again then, "while
     # it has live tokens": a client that asked first with another's kid, or with its public key once
     # its tokens expired, and kept renewing, locked the owner out; issue 17 review item 1.)
     clock.t += LIFETIME
     for key in (a_key, a_key.with_kid(b"kB"), generate(Curve.P_256, kid=b"kA").public()):
         with pytest.raises(DecodeError):
-            endpoint.handle(edhoc_request(key), "b")
-    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+            issue(endpoint, edhoc_request(key), "b")
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
 
 
 def test_a_squatted_kid_is_undone_by_registering_the_owners_key() -> None:
     store, clock = edhoc_store(), Clock()
     endpoint = TokenEndpoint(store, clock=clock)
     a_key = generate(Curve.P_256, kid=b"kA").public()
-    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")  # b first, with a's kid
+    issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")  # b first, with a's kid
     with pytest.raises(DecodeError, match="bound to another client"):
-        endpoint.handle(edhoc_request(a_key), "a")
+        issue(endpoint, edhoc_request(a_key), "a")
     clock.t += LIFETIME - 1
-    endpoint.handle(edhoc_request(b"kA"), "b")  # b renews; it could forever
+    issue(endpoint, edhoc_request(b"kA"), "b")  # b renews; it could forever
     store.register_edhoc_credential("a", kid=b"kA", thumbprint=thumbprint(a_key), now=NOW)  # the operator
-    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
     with pytest.raises(DecodeError):  # a new credential with a's kid: refused to b
-        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")
+        issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")
 
 
 def test_a_key_belongs_to_its_first_presenter_at_every_audience() -> None:
@@ -458,14 +464,14 @@ def test_a_key_belongs_to_its_first_presenter_at_every_audience() -> None:
         store.add_grant(Grant(client_id=client, audience="rs_f", scope="r_temp", default=True))
     endpoint = TokenEndpoint(store, clock=Clock())
     a_key = generate(Curve.P_256, kid=b"kA").public()
-    endpoint.handle(edhoc_request(a_key), "a")
+    issue(endpoint, edhoc_request(a_key), "a")
     at_f = request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(a_key))
     with pytest.raises(DecodeError, match="bound to another client"):  # old: issued, b's at rs_f for good
-        endpoint.handle(at_f, "b")
-    assert endpoint.handle(at_f, "a").claims.cnf == CoseKeyCnf(a_key)
+        issue(endpoint, at_f, "b")
+    assert issue(endpoint, at_f, "a").claims.cnf == CoseKeyCnf(a_key)
     b_key = generate(Curve.P_256, kid=b"kA").public()  # kid kA at rs_f is a's now; at rs_e too
     with pytest.raises(DecodeError):
-        endpoint.handle(request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(b_key)),
+        issue(endpoint, request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(b_key)),
                         "b")
 
 
@@ -473,12 +479,12 @@ def test_a_refused_request_claims_nothing() -> None:
     """Review 2: b at its live-token limit presented a's key: refused, but the claim was written."""
     store = edhoc_store()
     endpoint = TokenEndpoint(store, clock=Clock(), policy=TokenPolicy(max_live_tokens=1))
-    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"kB").public()), "b")
+    issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"kB").public()), "b")
     a_key = generate(Curve.P_256, kid=b"kA").public()
     with pytest.raises(DecodeError, match="live tokens"):
-        endpoint.handle(edhoc_request(a_key), "b")
+        issue(endpoint, edhoc_request(a_key), "b")
     assert [kid for _, kid, _ in store.edhoc_credentials("b")] == [b"kB"]  # old: kB and kA
-    assert endpoint.handle(edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)  # old: refused
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)  # old: refused
 
 
 def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
@@ -488,22 +494,22 @@ def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
     store.put_client(ClientRecord(client_id="o", profiles=(2,)))
     store.add_grant(Grant(client_id="o", audience="rs_e", scope="r_temp", default=True))
     endpoint = TokenEndpoint(store, clock=fixed_clock())
-    ids = [endpoint.handle(request(audience="rs_e"), "o").claims.cti for _ in range(3)]  # material ids 1, 2, 3
+    ids = [issue(endpoint, request(audience="rs_e"), "o").claims.cti for _ in range(3)]  # material ids 1, 2, 3
     assert ids == [b"\x01", b"\x02", b"\x03"]
     b_key = generate(Curve.P_256, kid=b"\x02").public()  # old: refused, "bound to another client"
-    assert endpoint.handle(edhoc_request(b_key), "b").claims.cnf == CoseKeyCnf(b_key)
+    assert issue(endpoint, edhoc_request(b_key), "b").claims.cnf == CoseKeyCnf(b_key)
 
 
 def test_no_update_of_rights_with_the_key_of_a_revoked_token(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
-    first = endpoint.handle(request(audience="rs1", scope="r_temp"), "c1")
+    first = issue(endpoint, request(audience="rs1", scope="r_temp"), "c1")
     assert isinstance(first.claims.cnf, OscoreCnf)
     kid = first.claims.cnf.material.id
-    assert endpoint.handle(request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1").claims.cnf == KidCnf(kid)
+    assert issue(endpoint, request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1").claims.cnf == KidCnf(kid)
     issued = store.find_token_by_pop_kid("c1", "rs1", kid)
     assert issued is not None
     trl.revoke_issued(store, [issued], now=NOW)  # e.g. its master secret leaked
     with pytest.raises(DecodeError, match="revoked") as info:  # old: issued, bound to the leaked key
-        endpoint.handle(request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
+        issue(endpoint, request(audience="rs1", scope="r_temp", req_cnf=KidCnf(kid)), "c1")
     assert info.value.error_code is ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0)
 
 
@@ -511,13 +517,13 @@ def test_live_tokens_limit_and_purge() -> None:
     store, clock = edhoc_store(), Clock()
     endpoint = TokenEndpoint(store, clock=clock, policy=TokenPolicy(max_live_tokens=3))
     for n in range(3):
-        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a%d" % n).public()), "a")
+        issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"a%d" % n).public()), "a")
     with pytest.raises(DecodeError, match="live tokens") as info:
-        endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
+        issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
     assert info.value.error_code is ErrorCode.INVALID_REQUEST
-    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"b0").public()), "b")  # per client
+    issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"b0").public()), "b")  # per client
     clock.t += LIFETIME + 1
-    endpoint.handle(edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
+    issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"a9").public()), "a")
     assert [t.pop_kid for t in store.issued_tokens(10)] == [b"a9"]  # the expired ones purged on issue
     with pytest.raises(ValueError):
         TokenPolicy(max_live_tokens=0)

@@ -18,7 +18,6 @@ from support import NOW, counter_rng, fixed_clock
 from ace.authz_server.identity import find_issued, verified_claims
 from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import EXI_SEQ_LEN, TokenEndpoint, TokenPolicy, exi_cti
-from ace.authz_server.trl import RsPeer
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest
 from ace.errors import AceError
 from ace.store.base import ACE_JAVA, RFC_FORMAT, ClientRecord, Grant, RsRecord, TokenFormat
@@ -51,7 +50,7 @@ def make_store(fmt: TokenFormat = RFC_FORMAT, *, rs_id: str = "rs1") -> MemoryAs
 def issue(store: MemoryAsStore, policy: TokenPolicy | None = None, clock: Any = None) -> AccessTokenResponse:
     endpoint = TokenEndpoint(store, clock=clock or fixed_clock(), rng=counter_rng(), policy=policy)
     payload = AccessTokenRequest(audience="aud1", scope="r_temp rw_config foobar").encode()
-    return AccessTokenResponse.decode(endpoint.handle(payload, "clientA").response.encode())
+    return AccessTokenResponse.decode(endpoint.issue(payload, store.get_client("clientA")).response.encode())
 
 
 def claims_of(token: bytes, per_second: int = 1) -> AccessTokenClaims:
@@ -164,11 +163,11 @@ def test_introspection_reads_exp_in_the_rs_unit() -> None:
     endpoint = IntrospectionEndpoint(store, clock=clock)
 
     def active() -> bool:
-        return endpoint.handle(IntrospectionRequest(token=token).encode(), RsPeer("aud1")).response.active
+        return endpoint.handle(IntrospectionRequest(token=token).encode(), store.get_rs("aud1")).response.active
 
     clock.t = NOW + LIFETIME - 1
     assert active()
-    answer = endpoint.handle(IntrospectionRequest(token=token).encode(), RsPeer("aud1")).response
+    answer = endpoint.handle(IntrospectionRequest(token=token).encode(), store.get_rs("aud1")).response
     assert answer.exp == (NOW + LIFETIME) * 1000 and answer.sub == "clientA"  # as the token carries them
     clock.t = NOW + LIFETIME
     assert not active()

@@ -61,7 +61,7 @@ def store() -> MemoryAsStore:
 
 def issue(store: MemoryAsStore, client: str, audience: str, now: float = NOW) -> bytes:
     endpoint = TokenEndpoint(store, clock=fixed_clock(now), rng=counter_rng(store.next_counter("test-rng") * 100))
-    result = endpoint.handle(AccessTokenRequest(audience=audience).encode(), client)
+    result = endpoint.issue(AccessTokenRequest(audience=audience).encode(), store.get_client(client))
     return AccessTokenResponse.decode(result.response.encode()).access_token
 
 

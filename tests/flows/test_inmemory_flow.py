@@ -1,6 +1,6 @@
 """The whole A–F flow with the three sans-I/O cores wired in memory (no sockets).
 
-The client's actions are carried out by calling ``TokenEndpoint.handle``,
+The client's actions are carried out by calling ``TokenEndpoint.issue``,
 ``ResourceServer.authz_info`` and ``ResourceServer.authorize`` directly; a ``RemoteError``
 becomes a ``Response`` the way ``ace/coap/render.py`` renders it, and OSCORE is emulated by
 looking up the RS's installed context by the client's Sender ID and checking that it is the
@@ -134,7 +134,8 @@ class World:
 
     def _token(self, payload: bytes) -> Response:
         try:
-            result = self.as_.handle(payload, self.client_id, CF)  # the client's OSCORE context with the AS names it
+            client = self.store.get_client(self.client_id)  # the client's OSCORE context with the AS names it
+            result = self.as_.issue(payload, client, CF)
         except RemoteError as exc:
             return render(exc)
         self.issued.append(result)

@@ -130,9 +130,8 @@ def test_owner_lookups_use_the_indexes(db: Path) -> None:
 
 
 def test_register_edhoc_key(db: Path) -> None:
-    from ace.authz_server.pop import thumbprint
     from ace.cbor.labels import Curve
-    from ace.tokens.keys import generate_curve_key
+    from ace.tokens.keys import generate_curve_key, thumbprint
     key = generate_curve_key(Curve.P_256, kid=b"cA")
     with SqliteAsStore(db, clock=fixed_clock()) as s:
         with pytest.raises(ValueError, match="public key"):
