@@ -42,7 +42,7 @@ from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import Requester, RsPeer, token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
-from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
+from ace.errors import AceError, InvalidClient
 from ace.store.base import AsStore, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
@@ -79,8 +79,7 @@ class IntrospectionEndpoint:
     def _requesting_rs(self, requester: Requester | None) -> RsRecord:
         rs = self.store.get_rs(requester.audience) if isinstance(requester, RsPeer) else None
         if rs is None:  # unauthenticated, a client, or an RS no longer registered
-            raise RemoteError("introspection is for registered resource servers only",
-                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+            raise InvalidClient("introspection is for registered resource servers only")
         return rs
 
     def introspect(self, token: bytes, rs: RsRecord) -> IntrospectionResponse:

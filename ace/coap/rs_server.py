@@ -28,7 +28,7 @@ from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
-from ace.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, RemoteError
+from ace.errors import RemoteError, ServiceUnavailable, TokenRefused
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
 from ace.profiles.edhoc import EdhocChannel
@@ -164,11 +164,9 @@ class RsServer:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection as need:
             if self.introspector is None:
-                raise RemoteError("this RS cannot introspect tokens", error_code=None,
-                                  coap_code=UNAUTHORIZED) from None
+                raise TokenRefused("this RS cannot introspect tokens") from None
             if source in self._introspecting:
-                raise RemoteError("an introspection for this peer is in flight", error_code=None,
-                                  coap_code=SERVICE_UNAVAILABLE) from None
+                raise ServiceUnavailable("an introspection for this peer is in flight") from None
             self._introspecting.add(source)
             try:
                 code, answer = await self.introspector.introspect(need.payload)
@@ -178,7 +176,7 @@ class RsServer:
         try:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection:  # the answer is cached: only if it was dropped meanwhile
-            raise RemoteError("introspection raced", error_code=None, coap_code=SERVICE_UNAVAILABLE) from None
+            raise ServiceUnavailable("introspection raced") from None
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.1): revoked tokens lose their bindings and channels now."""
