@@ -22,13 +22,13 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
+from ace.coap.boundary import refusing
 from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
-from ace.coap.ratelog import RateLimitedLog
-from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
+from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
-from ace.errors import RemoteError, ServiceUnavailable, TokenRefused
+from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
 from ace.profiles.edhoc import EdhocChannel
@@ -52,20 +52,18 @@ def label_of(request: aiocoap.Message) -> bytes | None:
 
 
 class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
+    path = "/authz-info"
+
     def __init__(self, server: RsServer) -> None:
         super().__init__()
         self.server = server
-        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
+    @refusing(log)  # anyone may POST here: refusals are logged rate limited
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
-        try:
-            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
-                                                   source=edhoc.source_of(request.remote))
-        except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /authz-info refused: %r", exc)
-            return error_message(exc)
+        outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+                                               source=edhoc.source_of(request.remote))
         self.server.install(outcome.binding, self.server.core.take_dropped())
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
@@ -79,13 +77,11 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         super().__init__()
         self.server, self.path, self.handlers = server, path, dict(handlers)
 
+    @refusing(log, level=logging.INFO, limited=False)
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         method = request.code.name
         try:
             binding = self.server.core.authorize(label_of(request), self.path, method)
-        except RemoteError as exc:
-            log.info("%s %s refused: %s", method, self.path, exc.description)
-            return error_message(exc)
         finally:  # expired, or replaced now that a successor was used: their channels go
             for gone in self.server.core.take_dropped():
                 self.server.uninstall(gone)
