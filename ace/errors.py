@@ -3,7 +3,9 @@
 ``AceError`` is the root. ``RemoteError`` is raised for anything a peer sent wrong and
 carries what the reply must say: the RFC 9200 §5.8.3 error code (``error_code``, ``None``
 where the RFC prescribes no ace+cbor error map) and a CoAP response code (``coap_code``,
-an ``(class, detail)`` pair such as ``(4, 0)``). ``ConfigError`` is our own misconfiguration.
+an ``(class, detail)`` pair such as ``(4, 0)``); a named subclass says what happened and carries
+both (``TokenRefused``: 4.01 without an error map, ``ServiceUnavailable``: 5.03, ...), and
+``ace.replies.reply_of`` says what the reply is. ``ConfigError`` is our own misconfiguration.
 Caller misuse stays plain ``ValueError``/``TypeError``. cbor2 and pycose exceptions never
 leave the core unwrapped.
 """
@@ -62,7 +64,7 @@ class RemoteError(AceError, ValueError):
     """A peer sent something wrong; carries what to answer.
 
     ``error_code=None`` means the reply carries no ace+cbor error map; leaving it out
-    takes the class default.
+    takes the class default. Where a named subclass fits, raise that instead of overriding.
     """
 
     default_error_code: ErrorCode | None = ErrorCode.INVALID_REQUEST
