@@ -3,7 +3,9 @@
 ``AceError`` is the root. ``RemoteError`` is raised for anything a peer sent wrong and
 carries what the reply must say: the RFC 9200 §5.8.3 error code (``error_code``, ``None``
 where the RFC prescribes no ace+cbor error map) and a CoAP response code (``coap_code``,
-an ``(class, detail)`` pair such as ``(4, 0)``). ``ConfigError`` is our own misconfiguration.
+an ``(class, detail)`` pair such as ``(4, 0)``); a named subclass says what happened and carries
+both (``TokenRefused``: 4.01 without an error map, ``ServiceUnavailable``: 5.03, ...), and
+``ace.replies.reply_of`` says what the reply is. ``ConfigError`` is our own misconfiguration.
 Caller misuse stays plain ``ValueError``/``TypeError``. cbor2 and pycose exceptions never
 leave the core unwrapped.
 """
@@ -62,7 +64,7 @@ class RemoteError(AceError, ValueError):
     """A peer sent something wrong; carries what to answer.
 
     ``error_code=None`` means the reply carries no ace+cbor error map; leaving it out
-    takes the class default.
+    takes the class default. Where a named subclass fits, raise that instead of overriding.
     """
 
     default_error_code: ErrorCode | None = ErrorCode.INVALID_REQUEST
@@ -82,6 +84,11 @@ class RemoteError(AceError, ValueError):
         )
         self.coap_code: CoapCode = self.default_coap_code if coap_code is None else coap_code
 
+    def reply_body(self) -> tuple[bytes, int] | None:
+        """A payload and its content format other than the default reply (``ace.replies.reply_of``):
+        AS Request Creation Hints, problem details. None: the default."""
+        return None
+
     def __repr__(self) -> str:
         code = self.error_code.name.lower() if self.error_code is not None else "-"
         return (
@@ -92,6 +99,50 @@ class RemoteError(AceError, ValueError):
 
 class DecodeError(RemoteError):
     """Malformed CBOR or a message that does not match its CDDL: 4.00 invalid_request."""
+
+
+class Unauthorized(RemoteError):
+    """4.01 without an error map: the peer may not ask this (e.g. the TRL, RFC 9770 §6.1)."""
+
+    default_error_code = None
+    default_coap_code = UNAUTHORIZED
+
+
+class TokenRefused(Unauthorized):
+    """4.01 without an error map: the RS takes this token no further (revoked, inactive,
+    bound to another key or client, not newer; RFC 9200 §5.10.1)."""
+
+
+class InvalidClient(RemoteError):
+    """4.01 invalid_client (RFC 9200 §5.8.3): the requester is not a registered, authenticated peer."""
+
+    default_error_code = ErrorCode.INVALID_CLIENT
+    default_coap_code = UNAUTHORIZED
+
+
+class UnsupportedContentFormat(RemoteError):
+    """4.15 without an error map: the payload's Content-Format is not one this endpoint takes."""
+
+    default_error_code = None
+    default_coap_code = UNSUPPORTED_CONTENT_FORMAT
+
+
+class PayloadTooLarge(RemoteError):
+    """4.13 without an error map: more than this server will hold."""
+
+    default_error_code = None
+    default_coap_code = REQUEST_ENTITY_TOO_LARGE
+
+
+class ServiceUnavailable(RemoteError):
+    """5.03 without an error map: the request may succeed later (a store full, the AS unreachable)."""
+
+    default_error_code = None
+    default_coap_code = SERVICE_UNAVAILABLE
+
+
+class IdsExhausted(ServiceUnavailable, DecodeError):
+    """5.03: no free OSCORE Recipient ID is left (a DecodeError, as it always was)."""
 
 
 class TokenError(RemoteError):
@@ -111,3 +162,9 @@ class VerificationError(TokenError):
 
 class ClaimsError(TokenError):
     """The claims are well formed but not acceptable (expired, wrong aud, ...)."""
+
+
+class WrongAudience(ClaimsError):
+    """4.03: the token's audience is not this RS (RFC 9200 §5.10.1.1)."""
+
+    default_coap_code = FORBIDDEN

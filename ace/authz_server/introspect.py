@@ -42,7 +42,7 @@ from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
-from ace.errors import UNAUTHORIZED, AceError, ErrorCode, RemoteError
+from ace.errors import AceError, InvalidClient
 from ace.store.base import AsStore, ClientRecord, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
@@ -71,8 +71,7 @@ class IntrospectionEndpoint:
         """POST /introspect from ``requester`` (the authenticated peer's current record, None if
         unauthenticated): the 2.05 answer, or RemoteError (4.01 invalid_client, 4.00, 4.15)."""
         if not isinstance(requester, RsRecord):  # unauthenticated, a client, or an RS not registered (None)
-            raise RemoteError("introspection is for registered resource servers only",
-                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+            raise InvalidClient("introspection is for registered resource servers only")
         rs = requester
         require_ace_cbor(content_format)
         request = IntrospectionRequest.decode(payload)

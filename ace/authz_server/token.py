@@ -37,7 +37,7 @@ from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import AceProfile, GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
-from ace.errors import UNAUTHORIZED, DecodeError, ErrorCode, RemoteError
+from ace.errors import DecodeError, ErrorCode, InvalidClient
 from ace.profiles import dtls, edhoc
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
@@ -101,8 +101,7 @@ class TokenEndpoint:
     def issue(self, payload: bytes, client: ClientRecord | None, content_format: int | None = None) -> IssueResult:
         # RFC 9200 §5.8: the client MUST be authenticated (§5.8.3: invalid_client, 4.01 MAY be used)
         if client is None:
-            raise RemoteError("client not authenticated", error_code=ErrorCode.INVALID_CLIENT,
-                              coap_code=UNAUTHORIZED)
+            raise InvalidClient("client not authenticated")
         require_ace_cbor(content_format)
         request = AccessTokenRequest.decode(payload)
         result = self._token_for(request, client)
@@ -112,8 +111,7 @@ class TokenEndpoint:
 
     def _token_for(self, request: AccessTokenRequest, client: ClientRecord) -> IssueResult:
         if request.client_id is not None and request.client_id != client.client_id:
-            raise RemoteError("client_id does not match the authenticated client",
-                              error_code=ErrorCode.INVALID_CLIENT, coap_code=UNAUTHORIZED)
+            raise InvalidClient("client_id does not match the authenticated client")
         if request.grant_type not in (None, GrantType.CLIENT_CREDENTIALS):  # RFC 9200 §5.8.1 default
             raise DecodeError("only client_credentials is supported", error_code=ErrorCode.UNSUPPORTED_GRANT_TYPE)
         if request.audience is None:

@@ -66,6 +66,7 @@ from ace.authz_server.trl_wire import (
     MAX_N,
     MAX_QUERY_DIGITS,
     PD_TITLE,
+    PROBLEM_DETAILS_CF,
     DiffSet,
     TrlError,
     TrlErrorId,
@@ -76,7 +77,7 @@ from ace.authz_server.trl_wire import (
     encode_full_set,
     parse_query,
 )
-from ace.errors import UNAUTHORIZED, ConfigError, RemoteError
+from ace.errors import ConfigError, Unauthorized
 from ace.store.base import AsStore, IssuedToken
 from ace.tokens.hashing import HASH_LEN, SHA256_SUITE, token_hash
 
@@ -89,6 +90,7 @@ __all__ = [  # re-exported (trl_wire, the token hash): the TRL's users import th
     "MAX_N",
     "MAX_QUERY_DIGITS",
     "PD_TITLE",
+    "PROBLEM_DETAILS_CF",
     "SHA256_SUITE",
     "DiffSet",
     "TrlError",
@@ -110,7 +112,6 @@ MAX_DIFF_BATCH = 8  # items one diff response carries at most (RFC 9770 §9 MAX_
 MAX_REQUESTERS = 1024  # update collections kept (least recently used dropped)
 MAX_ITEM_HASHES = 256  # hashes in one item; a bigger batch becomes several items
 MAX_COLLECTION_HASHES = 4096  # hashes one collection keeps over all its items
-PROBLEM_DETAILS_CF = 257  # application/concise-problem-details+cbor (RFC 9290)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +326,7 @@ class TrlEndpoint:
         """GET /revoke/trl: the payload of the 2.05, or RemoteError (4.01 unauthenticated, 4.00;
         TrlError: 4.00 with problem details)."""
         if requester is None:  # RFC 9770 §6: only registered devices over a secure association
-            raise RemoteError("TRL requests must come over a registered secure association",
-                              error_code=None, coap_code=UNAUTHORIZED)
+            raise Unauthorized("TRL requests must come over a registered secure association")
         self.ingest()
         collection = self.collection(requester)
         try:

@@ -9,7 +9,7 @@ from enum import IntEnum
 
 from ace.cbor import codec
 from ace.cbor.labels import TrlParam
-from ace.errors import BAD_REQUEST, DecodeError, RemoteError
+from ace.errors import DecodeError, RemoteError
 
 MAX_ENTRIES = 4096  # revoked hashes one full query lists at most (bounded response, bounded work)
 MAX_N = 64  # items an update collection keeps (RFC 9770 §8 MAX_N, communicated at registration)
@@ -17,6 +17,7 @@ MAX_INDEX = 2**32 - 1  # item indexes are taken modulo MAX_INDEX + 1 (RFC 9770 �
 MAX_QUERY_DIGITS = 64  # longest diff/cursor value taken
 PD_TITLE = -1  # RFC 9290 standard problem detail entry "title"
 ACE_TRL_ERROR = 1  # RFC 9770 Custom Problem Detail key "ace-trl-error"
+PROBLEM_DETAILS_CF = 257  # application/concise-problem-details+cbor (RFC 9290)
 
 
 # -- query parameters and errors ------------------------------------------------------------
@@ -39,9 +40,11 @@ _TITLES = {
 class TrlError(RemoteError):
     """A 4.00 of the TRL endpoint with RFC 9770 §6.3 problem details."""
 
+    default_error_code = None
+
     def __init__(self, description: str, error_id: TrlErrorId, *, cursor: int | None = None,
                  with_cursor: bool = False) -> None:
-        super().__init__(description, error_code=None, coap_code=BAD_REQUEST)
+        super().__init__(description)
         self.error_id, self.cursor, self.with_cursor = error_id, cursor, with_cursor
 
     def problem_details(self) -> bytes:
@@ -50,6 +53,9 @@ class TrlError(RemoteError):
         if self.with_cursor:
             entry[1] = self.cursor
         return codec.dumps({PD_TITLE: _TITLES[self.error_id], ACE_TRL_ERROR: entry})
+
+    def reply_body(self) -> tuple[bytes, int]:
+        return self.problem_details(), PROBLEM_DETAILS_CF
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from ace.cbor.labels import (
     Param,
     TokenType,
 )
-from ace.errors import UNSUPPORTED_CONTENT_FORMAT, ErrorCode, RemoteError
+from ace.errors import ErrorCode, UnsupportedContentFormat
 from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map
 
 
@@ -33,8 +33,7 @@ def require_ace_cbor(content_format: int | None) -> None:
     """The AS's endpoints take application/ace+cbor (RFC 9200 §5.8, §5.9.1); absent is taken as
     it. Anything else: 4.15."""
     if content_format not in (None, ContentFormat.ACE_CBOR):
-        raise RemoteError("content format must be application/ace+cbor", error_code=None,
-                          coap_code=UNSUPPORTED_CONTENT_FORMAT)
+        raise UnsupportedContentFormat("content format must be application/ace+cbor")
 
 
 @dataclass(frozen=True, slots=True)

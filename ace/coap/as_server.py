@@ -27,13 +27,12 @@ from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import TokenEndpoint, TokenPolicy
 from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts, dtls
+from ace.coap.boundary import refusing
 from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
-from ace.coap.peers import AsPeers, name_of
-from ace.coap.ratelog import RateLimitedLog
-from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
+from ace.coap.peers import AsPeers
+from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context
-from ace.errors import RemoteError
 from ace.store.base import AsStore, ClientRecord
 
 log = logging.getLogger(__name__)
@@ -60,18 +59,16 @@ class ClientPsks:
 
 
 class TokenResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
+    path = "/token"
+
     def __init__(self, endpoint: TokenEndpoint, peers: AsPeers) -> None:
         super().__init__()
         self.endpoint, self.peers = endpoint, peers
-        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        client = self.peers.client(request)
-        try:
-            result = self.endpoint.issue(request.payload, client, request.opt.content_format)
-        except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /token from %s refused: %r", name_of(client), exc)
-            return error_message(exc)
+    # anyone may POST here: refusals are logged rate limited
+    @refusing(log, peer=lambda self, request: self.peers.client(request))
+    async def render_post(self, request: aiocoap.Message, client: ClientRecord | None) -> aiocoap.Message:
+        result = self.endpoint.issue(request.payload, client, request.opt.content_format)
         return ace_message((2, 1), result.response.encode())
 
 

@@ -29,11 +29,10 @@ from aiocoap import oscore
 from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
+from ace.coap.boundary import refusing
 from ace.coap.oscore_context import SequenceNumberStore
-from ace.coap.peers import Peer, name_of
-from ace.coap.ratelog import RateLimitedLog
-from ace.coap.render import BoundedBody, ace_message, error_message, pair_of
-from ace.errors import RemoteError
+from ace.coap.peers import Peer
+from ace.coap.render import BoundedBody, ace_message, pair_of
 from ace.store.base import OscoreSecret
 
 log = logging.getLogger(__name__)
@@ -44,19 +43,17 @@ MAX_IN_FLIGHT = 8  # introspection requests outstanding at once
 class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     """POST /introspect at the AS (RFC 9200 §5.9)."""
 
+    path = "/introspect"
+
     def __init__(self, endpoint: IntrospectionEndpoint,
                  requester: Callable[[aiocoap.Message], Peer | None]) -> None:
         super().__init__()
         self.endpoint, self.requester = endpoint, requester
-        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        who = self.requester(request)
-        try:
-            result = self.endpoint.handle(request.payload, who, request.opt.content_format)
-        except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /introspect from %s refused: %r", name_of(who), exc)
-            return error_message(exc)
+    # anyone may POST here: refusals are logged rate limited
+    @refusing(log, peer=lambda self, request: self.requester(request))
+    async def render_post(self, request: aiocoap.Message, who: Peer | None) -> aiocoap.Message:
+        result = self.endpoint.handle(request.payload, who, request.opt.content_format)
         return ace_message((2, 1), result.response.encode())  # RFC 9200 §5.9.2: 2.01 (Created)
 
 

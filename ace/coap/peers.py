@@ -53,9 +53,9 @@ def requester_of(peer: Peer | None) -> Requester | None:
     return peer.client_id if peer is not None else None
 
 
-def name_of(peer: Peer | None) -> str:
-    """``peer`` for a log line."""
-    requester = requester_of(peer)
+def name_of(peer: Peer | Requester | None) -> str:
+    """``peer`` (a record, or the TRL's name for one) for a log line."""
+    requester = peer if isinstance(peer, (str, RsPeer)) else requester_of(peer)
     return str(requester) if requester is not None else "unauthenticated peer"
 
 

@@ -1,11 +1,5 @@
-"""Errors and ACE payloads as CoAP responses: the one place RemoteError meets aiocoap, and
-the limits on what unauthenticated peers can make a server hold.
-
-A ``RemoteError`` with an RFC 9200 error code becomes its CoAP code with an
-application/ace+cbor error map (RFC 9200 §5.8.3); an ``AccessDenied`` carrying AS Request
-Creation Hints becomes 4.01 with the hints (§5.3); any other becomes its CoAP code with a
-short diagnostic payload. Nothing secret is in any of them: descriptions are written for
-peers.
+"""ACE payloads as CoAP responses, and the limits on what unauthenticated peers can make a
+server hold. (Errors become responses in ``ace.coap.boundary``, as ``ace.replies.reply_of`` says.)
 
 Block-wise request bodies (RFC 7959 §2.5) are reassembled in one ``Block1Spool`` per process
 (``BLOCK1_SPOOL``), and answers served in Block2 blocks (§2.4) are held in one ``Block2Store``
@@ -33,13 +27,11 @@ from aiocoap.optiontypes import BlockOption
 from aiocoap.transports.oscore import OSCOREAddress
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import ErrorResponse
 from ace.coap.amplification import AmplificationGuard, AnswerLimiter, EchoStamp
 from ace.coap.peers import source_of
-from ace.errors import RemoteError
 
 __all__ = ["AmplificationGuard", "AnswerLimiter", "BoundedBody", "EchoStamp", "ace_message", "code_of",
-           "error_message", "pair_of"]
+           "pair_of"]
 
 MAX_BODY = 4096 + 256  # the largest token we take (ace.tokens.cwt.MAX_TOKEN_SIZE) plus map overhead
 BLOCK1_BUDGET = 256 * 1024  # bytes the incomplete Block1 assemblies of the process may hold, per pool (two)
@@ -336,12 +328,3 @@ def pair_of(code: Code) -> tuple[int, int]:
 def ace_message(code: tuple[int, int], payload: bytes) -> aiocoap.Message:
     return aiocoap.Message(code=code_of(code), payload=payload, content_format=int(ContentFormat.ACE_CBOR))
 
-
-def error_message(exc: RemoteError) -> aiocoap.Message:
-    hints = getattr(exc, "hints", None)
-    if hints is not None:
-        return ace_message(exc.coap_code, hints.encode())
-    if exc.error_code is not None:
-        body = ErrorResponse(error=exc.error_code, error_description=exc.description)
-        return ace_message(exc.coap_code, body.encode())
-    return aiocoap.Message(code=code_of(exc.coap_code), payload=exc.description.encode()[:80])

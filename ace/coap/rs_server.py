@@ -22,14 +22,14 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts, dtls, edhoc
+from ace.coap.boundary import refusing
 from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.peers import label_of, source_of
-from ace.coap.ratelog import RateLimitedLog
-from ace.coap.render import AmplificationGuard, BoundedBody, ace_message, error_message
+from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
-from ace.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, RemoteError
+from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
 from ace.profiles.edhoc import EdhocChannel
@@ -47,20 +47,18 @@ EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after 
 
 
 class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
+    path = "/authz-info"
+
     def __init__(self, server: RsServer) -> None:
         super().__init__()
         self.server = server
-        self.refusals = RateLimitedLog(log)  # anyone may POST here: a flood must not flood the log
 
+    @refusing(log)  # anyone may POST here: refusals are logged rate limited
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
-        try:
-            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
-                                                   source=source_of(request.remote))
-        except RemoteError as exc:
-            self.refusals.log(logging.WARNING, "POST /authz-info refused: %r", exc)
-            return error_message(exc)
+        outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+                                               source=source_of(request.remote))
         self.server.install(outcome.binding, self.server.core.take_dropped())
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
@@ -74,13 +72,11 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         super().__init__()
         self.server, self.path, self.handlers = server, path, dict(handlers)
 
+    @refusing(log, level=logging.INFO, limited=False)
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         method = request.code.name
         try:
             binding = self.server.core.authorize(label_of(request), self.path, method)
-        except RemoteError as exc:
-            log.info("%s %s refused: %s", method, self.path, exc.description)
-            return error_message(exc)
         finally:  # expired, or replaced now that a successor was used: their channels go
             for gone in self.server.core.take_dropped():
                 self.server.uninstall(gone)
@@ -159,11 +155,9 @@ class RsServer:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection as need:
             if self.introspector is None:
-                raise RemoteError("this RS cannot introspect tokens", error_code=None,
-                                  coap_code=UNAUTHORIZED) from None
+                raise TokenRefused("this RS cannot introspect tokens") from None
             if source in self._introspecting:
-                raise RemoteError("an introspection for this peer is in flight", error_code=None,
-                                  coap_code=SERVICE_UNAVAILABLE) from None
+                raise ServiceUnavailable("an introspection for this peer is in flight") from None
             self._introspecting.add(source)
             try:
                 code, answer = await self.introspector.introspect(need.payload)
@@ -173,7 +167,7 @@ class RsServer:
         try:
             return self.core.authz_info(payload, content_format, channel_label=channel)
         except NeedsIntrospection:  # the answer is cached: only if it was dropped meanwhile
-            raise RemoteError("introspection raced", error_code=None, coap_code=SERVICE_UNAVAILABLE) from None
+            raise ServiceUnavailable("introspection raced") from None
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.1): revoked tokens lose their bindings and channels now."""

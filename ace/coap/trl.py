@@ -30,17 +30,16 @@ import aiocoap.resource
 from aiocoap import oscore
 
 from ace.authz_server.trl import (
-    PROBLEM_DETAILS_CF,
     Requester,
     RsPeer,
     TrlEndpoint,
-    TrlError,
     decode_full_set,
 )
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
+from ace.coap.boundary import refusing
 from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
-from ace.coap.render import BoundedBody, code_of, error_message
+from ace.coap.render import BoundedBody
 from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
 from ace.store.base import AsStore, OscoreSecret
@@ -96,18 +95,14 @@ def _content(payload: bytes) -> aiocoap.Message:
     return aiocoap.Message(code=aiocoap.CONTENT, payload=payload, content_format=TRL_CF)
 
 
-def _refusal(exc: RemoteError) -> aiocoap.Message:
-    if isinstance(exc, TrlError):  # RFC 9770 §6.3: problem details (RFC 9290)
-        return aiocoap.Message(code=code_of(exc.coap_code), payload=exc.problem_details(),
-                               content_format=PROBLEM_DETAILS_CF)
-    return error_message(exc)
-
-
 _REFUSED = b""  # an observer's last answer was an error (never a valid TRL payload)
 
 
 class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ignore[misc]
-    """GET /revoke/trl (RFC 9770 §6), observable (RFC 7641)."""
+    """GET /revoke/trl (RFC 9770 §6), observable (RFC 7641); a TrlError is answered with
+    problem details (RFC 9770 §6.3, ``TrlError.reply_body``)."""
+
+    path = "/revoke/trl"
 
     def __init__(self, endpoint: TrlEndpoint, requester: Callable[[aiocoap.Message], Requester | None]) -> None:
         super().__init__()
@@ -128,14 +123,9 @@ class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ig
             return
         self.watchers[serverobservation] = (who, query, payload)
 
-    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
-        who = self.requester(request)
-        try:
-            payload = self.endpoint.handle(who, request.opt.uri_query)
-        except RemoteError as exc:
-            log.info("GET /revoke/trl from %s refused: %s", who or "unauthenticated peer", exc.description)
-            return _refusal(exc)
-        return _content(payload)
+    @refusing(log, level=logging.INFO, limited=False, peer=lambda self, request: self.requester(request))
+    async def render_get(self, request: aiocoap.Message, who: Requester | None) -> aiocoap.Message:
+        return _content(self.endpoint.handle(who, request.opt.uri_query))
 
     def changed(self) -> int:
         """The TRL changed: notify each observer whose answer did; returns how many."""

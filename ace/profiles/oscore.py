@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, ErrorCode, IdsExhausted
 from ace.tokens.cnf import OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
 
@@ -143,7 +143,7 @@ class RecipientIdPool:
                 if rid not in taken and rid != avoid:
                     self._in_use.add(rid)
                     return rid
-        raise DecodeError("no recipient ID available", error_code=None, coap_code=(5, 3))
+        raise IdsExhausted("no recipient ID available")
 
     def claim(self, rid: bytes) -> bool:
         """Mark ``rid`` used (a client choosing its own ID); False if it already was."""

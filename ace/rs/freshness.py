@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ace.cbor.messages import CreationHints
-from ace.errors import UNAUTHORIZED, DecodeError, RemoteError
+from ace.errors import UNAUTHORIZED, DecodeError, TokenRefused
 from ace.rs.denied import AccessDenied
 from ace.tokens.claims import AccessTokenClaims
 
@@ -159,7 +159,7 @@ class Freshness:
             raise DecodeError("token with exi but no cti")
         seq = self.sequence(claims.cti)
         if claims.cti in self._exi_seen or (seq is not None and seq <= self.highest_expired()):
-            raise RemoteError("token with exi seen before or expired", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("token with exi seen before or expired")
 
     def sequence(self, cti: bytes) -> int | None:
         """The sequence number in an exi token's cti (our id, then the number), if it has ours."""

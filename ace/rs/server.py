@@ -29,12 +29,13 @@ from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, method_bit, parse_scope
 from ace.errors import (
     FORBIDDEN,
-    SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
-    UNSUPPORTED_CONTENT_FORMAT,
     DecodeError,
     ErrorCode,
     RemoteError,
+    ServiceUnavailable,
+    TokenRefused,
+    UnsupportedContentFormat,
 )
 from ace.profiles import dtls, edhoc, oscore
 from ace.redact import channel as redact_channel
@@ -113,8 +114,7 @@ class ResourceServer:
         if channel_label is not None:
             return self._update(payload, content_format, channel_label)
         if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
-            raise RemoteError("content format must be application/ace+cbor or application/cwt",
-                              error_code=None, coap_code=UNSUPPORTED_CONTENT_FORMAT)
+            raise UnsupportedContentFormat("content format must be application/ace+cbor or application/cwt")
         raw = tok.raw_token(payload, content_format, raw_profiles=self._offers_raw)
         if raw is not None:
             return self._authz_info_raw(raw)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
@@ -174,11 +174,11 @@ class ResourceServer:
         current = self.bindings.get(channel.label)  # the same PoP key
         if current is not None and not current.expired(self.clock()):
             if current.client_key != client_key:  # a key in use is another client's to replace, never ours
-                raise RemoteError("this key is bound to another client", error_code=None, coap_code=UNAUTHORIZED)
+                raise TokenRefused("this key is bound to another client")
             if tok.same_token(claims, current.claims):  # the same token (cti), however encoded: no change
                 return AuthzInfoOutcome(b"", current, False, [])
             if not tok.newer(claims, current.claims):  # issue 17: a key in use moves only to a newer token
-                raise RemoteError("not newer than the token of this key", error_code=None, coap_code=UNAUTHORIZED)
+                raise TokenRefused("not newer than the token of this key")
         dropped, later = self._supersede(client_key, claims, also=channel.label)  # RFC 9200 §5.10.1
         binding = Binding(label=channel.label, token_hash=token_hash, claims=claims, scope=scope,
                           expires_at=self._expiry(claims), nonce1=b"", response=b"", context=channel,
@@ -197,7 +197,7 @@ class ResourceServer:
         current = self.bindings.get(edhoc_channel.label)  # the kid names the credential: one key per kid
         if current is not None and not current.expired(self.clock()) and isinstance(
                 current.context, edhoc.EdhocChannel) and current.context.peer_key != key:
-            raise RemoteError("this kid is bound to another credential", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("this kid is bound to another credential")
         return edhoc_channel, edhoc_channel.kid
 
     def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
@@ -205,7 +205,7 @@ class ResourceServer:
         (RFC 9203 §4.1: protected POST, kid = the OSCORE material id; RFC 9202 §3.4)."""
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
-            raise RemoteError("no live token for this channel", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("no live token for this channel")
         received = tok.token_of(payload, content_format)
         token = self._canonical(received)
         token_hash = trl_hash(token)
@@ -213,8 +213,7 @@ class ResourceServer:
             return AuthzInfoOutcome(b"", current, False, [])
         claims = self._verify(token, token_hash, received=received, over_channel=True)
         if not tok.same_pop_key(claims, current):  # RFC 9203 §4.1: the kid MUST match; else 4.01
-            raise RemoteError("the new token is not bound to this channel's key", error_code=None,
-                              coap_code=UNAUTHORIZED)
+            raise TokenRefused("the new token is not bound to this channel's key")
         if tok.same_token(claims, current.claims):
             return AuthzInfoOutcome(b"", current, False, [])
         self.retired.retire(current.claims.iss, current.claims.cti, current.expires_at)  # replaced for good
@@ -240,14 +239,14 @@ class ResourceServer:
         """The token's claims (``token``: its canonical form, ``h``: its RFC 9770 hash, ``received``:
         the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
-            raise RemoteError("access token revoked", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("access token revoked")
         if self.config.introspect or self._is_reference(token):
             claims = self._introspected(h, token, received)
         else:
             claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                                   skew=self.config.skew, accept=self.config.token_kinds)
         if self.retired.is_retired(claims.iss, claims.cti):  # revoked, or replaced by a newer token of its client
-            raise RemoteError("access token revoked or replaced", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("access token revoked or replaced")
         if not over_channel:  # an update over the client's channel needs no proof of freshness
             self.fresh.check_cnonce(claims.cnonce, self.hints)
         self.fresh.check_exi(claims)
@@ -262,7 +261,7 @@ class ResourceServer:
         if answer is None:
             raise NeedsIntrospection(token, sent=received)
         if answer.claims is None:
-            raise RemoteError("access token not active", error_code=None, coap_code=UNAUTHORIZED)
+            raise TokenRefused("access token not active")
         check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)
         return answer.claims
 
@@ -281,8 +280,7 @@ class ResourceServer:
                 return
         else:
             log.warning("introspection at the AS failed: %s", "no answer" if code is None else code)
-        raise RemoteError("the AS could not be asked about this token", error_code=None,
-                          coap_code=SERVICE_UNAVAILABLE)
+        raise ServiceUnavailable("the AS could not be asked about this token")
 
     def _expiry(self, claims: AccessTokenClaims) -> float | None:
         """When the binding ends: exp (plus the skew that let the token in, else it could arrive

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ace.cbor.scope import Scope
-from ace.errors import REQUEST_ENTITY_TOO_LARGE, SERVICE_UNAVAILABLE, RemoteError
+from ace.errors import PayloadTooLarge, RemoteError, ServiceUnavailable
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.oscore import OscoreContextParams
@@ -97,7 +97,7 @@ class BindingStore:
         if binding.label in self._by_label:
             raise ValueError("label of a live binding reused")  # the ID pool must prevent this
         if binding.cost > self.max_bytes:
-            raise RemoteError("token too large for this RS", error_code=None, coap_code=REQUEST_ENTITY_TOO_LARGE)
+            raise PayloadTooLarge("token too large for this RS")
         gone = self._victims(binding, now)  # decided before anything goes: a 5.03 changes nothing
         for victim in gone:
             self.remove(victim.label)
@@ -136,7 +136,7 @@ class BindingStore:
         while count >= self.max_tokens or size + binding.cost > self.max_bytes:
             victim = next(unused, None)
             if victim is None:
-                raise RemoteError("token store full", error_code=None, coap_code=SERVICE_UNAVAILABLE)
+                raise ServiceUnavailable("token store full")
             victims.append(victim)
             count, size = count - 1, size - victim.cost
         return victims

@@ -21,12 +21,12 @@ import cbor2
 from ace.cbor import codec
 from ace.cbor.labels import Alg, CoseTag, HeaderParam
 from ace.errors import (
-    FORBIDDEN,
     ClaimsError,
     DecodeError,
     RemoteError,
     UnknownKeyError,
     VerificationError,
+    WrongAudience,
 )
 from ace.tokens import cose, crypto
 from ace.tokens.claims import AccessTokenClaims
@@ -223,5 +223,5 @@ def check_claims(claims: AccessTokenClaims, *, audience: str | None, now: float,
     if claims.nbf is not None and now + skew < claims.nbf:
         raise ClaimsError("token not yet valid (nbf)")
     if audience is not None and audience not in claims.audiences:
-        raise ClaimsError("token audience does not match", coap_code=FORBIDDEN)
+        raise WrongAudience("token audience does not match")
 

@@ -16,7 +16,7 @@ from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.cbor.scope import METHODS, AifScope
-from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.errors import DecodeError, ErrorCode, InvalidClient, RemoteError, UnsupportedContentFormat
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims
@@ -266,7 +266,7 @@ def ok_with(**labels: object) -> bytes:
     return raw(m)
 
 
-INVALID_CLIENT = {"exc": RemoteError, "error": ErrorCode.INVALID_CLIENT, "coap": (4, 1)}
+INVALID_CLIENT = {"exc": InvalidClient, "error": ErrorCode.INVALID_CLIENT, "coap": (4, 1)}
 BAD_INPUT = [
     Bad("unauthenticated", raw(OK), client=None, **INVALID_CLIENT),  # type: ignore[arg-type]
     Bad("unknown-client", raw(OK), client="nobody", **INVALID_CLIENT),  # type: ignore[arg-type]
@@ -307,10 +307,10 @@ BAD_INPUT = [
     Bad("req-cnf-cose-key", ok_with(req_cnf={1: {1: 4, -1: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
     Bad("req-cnf-osc", ok_with(req_cnf={4: {0: b"\x01", 2: bytes(16)}}), error=ErrorCode.UNSUPPORTED_POP_KEY),
     Bad("req-cnf-unknown-method", ok_with(req_cnf={99: 1}), error=ErrorCode.UNSUPPORTED_POP_KEY),
-    Bad("content-format-cbor", raw(OK), content_format=ContentFormat.CBOR, exc=RemoteError, error=None,
-        coap=(4, 15)),
-    Bad("content-format-cwt", raw(OK), content_format=ContentFormat.CWT, exc=RemoteError, error=None,
-        coap=(4, 15)),
+    Bad("content-format-cbor", raw(OK), content_format=ContentFormat.CBOR, exc=UnsupportedContentFormat,
+        error=None, coap=(4, 15)),
+    Bad("content-format-cwt", raw(OK), content_format=ContentFormat.CWT, exc=UnsupportedContentFormat,
+        error=None, coap=(4, 15)),
 ]
 
 

@@ -2,9 +2,9 @@
 
 The client's actions are carried out by calling ``TokenEndpoint.issue``,
 ``ResourceServer.authz_info`` and ``ResourceServer.authorize`` directly; a ``RemoteError``
-becomes a ``Response`` the way ``ace/coap/render.py`` renders it, and OSCORE is emulated by
-looking up the RS's installed context by the client's Sender ID and checking that it is the
-mirror image of the client's.
+becomes the ``Response`` ``ace.replies.reply_of`` says (as the CoAP layer answers it), and
+OSCORE is emulated by looking up the RS's installed context by the client's Sender ID and
+checking that it is the mirror image of the client's.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ace.client.flow import (
 )
 from ace.errors import ErrorCode, RemoteError
 from ace.profiles.oscore import OscoreContextParams
+from ace.replies import reply_of
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
@@ -70,14 +71,8 @@ class Clock:
 
 
 def render(exc: RemoteError) -> Response:
-    """``ace.coap.render.error_message`` without aiocoap."""
-    hints = getattr(exc, "hints", None)
-    if hints is not None:
-        return Response(exc.coap_code, hints.encode(), CF)
-    if exc.error_code is not None:
-        return Response(exc.coap_code, ErrorResponse(error=exc.error_code, error_description=exc.description).encode(),
-                        CF)
-    return Response(exc.coap_code, exc.description.encode()[:80])
+    """The reply the CoAP layer sends (``ace.coap.boundary``), without aiocoap."""
+    return Response(*reply_of(exc))
 
 
 def mirrored(client: OscoreContextParams, rs: OscoreContextParams) -> bool:

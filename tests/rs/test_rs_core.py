@@ -21,7 +21,9 @@ from ace.errors import (
     ErrorCode,
     RemoteError,
     UnknownKeyError,
+    UnsupportedContentFormat,
     VerificationError,
+    WrongAudience,
 )
 from ace.profiles import oscore
 from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
@@ -356,7 +358,7 @@ BAD_INPUT = [
     Bad("token-not-cose", raw_post(access_token=b"\x01"), DecodeError, INVALID, (4, 0)),
     Bad("expired-token", post(token(exp=NOW - 3600)), ClaimsError, None, (4, 1)),
     Bad("not-yet-valid", post(token(nbf=NOW + 3600)), ClaimsError, None, (4, 1)),
-    Bad("wrong-audience", post(token(aud="rs2")), ClaimsError, None, (4, 3)),
+    Bad("wrong-audience", post(token(aud="rs2")), WrongAudience, None, (4, 3)),
     Bad("tampered-token", post(tampered()), VerificationError, None, (4, 1)),
     Bad("wrong-key-same-kid", post(token(key=OTHER_KEY)), VerificationError, None, (4, 1)),
     Bad("unknown-kid", post(token(key=symmetric_key(bytes(16), kid=b"zz"))), UnknownKeyError, None, (4, 1)),
@@ -365,7 +367,7 @@ BAD_INPUT = [
         ErrorCode.UNSUPPORTED_POP_KEY, (4, 0)),
     Bad("no-scope", post(token(scope=None)), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
     Bad("unknown-text-scope", post(token(scope="foobar")), DecodeError, ErrorCode.INVALID_SCOPE, (4, 0)),
-    Bad("wrong-content-format", post(token()), RemoteError, None, (4, 15), ContentFormat.CBOR),
+    Bad("wrong-content-format", post(token()), UnsupportedContentFormat, None, (4, 15), ContentFormat.CBOR),
     # application/cwt announces a bare token (the DTLS profile, RFC 9202 §3.3): a map is no token
     Bad("content-format-cwt", post(token()), DecodeError, ErrorCode.INVALID_REQUEST, (4, 0), ContentFormat.CWT),
 ]

@@ -21,6 +21,7 @@ from ace.errors import (
     RemoteError,
     UnknownKeyError,
     VerificationError,
+    WrongAudience,
 )
 from ace.tokens import cose
 from ace.tokens.claims import AccessTokenClaims
@@ -229,10 +230,10 @@ BAD_TOKENS: list[tuple[str, Mutator, type[RemoteError], ErrorCode | None, tuple[
      UnknownKeyError, None, UNAUTHORIZED),
     ("wrong key", lambda k, c: (issue_token(c, k["k16"]), [symmetric_key(bytes(16), kid=b"k16")]),
      VerificationError, None, UNAUTHORIZED),
-    ("wrong audience", lambda k, c: (issue_token(replace(c, aud="rs2"), k["k16"]), [k["k16"]]), ClaimsError, None,
-     FORBIDDEN),
-    ("no audience", lambda k, c: (issue_token(replace(c, aud=None), k["k16"]), [k["k16"]]), ClaimsError, None,
-     FORBIDDEN),
+    ("wrong audience", lambda k, c: (issue_token(replace(c, aud="rs2"), k["k16"]), [k["k16"]]), WrongAudience,
+     None, FORBIDDEN),
+    ("no audience", lambda k, c: (issue_token(replace(c, aud=None), k["k16"]), [k["k16"]]), WrongAudience,
+     None, FORBIDDEN),
     ("expired", lambda k, c: (issue_token(replace(c, exp=NOW - 31), k["k16"]), [k["k16"]]), ClaimsError, None,
      UNAUTHORIZED),
     ("not yet valid", lambda k, c: (issue_token(replace(c, nbf=NOW + 31), k["k16"]), [k["k16"]]), ClaimsError,

@@ -1,0 +1,69 @@
+"""``reply_of``: what each error answers (code, payload, content format), without aiocoap; the
+named error classes keep the codes the keyword overrides gave."""
+
+from __future__ import annotations
+
+import pytest
+
+from ace.authz_server.trl import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
+from ace.cbor import codec
+from ace.cbor.labels import ContentFormat
+from ace.cbor.messages import CreationHints, ErrorResponse
+from ace.errors import (
+    ClaimsError,
+    DecodeError,
+    ErrorCode,
+    IdsExhausted,
+    InvalidClient,
+    PayloadTooLarge,
+    RemoteError,
+    ServiceUnavailable,
+    TokenError,
+    TokenRefused,
+    Unauthorized,
+    UnsupportedContentFormat,
+    WrongAudience,
+)
+from ace.replies import reply_of
+from ace.rs.denied import AccessDenied
+
+CF = int(ContentFormat.ACE_CBOR)
+
+
+def test_error_code_gives_the_error_map() -> None:
+    code, payload, cf = reply_of(DecodeError("no scope", error_code=ErrorCode.INVALID_SCOPE))
+    assert (code, cf) == ((4, 0), CF)
+    assert ErrorResponse.decode(payload) == ErrorResponse(error=ErrorCode.INVALID_SCOPE, error_description="no scope")
+
+
+def test_no_error_code_gives_a_short_text() -> None:
+    assert reply_of(TokenRefused("x" * 200)) == ((4, 1), b"x" * 80, None)
+
+
+def test_hints_are_the_payload() -> None:
+    hints = CreationHints(as_uri="coap://as.example/token", audience="rs1")
+    assert reply_of(AccessDenied("no token", coap_code=(4, 1), hints=hints)) == ((4, 1), hints.encode(), CF)
+    assert reply_of(AccessDenied("scope", coap_code=(4, 5))) == ((4, 5), b"scope", None)
+
+
+def test_trl_errors_are_problem_details() -> None:
+    code, payload, cf = reply_of(TrlError("bad", TrlErrorId.OUT_OF_BOUND_CURSOR_VALUE, cursor=3, with_cursor=True))
+    assert (code, cf) == ((4, 0), PROBLEM_DETAILS_CF)
+    assert codec.loads(payload) == {-1: "Out of bound cursor value", 1: {0: 2, 1: 3}}
+
+
+@pytest.mark.parametrize(("cls", "bases", "error_code", "coap_code"), [
+    (Unauthorized, (RemoteError,), None, (4, 1)),
+    (TokenRefused, (Unauthorized,), None, (4, 1)),
+    (InvalidClient, (RemoteError,), ErrorCode.INVALID_CLIENT, (4, 1)),
+    (UnsupportedContentFormat, (RemoteError,), None, (4, 15)),
+    (PayloadTooLarge, (RemoteError,), None, (4, 13)),
+    (ServiceUnavailable, (RemoteError,), None, (5, 3)),
+    (IdsExhausted, (ServiceUnavailable, DecodeError), None, (5, 3)),
+    (WrongAudience, (ClaimsError, TokenError), None, (4, 3)),
+])
+def test_named_classes(cls: type[RemoteError], bases: tuple[type[RemoteError], ...], error_code: ErrorCode | None,
+                       coap_code: tuple[int, int]) -> None:
+    exc = cls("what happened")
+    assert all(isinstance(exc, base) for base in bases)
+    assert (exc.error_code, exc.coap_code, exc.description) == (error_code, coap_code, "what happened")
