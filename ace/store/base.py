@@ -14,22 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ace.tokens.keys import CoseKey
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OscoreSecret:
-    """A pre-established OSCORE context's static input (RFC 8613 §3.1), from one side.
-
-    ``sender_id`` is ours, ``recipient_id`` the peer's (at the AS: the client's).
-    """
-
-    master_secret: bytes = field(repr=False)
-    sender_id: bytes
-    recipient_id: bytes
-    master_salt: bytes = b""
-    id_context: bytes | None = None
-    alg: int = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2 default)
-    hkdf: str = "sha256"
+from ace.tokens.oscore_params import OscoreContextParams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +28,7 @@ class DtlsPsk:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRecord:
     client_id: str
-    oscore: OscoreSecret | None = None  # how the client authenticates to the AS: OSCORE ...
+    oscore: OscoreContextParams | None = None  # how the client authenticates to the AS: OSCORE ...
     psk: DtlsPsk | None = None  # ... or DTLS with a pre-shared key (RFC 9202 §3.1)
     profiles: tuple[int, ...] = (2,)  # ACE profiles the client supports (RFC 9200 §5.8.1)
 
@@ -105,7 +90,7 @@ class RsRecord:
     token_alg: int | None = None  # None: the key's default
     profiles: tuple[int, ...] = (2,)
     token_lifetime: int = 3600  # seconds (exp = iat + lifetime)
-    oscore: OscoreSecret | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
+    oscore: OscoreContextParams | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
     auth_key: CoseKey | None = None  # the RS's public authentication key (EDHOC: sent to clients as rs_cnf)
     format: TokenFormat = RFC_FORMAT  # how its tokens are shaped (schema 8)
 

@@ -3,7 +3,7 @@
 The SQLite store keeps one column per record field; the few composite fields are encoded here:
 ``profiles`` as a CBOR array, an RS ``token_key`` and ``auth_key`` as their COSE_Key CBOR (RFC
 9052 §7; ``auth_key``, sent to clients as rs_cnf, must be public: refused on write, and read
-back as a damaged file if it is not), an ``OscoreSecret`` (RFC 8613 §3.1) as seven nullable
+back as a damaged file if it is not), an ``OscoreContextParams`` (RFC 8613 §3.1) as seven nullable
 columns, a client's ``DtlsPsk`` (RFC 4279) as two (``psk_identity``, ``psk``: both NULL or both
 set; SQLite's ``ALTER TABLE`` that added them cannot add a CHECK over two columns, so
 ``psk_from_columns`` refuses a row with only one, and the store's triggers refuse to write
@@ -27,12 +27,12 @@ from ace.store.base import (
     EdhocClaim,
     Grant,
     IssuedToken,
-    OscoreSecret,
     ReferenceToken,
     RsRecord,
     TokenFormat,
 )
 from ace.tokens.keys import CoseKey
+from ace.tokens.oscore_params import OscoreContextParams
 
 T = TypeVar("T")
 Row = Sequence[object]
@@ -232,7 +232,7 @@ def check_sequence_number(context_name: str, value: int) -> None:
         raise ValueError(f"sequence number must be an int in [0, {MAX_SEQUENCE_NUMBER}]")
 
 
-def same_oscore_kid(oscore: OscoreSecret | None, recipient_id: bytes, id_context: bytes | None) -> bool:
+def same_oscore_kid(oscore: OscoreContextParams | None, recipient_id: bytes, id_context: bytes | None) -> bool:
     return oscore is not None and oscore.recipient_id == recipient_id and oscore.id_context == id_context
 
 
@@ -303,17 +303,17 @@ def decode_public_key(value: object, column: str) -> CoseKey | None:
     return key
 
 
-def oscore_columns(osc: OscoreSecret | None) -> OscoreColumns:
+def oscore_columns(osc: OscoreContextParams | None) -> OscoreColumns:
     if osc is None:
         return (None, None, None, None, None, None, None)
     return (osc.master_secret, osc.sender_id, osc.recipient_id, osc.master_salt, osc.id_context, osc.alg, osc.hkdf)
 
 
-def oscore_from_columns(cols: Row) -> OscoreSecret | None:
+def oscore_from_columns(cols: Row) -> OscoreContextParams | None:
     """The seven ``OSCORE_COLUMNS`` back into a secret (all NULL: no context)."""
     if cols[0] is None:
         return None
-    return OscoreSecret(
+    return OscoreContextParams(
         master_secret=blob(cols[0], "osc_ms"),
         sender_id=blob(cols[1], "osc_sender_id"),
         recipient_id=blob(cols[2], "osc_recipient_id"),
