@@ -35,12 +35,12 @@ from ace.store.base import (
     EXI_CTI_LAYOUTS,
     MAX_SALT_LEN,
     TIME_UNITS,
+    TOKEN_KINDS,
     ClientRecord,
     Grant,
     RsRecord,
     TokenFormat,
 )
-from ace.store.codec import TOKEN_KINDS
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
