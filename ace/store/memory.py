@@ -1,6 +1,6 @@
 """An ``AsStore`` in process memory, for tests and the in-memory demo.
 
-Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same ordering of
+Same semantics as ``sqlite`` (the same argument checks from ``checks``, the same ordering of
 lists, the same refusal of a second client with one OSCORE recipient id and id context or
 one DTLS PSK identity and of an RS ``auth_key`` that is not a public key, the newest logged
 token for a PoP kid, grants unique per client, audience and scope with text scopes and AIF
@@ -8,7 +8,8 @@ bytes distinct, sequence numbers that never go down, newest-first token log and 
 audience filters, named counters 1, 2, ... with no gaps, TRL positions that a duplicate does not
 use and a purge does not give back, the token log's lookups by cti, hash, liveness and PoP key and
 its purge that spares tokens on the TRL), without durability: all is lost with the process. Records
-are frozen, so they are kept as given. Thread-safe.
+are frozen, so they are kept as given. Thread-safe. Clients, RSs and grants: ``memory_registry``;
+EDHOC credentials: ``memory_cred``.
 """
 
 from __future__ import annotations
@@ -19,25 +20,18 @@ from collections.abc import Collection, Iterator
 from types import TracebackType
 
 from ace.store import checks
-from ace.store.base import ClientRecord, EdhocClaim, Grant, IssuedToken, ReferenceToken, RsRecord
+from ace.store.base import EdhocClaim, IssuedToken, ReferenceToken
 from ace.store.memory_cred import EdhocCredentialTable
-
-GrantKey = tuple[str, str, type, str | bytes]
-
-
-def _grant_key(client_id: str, audience: str, scope: str | bytes) -> GrantKey:
-    return (client_id, audience, type(scope), scope)  # "r" and b"r" are different grants
+from ace.store.memory_registry import MemoryRegistry
 
 
-class MemoryAsStore:
+class MemoryAsStore(MemoryRegistry):
     """``AsStore`` in dictionaries (see the module docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._open = True
-        self._clients: dict[str, ClientRecord] = {}
-        self._rs: dict[str, RsRecord] = {}
-        self._grants: dict[GrantKey, Grant] = {}  # insertion order, as sqlite's row ids
+        self._clients, self._rs, self._grants = {}, {}, {}  # (``MemoryRegistry``)
         self._tokens: list[IssuedToken] = []
         self._ctis: set[bytes] = set()
         self._cti = 0
@@ -56,113 +50,6 @@ class MemoryAsStore:
     def integrity_check(self) -> bool:
         self._check_open()
         return True
-
-    # --- clients ------------------------------------------------------------------------
-
-    def put_client(self, client: ClientRecord) -> None:
-        checks.check_client(client)
-        with self._lock:
-            self._check_open()
-            if client.oscore is not None:
-                other = self._find_by_kid(client.oscore.recipient_id, client.oscore.id_context)
-                if other is not None and other.client_id != client.client_id:
-                    raise checks.duplicate_kid_error(client.client_id, other.client_id)
-            if client.psk is not None:
-                other = self._find_by_psk(client.psk.identity)
-                if other is not None and other.client_id != client.client_id:
-                    raise checks.duplicate_psk_error(client.client_id, other.client_id)
-            self._clients[client.client_id] = client
-
-    def get_client(self, client_id: str) -> ClientRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._clients.get(client_id)
-
-    def _find_by_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
-        for c in self._clients.values():
-            if checks.same_oscore_kid(c.oscore, recipient_id, id_context):
-                return c
-        return None
-
-    def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._find_by_kid(recipient_id, id_context)
-
-    def _find_by_psk(self, identity: bytes) -> ClientRecord | None:
-        return next((c for c in self._clients.values() if checks.same_psk_identity(c.psk, identity)), None)
-
-    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None:
-        checks.check_bytes(identity, "psk identity")
-        with self._lock:
-            self._check_open()
-            return self._find_by_psk(identity)
-
-    def list_clients(self) -> list[ClientRecord]:
-        with self._lock:
-            self._check_open()
-            return [self._clients[k] for k in sorted(self._clients)]
-
-    def remove_client(self, client_id: str) -> bool:
-        with self._lock:
-            self._check_open()
-            self._edhoc.forget_client(client_id)
-            return self._clients.pop(client_id, None) is not None
-
-    # --- resource servers ---------------------------------------------------------------
-
-    def put_rs(self, rs: RsRecord) -> None:
-        checks.check_rs(rs)
-        with self._lock:
-            self._check_open()
-            self._rs[rs.audience] = rs
-
-    def get_rs(self, audience: str) -> RsRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._rs.get(audience)
-
-    def list_rs(self) -> list[RsRecord]:
-        with self._lock:
-            self._check_open()
-            return [self._rs[k] for k in sorted(self._rs)]
-
-    def remove_rs(self, audience: str) -> bool:
-        with self._lock:
-            self._check_open()
-            return self._rs.pop(audience, None) is not None
-
-    # --- grants -------------------------------------------------------------------------
-
-    def add_grant(self, grant: Grant) -> None:
-        checks.check_grant(grant)
-        with self._lock:
-            self._check_open()
-            self._grants[_grant_key(grant.client_id, grant.audience, grant.scope)] = grant  # keeps its position
-
-    def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int:
-        if scope is not None:
-            checks.check_scope(scope)
-        with self._lock:
-            self._check_open()
-            doomed = [
-                k for k, g in self._grants.items()
-                if g.client_id == client_id and g.audience == audience
-                and (scope is None or k == _grant_key(client_id, audience, scope))
-            ]
-            for k in doomed:
-                del self._grants[k]
-            return len(doomed)
-
-    def grants_for(self, client_id: str, audience: str) -> list[Grant]:
-        with self._lock:
-            self._check_open()
-            return [g for g in self._grants.values() if g.client_id == client_id and g.audience == audience]
-
-    def list_grants(self) -> list[Grant]:
-        with self._lock:
-            self._check_open()
-            return list(self._grants.values())
 
     # --- cti counter and token log ------------------------------------------------------
 
