@@ -7,19 +7,16 @@ private part) may only travel in a token encrypted to the RS: RFC 9203 §5 and R
 credential) or a bare kid (an update of access rights, RFC 9203 §3.1) may travel in a signed or
 MACed token. ``SECRET_PROFILES`` are the profiles whose first token always carries a secret.
 
-``thumbprint`` is the COSE Key Thumbprint of RFC 9679 (SHA-256 over the deterministically
-encoded required parameters): the identity of a client's own PoP key, whatever kid it comes with.
+``thumbprint`` (from ``ace.tokens.keys``, where the store can reach it too) is the COSE Key
+Thumbprint of RFC 9679 (SHA-256 over the deterministically encoded required parameters): the
+identity of a client's own PoP key, whatever kid it comes with.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
-from ace.cbor import codec
-from ace.cbor.labels import AceProfile, CurveKeyParam, KeyParam, KeyType, SymmetricKeyParam
+from ace.cbor.labels import AceProfile
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf
-from ace.tokens.keys import CoseKey
+from ace.tokens.keys import thumbprint as thumbprint  # re-exported for the AS (token endpoint)
 
 SECRET_PROFILES = frozenset({AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS})
 CONFIDENTIAL_KIND = "encrypt0"  # the only token kind (RsRecord.token_kind) that hides its claims
@@ -33,16 +30,3 @@ def carries_secret(cnf: Cnf | None) -> bool:
         case CoseKeyCnf(key):
             return key.has_private
     return False  # a kid, an already encrypted COSE_Key, or no cnf
-
-
-def thumbprint(key: CoseKey) -> bytes:
-    """RFC 9679 §3: SHA-256 of the required parameters, keys in deterministic (RFC 8949 §4.2.1) order."""
-    m: dict[int, Any] = {int(KeyParam.KTY): int(key.kty)}
-    if key.kty is KeyType.SYMMETRIC:
-        m[int(SymmetricKeyParam.K)] = key.k
-    else:
-        m[int(CurveKeyParam.CRV)] = int(key.crv) if key.crv is not None else None
-        m[int(CurveKeyParam.X)] = key.x
-        if key.kty is KeyType.EC2 and key.y is not None:
-            m[int(CurveKeyParam.Y)] = key.y
-    return hashlib.sha256(codec.dumps(m)).digest()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
-from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, thumbprint
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES
 from ace.cbor.labels import Alg
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
@@ -44,7 +44,7 @@ from ace.store.base import (
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
-from ace.tokens.keys import CoseKey
+from ace.tokens.keys import CoseKey, thumbprint
 from ace.tokens.oscore_params import OscoreContextParams
 
 

@@ -19,10 +19,10 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
-from ace.authz_server.pop import thumbprint as key_thumbprint
 from ace.store import checks
 from ace.store import codec as rc
 from ace.tokens.keys import CoseKey
+from ace.tokens.keys import thumbprint as key_thumbprint  # (``thumbprint`` names arguments here)
 
 Rows = Callable[[str, tuple[object, ...]], list[tuple[object, ...]]]
 _MATCH = "(thumbprint = ? OR kid = ?)"

@@ -8,6 +8,7 @@ symmetric keys, ``cryptography`` for curve keys); symmetric generation takes an 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -177,3 +178,16 @@ def generate_curve_key(curve: Curve, *, kid: bytes | None = None, alg: int | Non
     from ace.tokens import crypto
 
     return crypto.generate(curve, kid=kid, alg=alg)
+
+
+def thumbprint(key: CoseKey) -> bytes:
+    """RFC 9679 §3: SHA-256 of the required parameters, keys in deterministic (RFC 8949 §4.2.1) order."""
+    m: dict[int, Any] = {int(KeyParam.KTY): int(key.kty)}
+    if key.kty is KeyType.SYMMETRIC:
+        m[int(SymmetricKeyParam.K)] = key.k
+    else:
+        m[int(CurveKeyParam.CRV)] = int(key.crv) if key.crv is not None else None
+        m[int(CurveKeyParam.X)] = key.x
+        if key.kty is KeyType.EC2 and key.y is not None:
+            m[int(CurveKeyParam.Y)] = key.y
+    return hashlib.sha256(codec.dumps(m)).digest()
