@@ -39,10 +39,11 @@ from ace.coap import dtls_flights
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.errors import AceError
-from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import generate_symmetric
+from ace.tokens.oscore_params import OscoreContextParams
 from devices.link import LinkModel, LossyLink
 from devices.node import Budget, Node, keyring
 from devices.types import DEVICE_TYPES, ROLES, Action, DeviceType
@@ -200,17 +201,17 @@ class Fleet:
                     budget=self.budget, port=self.ports.take(pair=self.profile == "dtls"), profiles=(profile,))
         return node, dtype
 
-    def _register_client(self, j: int, nodes: list[tuple[Node, DeviceType]]) -> OscoreSecret:
+    def _register_client(self, j: int, nodes: list[tuple[Node, DeviceType]]) -> OscoreContextParams:
         assert self.store is not None
         client_id, role = f"client-{j}", ROLES[j % len(ROLES)]
         ms, cid = secrets.token_bytes(16), (j + 1).to_bytes(2, "big")
         self.store.put_client(ClientRecord(
             client_id=client_id, profiles=(PROFILES[self.profile],),
-            oscore=OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=cid)))
+            oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00", recipient_id=cid)))
         for node, dtype in nodes:  # the Resource Owner: this role's scope on every node, by default
             self.store.add_grant(Grant(client_id=client_id, audience=node.audience, scope=dtype.roles[role],
                                        default=True))
-        return OscoreSecret(master_secret=ms, sender_id=cid, recipient_id=b"\x00")
+        return OscoreContextParams(master_secret=ms, sender_id=cid, recipient_id=b"\x00")
 
     async def _link(self, i: int, target: Target) -> None:
         port = target.node.port
@@ -223,7 +224,7 @@ class Fleet:
             target.links.append(link)
         target.uri = f"coap://[::1]:{listen}"
 
-    async def _client(self, j: int, secret: OscoreSecret) -> None:
+    async def _client(self, j: int, secret: OscoreContextParams) -> None:
         client_id, role = f"client-{j}", ROLES[j % len(ROLES)]
         flow = ClientFlow(ClientConfig(client_id=client_id, as_uri=self.as_uri, profile=PROFILES[self.profile]),
                           clock=time.time)

@@ -26,23 +26,25 @@ from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import AUDIENCE, init_deployment
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap.client import ClientRunner
-from ace.store.base import ClientRecord, Grant, OscoreSecret
+from ace.store.base import ClientRecord, Grant
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 FLOW_DEADLINE = 60.0
 
 
-def _register(db: Path, n: int) -> list[OscoreSecret]:
+def _register(db: Path, n: int) -> list[OscoreContextParams]:
     """N clients at the AS; returns each client's side of its OSCORE context."""
     secrets_ = []
     with SqliteAsStore(db) as store:
         for i in range(n):
             ms, cid = secrets.token_bytes(16), (i + 2).to_bytes(2, "big")  # ids 0x0002.. (0x0001 is clientA)
             store.put_client(ClientRecord(client_id=f"load{i}", profiles=(2, 1),
-                                          oscore=OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=cid)))
+                                          oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00",
+                                                                     recipient_id=cid)))
             store.add_grant(Grant(client_id=f"load{i}", audience=AUDIENCE, scope="r_temp"))
-            secrets_.append(OscoreSecret(master_secret=ms, sender_id=cid, recipient_id=b"\x00"))
+            secrets_.append(OscoreContextParams(master_secret=ms, sender_id=cid, recipient_id=b"\x00"))
     return secrets_
 
 
@@ -61,7 +63,8 @@ async def _wait_up(uri: str, deadline: float) -> None:
         await ctx.shutdown()
 
 
-async def _one(i: int, secret: OscoreSecret, as_uri: str, rs_uri: str, start: asyncio.Event) -> tuple[bool, float]:
+async def _one(i: int, secret: OscoreContextParams, as_uri: str, rs_uri: str,
+               start: asyncio.Event) -> tuple[bool, float]:
     flow = ClientFlow(ClientConfig(client_id=f"load{i}", as_uri=as_uri), clock=time.time)
     runner = ClientRunner(flow, as_secret=secret, as_uri=as_uri, seqno_store=MemoryAsStore(), timeout=30)
     await runner.start()

@@ -12,14 +12,19 @@ its bytes are its identity.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from ace.errors import AceError
-from ace.store.base import AsStore, IssuedToken, RsRecord
+from ace.store.base import IssuedToken, RsRecord, RsRegistry, TokenLog
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, verify_token
 from ace.tokens.hashing import token_hash
 
 Clock = Callable[[], float]
+
+
+class TokenLookup(TokenLog, RsRegistry, Protocol):
+    """What ``find_issued`` reads: the token log, and the RSs whose keys may verify a token."""
 
 
 def verified_claims(token: bytes, rs: RsRecord, *, clock: Clock) -> AccessTokenClaims | None:
@@ -36,7 +41,7 @@ def verified_claims(token: bytes, rs: RsRecord, *, clock: Clock) -> AccessTokenC
         return None
 
 
-def logged_token(store: AsStore, claims: AccessTokenClaims, audience: str) -> IssuedToken | None:
+def logged_token(store: TokenLog, claims: AccessTokenClaims, audience: str) -> IssuedToken | None:
     """The logged token ``claims`` (verified, for ``audience``) name: same cti, audience and client."""
     logged = store.find_token_by_cti(claims.cti) if claims.cti else None
     if logged is None or logged.audience != audience or (claims.sub is not None and claims.sub != logged.client_id):
@@ -44,7 +49,7 @@ def logged_token(store: AsStore, claims: AccessTokenClaims, audience: str) -> Is
     return logged
 
 
-def find_issued(store: AsStore, token: bytes, *, clock: Clock) -> IssuedToken | None:
+def find_issued(store: TokenLookup, token: bytes, *, clock: Clock) -> IssuedToken | None:
     """The logged token ``token`` is: the one with its exact RFC 9770 hash, else the one a
     self-contained token verified with some registered RS's key names (another encoding of it)."""
     found = store.find_tokens_by_hash([token_hash(token)])

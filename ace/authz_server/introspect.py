@@ -10,7 +10,7 @@ entity; §5.8.3 error map). The request is application/ace+cbor ``{11 token, ? 3
 The AS finds the token's claims
 
 - for a reference token (``TokenPolicy.reference_audiences``): in the store, by the token's RFC
-  9770 hash (``AsStore.get_reference``);
+  9770 hash (``ReferenceStore.get_reference``);
 - for a self-contained token: by decrypting/verifying it with the *requesting RS's* token key,
   so an RS can never learn what another RS's token says.
 
@@ -37,13 +37,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import token_hash
 from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.errors import AceError, InvalidClient
-from ace.store.base import AsStore, ClientRecord, ReferenceToken, RsRecord
+from ace.store.base import ClientRecord, ReferenceStore, ReferenceToken, RevocationList, RsRecord, RsRegistry, TokenLog
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.cwt import MAX_TOKEN_SIZE
@@ -62,8 +63,12 @@ class IntrospectionResult:
     audience: str
 
 
+class IntrospectionStore(RsRegistry, ReferenceStore, RevocationList, TokenLog, Protocol):
+    """What introspection reads: the RSs, the references, the TRL and the token log."""
+
+
 class IntrospectionEndpoint:
-    def __init__(self, store: AsStore, *, clock: Clock) -> None:
+    def __init__(self, store: IntrospectionStore, *, clock: Clock) -> None:
         self.store, self.clock = store, clock
 
     def handle(self, payload: bytes, requester: ClientRecord | RsRecord | None,

@@ -34,7 +34,7 @@ first seen (first query or observation, or again after being evicted or after an
 restart) with, if the requester's portion of the TRL is not empty, one item whose 'added' is
 that whole portion, so that a diff query never hides a revocation made before the collection
 existed. Item indexes come from a durable per-requester counter in the store
-(``AsStore.next_counter``): the first item ever is index 0, and a collection made again
+(``Counters.next_counter``): the first item ever is index 0, and a collection made again
 continues where the lost one stopped, as if its items had been dropped. So a cursor kept from
 before an AS restart or an eviction names an item that is gone: Case A (``cursor: null,
 more: true``), and the requester does a full query, never a silent "nothing new". Positions
@@ -57,8 +57,9 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from ace.authz_server.identity import find_issued
+from ace.authz_server.identity import TokenLookup, find_issued
 from ace.authz_server.trl_wire import (
     ACE_TRL_ERROR,
     MAX_ENTRIES,
@@ -78,7 +79,7 @@ from ace.authz_server.trl_wire import (
     parse_query,
 )
 from ace.errors import ConfigError, Unauthorized
-from ace.store.base import AsStore, IssuedToken
+from ace.store.base import Counters, IssuedToken, RevocationList, TokenLog
 from ace.tokens.hashing import HASH_LEN, SHA256_SUITE, token_hash
 
 log = logging.getLogger(__name__)
@@ -214,13 +215,21 @@ class UpdateCollection:
 
 # -- the endpoint -----------------------------------------------------------------------------
 
+class TrlStore(RevocationList, TokenLog, Counters, Protocol):
+    """What the TRL endpoint and revoking need: the TRL, the token log (whose tokens), counters (item indexes)."""
+
+
+class RevocationStore(RevocationList, TokenLookup, Protocol):
+    """What revoking a presented token needs: the TRL, and what finds the logged token."""
+
+
 class TrlEndpoint:
-    """Answers TRL queries from the store: ``AsStore.revoked_since`` is the TRL, in revocation
+    """Answers TRL queries from the store: ``RevocationList.revoked_since`` is the TRL, in revocation
     order; ``revoked_hashes`` (a requester's full set) and ``find_tokens_by_hash`` (whose new
     entries are whose) say which of its hashes pertain to a requester, in SQL. Keeps the update
     collections (see the module docstring); ``generation`` moves whenever the TRL did."""
 
-    def __init__(self, store: AsStore, *, clock: Clock, max_n: int = MAX_N,
+    def __init__(self, store: TrlStore, *, clock: Clock, max_n: int = MAX_N,
                  max_diff_batch: int = MAX_DIFF_BATCH, max_index: int = MAX_INDEX,
                  max_requesters: int = MAX_REQUESTERS) -> None:
         if not 1 <= max_diff_batch <= max_n or max_requesters < 1:
@@ -278,7 +287,7 @@ class TrlEndpoint:
         return len(new)
 
     def purge(self, now: int) -> int:
-        """Forget the entries of tokens expired before ``now`` (``AsStore.purge_revoked``); each
+        """Forget the entries of tokens expired before ``now`` (``RevocationList.purge_revoked``); each
         collection with some gets an item of them as 'removed'. Returns how many."""
         self.ingest()
         before = [h for _, h in self.revocations()]
@@ -340,7 +349,7 @@ class TrlEndpoint:
         return collection.diff(q.diff, q.cursor, batch=self.max_diff_batch).encode()
 
 
-def revoke_issued(store: AsStore, tokens: Iterable[IssuedToken], *, now: int) -> list[bytes]:
+def revoke_issued(store: RevocationList, tokens: Iterable[IssuedToken], *, now: int) -> list[bytes]:
     """Put the live ones of ``tokens`` on the TRL; returns the hashes newly listed."""
     added: list[bytes] = []
     for t in tokens:
@@ -353,7 +362,7 @@ def revoke_issued(store: AsStore, tokens: Iterable[IssuedToken], *, now: int) ->
     return added
 
 
-def revoke_tokens(store: AsStore, *, client_id: str | None = None, audience: str | None = None,
+def revoke_tokens(store: TrlStore, *, client_id: str | None = None, audience: str | None = None,
                   clock: Clock) -> list[bytes]:
     """Revoke every live token of ``client_id`` (and/or for ``audience``)."""
     if client_id is None and audience is None:
@@ -361,7 +370,7 @@ def revoke_tokens(store: AsStore, *, client_id: str | None = None, audience: str
     return revoke_issued(store, store.find_tokens(client_id=client_id, audience=audience), now=int(clock()))
 
 
-def revoke_token(store: AsStore, token: bytes, *, clock: Clock) -> bytes | None:
+def revoke_token(store: RevocationStore, token: bytes, *, clock: Clock) -> bytes | None:
     """Revoke one token this AS issued, found by its identity (``identity.find_issued``: another
     encoding of it revokes the logged token); returns the logged token's hash if newly listed."""
     issued = find_issued(store, token, clock=clock)

@@ -22,8 +22,9 @@ from ace.client.pins import normalize_origin
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
 from ace.rs.store import DEFAULT_MAX_BYTES
-from ace.store.base import DtlsPsk, OscoreSecret
+from ace.store.base import DtlsPsk
 from ace.tokens.cwt import TOKEN_TAGS
+from ace.tokens.oscore_params import OscoreContextParams
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
@@ -92,13 +93,13 @@ OSCORE_FILE_KEYS = frozenset({"master_secret", "master_salt", "sender_id", "reci
                               "hkdf"})
 
 
-def load_oscore_secret(path: Path) -> OscoreSecret:
+def load_oscore_secret(path: Path) -> OscoreContextParams:
     _check_private(path, "a master secret")
     t = _load(path)
     w = str(path)
     _known(t, OSCORE_FILE_KEYS, w)
     id_context = _get(t, "id_context", str, w, None)
-    return OscoreSecret(
+    return OscoreContextParams(
         master_secret=_hex(_get(t, "master_secret", str, w), f"{w}: master_secret"),
         master_salt=_hex(_get(t, "master_salt", str, w, ""), f"{w}: master_salt"),
         sender_id=_hex(_get(t, "sender_id", str, w), f"{w}: sender_id"),
@@ -108,7 +109,7 @@ def load_oscore_secret(path: Path) -> OscoreSecret:
     )
 
 
-def write_oscore_secret(path: Path, secret: OscoreSecret) -> None:
+def write_oscore_secret(path: Path, secret: OscoreContextParams) -> None:
     lines = [
         "# A pre-established OSCORE context (RFC 8613 §3.1). Secret: keep mode 0600.",
         f'master_secret = "{secret.master_secret.hex()}"',

@@ -20,9 +20,10 @@ from ace.cli.config import DEFAULT_AS_PORT, DEFAULT_RS_PORT, write_oscore_secret
 from ace.cli.keyfiles import save_key
 from ace.cli.stdio import UsageError, os_error_text
 from ace.errors import ConfigError
-from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, DtlsPsk, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import generate_curve_key, generate_symmetric
+from ace.tokens.oscore_params import OscoreContextParams
 
 CLIENT_ID, AUDIENCE = "clientA", "rs1"
 WRITES = ("as.toml", "as.db", "rs.toml", "rs1-token.key", "rs1-edhoc.key", "client.toml", "client-as.oscore.toml",
@@ -75,14 +76,12 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     token_key = generate_symmetric(16, kid=b"\x01")
     save_key(directory / "rs1-token.key", token_key)
     ms = secrets.token_bytes(16)
-    as_side = OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=b"\x01")
-    write_oscore_secret(directory / "client-as.oscore.toml",
-                        OscoreSecret(master_secret=ms, sender_id=b"\x01", recipient_id=b"\x00"))
+    as_side = OscoreContextParams(master_secret=ms, sender_id=b"\x00", recipient_id=b"\x01")
+    write_oscore_secret(directory / "client-as.oscore.toml", as_side.mirrored())
     psk = DtlsPsk(identity=CLIENT_ID.encode(), key=secrets.token_bytes(16))
     rs_ms = secrets.token_bytes(16)  # the RS's own context with the AS (RFC 9770: it observes the TRL)
-    rs_as_side = OscoreSecret(master_secret=rs_ms, sender_id=b"as", recipient_id=b"rs1")
-    write_oscore_secret(directory / "rs-as.oscore.toml",
-                        OscoreSecret(master_secret=rs_ms, sender_id=b"rs1", recipient_id=b"as"))
+    rs_as_side = OscoreContextParams(master_secret=rs_ms, sender_id=b"as", recipient_id=b"rs1")
+    write_oscore_secret(directory / "rs-as.oscore.toml", rs_as_side.mirrored())
     rs_edhoc = generate_curve_key(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
     save_key(directory / "rs1-edhoc.key", rs_edhoc)
     client_edhoc = generate_curve_key(Curve.P_256, kid=b"cA")

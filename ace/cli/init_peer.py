@@ -24,9 +24,10 @@ from pathlib import Path
 from ace.cbor.labels import Alg
 from ace.cli.config import write_oscore_secret, write_private, write_psk
 from ace.cli.keyfiles import save_key
-from ace.store.base import ACE_JAVA, ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
+from ace.store.base import ACE_JAVA, ClientRecord, DtlsPsk, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 PEERS = ("ace-java",)
 HOST, AS_PORT, RS_PORT = "127.0.0.1", 5689, 5690
@@ -59,18 +60,17 @@ def write_ace_java(directory: Path, *, host: str = HOST, as_port: int = AS_PORT,
     as_uri, rs_uri = _uri(host, as_port, "/token"), _uri(host, rs_port)
     token_key = symmetric_key(TOKEN_KEY, alg=int(Alg.AES_CCM_16_64_128))
     save_key(directory / "aud1-token.key", token_key)
-    write_oscore_secret(directory / "client-as.oscore.toml",
-                        OscoreSecret(master_secret=CLIENT_AS_SECRET, sender_id=b"\x55", recipient_id=b"\x00"))
+    client_as = OscoreContextParams(master_secret=CLIENT_AS_SECRET, sender_id=b"\x55", recipient_id=b"\x00")
+    write_oscore_secret(directory / "client-as.oscore.toml", client_as)
     client_psk = DtlsPsk(identity=CLIENT_ID.encode(), key=CLIENT_AS_SECRET)  # their DTLS client's PSK
     write_psk(directory / "client-as.psk.toml", client_psk)
-    write_oscore_secret(directory / "rs-as.oscore.toml",
-                        OscoreSecret(master_secret=RS_AS_SECRET, sender_id=b"\x77", recipient_id=b"\x01"))
+    rs_as = OscoreContextParams(master_secret=RS_AS_SECRET, sender_id=b"\x77", recipient_id=b"\x01")
+    write_oscore_secret(directory / "rs-as.oscore.toml", rs_as)
     with SqliteAsStore(directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id=CLIENT_ID, profiles=(2, 1), psk=client_psk, oscore=OscoreSecret(
-            master_secret=CLIENT_AS_SECRET, sender_id=b"\x00", recipient_id=b"\x55")))
+        store.put_client(ClientRecord(client_id=CLIENT_ID, profiles=(2, 1), psk=client_psk,
+                                      oscore=client_as.mirrored()))
         store.put_rs(RsRecord(audience=AUDIENCE, rs_id=RS_ID, token_key=token_key, token_lifetime=TOKEN_LIFETIME,
-                              profiles=(2, 1), format=ACE_JAVA, oscore=OscoreSecret(
-                                  master_secret=RS_AS_SECRET, sender_id=b"\x01", recipient_id=b"\x77")))
+                              profiles=(2, 1), format=ACE_JAVA, oscore=rs_as.mirrored()))
         store.add_grant(Grant(client_id=CLIENT_ID, audience=AUDIENCE, scope=GRANT))  # no default: as theirs
     write_private(directory / "as.toml", _as_toml(host, as_port))
     write_private(directory / "rs.toml", _rs_toml(host, rs_port, as_uri))

@@ -35,17 +35,17 @@ from ace.store.base import (
     EXI_CTI_LAYOUTS,
     MAX_SALT_LEN,
     TIME_UNITS,
+    TOKEN_KINDS,
     ClientRecord,
     Grant,
-    OscoreSecret,
     RsRecord,
     TokenFormat,
 )
-from ace.store.codec import TOKEN_KINDS
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
 from ace.tokens.keys import CoseKey, thumbprint
+from ace.tokens.oscore_params import OscoreContextParams
 
 
 def register(sub: Any) -> None:
@@ -206,7 +206,7 @@ def cmd_add_client(args: argparse.Namespace) -> int:
 AS_SENDER_ID = b"\x00"  # the AS's sender id in the contexts --oscore-new makes (as ace init's)
 
 
-def _new_oscore(store: SqliteAsStore, path: Path) -> OscoreSecret:
+def _new_oscore(store: SqliteAsStore, path: Path) -> OscoreContextParams:
     """A fresh OSCORE context with the AS (RFC 8613 §3.1): the client's side written to ``path`` (0600,
     never over an existing file), the AS's side returned. The client's sender id is the first one-byte
     id no other client or RS uses with the AS (RFC 8613 §3.3: unique per recipient at the AS)."""
@@ -218,13 +218,14 @@ def _new_oscore(store: SqliteAsStore, path: Path) -> OscoreSecret:
     if path.exists():
         raise UsageError(f"policy add-client: --oscore-new: {path} exists; choose another file (it holds a secret)")
     ms = secrets.token_bytes(16)
+    as_side = OscoreContextParams(master_secret=ms, sender_id=AS_SENDER_ID, recipient_id=free)
     try:
-        write_oscore_secret(path, OscoreSecret(master_secret=ms, sender_id=free, recipient_id=AS_SENDER_ID))
+        write_oscore_secret(path, as_side.mirrored())
     except OSError as exc:
         raise UsageError(f"policy add-client: --oscore-new: {os_error_text(exc, 'write')}") from None
     print(f"wrote {path}: the client's OSCORE context with the AS (sender id {free.hex()}); "
           "point its client.toml's as_context at it")
-    return OscoreSecret(master_secret=ms, sender_id=AS_SENDER_ID, recipient_id=free)
+    return as_side
 
 
 def _revoke_squatters(store: SqliteAsStore, client_id: str, key: CoseKey) -> list[bytes]:

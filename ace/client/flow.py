@@ -40,10 +40,10 @@ from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.profiles import dtls, edhoc, oscore
 from ace.profiles.dtls import DtlsChannel
-from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]

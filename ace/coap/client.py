@@ -45,8 +45,8 @@ from ace.coap.trl import TrlObserver
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import EdhocChannel
-from ace.profiles.oscore import OscoreContextParams
-from ace.store.base import DtlsPsk, OscoreSecret
+from ace.store.base import DtlsPsk
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 8
@@ -109,7 +109,7 @@ def origin_of(uri: str) -> str:
 
 
 class ClientRunner:
-    def __init__(self, flow: ClientFlow, *, as_secret: OscoreSecret | None, as_uri: str | None,
+    def __init__(self, flow: ClientFlow, *, as_secret: OscoreContextParams | None, as_uri: str | None,
                  as_psk: DtlsPsk | None = None,
                  seqno_store: SequenceNumberStore, observer: Callable[[Exchange], None] | None = None,
                  timeout: float = REQUEST_TIMEOUT, dtls_port_offset: int = 1,

@@ -22,8 +22,7 @@ from ace.coap.oscore_context import (
     PersistentOscoreContext,
     SequenceNumberStore,
 )
-from ace.profiles.oscore import OscoreContextParams
-from ace.store.base import OscoreSecret
+from ace.tokens.oscore_params import OscoreContextParams
 
 Loader = Callable[[bytes, "bytes | None"], "MemoryOscoreContext | None"]
 
@@ -110,7 +109,7 @@ def from_params(params: OscoreContextParams, *, claims: list[Any], expires_at: f
     )
 
 
-def secret_fingerprint(secret: OscoreSecret) -> str:
+def secret_fingerprint(secret: OscoreContextParams) -> str:
     """Names a context by its keys: the Sender Key depends on exactly these inputs (RFC 8613
     §3.2.1), so a renamed peer or a respelled URI can never restart its sequence numbers."""
     parts = (secret.master_secret, secret.master_salt, secret.sender_id, secret.id_context or b"",
@@ -118,7 +117,8 @@ def secret_fingerprint(secret: OscoreSecret) -> str:
     return hashlib.sha256(b"".join(len(p).to_bytes(2, "big") + p for p in parts)).hexdigest()[:32]
 
 
-def from_secret(secret: OscoreSecret, *, store: SequenceNumberStore, claims: list[Any]) -> PersistentOscoreContext:
+def from_secret(secret: OscoreContextParams, *, store: SequenceNumberStore,
+                claims: list[Any]) -> PersistentOscoreContext:
     """A long-lived, persisted context from a pre-established secret (client <-> AS); its
     sequence numbers are persisted under the secret's fingerprint."""
     fingerprint = secret_fingerprint(secret)

@@ -33,7 +33,7 @@ from ace.coap.boundary import refusing
 from ace.coap.oscore_context import SequenceNumberStore
 from ace.coap.peers import Peer
 from ace.coap.render import BoundedBody, ace_message, pair_of
-from ace.store.base import OscoreSecret
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # seconds the RS waits for the AS (the client's POST /authz-info waits too)
@@ -60,7 +60,7 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
 class IntrospectionClient:
     """The RS's introspection requests to the AS at ``uri``, protected with ``secret``."""
 
-    def __init__(self, uri: str, secret: OscoreSecret, seqno_store: SequenceNumberStore, *,
+    def __init__(self, uri: str, secret: OscoreContextParams, seqno_store: SequenceNumberStore, *,
                  timeout: float = REQUEST_TIMEOUT, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.uri, self.secret, self.seqno_store, self.timeout = uri, secret, seqno_store, timeout
         self.max_in_flight = max_in_flight

@@ -17,10 +17,12 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiocoap import error as coap_error
 from aiocoap import oscore
+
+from ace.store.base import SequenceNumberStore
 
 __all__ = [
     "MemoryOscoreContext",
@@ -59,19 +61,6 @@ class OscoreContextExpired(oscore.ContextUnavailable, coap_error.Unauthorized): 
     """
 
     message = "Security context expired"
-
-
-class SequenceNumberStore(Protocol):
-    """Where sender sequence numbers are persisted (``ace.store.base.AsStore`` fits)."""
-
-    def load_sequence_number(self, context_name: str) -> int | None: ...
-    def persist_sequence_number(self, context_name: str, value: int) -> None:
-        """Durably record that sender sequence numbers below ``value`` may have been used."""
-        ...
-    def persist_replay_floor(self, context_name: str, value: int) -> None:
-        """Record a replay window's floor (written on every accepted request: a store may write it
-        more lightly than sender sequence numbers)."""
-        ...
 
 
 class MemoryOscoreContext(oscore.CanProtect, oscore.CanUnprotect, oscore.SecurityContextUtils):  # type: ignore[misc]

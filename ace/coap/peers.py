@@ -21,7 +21,8 @@ from aiocoap.util import hostportsplit
 
 from ace.authz_server.trl import Requester, RsPeer
 from ace.coap import contexts
-from ace.store.base import AsStore, ClientRecord, OscoreSecret, RsRecord
+from ace.store.base import AsStore, ClientRecord, RsRecord
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 Peer = ClientRecord | RsRecord  # an authenticated peer of the AS, as the store holds it
@@ -96,7 +97,7 @@ class AsPeers:
         """``peer``, as the TRL names it."""
         return requester_of(self.peer(request))
 
-    def _current(self, ctx: Any, secret: OscoreSecret | None) -> bool:
+    def _current(self, ctx: Any, secret: OscoreContextParams | None) -> bool:
         """Whether ``ctx`` was built from ``secret``; if not, it goes from the index."""
         if secret is not None and getattr(ctx, "secret_fingerprint", None) == contexts.secret_fingerprint(secret):
             return True

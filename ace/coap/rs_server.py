@@ -33,11 +33,11 @@ from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
 from ace.profiles.edhoc import EdhocChannel
-from ace.profiles.oscore import OscoreContextParams
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]

@@ -42,7 +42,8 @@ from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
 from ace.coap.render import BoundedBody
 from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
-from ace.store.base import AsStore, OscoreSecret
+from ace.store.base import AsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 TRL_CF = int(ContentFormat.ACE_TRL_CBOR)
@@ -302,7 +303,7 @@ class TrlLink:
     """A ``TrlObserver`` with its own client context, protected by a pre-established OSCORE
     context with the AS (the RS's ``RsRecord.oscore``, its sequence numbers persisted)."""
 
-    def __init__(self, uri: str, secret: OscoreSecret, seqno_store: SequenceNumberStore,
+    def __init__(self, uri: str, secret: OscoreContextParams, seqno_store: SequenceNumberStore,
                  on_revoked: Callable[[list[bytes]], object], *, close_store: bool = False) -> None:
         self.secret, self.seqno_store, self.close_store = secret, seqno_store, close_store
         self.observer = TrlObserver(uri, on_revoked)

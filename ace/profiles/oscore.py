@@ -14,36 +14,19 @@ out by a ``RecipientIdPool`` that never gives out an ID a live context still use
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile
 from ace.errors import DecodeError, ErrorCode, IdsExhausted
 from ace.tokens.cnf import OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
+from ace.tokens.oscore_params import DEFAULT_ALG, OscoreContextParams
 
 NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
 MIN_NONCE_LEN = 8  # what we accept from a peer
 MAX_NONCE_LEN = 32
 MAX_ID_LEN = 7  # RFC 8613 §3.3: nonce length - 6 for the 13-byte nonces of the default AEAD
-DEFAULT_ALG = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2)
 _HKDF = {None: "sha256", -10: "sha256", 5: "sha256", -11: "sha512", 7: "sha512"}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OscoreContextParams:
-    """Everything needed to build an OSCORE context (RFC 8613 §3.2), from one side."""
-
-    profile: ClassVar[int] = int(AceProfile.COAP_OSCORE)
-
-    master_secret: bytes = field(repr=False)
-    master_salt: bytes
-    sender_id: bytes
-    recipient_id: bytes
-    id_context: bytes | None
-    alg: int
-    hkdf: str
 
 
 def master_salt(salt: bytes | None, nonce1: bytes, nonce2: bytes) -> bytes:

@@ -20,11 +20,12 @@ import heapq
 import hmac
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ace.cbor.messages import CreationHints
 from ace.errors import UNAUTHORIZED, DecodeError, TokenRefused
 from ace.rs.denied import AccessDenied
+from ace.store.base import SequenceNumberStore
 from ace.tokens.claims import AccessTokenClaims
 
 if TYPE_CHECKING:
@@ -46,17 +47,9 @@ MAX_LEAD = TICKS  # stamps may run ahead of the clock by 1 s at most: the rate l
 MAX_USED_CNONCES = 1024  # stamps of cnonces taken and not yet expired (beyond: the floor rises)
 
 
-class CounterState(Protocol):
-    """Where the RS keeps what must survive a restart (ace.store.seqno.FileSequenceStore fits)."""
-
-    def load_sequence_number(self, context_name: str) -> int | None: ...
-    def persist_sequence_number(self, context_name: str, value: int) -> None: ...
-    def persist_replay_floor(self, context_name: str, value: int) -> None: ...  # its contexts with the AS
-
-
 class Freshness:
     def __init__(self, rs_id: str, *, clock: Callable[[], float], rng: Callable[[int], bytes],
-                 state: CounterState | None = None, cnonce_lifetime: float | None = None,
+                 state: SequenceNumberStore | None = None, cnonce_lifetime: float | None = None,
                  max_used: int = MAX_USED_CNONCES) -> None:
         self.prefix, self.clock, self.rng, self.state = rs_id.encode(), clock, rng, state
         self.cnonce_lifetime = cnonce_lifetime  # None: this RS does not use cnonce

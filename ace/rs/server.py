@@ -42,10 +42,11 @@ from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
 from ace.rs import tokens as tok
 from ace.rs.denied import AccessDenied
-from ace.rs.freshness import CounterState, Freshness
+from ace.rs.freshness import Freshness
 from ace.rs.introspection import REFERENCE_LEN, IntrospectionCache, NeedsIntrospection, is_reference
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.store import BINDING_OVERHEAD, DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS, Binding, BindingStore
+from ace.store.base import SequenceNumberStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind
@@ -94,7 +95,7 @@ class AuthzInfoOutcome:
 
 class ResourceServer:
     def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float],
-                 rng: Callable[[int], bytes] = secrets.token_bytes, state: CounterState | None = None) -> None:
+                 rng: Callable[[int], bytes] = secrets.token_bytes, state: SequenceNumberStore | None = None) -> None:
         self.config, self.keys, self.clock, self.rng = config, keys, clock, rng
         self.bindings = BindingStore(config.max_tokens, config.max_bytes)
         self.ids = oscore.RecipientIdPool(rng)

@@ -17,8 +17,8 @@ from ace.cbor.scope import Scope
 from ace.errors import PayloadTooLarge, RemoteError, ServiceUnavailable
 from ace.profiles.dtls import DtlsChannel
 from ace.profiles.edhoc import EdhocChannel
-from ace.profiles.oscore import OscoreContextParams
 from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.oscore_params import OscoreContextParams
 
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_MAX_BYTES = 160 * 1024  # a small board: DEFAULT_MAX_TOKENS tokens with their claims and contexts

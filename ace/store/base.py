@@ -1,10 +1,16 @@
-"""What the AS persists, as frozen records and one ``AsStore`` Protocol.
+"""What the stores keep, as frozen records, and what each of their users needs, as small Protocols.
 
-Clients (id, the OSCORE context they use to reach the AS, the profiles they support), RSs
-(audience, identity, profiles, the key that protects their tokens and how), the Resource
-Owner's grants, the issued-token log, the cti counter, and the persisted sender sequence
-numbers of long-lived OSCORE contexts (RFC 8613 §B.1.1). Implementations: ``sqlite``
-(the embedded default, one file) and ``memory`` (tests). Secrets are never in ``repr``.
+Records: clients (id, the OSCORE context or DTLS PSK they use to reach the AS, the profiles they
+support), RSs (audience, identity, profiles, the key that protects their tokens and how), the
+Resource Owner's grants, the issued-token log, EDHOC credential claims and reference tokens.
+Protocols, one per role: what the AS needs (``ClientRegistry``, ``RsRegistry``, ``GrantStore``,
+``Counters``, ``TokenLog``, ``EdhocOwnership``, ``RevocationList``, ``ReferenceStore``; ``AsStore``
+is all of them) and what every long-lived OSCORE context needs, at the AS, the RS and the client
+(``SequenceNumberStore``: sender sequence numbers and replay floors, RFC 8613 §B.1.1). A user
+declares the roles it calls (``ace.authz_server.trl.TrlStore``: the TRL, the token log, counters);
+the client's audience pins are ``ace.client.pins.AudiencePins``. Implementations: ``sqlite`` (the
+AS's embedded default, one file), ``memory`` (tests, the in-memory demo) and, for the RS and the
+client, ``seqno.FileSequenceStore`` and ``pins.FilePins``. Secrets are never in ``repr``.
 """
 
 from __future__ import annotations
@@ -14,22 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ace.tokens.keys import CoseKey
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OscoreSecret:
-    """A pre-established OSCORE context's static input (RFC 8613 §3.1), from one side.
-
-    ``sender_id`` is ours, ``recipient_id`` the peer's (at the AS: the client's).
-    """
-
-    master_secret: bytes = field(repr=False)
-    sender_id: bytes
-    recipient_id: bytes
-    master_salt: bytes = b""
-    id_context: bytes | None = None
-    alg: int = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2 default)
-    hkdf: str = "sha256"
+from ace.tokens.oscore_params import OscoreContextParams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,13 +34,14 @@ class DtlsPsk:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRecord:
     client_id: str
-    oscore: OscoreSecret | None = None  # how the client authenticates to the AS: OSCORE ...
+    oscore: OscoreContextParams | None = None  # how the client authenticates to the AS: OSCORE ...
     psk: DtlsPsk | None = None  # ... or DTLS with a pre-shared key (RFC 9202 §3.1)
     profiles: tuple[int, ...] = (2,)  # ACE profiles the client supports (RFC 9200 §5.8.1)
 
 
 TIME_UNITS = {"s": 1, "ms": 1000}  # exp/exi unit -> units per second
 EXI_CTI_LAYOUTS = ("bytes", "text")
+TOKEN_KINDS = frozenset({"encrypt0", "sign1", "mac0"})  # the COSE message an RS's tokens are (RsRecord)
 MAX_SALT_LEN = 64  # OSCORE_Input_Material salt bytes an RS may be given at most (token size)
 
 
@@ -101,11 +93,11 @@ class RsRecord:
     audience: str
     rs_id: str  # the RS's own identity (e.g. for introspection, rs_cnf)
     token_key: CoseKey = field(repr=False)  # protects tokens for this RS
-    token_kind: str = "encrypt0"  # encrypt0 | sign1 | mac0
+    token_kind: str = "encrypt0"  # one of TOKEN_KINDS
     token_alg: int | None = None  # None: the key's default
     profiles: tuple[int, ...] = (2,)
     token_lifetime: int = 3600  # seconds (exp = iat + lifetime)
-    oscore: OscoreSecret | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
+    oscore: OscoreContextParams | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
     auth_key: CoseKey | None = None  # the RS's public authentication key (EDHOC: sent to clients as rs_cnf)
     format: TokenFormat = RFC_FORMAT  # how its tokens are shaped (schema 8)
 
@@ -132,7 +124,7 @@ class IssuedToken:
     scope: str | bytes | None
     issued_at: int
     expires_at: int | None
-    token_hash: bytes  # RFC 9770 §4 token hash (ace.authz_server.trl.token_hash)
+    token_hash: bytes  # RFC 9770 §4 token hash (ace.tokens.hashing.token_hash)
     pop_kid: bytes | None = None  # the PoP key's kid: DTLS key, OSCORE material id, the client's EDHOC kid
     pop_thumbprint: bytes | None = None  # RFC 9679 thumbprint of the client's own (public) PoP key (EDHOC)
 
@@ -160,29 +152,60 @@ class ReferenceToken:
     expires_at: int | None
 
 
-class AsStore(Protocol):
-    """Everything the AS keeps across restarts. Every write is durable when it returns."""
+# --- the AS's roles ----------------------------------------------------------------------
+# Every write is durable when it returns, except ``log_token`` and ``persist_replay_floor``,
+# which a store may commit more lightly (``sqlite``: a crash of the process loses nothing).
 
-    def put_client(self, client: ClientRecord) -> None: ...
+
+class ClientRegistry(Protocol):
+    """The clients the AS knows and how they authenticate to it (RFC 9200 §5.8.1)."""
+
+    def put_client(self, client: ClientRecord) -> None:
+        """ValueError if another client has its OSCORE recipient id and id context or its PSK identity."""
+        ...
     def get_client(self, client_id: str) -> ClientRecord | None: ...
     def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None: ...
     def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None: ...
     def list_clients(self) -> list[ClientRecord]: ...
-    def remove_client(self, client_id: str) -> bool: ...
+    def remove_client(self, client_id: str) -> bool:
+        """Its EDHOC credentials go with it."""
+        ...
+
+
+class RsRegistry(Protocol):
+    """The RSs the AS issues tokens for (RFC 9200 §5.8: the AS must know the RS)."""
 
     def put_rs(self, rs: RsRecord) -> None: ...
     def get_rs(self, audience: str) -> RsRecord | None: ...
     def list_rs(self) -> list[RsRecord]: ...
     def remove_rs(self, audience: str) -> bool: ...
 
+
+class GrantStore(Protocol):
+    """The Resource Owner's grants (A/B)."""
+
     def add_grant(self, grant: Grant) -> None: ...  # idempotent for an equal grant
     def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int: ...
     def grants_for(self, client_id: str, audience: str) -> list[Grant]: ...
     def list_grants(self) -> list[Grant]: ...
 
+
+class Counters(Protocol):
+    """Values never handed out before, not even across crashes and restarts."""
+
     def next_cti(self) -> int:
-        """A counter value never returned before, not even across crashes and restarts."""
+        """A counter value never returned before (tokens' cti, RFC 8392 §3.1.7)."""
         ...
+
+    def next_counter(self, name: str) -> int:
+        """The next value of a named counter (1, 2, ...), never returned before, durably: e.g. the
+        per-RS sequence numbers of exi tokens (RFC 9200 §5.10.3)."""
+        ...
+
+
+class TokenLog(Protocol):
+    """The issued-token log, by PoP key, by identity and by liveness (schema 6). "Live": not expired
+    at ``now`` (expires_at None or > now). Expired rows go with ``purge_tokens``, except while on the TRL."""
 
     def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
                   edhoc_claim: EdhocClaim | None = None) -> str | None:
@@ -197,8 +220,10 @@ class AsStore(Protocol):
         ...
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
 
-    # the token log by identity and by liveness (schema 6). "Live": not expired at ``now``
-    # (expires_at None or > now). Expired rows go with ``purge_tokens``, except while on the TRL.
+    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
+        """Issued tokens (newest first) of a client and/or audience, for revoking them."""
+        ...
+
     def find_token_by_cti(self, cti: bytes) -> IssuedToken | None:
         """The logged token with this cti (the token's identity, RFC 8392 §3.1.7), if still logged."""
         ...
@@ -219,7 +244,15 @@ class AsStore(Protocol):
         revoked or not. OSCORE material ids and DTLS kids (no thumbprint) are another id space."""
         ...
 
-    # EDHOC credentials (schemas 7, 9): each (kid, RFC 9679 thumbprint) belongs to one client for good
+    def purge_tokens(self, now: int, limit: int) -> int:
+        """Forget at most ``limit`` logged tokens expired before ``now`` (those that expired first
+        first) that are not on the TRL; returns how many."""
+        ...
+
+
+class EdhocOwnership(Protocol):
+    """EDHOC credentials (schemas 7, 9): each (kid, RFC 9679 thumbprint) belongs to one client for good."""
+
     def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
         """Another client the credential belongs to: registered for it (matching by kid or by
         thumbprint), or first presented by it, the key (thumbprint) at any audience, the kid at
@@ -246,17 +279,10 @@ class AsStore(Protocol):
         """(audience, or None if registered; kid; thumbprint) of ``client_id``'s credentials."""
         ...
 
-    def purge_tokens(self, now: int, limit: int) -> int:
-        """Forget at most ``limit`` logged tokens expired before ``now`` (those that expired first
-        first) that are not on the TRL; returns how many."""
-        ...
 
-    def next_counter(self, name: str) -> int:
-        """The next value of a named counter (1, 2, ...), never returned before, durably: e.g. the
-        per-RS sequence numbers of exi tokens (RFC 9200 §5.10.3)."""
-        ...
+class RevocationList(Protocol):
+    """The Token Revocation List (RFC 9770), as token hashes in revocation order."""
 
-    # token revocation (RFC 9770): the Token Revocation List, as token hashes in revocation order
     def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
         """Add ``token_hash`` to the TRL; returns its position (a cursor value, 1, 2, ...), or
         None if it is already there. Durable when it returns."""
@@ -270,10 +296,6 @@ class AsStore(Protocol):
         """Forget revoked hashes of tokens expired before ``now`` (they need no listing); returns how many."""
         ...
 
-    def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
-        """Issued tokens (newest first) of a client and/or audience, for revoking them."""
-        ...
-
     def is_revoked(self, token_hash: bytes) -> bool:
         """Whether ``token_hash`` is on the TRL (token introspection, RFC 9200 §5.9)."""
         ...
@@ -284,7 +306,10 @@ class AsStore(Protocol):
         and/or for ``audience`` (None: any) that are live at ``now``: a requester's full set (RFC 9770 §6.1)."""
         ...
 
-    # reference tokens (schema 5): the claims behind opaque tokens, by the tokens' hashes
+
+class ReferenceStore(Protocol):
+    """The claims behind opaque reference tokens (schema 5), by the tokens' hashes."""
+
     def put_reference(self, reference: ReferenceToken) -> None:
         """Durable when it returns; ValueError if that token hash is stored already."""
         ...
@@ -296,6 +321,15 @@ class AsStore(Protocol):
         first; returns how many."""
         ...
 
+
+# --- every long-lived OSCORE context's (AS, RS, client) ----------------------------------
+
+
+class SequenceNumberStore(Protocol):
+    """Where the sender sequence numbers and replay floors of long-lived OSCORE contexts persist
+    (RFC 8613 §B.1.1); the RS keeps its exi state here too. ``seqno.FileSequenceStore`` and both
+    AS stores implement it."""
+
     def load_sequence_number(self, context_name: str) -> int | None: ...
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Durably record that sender sequence numbers below ``value`` may have been used."""
@@ -304,5 +338,10 @@ class AsStore(Protocol):
         """Record a replay window's floor (written on every accepted request: a store may write it
         more lightly than sender sequence numbers)."""
         ...
+
+
+class AsStore(ClientRegistry, RsRegistry, GrantStore, Counters, TokenLog, EdhocOwnership, RevocationList,
+              ReferenceStore, SequenceNumberStore, Protocol):
+    """Everything the AS keeps across restarts: every role above."""
 
     def close(self) -> None: ...

@@ -1,6 +1,6 @@
 """An ``AsStore`` in process memory, for tests and the in-memory demo.
 
-Same semantics as ``sqlite`` (the same argument checks from ``codec``, the same ordering of
+Same semantics as ``sqlite`` (the same argument checks from ``checks``, the same ordering of
 lists, the same refusal of a second client with one OSCORE recipient id and id context or
 one DTLS PSK identity and of an RS ``auth_key`` that is not a public key, the newest logged
 token for a PoP kid, grants unique per client, audience and scope with text scopes and AIF
@@ -8,7 +8,8 @@ bytes distinct, sequence numbers that never go down, newest-first token log and 
 audience filters, named counters 1, 2, ... with no gaps, TRL positions that a duplicate does not
 use and a purge does not give back, the token log's lookups by cti, hash, liveness and PoP key and
 its purge that spares tokens on the TRL), without durability: all is lost with the process. Records
-are frozen, so they are kept as given. Thread-safe.
+are frozen, so they are kept as given. Thread-safe. Clients, RSs and grants: ``memory_registry``;
+EDHOC credentials: ``memory_cred``.
 """
 
 from __future__ import annotations
@@ -18,26 +19,19 @@ import threading
 from collections.abc import Collection, Iterator
 from types import TracebackType
 
-from ace.store import codec as rc
-from ace.store.base import ClientRecord, EdhocClaim, Grant, IssuedToken, ReferenceToken, RsRecord
+from ace.store import checks
+from ace.store.base import EdhocClaim, IssuedToken, ReferenceToken
 from ace.store.memory_cred import EdhocCredentialTable
-
-GrantKey = tuple[str, str, type, str | bytes]
-
-
-def _grant_key(client_id: str, audience: str, scope: str | bytes) -> GrantKey:
-    return (client_id, audience, type(scope), scope)  # "r" and b"r" are different grants
+from ace.store.memory_registry import MemoryRegistry
 
 
-class MemoryAsStore:
+class MemoryAsStore(MemoryRegistry):
     """``AsStore`` in dictionaries (see the module docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._open = True
-        self._clients: dict[str, ClientRecord] = {}
-        self._rs: dict[str, RsRecord] = {}
-        self._grants: dict[GrantKey, Grant] = {}  # insertion order, as sqlite's row ids
+        self._clients, self._rs, self._grants = {}, {}, {}  # (``MemoryRegistry``)
         self._tokens: list[IssuedToken] = []
         self._ctis: set[bytes] = set()
         self._cti = 0
@@ -57,113 +51,6 @@ class MemoryAsStore:
         self._check_open()
         return True
 
-    # --- clients ------------------------------------------------------------------------
-
-    def put_client(self, client: ClientRecord) -> None:
-        rc.check_client(client)
-        with self._lock:
-            self._check_open()
-            if client.oscore is not None:
-                other = self._find_by_kid(client.oscore.recipient_id, client.oscore.id_context)
-                if other is not None and other.client_id != client.client_id:
-                    raise rc.duplicate_kid_error(client.client_id, other.client_id)
-            if client.psk is not None:
-                other = self._find_by_psk(client.psk.identity)
-                if other is not None and other.client_id != client.client_id:
-                    raise rc.duplicate_psk_error(client.client_id, other.client_id)
-            self._clients[client.client_id] = client
-
-    def get_client(self, client_id: str) -> ClientRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._clients.get(client_id)
-
-    def _find_by_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
-        for c in self._clients.values():
-            if rc.same_oscore_kid(c.oscore, recipient_id, id_context):
-                return c
-        return None
-
-    def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._find_by_kid(recipient_id, id_context)
-
-    def _find_by_psk(self, identity: bytes) -> ClientRecord | None:
-        return next((c for c in self._clients.values() if rc.same_psk_identity(c.psk, identity)), None)
-
-    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None:
-        rc.check_bytes(identity, "psk identity")
-        with self._lock:
-            self._check_open()
-            return self._find_by_psk(identity)
-
-    def list_clients(self) -> list[ClientRecord]:
-        with self._lock:
-            self._check_open()
-            return [self._clients[k] for k in sorted(self._clients)]
-
-    def remove_client(self, client_id: str) -> bool:
-        with self._lock:
-            self._check_open()
-            self._edhoc.forget_client(client_id)
-            return self._clients.pop(client_id, None) is not None
-
-    # --- resource servers ---------------------------------------------------------------
-
-    def put_rs(self, rs: RsRecord) -> None:
-        rc.check_rs(rs)
-        with self._lock:
-            self._check_open()
-            self._rs[rs.audience] = rs
-
-    def get_rs(self, audience: str) -> RsRecord | None:
-        with self._lock:
-            self._check_open()
-            return self._rs.get(audience)
-
-    def list_rs(self) -> list[RsRecord]:
-        with self._lock:
-            self._check_open()
-            return [self._rs[k] for k in sorted(self._rs)]
-
-    def remove_rs(self, audience: str) -> bool:
-        with self._lock:
-            self._check_open()
-            return self._rs.pop(audience, None) is not None
-
-    # --- grants -------------------------------------------------------------------------
-
-    def add_grant(self, grant: Grant) -> None:
-        rc.check_grant(grant)
-        with self._lock:
-            self._check_open()
-            self._grants[_grant_key(grant.client_id, grant.audience, grant.scope)] = grant  # keeps its position
-
-    def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int:
-        if scope is not None:
-            rc.check_scope(scope)
-        with self._lock:
-            self._check_open()
-            doomed = [
-                k for k, g in self._grants.items()
-                if g.client_id == client_id and g.audience == audience
-                and (scope is None or k == _grant_key(client_id, audience, scope))
-            ]
-            for k in doomed:
-                del self._grants[k]
-            return len(doomed)
-
-    def grants_for(self, client_id: str, audience: str) -> list[Grant]:
-        with self._lock:
-            self._check_open()
-            return [g for g in self._grants.values() if g.client_id == client_id and g.audience == audience]
-
-    def list_grants(self) -> list[Grant]:
-        with self._lock:
-            self._check_open()
-            return list(self._grants.values())
-
     # --- cti counter and token log ------------------------------------------------------
 
     def next_cti(self) -> int:
@@ -174,7 +61,7 @@ class MemoryAsStore:
 
     def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
                   edhoc_claim: EdhocClaim | None = None) -> str | None:
-        rc.check_log_token(token, purge_before, purge_limit, edhoc_claim)
+        checks.check_log_token(token, purge_before, purge_limit, edhoc_claim)
         with self._lock:
             self._check_open()
             if token.cti in self._ctis:
@@ -193,7 +80,7 @@ class MemoryAsStore:
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
-        rc.check_bytes(pop_kid, "pop_kid")
+        checks.check_bytes(pop_kid, "pop_kid")
         with self._lock:
             self._check_open()
             return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
@@ -209,21 +96,21 @@ class MemoryAsStore:
 
     def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
         """Logged tokens of ``client_id`` and/or ``audience`` (None: any), newest first."""
-        rc.check_token_filter(client_id, "client_id")
-        rc.check_token_filter(audience, "audience")
+        checks.check_token_filter(client_id, "client_id")
+        checks.check_token_filter(audience, "audience")
         with self._lock:
             self._check_open()
             return [t for t in reversed(self._tokens) if (client_id is None or t.client_id == client_id)
                     and (audience is None or t.audience == audience)]
 
     def find_token_by_cti(self, cti: bytes) -> IssuedToken | None:
-        rc.check_bytes(cti, "cti")
+        checks.check_bytes(cti, "cti")
         with self._lock:
             self._check_open()
             return next((t for t in self._tokens if t.cti == cti), None)
 
     def find_tokens_by_hash(self, token_hashes: Collection[bytes]) -> list[IssuedToken]:
-        rc.check_token_hashes(token_hashes)
+        checks.check_token_hashes(token_hashes)
         wanted = set(token_hashes)
         with self._lock:
             self._check_open()
@@ -233,8 +120,8 @@ class MemoryAsStore:
         return (t for t in self._tokens if t.expires_at is None or t.expires_at > now)
 
     def count_live_tokens(self, client_id: str, audience: str, now: int, limit: int) -> int:
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             return min(limit, sum(1 for t in self._live(now) if t.client_id == client_id and t.audience == audience
@@ -242,18 +129,18 @@ class MemoryAsStore:
 
     def pop_holders(self, audience: str, now: int, *, pop_kid: bytes | None,
                     pop_thumbprint: bytes | None) -> list[str]:
-        rc.check_count(now, "now")
+        checks.check_count(now, "now")
         with self._lock:
             self._check_open()
             holders = {t.client_id for t in self._live(now) if t.audience == audience and t.pop_thumbprint is not None
                        and ((pop_kid is not None and t.pop_kid == pop_kid)
                 or (pop_thumbprint is not None and t.pop_thumbprint == pop_thumbprint))}
-            return sorted(holders)[:rc.MAX_POP_HOLDERS]
+            return sorted(holders)[:checks.MAX_POP_HOLDERS]
 
     def purge_tokens(self, now: int, limit: int) -> int:
         """As sqlite: the ``limit`` that expired first (ties in log order) go, never one on the TRL."""
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             expired = sorted((t.expires_at, i) for i, t in enumerate(self._tokens) if t.expires_at is not None
@@ -266,29 +153,29 @@ class MemoryAsStore:
     # --- EDHOC credentials (``memory_cred``) ---------------------------------------------
 
     def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
+        checks.check_edhoc_credential(kid, thumbprint)
         with self._lock:
             self._check_open()
             return self._edhoc.owner(client_id, audience, kid, thumbprint)[0]
 
     def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
                                limit: int) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_edhoc_credential(kid, thumbprint)
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             return self._edhoc.claim(client_id, audience, kid, thumbprint, now, limit)
 
     def register_edhoc_credential(self, client_id: str, *, kid: bytes, thumbprint: bytes, now: int) -> None:
-        rc.check_edhoc_credential(kid, thumbprint)
-        rc.check_count(now, "now")
+        checks.check_edhoc_credential(kid, thumbprint)
+        checks.check_count(now, "now")
         with self._lock:
             self._check_open()
             self._edhoc.register(client_id, kid, thumbprint, now)
 
     def registered_edhoc_owner(self, *, kid: bytes, thumbprint: bytes) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
+        checks.check_edhoc_credential(kid, thumbprint)
         with self._lock:
             self._check_open()
             return self._edhoc.registered_owner(kid, thumbprint)
@@ -301,7 +188,7 @@ class MemoryAsStore:
     # --- named counters -----------------------------------------------------------------
 
     def next_counter(self, name: str) -> int:
-        rc.check_counter_name(name)
+        checks.check_counter_name(name)
         with self._lock:
             self._check_open()
             value = self._counters[name] = self._counters.get(name, 0) + 1
@@ -311,7 +198,7 @@ class MemoryAsStore:
 
     def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
         """The new entry's position, or None (nothing recorded) if ``token_hash`` is listed already."""
-        rc.check_revocation(token_hash, revoked_at, expires_at)
+        checks.check_revocation(token_hash, revoked_at, expires_at)
         with self._lock:
             self._check_open()
             if token_hash in self._revoked_hashes:
@@ -322,15 +209,15 @@ class MemoryAsStore:
             return self._last_position
 
     def revoked_since(self, cursor: int, limit: int) -> list[tuple[int, bytes]]:
-        rc.check_count(cursor, "cursor")
-        rc.check_count(limit, "limit")
+        checks.check_count(cursor, "cursor")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             start = bisect.bisect_right(self._revoked, cursor, key=lambda e: e[0])
             return [(position, h) for position, h, _ in self._revoked[start:start + limit]]
 
     def purge_revoked(self, now: int) -> int:
-        rc.check_count(now, "now")
+        checks.check_count(now, "now")
         with self._lock:
             self._check_open()
             kept = [e for e in self._revoked if e[2] is None or e[2] >= now]
@@ -340,17 +227,17 @@ class MemoryAsStore:
             return purged
 
     def is_revoked(self, token_hash: bytes) -> bool:
-        rc.check_bytes(token_hash, "token_hash")
+        checks.check_bytes(token_hash, "token_hash")
         with self._lock:
             self._check_open()
             return token_hash in self._revoked_hashes
 
     def revoked_hashes(self, *, client_id: str | None = None, audience: str | None = None, now: int,
                        limit: int) -> list[bytes]:
-        rc.check_token_filter(client_id, "client_id")
-        rc.check_token_filter(audience, "audience")
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_token_filter(client_id, "client_id")
+        checks.check_token_filter(audience, "audience")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             mine = {t.token_hash for t in self._live(now) if (client_id is None or t.client_id == client_id)
@@ -360,7 +247,7 @@ class MemoryAsStore:
     # --- reference tokens (RFC 9200 §5.9) -------------------------------------------------
 
     def put_reference(self, reference: ReferenceToken) -> None:
-        rc.check_reference(reference)
+        checks.check_reference(reference)
         with self._lock:
             self._check_open()
             if reference.token_hash in self._references:
@@ -368,15 +255,15 @@ class MemoryAsStore:
             self._references[reference.token_hash] = reference
 
     def get_reference(self, token_hash: bytes) -> ReferenceToken | None:
-        rc.check_bytes(token_hash, "token_hash")
+        checks.check_bytes(token_hash, "token_hash")
         with self._lock:
             self._check_open()
             return self._references.get(token_hash)
 
     def purge_references(self, now: int, limit: int) -> int:
         """As sqlite: the ``limit`` that expired first (ties by hash) go."""
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._lock:
             self._check_open()
             expired = sorted((r.expires_at, h) for h, r in self._references.items()
@@ -394,7 +281,7 @@ class MemoryAsStore:
 
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Never lowers the stored value: a smaller one (a late writer) is ignored."""
-        rc.check_sequence_number(context_name, value)
+        checks.check_sequence_number(context_name, value)
         with self._lock:
             self._check_open()
             self._sequence[context_name] = max(value, self._sequence.get(context_name, value))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ace.store import codec as rc
+from ace.store import checks
 
 Key = tuple[str | None, bytes, bytes]  # (audience or None: registered, thumbprint, kid)
 
@@ -64,7 +64,7 @@ class EdhocCredentialTable:
         registered = self._matching(None, kid, thumbprint)
         other = next((r.client_id for _, r in registered if r.client_id != client_id), None)
         if other is not None:
-            raise rc.duplicate_edhoc_error(client_id, other)
+            raise checks.duplicate_edhoc_error(client_id, other)
         for k, r in list(self._rows.items()):
             if k[0] is not None and r.client_id != client_id and (k[1] == thumbprint or k[2] == kid):
                 del self._rows[k]

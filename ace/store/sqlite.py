@@ -1,20 +1,21 @@
 """The AS's embedded default store: one SQLite file, durable when each call returns.
 
-Implements ``AsStore`` (clients with their OSCORE context and/or DTLS PSK, RSs with their token
-key and public authentication key, grants, issued-token log with PoP kids, cti counter, named
-counters, OSCORE sender sequence numbers per RFC 8613 §B.1.1, the Token Revocation List of RFC
-9770, reference tokens of RFC 9200 §5.9, EDHOC credentials per client: ``sqlite_cred``) with stdlib
-``sqlite3``. The file is created with mode
-0600 (it holds OSCORE master secrets, PSKs and token keys) and an existing file others can read
-is refused. WAL journal with ``synchronous=FULL``: every write is one committed, fsynced
-transaction before the call returns; ``next_cti`` hands out values from fsynced blocks, so it never repeats one across
-crashes, ``next_counter`` commits each value before returning it, and the token log alone
-(``sqlite_log``) commits with ``NORMAL`` (see there). Tables are STRICT; scopes live in an ``ANY`` column so
-text scopes and AIF bytes (RFC 9237) keep their type. ``PRAGMA user_version`` is the schema
-version, ``MIGRATIONS`` (in ``sqlite_schema``, with the file's private creation) brings older
-files up to date (each step recorded in ``schema_migrations``); a newer file, a damaged one or
-a foreign SQLite database raises ``ConfigError``. One connection behind a lock serves all
-threads. Neither exceptions nor logs carry secrets.
+Implements ``AsStore``, every role of ``base``, with stdlib ``sqlite3``: clients with their OSCORE
+context and/or DTLS PSK, RSs with their token key and public authentication key, and grants
+(``sqlite_registry``), the issued-token log with PoP kids (``sqlite_log``), EDHOC credentials per
+client (``sqlite_cred``), and here the cti and named counters, the Token Revocation List of RFC
+9770, reference tokens of RFC 9200 §5.9 and OSCORE sender sequence numbers per RFC 8613 §B.1.1.
+The file is created with mode 0600 (it holds OSCORE master secrets, PSKs and token keys) and an
+existing file others can read is refused. WAL journal with ``synchronous=FULL``: every write is one
+committed, fsynced transaction before the call returns; ``next_cti`` hands out values from fsynced
+blocks, so it never repeats one across crashes, ``next_counter`` commits each value before returning
+it, and only the token log (``sqlite_log``) and the replay floors commit with ``NORMAL`` (see there).
+Tables are STRICT; scopes live in an ``ANY`` column so text scopes and AIF bytes (RFC 9237) keep
+their type. ``PRAGMA user_version`` is the schema version, ``MIGRATIONS`` (in ``sqlite_schema``,
+with the file's private creation) brings older files up to date (each step recorded in
+``schema_migrations``); a newer file, a damaged one or a foreign SQLite database raises
+``ConfigError``. One connection behind a lock serves all threads. Neither exceptions nor logs carry
+secrets.
 """
 
 from __future__ import annotations
@@ -28,31 +29,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
 
 from ace.errors import ConfigError
+from ace.store import checks
 from ace.store import codec as rc
-from ace.store.base import ClientRecord, Grant, ReferenceToken, RsRecord
-from ace.store.sqlite_cred import EdhocCredentials
-from ace.store.sqlite_log import FIND_TOKEN_BY_POP_KID_SQL, FIND_TOKENS_SQL, TokenLog
-from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private
+from ace.store.base import ReferenceToken
+from ace.store.sqlite_cred import SqliteEdhocCredentials
+from ace.store.sqlite_log import FIND_TOKEN_BY_POP_KID_SQL, FIND_TOKENS_SQL, SqliteTokenLog
+from ace.store.sqlite_registry import FIND_BY_KID_SQL, FIND_BY_PSK_SQL, SqliteRegistry
+from ace.store.sqlite_schema import APPLICATION_ID, COUNTER_PREFIX, MIGRATIONS, create_private, pragma_int
 
-__all__ = ["APPLICATION_ID", "FIND_TOKENS_SQL", "FIND_TOKEN_BY_POP_KID_SQL", "MIGRATIONS", "SCHEMA_VERSION",
-           "SqliteAsStore"]
+__all__ = ["APPLICATION_ID", "FIND_BY_KID_SQL", "FIND_BY_PSK_SQL", "FIND_TOKENS_SQL", "FIND_TOKEN_BY_POP_KID_SQL",
+           "MIGRATIONS", "SCHEMA_VERSION", "SqliteAsStore"]
 
 CTI_BLOCK = 64  # cti values reserved per durable write
-_R = TypeVar("_R")
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
-_CLIENT_COLS = ", ".join(rc.CLIENT_COLUMNS)
-_RS_COLS = ", ".join(rc.RS_COLUMNS)
-_GRANT_COLS = ", ".join(rc.GRANT_COLUMNS)
-FIND_BY_KID_SQL = f"""SELECT {_CLIENT_COLS} FROM clients
-    WHERE osc_recipient_id = ? AND (osc_id_context IS NULL) = ? AND ifnull(osc_id_context, x'') = ?"""
-FIND_BY_PSK_SQL = f"SELECT {_CLIENT_COLS} FROM clients WHERE psk_identity = ?"
 PERSIST_SEQUENCE_SQL = ("INSERT INTO oscore_sequence (context_name, value, updated_at) VALUES (?, ?, ?) "
                         "ON CONFLICT (context_name) DO UPDATE SET value = max(value, excluded.value), "
                         "updated_at = excluded.updated_at")
@@ -67,32 +62,10 @@ PURGE_REFERENCES_SQL = """DELETE FROM reference_tokens WHERE token_hash IN (SELE
     WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at, token_hash LIMIT ?)"""
 
 
-def _upsert(table: str, columns: tuple[str, ...], stamp: str) -> str:
-    marks = ", ".join("?" * (len(columns) + 1))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns[1:], stamp))
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}, {stamp}) VALUES ({marks}) "
-        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
-    )
-
-
-_PUT_CLIENT_SQL = _upsert("clients", rc.CLIENT_COLUMNS, "updated_at")
-_PUT_RS_SQL = _upsert("rs", rc.RS_COLUMNS, "updated_at")
-
-
-def _kid_params(recipient_id: bytes, id_context: bytes | None) -> tuple[bytes, bool, bytes]:
-    return (recipient_id, id_context is None, id_context or b"")
-
-
-def _pragma_int(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute(f"PRAGMA {name}").fetchone()
-    return rc.integer(row[0], name)
-
-
 def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     """The file's schema version, after making sure it is an ace store we can read."""
-    version = _pragma_int(conn, "user_version")
-    app_id = _pragma_int(conn, "application_id")
+    version = pragma_int(conn, "user_version")
+    app_id = pragma_int(conn, "application_id")
     if app_id not in (0, APPLICATION_ID) or (app_id == 0 and conn.execute("SELECT 1 FROM sqlite_schema").fetchone()):
         raise ConfigError(f"{path}: an SQLite database but not an ace store")
     if version > SCHEMA_VERSION:
@@ -102,7 +75,7 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-class SqliteAsStore(TokenLog, EdhocCredentials):
+class SqliteAsStore(SqliteRegistry, SqliteTokenLog, SqliteEdhocCredentials):
     """``AsStore`` over one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
@@ -150,7 +123,7 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
         with self._tx() as conn:
             # the version read before BEGIN IMMEDIATE may be stale: another process opening the
             # same file may have migrated it since (its steps must not run twice)
-            if _pragma_int(conn, "user_version") >= target:
+            if pragma_int(conn, "user_version") >= target:
                 return
             for statement in MIGRATIONS[target]:
                 conn.execute(statement)
@@ -189,124 +162,13 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
 
     def schema_version(self) -> int:
         with self._lock:
-            return _pragma_int(self._conn(), "user_version")
+            return pragma_int(self._conn(), "user_version")
 
     def integrity_check(self) -> bool:
         rows = self._rows("PRAGMA integrity_check")
         return rows == [("ok",)]
 
-    # --- clients ------------------------------------------------------------------------
-
-    def put_client(self, client: ClientRecord) -> None:
-        """Refuses (ValueError) an OSCORE kid or a PSK identity another client already has."""
-        rc.check_client(client)
-        with self._record_tx() as conn:
-            taken = []
-            if client.oscore is not None:
-                params = _kid_params(client.oscore.recipient_id, client.oscore.id_context)
-                taken.append((conn.execute(FIND_BY_KID_SQL, params).fetchone(), rc.duplicate_kid_error))
-            if client.psk is not None:
-                taken.append((conn.execute(FIND_BY_PSK_SQL, (client.psk.identity,)).fetchone(), rc.duplicate_psk_error))
-            for other, error in taken:
-                if other is not None and other[0] != client.client_id:
-                    raise error(client.client_id, rc.text(other[0], "client_id"))
-            conn.execute(_PUT_CLIENT_SQL, (*rc.client_row(client), self._now()))
-
-    def get_client(self, client_id: str) -> ClientRecord | None:
-        return self._record(("client", client_id), f"SELECT {_CLIENT_COLS} FROM clients WHERE client_id = ?",
-                            rc.client_from_row)
-
-    def find_client_by_oscore_kid(self, recipient_id: bytes, id_context: bytes | None) -> ClientRecord | None:
-        rows = self._rows(FIND_BY_KID_SQL, _kid_params(recipient_id, id_context))
-        return rc.client_from_row(rows[0]) if rows else None
-
-    def find_client_by_psk_identity(self, identity: bytes) -> ClientRecord | None:
-        rc.check_bytes(identity, "psk identity")
-        rows = self._rows(FIND_BY_PSK_SQL, (identity,))
-        return rc.client_from_row(rows[0]) if rows else None
-
-    def list_clients(self) -> list[ClientRecord]:
-        return [rc.client_from_row(r) for r in self._rows(f"SELECT {_CLIENT_COLS} FROM clients ORDER BY client_id")]
-
-    def remove_client(self, client_id: str) -> bool:
-        """Its EDHOC credentials go too (registered or first presented: another may hold them now)."""
-        with self._record_tx() as conn:
-            conn.execute("DELETE FROM edhoc_credentials WHERE client_id = ?", (client_id,))
-            return conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount > 0
-
-    # --- resource servers ---------------------------------------------------------------
-
-    def put_rs(self, rs: RsRecord) -> None:
-        rc.check_rs(rs)
-        with self._record_tx() as conn:
-            conn.execute(_PUT_RS_SQL, (*rc.rs_row(rs), self._now()))
-
-    def get_rs(self, audience: str) -> RsRecord | None:
-        return self._record(("rs", audience), f"SELECT {_RS_COLS} FROM rs WHERE audience = ?", rc.rs_from_row)
-
-    def _record(self, key: tuple[str, str], sql: str, from_row: Callable[[Any], _R]) -> _R | None:
-        """A client or RS record, cached until anyone (another process included: SQLite's
-        data_version; this store: ``_record_tx``) writes. Every token request reads the client and
-        the RS; their keys take decoding, so this is worth one PRAGMA. Misses are not cached (the
-        audience comes from the request: the cache must not grow with what clients send)."""
-        with self._lock:
-            version = _pragma_int(self._conn(), "data_version")
-            if version != self._records_version:
-                self._records.clear()
-                self._records_version = version
-            cached = self._records.get(key)
-            if cached is not None:
-                return cast(_R, cached)
-            rows = self._conn().execute(sql, (key[1],)).fetchall()
-            if not rows:
-                return None
-            record = self._records[key] = from_row(rows[0])
-            return record
-
-    @contextmanager
-    def _record_tx(self) -> Iterator[sqlite3.Connection]:
-        """A write to clients or RSs: the cache is dropped once it is committed (data_version does
-        not move for this connection's own writes)."""
-        with self._tx() as conn:
-            yield conn
-        with self._lock:
-            self._records.clear()
-
-    def list_rs(self) -> list[RsRecord]:
-        return [rc.rs_from_row(r) for r in self._rows(f"SELECT {_RS_COLS} FROM rs ORDER BY audience")]
-
-    def remove_rs(self, audience: str) -> bool:
-        with self._record_tx() as conn:
-            return conn.execute("DELETE FROM rs WHERE audience = ?", (audience,)).rowcount > 0
-
-    # --- grants -------------------------------------------------------------------------
-
-    def add_grant(self, grant: Grant) -> None:
-        rc.check_grant(grant)
-        with self._tx() as conn:
-            conn.execute(
-                f"INSERT INTO grants ({_GRANT_COLS}, created_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (client_id, audience, scope) DO UPDATE SET is_default = excluded.is_default",
-                (grant.client_id, grant.audience, grant.scope, int(grant.default), self._now()),
-            )
-
-    def revoke_grant(self, client_id: str, audience: str, scope: str | bytes | None = None) -> int:
-        sql = "DELETE FROM grants WHERE client_id = ? AND audience = ?"
-        params: tuple[object, ...] = (client_id, audience)
-        if scope is not None:
-            rc.check_scope(scope)
-            sql, params = sql + " AND scope = ?", (*params, scope)
-        with self._tx() as conn:
-            return conn.execute(sql, params).rowcount
-
-    def grants_for(self, client_id: str, audience: str) -> list[Grant]:
-        sql = f"SELECT {_GRANT_COLS} FROM grants WHERE client_id = ? AND audience = ? ORDER BY id"
-        return [rc.grant_from_row(r) for r in self._rows(sql, (client_id, audience))]
-
-    def list_grants(self) -> list[Grant]:
-        return [rc.grant_from_row(r) for r in self._rows(f"SELECT {_GRANT_COLS} FROM grants ORDER BY id")]
-
-    # --- cti counter (the token log: ``sqlite_log.TokenLog``) ----------------------------
+    # --- cti counter (the token log: ``sqlite_log``) ----------------------------
 
     def next_cti(self) -> int:
         """Never a value returned before, even across crashes: values are handed out from a
@@ -330,7 +192,7 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
         """1, 2, ... per ``name``, each value committed with ``synchronous=FULL`` before it is
         returned (no blocks: the sequence has no gaps, and never repeats across crashes). Kept in
         ``counters`` under ``COUNTER_PREFIX`` + name, apart from the cti counter."""
-        rc.check_counter_name(name)
+        checks.check_counter_name(name)
         with self._tx() as conn:
             row = conn.execute(NEXT_COUNTER_SQL, (COUNTER_PREFIX + name,)).fetchone()
         return rc.integer(row[0], "counters.value")
@@ -340,7 +202,7 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
     def revoke_token(self, token_hash: bytes, *, revoked_at: int, expires_at: int | None) -> int | None:
         """The new entry's position, or None (nothing written) if ``token_hash`` is listed already.
         Positions come from AUTOINCREMENT: never reused, even after purges; a duplicate uses none."""
-        rc.check_revocation(token_hash, revoked_at, expires_at)
+        checks.check_revocation(token_hash, revoked_at, expires_at)
         with self._tx() as conn:
             if conn.execute("SELECT 1 FROM revoked_tokens WHERE token_hash = ?", (token_hash,)).fetchone():
                 return None
@@ -351,23 +213,23 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
         return rc.integer(row[0], "revoked_tokens.position")
 
     def revoked_since(self, cursor: int, limit: int) -> list[tuple[int, bytes]]:
-        rc.check_count(cursor, "cursor")
-        rc.check_count(limit, "limit")
+        checks.check_count(cursor, "cursor")
+        checks.check_count(limit, "limit")
         return [rc.revocation_from_row(r) for r in self._rows(REVOKED_SINCE_SQL, (cursor, limit))]
 
     def purge_revoked(self, now: int) -> int:
-        rc.check_count(now, "now")
+        checks.check_count(now, "now")
         with self._tx() as conn:
             return conn.execute(PURGE_REVOKED_SQL, (now,)).rowcount
 
     def is_revoked(self, token_hash: bytes) -> bool:
-        rc.check_bytes(token_hash, "token_hash")
+        checks.check_bytes(token_hash, "token_hash")
         return bool(self._rows(IS_REVOKED_SQL, (token_hash,)))
 
     # --- reference tokens (RFC 9200 §5.9) -------------------------------------------------
 
     def put_reference(self, reference: ReferenceToken) -> None:
-        rc.check_reference(reference)
+        checks.check_reference(reference)
         try:
             with self._tx() as conn:
                 conn.execute(f"INSERT INTO reference_tokens ({_REF_COLS}, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -376,13 +238,13 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
             raise ValueError("a reference token with this hash is already stored") from exc
 
     def get_reference(self, token_hash: bytes) -> ReferenceToken | None:
-        rc.check_bytes(token_hash, "token_hash")
+        checks.check_bytes(token_hash, "token_hash")
         rows = self._rows(GET_REFERENCE_SQL, (token_hash,))
         return rc.reference_from_row(rows[0]) if rows else None
 
     def purge_references(self, now: int, limit: int) -> int:
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._tx() as conn:
             return conn.execute(PURGE_REFERENCES_SQL, (now, limit)).rowcount
 
@@ -394,7 +256,7 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
 
     def persist_sequence_number(self, context_name: str, value: int) -> None:
         """Never lowers the stored value: a smaller one (a late writer) is ignored."""
-        rc.check_sequence_number(context_name, value)
+        checks.check_sequence_number(context_name, value)
         with self._tx() as conn:
             conn.execute(PERSIST_SEQUENCE_SQL, (context_name, value, self._now()))
 
@@ -402,7 +264,7 @@ class SqliteAsStore(TokenLog, EdhocCredentials):
         """``persist_sequence_number`` for a replay window's floor, written on every accepted request:
         committed with ``synchronous=NORMAL`` like the token log (survives a crash of the AS; a power
         cut may lose the last floors, as it may the last log entries), not an fsync per request."""
-        rc.check_sequence_number(context_name, value)
+        checks.check_sequence_number(context_name, value)
         with self._normal_tx() as conn:
             conn.execute(PERSIST_SEQUENCE_SQL, (context_name, value, self._now()))
 

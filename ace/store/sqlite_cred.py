@@ -1,4 +1,4 @@
-"""The EDHOC credentials of the SQLite AS store: ``EdhocCredentials``, mixed into ``SqliteAsStore``.
+"""The EDHOC credentials of the SQLite AS store: ``SqliteEdhocCredentials``, mixed into ``SqliteAsStore``.
 
 An EDHOC credential (its kid, the RS's label for the binding, and its RFC 9679 thumbprint, the key
 itself) belongs for good to one client: registered by the operator for that client (``audience``
@@ -19,9 +19,10 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
+from ace.store import checks
 from ace.store import codec as rc
 from ace.tokens.keys import CoseKey
-from ace.tokens.keys import thumbprint as key_thumbprint
+from ace.tokens.keys import thumbprint as key_thumbprint  # (``thumbprint`` names arguments here)
 
 Rows = Callable[[str, tuple[object, ...]], list[tuple[object, ...]]]
 _MATCH = "(thumbprint = ? OR kid = ?)"
@@ -63,7 +64,7 @@ def claim_in(tx: sqlite3.Connection, client_id: str, audience: str, *, kid: byte
     return other
 
 
-class EdhocCredentials:
+class SqliteEdhocCredentials:
     """The EDHOC-credential half of ``SqliteAsStore`` (which provides the connection and transactions)."""
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -76,25 +77,25 @@ class EdhocCredentials:
         raise NotImplementedError
 
     def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
+        checks.check_edhoc_credential(kid, thumbprint)
         return owner(self._rows, client_id, audience, kid, thumbprint)[0]
 
     def claim_edhoc_credential(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes, now: int,
                                limit: int) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_edhoc_credential(kid, thumbprint)
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._tx() as tx:
             return claim_in(tx, client_id, audience, kid=kid, thumbprint=thumbprint, now=now, limit=limit)
 
     def register_edhoc_credential(self, client_id: str, *, kid: bytes, thumbprint: bytes, now: int) -> None:
-        rc.check_edhoc_credential(kid, thumbprint)
-        rc.check_count(now, "now")
+        checks.check_edhoc_credential(kid, thumbprint)
+        checks.check_count(now, "now")
         with self._tx() as tx:
             registered = tx.execute(REGISTERED_SQL, (thumbprint, kid)).fetchall()
             other = next((rc.text(r[0], "client_id") for r in registered if r[0] != client_id), None)
             if other is not None:
-                raise rc.duplicate_edhoc_error(client_id, other)
+                raise checks.duplicate_edhoc_error(client_id, other)
             tx.execute(FORGET_PRESENTED_SQL, (thumbprint, kid, client_id))
             if not any(r[1] == kid and r[2] == thumbprint for r in registered):
                 tx.execute(REGISTER_SQL, (kid, thumbprint, client_id, now))
@@ -108,7 +109,7 @@ class EdhocCredentials:
         self.register_edhoc_credential(client_id, kid=key.kid, thumbprint=key_thumbprint(key), now=self._now())
 
     def registered_edhoc_owner(self, *, kid: bytes, thumbprint: bytes) -> str | None:
-        rc.check_edhoc_credential(kid, thumbprint)
+        checks.check_edhoc_credential(kid, thumbprint)
         rows = self._rows(REGISTERED_SQL + " ORDER BY id LIMIT 1", (thumbprint, kid))
         return rc.text(rows[0][0], "client_id") if rows else None
 

@@ -1,4 +1,4 @@
-"""The issued-token log of the SQLite AS store: ``TokenLog``, mixed into ``SqliteAsStore``.
+"""The issued-token log of the SQLite AS store: ``SqliteTokenLog``, mixed into ``SqliteAsStore``.
 
 Logging (``synchronous=NORMAL``, see ``log_token``), the lookups by PoP kid, client and audience,
 and those of schema 6 by identity and liveness: by cti (introspection decides by the token's
@@ -17,6 +17,7 @@ import threading
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from ace.store import checks
 from ace.store import codec as rc
 from ace.store.base import EdhocClaim, IssuedToken
 from ace.store.sqlite_cred import claim_in
@@ -42,7 +43,7 @@ COUNT_LIVE_SQL = f"""SELECT count(*) FROM (SELECT 1 FROM issued_tokens t
 POP_HOLDERS_SQL = f"""SELECT t.client_id FROM issued_tokens t WHERE t.audience = ? AND t.pop_kid = ?
     AND +t.pop_thumbprint IS NOT NULL AND {_LIVE}  -- (+: look up by the kid index)
     UNION SELECT t.client_id FROM issued_tokens t WHERE t.audience = ? AND t.pop_thumbprint = ? AND {_LIVE}
-    ORDER BY 1 LIMIT {rc.MAX_POP_HOLDERS}"""
+    ORDER BY 1 LIMIT {checks.MAX_POP_HOLDERS}"""
 PURGE_TOKENS_SQL = f"""DELETE FROM issued_tokens WHERE seq IN (SELECT t.seq FROM issued_tokens t
     WHERE t.expires_at IS NOT NULL AND t.expires_at < ? AND {_NOT_REVOKED} ORDER BY t.expires_at LIMIT ?)"""
 # revoked_hashes, by which filters are given: (client_id, audience) -> SQL
@@ -58,7 +59,7 @@ def find_by_hashes_sql(n: int) -> str:
     return f"SELECT seq, {TOKEN_COLS} FROM issued_tokens WHERE token_hash IN ({', '.join('?' * n)})"
 
 
-class TokenLog:
+class SqliteTokenLog:
     """The token-log half of ``SqliteAsStore`` (which provides the connection, lock and transactions)."""
 
     _lock: threading.RLock
@@ -80,7 +81,7 @@ class TokenLog:
         (``purge_tokens``) and the claim of the token's EDHOC credential go in the same transaction:
         no second commit per issued token, and no claim without its token. The credential another
         client owns: its id is returned and nothing is written."""
-        rc.check_log_token(token, purge_before, purge_limit, edhoc_claim)
+        checks.check_log_token(token, purge_before, purge_limit, edhoc_claim)
         marks = ", ".join("?" * len(rc.TOKEN_COLUMNS))
         try:
             with self._normal_tx() as tx:
@@ -111,7 +112,7 @@ class TokenLog:
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
-        rc.check_bytes(pop_kid, "pop_kid")
+        checks.check_bytes(pop_kid, "pop_kid")
         rows = self._rows(FIND_TOKEN_BY_POP_KID_SQL, (client_id, audience, pop_kid))
         return rc.token_from_row(rows[0]) if rows else None
 
@@ -124,19 +125,19 @@ class TokenLog:
 
     def find_tokens(self, client_id: str | None = None, audience: str | None = None) -> list[IssuedToken]:
         """Logged tokens of ``client_id`` and/or ``audience`` (None: any), newest first."""
-        rc.check_token_filter(client_id, "client_id")
-        rc.check_token_filter(audience, "audience")
+        checks.check_token_filter(client_id, "client_id")
+        checks.check_token_filter(audience, "audience")
         params = tuple(v for v in (client_id, audience) if v is not None)
         sql = FIND_TOKENS_SQL[(client_id is not None, audience is not None)]
         return [rc.token_from_row(r) for r in self._rows(sql, params)]
 
     def find_token_by_cti(self, cti: bytes) -> IssuedToken | None:
-        rc.check_bytes(cti, "cti")
+        checks.check_bytes(cti, "cti")
         rows = self._rows(FIND_BY_CTI_SQL, (cti,))
         return rc.token_from_row(rows[0]) if rows else None
 
     def find_tokens_by_hash(self, token_hashes: Collection[bytes]) -> list[IssuedToken]:
-        rc.check_token_hashes(token_hashes)
+        checks.check_token_hashes(token_hashes)
         wanted, rows = list(dict.fromkeys(token_hashes)), []
         for i in range(0, len(wanted), HASH_CHUNK):
             chunk = tuple(wanted[i:i + HASH_CHUNK])
@@ -144,29 +145,29 @@ class TokenLog:
         return [rc.token_from_row(r[1:]) for r in sorted(rows, key=lambda r: rc.integer(r[0], "seq"))]
 
     def count_live_tokens(self, client_id: str, audience: str, now: int, limit: int) -> int:
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         return rc.integer(self._rows(COUNT_LIVE_SQL, (client_id, audience, now, limit))[0][0], "count")
 
     def pop_holders(self, audience: str, now: int, *, pop_kid: bytes | None,
                     pop_thumbprint: bytes | None) -> list[str]:
-        rc.check_count(now, "now")
+        checks.check_count(now, "now")
         rows = self._rows(POP_HOLDERS_SQL, (audience, pop_kid, now, audience, pop_thumbprint, now))
         return [rc.text(r[0], "client_id") for r in rows]
 
     def purge_tokens(self, now: int, limit: int) -> int:
         """Committed with ``synchronous=NORMAL`` (a purge lost to a power cut is simply done again)."""
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         with self._normal_tx() as tx:
             return tx.execute(PURGE_TOKENS_SQL, (now, limit)).rowcount
 
     def revoked_hashes(self, *, client_id: str | None = None, audience: str | None = None, now: int,
                        limit: int) -> list[bytes]:
-        rc.check_token_filter(client_id, "client_id")
-        rc.check_token_filter(audience, "audience")
-        rc.check_count(now, "now")
-        rc.check_count(limit, "limit")
+        checks.check_token_filter(client_id, "client_id")
+        checks.check_token_filter(audience, "audience")
+        checks.check_count(now, "now")
+        checks.check_count(limit, "limit")
         params = (*(v for v in (client_id, audience) if v is not None), now, limit)
         sql = REVOKED_HASHES_SQL[(client_id is not None, audience is not None)]
         return [rc.blob(r[0], "token_hash") for r in self._rows(sql, params)]

@@ -10,9 +10,11 @@ an existing one that others may read.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from ace.errors import ConfigError
+from ace.store import codec as rc
 
 APPLICATION_ID = 0x61636531  # "ace1": marks the file as an ace AS store
 _OSC = """osc_ms BLOB, osc_sender_id BLOB, osc_recipient_id BLOB, osc_salt BLOB, osc_id_context BLOB,
@@ -135,6 +137,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'
+
+
+def pragma_int(conn: sqlite3.Connection, name: str) -> int:
+    """An integer PRAGMA of the file (``user_version``, ``application_id``, ``data_version``)."""
+    row = conn.execute(f"PRAGMA {name}").fetchone()
+    return rc.integer(row[0], name)
 
 
 def create_private(path: Path) -> None:

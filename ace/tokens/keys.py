@@ -193,3 +193,4 @@ def generate_curve_key(curve: Curve, *, kid: bytes | None = None, alg: int | Non
     from ace.tokens import crypto
 
     return crypto.generate(curve, kid=kid, alg=alg)
+

@@ -23,18 +23,19 @@ from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.coap import contexts
 from ace.coap.as_server import AsServer
-from ace.store.base import ACE_JAVA, ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ACE_JAVA, ClientRecord, Grant, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf
 from ace.tokens.cwt import KeyRing, verify_token
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 TIMEOUT = 5.0
 TOKEN_KEY = symmetric_key(bytes.fromhex("a1a2a30405060708090a0b0c0d0e0f10"))
 CLIENT_MS = bytes.fromhex("6162630405060708090a0b0c0d0e0f10")
-RS_AS = OscoreSecret(master_secret=bytes.fromhex("5152530405060708090a0b0c0d0e0f10"), sender_id=b"\x01",
+RS_AS = OscoreContextParams(master_secret=bytes.fromhex("5152530405060708090a0b0c0d0e0f10"), sender_id=b"\x01",
                      recipient_id=b"\x77")
 
 
@@ -54,7 +55,7 @@ def their_rs_reads(token: bytes) -> AccessTokenClaims:
 
 async def test_tokens_for_an_ace_java_rs(tmp_path: Path) -> None:
     store = SqliteAsStore(tmp_path / "as.db")
-    store.put_client(ClientRecord(client_id="clientA", oscore=OscoreSecret(
+    store.put_client(ClientRecord(client_id="clientA", oscore=OscoreContextParams(
         master_secret=CLIENT_MS, sender_id=b"\x00", recipient_id=b"\x55")))
     rs = RsRecord(audience="aud1", rs_id="rs1", token_key=TOKEN_KEY, token_lifetime=30, oscore=RS_AS, format=ACE_JAVA)
     store.put_rs(rs)
@@ -65,7 +66,7 @@ async def test_tokens_for_an_ace_java_rs(tmp_path: Path) -> None:
     ctx = None
     try:
         ctx = await asyncio.wait_for(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]), TIMEOUT)
-        client_side = OscoreSecret(master_secret=CLIENT_MS, sender_id=b"\x55", recipient_id=b"\x00")
+        client_side = OscoreContextParams(master_secret=CLIENT_MS, sender_id=b"\x55", recipient_id=b"\x00")
         ctx.client_credentials[f"coap://[::1]:{port}/*"] = contexts.from_secret(
             client_side, store=FileSequenceStore(tmp_path / "client-seq.json"), claims=["as"])
 

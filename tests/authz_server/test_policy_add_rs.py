@@ -14,11 +14,12 @@ from ace.cbor.labels import Curve
 from ace.cli.config import write_oscore_secret
 from ace.cli.keyfiles import save_key
 from ace.cli.main import main
-from ace.store.base import ACE_JAVA, RFC_FORMAT, OscoreSecret, RsRecord, TokenFormat
+from ace.store.base import ACE_JAVA, RFC_FORMAT, RsRecord, TokenFormat
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import generate_curve_key, symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
-RS_AS = OscoreSecret(master_secret=bytes.fromhex("5152530405060708090a0b0c0d0e0f10"), sender_id=b"\x01",
+RS_AS = OscoreContextParams(master_secret=bytes.fromhex("5152530405060708090a0b0c0d0e0f10"), sender_id=b"\x01",
                      recipient_id=b"\x77")
 
 

@@ -15,7 +15,6 @@ from ace.authz_server.trl import RsPeer, TrlEndpoint
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.client.flow import ClientConfig, ClientFlow, Session
 from ace.errors import ConfigError, DecodeError, RemoteError
-from ace.profiles.oscore import OscoreContextParams
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
@@ -23,6 +22,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KeyRing, issue_token
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
 VECTOR_TOKEN = bytes.fromhex(

@@ -37,13 +37,13 @@ from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
 from ace.coap.rs_server import RsServer
 from ace.profiles import oscore as oscore_profile
-from ace.store.base import OscoreSecret
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
 from ace.tokens.keys import CoseKey
+from ace.tokens.oscore_params import OscoreContextParams
 
 T = TypeVar("T")
 TIMEOUT = 5.0  # seconds for any one await on loopback
@@ -134,7 +134,7 @@ class Flow:
 
     async def stranger(self, directory: Path) -> ClientRunner:
         """A client with an OSCORE context (kid 0x42) the AS has never heard of."""
-        secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x42", recipient_id=b"\x00")
+        secret = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x42", recipient_id=b"\x00")
         flow = ClientFlow(ClientConfig(client_id="mallory", as_uri=self.d.as_uri), clock=time.time)
         runner = ClientRunner(flow, as_secret=secret, as_uri=self.d.as_uri,
                               seqno_store=FileSequenceStore(directory / "stranger-state.json"),

@@ -41,13 +41,14 @@ from ace.coap.client import ClientRunner
 from ace.coap.render import pair_of
 from ace.errors import ErrorCode
 from ace.profiles.edhoc import LABEL_PREFIX, EdhocChannel
-from ace.store.base import ClientRecord, Grant, OscoreSecret
+from ace.store.base import ClientRecord, Grant
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, generate_curve_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 EDHOC = AceProfile.COAP_EDHOC_OSCORE  # 4
 CWT = int(ContentFormat.CWT)
@@ -131,12 +132,12 @@ def new_key(kid: bytes) -> CoseKey:
     return generate_curve_key(Curve.P_256, kid=kid)
 
 
-def as_secret_of(flow: Flow) -> OscoreSecret:
+def as_secret_of(flow: Flow) -> OscoreContextParams:
     return load_oscore_secret(flow.d.directory / "client-as.oscore.toml")
 
 
 async def edhoc_client(flow: Flow, *, key: CoseKey | None = None, client_id: str = "clientA",
-                       as_secret: OscoreSecret | None = None, state: Path | None = None,
+                       as_secret: OscoreContextParams | None = None, state: Path | None = None,
                        record: bool = True) -> ClientRunner:
     """A runner asking for coap_edhoc_oscore with ``key`` (default: client-edhoc.key), as
     ``client_id`` at the AS (default: clientA over client-as.oscore.toml); stopped by the fixture."""
@@ -378,15 +379,16 @@ RUNNERS = 200
 async def test_200_sequential_clients_never_exhaust_the_rs(flow: Flow, handshakes: Handshakes,
                                                           tmp_path: Path) -> None:
     store = store_of(flow)
-    secrets_by_id: list[OscoreSecret] = []
+    secrets_by_id: list[OscoreContextParams] = []
     for n in range(IDENTITIES):
         ms = secrets.token_bytes(16)
         client_id = f"c{n}"
         rid = bytes([0x40, n])  # the client's Sender ID: unique at the AS
         store.put_client(ClientRecord(client_id=client_id, profiles=(4,),
-                                      oscore=OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=rid)))
+                                      oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00",
+                                                                 recipient_id=rid)))
         store.add_grant(Grant(client_id=client_id, audience="rs1", scope="r_temp", default=True))
-        secrets_by_id.append(OscoreSecret(master_secret=ms, sender_id=rid, recipient_id=b"\x00"))
+        secrets_by_id.append(OscoreContextParams(master_secret=ms, sender_id=rid, recipient_id=b"\x00"))
     max_bindings = max_responders = 0
     codes: set[tuple[int, int]] = set()
     started = time.monotonic()

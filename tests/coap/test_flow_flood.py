@@ -24,9 +24,10 @@ from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfo
 from ace.cli import roles
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap.client import ClientRunner
-from ace.store.base import ClientRecord, Grant, OscoreSecret
+from ace.store.base import ClientRecord, Grant
 from ace.store.seqno import FileSequenceStore
 from ace.tokens.cnf import OscoreCnf
+from ace.tokens.oscore_params import OscoreContextParams
 
 MAX_TOKENS = 8
 FLOOD = 5 * MAX_TOKENS  # POSTs, well over what the RS keeps
@@ -61,10 +62,11 @@ async def registered_client(flow: Flow, tmp_path: Path, client_id: str, sender_i
     ms = secrets.token_bytes(16)
     store = store_of(flow)
     store.put_client(ClientRecord(client_id=client_id, profiles=(2,),
-                                  oscore=OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=sender_id)))
+                                  oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00",
+                                                             recipient_id=sender_id)))
     store.add_grant(Grant(client_id=client_id, audience="rs1", scope="r_temp", default=True))
     runner = ClientRunner(ClientFlow(ClientConfig(client_id=client_id, as_uri=flow.d.as_uri), clock=time.time),
-                          as_secret=OscoreSecret(master_secret=ms, sender_id=sender_id, recipient_id=b"\x00"),
+                          as_secret=OscoreContextParams(master_secret=ms, sender_id=sender_id, recipient_id=b"\x00"),
                           as_uri=flow.d.as_uri, seqno_store=FileSequenceStore(tmp_path / f"{client_id}.json"),
                           observer=flow.exchanges.append, timeout=TIMEOUT)
     flow._runners.append(runner)

@@ -33,12 +33,13 @@ from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.trl import trl_uri
 from ace.rs.introspection import is_reference
-from ace.store.base import Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import Grant, IssuedToken, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
 
@@ -154,10 +155,10 @@ async def test_rs_cannot_introspect_another_rss_token(tmp_path: Path) -> None:
         store = store_of(flow)
         ms = secrets.token_bytes(16)  # rs2 registered while the AS runs, with its own context and key
         store.put_rs(RsRecord(audience="rs2", rs_id="rs2", token_key=symmetric_key(secrets.token_bytes(16), kid=b"2"),
-                              oscore=OscoreSecret(master_secret=ms, sender_id=b"as", recipient_id=b"rs2")))
+                              oscore=OscoreContextParams(master_secret=ms, sender_id=b"as", recipient_id=b"rs2")))
         store.add_grant(Grant(client_id="clientA", audience="rs2", scope="r_temp", default=True))
         rs2 = IntrospectionClient(trl_uri(flow.d.as_uri, "/introspect"),
-                                  OscoreSecret(master_secret=ms, sender_id=b"rs2", recipient_id=b"as"),
+                                  OscoreContextParams(master_secret=ms, sender_id=b"rs2", recipient_id=b"as"),
                                   FileSequenceStore(tmp_path / "rs2-state.json"))
         try:
             token, _ = logged_token(flow)  # for rs1
@@ -257,7 +258,7 @@ async def test_an_unprotected_introspection_answer_is_never_taken(tmp_path: Path
     site = aiocoap.resource.Site()
     site.add_resource([], _Impostor())  # OSCORE hides the Uri-Path: the outer request is for /
     server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
-    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    secret = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
     asker = IntrospectionClient(f"coap://[::1]:{port}/introspect", secret, FileSequenceStore(tmp_path / "s.json"))
     try:
         request = IntrospectionRequest(token=b"\x01opaque-reference").encode()
@@ -282,7 +283,7 @@ async def test_the_client_never_takes_an_unprotected_success(tmp_path: Path) -> 
     runner = ClientRunner(None, as_secret=None, as_uri=None,  # type: ignore[arg-type]  (no flow needed)
                           seqno_store=FileSequenceStore(tmp_path / "s.json"))
     await bounded(runner.start())
-    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    secret = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
     security = contexts.from_secret(secret, store=runner.seqno_store, claims=["rs"])
     try:
         got = await bounded(runner._send("resource (protected)", "GET", f"coap://[::1]:{port}/temp", b"", None,
@@ -307,7 +308,7 @@ async def test_an_unprotected_trl_answer_revokes_nothing(tmp_path: Path) -> None
     site.add_resource([], _PlainTrl())  # OSCORE hides the Uri-Path
     server = await aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"])
     ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-    secret = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
+    secret = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x01", recipient_id=b"\x02")
     ctx.client_credentials[f"coap://[::1]:{port}/*"] = contexts.from_secret(
         secret, store=FileSequenceStore(tmp_path / "s.json"), claims=["as"])
     revoked: list[list[bytes]] = []

@@ -29,9 +29,10 @@ from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
 from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
-from ace.store.base import ClientRecord, Grant, IssuedToken, OscoreSecret
+from ace.store.base import ClientRecord, Grant, IssuedToken
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 
 def trl_deployment(directory: Path) -> Any:
@@ -104,7 +105,7 @@ async def test_unauthenticated_trl_request_is_refused(tmp_path: Path) -> None:
 async def test_each_client_sees_only_its_own_hashes(tmp_path: Path) -> None:
     async with trl_deployment(tmp_path) as flow:
         store = store_of(flow)
-        as_side = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"\x07")
+        as_side = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"\x07")
         store.put_client(ClientRecord(client_id="clientB", oscore=as_side))
         store.add_grant(Grant(client_id="clientB", audience="rs1", scope="r_temp", default=True))
         b_flow = ClientFlow(ClientConfig(client_id="clientB", as_uri=flow.d.as_uri), clock=time.time)
@@ -147,7 +148,7 @@ async def test_rs_observes_a_diff_query(tmp_path: Path) -> None:
         store = store_of(flow)
         rs1 = store.get_rs("rs1")
         assert rs1 is not None
-        as_side = OscoreSecret(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"R2")
+        as_side = OscoreContextParams(master_secret=secrets.token_bytes(16), sender_id=b"\x00", recipient_id=b"R2")
         store.put_rs(dataclasses.replace(rs1, audience="rs2", rs_id="rs2", oscore=as_side))
         now = int(time.time())
         hashes = [trl.token_hash(b"rs2-token-%d" % i) for i in range(2)]

@@ -16,12 +16,13 @@ from ace.cbor.labels import ContentFormat
 from ace.cbor.messages import AccessTokenRequest
 from ace.coap import contexts, peers
 from ace.coap.as_server import TokenResource
-from ace.store.base import ClientRecord, DtlsPsk, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, DtlsPsk, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
-C1 = OscoreSecret(master_secret=bytes(16), sender_id=b"\x00", recipient_id=b"\x01")
-RS1 = OscoreSecret(master_secret=bytes(range(16)), sender_id=b"\x00", recipient_id=b"\x02")
+C1 = OscoreContextParams(master_secret=bytes(16), sender_id=b"\x00", recipient_id=b"\x01")
+RS1 = OscoreContextParams(master_secret=bytes(range(16)), sender_id=b"\x00", recipient_id=b"\x02")
 
 
 class CountingStore(MemoryAsStore):
@@ -48,7 +49,7 @@ def request(*claims: Any, ctx: Any = None, payload: bytes = b"") -> Any:
     return SimpleNamespace(remote=remote, payload=payload, opt=SimpleNamespace(content_format=None))
 
 
-def indexed(store: MemoryAsStore, secret: OscoreSecret, claim: Any) -> tuple[contexts.ContextIndex, Any]:
+def indexed(store: MemoryAsStore, secret: OscoreContextParams, claim: Any) -> tuple[contexts.ContextIndex, Any]:
     index = contexts.ContextIndex()
     ctx = contexts.from_secret(secret, store=store, claims=[claim])
     index.add(ctx)

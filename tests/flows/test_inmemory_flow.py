@@ -36,13 +36,13 @@ from ace.client.flow import (
     SendTokenRequest,
 )
 from ace.errors import ErrorCode, RemoteError
-from ace.profiles.oscore import OscoreContextParams
 from ace.replies import reply_of
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.cwt import KeyRing, verify_token
 from ace.tokens.keys import symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 AS_URI = "coap://as.example/token"
 RS = "coap://rs.example"

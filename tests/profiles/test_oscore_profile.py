@@ -11,8 +11,9 @@ from vectors import load_vector
 
 from ace.errors import DecodeError, ErrorCode
 from ace.profiles import oscore
-from ace.profiles.oscore import OscoreContextParams, RecipientIdPool, derive, master_salt
+from ace.profiles.oscore import RecipientIdPool, derive, master_salt
 from ace.tokens.cnf import OscoreInputMaterial
+from ace.tokens.oscore_params import OscoreContextParams
 
 MS = bytes(range(16))
 N1 = bytes.fromhex("018a278f7faab55a")

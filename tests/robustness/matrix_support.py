@@ -55,13 +55,14 @@ from ace.coap.render import pair_of
 from ace.coap.rs_server import RsServer
 from ace.profiles import oscore as oscore_profile
 from ace.profiles.dtls import label_for
-from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import issue_token
 from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 T = TypeVar("T")
 TIMEOUT = 5.0  # seconds for any one await on loopback
@@ -267,17 +268,17 @@ class Harness:
         self.as_server.store.close()
 
 
-def register_extras(d: Deployment, token_key: CoseKey) -> OscoreSecret:
+def register_extras(d: Deployment, token_key: CoseKey) -> OscoreContextParams:
     """clientB (OSCORE with the AS, both profiles) and rs2 (OSCORE only) with default grants;
     returns clientB's side of its context with the AS."""
     ms = secrets.token_bytes(16)
     with SqliteAsStore(d.directory / "as.db") as store:
-        store.put_client(ClientRecord(client_id="clientB", profiles=(2, 1), oscore=OscoreSecret(
+        store.put_client(ClientRecord(client_id="clientB", profiles=(2, 1), oscore=OscoreContextParams(
             master_secret=ms, sender_id=b"\x00", recipient_id=b"\x02")))
         store.put_rs(RsRecord(audience="rs2", rs_id="rs2", token_key=token_key, profiles=(2,)))
         store.add_grant(Grant(client_id="clientA", audience="rs2", scope="r_temp", default=True))
         store.add_grant(Grant(client_id="clientB", audience="rs1", scope="r_temp", default=True))
-    return OscoreSecret(master_secret=ms, sender_id=b"\x02", recipient_id=b"\x00")
+    return OscoreContextParams(master_secret=ms, sender_id=b"\x02", recipient_id=b"\x00")
 
 
 async def start_harness(directory: Path) -> Harness:

@@ -45,9 +45,10 @@ from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
-from ace.store.base import ClientRecord, Grant, OscoreSecret
+from ace.store.base import ClientRecord, Grant
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing, verify_token
+from ace.tokens.oscore_params import OscoreContextParams
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CLIENTS = 4
@@ -113,14 +114,14 @@ async def until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 async def test_kill9_of_the_as_loses_no_grant_and_repeats_no_cti(tmp_path: Path) -> None:
     started = time.monotonic()
     d = init_deployment(tmp_path / "deployment", as_port=free_port(), rs_port=free_port())
-    secrets_of: list[OscoreSecret] = []
+    secrets_of: list[OscoreContextParams] = []
     with SqliteAsStore(d.directory / "as.db") as store:
         for i in range(N_CLIENTS):
             ms, rid = secrets.token_bytes(16), bytes([0x10 + i])
-            store.put_client(ClientRecord(client_id=f"crash{i}", oscore=OscoreSecret(
+            store.put_client(ClientRecord(client_id=f"crash{i}", oscore=OscoreContextParams(
                 master_secret=ms, sender_id=b"\x00", recipient_id=rid)))
             store.add_grant(Grant(client_id=f"crash{i}", audience="rs1", scope="r_temp", default=True))
-            secrets_of.append(OscoreSecret(master_secret=ms, sender_id=rid, recipient_id=b"\x00"))
+            secrets_of.append(OscoreContextParams(master_secret=ms, sender_id=rid, recipient_id=b"\x00"))
         grants_before = store.list_grants()
     as_origin = d.as_uri.rsplit("/", 1)[0]
     contexts_: list[Any] = []

@@ -47,13 +47,14 @@ from ace.coap.client import ClientRunner
 from ace.coap.trl import trl_uri
 from ace.errors import ConfigError
 from ace.store import codec as store_codec
-from ace.store.base import ClientRecord, Grant, OscoreSecret, RsRecord
+from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 EDHOC = int(AceProfile.COAP_EDHOC_OSCORE)
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
@@ -202,10 +203,10 @@ async def second_client(flow: Flow, directory: Path, client_id: str = "clientB")
     ms, rid = secrets.token_bytes(16), b"\x0b"
     store = store_of(flow)
     store.put_client(ClientRecord(client_id=client_id, profiles=(2, 1, 4),
-                                  oscore=OscoreSecret(master_secret=ms, sender_id=b"\x00", recipient_id=rid)))
+                                  oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00", recipient_id=rid)))
     store.add_grant(Grant(client_id=client_id, audience="rs1", scope="r_temp", default=True))
     runner = ClientRunner(ClientFlow(ClientConfig(client_id=client_id, as_uri=flow.d.as_uri), clock=time.time),
-                          as_secret=OscoreSecret(master_secret=ms, sender_id=rid, recipient_id=b"\x00"),
+                          as_secret=OscoreContextParams(master_secret=ms, sender_id=rid, recipient_id=b"\x00"),
                           as_uri=flow.d.as_uri, seqno_store=FileSequenceStore(directory / "b-state.json"))
     flow._runners.append(runner)
     await bounded(runner.start())

@@ -20,14 +20,15 @@ from support import NOW, fixed_clock
 from ace.cbor.labels import Curve, KeyType
 from ace.errors import ConfigError
 from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, ClientRecord, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import AsStore, ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SCHEMA_VERSION, SqliteAsStore
 from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.oscore_params import OscoreContextParams
 
 MS = bytes(range(16))
-SECRET = OscoreSecret(master_secret=MS, sender_id=b"", recipient_id=b"\x01")
-FULL_SECRET = OscoreSecret(
+SECRET = OscoreContextParams(master_secret=MS, sender_id=b"", recipient_id=b"\x01")
+FULL_SECRET = OscoreContextParams(
     master_secret=b"\xaa" * 32, sender_id=b"\x00", recipient_id=b"\x02", master_salt=b"salt",
     id_context=b"\x37\xcb", alg=11, hkdf="sha512",
 )
@@ -56,7 +57,7 @@ def test_client_crud(store: AsStore) -> None:
 
 def test_find_client_by_oscore_kid_distinguishes_id_context(store: AsStore) -> None:
     none_ctx = ClientRecord(client_id="none", oscore=SECRET)
-    empty = OscoreSecret(master_secret=MS, sender_id=b"", recipient_id=b"\x01", id_context=b"")
+    empty = OscoreContextParams(master_secret=MS, sender_id=b"", recipient_id=b"\x01", id_context=b"")
     empty_ctx = ClientRecord(client_id="empty", oscore=empty)
     full = ClientRecord(client_id="full", oscore=FULL_SECRET)
     for c in (none_ctx, empty_ctx, full, ClientRecord(client_id="plain")):

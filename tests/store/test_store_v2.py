@@ -19,15 +19,16 @@ from support import NOW, fixed_clock
 from ace.cbor.labels import KeyType
 from ace.errors import ConfigError
 from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, ClientRecord, DtlsPsk, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import AsStore, ClientRecord, DtlsPsk, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.keys import CoseKey
+from ace.tokens.oscore_params import OscoreContextParams
 
 V1_FILE = Path(__file__).parent / "data" / "as_v1.db"
 
 V1_CLOCK = 1_600_000_000
-V1_SECRET = OscoreSecret(
+V1_SECRET = OscoreContextParams(
     master_secret=b"\xaa" * 32, sender_id=b"\x00", recipient_id=b"\x02", master_salt=b"salt",
     id_context=b"\x37\xcb", alg=11, hkdf="sha512",
 )
@@ -36,7 +37,7 @@ V1_SECRET = OscoreSecret(
 def populate_v1(s: AsStore) -> None:
     """What ``data/as_v1.db`` holds (frozen: the file was written with exactly this)."""
     s.put_client(ClientRecord(client_id="c1", oscore=V1_SECRET, profiles=(2, 1)))
-    s.put_client(ClientRecord(client_id="c2", oscore=OscoreSecret(master_secret=bytes(16), sender_id=b"",
+    s.put_client(ClientRecord(client_id="c2", oscore=OscoreContextParams(master_secret=bytes(16), sender_id=b"",
                                                                   recipient_id=b"\x01")))
     s.put_client(ClientRecord(client_id="c3", profiles=()))
     key = CoseKey(kty=KeyType.SYMMETRIC, k=b"\x07" * 32, kid=b"m", alg=5, key_ops=(9, 10), base_iv=b"\x01" * 7,
@@ -61,7 +62,7 @@ def populate_v1(s: AsStore) -> None:
 
 KEY = b"\x5e" * 16
 PSK = DtlsPsk(identity=b"client-1", key=KEY)
-OSCORE = OscoreSecret(master_secret=b"\x33" * 16, sender_id=b"", recipient_id=b"\x05")
+OSCORE = OscoreContextParams(master_secret=b"\x33" * 16, sender_id=b"", recipient_id=b"\x05")
 
 
 # --- DTLS PSK clients -------------------------------------------------------------------

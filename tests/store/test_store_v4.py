@@ -23,13 +23,14 @@ from test_store_v2 import V1_CLOCK, V1_FILE, dump, populate_v1, snapshot
 from test_store_v3 import AUTH, OKP_AUTH, TOKEN_KEY, V2_FILE, copy_private, populate_v2_file, schema, snapshot3
 
 from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, ClientRecord, Grant, IssuedToken, OscoreSecret, RsRecord
+from ace.store.base import AsStore, ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 V3_FILE = Path(__file__).parent / "data" / "as_v3.db"
 V3_CLOCK = 1_690_000_000
-E1_SECRET = OscoreSecret(master_secret=b"\x44" * 16, sender_id=b"\x01", recipient_id=b"\x09")
+E1_SECRET = OscoreContextParams(master_secret=b"\x44" * 16, sender_id=b"\x01", recipient_id=b"\x09")
 
 
 def v3_token(cti: int, client_id: str, audience: str, *, expires: int | None = 600,

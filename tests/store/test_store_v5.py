@@ -22,13 +22,14 @@ from test_store_v4 import V3_FILE, V3_TOKENS, populate_v3_file, snapshot4
 
 from ace.errors import ConfigError
 from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, IssuedToken, OscoreSecret, ReferenceToken, RsRecord
+from ace.store.base import AsStore, IssuedToken, ReferenceToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 V4_FILE = Path(__file__).parent / "data" / "as_v4.db"
 V4_CLOCK = 1_695_000_000
-RS6_SECRET = OscoreSecret(master_secret=b"\x66" * 16, sender_id=b"as", recipient_id=b"rs6")
+RS6_SECRET = OscoreContextParams(master_secret=b"\x66" * 16, sender_id=b"as", recipient_id=b"rs6")
 V4_TOKEN = IssuedToken(cti=b"\x60\x01", client_id="e1", audience="rs6", scope="r", issued_at=V4_CLOCK,
                        expires_at=V4_CLOCK + 60, token_hash=b"\x01" + b"\x66" * 32, pop_kid=b"\x60\x01")
 V4_REVOKED = [V3_TOKENS[1].token_hash, b"\x01" + b"\x77" * 32]

@@ -21,14 +21,16 @@ from test_store_v7 import TA, V6_FILE, populate_v6_file
 
 from ace.errors import ConfigError
 from ace.store import sqlite as sqlite_mod
-from ace.store.base import ACE_JAVA, MAX_SALT_LEN, RFC_FORMAT, AsStore, OscoreSecret, RsRecord, TokenFormat
+from ace.store.base import ACE_JAVA, MAX_SALT_LEN, RFC_FORMAT, AsStore, RsRecord, TokenFormat
 from ace.store.codec import FORMAT_COLUMNS
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
+from ace.tokens.oscore_params import OscoreContextParams
 
 V7_FILE = Path(__file__).parent / "data" / "as_v7.db"
 V7_CLOCK = 1_700_500_000
-RS_AS = OscoreSecret(master_secret=bytes(range(16)), sender_id=b"\x01", recipient_id=b"\x77", master_salt=b"\x09")
+RS_AS = OscoreContextParams(master_secret=bytes(range(16)), sender_id=b"\x01", recipient_id=b"\x77",
+                            master_salt=b"\x09")
 V7_RS = RsRecord(audience="aud9", rs_id="rs9", token_key=TOKEN_KEY, token_alg=10, profiles=(2, 4),
                  token_lifetime=30, oscore=RS_AS, auth_key=AUTH)
 
