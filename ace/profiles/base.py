@@ -80,6 +80,14 @@ class AuthzInfo:
     pending: PendingChannel
 
 
+def kid_or_none(req_cnf: Cnf | None) -> Cnf | None:
+    """AS: a req_cnf for a profile whose PoP key the AS makes: none, or the kid of one to keep
+    (RFC 9203 §3.1, RFC 9202 §3.4: an update of access rights); else unsupported_pop_key."""
+    if req_cnf is None or isinstance(req_cnf, KidCnf):
+        return req_cnf
+    raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+
 class Profile(Protocol):
     """One ACE profile, for every role. The role sections are filled by the modules that call them."""
 
@@ -132,11 +140,3 @@ class Profile(Protocol):
     def release(self, channel: Channel, ids: RecipientIdPool) -> None:
         """The session with ``channel`` is dropped: free what it held (a Recipient ID)."""
         ...
-
-
-def kid_or_none(req_cnf: Cnf | None) -> Cnf | None:
-    """AS: a req_cnf for a profile whose PoP key the AS makes: none, or the kid of one to keep
-    (RFC 9203 §3.1, RFC 9202 §3.4: an update of access rights); else unsupported_pop_key."""
-    if req_cnf is None or isinstance(req_cnf, KidCnf):
-        return req_cnf
-    raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
