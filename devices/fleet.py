@@ -32,13 +32,13 @@ from typing import Any
 from aiocoap.numbers.constants import TransportTuning
 
 from ace.authz_server.token import TokenPolicy
-from ace.cbor.labels import AceProfile
 from ace.cbor.messages import AccessTokenResponse
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import dtls_flights
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.errors import AceError
+from ace.profiles import BY_NAME
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
@@ -49,7 +49,7 @@ from devices.node import Budget, Node, keyring
 from devices.types import DEVICE_TYPES, ROLES, Action, DeviceType
 
 log = logging.getLogger(__name__)
-PROFILES = {"oscore": int(AceProfile.COAP_OSCORE), "dtls": int(AceProfile.COAP_DTLS)}
+PROFILES = {name: BY_NAME[name].number for name in ("oscore", "dtls")}  # what a fleet's nodes run
 REFUSED = ((4, 3), (4, 5))
 EXCHANGE_TIMEOUT = 10.0  # seconds per CoAP exchange (covers ~8 transmissions with FAST)
 MAX_ACTIONS = 500  # per client and run
@@ -190,6 +190,11 @@ class Fleet:
         for j, secret in enumerate(client_secrets):
             await self._client(j, secret)
 
+    @property
+    def _extra_port(self) -> bool:
+        """Whether each node takes a second port (DTLS: coaps on the CoAP port + 1)."""
+        return bool(BY_NAME[self.profile].port_offsets)
+
     def _node(self, i: int) -> tuple[Node, DeviceType]:
         assert self.store is not None
         dtype = DEVICE_TYPES[i % len(DEVICE_TYPES)]
@@ -198,7 +203,7 @@ class Fleet:
         profile = PROFILES[self.profile]
         self.store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=key, profiles=(profile,)))
         node = Node(audience=audience, as_uri=self.as_uri, token_keys=keyring(key), table=dtype.make_table(i),
-                    budget=self.budget, port=self.ports.take(pair=self.profile == "dtls"), profiles=(profile,))
+                    budget=self.budget, port=self.ports.take(pair=self._extra_port), profiles=(profile,))
         return node, dtype
 
     def _register_client(self, j: int, nodes: list[tuple[Node, DeviceType]]) -> OscoreContextParams:
@@ -215,9 +220,9 @@ class Fleet:
 
     async def _link(self, i: int, target: Target) -> None:
         port = target.node.port
-        listen = self.ports.take(pair=self.profile == "dtls")
+        listen = self.ports.take(pair=self._extra_port)
         model = LinkModel(drop=self.loss, seed=self.seed * 100_003 + i)
-        for offset in (0, 1) if self.profile == "dtls" else (0,):
+        for offset in (0, *BY_NAME[self.profile].port_offsets):
             link = LossyLink(("::1", port + offset), model, listen=("::1", listen + offset),
                              max_clients=self.n_clients + 8)
             await link.start()

@@ -41,12 +41,11 @@ from typing import Protocol
 
 from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import token_hash
-from ace.cbor.labels import AceProfile
 from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.errors import AceError, InvalidClient
+from ace.profiles import PROFILES
 from ace.store.base import ClientRecord, ReferenceStore, ReferenceToken, RevocationList, RsRecord, RsRegistry, TokenLog
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 from ace.tokens.cwt import MAX_TOKEN_SIZE
 
 log = logging.getLogger(__name__)
@@ -134,12 +133,7 @@ def profile_of(claims: AccessTokenClaims) -> int | None:
     """The token's ace_profile claim, else what its cnf implies (RFC 9203, 9202, EDHOC profile)."""
     if claims.ace_profile is not None:
         return claims.ace_profile
-    match claims.cnf:
-        case OscoreCnf():
-            return AceProfile.COAP_OSCORE
-        case CoseKeyCnf(key) if key.is_symmetric:
-            return AceProfile.COAP_DTLS
-    return None  # a public key fits DTLS RPK and EDHOC alike: the RS decides by how it is used
+    return next((n for n, p in PROFILES.items() if p.implied_by_cnf(claims.cnf)), None)
 
 
 def _int(value: float | None) -> int | None:

@@ -5,15 +5,16 @@ secret derives the OSCORE context, RFC 9203 §3.2.1; a symmetric COSE_Key, or an
 private part) may only travel in a token encrypted to the RS: RFC 9203 §5 and RFC 8747 §3.3
 (a symmetric PoP key in a CWT MUST be encrypted). A public key (the EDHOC profile's client
 credential) or a bare kid (an update of access rights, RFC 9203 §3.1) may travel in a signed or
-MACed token. ``SECRET_PROFILES`` are the profiles whose first token always carries a secret.
+MACed token. ``SECRET_PROFILES`` are the profiles whose first token always carries a secret (each
+profile says so: ``secret_pop_key``).
 """
 
 from __future__ import annotations
 
-from ace.cbor.labels import AceProfile
+from ace.profiles import PROFILES
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf
 
-SECRET_PROFILES = frozenset({AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS})
+SECRET_PROFILES = frozenset(n for n, p in PROFILES.items() if p.secret_pop_key)
 CONFIDENTIAL_KIND = "encrypt0"  # the only token kind (RsRecord.token_kind) that hides its claims
 
 

@@ -35,21 +35,20 @@ from dataclasses import dataclass, replace
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
-from ace.cbor.labels import AceProfile, GrantType
+from ace.cbor.labels import GrantType
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.errors import DecodeError, ErrorCode, InvalidClient
-from ace.profiles import dtls, edhoc
+from ace.profiles import Profile, by_number
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
-from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
+from ace.tokens.keys import CoseKey, thumbprint
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
-MASTER_SECRET_LEN = 16
 REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
@@ -122,13 +121,14 @@ class TokenEndpoint:
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
         now = int(self.clock())
-        previous, claim = self._check_pop_request(request, profile, client, rs, now)
+        plugin = by_number(profile)  # RFC 9200 §5.8.3: incompatible_ace_profiles if this AS serves it not
+        previous, claim = self._check_pop_request(request, plugin, client, rs, now)
         self._check_live_tokens(client, rs, now)
         f, p = rs.format, self.policy
         exi = f.exi or rs.audience in p.exi_audiences
         cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}"), f.exi_cti) if exi else _cti_bytes(
             self.store.next_cti())
-        token_cnf, response_cnf, pop_kid = self._pop_key(profile, cti, previous, request, rs)
+        token_cnf, response_cnf, pop_kid = self._pop_key(plugin, cti, previous, request, rs)
         lifetime = rs.token_lifetime * f.per_second  # exp and exi in the RS's unit (iat stays in seconds)
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub and f.sub else None, aud=rs.audience,
@@ -145,9 +145,7 @@ class TokenEndpoint:
             edhoc_claim=claim)  # the credential is claimed with the token, not before: no claim if refused
         if other is not None:  # taken since the check (another request in between): nothing was logged
             raise _taken(client, rs, claim)
-        rs_cnf = None
-        if profile == AceProfile.COAP_EDHOC_OSCORE and previous is None and rs.auth_key is not None:
-            rs_cnf = CoseKeyCnf(rs.auth_key)  # RFC 9201 §3.2: the RS's key, for the client to authenticate it
+        rs_cnf = plugin.rs_cnf(rs) if previous is None else None  # a first token's (RFC 9201 §3.2)
         response = AccessTokenResponse(
             access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf, rs_cnf=rs_cnf,
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
@@ -180,22 +178,17 @@ class TokenEndpoint:
         self.store.purge_references(now, REFERENCE_PURGE)
         return reference, token_hash
 
-    def _check_pop_request(self, request: AccessTokenRequest, profile: int, client: ClientRecord,
+    def _check_pop_request(self, request: AccessTokenRequest, profile: Profile, client: ClientRecord,
                            rs: RsRecord, now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
-        """Refuse what we cannot serve before any state changes; returns the client's live token
-        whose PoP key to keep when it asks to update its access rights, or the EDHOC credential it
-        presents, to claim with the token's log entry."""
-        if profile not in (AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE):
-            raise DecodeError("profile not available at this AS", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
-        if profile == AceProfile.COAP_EDHOC_OSCORE:
-            return self._check_edhoc_request(request, client, rs, now)
-        match request.req_cnf:
-            case None:
-                return None, None
+        """Refuse what we cannot serve before any state changes (the profile says what req_cnf may
+        be); returns the client's live token whose PoP key to keep when it asks to update its access
+        rights, or the claim on the client's own key (EDHOC) to write with the token's log entry."""
+        match profile.check_req_cnf(request.req_cnf, rs):
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
                 return self._live_kid(kid, client, rs, now), None
-            case _:  # asymmetric PoP keys: the EDHOC profile
-                raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+            case CoseKeyCnf(key):  # the client's own key: one owner (below)
+                return None, self._check_key_owner(key, client, rs, now)
+        return None, None
 
     def _live_kid(self, kid: bytes, client: ClientRecord, rs: RsRecord, now: int) -> IssuedToken:
         previous = self.store.find_token_by_pop_kid(client.client_id, rs.audience, kid)
@@ -207,22 +200,6 @@ class TokenEndpoint:
             raise DecodeError("req_cnf kid names the key of a revoked token")  # invalid_request
         return previous
 
-    def _check_edhoc_request(self, request: AccessTokenRequest, client: ClientRecord, rs: RsRecord,
-                             now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
-        """draft-ietf-ace-edhoc-oscore-profile §3.1: the client's credential in req_cnf (or, to
-        update its rights, the kid of one it holds a live token for)."""
-        if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
-            log.warning("RS %s offers coap_edhoc_oscore but has no auth_key registered", rs.audience)
-            raise DecodeError("this RS has no EDHOC credential", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
-        match request.req_cnf:
-            case CoseKeyCnf(key):
-                edhoc.check_credential(key, "client's credential")
-                return None, self._check_key_owner(key, client, rs, now)
-            case KidCnf(kid):
-                return self._live_kid(kid, client, rs, now), None
-        raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
-
     def _check_key_owner(self, key: CoseKey, client: ClientRecord, rs: RsRecord, now: int) -> EdhocClaim:
         """A PoP key (its RFC 9679 thumbprint) belongs for good to one client: the one the operator
         registered it for, else the first to present it at any audience (the key is public: it travels
@@ -233,7 +210,7 @@ class TokenEndpoint:
         returned is written with the token (``log_token``), so a request refused later claims nothing.
         invalid_request (RFC 9200 §5.8.3: an unsupported parameter value), not unsupported_pop_key:
         the RS can process such a key, just not from this client."""
-        assert key.kid is not None  # edhoc.check_credential
+        assert key.kid is not None  # the profile's check_req_cnf
         claim = EdhocClaim(kid=key.kid, thumbprint=thumbprint(key), limit=EDHOC_CREDENTIALS)
         owner = self.store.edhoc_owner(client.client_id, rs.audience, kid=key.kid, thumbprint=claim.thumbprint)
         if owner is None and self.store.registered_edhoc_owner(kid=key.kid, thumbprint=claim.thumbprint) is None:
@@ -260,26 +237,17 @@ class TokenEndpoint:
         while len(self._live_bound) > LIVE_BOUNDS:
             self._live_bound.popitem(last=False)
 
-    def _pop_key(self, profile: int, cti: bytes, previous: IssuedToken | None, request: AccessTokenRequest,
+    def _pop_key(self, profile: Profile, cti: bytes, previous: IssuedToken | None, request: AccessTokenRequest,
                  rs: RsRecord) -> tuple[Cnf, Cnf | None, bytes]:
         """(cnf of the token, cnf of the response, the key's id)."""
         if previous is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response
             assert previous.pop_kid is not None
             return KidCnf(previous.pop_kid), None, previous.pop_kid
-        if profile == AceProfile.COAP_EDHOC_OSCORE:  # the client's own key, bound as it sent it
-            assert isinstance(request.req_cnf, CoseKeyCnf)
-            return request.req_cnf, None, request.req_cnf.key.kid or b""
-        if profile == AceProfile.COAP_DTLS:  # RFC 9202 §3.2: a symmetric key, its kid the psk_identity
-            key = symmetric_key(self.rng(dtls.PSK_LEN), kid=dtls.mint_kid(self.rng))
-            return CoseKeyCnf(key), CoseKeyCnf(key), key.kid or b""
         p = self.policy
         salt_len = p.salt_len if rs.format.salt_len is None else rs.format.salt_len  # the RS's, else ours
-        material = OscoreInputMaterial(
-            id=cti, ms=self.rng(MASTER_SECRET_LEN),  # RFC 9203 §2: id unique among this AS's materials
-            salt=self.rng(salt_len) if salt_len else None,
-            context_id=self.rng(p.context_id_len) if p.context_id_len else None,
-        )
-        return OscoreCnf(material), OscoreCnf(material), cti
+        key = profile.pop_key(request.req_cnf, cti=cti, rng=self.rng, salt_len=salt_len,
+                              context_id_len=p.context_id_len)
+        return key.token_cnf, key.response_cnf, key.kid
 
 
 def _taken(client: ClientRecord, rs: RsRecord, claim: EdhocClaim | None) -> DecodeError:

@@ -21,6 +21,7 @@ from ace.cli.rs_resources import resource_table
 from ace.client.pins import normalize_origin
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
+from ace.profiles import BY_NAME
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.store.base import DtlsPsk
 from ace.tokens.cwt import TOKEN_TAGS
@@ -281,8 +282,7 @@ def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -
 
 
 PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
-SHORT_PROFILES = {"oscore": int(AceProfile.COAP_OSCORE), "dtls": int(AceProfile.COAP_DTLS),
-                  "edhoc": int(AceProfile.COAP_EDHOC_OSCORE)}  # as --profile spells them
+SHORT_PROFILES = {name: p.number for name, p in BY_NAME.items()}  # as --profile spells them
 PROFILE_ALIASES = {**PROFILE_NAMES, **SHORT_PROFILES}  # either spelling, wherever profiles are named
 
 

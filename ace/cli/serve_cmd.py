@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ace.cbor.labels import AceProfile
 from ace.cli import roles
 from ace.cli.config import SHORT_PROFILES, AsFileConfig, RsFileConfig, load_as, load_client, load_rs
 from ace.cli.stdio import EXIT_BIND
@@ -25,6 +24,7 @@ from ace.coap.as_server import AsServer
 from ace.coap.client import Exchange, origin_of, quiet_abandoned_requests
 from ace.coap.rs_server import RsServer
 from ace.errors import AceError
+from ace.profiles import PROFILES
 
 PROFILE_SHORT_NAMES = {number: name for name, number in SHORT_PROFILES.items()}
 
@@ -134,10 +134,15 @@ def cmd_as(args: argparse.Namespace) -> int:
 
 def cmd_rs(args: argparse.Namespace) -> int:
     cfg = load_rs(args.config)
-    check_bindable(cfg.bind, [cfg.port] + ([cfg.port + 1] if AceProfile.COAP_DTLS in cfg.profiles else []))
+    check_bindable(cfg.bind, rs_ports(cfg.port, cfg.profiles))
     server = roles.build_rs(cfg)
     asyncio.run(_serve(server, lambda: rs_banner(server, cfg)))
     return 0
+
+
+def rs_ports(port: int, profiles: tuple[int, ...]) -> list[int]:
+    """The UDP ports an RS binds: its CoAP port, and those its profiles add (DTLS: coaps on port + 1)."""
+    return [port, *sorted({port + offset for p in profiles for offset in PROFILES[p].port_offsets})]
 
 
 CLIENT_TIMEOUT = 5.0  # seconds `ace client` waits for each answer (aiocoap retransmits meanwhile)

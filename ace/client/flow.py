@@ -3,8 +3,9 @@
 ``ClientFlow.start(request)`` returns the first action; each CoAP response goes back in
 through ``on_response`` and yields the next action, until ``Done`` or ``Failed``:
 resource request → 4.01 with AS Request Creation Hints (RFC 9200 §5.3) → POST /token →
-POST /authz-info with N1 and our Recipient ID (RFC 9203 §4.1) → derive the OSCORE context
-(§4.3) → the resource again, protected. A valid session is reused; a 4.01 on a protected
+POST /authz-info and a channel from its answer, as the token's profile says (``ace.profiles``:
+for OSCORE, N1 and our Recipient ID, RFC 9203 §4.1, then the context, §4.3) → the resource
+again, protected. A valid session is reused; a 4.01 on a protected
 request drops it and gets a new token once. Optional response parameters (ace_profile,
 expires_in) are not required (ace-java omits them).
 
@@ -24,26 +25,18 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from urllib.parse import urlsplit
 
-from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import (
-    AccessTokenRequest,
-    AccessTokenResponse,
-    AuthzInfoRequest,
-    AuthzInfoResponse,
-    CreationHints,
-    ErrorResponse,
-)
+from ace.cbor.labels import ContentFormat
+from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
 from ace.client import reasons
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
-from ace.profiles import dtls, edhoc, oscore
-from ace.profiles.dtls import DtlsChannel
-from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
+from ace.profiles import PROFILES, Channel, Profile, of_channel, oscore
+from ace.profiles.base import PendingChannel
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
-from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -79,11 +72,12 @@ class ResourceRequest:
 
 @dataclass(slots=True, kw_only=True)
 class Session:
-    """A token posted to an RS and the OSCORE context parameters it produced."""
+    """A token posted to an RS and the channel it produced (OSCORE context parameters, DTLS PSK,
+    the RS's EDHOC credential: ``ace.profiles``)."""
 
     origin: str
     token: bytes = field(repr=False)
-    context: OscoreContextParams | DtlsChannel | edhoc.EdhocChannel = field(repr=False)
+    context: Channel = field(repr=False)
     expires_at: float | None
     scope: str | bytes | None
     id: int = 0
@@ -140,6 +134,16 @@ class Failed:
 Action = SendResource | SendTokenRequest | SendAuthzInfo | Done | Failed
 
 
+class State(Enum):
+    """Where the flow is: what the next response answers (the values name the step in ``Failed``)."""
+
+    IDLE = "idle"
+    PROBE = "probe"
+    TOKEN = "token"
+    AUTHZ_INFO = "authz-info"
+    PROTECTED = "protected"
+
+
 class ClientFlow:
     """One client, any number of RSs; one request in flight at a time."""
 
@@ -155,10 +159,11 @@ class ClientFlow:
         self._ids = oscore.RecipientIdPool(rng)
         self._next_session = 1
         self._request: ResourceRequest | None = None
-        self._state = "idle"
+        self._state = State.IDLE
         self._retried = False
-        # the token response and what the channel needs: (N1, our Recipient ID) or the DTLS PSK
-        self._pending: tuple[AccessTokenResponse, tuple[bytes, bytes] | DtlsChannel | edhoc.EdhocChannel] | None = None
+        self._pending: tuple[AccessTokenResponse, PendingChannel] | None = None  # awaiting /authz-info's answer
+        self._handlers = {State.PROBE: self._after_probe, State.TOKEN: self._after_token,
+                          State.AUTHZ_INFO: self._after_authz, State.PROTECTED: self._after_protected}
         self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
     # -- entry points -----------------------------------------------------------------
@@ -166,18 +171,17 @@ class ClientFlow:
     def start(self, request: ResourceRequest) -> Action:
         self._request, self._retried = request, False
         session = self.valid_session(request.origin)
-        self._state = "protected" if session else "probe"
+        self._state = State.PROTECTED if session else State.PROBE
         return SendResource(request, session)
 
     def on_response(self, response: Response) -> Action:
-        handler = {"probe": self._after_probe, "token": self._after_token, "authz-info": self._after_authz,
-                   "protected": self._after_protected}.get(self._state)
+        handler = self._handlers.get(self._state)
         if handler is None:
-            raise RuntimeError(f"no request in flight (state {self._state})")
+            raise RuntimeError(f"no request in flight (state {self._state.value})")
         try:
             return handler(response)
         except AceError as exc:
-            return self._fail(self._state, str(exc), response)
+            return self._fail(self._state.value, str(exc), response)
 
     def valid_session(self, origin: str) -> Session | None:
         session = self.sessions.get(origin)
@@ -196,8 +200,8 @@ class ClientFlow:
 
     def drop_session(self, origin: str) -> None:
         session = self.sessions.pop(origin, None)
-        if session is not None and isinstance(session.context, OscoreContextParams):
-            self._ids.release(session.context.recipient_id)
+        if session is not None:
+            of_channel(session.context).release(session.context, self._ids)
 
     # -- steps --------------------------------------------------------------------------
 
@@ -233,15 +237,14 @@ class ClientFlow:
         if as_uri is None or audience is None:
             return self._fail("probe", "no AS or audience known (no creation hints, none configured)")
         self._asked, self._as_uri = (audience, source == "first hints"), as_uri
-        req_cnf = None
-        if c.profile == AceProfile.COAP_EDHOC_OSCORE and c.edhoc_key is not None:
-            req_cnf = CoseKeyCnf(c.edhoc_key.public())  # draft-ietf-ace-edhoc-oscore-profile §3.1
+        asked = PROFILES.get(c.profile) if c.profile is not None else None
+        req_cnf = asked.req_cnf(c.edhoc_key) if asked is not None else None  # EDHOC: our credential
         request = AccessTokenRequest(
             client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
             cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile, ace_profile=c.profile,
             req_cnf=req_cnf,
         )
-        self._state = "token"
+        self._state = State.TOKEN
         return SendTokenRequest(as_uri, request.encode())
 
     def _audience_for(self, origin: str) -> tuple[str | None, str]:
@@ -264,40 +267,21 @@ class ClientFlow:
             return self._fail("token", _as_refused(self._as_uri, response, err), response, err)
         token_response = AccessTokenResponse.decode(response.payload)
         assert self._request is not None
-        profile = _profile_of(token_response)
-        uri = self._request.origin + self.config.authz_info_path
-        if profile == AceProfile.COAP_DTLS:  # RFC 9202 §3.3: the token itself, application/cwt
-            assert isinstance(token_response.cnf, CoseKeyCnf)
-            self._pending = (token_response, dtls.channel_from_key(token_response.cnf.key))
-            self._state = "authz-info"
-            return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
-        if profile == AceProfile.COAP_EDHOC_OSCORE:  # the token, then EDHOC with the RS's credential
-            assert isinstance(token_response.rs_cnf, CoseKeyCnf)
-            rs_key = edhoc.check_credential(token_response.rs_cnf.key, "RS credential (rs_cnf)")
-            self._pending = (token_response, edhoc.EdhocChannel(rs_key))
-            self._state = "authz-info"
-            return SendAuthzInfo(uri, token_response.access_token, ContentFormat.CWT)
-        assert isinstance(token_response.cnf, OscoreCnf)
-        id_limit = oscore.validate_material(token_response.cnf.material)
-        nonce1, my_id = self.rng(oscore.NONCE_LEN), self._ids.allocate(max_len=id_limit)
-        self._pending = (token_response, (nonce1, my_id))
-        self._state = "authz-info"
-        payload = AuthzInfoRequest(access_token=token_response.access_token, nonce1=nonce1,
-                                   ace_client_recipientid=my_id).encode()
-        return SendAuthzInfo(uri, payload)
+        # what follows the token is the profile's: the POST /authz-info, then a channel from the answer
+        step = _profile_of(token_response).authz_info(token_response, ids=self._ids, rng=self.rng)
+        self._pending = (token_response, step.pending)
+        self._state = State.AUTHZ_INFO
+        return SendAuthzInfo(self._request.origin + self.config.authz_info_path, step.payload, step.content_format)
 
     def _after_authz(self, response: Response) -> Action:
         assert self._pending is not None and self._request is not None
-        token_response, channel = self._pending
+        token_response, pending = self._pending
         self._pending = None
-        my_id = channel[1] if isinstance(channel, tuple) else None  # OSCORE profile only
         if response.code != (2, 1):
-            if my_id is not None:
-                self._ids.release(my_id)
+            pending.abandon()
             return self._fail("authz-info", _rs_refused(self._request.origin, self.config.authz_info_path, response),
                               response)
-        context: OscoreContextParams | DtlsChannel | edhoc.EdhocChannel = (
-            self._derive(token_response, response, *channel) if isinstance(channel, tuple) else channel)
+        context = pending.established(response.payload)
         self.drop_session(self._request.origin)
         expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
         audience, first_hints = self._asked or (None, False)
@@ -308,21 +292,8 @@ class ClientFlow:
         if first_hints and audience is not None:  # trust on first use: pinned once the RS proves it (below)
             self._remember_unconfirmed(normalize_origin(session.origin), audience)
         self.sessions[session.origin] = session
-        self._state = "protected"
+        self._state = State.PROTECTED
         return SendResource(self._request, session)
-
-    def _derive(self, token_response: AccessTokenResponse, response: Response, nonce1: bytes,
-                my_id: bytes) -> OscoreContextParams:
-        assert isinstance(token_response.cnf, OscoreCnf)
-        try:  # RFC 9203 §4.2: equal IDs or a missing parameter: MUST NOT derive a context
-            answer = AuthzInfoResponse.decode(response.payload)
-            params = oscore.derive(token_response.cnf.material, nonce1=nonce1, nonce2=answer.nonce2,
-                                   sender_id=answer.ace_server_recipientid, recipient_id=my_id)
-            oscore.check_nonce(answer.nonce2, "nonce2")
-        except RemoteError:
-            self._ids.release(my_id)
-            raise
-        return params
 
     def _after_protected(self, response: Response) -> Action:
         assert self._request is not None
@@ -359,12 +330,12 @@ class ClientFlow:
         del self._unconfirmed[origin]
 
     def _done(self, response: Response, session: Session | None) -> Action:
-        self._state = "idle"
+        self._state = State.IDLE
         return Done(response, session)
 
     def _fail(self, step: str, error: str, response: Response | None = None,
               error_response: ErrorResponse | None = None) -> Action:
-        self._state, self._pending = "idle", None
+        self._state, self._pending = State.IDLE, None
         return Failed(step, error, response, error_response)
 
 
@@ -395,20 +366,19 @@ def _error_map(response: Response) -> ErrorResponse | None:
         return None
 
 
-__all__ = ["Action", "ClientConfig", "ClientFlow", "Done", "Failed", "ResourceRequest", "Response",
-           "SendAuthzInfo", "SendResource", "SendTokenRequest", "Session"]
-
-
-def _profile_of(response: AccessTokenResponse) -> int:
-    """The profile the AS chose; absent (RFC 9200 §5.8.2: the client knows), it follows from cnf."""
-    profile = response.ace_profile
-    if profile is None:
-        profile = (AceProfile.COAP_DTLS if isinstance(response.cnf, CoseKeyCnf) else
-                   AceProfile.COAP_EDHOC_OSCORE if response.cnf is None and isinstance(response.rs_cnf, CoseKeyCnf)
-                   else AceProfile.COAP_OSCORE)
-    usable = {AceProfile.COAP_OSCORE: isinstance(response.cnf, OscoreCnf),
-              AceProfile.COAP_DTLS: isinstance(response.cnf, CoseKeyCnf),
-              AceProfile.COAP_EDHOC_OSCORE: isinstance(response.rs_cnf, CoseKeyCnf)}
-    if usable.get(profile):  # type: ignore[call-overload]
+def _profile_of(response: AccessTokenResponse) -> Profile:
+    """The profile the AS chose; absent (RFC 9200 §5.8.2: the client knows), it follows from cnf
+    (RFC 9203's when nothing else does)."""
+    number = response.ace_profile
+    if number is None:
+        profile: Profile | None = next((p for p in PROFILES.values() if p.implied_by(response)), oscore.PROFILE)
+    else:
+        profile = PROFILES.get(number)
+    if profile is not None and profile.fits(response):
         return profile
-    raise DecodeError(f"token response: profile {profile} with a cnf this client cannot use")
+    shown = number if number is not None or profile is None else profile.number
+    raise DecodeError(f"token response: profile {shown} with a cnf this client cannot use")
+
+
+__all__ = ["Action", "ClientConfig", "ClientFlow", "Done", "Failed", "ResourceRequest", "Response",
+           "SendAuthzInfo", "SendResource", "SendTokenRequest", "Session", "State"]

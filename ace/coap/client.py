@@ -35,16 +35,13 @@ from ace.client.flow import (
     SendAuthzInfo,
     SendResource,
     SendTokenRequest,
-    Session,
 )
-from ace.coap import contexts, dtls, edhoc
-from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
+from ace.coap import contexts, dtls
+from ace.coap.client_channels import CLIENT_CHANNELS, ClientChannel, Handshake
+from ace.coap.oscore_context import SequenceNumberStore
 from ace.coap.render import pair_of
 from ace.coap.tap import MessageTap
 from ace.coap.trl import TrlObserver
-from ace.errors import ConfigError
-from ace.profiles.dtls import DtlsChannel
-from ace.profiles.edhoc import EdhocChannel
 from ace.store.base import DtlsPsk
 from ace.tokens.oscore_params import OscoreContextParams
 
@@ -120,22 +117,20 @@ class ClientRunner:
         self.retry_notice = RETRY_NOTICE
         self.dtls_port_offset = dtls_port_offset
         self.context: Any = None
-        self._rs_contexts: dict[str, tuple[int, MemoryOscoreContext]] = {}
+        # how a session's channel protects a request (``ace.coap.client_channels``), by profile number
+        self.channels: dict[int, ClientChannel] = {n: make(self) for n, make in CLIENT_CHANNELS.items()}
         self._as_security: Any = None  # the OSCORE context or DTLS credentials for the AS
         self._as_origin = ""
         self._lock = asyncio.Lock()  # the flow has one request in flight
         self._dtls_sessions: dict[str, Any] = {}
-        self._edhoc: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}  # per RS origin, per session
         self.trl: TrlObserver | None = None  # observes the AS's TRL (RFC 9770) when configured
         self.tap = MessageTap() if observer is not None else None  # whole-message sizes for the trace
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.2): sessions with a revoked token are dropped, never used again."""
         for origin in self.flow.drop_revoked(hashes):
-            known = self._rs_contexts.pop(origin, None)
-            if known is not None:
-                known[1].invalidate()
-            self._edhoc.pop(origin, None)
+            for channel in self.channels.values():
+                channel.forget(origin)
             log.info("dropped the session with %s: its token was revoked", origin)
 
     async def start(self) -> None:
@@ -157,7 +152,8 @@ class ClientRunner:
     async def stop(self) -> None:
         """Shut the CoAP context down and release the sequence-number store (it is ours)."""
         self._dtls_sessions.clear()
-        self._edhoc.clear()
+        for channel in self.channels.values():
+            channel.close()
         if self.trl is not None:
             await self.trl.stop()
         if self.context is not None:
@@ -196,15 +192,9 @@ class ClientRunner:
         if session is None:
             return await self._send("resource", req.method, self.plain_uri(req.uri), req.payload,
                                     req.content_format, PLAIN)
-        if isinstance(session.context, EdhocChannel):  # EDHOC (then OSCORE) with the RS's credential
-            return await self._send("resource (EDHOC)", req.method, req.uri, req.payload, req.content_format,
-                                    self._edhoc_session(session))
-        if isinstance(session.context, DtlsChannel):  # RFC 9202: the same request over DTLS with the PSK
-            uri = self.secure_uri(req.uri)
-            return await self._send("resource (DTLS)", req.method, uri, req.payload, req.content_format,
-                                    self._dtls_credentials(session.context))
-        return await self._send("resource (protected)", req.method, req.uri, req.payload, req.content_format,
-                                self._rs_context(session))
+        route = self.channels[session.context.profile].route(session, req.uri)  # as the session's profile says
+        return await self._send(route.step, req.method, route.uri, req.payload, req.content_format, route.security,
+                                route.handshake)
 
     def plain_uri(self, uri: str) -> str:
         """coaps://h:p/x -> coap://h:(p - offset)/x: where the RS takes unprotected requests."""
@@ -219,37 +209,6 @@ class ClientRunner:
         if parts.scheme != "coap":
             return uri
         return urlunsplit(("coaps", _with_port(parts, (parts.port or 5683) + self.dtls_port_offset), *parts[2:]))
-
-    def _dtls_credentials(self, channel: DtlsChannel) -> Any:
-        try:  # checks the limits: identity ≤ 32 bytes without 0x00, key ≤ 16 bytes
-            return dtls.dtls_client_credentials(channel.key, channel.identity)
-        except ValueError as exc:
-            raise ConfigError(f"this DTLS client cannot use that PoP key: {exc}") from None
-
-    def _edhoc_session(self, session: Session) -> edhoc.ClientEdhoc:
-        known = self._edhoc.get(session.origin)
-        if known is not None and known[0] == session.id:
-            return known[1]
-        own = self.flow.config.edhoc_key
-        if own is None:
-            raise ConfigError("the EDHOC profile needs the client's own key (edhoc_key)")
-        assert isinstance(session.context, EdhocChannel)
-        parts = urlsplit(session.origin)
-        client = edhoc.ClientEdhoc.install(self.context, parts.hostname or "", parts.port, own,
-                                           session.context.peer_key)
-        self._edhoc[session.origin] = (session.id, client)
-        return client
-
-    def _rs_context(self, session: Session) -> MemoryOscoreContext:
-        known = self._rs_contexts.get(session.origin)
-        if known is not None and known[0] == session.id:
-            return known[1]
-        if known is not None:  # a new session with this RS: the old context is never used again
-            known[1].invalidate()
-        assert isinstance(session.context, OscoreContextParams)
-        ctx = contexts.from_params(session.context, claims=[session.origin])
-        self._rs_contexts[session.origin] = (session.id, ctx)
-        return ctx
 
     async def _answer(self, msg: aiocoap.Message, method: str, uri: str) -> Any:
         """The response to ``msg`` within ``timeout``; ``on_wait`` hears once if it is late."""
@@ -285,22 +244,21 @@ class ClientRunner:
         return msg
 
     async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
-                    security: Any) -> Response:
+                    security: Any, handshake: Handshake | None = None) -> Response:
         """Send one request; ``security``: an OSCORE context or DTLS credentials for the origin,
-        PLAIN, or None (as configured)."""
+        PLAIN, or None (as configured, or as ``handshake`` installed under the origin)."""
         msg = self._message(method, uri, payload, content_format)
         full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
         creds = self.context.client_credentials
-        edhoc_session = security if isinstance(security, edhoc.ClientEdhoc) else None
         if isinstance(security, _Plain):
             creds[full] = PLAIN  # more specific than "origin/*": this one goes unprotected
-        elif edhoc_session is not None:
+        elif handshake is not None:
             creds.pop(full, None)  # its credentials (or pinned context) sit under the origin already
         elif security is not None:
             creds.pop(full, None)
             creds[origin_of(full) + "/*"] = security
         protected = not isinstance(security, _Plain)
-        pinned = edhoc_session is not None and edhoc_session.pinned  # a context the RS may have lost
+        pinned = handshake is not None and handshake.pinned  # a context the RS may have lost
         retry = False
         started, mark = time.monotonic(), self.tap.count if self.tap is not None else 0
         try:
@@ -311,20 +269,20 @@ class ClientRunner:
                 echoed.opt.echo = raw.opt.echo
                 raw = await self._answer(echoed, method, uri)
             response = Response(pair_of(raw.code), raw.payload, raw.opt.content_format)
-            if edhoc_session is not None:
+            if handshake is not None:
                 # aiocoap runs EDHOC on every request unless the derived context is pinned
                 if raw.code == aiocoap.UNAUTHORIZED:
-                    edhoc_session.reset()
+                    handshake.reset()
                 else:
-                    edhoc_session.pin(raw)
+                    handshake.pin(raw)
             if origin_of(full).startswith("coaps:"):
                 # aiocoap keeps DTLS sessions in a weak pool: without a reference each request
                 # may cost a new handshake. One session per origin stays pinned while we use it.
                 self._dtls_sessions[origin_of(full)] = raw.remote
         except oscore.NotAProtectedMessage as exc:  # e.g. 4.01 "Security context not found"
             plain = exc.plain_message
-            if edhoc_session is not None:  # the RS lost the context: handshake again next time
-                edhoc_session.reset()
+            if handshake is not None:  # the RS lost the context: handshake again next time
+                handshake.reset()
                 # 4.00: its C_R now names another context; 4.01 goes to the flow (a new token, then EDHOC)
                 retry = pinned and plain.code == aiocoap.BAD_REQUEST
             response = Response(pair_of(plain.code), plain.payload, plain.opt.content_format)
@@ -340,5 +298,5 @@ class ClientRunner:
             self.observer(Exchange(step, method, uri, payload, response, protected, time.monotonic() - started,
                                    *sizes))
         if retry:  # once: the session is unpinned now, so the retry runs EDHOC and is not retried
-            return await self._send(step, method, uri, payload, content_format, security)
+            return await self._send(step, method, uri, payload, content_format, security, handshake)
         return response

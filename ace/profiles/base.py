@@ -13,7 +13,21 @@ same way in ``ace.coap``.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from ace.errors import DecodeError, ErrorCode
+from ace.tokens.cnf import KidCnf
+
+if TYPE_CHECKING:
+    from ace.cbor.messages import AccessTokenResponse
+    from ace.profiles.oscore import RecipientIdPool
+    from ace.store.base import RsRecord
+    from ace.tokens.cnf import Cnf
+    from ace.tokens.keys import CoseKey
+
+Rng = Callable[[int], bytes]
 
 
 class Channel(Protocol):
@@ -23,14 +37,106 @@ class Channel(Protocol):
     profile: ClassVar[int]  # the ACE profile number (RFC 9200 §8.8) whose class handles it
 
 
+@dataclass(frozen=True, slots=True)
+class PopKey:
+    """The PoP key of a first token (AS): the token's cnf, the response's cnf, the key's id."""
+
+    token_cnf: Cnf
+    response_cnf: Cnf | None
+    kid: bytes
+
+
+class PendingChannel(Protocol):
+    """What the client holds between POST /authz-info and the RS's answer (client)."""
+
+    def established(self, answer: bytes) -> Channel:
+        """The channel, from the payload of the RS's 2.01; DecodeError if it cannot be made."""
+        ...
+
+    def abandon(self) -> None:
+        """The RS refused the token: release what was set aside for the channel."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A channel the client knows before the RS answers (DTLS, EDHOC): the 2.01 adds nothing to it."""
+
+    channel: Channel
+
+    def established(self, answer: bytes) -> Channel:
+        return self.channel
+
+    def abandon(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzInfo:
+    """The POST /authz-info the client sends after the token (client), and what it waits for."""
+
+    payload: bytes
+    content_format: int
+    pending: PendingChannel
+
+
+def kid_or_none(req_cnf: Cnf | None) -> Cnf | None:
+    """AS: a req_cnf for a profile whose PoP key the AS makes: none, or the kid of one to keep
+    (RFC 9203 §3.1, RFC 9202 §3.4: an update of access rights); else unsupported_pop_key."""
+    if req_cnf is None or isinstance(req_cnf, KidCnf):
+        return req_cnf
+    raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+
 class Profile(Protocol):
     """One ACE profile, for every role. The role sections are filled by the modules that call them."""
 
     number: int  # ace_profile (RFC 9200 §5.8.4.3, IANA "ACE Profiles")
     name: str  # as the CLI spells it (``--profile``, config files)
+    port_offsets: tuple[int, ...]  # ports an RS listens on beyond its CoAP port, as offsets (DTLS: + 1)
 
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+    secret_pop_key: bool  # a first token's cnf holds a secret: only in tokens encrypted to the RS
+
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+        """The token request's req_cnf checked before any state changes: None (the AS makes the
+        key), a KidCnf (an update of access rights) or a CoseKeyCnf (the client's own key); else
+        DecodeError."""
+        ...
+
+    def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
+        """The PoP key of a first token (``req_cnf`` as ``check_req_cnf`` passed it); ``salt_len`` and
+        ``context_id_len`` shape an OSCORE_Input_Material."""
+        ...
+
+    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+        """What a first token response says of the RS's key (RFC 9201 §3.2: rs_cnf), if anything."""
+        ...
+
+    def implied_by_cnf(self, cnf: Cnf | None) -> bool:
+        """Whether a token's cnf alone names this profile (introspection of a token without ace_profile)."""
+        ...
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+    def req_cnf(self, own_key: CoseKey | None) -> Cnf | None:
+        """What the client's token request carries in req_cnf when it asks for this profile."""
+        ...
+
+    def implied_by(self, response: AccessTokenResponse) -> bool:
+        """Whether a token response without ace_profile is one of this profile (RFC 9200 §5.8.2)."""
+        ...
+
+    def fits(self, response: AccessTokenResponse) -> bool:
+        """Whether a token response of this profile carries what the client needs to go on."""
+        ...
+
+    def authz_info(self, response: AccessTokenResponse, *, ids: RecipientIdPool, rng: Rng) -> AuthzInfo:
+        """The POST /authz-info that follows the token response (``fits``), and what waits for the answer."""
+        ...
+
+    def release(self, channel: Channel, ids: RecipientIdPool) -> None:
+        """The session with ``channel`` is dropped: free what it held (a Recipient ID)."""
+        ...

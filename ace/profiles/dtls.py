@@ -14,9 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ace.cbor.labels import AceProfile
+from ace.cbor.labels import AceProfile, ContentFormat
+from ace.cbor.messages import AccessTokenResponse
 from ace.errors import DecodeError, ErrorCode
-from ace.tokens.keys import CoseKey
+from ace.profiles.base import AuthzInfo, Channel, PopKey, Ready, Rng, kid_or_none
+from ace.profiles.oscore import RecipientIdPool
+from ace.store.base import RsRecord
+from ace.tokens.cnf import Cnf, CoseKeyCnf
+from ace.tokens.keys import CoseKey, symmetric_key
 
 PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
 MAX_IDENTITY = 32  # tinydtls
@@ -68,12 +73,46 @@ class DtlsProfile:
 
     number = int(AceProfile.COAP_DTLS)
     name = "dtls"
+    port_offsets: tuple[int, ...] = (1,)  # coaps: aiocoap's tinydtls server, on the CoAP port + 1
 
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+    secret_pop_key = True  # RFC 8747 §3.3: a symmetric key
+
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+        return kid_or_none(req_cnf)  # no raw public keys here
+
+    def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
+        """RFC 9202 §3.2: a symmetric key, its kid the psk_identity."""
+        key = symmetric_key(rng(PSK_LEN), kid=mint_kid(rng))
+        cnf = CoseKeyCnf(key)
+        return PopKey(cnf, cnf, key.kid or b"")
+
+    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+        return None
+
+    def implied_by_cnf(self, cnf: Cnf | None) -> bool:
+        return isinstance(cnf, CoseKeyCnf) and cnf.key.is_symmetric  # a public key could be EDHOC's
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+    def req_cnf(self, own_key: CoseKey | None) -> Cnf | None:
+        return None
+
+    def implied_by(self, response: AccessTokenResponse) -> bool:
+        return isinstance(response.cnf, CoseKeyCnf)
+
+    def fits(self, response: AccessTokenResponse) -> bool:
+        return isinstance(response.cnf, CoseKeyCnf)
+
+    def authz_info(self, response: AccessTokenResponse, *, ids: RecipientIdPool, rng: Rng) -> AuthzInfo:
+        """RFC 9202 §3.3: the token itself, application/cwt; the PSK and identity from cnf."""
+        assert isinstance(response.cnf, CoseKeyCnf)  # fits
+        return AuthzInfo(response.access_token, ContentFormat.CWT, Ready(channel_from_key(response.cnf.key)))
+
+    def release(self, channel: Channel, ids: RecipientIdPool) -> None:
+        pass
 
 
 PROFILE = DtlsProfile()

@@ -12,12 +12,20 @@ method number is not assigned yet), and the token is POSTed to /authz-info befor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ace.cbor.labels import AceProfile, Curve, KeyType
+from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
+from ace.cbor.messages import AccessTokenResponse
 from ace.errors import DecodeError, ErrorCode
+from ace.profiles.base import AuthzInfo, Channel, PopKey, Ready, Rng
+from ace.profiles.oscore import RecipientIdPool
+from ace.store.base import RsRecord
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.keys import CoseKey
+
+log = logging.getLogger(__name__)
 
 MAX_KID = 16  # bytes; the RS indexes credentials by kid
 LABEL_PREFIX = b"edhoc-kid:"  # binding labels: never a valid OSCORE recipient ID (> 7 bytes)
@@ -59,12 +67,59 @@ class EdhocProfile:
 
     number = int(AceProfile.COAP_EDHOC_OSCORE)
     name = "edhoc"
+    port_offsets: tuple[int, ...] = ()
 
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+    secret_pop_key = False  # the client's public key
+
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+        """§3.1: the client's credential in req_cnf (or, to update its rights, the kid of one it
+        holds a live token for)."""
+        if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
+            log.warning("RS %s offers coap_edhoc_oscore but has no auth_key registered", rs.audience)
+            raise DecodeError("this RS has no EDHOC credential", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        match req_cnf:
+            case CoseKeyCnf(key):
+                check_credential(key, "client's credential")
+                return req_cnf
+            case KidCnf():
+                return req_cnf
+        raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
+                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+    def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
+        """The client's own key, bound as it sent it."""
+        assert isinstance(req_cnf, CoseKeyCnf)  # check_req_cnf (a kid keeps the previous token's key)
+        return PopKey(req_cnf, None, req_cnf.key.kid or b"")
+
+    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+        # RFC 9201 §3.2: the RS's key, for the client to authenticate it
+        return CoseKeyCnf(rs.auth_key) if rs.auth_key is not None else None
+
+    def implied_by_cnf(self, cnf: Cnf | None) -> bool:
+        return False  # a public key fits DTLS RPK and EDHOC alike: the RS decides by how it is used
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+    def req_cnf(self, own_key: CoseKey | None) -> Cnf | None:
+        return CoseKeyCnf(own_key.public()) if own_key is not None else None  # §3.1
+
+    def implied_by(self, response: AccessTokenResponse) -> bool:
+        return response.cnf is None and isinstance(response.rs_cnf, CoseKeyCnf)
+
+    def fits(self, response: AccessTokenResponse) -> bool:
+        return isinstance(response.rs_cnf, CoseKeyCnf)
+
+    def authz_info(self, response: AccessTokenResponse, *, ids: RecipientIdPool, rng: Rng) -> AuthzInfo:
+        """The token (application/cwt), then EDHOC with the RS's credential from rs_cnf."""
+        assert isinstance(response.rs_cnf, CoseKeyCnf)  # fits
+        rs_key = check_credential(response.rs_cnf.key, "RS credential (rs_cnf)")
+        return AuthzInfo(response.access_token, ContentFormat.CWT, Ready(EdhocChannel(rs_key)))
+
+    def release(self, channel: Channel, ids: RecipientIdPool) -> None:
+        pass
 
 
 PROFILE = EdhocProfile()

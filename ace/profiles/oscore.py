@@ -14,17 +14,23 @@ out by a ``RecipientIdPool`` that never gives out an ID a live context still use
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from ace.cbor import codec
-from ace.cbor.labels import AceProfile
-from ace.errors import DecodeError, ErrorCode, IdsExhausted
-from ace.tokens.cnf import OscoreInputMaterial
+from ace.cbor.labels import AceProfile, ContentFormat
+from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest, AuthzInfoResponse
+from ace.errors import DecodeError, ErrorCode, IdsExhausted, RemoteError
+from ace.profiles.base import AuthzInfo, Channel, PopKey, Rng, kid_or_none
+from ace.store.base import RsRecord
+from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
+from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import DEFAULT_ALG, OscoreContextParams
 
 NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
 MIN_NONCE_LEN = 8  # what we accept from a peer
 MAX_NONCE_LEN = 32
+MASTER_SECRET_LEN = 16  # bytes of the ms the AS draws (RFC 9203 §3.2.1)
 MAX_ID_LEN = 7  # RFC 8613 §3.3: nonce length - 6 for the 13-byte nonces of the default AEAD
 _HKDF = {None: "sha256", -10: "sha256", 5: "sha256", -11: "sha512", 7: "sha512"}
 
@@ -168,12 +174,78 @@ class OscoreProfile:
 
     number = int(AceProfile.COAP_OSCORE)
     name = "oscore"
+    port_offsets: tuple[int, ...] = ()
 
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
+    secret_pop_key = True  # RFC 9203 §5: the OSCORE_Input_Material's ms
+
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+        return kid_or_none(req_cnf)
+
+    def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
+        material = OscoreInputMaterial(
+            id=cti, ms=rng(MASTER_SECRET_LEN),  # RFC 9203 §2: id unique among this AS's materials
+            salt=rng(salt_len) if salt_len else None, context_id=rng(context_id_len) if context_id_len else None,
+        )
+        cnf = OscoreCnf(material)  # RFC 9203 §3.2: the same material in the token and the response
+        return PopKey(cnf, cnf, cti)
+
+    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+        return None
+
+    def implied_by_cnf(self, cnf: Cnf | None) -> bool:
+        return isinstance(cnf, OscoreCnf)
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+    def req_cnf(self, own_key: CoseKey | None) -> Cnf | None:
+        return None
+
+    def implied_by(self, response: AccessTokenResponse) -> bool:
+        return isinstance(response.cnf, OscoreCnf)
+
+    def fits(self, response: AccessTokenResponse) -> bool:
+        return isinstance(response.cnf, OscoreCnf)
+
+    def authz_info(self, response: AccessTokenResponse, *, ids: RecipientIdPool, rng: Rng) -> AuthzInfo:
+        """RFC 9203 §4.1: the token with our nonce N1 and Recipient ID, as application/ace+cbor."""
+        assert isinstance(response.cnf, OscoreCnf)  # fits
+        material = response.cnf.material
+        id_limit = validate_material(material)
+        nonce1, my_id = rng(NONCE_LEN), ids.allocate(max_len=id_limit)
+        payload = AuthzInfoRequest(access_token=response.access_token, nonce1=nonce1,
+                                   ace_client_recipientid=my_id).encode()
+        return AuthzInfo(payload, ContentFormat.ACE_CBOR, _Pending(material, nonce1, my_id, ids))
+
+    def release(self, channel: Channel, ids: RecipientIdPool) -> None:
+        assert isinstance(channel, OscoreContextParams)
+        ids.release(channel.recipient_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """The client's half of the context while POST /authz-info is answered (RFC 9203 §4.1)."""
+
+    material: OscoreInputMaterial = field(repr=False)
+    nonce1: bytes
+    my_id: bytes
+    ids: RecipientIdPool = field(repr=False)
+
+    def established(self, answer: bytes) -> OscoreContextParams:
+        try:  # RFC 9203 §4.2: equal IDs or a missing parameter: MUST NOT derive a context
+            got = AuthzInfoResponse.decode(answer)
+            params = derive(self.material, nonce1=self.nonce1, nonce2=got.nonce2,
+                            sender_id=got.ace_server_recipientid, recipient_id=self.my_id)
+            check_nonce(got.nonce2, "nonce2")
+        except RemoteError:
+            self.ids.release(self.my_id)
+            raise
+        return params
+
+    def abandon(self) -> None:
+        self.ids.release(self.my_id)
 
 
 PROFILE = OscoreProfile()

@@ -221,7 +221,7 @@ async def edhoc_get(flow: Flow, key: CoseKey, path: str = "/temp") -> tuple[Repl
 
 
 def pinned_context(runner: ClientRunner, flow: Flow) -> Any:
-    _, session = runner._edhoc[origin(flow)]
+    _, session = runner.channels[AceProfile.COAP_EDHOC_OSCORE].live[origin(flow)]
     ctx = runner.context.client_credentials.get(session.map_key)
     assert isinstance(ctx, EdhocInitiatorContext) and session.pinned
     return ctx
@@ -291,7 +291,7 @@ async def test_full_edhoc_flow_and_context_reuse(flow: Flow, handshakes: Handsha
     assert binding.label == label(b"cA") and b"cA" in flow.rs_server.peers
     (entry,) = responders(flow)
     assert entry.complete and entry.claims == [label(b"cA")]
-    assert client._edhoc[origin(flow)][1].pinned
+    assert client.channels[AceProfile.COAP_EDHOC_OSCORE].live[origin(flow)][1].pinned
 
     flow.exchanges.clear()  # PUT /led with the r_temp token: 4.03 over the pinned context
     refused = await run(client, flow, "PUT", "/led", b"on")
@@ -330,7 +330,8 @@ async def test_wrong_key_gets_no_resource_and_rs_keeps_serving(flow: Flow, hands
     assert all(code != (2, 5) for _, code in codes), codes
     assert codes[0][0] == "resource (EDHOC)" and codes[0][1] in WRONG_KEY_CODES[kid], codes
     assert not (isinstance(got, Done) and got.response.success), got
-    assert not mallory._edhoc[origin(flow)][1].pinned  # nothing to pin: it handshakes anew each time
+    _, attempt = mallory.channels[AceProfile.COAP_EDHOC_OSCORE].live[origin(flow)]
+    assert not attempt.pinned  # nothing to pin: it handshakes anew each time
     assert handshakes.message_1 == 2 and edhoc.kid_of_id_cred(handshakes.lookups[-1]) == kid
     assert [e.claims for e in responders(flow) if e.complete] == [[label(b"cA")]]  # only the legit one
 

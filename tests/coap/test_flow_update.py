@@ -23,7 +23,7 @@ import pytest
 from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
 
 from ace.cbor import codec
-from ace.cbor.labels import Param
+from ace.cbor.labels import AceProfile, Param
 from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.cli import roles
 from ace.client.flow import Done, ResourceRequest
@@ -57,7 +57,7 @@ async def run(client: ClientRunner, flow: Flow, method: str = "GET", path: str =
 
 def rs_context(client: ClientRunner, flow: Flow) -> MemoryOscoreContext:
     """The OSCORE context the runner derived for its session with the RS."""
-    (_, ctx), = client._rs_contexts.values()
+    (_, ctx), = client.channels[AceProfile.COAP_OSCORE].live.values()
     return ctx
 
 

@@ -119,7 +119,7 @@ async def run_flow(directory: Path, profile: str) -> dict[str, bytes]:
         found["access token"] = response.access_token
         if isinstance(response.cnf, OscoreCnf):
             found["OSCORE_Input_Material ms"] = response.cnf.material.ms
-            for _, ctx in client._rs_contexts.values():
+            for _, ctx in client.channels[AceProfile.COAP_OSCORE].live.values():
                 found.update(context_keys("client->RS", ctx))
             for ctx in rs_server.index:
                 found.update(context_keys(f"RS<-{ctx.recipient_id.hex()}", ctx))

@@ -65,7 +65,7 @@ async def get_temp(runner: ClientRunner, flow: Flow) -> Done:
 
 
 def session_of(runner: ClientRunner, flow: Flow) -> edhoc.ClientEdhoc:
-    return runner._edhoc[flow.rs_uri][1]
+    return runner.channels[AceProfile.COAP_EDHOC_OSCORE].live[flow.rs_uri][1]
 
 
 def responders(flow: Flow) -> list[edhoc.ResponderEntry]:

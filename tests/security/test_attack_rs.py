@@ -225,7 +225,7 @@ async def test_update_over_oscore_moves_the_context_end(tmp_path: Path) -> None:
         assert session is not None
         core = flow.rs_server.core
         [old] = list(core.bindings)
-        (_, rs_ctx), = runner._rs_contexts.values()
+        (_, rs_ctx), = runner.channels[AceProfile.COAP_OSCORE].live.values()
         assert isinstance(rs_ctx, MemoryOscoreContext)
         claims = AccessTokenClaims(aud="rs1", sub="clientA", exp=int(time.time()) + 7200, cti=secrets.token_bytes(4),
                                    scope="r_temp", cnf=KidCnf(old.pop_id))
