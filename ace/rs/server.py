@@ -148,11 +148,10 @@ class ResourceServer:
         profile = self._request_form if request is not None else self._bare_profile(claims.cnf)
         pop = profile.rs_pop(claims.cnf, request, self._live_channel)
         scope = self.scopes.usable(claims.scope)
-        # RFC 9203 §2, §5, §6: a channel from a token for the same PoP key or for the same client
-        # (sub) replaces the old one
         client_key = tok.client_key(claims.sub, pop.client)
         if pop.label is not None and (same := self._rebind(pop.label, client_key, claims)) is not None:
             return AuthzInfoOutcome(b"", same, False, [])  # the same token (cti), however encoded: no change
+        # RFC 9203 §2, §5, §6: a token for the same PoP key or the same client (sub) replaces the old one
         dropped, later = self._supersede(client_key, claims, len(token), also=pop.label)
         opened = pop.open(self.ids, self.rng)
         binding = Binding(label=opened.label, token_hash=token_hash, claims=claims, scope=scope,

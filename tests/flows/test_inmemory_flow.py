@@ -303,6 +303,8 @@ def test_a_new_token_for_the_same_client_replaces_its_context() -> None:
                             rng=random.Random(78).randbytes)  # the same client, restarted
     assert isinstance(world.run("GET", "/temp"), Done)
     assert len(world.rs.bindings) == 1
+    # the old binding was in use: it went on the new one's first use (authorize), its context too
+    assert list(world.installed) == [b.label for b in world.rs.bindings]
     world.flow = old_flow  # the old session's context is gone at the RS
     seen = len(world.trace)
     stale = world.run("GET", "/temp")
