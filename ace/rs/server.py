@@ -65,7 +65,7 @@ class AuthzInfoOutcome:
     dropped: list[Binding]  # bindings whose channels the I/O layer must remove now
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every authorized request, and frozen costs ~0.3 µs more
 class Access:
     """``authorize``'s yes: the binding that allows the request, and the bindings its first use
     replaced (their channels go now)."""
