@@ -9,9 +9,9 @@ buffers: a larger one, announced by Size1 or shown by a Block1 block, is refused
 Size1 (RFC 7252 §5.9.2.9, RFC 7959 §2.9.3); aiocoap's own bound (``BoundedBody``, 4352
 bytes) stays underneath. For a protected request the bound applies to the plaintext the
 handlers see. ``no_clock`` models a node without a real-time clock: its clock counts from
-boot, so exp cannot be judged, and a token without exi (RFC 9200 §5.10.3) is refused 4.00.
-Not done yet: the cnonce round trip such a node also needs (§5.10.3: creation hints with a
-cnonce, checked on the token) comes with the token-lifecycle work.
+boot, so exp cannot be judged, and a token without exi (RFC 9200 §5.10.3) is refused 4.00
+(``RsConfig.require_exi``). ``cnonce`` turns on the other freshness check of §5.10.3: creation
+hints carry a cnonce the token must echo (``RsConfig.cnonce``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ import aiocoap.resource
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import ScopeMeaning, method_bit
 from ace.coap.rs_server import AuthzInfoResource, Handler, ProtectedResource, RsServer
-from ace.errors import DecodeError
 from ace.rs.server import ResourceServer, RsConfig
-from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KeyLookup, KeyRing
 from ace.tokens.keys import CoseKey
 
@@ -84,20 +82,6 @@ def table_routes(table: Sequence[Resource]) -> dict[str, dict[str, Handler]]:
     if len(set(paths)) != len(paths):
         raise ValueError("resource table paths must be distinct")
     return {r.path: {m.upper(): r.handler for m in r.methods} for r in table}
-
-
-class NodeCore(ResourceServer):
-    """The RS core with the node's clock rule: no real-time clock → exi is mandatory."""
-
-    def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float], no_clock: bool) -> None:
-        super().__init__(config, keys, clock=clock)
-        self.no_clock = no_clock
-
-    def _verify(self, token: bytes, h: bytes, **kwargs: Any) -> AccessTokenClaims:
-        claims = super()._verify(token, h, **kwargs)
-        if self.no_clock and claims.exi is None:  # RFC 9200 §5.10.3: without a clock, exi bounds the token
-            raise DecodeError("this node has no real-time clock: the token must carry exi")
-        return claims
 
 
 def _too_large(request: aiocoap.Message, limit: int) -> bool:
@@ -170,15 +154,17 @@ class Node:
     profiles: tuple[int, ...] = (AceProfile.COAP_OSCORE,)
     scope_meaning: ScopeMeaning = field(default_factory=dict)
     hint_scope: str | bytes | None = None
+    cnonce: bool = False  # creation hints carry a cnonce the token must echo (RFC 9200 §5.3.1)
     clock: Callable[[], float] | None = None  # default: time.time, or time since boot without a clock
-    core: NodeCore = field(init=False, repr=False)
+    core: ResourceServer = field(init=False, repr=False)
     server: NodeServer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         clock = self.clock or (_since_boot() if self.budget.no_clock else time.time)
         config = RsConfig(audience=self.audience, as_uri=self.as_uri, scope_meaning=self.scope_meaning,
-                          hint_scope=self.hint_scope, max_tokens=self.budget.token_slots, profiles=self.profiles)
-        self.core = NodeCore(config, self.token_keys, clock=clock, no_clock=self.budget.no_clock)
+                          hint_scope=self.hint_scope, max_tokens=self.budget.token_slots, profiles=self.profiles,
+                          cnonce=self.cnonce, require_exi=self.budget.no_clock)
+        self.core = ResourceServer(config, self.token_keys, clock=clock)
         self.server = NodeServer(self.core, bind=(self.host, self.port), resources=table_routes(self.table),
                                  max_message_size=self.budget.max_message_size)
 

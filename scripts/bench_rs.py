@@ -118,7 +118,7 @@ def _post_all(core: ResourceServer, requests: list[tuple[bytes, int]]) -> None:
 
 def _install_all(core: ResourceServer, server: RsServer) -> None:
     for binding in core.bindings:  # what AuthzInfoResource.render_post does after the core's 2.01
-        server.install(binding, core.take_dropped())
+        server.install(binding, ())
 
 
 def bench_profile(profile: str, n: int) -> dict[str, Any]:

@@ -1,18 +1,20 @@
-"""The RS on CoAP with the OSCORE profile: /authz-info and protected resources.
+"""The RS on CoAP: /authz-info and protected resources, for every profile the core offers.
 
-POST /authz-info (unprotected, RFC 9203 §4.1) hands the payload to the core and installs the
-derived OSCORE context in a ``ContextIndex``; the context carries the binding label as its
-authenticated claim. Protected resources ask the core for a decision with the label of the
-context that protected the request (RFC 9200 §5.10.2) and render its refusal: 4.01 with AS
-Request Creation Hints, 4.03, 4.05. A sweeper task drops contexts of expired tokens. A reference
-token (or any, with ``introspect``) is introspected at the AS first (``RsServer.authz_info``).
+POST /authz-info hands the payload to the core and installs the channel of the binding it made
+(through the installer of the channel's profile, ``ace.coap.rs_channels``: an OSCORE context, a
+DTLS PSK, an EDHOC credential); the channel carries the binding label as its authenticated claim.
+Protected resources ask the core for a decision with the label of the channel that protected the
+request (RFC 9200 §5.10.2) and render its refusal: 4.01 with AS Request Creation Hints, 4.03, 4.05.
+The channels of every binding the core reports dropped go at once; a sweeper task drops those of
+expired tokens. A reference token (or any, with ``introspect``) is introspected at the AS first
+(``RsServer.authz_info``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiocoap
@@ -20,8 +22,7 @@ import aiocoap.resource
 from aiocoap import oscore
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
-from ace.cbor.labels import AceProfile
-from ace.coap import contexts, dtls, edhoc
+from ace.coap import contexts, dtls, edhoc, rs_channels
 from ace.coap.boundary import refusing
 from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
@@ -30,20 +31,15 @@ from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
 from ace.errors import ServiceUnavailable, TokenRefused
-from ace.profiles.dtls import DtlsChannel
-from ace.profiles.edhoc import LABEL_PREFIX as EDHOC_LABEL_PREFIX
-from ace.profiles.edhoc import EdhocChannel
+from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
-from ace.rs.server import AuthzInfoOutcome, ResourceServer
+from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
-from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
 SWEEP_SECONDS = 5.0
-SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session go out first
-EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
 class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
@@ -59,7 +55,7 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         channel = label_of(request)
         outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
                                                source=source_of(request.remote))
-        self.server.install(outcome.binding, self.server.core.take_dropped())
+        self.server.install(outcome.binding, outcome.dropped)
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
         return ace_message((2, 1), outcome.payload)
@@ -75,11 +71,7 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
     @refusing(log, level=logging.INFO, limited=False)
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         method = request.code.name
-        try:
-            binding = self.server.core.authorize(label_of(request), self.path, method)
-        finally:  # expired, or replaced now that a successor was used: their channels go
-            for gone in self.server.core.take_dropped():
-                self.server.uninstall(gone)
+        binding = self.server.authorize(label_of(request), self.path, method)
         handler = self.handlers.get(method)
         if handler is None:
             return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
@@ -137,13 +129,13 @@ class RsServer:
         self.credentials = edhoc.EdhocCredentialsMap()
         self.index = contexts.ContextIndex()
         self.psks = dtls.PskIndex()
-        self._psk_labels: dict[bytes, bytes] = {}  # binding label -> psk_identity
         self.context: Any = None
         self.coaps_port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.trl: TrlLink | None = None  # observes the AS's TRL (RFC 9770) when configured
         self.introspector: IntrospectionClient | None = None  # asks the AS about tokens (RFC 9200 §5.9)
         self._introspecting: set[str] = set()  # peers with an introspection in flight
+        self.channels = rs_channels.installers(self)  # by profile number
 
     async def authz_info(self, payload: bytes, content_format: int | None,
                          channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
@@ -151,102 +143,52 @@ class RsServer:
         (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
         introspection in flight per peer (address or IPv6 /64): one sender cannot take every slot
         of the AS link."""
+        outcome = self.core.authz_info(payload, content_format, channel_label=channel)
+        if not isinstance(outcome, NeedsIntrospection):
+            return outcome
+        if self.introspector is None:
+            raise TokenRefused("this RS cannot introspect tokens")
+        if source in self._introspecting:
+            raise ServiceUnavailable("an introspection for this peer is in flight")
+        self._introspecting.add(source)
         try:
-            return self.core.authz_info(payload, content_format, channel_label=channel)
-        except NeedsIntrospection as need:
-            if self.introspector is None:
-                raise TokenRefused("this RS cannot introspect tokens") from None
-            if source in self._introspecting:
-                raise ServiceUnavailable("an introspection for this peer is in flight") from None
-            self._introspecting.add(source)
-            try:
-                code, answer = await self.introspector.introspect(need.payload)
-            finally:
-                self._introspecting.discard(source)
-            self.core.introspected(need.token, code, answer)
+            code, answer = await self.introspector.introspect(outcome.payload)
+        finally:
+            self._introspecting.discard(source)
+        return self.core.resume(outcome, code, answer)
+
+    def authorize(self, label: bytes | None, path: str, method: str) -> Binding:
+        """The core's decision; the channels of what it dropped go now (an expired binding, or those
+        a successor replaced on its first use)."""
         try:
-            return self.core.authz_info(payload, content_format, channel_label=channel)
-        except NeedsIntrospection:  # the answer is cached: only if it was dropped meanwhile
-            raise ServiceUnavailable("introspection raced") from None
+            access: Access = self.core.authorize(label, path, method)
+        except AccessDenied as exc:
+            self.uninstall_all(exc.dropped)
+            raise
+        self.uninstall_all(access.dropped)
+        return access.binding
 
     def revoked(self, hashes: list[bytes]) -> None:
         """The AS's TRL (RFC 9770 §11.1): revoked tokens lose their bindings and channels now."""
-        self.core.revoke(hashes)
-        for gone in self.core.take_dropped():
-            self.uninstall(gone)
+        self.uninstall_all(self.core.revoke(hashes))
 
-    @property
-    def offers_dtls(self) -> bool:
-        return AceProfile.COAP_DTLS in self.core.config.profiles
-
-    def install(self, binding: Binding, dropped: list[Binding]) -> None:
-        for gone in dropped:
-            self.uninstall(gone)
-        params = binding.context
-        if isinstance(params, DtlsChannel):  # the client's handshake finds the PSK by its kid
-            if params.identity not in self.psks:
-                self.psks.add(params.identity, params.key, binding.label)
-                self._psk_labels[binding.label] = params.identity
-        elif isinstance(params, EdhocChannel):  # the client's EDHOC run finds its credential by kid
-            if params.kid not in self.peers:
-                self.peers.add(params.peer_key, binding.label)
-        else:
-            ctx = self.index.exact(binding.label, params.id_context)
-            if ctx is None:
-                self.index.add(contexts.from_params(params, claims=[binding.label], expires_at=binding.expires_at,
-                                                    clock=self.core.clock))
-            else:  # new rights over the same context (RFC 9203 §4.1): it ends with the new token
-                ctx.expires_at = binding.expires_at
+    def install(self, binding: Binding, dropped: Iterable[Binding]) -> None:
+        self.uninstall_all(dropped)
+        self.channels[binding.context.profile].install(binding)
 
     def uninstall(self, binding: Binding) -> None:
-        self._uninstall(binding.label, binding.context)
+        self.channels[binding.context.profile].uninstall(binding.label, binding.context)
 
-    def _uninstall(self, label: bytes, params: OscoreContextParams | DtlsChannel | EdhocChannel) -> None:
-        if isinstance(params, EdhocChannel):
-            self._forget_edhoc(label, params.kid)
-        elif isinstance(params, DtlsChannel):
-            self._forget_psk(label, params.identity)
-        else:
-            self.index.remove(label, params.id_context)
-
-    def _forget_edhoc(self, label: bytes, kid: bytes) -> None:
-        """The client's credential and every OSCORE context EDHOC made with it."""
-        self.peers.remove(kid)
-        self.credentials.forget_label(label)
-
-    def _forget_psk(self, label: bytes, identity: bytes) -> None:
-        self.psks.remove(identity)
-        self._psk_labels.pop(label, None)
-        if self.context is not None:  # a live session must not outlive its token ...
-            self._drop_sessions_soon(label)
-
-    def _drop_sessions_soon(self, label: bytes) -> None:
-        """... but the answer to the request that found the token gone (4.01) must leave first."""
-        def drop() -> None:
-            if self.context is not None:
-                dtls.drop_sessions(self.context, label)
-        try:
-            asyncio.get_running_loop().call_later(SESSION_DROP_DELAY, drop)
-        except RuntimeError:  # no loop running (tests calling in directly)
-            drop()
+    def uninstall_all(self, bindings: Iterable[Binding]) -> None:
+        for binding in bindings:
+            self.uninstall(binding)
 
     def reconcile(self) -> int:
         """Drop channels whose binding is gone (expired, superseded); returns how many."""
-        gone = self.core.sweep() + self.core.take_dropped()
-        for binding in gone:
-            self.uninstall(binding)
+        gone = self.core.sweep()
+        self.uninstall_all(gone)
         live = self.core.live_labels()
-        stale = [c for c in self.index if c.recipient_id not in live]
-        for ctx in stale:
-            self.index.remove(ctx.recipient_id, ctx.id_context)
-        stale_psk = [(label, ident) for label, ident in self._psk_labels.items() if label not in live]
-        for label, ident in stale_psk:
-            self._forget_psk(label, ident)
-        stale_peers = [label for label in self.peers.labels() if isinstance(label, bytes) and label not in live]
-        for label in stale_peers:
-            self._forget_edhoc(label, label.removeprefix(EDHOC_LABEL_PREFIX))
-        self.credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
-        return len(stale) + len(gone) + len(stale_psk) + len(stale_peers)
+        return len(gone) + sum(channels.reconcile(live) for channels in self.channels.values())
 
     async def _sweep(self) -> None:
         while True:
@@ -268,22 +210,16 @@ class RsServer:
         return site
 
     async def start(self) -> None:
-        credentials = self.credentials
-        credentials[":tokens"] = self.index
-        credentials[":psk"] = self.psks
-        credentials[":edhoc-peers"] = self.peers
-        if self.edhoc_key is not None and AceProfile.COAP_EDHOC_OSCORE in self.core.config.profiles:
-            edhoc.install_server_identity(credentials, self.edhoc_key, [edhoc.edhoc_origin(*self.bind)])
-            # one identifier space: OSCORE recipient ids never collide with a live EDHOC C_R
-            credentials.share_ids(self.core.ids, live=lambda label: isinstance(label, bytes)
-                                  and self.core.bindings.get(label) is not None)
-        site = AmplificationGuard(_EdhocSafeSite(self.site(), credentials))  # RFC 7252 §11.3
-        if self.offers_dtls:
-            self.context = await dtls.create_server(site, self.bind, credentials, extra_transports=["oscore"])
-            self.coaps_port = dtls.coaps_port(self.context)
-        else:
+        offered = set(self.core.config.profiles)
+        for channels in self.channels.values():
+            channels.start(channels.profile in offered)
+        site = AmplificationGuard(_EdhocSafeSite(self.site(), self.credentials))  # RFC 7252 §11.3
+        for channels in self.channels.values():  # a profile with a transport of its own (DTLS)
+            if self.context is None and channels.profile in offered:
+                self.context = await channels.serve(site)
+        if self.context is None:
             self.context = await aiocoap.Context.create_server_context(
-                site, bind=self.bind, transports=["oscore", "udp6"], server_credentials=credentials)
+                site, bind=self.bind, transports=["oscore", "udp6"], server_credentials=self.credentials)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         if self.trl is not None:
             await self.trl.start()

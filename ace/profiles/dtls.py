@@ -10,18 +10,22 @@ variant that sends the whole token as psk_identity cannot fit 32 bytes and is no
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import AccessTokenResponse
 from ace.errors import DecodeError, ErrorCode
-from ace.profiles.base import AuthzInfo, Channel, PopKey, Ready, Rng, kid_or_none
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, kid_or_none
 from ace.profiles.oscore import RecipientIdPool
 from ace.store.base import RsRecord
 from ace.tokens.cnf import Cnf, CoseKeyCnf
 from ace.tokens.keys import CoseKey, symmetric_key
+
+if TYPE_CHECKING:
+    from ace.cbor.messages import AuthzInfoRequest
 
 PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
 MAX_IDENTITY = 32  # tinydtls
@@ -94,6 +98,28 @@ class DtlsProfile:
         return isinstance(cnf, CoseKeyCnf) and cnf.key.is_symmetric  # a public key could be EDHOC's
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    bare_token = True  # RFC 9202 §3.3: the token itself
+
+    def rs_refusal(self) -> DecodeError:
+        return DecodeError("this RS does not offer the DTLS profile")
+
+    def rs_takes(self, cnf: Cnf | None) -> bool:
+        return isinstance(cnf, CoseKeyCnf) and cnf.key.is_symmetric
+
+    def rs_check_request(self, request: AuthzInfoRequest) -> None:
+        pass  # no request map: the token itself
+
+    def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
+               live: Callable[[bytes], Channel | None]) -> KeyedPop:
+        if not isinstance(cnf, CoseKeyCnf):
+            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        channel = channel_from_key(cnf.key)
+        return KeyedPop(channel, channel.label, channel.identity)
+
+    def rs_same_key(self, cnf: Cnf, channel: Channel) -> bool:
+        return (isinstance(cnf, CoseKeyCnf) and isinstance(channel, DtlsChannel) and cnf.key.kid == channel.identity
+                and hmac.compare_digest(cnf.key.k or b"", channel.key))
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
 

@@ -13,17 +13,21 @@ method number is not assigned yet), and the token is POSTed to /authz-info befor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
 from ace.cbor.messages import AccessTokenResponse
-from ace.errors import DecodeError, ErrorCode
-from ace.profiles.base import AuthzInfo, Channel, PopKey, Ready, Rng
+from ace.errors import DecodeError, ErrorCode, TokenRefused
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng
 from ace.profiles.oscore import RecipientIdPool
 from ace.store.base import RsRecord
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.keys import CoseKey
+
+if TYPE_CHECKING:
+    from ace.cbor.messages import AuthzInfoRequest
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,30 @@ class EdhocProfile:
         return False  # a public key fits DTLS RPK and EDHOC alike: the RS decides by how it is used
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    bare_token = True  # the token before the handshake, as in the DTLS profile (see the module docstring)
+
+    def rs_refusal(self) -> DecodeError:
+        return DecodeError("this RS does not offer the EDHOC profile", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+
+    def rs_takes(self, cnf: Cnf | None) -> bool:
+        return isinstance(cnf, CoseKeyCnf) and not cnf.key.is_symmetric
+
+    def rs_check_request(self, request: AuthzInfoRequest) -> None:
+        pass  # no request map: the token itself
+
+    def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
+               live: Callable[[bytes], Channel | None]) -> KeyedPop:
+        if not isinstance(cnf, CoseKeyCnf):
+            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        channel = EdhocChannel(check_credential(cnf.key))
+        current = live(channel.label)  # the kid names the credential: one key per kid
+        if isinstance(current, EdhocChannel) and current.peer_key != cnf.key:
+            raise TokenRefused("this kid is bound to another credential")
+        return KeyedPop(channel, channel.label, channel.kid)
+
+    def rs_same_key(self, cnf: Cnf, channel: Channel) -> bool:
+        return isinstance(cnf, CoseKeyCnf) and isinstance(channel, EdhocChannel) and cnf.key == channel.peer_key
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
 

@@ -20,7 +20,7 @@ from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest, AuthzInfoResponse
 from ace.errors import DecodeError, ErrorCode, IdsExhausted, RemoteError
-from ace.profiles.base import AuthzInfo, Channel, PopKey, Rng, kid_or_none
+from ace.profiles.base import AuthzInfo, Channel, Opened, PopKey, Rng, kid_or_none
 from ace.store.base import RsRecord
 from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
@@ -169,6 +169,36 @@ class RecipientIdPool:
         return len(self._in_use)
 
 
+@dataclass(frozen=True, slots=True)
+class RsOscorePop:
+    """The RS's side of RFC 9203 §4.1–4.3 for one POST: the material, the client's N1 and ID1."""
+
+    material: OscoreInputMaterial = field(repr=False)
+    request: AuthzInfoRequest = field(repr=False)
+    id_limit: int  # the longest Recipient ID the material's AEAD allows
+
+    @property
+    def pop_id(self) -> bytes:
+        return self.material.id
+
+    @property
+    def client(self) -> bytes:
+        return b"osc:" + self.material.id
+
+    @property
+    def label(self) -> None:
+        return None  # our Recipient ID, picked by ``open``
+
+    def open(self, ids: RecipientIdPool, rng: Callable[[int], bytes]) -> Opened:
+        """Pick ID2 and N2 and derive the context (RFC 9203 §4.2, §4.3)."""
+        client_rid = self.request.ace_client_recipientid
+        server_rid = ids.allocate(avoid=client_rid, max_len=self.id_limit)
+        nonce2 = rng(NONCE_LEN)
+        params = derive(self.material, nonce1=self.request.nonce1, nonce2=nonce2,
+                        sender_id=client_rid, recipient_id=server_rid)
+        return Opened(params, server_rid, AuthzInfoResponse(nonce2=nonce2, ace_server_recipientid=server_rid).encode())
+
+
 class OscoreProfile:
     """The RFC 9203 profile for the AS, the RS and the client (``ace.profiles.base.Profile``)."""
 
@@ -197,6 +227,29 @@ class OscoreProfile:
         return isinstance(cnf, OscoreCnf)
 
     # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+    bare_token = False  # RFC 9203 §4.1: an ace+cbor map with the token, N1 and the client's Recipient ID
+
+    def rs_refusal(self) -> DecodeError:
+        return DecodeError("this RS does not offer the OSCORE profile")
+
+    def rs_takes(self, cnf: Cnf | None) -> bool:
+        return isinstance(cnf, OscoreCnf)
+
+    def rs_check_request(self, request: AuthzInfoRequest) -> None:
+        check_nonce(request.nonce1, "nonce1")
+        check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid")
+
+    def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
+               live: Callable[[bytes], Channel | None]) -> RsOscorePop:
+        if not isinstance(cnf, OscoreCnf) or request is None:  # RFC 9203 §4.1: the token must carry osc
+            raise DecodeError("token cnf is not an OSCORE_Input_Material")
+        id_limit = validate_material(cnf.material)
+        check_recipient_id(request.ace_client_recipientid, "ace_client_recipientid", id_limit)
+        return RsOscorePop(cnf.material, request, id_limit)
+
+    def rs_same_key(self, cnf: Cnf, channel: Channel) -> bool:
+        return False  # a new token over an OSCORE context names its material by kid (RFC 9203 §4.1)
 
     # -- client: what follows the token (ace.client.flow) ---------------------------------------
 

@@ -4,17 +4,16 @@ A token POSTed to /authz-info that is not a COSE structure (a reference token, `
 when ``RsConfig.reference_tokens``: the RS can reach its AS), or any token when the RS is
 configured with ``RsConfig.introspect``, is not verified locally: its claims are what the AS
 says in answer to an introspection request. The core never does I/O, so the exchange is split in
-three steps:
+two steps:
 
-1. ``ResourceServer.authz_info`` raises ``NeedsIntrospection`` (not a ``RemoteError``: nothing is
-   answered to the client yet) carrying the token and the encoded ``IntrospectionRequest``
-   ``{11: token}``, when no answer for that token is cached;
+1. ``ResourceServer.authz_info`` returns ``NeedsIntrospection`` (nothing is answered to the client
+   yet) carrying the token, the encoded ``IntrospectionRequest`` ``{11: token}`` and the POST to
+   resume, when no answer for that token is cached;
 2. the I/O layer POSTs ``payload`` to the AS's /introspect over the RS's own secure association
-   with the AS and hands the outcome to ``ResourceServer.introspected(token, code, payload)``,
-   which caches it (a failed exchange is not cached: 5.03 for the client);
-3. the I/O layer calls ``authz_info`` again with the same arguments: the cached answer now stands
-   in for the token's claims, and the same checks (aud, exp, cnonce, exi) and the same binding
-   logic as for a self-contained token follow (OSCORE, DTLS and EDHOC profiles alike).
+   with the AS and hands the outcome to ``ResourceServer.resume(need, code, payload)``, which
+   caches it (a failed exchange is not cached: 5.03 for the client) and carries on with the POST:
+   the cached answer now stands in for the token's claims, and the same checks (aud, exp, cnonce,
+   exi) and the same binding logic as for a self-contained token follow (every profile alike).
 
 ``IntrospectionCache`` keeps answers by the token's RFC 9770 hash, bounded in count (least
 recently used first out): an active answer until the token's exp (a token without exp: at most
@@ -28,8 +27,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse
-from ace.errors import AceError
+from ace.cbor.messages import IntrospectionResponse
 from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_ENTRIES = 256
@@ -40,14 +38,16 @@ INACTIVE_TTL = 10.0  # seconds an inactive answer is remembered
 DEFAULT_TTL = 300.0  # seconds an active answer without exp is remembered (at most)
 
 
-class NeedsIntrospection(AceError):
-    """The token must be introspected at the AS before ``authz_info`` can decide (step 1)."""
+@dataclass(frozen=True, slots=True)
+class NeedsIntrospection:
+    """``authz_info``'s answer when the AS must be asked about the token first (step 1)."""
 
-    def __init__(self, token: bytes, *, sent: bytes | None = None) -> None:
-        super().__init__("the access token must be introspected at the AS")
-        self.token = token  # its canonical form: the answer is cached under its hash
-        # the AS is asked about ``sent`` (the token as the client posted it, i.e. as the AS issued it)
-        self.payload = IntrospectionRequest(token=token if sent is None else sent).encode()  # application/ace+cbor
+    token: bytes  # its canonical form: the answer is cached under its hash
+    # application/ace+cbor for the AS: about the token as the client posted it (as the AS issued it)
+    payload: bytes
+    posted: bytes  # the POST /authz-info to resume: its payload, Content-Format and channel label
+    content_format: int | None
+    channel_label: bytes | None
 
 
 def is_reference(token: bytes, length: int | None = None) -> bool:

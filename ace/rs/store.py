@@ -10,15 +10,13 @@ POST /authz-info) and by the client the token names.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from ace.cbor.scope import Scope
 from ace.errors import PayloadTooLarge, RemoteError, ServiceUnavailable
-from ace.profiles.dtls import DtlsChannel
-from ace.profiles.edhoc import EdhocChannel
+from ace.profiles.base import Channel
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.oscore_params import OscoreContextParams
 
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_MAX_BYTES = 160 * 1024  # a small board: DEFAULT_MAX_TOKENS tokens with their claims and contexts
@@ -35,7 +33,7 @@ class Binding:
     expires_at: float | None  # RS clock
     nonce1: bytes
     response: bytes  # the encoded 2.01 payload (a retransmitted POST gets the same answer)
-    context: OscoreContextParams | DtlsChannel | EdhocChannel = field(repr=False)  # what the channel needs
+    context: Channel = field(repr=False)  # what the channel needs (its profile's: ace.profiles.of_channel)
     client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
     pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
     supersedes: tuple[bytes, ...] = ()  # bindings of this client that go once this one is used
@@ -96,9 +94,7 @@ class BindingStore:
         binding in use: 5.03 (Service Unavailable)."""
         if binding.label in self._by_label:
             raise ValueError("label of a live binding reused")  # the ID pool must prevent this
-        if binding.cost > self.max_bytes:
-            raise PayloadTooLarge("token too large for this RS")
-        gone = self._victims(binding, now)  # decided before anything goes: a 5.03 changes nothing
+        gone = self.room(binding.cost, now)  # decided before anything goes: a 5.03 changes nothing
         for victim in gone:
             self.remove(victim.label)
         self._by_label[binding.label] = binding
@@ -126,14 +122,21 @@ class BindingStore:
             self._used.add(binding.label)
         return gone
 
-    def _victims(self, binding: Binding, now: float) -> list[Binding]:
-        """What must go for ``binding`` to fit: every expired binding, then the oldest never used."""
-        if not self._full(binding):
+    def room(self, cost: int, now: float, leaving: Collection[Binding] = ()) -> list[Binding]:
+        """What must go for a binding of ``cost`` bytes to fit once ``leaving`` (stored bindings) is
+        gone: every expired binding, then the oldest never used; or 4.13 (too large for the store
+        alone), 5.03 (no room without evicting a binding in use). Nothing changes here."""
+        if cost > self.max_bytes:
+            raise PayloadTooLarge("token too large for this RS")
+        left = {b.label for b in leaving} if leaving else set()
+        count, size = len(self._by_label) - len(left), self.bytes - (sum(b.cost for b in leaving) if leaving else 0)
+        if count < self.max_tokens and size + cost <= self.max_bytes:
             return []
-        victims = [b for b in self._by_label.values() if b.expired(now)]
-        unused = (b for b in self._by_label.values() if b.label not in self._used and not b.expired(now))
-        count, size = len(self._by_label) - len(victims), self.bytes - sum(b.cost for b in victims)
-        while count >= self.max_tokens or size + binding.cost > self.max_bytes:
+        victims = [b for b in self._by_label.values() if b.expired(now) and b.label not in left]
+        unused = (b for b in self._by_label.values()
+                  if b.label not in self._used and not b.expired(now) and b.label not in left)
+        count, size = count - len(victims), size - sum(b.cost for b in victims)
+        while count >= self.max_tokens or size + cost > self.max_bytes:
             victim = next(unused, None)
             if victim is None:
                 raise ServiceUnavailable("token store full")
@@ -144,9 +147,6 @@ class BindingStore:
     def _index(self, binding: Binding) -> None:
         self._by_hash[binding.token_hash] = (*self._by_hash.get(binding.token_hash, ()), binding.label)
         self.bytes += binding.cost
-
-    def _full(self, binding: Binding) -> bool:
-        return len(self._by_label) >= self.max_tokens or self.bytes + binding.cost > self.max_bytes
 
     def remove(self, label: bytes) -> Binding | None:
         binding = self._by_label.pop(label, None)

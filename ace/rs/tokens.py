@@ -9,10 +9,10 @@ from dataclasses import replace
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import ContentFormat, Param
-from ace.profiles import dtls, edhoc
+from ace.profiles import of_channel
 from ace.rs.store import Binding
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, KidCnf
+from ace.tokens.cnf import Cnf, KidCnf
 
 
 def is_map(payload: bytes) -> bool:
@@ -58,15 +58,12 @@ def kept(claims: AccessTokenClaims) -> AccessTokenClaims:
     return replace(claims, cnf=None)
 
 
-def same_pop_key(claims: AccessTokenClaims, current: Binding) -> bool:
-    match claims.cnf:
-        case KidCnf(kid):
-            return hmac.compare_digest(kid, current.pop_id)
-        case CoseKeyCnf(key) if isinstance(current.context, dtls.DtlsChannel):
-            return key.kid == current.pop_id and hmac.compare_digest(key.k or b"", current.context.key)
-        case CoseKeyCnf(key) if isinstance(current.context, edhoc.EdhocChannel):
-            return key == current.context.peer_key
-    return False
+def same_pop_key(cnf: Cnf | None, current: Binding) -> bool:
+    """Whether a new token's cnf is the PoP key of ``current``'s channel: its kid, or the key itself
+    as the channel's profile compares it."""
+    if isinstance(cnf, KidCnf):
+        return hmac.compare_digest(cnf.kid, current.pop_id)
+    return cnf is not None and of_channel(current.context).rs_same_key(cnf, current.context)
 
 
 def same_token(a: AccessTokenClaims, b: AccessTokenClaims) -> bool:

@@ -523,7 +523,7 @@ async def test_pop_key_at_the_limits_is_usable(flow: Flow) -> None:
 
 async def test_oscore_only_rs_refuses_dtls_tokens(flow: Flow) -> None:
     await replace_rs(flow, profiles=(AceProfile.COAP_OSCORE,))
-    assert flow.rs_server.coaps_port is None and not flow.rs_server.offers_dtls
+    assert flow.rs_server.coaps_port is None and AceProfile.COAP_DTLS not in flow.rs_server.core.config.profiles
     reply = await post_token_plain(flow, dtls_token(flow))
     assert reply.code == (4, 0), reply
     assert ErrorResponse.decode(reply.payload).error == ErrorCode.INVALID_REQUEST

@@ -37,7 +37,9 @@ from ace.client.flow import (
 )
 from ace.errors import ErrorCode, RemoteError
 from ace.replies import reply_of
+from ace.rs.denied import AccessDenied
 from ace.rs.server import ResourceServer, RsConfig
+from ace.rs.store import Binding
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.cwt import KeyRing, verify_token
@@ -141,14 +143,12 @@ class World:
             outcome = self.rs.authz_info(payload, CF)
         except RemoteError as exc:
             return render(exc)
-        for gone in outcome.dropped:
-            self.installed.pop(gone.label, None)
+        self.uninstall(outcome.dropped)
         self.installed[outcome.binding.label] = outcome.binding.context
         return Response((2, 1), outcome.payload, CF)
 
     def _resource(self, action: SendResource) -> Response:
-        for gone in self.rs.sweep():  # the RS's sweeper
-            self.installed.pop(gone.label, None)
+        self.uninstall(self.rs.sweep())  # the RS's sweeper
         label = None
         if action.session is not None:  # OSCORE: the RS finds its context by the client's Sender ID (kid)
             ctx = self.installed.get(action.session.context.sender_id)
@@ -157,10 +157,16 @@ class World:
             label = ctx.recipient_id
         path = "/" + action.request.uri.split("/", 3)[3]
         try:
-            self.rs.authorize(label, path, action.request.method)
-        except RemoteError as exc:
+            access = self.rs.authorize(label, path, action.request.method)
+        except AccessDenied as exc:
+            self.uninstall(exc.dropped)  # expired: its context goes, as the CoAP layer removes it
             return render(exc)
+        self.uninstall(access.dropped)  # replaced by this first use: their contexts go
         return Response((2, 5), f"{action.request.method} {path}".encode())
+
+    def uninstall(self, dropped: Iterable[Binding]) -> None:
+        for gone in dropped:
+            self.installed.pop(gone.label, None)
 
     def run(self, method: str, path: str) -> Done | Failed:
         action: Action = self.flow.start(ResourceRequest(method=method, uri=RS + path))
@@ -293,6 +299,8 @@ def test_a_new_token_for_the_same_client_replaces_its_context() -> None:
                             rng=random.Random(78).randbytes)  # the same client, restarted
     assert isinstance(world.run("GET", "/temp"), Done)
     assert len(world.rs.bindings) == 1
+    # the old binding was in use: it went on the new one's first use (authorize), its context too
+    assert list(world.installed) == [b.label for b in world.rs.bindings]
     world.flow = old_flow  # the old session's context is gone at the RS
     seen = len(world.trace)
     stale = world.run("GET", "/temp")

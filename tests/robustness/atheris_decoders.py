@@ -76,10 +76,8 @@ def test_one_input(data: bytes) -> None:
     if not data:
         return
     _name, decode = DECODERS[data[0] % len(DECODERS)]
-    with contextlib.suppress(RemoteError):
+    with contextlib.suppress(RemoteError):  # the RS core's state stays bounded (and 5.03 when full is fine)
         decode(data[1:])
-    for gone in RS.take_dropped():  # the RS core's state stays bounded (and 5.03 when full is fine)
-        del gone
 
 
 def _seeds() -> list[bytes]:

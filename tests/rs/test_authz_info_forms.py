@@ -56,7 +56,7 @@ def test_dtls_rs_takes_each_form_of_the_token(name: str, cf: int | None, wrap) -
     assert outcome.new and outcome.payload == b""  # RFC 9202 §3.3: 2.01, no payload
     assert outcome.binding.label == dtls.label_for(b"rs10")
     assert isinstance(outcome.binding.context, dtls.DtlsChannel) and outcome.binding.context.key == PSK.k
-    assert rs.authorize(outcome.binding.label, "/temp", "GET") is outcome.binding
+    assert rs.authorize(outcome.binding.label, "/temp", "GET").binding is outcome.binding
 
 
 def test_the_oscore_map_keeps_its_path_on_an_rs_offering_both() -> None:

@@ -171,7 +171,7 @@ def test_new_token_for_the_same_material_supersedes() -> None:
     with pytest.raises(AccessDenied) as err:  # the old scope went with the old binding
         rs.authorize(second.binding.label, "/temp", "GET")
     assert err.value.coap_code == (4, 3)
-    assert rs.authorize(second.binding.label, "/config", "PUT") is second.binding
+    assert rs.authorize(second.binding.label, "/config", "PUT").binding is second.binding
 
 
 def test_new_token_for_the_same_client_supersedes() -> None:
@@ -182,7 +182,7 @@ def test_new_token_for_the_same_client_supersedes() -> None:
     second = rs.authz_info(post(token(b"\x02", cti=b"\x02", sub="c1", scope="rw_config")))
     assert second.dropped == [first.binding]
     assert {b.label for b in rs.bindings} == {other.binding.label, second.binding.label}
-    assert rs.authorize(other.binding.label, "/temp", "GET") is other.binding
+    assert rs.authorize(other.binding.label, "/temp", "GET").binding is other.binding
 
 
 def test_tokens_without_sub_for_different_material_coexist() -> None:
@@ -198,8 +198,8 @@ def test_different_clients_coexist() -> None:
     b = rs.authz_info(post(token(b"\x02", cti=b"\x02", scope="rw_config", sub="c2"), rid=b"\x01"))
     assert b.dropped == [] and a.binding.label != b.binding.label
     assert len(rs.bindings) == 2 and len(rs.ids) == 2
-    assert rs.authorize(a.binding.label, "/temp", "GET") is a.binding
-    assert rs.authorize(b.binding.label, "/config", "GET") is b.binding
+    assert rs.authorize(a.binding.label, "/temp", "GET").binding is a.binding
+    assert rs.authorize(b.binding.label, "/config", "GET").binding is b.binding
     with pytest.raises(AccessDenied) as err:
         rs.authorize(a.binding.label, "/config", "GET")
     assert err.value.coap_code == (4, 3)
@@ -238,7 +238,7 @@ def test_allowed_request_returns_the_binding() -> None:
     cases: list[tuple[str, str | int]] = [
         ("/temp", "GET"), ("temp", "get"), ("/config", "GET"), ("/config", "PUT"), ("/temp", 1)]
     for path, method in cases:
-        assert rs.authorize(b.label, path, method) is b
+        assert rs.authorize(b.label, path, method).binding is b
 
 
 def test_resource_not_in_scope_is_403() -> None:
@@ -264,9 +264,9 @@ def test_aif_scoped_token() -> None:
     scope = AifScope.of([("/led", PUT | POST), ("/temp", GET)]).encode()
     b = rs.authz_info(post(token(scope=scope))).binding
     assert isinstance(b.scope, AifScope)
-    assert rs.authorize(b.label, "/led", "PUT") is b
-    assert rs.authorize(b.label, "/led", "POST") is b
-    assert rs.authorize(b.label, "/temp", "GET") is b
+    assert rs.authorize(b.label, "/led", "PUT").binding is b
+    assert rs.authorize(b.label, "/led", "POST").binding is b
+    assert rs.authorize(b.label, "/temp", "GET").binding is b
     with pytest.raises(AccessDenied) as e405:
         rs.authorize(b.label, "/led", "GET")
     assert e405.value.coap_code == (4, 5)
@@ -279,7 +279,7 @@ def test_expired_token_is_401_and_binding_dropped() -> None:
     clock = Clock()
     rs = make_rs(clock)
     b = rs.authz_info(post(token(exp=NOW + 10))).binding
-    assert rs.authorize(b.label, "/temp", "GET") is b
+    assert rs.authorize(b.label, "/temp", "GET").binding is b
     clock.t = NOW + 10 + DEFAULT_SKEW  # expiry is judged with the skew that admitted the token
     with pytest.raises(AccessDenied) as err:
         rs.authorize(b.label, "/temp", "GET")
@@ -306,7 +306,7 @@ def test_token_without_exp_never_expires() -> None:
     rs = make_rs(clock)
     b = rs.authz_info(post(token(exp=None))).binding
     clock.t = NOW + 10**9
-    assert rs.authorize(b.label, "/temp", "GET") is b
+    assert rs.authorize(b.label, "/temp", "GET").binding is b
     assert rs.sweep() == []
 
 
@@ -390,7 +390,7 @@ def test_bad_authz_info_is_refused_and_changes_nothing(bad: Bad) -> None:
     assert exc.error_code == bad.error, repr(exc)
     assert exc.coap_code == bad.coap, repr(exc)
     assert snapshot(rs) == before
-    assert rs.authorize(existing.label, "/temp", "GET") is existing
+    assert rs.authorize(existing.label, "/temp", "GET").binding is existing
 
 
 def test_refused_repost_of_the_same_client_keeps_its_binding() -> None:
@@ -409,25 +409,25 @@ def test_store_full_of_tokens_in_use_is_503() -> None:
     rs = make_rs(max_tokens=3)
     live = [rs.authz_info(post(token(bytes([i]), cti=bytes([i])))).binding for i in range(1, 4)]
     for b in live:  # each protected a request: in use
-        assert rs.authorize(b.label, "/temp", "GET") is b
+        assert rs.authorize(b.label, "/temp", "GET").binding is b
     before = snapshot(rs)
     with pytest.raises(RemoteError) as err:
         rs.authz_info(post(token(b"\x04", cti=b"\x04")))
     assert err.value.coap_code == (5, 3) and err.value.error_code is None
     assert snapshot(rs) == before
     for b in live:
-        assert rs.authorize(b.label, "/temp", "GET") is b
+        assert rs.authorize(b.label, "/temp", "GET").binding is b
 
 
 def test_a_flood_displaces_only_unused_tokens() -> None:
     # RFC 9200 §6: /authz-info is unauthenticated; a flood must not evict tokens in use
     rs = make_rs(max_tokens=3)
     used = rs.authz_info(post(token(b"\x01", cti=b"\x01"))).binding
-    assert rs.authorize(used.label, "/temp", "GET") is used
+    assert rs.authorize(used.label, "/temp", "GET").binding is used
     for i in range(2, 12):  # ten more, never used
         rs.authz_info(post(token(bytes([i]), cti=bytes([i]))))
     assert len(rs.bindings) == 3 and rs.bindings.get(used.label) is used
-    assert rs.authorize(used.label, "/temp", "GET") is used
+    assert rs.authorize(used.label, "/temp", "GET").binding is used
 
 
 def test_byte_budget() -> None:
@@ -535,7 +535,7 @@ def test_revoking_a_token_posted_twice_drops_every_binding_of_it() -> None:
     rs = make_rs()
     tok = token()
     first = rs.authz_info(post(tok, nonce1=N1)).binding
-    assert rs.authorize(first.label, "/temp", "GET") is first
+    assert rs.authorize(first.label, "/temp", "GET").binding is first
     second = rs.authz_info(post(tok, nonce1=b"\x22" * 8)).binding
     assert rs.bindings.get(first.label) is first and rs.bindings.get(second.label) is second
     gone = rs.revoke([trl_hash(tok)])

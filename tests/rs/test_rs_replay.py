@@ -148,8 +148,7 @@ def test_any_reference_length_when_configured() -> None:
     config = RsConfig(audience="rs1", as_uri="coap://as", scope_meaning=MEANING, reference_tokens=True,
                       reference_len=None)
     rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock())
-    with pytest.raises(NeedsIntrospection):
-        rs.authz_info(b"\x01" * 40, CWT)
+    assert isinstance(rs.authz_info(b"\x01" * 40, CWT), NeedsIntrospection)
 
 
 def test_an_update_posted_again_does_not_move_the_end_and_the_replaced_token_is_retired() -> None:
