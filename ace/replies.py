@@ -10,8 +10,8 @@ turns the triple into a CoAP response; in-memory tests use it as it is.
 from __future__ import annotations
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import ErrorResponse
 from ace.errors import CoapCode, RemoteError
+from ace.messages import ErrorResponse
 
 Reply = tuple[CoapCode, bytes, int | None]
 DIAGNOSTIC_MAX = 80  # bytes of description a reply without an error map carries

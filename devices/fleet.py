@@ -32,12 +32,12 @@ from typing import Any
 from aiocoap.numbers.constants import TransportTuning
 
 from ace.authz_server.token import TokenPolicy
-from ace.cbor.messages import AccessTokenResponse
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import dtls_flights
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.errors import AceError
+from ace.messages import AccessTokenResponse
 from ace.profiles import BY_NAME
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore

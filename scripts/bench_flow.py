@@ -24,7 +24,6 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AccessTokenRequest, AuthzInfoRequest
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
@@ -34,6 +33,7 @@ from ace.client.flow import ResourceRequest
 from ace.coap.client import Exchange
 from ace.coap.contexts import ContextIndex
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.messages import AccessTokenRequest, AuthzInfoRequest
 
 
 class Echo(aiocoap.resource.Resource):  # type: ignore[misc]

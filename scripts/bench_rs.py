@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import AuthzInfoRequest
 from ace.coap.devices import demo_resources
 from ace.coap.rs_server import RsServer
+from ace.messages import AuthzInfoRequest
 from ace.profiles import dtls
 from ace.rs.server import ResourceServer, RsConfig
 from ace.rs.store import BINDING_OVERHEAD

@@ -8,7 +8,6 @@ import pytest
 from ace.authz_server.trl import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import CreationHints, ErrorResponse
 from ace.errors import (
     ClaimsError,
     DecodeError,
@@ -24,6 +23,7 @@ from ace.errors import (
     UnsupportedContentFormat,
     WrongAudience,
 )
+from ace.messages import CreationHints, ErrorResponse
 from ace.replies import reply_of
 from ace.rs.denied import AccessDenied
 

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["cbor", "tokens", "profiles", "authz_server", "rs", "client", "store"]
-CORE_FILES = ["errors.py", "redact.py", "replies.py"]
+CORE_FILES = ["errors.py", "messages.py", "redact.py", "replies.py"]
 FORBIDDEN = {"aiocoap", "asyncio", "socket", "pycose"}
 
 

@@ -41,8 +41,8 @@ from typing import Protocol
 
 from ace.authz_server.identity import logged_token, verified_claims
 from ace.authz_server.trl import token_hash
-from ace.cbor.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.errors import AceError, InvalidClient
+from ace.messages import IntrospectionRequest, IntrospectionResponse, require_ace_cbor
 from ace.profiles import PROFILES
 from ace.store.base import ClientRecord, ReferenceStore, ReferenceToken, RevocationList, RsRecord, RsRegistry, TokenLog
 from ace.tokens.claims import AccessTokenClaims

@@ -36,8 +36,8 @@ from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import GrantType
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.errors import DecodeError, ErrorCode, InvalidClient
+from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.profiles import Profile, by_number
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord

@@ -22,7 +22,8 @@ from ace.cli.stdio import UsageError, os_error_text
 from ace.errors import ConfigError
 from ace.store.base import ClientRecord, DtlsPsk, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import generate_curve_key, generate_symmetric
+from ace.tokens.crypto import generate
+from ace.tokens.keys import generate_symmetric
 from ace.tokens.oscore_params import OscoreContextParams
 
 CLIENT_ID, AUDIENCE = "clientA", "rs1"
@@ -82,9 +83,9 @@ def init_deployment(directory: Path, *, host: str = "::1", as_port: int = DEFAUL
     rs_ms = secrets.token_bytes(16)  # the RS's own context with the AS (RFC 9770: it observes the TRL)
     rs_as_side = OscoreContextParams(master_secret=rs_ms, sender_id=b"as", recipient_id=b"rs1")
     write_oscore_secret(directory / "rs-as.oscore.toml", rs_as_side.mirrored())
-    rs_edhoc = generate_curve_key(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
+    rs_edhoc = generate(Curve.P_256, kid=b"rs1")  # EDHOC credentials (method 3, suite 2)
     save_key(directory / "rs1-edhoc.key", rs_edhoc)
-    client_edhoc = generate_curve_key(Curve.P_256, kid=b"cA")
+    client_edhoc = generate(Curve.P_256, kid=b"cA")
     save_key(directory / "client-edhoc.key", client_edhoc)
     write_psk(directory / "client-as.psk.toml", psk)
     with SqliteAsStore(directory / "as.db") as store:

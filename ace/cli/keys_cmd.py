@@ -12,7 +12,8 @@ from ace.cli.keyfiles import load_key, save_key
 from ace.cli.stdio import UsageError, os_error_text
 from ace.errors import ConfigError
 from ace.redact import cose_key_map
-from ace.tokens.keys import CoseKey, generate_curve_key, generate_symmetric, symmetric_key
+from ace.tokens.crypto import generate
+from ace.tokens.keys import CoseKey, generate_symmetric, symmetric_key
 
 KEY_TYPES = {"symmetric": None, "ec2": Curve.P_256, "ed25519": Curve.ED25519, "x25519": Curve.X25519}
 
@@ -84,7 +85,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
             raise UsageError(f"keys gen: --size must be 16, 24 or 32, not {args.size}")
         key = generate_symmetric(args.size, kid=kid, alg=alg)
     else:
-        key = generate_curve_key(curve, kid=kid, alg=alg)
+        key = generate(curve, kid=kid, alg=alg)
     if args.public_out and key.is_symmetric:
         raise UsageError("keys gen: --public-out: a symmetric key has no public part")
     _save("keys gen", args.out, key, args.force)

@@ -15,10 +15,10 @@ from typing import Any
 from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
 from ace.cbor.labels import ContentFormat, CreationHint, Param
-from ace.cbor.messages import AccessTokenResponse
 from ace.cli.frames import DTLS_RECORD, frames_802154
 from ace.coap.client import Exchange
 from ace.errors import DecodeError, RemoteError
+from ace.messages import AccessTokenResponse
 from ace.redact import SECRET_MARK, message_map
 
 STEP = {"resource": "C0", "token": "C/D", "authz-info": "E", "resource (protected)": "F", "resource (DTLS)": "F",

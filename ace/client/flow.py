@@ -29,12 +29,13 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
 from ace.client import reasons
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
+from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
 from ace.profiles import PROFILES, Channel, Profile, of_channel, oscore
 from ace.profiles.base import PendingChannel
+from ace.profiles.ids import RecipientIdPool
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
 
@@ -156,7 +157,7 @@ class ClientFlow:
         self._asked: tuple[str, bool] | None = None  # the token request's audience; from first hints?
         self._as_uri = ""  # where the token request went (for messages)
         self.sessions: dict[str, Session] = {}
-        self._ids = oscore.RecipientIdPool(rng)
+        self._ids = RecipientIdPool(rng)
         self._next_session = 1
         self._request: ResourceRequest | None = None
         self._state = State.IDLE

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat, Param
-from ace.cbor.messages import CreationHints, ErrorResponse
 from ace.errors import ErrorCode, RemoteError
+from ace.messages import CreationHints, ErrorResponse
 
 COAP_NAMES = {  # RFC 7252 §12.1.2, RFC 7959, RFC 8132, RFC 8516
     (2, 1): "Created", (2, 2): "Deleted", (2, 3): "Valid", (2, 4): "Changed", (2, 5): "Content",

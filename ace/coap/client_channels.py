@@ -25,8 +25,18 @@ from ace.tokens.oscore_params import OscoreContextParams
 if TYPE_CHECKING:
     import aiocoap
 
-    from ace.client.flow import Session
-    from ace.coap.client import ClientRunner
+    from ace.client.flow import ClientFlow, Session
+
+
+class ClientHost(Protocol):
+    """What the channels use of the client's CoAP side (``ace.coap.client.ClientRunner``)."""
+
+    flow: ClientFlow
+    context: Any  # the aiocoap client context
+
+    def secure_uri(self, uri: str) -> str:
+        """``uri`` at the RS's DTLS port (coaps)."""
+        ...
 
 
 class Handshake(Protocol):
@@ -67,7 +77,7 @@ class ClientChannel(Protocol):
 class OscoreClient:
     """RFC 9203: the context from the session's parameters, one per RS origin and session."""
 
-    def __init__(self, runner: ClientRunner) -> None:
+    def __init__(self, runner: ClientHost) -> None:
         self.live: dict[str, tuple[int, MemoryOscoreContext]] = {}
 
     def route(self, session: Session, uri: str) -> Route:
@@ -96,7 +106,7 @@ class OscoreClient:
 class DtlsClient:
     """RFC 9202: the same request over DTLS with the PSK, to the RS's coaps port."""
 
-    def __init__(self, runner: ClientRunner) -> None:
+    def __init__(self, runner: ClientHost) -> None:
         self.runner = runner
 
     def route(self, session: Session, uri: str) -> Route:
@@ -118,7 +128,7 @@ class DtlsClient:
 class EdhocClient:
     """EDHOC (then OSCORE) with the RS's credential: the client's credentials per RS origin and session."""
 
-    def __init__(self, runner: ClientRunner) -> None:
+    def __init__(self, runner: ClientHost) -> None:
         self.runner = runner
         self.live: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}
 
@@ -146,6 +156,6 @@ class EdhocClient:
         self.live.clear()
 
 
-CLIENT_CHANNELS: dict[int, Callable[[ClientRunner], ClientChannel]] = {
+CLIENT_CHANNELS: dict[int, Callable[[ClientHost], ClientChannel]] = {
     OscoreContextParams.profile: OscoreClient, DtlsChannel.profile: DtlsClient, EdhocChannel.profile: EdhocClient,
 }

@@ -30,7 +30,7 @@ import cbor2
 from aiocoap.edhoc import EdhocResponderContext
 
 from ace.coap.dtls import DtlsCredentialsMap
-from ace.profiles.oscore import RecipientIdPool
+from ace.profiles.ids import RecipientIdPool
 
 log = logging.getLogger(__name__)
 

@@ -7,28 +7,41 @@ its identity (RFC 9202 §3.3; live DTLS sessions of a token that went are closed
 EDHOC credential under its kid (with every OSCORE context EDHOC made with it). ``reconcile`` drops
 channels no live binding names; ``start`` registers the installer's credential source and, when
 the RS offers the profile, prepares it (EDHOC: the RS's own identity); ``serve`` creates a server
-context of the profile's own (DTLS: tinydtls on the bind port + 1), else None. ``RsServer`` calls
+context of the profile's own (DTLS: tinydtls on the bind port + 1), else None. ``RsServer`` (an ``RsHost``) calls
 them through ``installers`` and never branches on the profile itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from ace.coap import contexts, dtls, edhoc
 from ace.profiles import dtls as dtls_profile
 from ace.profiles import edhoc as edhoc_profile
 from ace.profiles import oscore as oscore_profile
 from ace.profiles.base import Channel
+from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
+from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import OscoreContextParams
-
-if TYPE_CHECKING:
-    from ace.coap.rs_server import RsServer
 
 SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session go out first
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
+
+
+class RsHost(Protocol):
+    """What the installers use of the RS's CoAP side (``ace.coap.rs_server.RsServer``)."""
+
+    core: ResourceServer
+    bind: tuple[str, int]
+    edhoc_key: CoseKey | None  # the RS's own EDHOC credential (private)
+    index: contexts.ContextIndex  # OSCORE contexts by Recipient ID
+    psks: dtls.PskIndex
+    peers: edhoc.PeerCredentialIndex  # clients' EDHOC credentials by kid
+    credentials: edhoc.EdhocCredentialsMap  # what aiocoap's server looks credentials up in
+    context: Any  # the aiocoap server context, once started
+    coaps_port: int | None
 
 
 class ChannelInstaller(Protocol):
@@ -52,7 +65,7 @@ class OscoreChannels:
 
     profile: ClassVar[int] = oscore_profile.PROFILE.number
 
-    def __init__(self, server: RsServer) -> None:
+    def __init__(self, server: RsHost) -> None:
         self.server, self.index = server, server.index
 
     def install(self, binding: Binding) -> None:
@@ -85,7 +98,7 @@ class DtlsChannels:
 
     profile: ClassVar[int] = dtls_profile.PROFILE.number
 
-    def __init__(self, server: RsServer) -> None:
+    def __init__(self, server: RsHost) -> None:
         self.server, self.psks = server, server.psks
         self.labels: dict[bytes, bytes] = {}  # binding label -> psk_identity
 
@@ -135,7 +148,7 @@ class EdhocChannels:
 
     profile: ClassVar[int] = edhoc_profile.PROFILE.number
 
-    def __init__(self, server: RsServer) -> None:
+    def __init__(self, server: RsHost) -> None:
         self.server, self.peers = server, server.peers
 
     def install(self, binding: Binding) -> None:
@@ -172,7 +185,7 @@ class EdhocChannels:
         return None  # EDHOC and the OSCORE it derives run on the plain CoAP transport
 
 
-def installers(server: RsServer) -> dict[int, ChannelInstaller]:
+def installers(server: RsHost) -> dict[int, ChannelInstaller]:
     """One installer per profile, by number (in the order their credential sources register)."""
     made: list[ChannelInstaller] = [OscoreChannels(server), DtlsChannels(server), EdhocChannels(server)]
     return {i.profile: i for i in made}

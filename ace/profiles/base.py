@@ -21,13 +21,23 @@ from ace.errors import DecodeError, ErrorCode
 from ace.tokens.cnf import KidCnf
 
 if TYPE_CHECKING:
-    from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest
-    from ace.profiles.oscore import RecipientIdPool
-    from ace.store.base import RsRecord
+    from ace.messages import AccessTokenResponse, AuthzInfoRequest
+    from ace.profiles.ids import RecipientIdPool
     from ace.tokens.cnf import Cnf
     from ace.tokens.keys import CoseKey
 
 Rng = Callable[[int], bytes]
+
+
+class RsKeys(Protocol):
+    """What a profile reads of the RS a token is for (the AS's ``RsRecord``): its audience and its
+    own authentication credential, if any."""
+
+    @property
+    def audience(self) -> str: ...
+
+    @property
+    def auth_key(self) -> CoseKey | None: ...
 
 
 class Channel(Protocol):
@@ -140,7 +150,7 @@ class Profile(Protocol):
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
     secret_pop_key: bool  # a first token's cnf holds a secret: only in tokens encrypted to the RS
 
-    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
         """The token request's req_cnf checked before any state changes: None (the AS makes the
         key), a KidCnf (an update of access rights) or a CoseKeyCnf (the client's own key); else
         DecodeError."""
@@ -151,7 +161,7 @@ class Profile(Protocol):
         ``context_id_len`` shape an OSCORE_Input_Material."""
         ...
 
-    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+    def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         """What a first token response says of the RS's key (RFC 9201 §3.2: rs_cnf), if anything."""
         ...
 

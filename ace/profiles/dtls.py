@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import AccessTokenResponse
 from ace.errors import DecodeError, ErrorCode
-from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, kid_or_none
-from ace.profiles.oscore import RecipientIdPool
-from ace.store.base import RsRecord
+from ace.messages import AccessTokenResponse
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, kid_or_none
+from ace.profiles.ids import RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf
 from ace.tokens.keys import CoseKey, symmetric_key
 
 if TYPE_CHECKING:
-    from ace.cbor.messages import AuthzInfoRequest
+    from ace.messages import AuthzInfoRequest
 
 PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
 MAX_IDENTITY = 32  # tinydtls
@@ -82,7 +81,7 @@ class DtlsProfile:
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
     secret_pop_key = True  # RFC 8747 §3.3: a symmetric key
 
-    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
         return kid_or_none(req_cnf)  # no raw public keys here
 
     def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
@@ -91,7 +90,7 @@ class DtlsProfile:
         cnf = CoseKeyCnf(key)
         return PopKey(cnf, cnf, key.kid or b"")
 
-    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+    def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         return None
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:

@@ -18,16 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
-from ace.cbor.messages import AccessTokenResponse
 from ace.errors import DecodeError, ErrorCode, TokenRefused
-from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng
-from ace.profiles.oscore import RecipientIdPool
-from ace.store.base import RsRecord
+from ace.messages import AccessTokenResponse
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys
+from ace.profiles.ids import RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:
-    from ace.cbor.messages import AuthzInfoRequest
+    from ace.messages import AuthzInfoRequest
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class EdhocProfile:
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
     secret_pop_key = False  # the client's public key
 
-    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
         """§3.1: the client's credential in req_cnf (or, to update its rights, the kid of one it
         holds a live token for)."""
         if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
@@ -96,7 +95,7 @@ class EdhocProfile:
         assert isinstance(req_cnf, CoseKeyCnf)  # check_req_cnf (a kid keeps the previous token's key)
         return PopKey(req_cnf, None, req_cnf.key.kid or b"")
 
-    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+    def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         # RFC 9201 §3.2: the RS's key, for the client to authenticate it
         return CoseKeyCnf(rs.auth_key) if rs.auth_key is not None else None
 

@@ -13,15 +13,15 @@ out by a ``RecipientIdPool`` that never gives out an ID a live context still use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest, AuthzInfoResponse
-from ace.errors import DecodeError, ErrorCode, IdsExhausted, RemoteError
-from ace.profiles.base import AuthzInfo, Channel, Opened, PopKey, Rng, kid_or_none
-from ace.store.base import RsRecord
+from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.messages import AccessTokenResponse, AuthzInfoRequest, AuthzInfoResponse
+from ace.profiles.base import AuthzInfo, Channel, Opened, PopKey, Rng, RsKeys, kid_or_none
+from ace.profiles.ids import MAX_ID_LEN, RecipientIdPool
 from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
 from ace.tokens.keys import CoseKey
@@ -31,7 +31,6 @@ NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
 MIN_NONCE_LEN = 8  # what we accept from a peer
 MAX_NONCE_LEN = 32
 MASTER_SECRET_LEN = 16  # bytes of the ms the AS draws (RFC 9203 §3.2.1)
-MAX_ID_LEN = 7  # RFC 8613 §3.3: nonce length - 6 for the 13-byte nonces of the default AEAD
 _HKDF = {None: "sha256", -10: "sha256", 5: "sha256", -11: "sha512", 7: "sha512"}
 
 
@@ -97,78 +96,6 @@ def validate_material(material: OscoreInputMaterial) -> int:
     return max_id_len(_alg_and_hkdf(material)[0])
 
 
-class RecipientIdPool:
-    """Short, unique recipient IDs for live contexts: 1 byte while possible, then longer.
-
-    ``allocate(avoid)`` never returns an ID in use nor ``avoid`` (RFC 9203 §4.2: the RS
-    MUST pick ID2 different from ID1); ``release`` makes an ID reusable once its context
-    is gone (a context with a new key may reuse an ID: the keys differ). The RS has one
-    identifier space for every profile: IDs chosen elsewhere (EDHOC's C_R, RFC 9528 §3.3.3)
-    are ``reserve``d while live and never handed out, and ``keep_clear`` sets aside the IDs
-    another allocator picks from (never handed out here, so it cannot run short of them).
-    """
-
-    def __init__(self, rng: Callable[[int], bytes], *, max_len: int = MAX_ID_LEN) -> None:
-        self._rng = rng
-        self._in_use: set[bytes] = set()
-        self._reserved: set[bytes] = set()  # live IDs chosen by another allocator
-        self._kept_clear: frozenset[bytes] = frozenset()
-        self._max_len = max_len
-
-    def allocate(self, avoid: bytes | None = None, *, max_len: int | None = None) -> bytes:
-        limit = self._max_len if max_len is None else min(max_len, self._max_len)
-        for length in range(1, limit + 1):
-            space = 256**length
-            taken = {i for i in self._in_use | self._reserved | self._kept_clear if len(i) == length}
-            if len(taken) + 1 >= space:
-                continue
-            for _ in range(64):  # bounded: random probes, then a linear sweep
-                rid = self._rng(length)
-                if rid not in taken and rid != avoid:
-                    self._in_use.add(rid)
-                    return rid
-            for n in range(min(space, 1 << 16)):
-                rid = n.to_bytes(length, "big")
-                if rid not in taken and rid != avoid:
-                    self._in_use.add(rid)
-                    return rid
-        raise IdsExhausted("no recipient ID available")
-
-    def claim(self, rid: bytes) -> bool:
-        """Mark ``rid`` used (a client choosing its own ID); False if it already was."""
-        if rid in self._in_use or rid in self._reserved:
-            return False
-        self._in_use.add(rid)
-        return True
-
-    def release(self, rid: bytes) -> None:
-        self._in_use.discard(rid)
-
-    def reserve(self, rid: bytes) -> bool:
-        """``rid`` is live elsewhere (e.g. an EDHOC C_R): never hand it out until ``unreserve``.
-        False if this pool had handed it out already (the caller chose a taken ID)."""
-        self._reserved.add(bytes(rid))
-        return rid not in self._in_use
-
-    def unreserve(self, rid: bytes) -> None:
-        self._reserved.discard(rid)
-
-    def keep_clear(self, ids: Iterable[bytes]) -> None:
-        """Never hand out ``ids`` (another allocator's whole space, e.g. EDHOC's one-byte C_Rs)."""
-        self._kept_clear = frozenset(bytes(i) for i in ids)
-
-    @property
-    def reserved(self) -> frozenset[bytes]:
-        return frozenset(self._reserved)
-
-    def __contains__(self, rid: bytes) -> bool:
-        """Handed out by this pool (reserved IDs are not: they belong to their allocator)."""
-        return rid in self._in_use
-
-    def __len__(self) -> int:
-        return len(self._in_use)
-
-
 @dataclass(frozen=True, slots=True)
 class RsOscorePop:
     """The RS's side of RFC 9203 §4.1–4.3 for one POST: the material, the client's N1 and ID1."""
@@ -209,7 +136,7 @@ class OscoreProfile:
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
     secret_pop_key = True  # RFC 9203 §5: the OSCORE_Input_Material's ms
 
-    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsRecord) -> Cnf | None:
+    def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
         return kid_or_none(req_cnf)
 
     def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
@@ -220,7 +147,7 @@ class OscoreProfile:
         cnf = OscoreCnf(material)  # RFC 9203 §3.2: the same material in the token and the response
         return PopKey(cnf, cnf, cti)
 
-    def rs_cnf(self, rs: RsRecord) -> Cnf | None:
+    def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         return None
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:

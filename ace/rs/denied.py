@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import CreationHints
 from ace.errors import CoapCode, RemoteError
+from ace.messages import CreationHints
 from ace.rs.store import Binding
 
 

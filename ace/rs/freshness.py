@@ -22,8 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ace.cbor.messages import CreationHints
 from ace.errors import UNAUTHORIZED, DecodeError, TokenRefused
+from ace.messages import CreationHints
 from ace.rs.denied import AccessDenied
 from ace.store.base import SequenceNumberStore
 from ace.tokens.claims import AccessTokenClaims

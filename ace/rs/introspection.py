@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ace.cbor.messages import IntrospectionResponse
+from ace.messages import IntrospectionResponse
 from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_ENTRIES = 256

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.cbor.scope import method_bit
 from ace.errors import (
     FORBIDDEN,
@@ -35,8 +34,9 @@ from ace.errors import (
     TokenRefused,
     UnsupportedContentFormat,
 )
+from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel, Profile
-from ace.profiles.oscore import RecipientIdPool
+from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
 from ace.rs import tokens as tok

@@ -186,11 +186,3 @@ def generate_symmetric(
     if size < 16:
         raise ValueError("symmetric keys shorter than 16 bytes are not generated")
     return symmetric_key(rng(size), kid=kid, alg=alg)
-
-
-def generate_curve_key(curve: Curve, *, kid: bytes | None = None, alg: int | None = None) -> CoseKey:
-    """A fresh EC2 P-256 or OKP Ed25519/X25519 key pair (OS randomness)."""
-    from ace.tokens import crypto
-
-    return crypto.generate(curve, kid=kid, alg=alg)
-

@@ -20,9 +20,9 @@ import cbor2
 
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.coap import contexts
 from ace.coap.as_server import AsServer
+from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import ACE_JAVA, ClientRecord, Grant, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore

@@ -17,7 +17,8 @@ from ace.authz_server import trl
 from ace.authz_server.introspect import IntrospectionEndpoint, IntrospectionResult
 from ace.authz_server.token import REFERENCE_LEN, TokenEndpoint, TokenPolicy, exi_cti
 from ace.cbor.labels import AceProfile, ContentFormat, IntrospectionParam
-from ace.cbor.messages import (
+from ace.errors import ErrorCode, RemoteError
+from ace.messages import (
     AccessTokenRequest,
     AccessTokenResponse,
     AuthzInfoRequest,
@@ -25,7 +26,6 @@ from ace.cbor.messages import (
     IntrospectionRequest,
     IntrospectionResponse,
 )
-from ace.errors import ErrorCode, RemoteError
 from ace.profiles.dtls import label_for as dtls_label
 from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
 from ace.rs.server import ResourceServer, RsConfig

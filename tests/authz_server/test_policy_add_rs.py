@@ -16,7 +16,8 @@ from ace.cli.keyfiles import save_key
 from ace.cli.main import main
 from ace.store.base import ACE_JAVA, RFC_FORMAT, RsRecord, TokenFormat
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.keys import generate_curve_key, symmetric_key
+from ace.tokens.crypto import generate
+from ace.tokens.keys import symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
 
 RS_AS = OscoreContextParams(master_secret=bytes.fromhex("5152530405060708090a0b0c0d0e0f10"), sender_id=b"\x01",
@@ -27,7 +28,7 @@ RS_AS = OscoreContextParams(master_secret=bytes.fromhex("5152530405060708090a0b0
 def d(tmp_path: Path) -> Path:
     (tmp_path / "as.toml").write_text('[as]\nstore = "as.db"\n')
     save_key(tmp_path / "aud1.key", symmetric_key(bytes.fromhex("a1a2a30405060708090a0b0c0d0e0f10")))
-    save_key(tmp_path / "ec.key", generate_curve_key(Curve.P_256, kid=b"rs1"))
+    save_key(tmp_path / "ec.key", generate(Curve.P_256, kid=b"rs1"))
     write_oscore_secret(tmp_path / "rs-as.oscore.toml", RS_AS)
     return tmp_path
 

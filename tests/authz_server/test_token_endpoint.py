@@ -14,9 +14,9 @@ from support import NOW, counter_rng, fixed_clock
 from ace.authz_server import trl
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, GrantType, Param
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse
 from ace.cbor.scope import METHODS, AifScope
 from ace.errors import DecodeError, ErrorCode, InvalidClient, RemoteError, UnsupportedContentFormat
+from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims

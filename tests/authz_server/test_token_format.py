@@ -18,8 +18,8 @@ from support import NOW, counter_rng, fixed_clock
 from ace.authz_server.identity import find_issued, verified_claims
 from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import EXI_SEQ_LEN, TokenEndpoint, TokenPolicy, exi_cti
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest
 from ace.errors import AceError
+from ace.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest
 from ace.store.base import ACE_JAVA, RFC_FORMAT, ClientRecord, Grant, RsRecord, TokenFormat
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims

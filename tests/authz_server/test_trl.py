@@ -12,9 +12,9 @@ from support import NOW, counter_rng, fixed_clock
 from ace.authz_server import trl
 from ace.authz_server.token import TokenEndpoint
 from ace.authz_server.trl import RsPeer, TrlEndpoint
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.client.flow import ClientConfig, ClientFlow, Session
 from ace.errors import ConfigError, DecodeError, RemoteError
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore

@@ -15,7 +15,8 @@ from vectors import load_vector
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, GrantType, TokenType
-from ace.cbor.messages import (
+from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.messages import (
     MESSAGE_TYPES,
     AccessTokenRequest,
     AccessTokenResponse,
@@ -26,7 +27,6 @@ from ace.cbor.messages import (
     IntrospectionRequest,
     IntrospectionResponse,
 )
-from ace.errors import DecodeError, ErrorCode, RemoteError
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 

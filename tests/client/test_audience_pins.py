@@ -11,11 +11,11 @@ import pytest
 from support import NOW
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoResponse, CreationHints
 from ace.cli.config import load_client
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Response, SendTokenRequest
 from ace.client.pins import MAX_PINS, MemoryPins, normalize_origin
 from ace.errors import ConfigError
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoResponse, CreationHints
 from ace.store.pins import FilePins, pins_path
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 

@@ -8,14 +8,6 @@ import pytest
 from support import NOW
 
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import (
-    AccessTokenRequest,
-    AccessTokenResponse,
-    AuthzInfoRequest,
-    AuthzInfoResponse,
-    CreationHints,
-    ErrorResponse,
-)
 from ace.client.flow import (
     Action,
     ClientConfig,
@@ -30,6 +22,14 @@ from ace.client.flow import (
     Session,
 )
 from ace.errors import ErrorCode
+from ace.messages import (
+    AccessTokenRequest,
+    AccessTokenResponse,
+    AuthzInfoRequest,
+    AuthzInfoResponse,
+    CreationHints,
+    ErrorResponse,
+)
 from ace.profiles import oscore
 from ace.tokens.cnf import KidCnf, OscoreCnf, OscoreInputMaterial
 

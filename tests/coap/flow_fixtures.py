@@ -22,7 +22,6 @@ import aiocoap
 from aiocoap import oscore
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.cbor.scope import method_bit
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
@@ -36,6 +35,7 @@ from ace.coap.client import ClientRunner, Exchange
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
 from ace.coap.rs_server import RsServer
+from ace.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.profiles import oscore as oscore_profile
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore

@@ -23,7 +23,8 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor.labels import Curve
 from ace.cli.demo_cmd import free_port
 from ace.coap import edhoc
-from ace.tokens.keys import CoseKey, generate_curve_key
+from ace.tokens.crypto import generate
+from ace.tokens.keys import CoseKey
 
 T = TypeVar("T")
 TIMEOUT = 5.0
@@ -67,7 +68,7 @@ async def running_rs(credentials: Any | None = None) -> AsyncIterator[Rs]:
     creds = CountingMap() if credentials is None else credentials
     index = edhoc.PeerCredentialIndex()
     creds[INDEX_KEY] = index
-    key = generate_curve_key(Curve.P_256, kid=b"RS")
+    key = generate(Curve.P_256, kid=b"RS")
     edhoc.install_server_identity(creds, key, [edhoc.edhoc_origin("::1", port)])
     site = aiocoap.resource.Site()
     site.add_resource(["whoami"], WhoAmI())
@@ -89,7 +90,7 @@ async def client_context() -> AsyncIterator[Any]:
 
 
 def client_key(n: int) -> CoseKey:
-    return generate_curve_key(Curve.P_256, kid=n.to_bytes(2, "big"))
+    return generate(Curve.P_256, kid=n.to_bytes(2, "big"))
 
 
 async def get(ctx: Any, rs: Rs) -> aiocoap.Message:
@@ -110,7 +111,7 @@ async def refused(ctx: Any, rs: Rs) -> aiocoap.Message:
 
 
 def test_ccs_matches_aiocoaps_own_builder() -> None:
-    ours = generate_curve_key(Curve.P_256, kid=b"\x01")
+    ours = generate(Curve.P_256, kid=b"\x01")
     theirs = CoseKeyForEdhoc.from_map({1: 2, -1: 1, -4: ours.d}).as_ccs(b"\x01", "me")[14]
     assert edhoc.ccs_bytes(ours, subject="me") == cbor2.dumps(theirs, canonical=True)
     assert edhoc.key_from_ccs(edhoc.ccs_bytes(ours)) == ours.public()
@@ -135,12 +136,12 @@ def test_kid_of_id_cred(id_cred: bytes, kid: bytes | None) -> None:
 @pytest.mark.parametrize("kid", [None, b"", b"k" * (edhoc.MAX_KID + 1)])
 def test_keys_without_a_usable_kid_are_refused(kid: bytes | None) -> None:
     with pytest.raises(ValueError, match="kid"):
-        edhoc.ccs_bytes(generate_curve_key(Curve.P_256, kid=kid))
+        edhoc.ccs_bytes(generate(Curve.P_256, kid=kid))
 
 
 def test_other_curves_are_refused() -> None:
     with pytest.raises(ValueError, match="P-256"):
-        edhoc.ccs_bytes(generate_curve_key(Curve.X25519, kid=b"1"))
+        edhoc.ccs_bytes(generate(Curve.X25519, kid=b"1"))
 
 
 def test_index_lookup_loader_and_replacement() -> None:
@@ -293,7 +294,7 @@ async def test_wrong_rs_credential_fails_on_the_client() -> None:
     async with running_rs() as rs, client_context() as ctx:
         key = client_key(9)
         rs.index.add(key, b"binding-9")
-        impostor = generate_curve_key(Curve.P_256, kid=b"RS")  # rs_cnf naming another key
+        impostor = generate(Curve.P_256, kid=b"RS")  # rs_cnf naming another key
         edhoc.ClientEdhoc.install(ctx, "::1", rs.port, key, impostor)
         with pytest.raises(ValueError, match="MacVerificationFailed"):
             await get(ctx, rs)

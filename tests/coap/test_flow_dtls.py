@@ -28,7 +28,6 @@ from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, se
 
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_psk
 from ace.cli.demo_cmd import free_port
@@ -38,6 +37,7 @@ from ace.coap import rs_server as rs_server_module
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.errors import ConfigError, ErrorCode
+from ace.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.profiles.dtls import DtlsChannel, label_for
 from ace.store.base import Grant
 from ace.store.seqno import FileSequenceStore

@@ -29,7 +29,6 @@ from flow_fixtures import Flow, Reply, bounded, running_deployment, send, store_
 
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret
 from ace.cli.keyfiles import load_key
@@ -40,14 +39,16 @@ from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.coap.render import pair_of
 from ace.errors import ErrorCode
+from ace.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.profiles.edhoc import LABEL_PREFIX, EdhocChannel
 from ace.store.base import ClientRecord, Grant
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf
+from ace.tokens.crypto import generate
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
-from ace.tokens.keys import CoseKey, generate_curve_key
+from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import OscoreContextParams
 
 EDHOC = AceProfile.COAP_EDHOC_OSCORE  # 4
@@ -129,7 +130,7 @@ def client_key_of(flow: Flow) -> CoseKey:
 
 
 def new_key(kid: bytes) -> CoseKey:
-    return generate_curve_key(Curve.P_256, kid=kid)
+    return generate(Curve.P_256, kid=kid)
 
 
 def as_secret_of(flow: Flow) -> OscoreContextParams:

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from flow_fixtures import TIMEOUT, Flow, ManualSession, Reply, bounded, running_deployment, store_of
 
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.cli import roles
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap.client import ClientRunner
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.store.base import ClientRecord, Grant
 from ace.store.seqno import FileSequenceStore
 from ace.tokens.cnf import OscoreCnf

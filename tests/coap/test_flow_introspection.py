@@ -22,7 +22,6 @@ from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of, unti
 from ace.authz_server import trl
 from ace.authz_server.token import REFERENCE_LEN
 from ace.cbor.labels import AceProfile
-from ace.cbor.messages import AccessTokenResponse, AuthzInfoRequest, IntrospectionRequest, IntrospectionResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
@@ -32,6 +31,7 @@ from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.trl import trl_uri
+from ace.messages import AccessTokenResponse, AuthzInfoRequest, IntrospectionRequest, IntrospectionResponse
 from ace.rs.introspection import is_reference
 from ace.store.base import Grant, IssuedToken, RsRecord
 from ace.store.seqno import FileSequenceStore

@@ -15,15 +15,15 @@ import aiocoap
 import pytest
 from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
 
-from ace.cbor.messages import (
+from ace.client.flow import Done, Failed, ResourceRequest
+from ace.errors import ErrorCode
+from ace.messages import (
     AccessTokenRequest,
     AccessTokenResponse,
     AuthzInfoRequest,
     CreationHints,
     ErrorResponse,
 )
-from ace.client.flow import Done, Failed, ResourceRequest
-from ace.errors import ErrorCode
 from ace.store.base import Grant
 from ace.tokens.cwt import KeyRing, verify_token
 

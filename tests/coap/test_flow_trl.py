@@ -18,7 +18,6 @@ from flow_fixtures import TIMEOUT, Flow, bounded, running_deployment, send, stor
 
 from ace.authz_server import trl
 from ace.authz_server.trl import RsPeer
-from ace.cbor.messages import AuthzInfoRequest
 from ace.cli import roles
 from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
@@ -29,6 +28,7 @@ from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
 from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
+from ace.messages import AuthzInfoRequest
 from ace.store.base import ClientRecord, Grant, IssuedToken
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore

@@ -24,11 +24,11 @@ from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, se
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, Param
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.cli import roles
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoRequest
 from ace.store.base import Grant
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import KidCnf, OscoreCnf

@@ -18,10 +18,10 @@ from aiocoap import oscore
 from aiocoap.optiontypes import BlockOption
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.coap import contexts
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
+from ace.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.profiles import oscore as oscore_profile
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial

@@ -21,7 +21,6 @@ from support import NOW
 
 from ace.authz_server.token import IssueResult, TokenEndpoint
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import CreationHints, ErrorResponse
 from ace.cbor.scope import METHODS, AifScope, ScopeMeaning
 from ace.client.flow import (
     Action,
@@ -36,6 +35,7 @@ from ace.client.flow import (
     SendTokenRequest,
 )
 from ace.errors import ErrorCode, RemoteError
+from ace.messages import CreationHints, ErrorResponse
 from ace.replies import reply_of
 from ace.rs.denied import AccessDenied
 from ace.rs.server import ResourceServer, RsConfig

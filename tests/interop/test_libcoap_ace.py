@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from ace.cbor.labels import AceProfile
-from ace.cbor.messages import AccessTokenResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
@@ -34,6 +33,7 @@ from ace.client.flow import Done, ResourceRequest
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
 from ace.coap.rs_server import RsServer
+from ace.messages import AccessTokenResponse
 from ace.profiles.dtls import label_for
 from ace.tokens.cnf import CoseKeyCnf
 

@@ -10,8 +10,9 @@ from support import counter_rng
 from vectors import load_vector
 
 from ace.errors import DecodeError, ErrorCode
-from ace.profiles import oscore
-from ace.profiles.oscore import RecipientIdPool, derive, master_salt
+from ace.profiles import ids, oscore
+from ace.profiles.ids import RecipientIdPool
+from ace.profiles.oscore import derive, master_salt
 from ace.tokens.cnf import OscoreInputMaterial
 from ace.tokens.oscore_params import OscoreContextParams
 
@@ -226,9 +227,9 @@ def test_pool_is_bounded() -> None:
 
 
 def test_pool_default_bound_is_the_oscore_id_limit() -> None:
-    assert oscore.MAX_ID_LEN == 7
+    assert ids.MAX_ID_LEN == 7
     pool = RecipientIdPool(seeded(5))
-    assert all(len(pool.allocate()) <= oscore.MAX_ID_LEN for _ in range(50))
+    assert all(len(pool.allocate()) <= ids.MAX_ID_LEN for _ in range(50))
 
 
 def test_reserved_and_kept_clear_ids_are_never_handed_out() -> None:

@@ -4,7 +4,7 @@ may escape.
     python tests/robustness/atheris_decoders.py -runs=100000 [CORPUS_DIR ...] [libFuzzer flags]
 
 The first input byte picks the decoder, the rest is its input: ``codec.loads``, each message
-of ``ace.cbor.messages`` (``decode``), ``cose.parse`` (bytes and decoded item),
+of ``ace.messages`` (``decode``), ``cose.parse`` (bytes and decoded item),
 ``verify_token`` (symmetric and EC keys, audience rs1), claims, COSE_Key, cnf, scopes, and
 the RS core's POST /authz-info for both profiles (sans I/O). Without a corpus directory
 on the command line, a temporary one is seeded with valid tokens and messages. Any other
@@ -28,9 +28,9 @@ import atheris
 with atheris.instrument_imports(include=["ace"]):
     from ace.cbor import codec
     from ace.cbor.labels import ContentFormat, Curve
-    from ace.cbor.messages import MESSAGE_TYPES, AccessTokenRequest, AuthzInfoRequest
     from ace.cbor.scope import AifScope, parse_scope
     from ace.errors import RemoteError
+    from ace.messages import MESSAGE_TYPES, AccessTokenRequest, AuthzInfoRequest
     from ace.rs.server import ResourceServer, RsConfig
     from ace.tokens import cose
     from ace.tokens.claims import AccessTokenClaims

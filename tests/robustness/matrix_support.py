@@ -42,7 +42,6 @@ from aiocoap.optiontypes import BlockOption
 from ace.authz_server import trl
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, Param
-from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret, load_rs
 from ace.cli.demo_cmd import free_port
@@ -53,15 +52,16 @@ from ace.coap.as_server import AsServer
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
 from ace.coap.rs_server import RsServer
+from ace.messages import AuthzInfoRequest, AuthzInfoResponse
 from ace.profiles import oscore as oscore_profile
 from ace.profiles.dtls import label_for
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf, OscoreInputMaterial
-from ace.tokens.crypto import Kind
+from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import issue_token
-from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
 
 T = TypeVar("T")
@@ -286,7 +286,7 @@ async def start_harness(directory: Path) -> Harness:
     token_key = load_key(d.directory / "rs1-token.key")
     secret_b = register_extras(d, token_key)
     # the RSs also trust an ES256 public key (kid 0x02): the target of "HMAC with a public key"
-    ec_key = generate_curve_key(Curve.P_256, kid=b"\x02")
+    ec_key = generate(Curve.P_256, kid=b"\x02")
     save_key(d.directory / "rs1-ec.pub.key", ec_key.public())
     rs_cfg = load_rs(d.rs_config)
     # RS main offers exactly the two profiles under test (OSCORE first, as ace init writes them)

@@ -99,14 +99,14 @@ from matrix_support import (
 
 from ace.authz_server import trl
 from ace.cbor import codec
-from ace.cbor.messages import AccessTokenResponse, AuthzInfoResponse
 from ace.cbor.scope import AifScope
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import ErrorCode
+from ace.messages import AccessTokenResponse, AuthzInfoResponse
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
-from ace.tokens.crypto import Kind
-from ace.tokens.keys import Curve, generate_curve_key, symmetric_key
+from ace.tokens.crypto import Kind, generate
+from ace.tokens.keys import Curve, symmetric_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:DTLS module did not shut down:UserWarning")
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -285,7 +285,7 @@ def hmac_with_public_key_dtls(h: Harness) -> bytes:
 
 def sign1_by_stranger(kid: bytes) -> Callable[[Harness], bytes]:
     def make(h: Harness) -> bytes:
-        stranger = generate_curve_key(Curve.P_256, kid=kid)
+        stranger = generate(Curve.P_256, kid=kid)
         return make_token(stranger, claims(), kind=Kind.SIGN)
     return make
 

@@ -36,7 +36,6 @@ from matrix_support import MemorySeqnos, Reply, bounded, send
 
 from ace.authz_server import trl
 from ace.cbor import codec
-from ace.cbor.messages import AccessTokenResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
 from ace.cli.demo_cmd import free_port
@@ -45,6 +44,7 @@ from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
+from ace.messages import AccessTokenResponse
 from ace.store.base import ClientRecord, Grant
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing, verify_token

@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 from ace.cbor.labels import AceProfile
-from ace.cbor.messages import AccessTokenResponse
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_oscore_secret, load_psk, load_rs
 from ace.cli.demo_cmd import free_port
@@ -39,6 +38,7 @@ from ace.cli.init_cmd import init_deployment
 from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import Exchange
+from ace.messages import AccessTokenResponse
 from ace.profiles.dtls import DtlsChannel
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
 

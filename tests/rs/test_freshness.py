@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ace.cbor.messages import CreationHints
+from ace.messages import CreationHints
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import CNONCE_LEN, MAX_LEAD, STAMP_LEN, Freshness
 

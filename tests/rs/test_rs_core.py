@@ -13,7 +13,6 @@ from support import NOW
 
 from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import ContentFormat, Param
-from ace.cbor.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
 from ace.cbor.scope import METHODS, AifScope, TextScope
 from ace.errors import (
     ClaimsError,
@@ -25,6 +24,7 @@ from ace.errors import (
     VerificationError,
     WrongAudience,
 )
+from ace.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
 from ace.profiles import oscore
 from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
 from ace.rs.store import Binding, BindingStore

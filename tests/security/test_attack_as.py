@@ -35,7 +35,6 @@ from flow_fixtures import Flow, Reply, bounded, running_deployment, send, store_
 from ace.authz_server import trl
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, Curve
-from ace.cbor.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest, IntrospectionResponse
 from ace.cli import revoke_cmd, roles
 from ace.cli.config import load_as, load_rs
 from ace.cli.demo_cmd import free_port
@@ -46,14 +45,16 @@ from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.coap.trl import trl_uri
 from ace.errors import ConfigError
+from ace.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest, IntrospectionResponse
 from ace.store import codec as store_codec
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
-from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
 
 EDHOC = int(AceProfile.COAP_EDHOC_OSCORE)
@@ -94,7 +95,7 @@ def ace_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_add_rs_refuses_readable_tokens_for_profiles_with_a_secret(tmp_path: Path, options: list[str]) -> None:
     d = init_deployment(tmp_path / "deployment", as_port=free_port(), rs_port=free_port())
     kind = options[1]
-    key = generate_curve_key(Curve.P_256, kid=b"s") if kind == "sign1" else symmetric_key(secrets.token_bytes(32))
+    key = generate(Curve.P_256, kid=b"s") if kind == "sign1" else symmetric_key(secrets.token_bytes(32))
     save_key(tmp_path / "rs9.key", key)
     done = ace_cli("policy", "--config", d.as_config, "add-rs", "rs9", "--token-key", tmp_path / "rs9.key", *options)
     assert done.returncode == 2, done  # old: 0, "registered RS rs9"
@@ -106,7 +107,7 @@ def test_add_rs_refuses_readable_tokens_for_profiles_with_a_secret(tmp_path: Pat
 
 def test_add_rs_accepts_signed_tokens_for_edhoc_only(tmp_path: Path) -> None:
     d = init_deployment(tmp_path / "deployment", as_port=free_port(), rs_port=free_port())
-    save_key(tmp_path / "rs9.key", generate_curve_key(Curve.P_256, kid=b"s"))
+    save_key(tmp_path / "rs9.key", generate(Curve.P_256, kid=b"s"))
     done = ace_cli("policy", "--config", d.as_config, "add-rs", "rs9", "--token-key", tmp_path / "rs9.key",
                    "--kind", "sign1", "--profiles", "coap_edhoc_oscore", "--auth-key", d.directory / "rs1-edhoc.key")
     assert done.returncode == 0 and done.stdout.strip() == "registered RS rs9", done
@@ -118,10 +119,10 @@ def test_add_rs_accepts_signed_tokens_for_edhoc_only(tmp_path: Path) -> None:
 
 def register_rs(flow: Flow, audience: str, kind: str, profiles: tuple[int, ...]) -> CoseKey:
     """An RS registered as an older ace (or a hand-edited store) could: the combination add-rs refuses."""
-    key = generate_curve_key(Curve.P_256, kid=b"s") if kind == "sign1" else symmetric_key(secrets.token_bytes(32))
+    key = generate(Curve.P_256, kid=b"s") if kind == "sign1" else symmetric_key(secrets.token_bytes(32))
     store = store_of(flow)
     store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=key, token_kind=kind, profiles=profiles,
-                          auth_key=generate_curve_key(Curve.P_256, kid=b"r").public()))
+                          auth_key=generate(Curve.P_256, kid=b"r").public()))
     store.add_grant(Grant(client_id="clientA", audience=audience, scope="r_temp", default=True))
     return key
 
@@ -220,7 +221,7 @@ async def test_another_clients_edhoc_kid_or_key_is_refused(flow: Flow, tmp_path:
     assert (await token_request(flow, alice, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(a_key))).code \
         == (2, 1)
     bob = await second_client(flow, tmp_path)
-    b_key = generate_curve_key(Curve.P_256, kid=b"cA").public()
+    b_key = generate(Curve.P_256, kid=b"cA").public()
     attempts = {"own-key-victims-kid": b_key, "victims-key": a_key, "victims-key-other-kid": a_key.with_kid(b"cB")}
     with caplog.at_level(logging.WARNING, logger="ace.authz_server.token"):
         for name, key in attempts.items():
@@ -359,16 +360,16 @@ async def test_a_squatted_kid_goes_back_to_the_client_the_operator_registers(flo
     """B asked first with A's kid and renewed: A was refused for as long as B kept renewing. (A's key
     from ``ace init`` is registered now: this is a second key of A's, with a kid of its own.)"""
     bob = await second_client(flow, tmp_path)
-    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"cC").public())).code == (2, 1)
+    assert (await edhoc_token(flow, bob, generate(Curve.P_256, kid=b"cC").public())).code == (2, 1)
     alice = await flow.client(record=False)
     a_file = tmp_path / "a-second-edhoc.key"  # kid "cC"
-    save_key(a_file, generate_curve_key(Curve.P_256, kid=b"cC"))
+    save_key(a_file, generate(Curve.P_256, kid=b"cC"))
     assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (4, 0)
     done = ace_cli("policy", "--config", flow.d.as_config, "add-client", "clientA", "--edhoc-key", a_file)
     assert done.returncode == 0, done.stderr  # old: exit 2, no --edhoc-key
     assert "revoked 1 live token" in done.stdout  # bob's, bound to kid cC
     assert (await edhoc_token(flow, alice, load_key(a_file).public())).code == (2, 1)
-    for key in (generate_curve_key(Curve.P_256, kid=b"cC").public(), load_key(a_file).public().with_kid(b"cB")):
+    for key in (generate(Curve.P_256, kid=b"cC").public(), load_key(a_file).public().with_kid(b"cB")):
         reply = await edhoc_token(flow, bob, key)
         assert reply.code == (4, 0) and error_of(reply) == 1, reply
 
@@ -381,7 +382,7 @@ async def test_the_victims_key_stays_its_own_after_its_tokens_expired(tmp_path: 
         assert (await edhoc_token(flow, alice, a_key)).code == (2, 1)
         clock.offset += LIFETIME + 1  # all of A's tokens expired
         bob = await second_client(flow, tmp_path)
-        for key in (a_key, generate_curve_key(Curve.P_256, kid=b"cA").public()):
+        for key in (a_key, generate(Curve.P_256, kid=b"cA").public()):
             reply = await edhoc_token(flow, bob, key)
             assert reply.code == (4, 0) and error_of(reply) == 1, reply  # old: 2.01, then B renews for good
         assert (await edhoc_token(flow, alice, a_key)).code == (2, 1)
@@ -440,7 +441,7 @@ def edhoc_rs(flow: Flow, audience: str) -> None:
     """Another RS offering coap_edhoc_oscore that clientA and clientB may use (the AS needs no running RS)."""
     store = store_of(flow)
     store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=symmetric_key(secrets.token_bytes(16)),
-                          profiles=(EDHOC,), auth_key=generate_curve_key(Curve.P_256, kid=b"r2").public()))
+                          profiles=(EDHOC,), auth_key=generate(Curve.P_256, kid=b"r2").public()))
     for client in ("clientA", "clientB"):
         store.add_grant(Grant(client_id=client, audience=audience, scope="r_temp", default=True))
 
@@ -456,7 +457,7 @@ async def test_a_key_belongs_to_its_first_presenter_at_every_audience(flow: Flow
     edhoc_rs(flow, "rs2")
     alice = await flow.client(record=False)
     registered = load_key(flow.d.directory / "client-edhoc.key").public()  # ace init registered it for A
-    unregistered = generate_curve_key(Curve.P_256, kid=b"cC").public()  # A's second key: first presented
+    unregistered = generate(Curve.P_256, kid=b"cC").public()  # A's second key: first presented
     for key in (registered, unregistered):
         assert (await edhoc_token(flow, alice, key)).code == (2, 1)
         for squat in (key, key.with_kid(b"cZ")):
@@ -464,7 +465,7 @@ async def test_a_key_belongs_to_its_first_presenter_at_every_audience(flow: Flow
             assert reply.code == (4, 0) and error_of(reply) == 1, (key.kid, reply)  # old: 2.01
         assert (await edhoc_token_at(flow, alice, key, "rs2")).code == (2, 1)  # old: 4.00, for good
     assert {t.client_id for t in store_of(flow).find_tokens(audience="rs2")} == {"clientA"}
-    own = generate_curve_key(Curve.P_256, kid=b"cA").public()  # kid cA, registered for A: not at rs2 either
+    own = generate(Curve.P_256, kid=b"cA").public()  # kid cA, registered for A: not at rs2 either
     assert (await edhoc_token_at(flow, bob, own, "rs2")).code == (4, 0)
     assert (await edhoc_token_at(flow, bob, own.with_kid(b"b1"), "rs2")).code == (2, 1)  # its own key and kid
 
@@ -474,8 +475,8 @@ async def test_a_refused_token_request_claims_no_credential(flow: Flow, tmp_path
     was refused its own key (old: 4.00 for A)."""
     flow.as_server.endpoint.policy = TokenPolicy(max_live_tokens=1)
     bob = await second_client(flow, tmp_path)
-    assert (await edhoc_token(flow, bob, generate_curve_key(Curve.P_256, kid=b"b1").public())).code == (2, 1)
-    a_key = generate_curve_key(Curve.P_256, kid=b"cC").public()  # A's, not registered: first presented
+    assert (await edhoc_token(flow, bob, generate(Curve.P_256, kid=b"b1").public())).code == (2, 1)
+    a_key = generate(Curve.P_256, kid=b"cC").public()  # A's, not registered: first presented
     refused = await edhoc_token(flow, bob, a_key)
     assert refused.code == (4, 0) and error_of(refused) == 1, refused  # the live-token limit
     store = store_of(flow)

@@ -22,12 +22,12 @@ import aiocoap
 import aiocoap.resource
 
 from ace.cbor.labels import ContentFormat
-from ace.cbor.messages import CreationHints
 from ace.cli import roles
 from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
 from ace.client.flow import Done, Failed, ResourceRequest
 from ace.coap.client import ClientRunner, Exchange
+from ace.messages import CreationHints
 from ace.store.base import Grant, RsRecord
 from ace.tokens.keys import symmetric_key
 from tests.coap.flow_fixtures import TIMEOUT, Flow, bounded, running_deployment, store_of

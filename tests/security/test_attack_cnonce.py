@@ -21,10 +21,10 @@ from typing import Any
 
 import aiocoap
 
-from ace.cbor.messages import AuthzInfoRequest, CreationHints
 from ace.cli import roles
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.render import pair_of
+from ace.messages import AuthzInfoRequest, CreationHints
 from ace.rs.freshness import CNONCE_LEN
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial

@@ -31,7 +31,7 @@ from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import edhoc
 from ace.coap.client import ClientRunner
-from ace.profiles.oscore import RecipientIdPool
+from ace.profiles.ids import RecipientIdPool
 from ace.store.seqno import FileSequenceStore
 
 RUNNER_TIMEOUT = 3.0

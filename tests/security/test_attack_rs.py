@@ -26,12 +26,12 @@ from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, Reply, bounded, running_deplo
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat, Param
-from ace.cbor.messages import AuthzInfoRequest
 from ace.cli.keyfiles import load_key
 from ace.cli.revoke_cmd import revoke
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.messages import AuthzInfoRequest
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf
 from ace.tokens.cwt import issue_token

@@ -41,10 +41,10 @@ import pytest
 from aiocoap.optiontypes import BlockOption
 from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, running_deployment, send
 
-from ace.cbor.messages import CreationHints
 from ace.client.flow import Done, ResourceRequest
 from ace.coap import render
 from ace.coap.render import AnswerLimiter
+from ace.messages import CreationHints
 from tests.security.test_attack_cnonce import FULL, cnonce_deployment
 
 try:

@@ -23,7 +23,8 @@ from ace.store import sqlite as sqlite_mod
 from ace.store.base import AsStore, ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SCHEMA_VERSION, SqliteAsStore
-from ace.tokens.keys import CoseKey, generate_curve_key, symmetric_key
+from ace.tokens.crypto import generate
+from ace.tokens.keys import CoseKey, symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
 
 MS = bytes(range(16))
@@ -32,7 +33,7 @@ FULL_SECRET = OscoreContextParams(
     master_secret=b"\xaa" * 32, sender_id=b"\x00", recipient_id=b"\x02", master_salt=b"salt",
     id_context=b"\x37\xcb", alg=11, hkdf="sha512",
 )
-EC_KEY = generate_curve_key(Curve.P_256, kid=b"ec", alg=-7)
+EC_KEY = generate(Curve.P_256, kid=b"ec", alg=-7)
 
 
 def rs_record(audience: str = "rs1", **kw: object) -> RsRecord:
@@ -84,7 +85,7 @@ def test_second_client_with_same_oscore_kid_is_refused(store: AsStore) -> None:
 
 
 def test_rs_crud(store: AsStore) -> None:
-    ec = generate_curve_key(Curve.P_256, kid=b"ec", alg=-7)
+    ec = generate(Curve.P_256, kid=b"ec", alg=-7)
     r2 = RsRecord(audience="rs2", rs_id="two", token_key=ec, token_kind="sign1", token_alg=-7, profiles=(1,),
                   token_lifetime=60, oscore=FULL_SECRET)
     r1 = rs_record()

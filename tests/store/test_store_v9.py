@@ -131,8 +131,9 @@ def test_owner_lookups_use_the_indexes(db: Path) -> None:
 
 def test_register_edhoc_key(db: Path) -> None:
     from ace.cbor.labels import Curve
-    from ace.tokens.keys import generate_curve_key, thumbprint
-    key = generate_curve_key(Curve.P_256, kid=b"cA")
+    from ace.tokens.crypto import generate
+    from ace.tokens.keys import thumbprint
+    key = generate(Curve.P_256, kid=b"cA")
     with SqliteAsStore(db, clock=fixed_clock()) as s:
         with pytest.raises(ValueError, match="public key"):
             s.register_edhoc_key("a", key)  # the private part stays with the client

@@ -14,9 +14,9 @@ from ace.cbor.labels import Curve
 from ace.errors import DecodeError, ErrorCode, RemoteError
 from ace.tokens import crypto
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.crypto import Kind
+from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import KeyRing, canonical_token, issue_token, verify_token
-from ace.tokens.keys import generate_curve_key, symmetric_key
+from ace.tokens.keys import symmetric_key
 
 KEY = symmetric_key(bytes(range(32)), kid=b"rs1")
 AEAD_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
@@ -67,7 +67,7 @@ def test_an_empty_protected_bucket_is_named_as_h_empty() -> None:
 
 
 def test_es256_signatures_are_low_s_and_a_high_s_twin_is_the_same_token() -> None:
-    key = generate_curve_key(Curve.P_256, kid=b"as")
+    key = generate(Curve.P_256, kid=b"as")
     for i in range(8):  # the signature is random: several draws
         token = issue_token(AccessTokenClaims(aud="rs1", cti=bytes([i]), scope="r"), key, kind=Kind.SIGN)
         item = cbor2.loads(token)
