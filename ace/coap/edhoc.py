@@ -26,19 +26,22 @@ from typing import Any
 
 import aiocoap
 import cbor2
+from aiocoap import oscore
 from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext
 from aiocoap.numbers import COAP_PORT
+from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from aiocoap.util import hostportjoin
 
 from ace.cbor.labels import Curve, KeyType
 from ace.coap.edhoc_responders import CONNECTION_IDS as CONNECTION_IDS
 from ace.coap.edhoc_responders import DEFAULT_MAX_RESPONDERS as DEFAULT_MAX_RESPONDERS
-from ace.coap.edhoc_responders import BoundedResponderMap
+from ace.coap.edhoc_responders import EDHOC_PATH, BoundedResponderMap
 from ace.coap.edhoc_responders import HandshakeRefused as HandshakeRefused
 from ace.coap.edhoc_responders import ResponderEntry as ResponderEntry
 from ace.coap.edhoc_responders import forget_responder_contexts as forget_responder_contexts
 from ace.coap.edhoc_responders import is_message_1 as is_message_1
 from ace.coap.edhoc_responders import responder_contexts as responder_contexts
+from ace.coap.peers import source_of
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
@@ -282,3 +285,42 @@ class ClientEdhoc:
 
     def reset(self) -> None:
         self.context.client_credentials[self.map_key] = self.credentials
+
+
+def _peer_fault(exc: BaseException) -> bool:
+    """What aiocoap's and lakers' EDHOC code raise on a malformed message: ValueError/TypeError,
+    RuntimeError (lakers: a message_3 for a handshake whose message_1 failed), and pyo3's
+    PanicException (lakers on a G_X off the curve; a BaseException aiocoap never catches, so no
+    answer went out and the request stayed in aiocoap's table for good)."""
+    return isinstance(exc, (ValueError, TypeError, RuntimeError)) or type(exc).__name__ == "PanicException"
+
+
+class EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
+    """EDHOC messages from unauthenticated peers get 4.00 whatever is wrong with them: aiocoap lets a
+    failed message_3 (a key that is not the kid's) or an unparseable message_1 escape as ValueError
+    (5.00 with a traceback), and lakers panics on some (no answer); we forget the half-done
+    responder context. A message_1 is admitted first: room is made among half-done handshakes
+    only (per source and globally), else 5.03 (``EdhocCredentialsMap.admitting``)."""
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        request = pipe.request
+        message_1 = is_message_1(request)
+        try:
+            credentials = self.server_credentials
+            if message_1 and isinstance(credentials, EdhocCredentialsMap):
+                with credentials.admitting(source_of(request.remote)):
+                    await super().render_to_pipe(pipe)
+            else:
+                await super().render_to_pipe(pipe)
+        except BaseException as exc:
+            if not _peer_fault(exc) or not (request.opt.uri_path == EDHOC_PATH or request.opt.edhoc):
+                raise
+            if not message_1:  # message_3: the half-done handshake it names goes
+                try:
+                    kid = oscore.verify_start(request).get(oscore.COSE_KID)
+                except Exception:  # not even an OSCORE option to name one
+                    kid = None
+                forget_responder_contexts(
+                    self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
+            log.info("EDHOC message refused: %s", exc)
+            raise aiocoap.error.BadRequest("EDHOC message refused") from None

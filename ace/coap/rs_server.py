@@ -19,12 +19,9 @@ from typing import Any
 
 import aiocoap
 import aiocoap.resource
-from aiocoap import oscore
-from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
 from ace.coap import contexts, dtls, edhoc, rs_channels
 from ace.coap.boundary import refusing
-from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.peers import label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
@@ -76,45 +73,6 @@ class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         if handler is None:
             return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
         return await handler(request, binding)
-
-
-def _peer_fault(exc: BaseException) -> bool:
-    """What aiocoap's and lakers' EDHOC code raise on a malformed message: ValueError/TypeError,
-    RuntimeError (lakers: a message_3 for a handshake whose message_1 failed), and pyo3's
-    PanicException (lakers on a G_X off the curve; a BaseException aiocoap never catches, so no
-    answer went out and the request stayed in aiocoap's table for good)."""
-    return isinstance(exc, (ValueError, TypeError, RuntimeError)) or type(exc).__name__ == "PanicException"
-
-
-class _EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
-    """EDHOC messages from unauthenticated peers get 4.00 whatever is wrong with them: aiocoap lets a
-    failed message_3 (a key that is not the kid's) or an unparseable message_1 escape as ValueError
-    (5.00 with a traceback), and lakers panics on some (no answer); we forget the half-done
-    responder context. A message_1 is admitted first: room is made among half-done handshakes
-    only (per source and globally), else 5.03 (``edhoc.EdhocCredentialsMap.admitting``)."""
-
-    async def render_to_pipe(self, pipe: Any) -> None:
-        request = pipe.request
-        message_1 = edhoc.is_message_1(request)
-        try:
-            credentials = self.server_credentials
-            if message_1 and isinstance(credentials, edhoc.EdhocCredentialsMap):
-                with credentials.admitting(source_of(request.remote)):
-                    await super().render_to_pipe(pipe)
-            else:
-                await super().render_to_pipe(pipe)
-        except BaseException as exc:
-            if not _peer_fault(exc) or not (request.opt.uri_path == EDHOC_PATH or request.opt.edhoc):
-                raise
-            if not message_1:  # message_3: the half-done handshake it names goes
-                try:
-                    kid = oscore.verify_start(request).get(oscore.COSE_KID)
-                except Exception:  # not even an OSCORE option to name one
-                    kid = None
-                edhoc.forget_responder_contexts(
-                    self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
-            log.info("EDHOC message refused: %s", exc)
-            raise aiocoap.error.BadRequest("EDHOC message refused") from None
 
 
 class RsServer:
@@ -213,7 +171,7 @@ class RsServer:
         offered = set(self.core.config.profiles)
         for channels in self.channels.values():
             channels.start(channels.profile in offered)
-        site = AmplificationGuard(_EdhocSafeSite(self.site(), self.credentials))  # RFC 7252 §11.3
+        site = AmplificationGuard(edhoc.EdhocSafeSite(self.site(), self.credentials))  # RFC 7252 §11.3
         for channels in self.channels.values():  # a profile with a transport of its own (DTLS)
             if self.context is None and channels.profile in offered:
                 self.context = await channels.serve(site)
