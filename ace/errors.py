@@ -101,6 +101,30 @@ class DecodeError(RemoteError):
     """Malformed CBOR or a message that does not match its CDDL: 4.00 invalid_request."""
 
 
+class UnsupportedGrantType(DecodeError):
+    """4.00 unsupported_grant_type (RFC 9200 §5.8.3): the AS does not serve this grant."""
+
+    default_error_code = ErrorCode.UNSUPPORTED_GRANT_TYPE
+
+
+class InvalidScope(DecodeError):
+    """4.00 invalid_scope (RFC 9200 §5.8.3): a scope missing, malformed or not granted."""
+
+    default_error_code = ErrorCode.INVALID_SCOPE
+
+
+class UnsupportedPopKey(DecodeError):
+    """4.00 unsupported_pop_key (RFC 9200 §5.8.3): a PoP key or its parameters this side cannot use."""
+
+    default_error_code = ErrorCode.UNSUPPORTED_POP_KEY
+
+
+class IncompatibleProfiles(DecodeError):
+    """4.00 incompatible_ace_profiles (RFC 9200 §5.8.3): no profile both sides can serve."""
+
+    default_error_code = ErrorCode.INCOMPATIBLE_ACE_PROFILES
+
+
 class Unauthorized(RemoteError):
     """4.01 without an error map: the peer may not ask this (e.g. the TRL, RFC 9770 §6.1)."""
 

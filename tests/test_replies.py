@@ -13,7 +13,9 @@ from ace.errors import (
     DecodeError,
     ErrorCode,
     IdsExhausted,
+    IncompatibleProfiles,
     InvalidClient,
+    InvalidScope,
     PayloadTooLarge,
     RemoteError,
     ServiceUnavailable,
@@ -21,6 +23,8 @@ from ace.errors import (
     TokenRefused,
     Unauthorized,
     UnsupportedContentFormat,
+    UnsupportedGrantType,
+    UnsupportedPopKey,
     WrongAudience,
 )
 from ace.messages import CreationHints, ErrorResponse
@@ -61,9 +65,19 @@ def test_trl_errors_are_problem_details() -> None:
     (ServiceUnavailable, (RemoteError,), None, (5, 3)),
     (IdsExhausted, (ServiceUnavailable, DecodeError), None, (5, 3)),
     (WrongAudience, (ClaimsError, TokenError), None, (4, 3)),
+    (UnsupportedGrantType, (DecodeError,), ErrorCode.UNSUPPORTED_GRANT_TYPE, (4, 0)),
+    (InvalidScope, (DecodeError,), ErrorCode.INVALID_SCOPE, (4, 0)),
+    (UnsupportedPopKey, (DecodeError,), ErrorCode.UNSUPPORTED_POP_KEY, (4, 0)),
+    (IncompatibleProfiles, (DecodeError,), ErrorCode.INCOMPATIBLE_ACE_PROFILES, (4, 0)),
 ])
 def test_named_classes(cls: type[RemoteError], bases: tuple[type[RemoteError], ...], error_code: ErrorCode | None,
                        coap_code: tuple[int, int]) -> None:
     exc = cls("what happened")
     assert all(isinstance(exc, base) for base in bases)
     assert (exc.error_code, exc.coap_code, exc.description) == (error_code, coap_code, "what happened")
+
+
+@pytest.mark.parametrize("cls", [UnsupportedGrantType, InvalidScope, UnsupportedPopKey, IncompatibleProfiles])
+def test_named_decode_errors_answer_as_the_keyword_override_did(cls: type[DecodeError]) -> None:
+    assert cls.default_error_code is not None
+    assert reply_of(cls("why")) == reply_of(DecodeError("why", error_code=cls.default_error_code))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ace.cbor.scope import AifScope, Scope, TextScope, parse_scope
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import InvalidScope
 from ace.store.base import Grant
 
 
@@ -31,12 +31,12 @@ def granted_scope(requested: str | bytes | None, grants: Sequence[Grant]) -> str
         defaults = [parse_scope(g.scope) for g in grants if g.default]
         union = _union(defaults)
         if union is None or not union:
-            raise DecodeError("no scope requested and no default grant", error_code=ErrorCode.INVALID_SCOPE)
+            raise InvalidScope("no scope requested and no default grant")
         return union.encode()
     want = parse_scope(requested)
     same_form = [s for s in (parse_scope(g.scope) for g in grants) if type(s) is type(want)]
     have = _union(same_form)
     result = want.intersect(have) if have is not None else None  # type: ignore[arg-type]
     if not result:
-        raise DecodeError("requested scope not granted", error_code=ErrorCode.INVALID_SCOPE)
+        raise InvalidScope("requested scope not granted")
     return result.encode()

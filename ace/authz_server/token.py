@@ -36,7 +36,7 @@ from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import GrantType
-from ace.errors import DecodeError, ErrorCode, InvalidClient
+from ace.errors import DecodeError, IncompatibleProfiles, InvalidClient, UnsupportedGrantType
 from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.profiles import Profile, by_number
 from ace.redact import token as redact_token
@@ -112,12 +112,12 @@ class TokenEndpoint:
         if request.client_id is not None and request.client_id != client.client_id:
             raise InvalidClient("client_id does not match the authenticated client")
         if request.grant_type not in (None, GrantType.CLIENT_CREDENTIALS):  # RFC 9200 §5.8.1 default
-            raise DecodeError("only client_credentials is supported", error_code=ErrorCode.UNSUPPORTED_GRANT_TYPE)
+            raise UnsupportedGrantType("only client_credentials is supported")
         if request.audience is None:
             raise DecodeError("audience(5) is required by this AS")
         rs = self.store.get_rs(request.audience)
         if rs is None:
-            raise DecodeError("unknown audience", error_code=ErrorCode.INVALID_REQUEST)
+            raise DecodeError("unknown audience")
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
         now = int(self.clock())
@@ -264,8 +264,7 @@ def _require_confidential(claims: AccessTokenClaims, rs: RsRecord) -> None:
     if carries_secret(claims.cnf) and rs.token_kind != CONFIDENTIAL_KIND:
         log.warning("RS %s gets %s tokens: refused a token whose cnf holds a secret (register it with "
                     "encrypt0)", rs.audience, rs.token_kind)
-        raise DecodeError(f"the PoP key is secret and tokens for this RS are {rs.token_kind}, not encrypted",
-                          error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        raise IncompatibleProfiles(f"the PoP key is secret and tokens for this RS are {rs.token_kind}, not encrypted")
 
 
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
@@ -274,7 +273,7 @@ def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRec
     if request.ace_profile is not None:
         common = [p for p in common if p == request.ace_profile]
     if not common:  # RFC 9200 §5.8.3
-        raise DecodeError("client and RS share no profile", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        raise IncompatibleProfiles("client and RS share no profile")
     return common[0]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ace.cbor import codec
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, InvalidScope
 
 METHODS = {"GET": 1, "POST": 2, "PUT": 3, "DELETE": 4, "FETCH": 5, "PATCH": 6, "IPATCH": 7}
 MAX_PERMS = (1 << 64) - 1
@@ -32,7 +32,7 @@ def method_bit(method: str | int) -> int:
 
 
 def _scope_error(description: str) -> DecodeError:
-    return DecodeError(description, error_code=ErrorCode.INVALID_SCOPE)
+    return InvalidScope(description)
 
 
 def _norm(path: str) -> str:

@@ -4,7 +4,7 @@ One class per profile (``ace.profiles.base.Profile``), registered here by profil
 
 from __future__ import annotations
 
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import IncompatibleProfiles
 from ace.profiles import dtls, edhoc, oscore
 from ace.profiles.base import Channel, Profile
 
@@ -16,7 +16,7 @@ def by_number(number: int) -> Profile:
     """The profile registered under ``number``, or DecodeError incompatible_ace_profiles (RFC 9200 §5.8.3)."""
     profile = PROFILES.get(number)
     if profile is None:
-        raise DecodeError(f"ace_profile {number} is not supported", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+        raise IncompatibleProfiles(f"ace_profile {number} is not supported")
     return profile
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, UnsupportedPopKey
 from ace.tokens.cnf import KidCnf
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def kid_or_none(req_cnf: Cnf | None) -> Cnf | None:
     (RFC 9203 §3.1, RFC 9202 §3.4: an update of access rights); else unsupported_pop_key."""
     if req_cnf is None or isinstance(req_cnf, KidCnf):
         return req_cnf
-    raise DecodeError("req_cnf: only a kid is supported here", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    raise UnsupportedPopKey("req_cnf: only a kid is supported here")
 
 
 @dataclass(frozen=True, slots=True)

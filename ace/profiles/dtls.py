@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
 from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, kid_or_none
 from ace.profiles.ids import RecipientIdPool
@@ -53,16 +53,13 @@ def label_for(identity: bytes) -> bytes:
 def channel_from_key(key: CoseKey) -> DtlsChannel:
     """The PSK and identity of a cnf COSE_Key, or DecodeError (4.00) if it cannot be one."""
     if not key.is_symmetric or key.k is None:
-        raise DecodeError("DTLS profile: only symmetric PoP keys (no raw public keys here)",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey("DTLS profile: only symmetric PoP keys (no raw public keys here)")
     if not key.kid:  # RFC 9202 §3.3.1: the psk_identity is the key's kid
         raise DecodeError("DTLS profile: the PoP key has no kid to use as psk_identity")
     if len(key.kid) > MAX_IDENTITY:
-        raise DecodeError(f"DTLS profile: kid longer than {MAX_IDENTITY} bytes",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"DTLS profile: kid longer than {MAX_IDENTITY} bytes")
     if len(key.k) > PSK_LEN:
-        raise DecodeError(f"DTLS profile: keys longer than {PSK_LEN} bytes are not supported",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"DTLS profile: keys longer than {PSK_LEN} bytes are not supported")
     return DtlsChannel(key.kid, key.k)
 
 
@@ -112,7 +109,7 @@ class DtlsProfile:
     def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
                live: Callable[[bytes], Channel | None]) -> KeyedPop:
         if not isinstance(cnf, CoseKeyCnf):
-            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+            raise UnsupportedPopKey("token cnf holds no COSE_Key")
         channel = channel_from_key(cnf.key)
         return KeyedPop(channel, channel.label, channel.identity)
 

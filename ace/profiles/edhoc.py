@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
-from ace.errors import DecodeError, ErrorCode, TokenRefused
+from ace.errors import DecodeError, IncompatibleProfiles, TokenRefused, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
 from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys
 from ace.profiles.ids import RecipientIdPool
@@ -55,13 +55,11 @@ class EdhocChannel:
 def check_credential(key: CoseKey, what: str = "PoP key") -> CoseKey:
     """An EDHOC authentication credential: a public P-256 key with a kid, else unsupported_pop_key."""
     if key.kty is not KeyType.EC2 or key.crv is not Curve.P_256:
-        raise DecodeError(f"EDHOC profile: the {what} must be an EC2 P-256 key (suite 2)",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"EDHOC profile: the {what} must be an EC2 P-256 key (suite 2)")
     if key.d is not None:
-        raise DecodeError(f"EDHOC profile: the {what} must be a public key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"EDHOC profile: the {what} must be a public key")
     if not key.kid or len(key.kid) > MAX_KID:
-        raise DecodeError(f"EDHOC profile: the {what} needs a kid of 1 to {MAX_KID} bytes (ID_CRED by reference)",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"EDHOC profile: the {what} needs a kid of 1 to {MAX_KID} bytes (ID_CRED by reference)")
     return key
 
 
@@ -80,15 +78,14 @@ class EdhocProfile:
         holds a live token for)."""
         if rs.auth_key is None:  # rs_cnf is required in the first token response of a series
             log.warning("RS %s offers coap_edhoc_oscore but has no auth_key registered", rs.audience)
-            raise DecodeError("this RS has no EDHOC credential", error_code=ErrorCode.INCOMPATIBLE_ACE_PROFILES)
+            raise IncompatibleProfiles("this RS has no EDHOC credential")
         match req_cnf:
             case CoseKeyCnf(key):
                 check_credential(key, "client's credential")
                 return req_cnf
             case KidCnf():
                 return req_cnf
-        raise DecodeError("coap_edhoc_oscore needs the client's public key in req_cnf",
-                          error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey("coap_edhoc_oscore needs the client's public key in req_cnf")
 
     def pop_key(self, req_cnf: Cnf | None, *, cti: bytes, rng: Rng, salt_len: int, context_id_len: int) -> PopKey:
         """The client's own key, bound as it sent it."""
@@ -107,7 +104,7 @@ class EdhocProfile:
     bare_token = True  # the token before the handshake, as in the DTLS profile (see the module docstring)
 
     def rs_refusal(self) -> DecodeError:
-        return DecodeError("this RS does not offer the EDHOC profile", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        return UnsupportedPopKey("this RS does not offer the EDHOC profile")
 
     def rs_takes(self, cnf: Cnf | None) -> bool:
         return isinstance(cnf, CoseKeyCnf) and not cnf.key.is_symmetric
@@ -118,7 +115,7 @@ class EdhocProfile:
     def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
                live: Callable[[bytes], Channel | None]) -> KeyedPop:
         if not isinstance(cnf, CoseKeyCnf):
-            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+            raise UnsupportedPopKey("token cnf holds no COSE_Key")
         channel = EdhocChannel(check_credential(cnf.key))
         current = live(channel.label)  # the kid names the credential: one key per kid
         if isinstance(current, EdhocChannel) and current.peer_key != cnf.key:

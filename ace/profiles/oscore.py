@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat
-from ace.errors import DecodeError, ErrorCode, RemoteError
+from ace.errors import DecodeError, RemoteError, UnsupportedPopKey
 from ace.messages import AccessTokenResponse, AuthzInfoRequest, AuthzInfoResponse
 from ace.profiles.base import AuthzInfo, Channel, Opened, PopKey, Rng, RsKeys, kid_or_none
 from ace.profiles.ids import MAX_ID_LEN, RecipientIdPool
@@ -52,12 +52,12 @@ def check_recipient_id(rid: bytes, name: str, limit: int = MAX_ID_LEN) -> None:
 
 def _alg_and_hkdf(material: OscoreInputMaterial) -> tuple[int, str]:
     if material.version not in (None, 1):  # RFC 8613 §5.4: version 1
-        raise DecodeError("unsupported OSCORE version", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey("unsupported OSCORE version")
     alg = DEFAULT_ALG if material.alg is None else material.alg
     if not isinstance(alg, int) or alg not in _SUPPORTED_AEAD:
-        raise DecodeError(f"unsupported OSCORE AEAD {alg!r}", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"unsupported OSCORE AEAD {alg!r}")
     if isinstance(material.hkdf, str) or material.hkdf not in _HKDF:
-        raise DecodeError(f"unsupported OSCORE HKDF {material.hkdf!r}", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+        raise UnsupportedPopKey(f"unsupported OSCORE HKDF {material.hkdf!r}")
     return alg, _HKDF[material.hkdf]
 
 

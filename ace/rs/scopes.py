@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ace.cbor.scope import AifScope, Scope, ScopeMeaning, TextScope, parse_scope
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import InvalidScope
 
 MAX_TEXT_SCOPES = 64  # text scopes whose AIF translation is kept
 
@@ -20,10 +20,10 @@ class Scopes:
     def usable(self, raw: str | bytes | None) -> Scope:
         """A token's scope claim, parsed, or 4.00 invalid_scope if it means nothing here."""
         if raw is None:  # RFC 9200 §5.10.1.1: claims the RS cannot process → 4.00
-            raise DecodeError("token has no scope", error_code=ErrorCode.INVALID_SCOPE)
+            raise InvalidScope("token has no scope")
         scope = parse_scope(raw)
         if isinstance(scope, TextScope) and not any(t in self.meaning for t in scope.tokens):
-            raise DecodeError("token scope means nothing here", error_code=ErrorCode.INVALID_SCOPE)
+            raise InvalidScope("token scope means nothing here")
         return scope
 
     def aif(self, scope: Scope) -> AifScope:

@@ -28,11 +28,11 @@ from ace.errors import (
     FORBIDDEN,
     UNAUTHORIZED,
     DecodeError,
-    ErrorCode,
     RemoteError,
     ServiceUnavailable,
     TokenRefused,
     UnsupportedContentFormat,
+    UnsupportedPopKey,
 )
 from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel, Profile
@@ -133,7 +133,7 @@ class ResourceServer:
         DTLS, RFC 9202 §3.3; the client's public key for EDHOC)."""
         profile = next((p for p in self._bare if p.rs_takes(cnf)), None)
         if profile is None:
-            raise DecodeError("token cnf holds no COSE_Key", error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+            raise UnsupportedPopKey("token cnf holds no COSE_Key")
         return self._offer(profile)
 
     def _bind(self, received: bytes, request: AuthzInfoRequest | None) -> AuthzInfoOutcome:

@@ -17,7 +17,7 @@ import cbor2
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import CnfMethod, CoseTag, OscoreParam
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, UnsupportedPopKey
 from ace.tokens import cose
 from ace.tokens.crypto import Kind
 from ace.tokens.keys import CoseKey
@@ -103,9 +103,8 @@ def cnf_from_map(value: object, what: str = "cnf") -> Cnf:
         raise DecodeError(f"{what} must be a map")
     methods = [k for k in value if isinstance(k, int) and not isinstance(k, bool) and k in CnfMethod._value2member_map_]
     if len(methods) != 1:  # RFC 8747 §3.1: a single proof-of-possession key
-        raise DecodeError(
-            f"{what} must hold exactly one known confirmation method, found {len(methods)}",
-            error_code=ErrorCode.UNSUPPORTED_POP_KEY if not methods else ErrorCode.INVALID_REQUEST,
+        raise (DecodeError if methods else UnsupportedPopKey)(
+            f"{what} must hold exactly one known confirmation method, found {len(methods)}"
         )
     method = CnfMethod(methods[0])
     member = value[int(method)]

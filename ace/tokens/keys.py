@@ -19,7 +19,7 @@ from typing import Any
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import Curve, CurveKeyParam, KeyParam, KeyType, SymmetricKeyParam
-from ace.errors import DecodeError, ErrorCode
+from ace.errors import DecodeError, UnsupportedPopKey
 
 Rng = Callable[[int], bytes]
 
@@ -139,7 +139,7 @@ def _type_params(r: MapReader, kty: KeyType, what: str) -> dict[str, Any]:
 
 
 def _unsupported(description: str) -> DecodeError:
-    return DecodeError(description, error_code=ErrorCode.UNSUPPORTED_POP_KEY)
+    return UnsupportedPopKey(description)
 
 
 def _validate(key: CoseKey) -> None:
