@@ -49,7 +49,7 @@ from devices.node import Budget, Node, keyring
 from devices.types import DEVICE_TYPES, ROLES, Action, DeviceType
 
 log = logging.getLogger(__name__)
-PROFILES = {name: BY_NAME[name].number for name in ("oscore", "dtls")}  # what a fleet's nodes run
+FLEET_PROFILES = {name: BY_NAME[name].number for name in ("oscore", "dtls")}  # what a fleet's nodes run
 REFUSED = ((4, 3), (4, 5))
 EXCHANGE_TIMEOUT = 10.0  # seconds per CoAP exchange (covers ~8 transmissions with FAST)
 MAX_ACTIONS = 500  # per client and run
@@ -139,8 +139,8 @@ class Fleet:
 
     def __init__(self, *, devices: int, clients: int, profile: str = "oscore", loss: float = 0.0, seed: int = 0,
                  budget: Budget | None = None, directory: Path | None = None) -> None:
-        if profile not in PROFILES:
-            raise ValueError(f"profile must be one of {sorted(PROFILES)}")
+        if profile not in FLEET_PROFILES:
+            raise ValueError(f"profile must be one of {sorted(FLEET_PROFILES)}")
         if devices < 1 or clients < 1 or not 0.0 <= loss < 1.0:
             raise ValueError("a fleet needs devices ≥ 1, clients ≥ 1 and 0 ≤ loss < 1")
         self.n_devices, self.n_clients, self.profile, self.loss, self.seed = devices, clients, profile, loss, seed
@@ -200,7 +200,7 @@ class Fleet:
         dtype = DEVICE_TYPES[i % len(DEVICE_TYPES)]
         audience = f"{dtype.name}-{i}"
         key = generate_symmetric(16, kid=i.to_bytes(4, "big"))
-        profile = PROFILES[self.profile]
+        profile = FLEET_PROFILES[self.profile]
         self.store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=key, profiles=(profile,)))
         node = Node(audience=audience, as_uri=self.as_uri, token_keys=keyring(key), table=dtype.make_table(i),
                     budget=self.budget, port=self.ports.take(pair=self._extra_port), profiles=(profile,))
@@ -211,7 +211,7 @@ class Fleet:
         client_id, role = f"client-{j}", ROLES[j % len(ROLES)]
         ms, cid = secrets.token_bytes(16), (j + 1).to_bytes(2, "big")
         self.store.put_client(ClientRecord(
-            client_id=client_id, profiles=(PROFILES[self.profile],),
+            client_id=client_id, profiles=(FLEET_PROFILES[self.profile],),
             oscore=OscoreContextParams(master_secret=ms, sender_id=b"\x00", recipient_id=cid)))
         for node, dtype in nodes:  # the Resource Owner: this role's scope on every node, by default
             self.store.add_grant(Grant(client_id=client_id, audience=node.audience, scope=dtype.roles[role],
@@ -231,7 +231,7 @@ class Fleet:
 
     async def _client(self, j: int, secret: OscoreContextParams) -> None:
         client_id, role = f"client-{j}", ROLES[j % len(ROLES)]
-        flow = ClientFlow(ClientConfig(client_id=client_id, as_uri=self.as_uri, profile=PROFILES[self.profile]),
+        flow = ClientFlow(ClientConfig(client_id=client_id, as_uri=self.as_uri, profile=FLEET_PROFILES[self.profile]),
                           clock=time.time)
         runner = ClientRunner(flow, as_secret=secret, as_uri=self.as_uri, seqno_store=MemoryAsStore(),
                               timeout=EXCHANGE_TIMEOUT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ace.authz_server.trl import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
+from ace.authz_server.trl_wire import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat
 from ace.errors import (

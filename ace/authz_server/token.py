@@ -38,7 +38,8 @@ from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
 from ace.cbor.labels import GrantType
 from ace.errors import DecodeError, IncompatibleProfiles, InvalidClient, UnsupportedGrantType
 from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
-from ace.profiles import Profile, by_number
+from ace.profiles import PROFILES
+from ace.profiles.base import AsProfile
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
@@ -121,7 +122,9 @@ class TokenEndpoint:
         profile = _choose_profile(request, client, rs)
         scope = granted_scope(request.scope, self.store.grants_for(client.client_id, rs.audience))
         now = int(self.clock())
-        plugin = by_number(profile)  # RFC 9200 §5.8.3: incompatible_ace_profiles if this AS serves it not
+        plugin = PROFILES.get(profile)
+        if plugin is None:  # RFC 9200 §5.8.3: a profile both registered that this AS does not implement
+            raise IncompatibleProfiles("profile not available at this AS")
         previous, claim = self._check_pop_request(request, plugin, client, rs, now)
         self._check_live_tokens(client, rs, now)
         f, p = rs.format, self.policy
@@ -178,7 +181,7 @@ class TokenEndpoint:
         self.store.purge_references(now, REFERENCE_PURGE)
         return reference, token_hash
 
-    def _check_pop_request(self, request: AccessTokenRequest, profile: Profile, client: ClientRecord,
+    def _check_pop_request(self, request: AccessTokenRequest, profile: AsProfile, client: ClientRecord,
                            rs: RsRecord, now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
         """Refuse what we cannot serve before any state changes (the profile says what req_cnf may
         be); returns the client's live token whose PoP key to keep when it asks to update its access
@@ -237,7 +240,7 @@ class TokenEndpoint:
         while len(self._live_bound) > LIVE_BOUNDS:
             self._live_bound.popitem(last=False)
 
-    def _pop_key(self, profile: Profile, cti: bytes, previous: IssuedToken | None, request: AccessTokenRequest,
+    def _pop_key(self, profile: AsProfile, cti: bytes, previous: IssuedToken | None, request: AccessTokenRequest,
                  rs: RsRecord) -> tuple[Cnf, Cnf | None, bytes]:
         """(cnf of the token, cnf of the response, the key's id)."""
         if previous is not None:  # RFC 9203 §3.2: kid in the token, no cnf in the response

@@ -33,8 +33,8 @@ from ace.client import reasons
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
-from ace.profiles import PROFILES, Channel, Profile, of_channel, oscore
-from ace.profiles.base import PendingChannel
+from ace.profiles import PROFILES, Channel, of_channel, oscore
+from ace.profiles.base import ClientProfile, PendingChannel
 from ace.profiles.ids import RecipientIdPool
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.keys import CoseKey
@@ -367,12 +367,12 @@ def _error_map(response: Response) -> ErrorResponse | None:
         return None
 
 
-def _profile_of(response: AccessTokenResponse) -> Profile:
+def _profile_of(response: AccessTokenResponse) -> ClientProfile:
     """The profile the AS chose; absent (RFC 9200 §5.8.2: the client knows), it follows from cnf
     (RFC 9203's when nothing else does)."""
     number = response.ace_profile
     if number is None:
-        profile: Profile | None = next((p for p in PROFILES.values() if p.implied_by(response)), oscore.PROFILE)
+        profile: ClientProfile | None = next((p for p in PROFILES.values() if p.implied_by(response)), oscore.PROFILE)
     else:
         profile = PROFILES.get(number)
     if profile is not None and profile.fits(response):

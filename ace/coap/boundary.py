@@ -32,11 +32,12 @@ def reply_message(error: RemoteError) -> aiocoap.Message:
     return aiocoap.Message(code=code_of(code), payload=payload, content_format=content_format)
 
 
-def refusing(logger: logging.Logger, *, level: int = logging.WARNING, limited: bool = True,
+def refusing(logger: logging.Logger, *, level: int = logging.WARNING, limited: bool = True, brief: bool = False,
              peer: PeerOf | None = None) -> Callable[[Callable[..., Awaitable[aiocoap.Message]]], Render]:
     """Decorates ``render(self, request)`` of a resource with a ``path``; with ``peer``,
     ``render(self, request, who)``: ``who = peer(self, request)`` is worked out once, before it
-    runs, and named in the log line (``peers.name_of``)."""
+    runs, and named in the log line (``peers.name_of``). The line names the error (its repr), or
+    with ``brief`` only its description."""
     limiters: weakref.WeakKeyDictionary[Any, RateLimitedLog] = weakref.WeakKeyDictionary()
 
     def log_of(resource: Any) -> Callable[..., None]:
@@ -54,7 +55,8 @@ def refusing(logger: logging.Logger, *, level: int = logging.WARNING, limited: b
                 return await (render(self, request) if peer is None else render(self, request, who))
             except RemoteError as exc:
                 sender = "" if peer is None else f" from {name_of(who)}"
-                log_of(self)(level, "%s %s%s refused: %r", request.code.name, self.path, sender, exc)
+                why = exc.description if brief else repr(exc)
+                log_of(self)(level, "%s %s%s refused: %s", request.code.name, self.path, sender, why)
                 return reply_message(exc)
         return answer
     return wrap

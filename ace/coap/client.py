@@ -38,11 +38,10 @@ from ace.client.flow import (
 )
 from ace.coap import contexts, dtls
 from ace.coap.client_channels import CLIENT_CHANNELS, ClientChannel, Handshake
-from ace.coap.oscore_context import SequenceNumberStore
 from ace.coap.render import pair_of
 from ace.coap.tap import MessageTap
 from ace.coap.trl import TrlObserver
-from ace.store.base import DtlsPsk
+from ace.store.base import DtlsPsk, SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)

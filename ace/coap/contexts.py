@@ -20,8 +20,8 @@ from ace.coap.oscore_context import (
     COSE_KID_CONTEXT,
     MemoryOscoreContext,
     PersistentOscoreContext,
-    SequenceNumberStore,
 )
+from ace.store.base import SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
 
 Loader = Callable[[bytes, "bytes | None"], "MemoryOscoreContext | None"]

@@ -30,9 +30,9 @@ from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.boundary import refusing
-from ace.coap.oscore_context import SequenceNumberStore
 from ace.coap.peers import Peer
 from ace.coap.render import BoundedBody, ace_message, pair_of
+from ace.store.base import SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)

@@ -23,17 +23,15 @@ from aiocoap import error as coap_error
 from aiocoap import oscore
 
 from ace.store.base import SequenceNumberStore
+from ace.tokens.oscore_params import DEFAULT_ALG, DEFAULT_HKDF
 
 __all__ = [
     "MemoryOscoreContext",
     "OscoreContextExpired",
     "PersistentOscoreContext",
-    "SequenceNumberStore",
     "aead_algorithm",
 ]
 
-DEFAULT_ALG = 10  # AES-CCM-16-64-128 (RFC 8613 §3.2)
-DEFAULT_HKDF = "sha256"
 DEFAULT_REPLAY_WINDOW = 32
 
 COSE_KID: int = oscore.COSE_KID  # 4

@@ -28,6 +28,7 @@ from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.coap.trl import TrlLink
 from ace.errors import ServiceUnavailable, TokenRefused
+from ace.profiles.base import Channel
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
@@ -59,13 +60,14 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
 
 
 class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
-    """A resource whose methods run only within an access token's scope."""
+    """A resource whose methods run only within an access token's scope. A ``RemoteError`` its
+    handler raises is answered like a refusal (``reply_of``: its CoAP code and payload)."""
 
     def __init__(self, server: RsServer, path: str, handlers: Mapping[str, Handler]) -> None:
         super().__init__()
         self.server, self.path, self.handlers = server, path, dict(handlers)
 
-    @refusing(log, level=logging.INFO, limited=False)
+    @refusing(log, level=logging.INFO, limited=False, brief=True)
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         method = request.code.name
         binding = self.server.authorize(label_of(request), self.path, method)
@@ -94,6 +96,7 @@ class RsServer:
         self.introspector: IntrospectionClient | None = None  # asks the AS about tokens (RFC 9200 §5.9)
         self._introspecting: set[str] = set()  # peers with an introspection in flight
         self.channels = rs_channels.installers(self)  # by profile number
+        self._installed: dict[bytes, Channel] = {}  # label -> the channel installed under it
 
     async def authz_info(self, payload: bytes, content_format: int | None,
                          channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
@@ -131,11 +134,23 @@ class RsServer:
         self.uninstall_all(self.core.revoke(hashes))
 
     def install(self, binding: Binding, dropped: Iterable[Binding]) -> None:
+        """The new binding's channel, after the channels of those it replaced are gone. A channel
+        still installed under its label for another binding (one the core let go on a POST it then
+        refused, e.g. no Recipient ID left) goes first: a label never keeps a stale key."""
         self.uninstall_all(dropped)
+        stale = self._installed.get(binding.label)
+        if stale is not None and stale != binding.context:
+            self._uninstall(binding.label, stale)
+        self._installed[binding.label] = binding.context
         self.channels[binding.context.profile].install(binding)
 
     def uninstall(self, binding: Binding) -> None:
-        self.channels[binding.context.profile].uninstall(binding.label, binding.context)
+        if self._installed.get(binding.label) == binding.context:
+            self._uninstall(binding.label, binding.context)
+
+    def _uninstall(self, label: bytes, channel: Channel) -> None:
+        del self._installed[label]
+        self.channels[channel.profile].uninstall(label, channel)
 
     def uninstall_all(self, bindings: Iterable[Binding]) -> None:
         for binding in bindings:
@@ -146,6 +161,8 @@ class RsServer:
         gone = self.core.sweep()
         self.uninstall_all(gone)
         live = self.core.live_labels()
+        for label in [label for label in self._installed if label not in live]:
+            del self._installed[label]
         return len(gone) + sum(channels.reconcile(live) for channels in self.channels.values())
 
     async def _sweep(self) -> None:

@@ -38,11 +38,11 @@ from ace.authz_server.trl import (
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.boundary import refusing
-from ace.coap.oscore_context import MemoryOscoreContext, SequenceNumberStore
+from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import BoundedBody
 from ace.coap.tasks import cancel
 from ace.errors import AceError, RemoteError
-from ace.store.base import AsStore
+from ace.store.base import AsStore, SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class TrlResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ig
             return
         self.watchers[serverobservation] = (who, query, payload)
 
-    @refusing(log, level=logging.INFO, limited=False, peer=lambda self, request: self.requester(request))
+    @refusing(log, level=logging.INFO, limited=False, brief=True, peer=lambda self, request: self.requester(request))
     async def render_get(self, request: aiocoap.Message, who: Requester | None) -> aiocoap.Message:
         return _content(self.endpoint.handle(who, request.opt.uri_query))
 

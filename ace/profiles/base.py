@@ -140,14 +140,12 @@ class KeyedPop:
         return Opened(self.channel, self.label, b"")
 
 
-class Profile(Protocol):
-    """One ACE profile, for every role. The role sections are filled by the modules that call them."""
+class AsProfile(Protocol):
+    """A profile as the AS sees it: what the token request must carry and which PoP key it issues
+    (``ace.authz_server.token``)."""
 
     number: int  # ace_profile (RFC 9200 §5.8.4.3, IANA "ACE Profiles")
-    name: str  # as the CLI spells it (``--profile``, config files)
-    port_offsets: tuple[int, ...]  # ports an RS listens on beyond its CoAP port, as offsets (DTLS: + 1)
 
-    # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
     secret_pop_key: bool  # a first token's cnf holds a secret: only in tokens encrypted to the RS
 
     def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
@@ -169,7 +167,11 @@ class Profile(Protocol):
         """Whether a token's cnf alone names this profile (introspection of a token without ace_profile)."""
         ...
 
-    # -- RS: how a token binds to a channel (ace.rs.server) -------------------------------------
+
+class RsProfile(Protocol):
+    """A profile as the RS sees it: how a token binds to a channel (``ace.rs.server``)."""
+
+    number: int  # ace_profile (RFC 9200 §5.8.4.3, IANA "ACE Profiles")
 
     # POST /authz-info carries the token itself (RFC 9200 §5.10.1), not an RFC 9203 §4.1 request map
     bare_token: bool
@@ -196,7 +198,11 @@ class Profile(Protocol):
         """Whether a new token's cnf (not a kid: the core compares those) is the key behind ``channel``."""
         ...
 
-    # -- client: what follows the token (ace.client.flow) ---------------------------------------
+
+class ClientProfile(Protocol):
+    """A profile as the client sees it: what follows the token (``ace.client.flow``)."""
+
+    number: int  # ace_profile (RFC 9200 §5.8.4.3, IANA "ACE Profiles")
 
     def req_cnf(self, own_key: CoseKey | None) -> Cnf | None:
         """What the client's token request carries in req_cnf when it asks for this profile."""
@@ -217,3 +223,10 @@ class Profile(Protocol):
     def release(self, channel: Channel, ids: RecipientIdPool) -> None:
         """The session with ``channel`` is dropped: free what it held (a Recipient ID)."""
         ...
+
+
+class Profile(AsProfile, RsProfile, ClientProfile, Protocol):
+    """One ACE profile, for every role (one class per profile, registered by number)."""
+
+    name: str  # as the CLI spells it (``--profile``, config files)
+    port_offsets: tuple[int, ...]  # ports an RS listens on beyond its CoAP port, as offsets (DTLS: + 1)

@@ -35,7 +35,8 @@ from ace.errors import (
     UnsupportedPopKey,
 )
 from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
-from ace.profiles import PROFILES, Channel, Profile
+from ace.profiles import PROFILES, Channel
+from ace.profiles.base import RsProfile
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
@@ -102,9 +103,9 @@ class ResourceServer:
 
     def authz_info(self, payload: bytes, content_format: int | None = None, *,
                    channel_label: bytes | None = None) -> AuthzInfoOutcome | NeedsIntrospection:
-        """POST /authz-info. ``channel_label``: the binding whose secure channel (OSCORE context
-        or DTLS session) protected the POST, None when it came unprotected. NeedsIntrospection:
-        the AS must be asked about the token first (then ``resume``)."""
+        """POST /authz-info. ``channel_label``: the binding whose secure channel (OSCORE context,
+        DTLS session, EDHOC-made context) protected the POST, None when it came unprotected.
+        NeedsIntrospection: the AS must be asked about the token first (then ``resume``)."""
         try:
             if channel_label is not None:
                 return self._update(payload, content_format, channel_label)
@@ -123,12 +124,12 @@ class ResourceServer:
         self._offer(self._request_form).rs_check_request(request)
         return self._bind(request.access_token, request)
 
-    def _offer(self, profile: Profile) -> Profile:
+    def _offer(self, profile: RsProfile) -> RsProfile:
         if profile.number not in self._offered:
             raise profile.rs_refusal()
         return profile
 
-    def _bare_profile(self, cnf: Cnf | None) -> Profile:
+    def _bare_profile(self, cnf: Cnf | None) -> RsProfile:
         """The profile a bare token is for: the one that takes its cnf (a COSE_Key: symmetric for
         DTLS, RFC 9202 §3.3; the client's public key for EDHOC)."""
         profile = next((p for p in self._bare if p.rs_takes(cnf)), None)
@@ -142,8 +143,11 @@ class ResourceServer:
         token_hash = trl_hash(token)
         nonce1 = b"" if request is None else request.nonce1
         now = self.clock()
-        for known in self.bindings.by_token_hash(token_hash):
-            if known.nonce1 == nonce1 and not known.expired(now):
+        live = [b for b in self.bindings.by_token_hash(token_hash) if not b.expired(now)]
+        if request is None and live:  # the same bare token again (however bound): nothing changes
+            return AuthzInfoOutcome(b"", live[-1], False, [])
+        for known in live:
+            if known.nonce1 == nonce1:
                 return AuthzInfoOutcome(known.response, known, False, [])  # POST retransmitted: same answer
         claims = self._verify(token, token_hash, received=received)
         profile = self._request_form if request is not None else self._bare_profile(claims.cnf)

@@ -35,7 +35,7 @@ class Binding:
     response: bytes  # the encoded 2.01 payload (a retransmitted POST gets the same answer)
     context: Channel = field(repr=False)  # what the channel needs (its profile's: ace.profiles.of_channel)
     client_key: bytes  # "the same client": its sub claim if the token has one, else the PoP key id
-    pop_id: bytes  # the OSCORE_Input_Material id (the PoP key)
+    pop_id: bytes  # what names the PoP key: the OSCORE_Input_Material id, the DTLS or EDHOC kid
     supersedes: tuple[bytes, ...] = ()  # bindings of this client that go once this one is used
     cost: int = 0  # bytes this binding is charged against the store's byte budget
 
