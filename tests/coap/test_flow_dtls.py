@@ -1,6 +1,6 @@
 """The A–F flow with the DTLS profile over real loopback sockets (RFC 9200, RFC 9202).
 
-An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
+An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``tests/deployment.py``);
 the client is the real ``ClientRunner`` asking for ``coap_dtls`` (profile 1), which posts the
 token unprotected to the RS's coap port (application/cwt) and then talks DTLS-PSK to the RS's
 coaps port (coap port + 1; aiocoap's tinydtls). Also: the token POSTed as application/ace+cbor
@@ -17,14 +17,15 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiocoap
 import pytest
 from aiocoap.numbers.constants import TransportTuning
-from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, send, store_of
+from support import ACE_CBOR, Reply, bounded
 
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat
@@ -69,12 +70,6 @@ def get_msg(uri: str) -> aiocoap.Message:
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 class Clock:

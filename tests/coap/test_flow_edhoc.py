@@ -1,7 +1,7 @@
 """The A–F flow with the EDHOC + OSCORE profile over real loopback sockets
 (draft-ietf-ace-edhoc-oscore-profile, RFC 9528, RFC 9200).
 
-An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
+An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``tests/deployment.py``);
 the client is the real ``ClientRunner`` asking for ``coap_edhoc_oscore`` (profile 4): it sends
 its public EDHOC key in req_cnf, gets the RS's public key as rs_cnf, POSTs the token
 unprotected to /authz-info (application/cwt) and then runs EDHOC (method 3, suite 2) with the
@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ import aiocoap
 import pytest
 from aiocoap.edhoc import EdhocInitiatorContext
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
-from flow_fixtures import Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, send, store_of
+from support import Reply, bounded
 
 from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve
@@ -68,12 +69,6 @@ class Handshakes:
 
     message_1: int = 0
     lookups: list[bytes] = dataclasses.field(default_factory=list)
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 @pytest.fixture

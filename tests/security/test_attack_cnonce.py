@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import aiocoap
+from deployment import Flow, ManualSession, running_deployment
+from support import TIMEOUT, Reply, bounded
 
 from ace.cli import roles
 from ace.client.flow import Done, ResourceRequest
@@ -29,7 +31,6 @@ from ace.rs.freshness import CNONCE_LEN
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
-from tests.coap.flow_fixtures import TIMEOUT, Flow, ManualSession, Reply, bounded, running_deployment
 
 FLOOD = 320  # unauthenticated GETs: more than the 256 cnonces the RS used to keep
 FULL = ["resource", "token", "authz-info", "resource (protected)"]
