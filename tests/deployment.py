@@ -24,6 +24,7 @@ import aiocoap
 from aiocoap import oscore
 from support import ACE_CBOR, TIMEOUT, Reply, bounded
 
+from ace.authz_server.token import TokenPolicy
 from ace.cbor.scope import method_bit
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
@@ -223,6 +224,24 @@ class Flow:
         self.as_server.store.close()
         if errors:
             raise errors[0]
+
+
+async def replace_rs(flow: Flow, *, clock: Callable[[], float] = time.time, **changes: Any) -> None:
+    """Stop the RS and start a new one on the same ports from rs.toml with ``changes``."""
+    await bounded(flow.rs_server.stop())
+    flow._rs_cfg = dataclasses.replace(flow._rs_cfg, **changes)
+    flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
+    await bounded(flow.rs_server.start())
+
+
+async def replace_as(flow: Flow, clock: Callable[[], float]) -> None:
+    """Stop the AS and start one on the same store and port, on ``clock``."""
+    await bounded(flow.as_server.stop())
+    flow.as_server.store.close()
+    cfg = load_as(flow.d.as_config)
+    flow.as_server = AsServer(SqliteAsStore(cfg.store), bind=(cfg.bind, cfg.port), clock=clock,
+                              policy=TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len))
+    await bounded(flow.as_server.start())
 
 
 def with_scopes(rs_cfg: Any, **scopes: list[tuple[str, list[str]]]) -> Any:

@@ -24,10 +24,9 @@ from typing import Any
 import aiocoap
 import pytest
 from aiocoap.numbers.constants import TransportTuning
-from deployment import Flow, send, store_of
+from deployment import Flow, replace_as, replace_rs, send, store_of
 from support import ACE_CBOR, Reply, bounded
 
-from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_psk
@@ -35,14 +34,12 @@ from ace.cli.demo_cmd import free_port
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Session
 from ace.coap import dtls
 from ace.coap import rs_server as rs_server_module
-from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.errors import ConfigError, ErrorCode
 from ace.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.profiles.dtls import DtlsChannel, label_for
 from ace.store.base import Grant
 from ace.store.seqno import FileSequenceStore
-from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
@@ -182,24 +179,6 @@ def installed_psk(flow: Flow, identity: bytes) -> bytes | None:
         return dtls.PskIndex.find_dtls_psk(flow.rs_server.psks, identity)[0]
     except KeyError:
         return None
-
-
-async def replace_rs(flow: Flow, *, clock: Callable[[], float] = time.time, **changes: Any) -> None:
-    """Stop the RS and start a new one on the same ports from rs.toml with ``changes``."""
-    await bounded(flow.rs_server.stop())
-    flow._rs_cfg = dataclasses.replace(flow._rs_cfg, **changes)
-    flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
-    await bounded(flow.rs_server.start())
-
-
-async def replace_as(flow: Flow, clock: Callable[[], float]) -> None:
-    """Stop the AS and start one on the same store and port, on ``clock``."""
-    await bounded(flow.as_server.stop())
-    flow.as_server.store.close()
-    cfg = load_as(flow.d.as_config)
-    flow.as_server = AsServer(SqliteAsStore(cfg.store), bind=(cfg.bind, cfg.port), clock=clock,
-                              policy=TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len))
-    await bounded(flow.as_server.start())
 
 
 async def get_temp(runner: ClientRunner, flow: Flow) -> Done:
@@ -365,7 +344,6 @@ async def test_expired_token_ends_access_and_key(flow: Flow, monkeypatch: pytest
     await assert_session_closed(client, flow)  # and the old session is closed
 
 
-
 async def test_expired_token_gets_401_over_the_live_session(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     clock, client = await _expiring_setup(flow, monkeypatch, sweep=3600)
     kid, key = kid_of((await get_temp(client, flow)).session)
@@ -375,7 +353,6 @@ async def test_expired_token_gets_401_over_the_live_session(flow: Flow, monkeypa
     assert reply.content_format == ACE_CBOR  # with AS Request Creation Hints (RFC 9200 §5.3)
     assert installed_psk(flow, kid) is None
     assert isinstance(await refused_handshake(flow, kid, key), aiocoap.error.NetworkError)
-
 
 
 async def test_client_gets_a_new_token_after_expiry(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
