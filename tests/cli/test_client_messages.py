@@ -1,6 +1,6 @@
 """What the client says when it gets no resource: reasons by name, what was tried, what to do.
 
-Socket-level (real aiocoap on ::1, a deployment from ``tests.coap.flow_fixtures``): an AS that
+Socket-level (real aiocoap on ::1, a deployment from ``tests/deployment.py``): an AS that
 is down, an AS refusing with invalid_scope, an RS refusing the token, a peer that never answers
 (``timeout`` and the retry notice), 4.03 creation hints decoded. Then ``ace client`` as a process
 against the same deployment: one line on stderr, names not numbers, ``--timeout``, ``--trace``.
@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deployment import Flow, running_deployment
+from support import TIMEOUT, bounded
 
 from ace.cli.demo_cmd import free_port
 from ace.cli.keyfiles import load_key
 from ace.client import reasons
 from ace.client.flow import Done, Failed, ResourceRequest
 from ace.tokens.keys import symmetric_key
-from tests.coap.flow_fixtures import TIMEOUT, Flow, bounded, running_deployment
 
 PROCESS_TIMEOUT = 60.0
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from flow_fixtures import bounded
+from deployment import Flow
+from support import bounded
 
-from ace.cli import roles
-from ace.cli.config import load_as, load_psk, load_rs
-from ace.cli.demo_cmd import free_port
-from ace.cli.init_cmd import Deployment, init_deployment
+from ace.cli.config import load_psk
+from ace.cli.init_cmd import Deployment
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
@@ -22,22 +20,13 @@ from ace.coap.rs_server import RsServer
 from ace.store.base import DtlsPsk
 from ace.store.seqno import FileSequenceStore
 
+pytestmark = pytest.mark.deployment(as_changes={"dtls": True})  # the AS takes DTLS-PSK clients too
+
 
 @pytest.fixture
-async def servers(tmp_path: Path) -> AsyncIterator[tuple[Deployment, AsServer, RsServer]]:
-    d = init_deployment(tmp_path / "dep", as_port=free_port(), rs_port=free_port())
-    cfg = load_as(d.as_config)
-    as_server = roles.build_as(cfg)
-    as_server.dtls = True
-    rs_server = roles.build_rs(load_rs(d.rs_config))
-    await bounded(as_server.start())
-    await bounded(rs_server.start())
-    try:
-        yield d, as_server, rs_server
-    finally:
-        await bounded(rs_server.stop())
-        await bounded(as_server.stop())
-        as_server.store.close()
+def servers(flow: Flow) -> tuple[Deployment, AsServer, RsServer]:
+    """The shared running deployment (tests/conftest.py), its AS serving DTLS too."""
+    return flow.d, flow.as_server, flow.rs_server
 
 
 def runner(d: Deployment, as_server: AsServer, psk: DtlsPsk, tmp: Path) -> ClientRunner:

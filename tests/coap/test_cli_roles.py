@@ -18,7 +18,7 @@ from pathlib import Path
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import send
+from deployment import send
 
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_oscore_secret, load_rs

@@ -5,11 +5,10 @@ Every server is stopped by its context manager; every await is bounded.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiocoap
 import aiocoap.resource
@@ -19,6 +18,7 @@ from aiocoap import oscore
 from aiocoap.credentials import CredentialsMap
 from aiocoap.edhoc import CoseKeyForEdhoc, EdhocResponderContext
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+from support import bounded
 
 from ace.cbor.labels import Curve
 from ace.cli.demo_cmd import free_port
@@ -26,13 +26,7 @@ from ace.coap import edhoc
 from ace.tokens.crypto import generate
 from ace.tokens.keys import CoseKey
 
-T = TypeVar("T")
-TIMEOUT = 5.0
 INDEX_KEY = ":edhoc-peers"
-
-
-async def bounded(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
-    return await asyncio.wait_for(aw, timeout)
 
 
 class CountingMap(edhoc.EdhocCredentialsMap):

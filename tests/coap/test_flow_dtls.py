@@ -1,6 +1,6 @@
 """The A–F flow with the DTLS profile over real loopback sockets (RFC 9200, RFC 9202).
 
-An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
+An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``tests/deployment.py``);
 the client is the real ``ClientRunner`` asking for ``coap_dtls`` (profile 1), which posts the
 token unprotected to the RS's coap port (application/cwt) and then talks DTLS-PSK to the RS's
 coaps port (coap port + 1; aiocoap's tinydtls). Also: the token POSTed as application/ace+cbor
@@ -17,16 +17,16 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiocoap
 import pytest
 from aiocoap.numbers.constants import TransportTuning
-from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, replace_as, replace_rs, send, store_of
+from support import ACE_CBOR, Reply, bounded
 
-from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_psk
@@ -34,14 +34,12 @@ from ace.cli.demo_cmd import free_port
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Session
 from ace.coap import dtls
 from ace.coap import rs_server as rs_server_module
-from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.errors import ConfigError, ErrorCode
 from ace.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.profiles.dtls import DtlsChannel, label_for
 from ace.store.base import Grant
 from ace.store.seqno import FileSequenceStore
-from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, KidCnf
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token, verify_token
@@ -69,12 +67,6 @@ def get_msg(uri: str) -> aiocoap.Message:
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 class Clock:
@@ -187,24 +179,6 @@ def installed_psk(flow: Flow, identity: bytes) -> bytes | None:
         return dtls.PskIndex.find_dtls_psk(flow.rs_server.psks, identity)[0]
     except KeyError:
         return None
-
-
-async def replace_rs(flow: Flow, *, clock: Callable[[], float] = time.time, **changes: Any) -> None:
-    """Stop the RS and start a new one on the same ports from rs.toml with ``changes``."""
-    await bounded(flow.rs_server.stop())
-    flow._rs_cfg = dataclasses.replace(flow._rs_cfg, **changes)
-    flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
-    await bounded(flow.rs_server.start())
-
-
-async def replace_as(flow: Flow, clock: Callable[[], float]) -> None:
-    """Stop the AS and start one on the same store and port, on ``clock``."""
-    await bounded(flow.as_server.stop())
-    flow.as_server.store.close()
-    cfg = load_as(flow.d.as_config)
-    flow.as_server = AsServer(SqliteAsStore(cfg.store), bind=(cfg.bind, cfg.port), clock=clock,
-                              policy=TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len))
-    await bounded(flow.as_server.start())
 
 
 async def get_temp(runner: ClientRunner, flow: Flow) -> Done:
@@ -370,7 +344,6 @@ async def test_expired_token_ends_access_and_key(flow: Flow, monkeypatch: pytest
     await assert_session_closed(client, flow)  # and the old session is closed
 
 
-
 async def test_expired_token_gets_401_over_the_live_session(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     clock, client = await _expiring_setup(flow, monkeypatch, sweep=3600)
     kid, key = kid_of((await get_temp(client, flow)).session)
@@ -380,7 +353,6 @@ async def test_expired_token_gets_401_over_the_live_session(flow: Flow, monkeypa
     assert reply.content_format == ACE_CBOR  # with AS Request Creation Hints (RFC 9200 §5.3)
     assert installed_psk(flow, kid) is None
     assert isinstance(await refused_handshake(flow, kid, key), aiocoap.error.NetworkError)
-
 
 
 async def test_client_gets_a_new_token_after_expiry(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:

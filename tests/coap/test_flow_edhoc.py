@@ -1,7 +1,7 @@
 """The A–F flow with the EDHOC + OSCORE profile over real loopback sockets
 (draft-ietf-ace-edhoc-oscore-profile, RFC 9528, RFC 9200).
 
-An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
+An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``tests/deployment.py``);
 the client is the real ``ClientRunner`` asking for ``coap_edhoc_oscore`` (profile 4): it sends
 its public EDHOC key in req_cnf, gets the RS's public key as rs_cnf, POSTs the token
 unprotected to /authz-info (application/cwt) and then runs EDHOC (method 3, suite 2) with the
@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,15 @@ import aiocoap
 import pytest
 from aiocoap.edhoc import EdhocInitiatorContext
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
-from flow_fixtures import Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, replace_as, replace_rs, send, store_of
+from support import Reply, bounded
 
-from ace.authz_server.token import TokenPolicy
 from ace.cbor.labels import AceProfile, ContentFormat, Curve
-from ace.cli import roles
-from ace.cli.config import load_as, load_oscore_secret
+from ace.cli.config import load_oscore_secret
 from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow, Done, Failed, ResourceRequest, Session
 from ace.coap import edhoc
 from ace.coap import rs_server as rs_server_module
-from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
 from ace.coap.render import pair_of
 from ace.errors import ErrorCode
@@ -43,7 +41,6 @@ from ace.messages import AccessTokenRequest, AccessTokenResponse, ErrorResponse
 from ace.profiles.edhoc import LABEL_PREFIX, EdhocChannel
 from ace.store.base import ClientRecord, Grant
 from ace.store.seqno import FileSequenceStore
-from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf
 from ace.tokens.crypto import generate
@@ -68,12 +65,6 @@ class Handshakes:
 
     message_1: int = 0
     lookups: list[bytes] = dataclasses.field(default_factory=list)
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 @pytest.fixture
@@ -239,24 +230,6 @@ def responders(flow: Flow) -> list[edhoc.ResponderEntry]:
 
 def label(kid: bytes) -> bytes:
     return LABEL_PREFIX + kid
-
-
-async def replace_rs(flow: Flow, *, clock: Callable[[], float] = time.time, **changes: Any) -> None:
-    """Stop the RS and start a new one on the same port from rs.toml with ``changes``."""
-    await bounded(flow.rs_server.stop())
-    flow._rs_cfg = dataclasses.replace(flow._rs_cfg, **changes)
-    flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
-    await bounded(flow.rs_server.start())
-
-
-async def replace_as(flow: Flow, clock: Callable[[], float]) -> None:
-    """Stop the AS and start one on the same store and port, on ``clock``."""
-    await bounded(flow.as_server.stop())
-    flow.as_server.store.close()
-    cfg = load_as(flow.d.as_config)
-    flow.as_server = AsServer(SqliteAsStore(cfg.store), bind=(cfg.bind, cfg.port), clock=clock,
-                              policy=TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len))
-    await bounded(flow.as_server.start())
 
 
 # -- 1. the full flow, token contents, context reuse --------------------------------------------

@@ -14,11 +14,11 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from flow_fixtures import TIMEOUT, Flow, ManualSession, Reply, bounded, running_deployment, store_of
+from deployment import Flow, ManualSession, store_of
+from support import TIMEOUT, Reply, bounded
 
 from ace.cli import roles
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
@@ -38,10 +38,10 @@ OK_FOR_FLOOD = {(2, 1), (5, 3)}
 
 
 @pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        await small_store(f, MAX_TOKENS)
-        yield f
+async def flow(flow: Flow) -> Flow:
+    """The shared running deployment (tests/conftest.py), its RS keeping ``MAX_TOKENS`` tokens."""
+    await small_store(flow, MAX_TOKENS)
+    return flow
 
 
 async def small_store(flow: Flow, max_tokens: int) -> None:

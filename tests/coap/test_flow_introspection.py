@@ -6,27 +6,24 @@ introspects reference tokens (and, with ``introspect = true``, every token) post
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiocoap
 import aiocoap.resource
 import cbor2
-from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, send, store_of, until
+from deployment import Flow, running_deployment, send, store_of
+from support import ACE_CBOR, TIMEOUT, bounded, until
 
 from ace.authz_server import trl
 from ace.authz_server.token import REFERENCE_LEN
 from ace.cbor.labels import AceProfile
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
-from ace.cli.init_cmd import init_deployment
-from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
@@ -44,29 +41,12 @@ from ace.tokens.oscore_params import OscoreContextParams
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
 
 
-@asynccontextmanager
-async def deployment(directory: Path, *, reference: bool = False, introspect: bool = False,
-                     observe_trl: bool = False) -> AsyncIterator[Flow]:
-    as_port = rs_port = free_port()
-    for _ in range(20):  # two lookups may hand out one port; the RS's DTLS port is its port + 1
-        if rs_port not in (as_port - 1, as_port, as_port + 1):
-            break
-        rs_port = free_port()
-    d = init_deployment(directory, as_port=as_port, rs_port=rs_port)
-    as_cfg = load_as(d.as_config)
-    if reference:
-        as_cfg = dataclasses.replace(as_cfg, reference_audiences=("rs1",))
-    rs_cfg = dataclasses.replace(load_rs(d.rs_config), introspect=introspect, observe_trl=observe_trl)
-    as_server = roles.build_as(as_cfg)
-    as_server.trl_watch.interval = 0.05
-    rs_server = roles.build_rs(rs_cfg)
-    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
-    try:
-        await bounded(as_server.start())
-        await bounded(rs_server.start())
-        yield flow
-    finally:
-        await flow.close()
+def deployment(directory: Path, *, reference: bool = False, introspect: bool = False,
+               observe_trl: bool = False) -> AbstractAsyncContextManager[Flow]:
+    """The shared running deployment, with reference tokens for rs1, an introspecting or
+    TRL-observing RS, and the AS polling its store for revocations every 50 ms."""
+    return running_deployment(directory, as_changes={"reference_audiences": ("rs1",)} if reference else None,
+                              rs_changes={"introspect": introspect, "observe_trl": observe_trl}, trl_poll=0.05)
 
 
 def introspector(flow: Flow) -> IntrospectionClient:

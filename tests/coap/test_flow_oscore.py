@@ -1,6 +1,6 @@
 """The A–F flow with the OSCORE profile over real loopback sockets (RFC 9200, RFC 9203).
 
-An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``flow_fixtures``);
+An AS and an RS from an ``ace init`` deployment run in-process on ::1 (``tests/deployment.py``);
 clients are the real ``ClientRunner`` or plain aiocoap contexts posting hand-built payloads.
 """
 
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiocoap
 import pytest
-from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, running_deployment, send, store_of
+from support import ACE_CBOR, Reply, bounded
 
 from ace.client.flow import Done, Failed, ResourceRequest
 from ace.errors import ErrorCode
@@ -29,12 +30,6 @@ from ace.tokens.cwt import KeyRing, verify_token
 
 FULL = ["resource", "token", "authz-info", "resource (protected)"]
 REUSED = ["resource (protected)"]
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 def req(flow: Flow, method: str, path: str, payload: bytes = b"") -> ResourceRequest:

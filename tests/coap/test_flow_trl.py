@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import TIMEOUT, Flow, bounded, running_deployment, send, store_of, until
+from deployment import Flow, running_deployment, send, store_of
+from support import TIMEOUT, bounded, until
 
 from ace.authz_server import trl
 from ace.authz_server.trl import RsPeer

@@ -15,12 +15,10 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiocoap
-import pytest
-from flow_fixtures import ACE_CBOR, Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, send, store_of
+from support import ACE_CBOR, Reply, bounded
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, Param
@@ -36,12 +34,6 @@ from ace.tokens.cwt import KeyRing, issue_token, verify_token
 
 FULL = ["resource", "token", "authz-info", "resource (protected)"]
 REUSED = ["resource (protected)"]
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 def req(flow: Flow, method: str, path: str, payload: bytes = b"") -> ResourceRequest:

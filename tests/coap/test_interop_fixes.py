@@ -11,7 +11,7 @@ import pytest
 from aiocoap import oscore
 from aiocoap.credentials import CredentialsMap
 from aiocoap.numbers import CHANGED, CONTENT, GET, POST
-from test_oscore_context import FakeSeqnoStore, _request, coap_client, oscore_server
+from oscore_support import FakeSeqnoStore, _request, coap_client, oscore_server
 
 from ace.coap.contexts import ContextIndex
 from ace.coap.oscore_context import MemoryOscoreContext, PersistentOscoreContext

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import aiocoap
 import pytest
-from aiocoap import oscore, resource
+from aiocoap import oscore
 from aiocoap.credentials import CredentialsMap
 from aiocoap.message import Direction
 from aiocoap.numbers import CHANGED, CONTENT, GET, POST, UNAUTHORIZED
-from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+from oscore_support import FakeSeqnoStore, _request, coap_client, oscore_server
 from vectors import load_vector
 
 from ace.coap.oscore_context import (
@@ -24,9 +20,6 @@ from ace.coap.oscore_context import (
     PersistentOscoreContext,
     aead_algorithm,
 )
-
-T = TypeVar("T")
-TIMEOUT = 10.0
 
 VECTORS = load_vector("oscore_rfc8613.json")["vectors"]
 MASTER_SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
@@ -241,25 +234,6 @@ def test_replay_rejected() -> None:
 # -- persistence (RFC 8613 §B.1) -----------------------------------------------------------
 
 
-class FakeSeqnoStore:
-    def __init__(self) -> None:
-        self.values: dict[str, int] = {}
-        self.writes: list[tuple[str, int]] = []
-        self.fail = False
-
-    def load_sequence_number(self, context_name: str) -> int | None:
-        return self.values.get(context_name)
-
-    def persist_sequence_number(self, context_name: str, value: int) -> None:
-        if self.fail:
-            raise OSError("disk full")
-        self.writes.append((context_name, value))
-        self.values[context_name] = value
-
-    def persist_replay_floor(self, context_name: str, value: int) -> None:
-        self.persist_sequence_number(context_name, value)
-
-
 def _persistent(store: FakeSeqnoStore, name: str = "as", **kw: Any) -> PersistentOscoreContext:
     return PersistentOscoreContext(
         seqno_store=store,
@@ -373,99 +347,6 @@ def test_persistent_restart_without_floor_requires_echo() -> None:
 
 
 # -- real sockets on ::1 -------------------------------------------------------------------
-
-
-async def _timed(awaitable: Awaitable[T]) -> T:
-    return await asyncio.wait_for(awaitable, TIMEOUT)
-
-
-class Whoami(resource.Resource):
-    """Echoes the authenticated claims (JSON ``null`` for an unprotected request)."""
-
-    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
-        return self._answer(request, CONTENT)
-
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        return self._answer(request, CHANGED)
-
-    @staticmethod
-    def _answer(request: aiocoap.Message, code: Any) -> aiocoap.Message:
-        protected = isinstance(request.remote, aiocoap.transports.oscore.OSCOREAddress)
-        claims = list(request.remote.authenticated_claims) if protected else None
-        body = {"claims": claims, "payload": request.payload.decode()}
-        return aiocoap.Message(code=code, payload=json.dumps(body).encode())
-
-
-class CountingWrapper(OscoreSiteWrapper):  # type: ignore[misc]
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.outer_requests = 0
-
-    async def render_to_pipe(self, pipe: Any) -> None:
-        self.outer_requests += 1
-        await super().render_to_pipe(pipe)
-
-
-def _bound_port(ctx: aiocoap.Context) -> int | None:
-    for interface in ctx.request_interfaces:
-        message_interface = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-        transport = getattr(message_interface, "transport", None)
-        if transport is not None:
-            port: int = transport.get_extra_info("socket").getsockname()[1]
-            return port
-    return None
-
-
-async def _start_server(site: resource.Site | OscoreSiteWrapper) -> tuple[aiocoap.Context, int]:
-    """Bind udp6 on ::1: port 0 works (the kernel picks), read back from the socket."""
-    try:
-        ctx = await _timed(aiocoap.Context.create_server_context(site, bind=("::1", 0), transports=["udp6"]))
-    except OSError:
-        ctx = None
-    if ctx is not None:
-        port = _bound_port(ctx)
-        if port:
-            return ctx, port
-        await ctx.shutdown()
-    for _ in range(20):  # fallback: random high ports
-        port = random.randint(20000, 60000)
-        try:
-            ctx = await _timed(aiocoap.Context.create_server_context(site, bind=("::1", port), transports=["udp6"]))
-        except OSError:
-            continue
-        return ctx, port
-    raise RuntimeError("no free UDP port on ::1")
-
-
-@asynccontextmanager
-async def oscore_server(
-    credentials: CredentialsMap,
-) -> AsyncIterator[tuple[CountingWrapper, int]]:
-    site = resource.Site()
-    site.add_resource(["whoami"], Whoami())
-    wrapper = CountingWrapper(site, credentials)
-    ctx, port = await _start_server(wrapper)
-    try:
-        yield wrapper, port
-    finally:
-        await _timed(ctx.shutdown())
-
-
-@asynccontextmanager
-async def coap_client(port: int, secctx: MemoryOscoreContext | None) -> AsyncIterator[aiocoap.Context]:
-    ctx = await _timed(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]))
-    try:
-        if secctx is not None:
-            ctx.client_credentials[f"coap://[::1]:{port}/*"] = secctx
-        yield ctx
-    finally:
-        await _timed(ctx.shutdown())
-
-
-async def _request(client: aiocoap.Context, port: int, code: Any = GET, payload: bytes = b"") -> aiocoap.Message:
-    msg = aiocoap.Message(code=code, uri=f"coap://[::1]:{port}/whoami", payload=payload)
-    response: aiocoap.Message = await _timed(client.request(msg).response)
-    return response
 
 
 def _contexts(**server_kw: Any) -> tuple[MemoryOscoreContext, MemoryOscoreContext]:

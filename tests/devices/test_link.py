@@ -11,19 +11,18 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import aiocoap
 import pytest
 from aiocoap import resource
 from aiocoap.numbers.constants import TransportTuning
+from support import TIMEOUT, bounded
 
 from devices.link import Address, LinkModel, LossyLink, draw_fate
 
-T = TypeVar("T")
-TIMEOUT = 5.0  # seconds for any one await on loopback
 HOSTS = ["::1", "127.0.0.1"]
 
 
@@ -34,10 +33,6 @@ class FastTuning(TransportTuning):
     ACK_RANDOM_FACTOR = 1.5
     MAX_RETRANSMIT = 8
     reliability = True
-
-
-async def bounded(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
-    return await asyncio.wait_for(aw, timeout)
 
 
 def free_port(host: str) -> int:

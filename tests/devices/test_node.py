@@ -7,15 +7,16 @@ import asyncio
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiocoap
 import pytest
 from aiocoap import oscore
 from aiocoap.optiontypes import BlockOption
+from support import bounded
 
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
@@ -31,14 +32,8 @@ from devices.fleet import PortPool
 from devices.node import Budget, Node, Resource, keyring, table_routes
 from devices.types import DOOR_LOCK, LIGHT, THERMOMETER, DeviceType
 
-T = TypeVar("T")
-TIMEOUT = 5.0
 ACE_CBOR = int(ContentFormat.ACE_CBOR)
 PORTS = PortPool()
-
-
-async def bounded(aw: Awaitable[T]) -> T:
-    return await asyncio.wait_for(aw, TIMEOUT)
 
 
 @dataclass(slots=True)

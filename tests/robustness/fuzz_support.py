@@ -4,7 +4,7 @@ Shared by ``tests/robustness/test_fuzz_endpoints.py`` (short mode, a few hundred
 endpoint, fixed seed) and ``scripts/fuzz`` (long mode, ``--cases N`` per endpoint).
 
 A ``Harness`` runs an ``ace init`` deployment (AS + RS, as ``ace demo`` starts them,
-through ``flow_fixtures.running_deployment``) on ::1 in an event loop of its own thread, so
+through ``deployment.running_deployment``) on ::1 in an event loop of its own thread, so
 that the cases can come from a plain (sync) hypothesis ``@given`` function: every case is
 one CoAP request sent with ``run_coroutine_threadsafe`` and bounded in time. ``fuzz``
 sends ``cases`` cases of one ``Endpoint`` and classifies each answer:
@@ -52,11 +52,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 _HERE = Path(__file__).resolve().parent
-for _p in (_HERE.parent, _HERE.parent / "coap"):  # tests/ (support, vectors) and tests/coap (flow_fixtures)
+for _p in (_HERE.parent,):  # tests/ (support, deployment, vectors)
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from flow_fixtures import Flow, Reply, running_deployment  # noqa: E402
+from deployment import Flow, running_deployment  # noqa: E402
+from support import Reply  # noqa: E402
 
 from ace.cbor import codec  # noqa: E402
 from ace.cbor.labels import AceProfile, ContentFormat  # noqa: E402
@@ -565,7 +566,7 @@ def build_message(case: Case, uri: str) -> aiocoap.Message:
 
 async def send(ctx: Any, msg: aiocoap.Message, timeout: float = CASE_TIMEOUT,
                pin: dict[str, Any] | None = None) -> Reply:
-    """``flow_fixtures.send`` without client-side blockwise handling: Block1/Block2 options of
+    """``deployment.send`` without client-side blockwise handling: Block1/Block2 options of
     a case go to the server as they are (aiocoap's client would assert on them).
 
     ``pin``: keeps the response's remote (a DTLS client session) referenced. aiocoap pools

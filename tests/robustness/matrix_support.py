@@ -22,26 +22,24 @@ request it answers (RFC 7252 §11.3). Every await is bounded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import secrets
 import sqlite3
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiocoap
-import cbor2
 from aiocoap import oscore
 from aiocoap.numbers.constants import Unreliable
 from aiocoap.optiontypes import BlockOption
+from support import ACE_CBOR, TIMEOUT, Reply, bounded
 
 from ace.authz_server import trl
 from ace.cbor import codec
-from ace.cbor.labels import AceProfile, ContentFormat, Curve, Param
+from ace.cbor.labels import AceProfile, ContentFormat, Curve
 from ace.cli import roles
 from ace.cli.config import load_as, load_oscore_secret, load_rs
 from ace.cli.demo_cmd import free_port
@@ -64,41 +62,7 @@ from ace.tokens.cwt import issue_token
 from ace.tokens.keys import CoseKey, symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
 
-T = TypeVar("T")
-TIMEOUT = 5.0  # seconds for any one await on loopback
-ACE_CBOR = int(ContentFormat.ACE_CBOR)  # 19
 CWT = int(ContentFormat.CWT)  # 61
-
-
-async def bounded(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
-    return await asyncio.wait_for(aw, timeout)
-
-
-# -- replies -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A CoAP response as the tests see it; ``protected`` False: it came back unprotected."""
-
-    code: tuple[int, int]
-    payload: bytes
-    content_format: int | None
-    protected: bool
-    size: int = field(default=0, compare=False)  # bytes of the answer's datagram (UDP)
-    request_size: int = field(default=0, compare=False)  # bytes of the request's datagram, as sent
-
-    @property
-    def error(self) -> int | None:
-        """The RFC 9200 §5.8.3 error code of an ace+cbor error map, else None."""
-        if self.content_format != ACE_CBOR or not self.payload:
-            return None
-        value = cbor2.loads(self.payload)
-        return value.get(int(Param.ERROR)) if isinstance(value, dict) else None
-
-    @property
-    def text(self) -> str:
-        return self.payload.decode("utf-8", "replace")
 
 
 def _cf(cf: Any) -> int | None:

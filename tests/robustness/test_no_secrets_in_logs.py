@@ -29,15 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deployment import running_deployment
+from support import TIMEOUT, bounded
 
 from ace.cbor.labels import AceProfile
-from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_oscore_secret, load_psk, load_rs
-from ace.cli.demo_cmd import free_port
-from ace.cli.init_cmd import init_deployment
+from ace.cli.config import load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
 from ace.client.flow import Done, ResourceRequest
-from ace.coap.client import Exchange
 from ace.messages import AccessTokenResponse
 from ace.profiles.dtls import DtlsChannel
 from ace.tokens.cnf import CoseKeyCnf, OscoreCnf
@@ -91,19 +89,14 @@ def context_keys(name: str, ctx: Any) -> dict[str, bytes]:
 
 async def run_flow(directory: Path, profile: str) -> dict[str, bytes]:
     """The flow; returns every secret it used, by name."""
-    d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
-    exchanges: list[Exchange] = []
-    as_server = roles.build_as(load_as(d.as_config))
-    rs_server = roles.build_rs(load_rs(d.rs_config))
-    client = roles.build_client(load_client(d.client_config), observer=exchanges.append, profile=PROFILES[profile])
     found: dict[str, bytes] = {}
-    await as_server.start()
-    await rs_server.start()
-    await client.start()
-    try:
-        got = await client.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp"))
-        refused = await client.request(ResourceRequest(method="PUT", uri=d.rs_uri + "/led", payload=b"on"))
-        again = await client.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp"))
+    async with running_deployment(directory, profile=PROFILES[profile]) as flow:
+        d, as_server, rs_server, exchanges = flow.d, flow.as_server, flow.rs_server, flow.exchanges
+        client = await flow.client()
+        got = await bounded(client.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp")), 4 * TIMEOUT)
+        refused = await bounded(client.request(ResourceRequest(method="PUT", uri=d.rs_uri + "/led", payload=b"on")),
+                                4 * TIMEOUT)
+        again = await bounded(client.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp")), 4 * TIMEOUT)
         assert isinstance(got, Done) and got.response.code == (2, 5), got
         assert isinstance(refused, Done) and refused.response.code in ((4, 3), (4, 5)), refused
         assert isinstance(again, Done) and again.response.code == (2, 5), again
@@ -130,11 +123,6 @@ async def run_flow(directory: Path, profile: str) -> dict[str, bytes]:
             assert session is not None and isinstance(session.context, DtlsChannel)
             assert session.context.key == found["DTLS PoP key (PSK)"]
         assert any(e.step.startswith("resource (") for e in exchanges)  # the protected step really ran
-    finally:
-        await client.stop()
-        await rs_server.stop()
-        await as_server.stop()
-        as_server.store.close()
     return found
 
 

@@ -13,8 +13,8 @@ import random
 
 import cbor2
 import pytest
+from rs_support import AS_URI, MEANING, N1, RS_KEY, Clock, post, token
 from support import NOW
-from test_rs_core import AS_URI, MEANING, N1, RS_KEY, Clock, post, token
 
 from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.errors import DecodeError, RemoteError

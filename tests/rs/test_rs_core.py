@@ -9,11 +9,26 @@ from typing import Any
 
 import cbor2
 import pytest
+from rs_support import (
+    AS_URI,
+    GET,
+    MEANING,
+    N1,
+    OTHER_KEY,
+    POST,
+    PUT,
+    RS_KEY,
+    Clock,
+    make_rs,
+    material,
+    post,
+    token,
+)
 from support import NOW
 
 from ace.authz_server.trl import token_hash as trl_hash
 from ace.cbor.labels import ContentFormat, Param
-from ace.cbor.scope import METHODS, AifScope, TextScope
+from ace.cbor.scope import AifScope, TextScope
 from ace.errors import (
     ClaimsError,
     DecodeError,
@@ -26,51 +41,14 @@ from ace.errors import (
     VerificationError,
     WrongAudience,
 )
-from ace.messages import AuthzInfoRequest, AuthzInfoResponse, CreationHints
+from ace.messages import AuthzInfoResponse, CreationHints
 from ace.profiles import oscore
 from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
 from ace.rs.store import Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, KidCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cnf import KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import DEFAULT_SKEW, KeyRing, issue_token
-from ace.tokens.keys import CoseKey, symmetric_key
-
-RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
-OTHER_KEY = symmetric_key(bytes(range(1, 17)), kid=b"rs1")  # same kid, wrong bytes
-AS_URI = "coap://as.example/token"
-GET, POST, PUT, DELETE = (1 << (METHODS[m] - 1) for m in ("GET", "POST", "PUT", "DELETE"))
-MEANING = {"r_temp": [("/temp", GET)], "rw_config": [("/config", GET | PUT)]}
-N1 = bytes.fromhex("018a278f7faab55a")
-
-
-class Clock:
-    def __init__(self, t: float = NOW) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def make_rs(clock: Clock | None = None, *, max_tokens: int = 64, seed: int = 1) -> ResourceServer:
-    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, hint_scope="r_temp",
-                      max_tokens=max_tokens)
-    return ResourceServer(config, KeyRing([RS_KEY]), clock=clock or Clock(), rng=random.Random(seed).randbytes)
-
-
-def material(mid: bytes = b"\x01", **kw: Any) -> OscoreInputMaterial:
-    return OscoreInputMaterial(id=mid, ms=bytes([mid[0]]) * 16, **kw)
-
-
-def token(mid: bytes = b"\x01", *, scope: str | bytes | None = "r_temp", exp: float | None = NOW + 3600,
-          aud: str = "rs1", cnf: Cnf | None = None, key: CoseKey = RS_KEY, cti: bytes = b"\x01",
-          nbf: float | None = None, sub: str | None = None, cnonce: bytes | None = None) -> bytes:
-    claims = AccessTokenClaims(sub=sub, aud=aud, exp=exp, nbf=nbf, cti=cti, scope=scope, cnonce=cnonce,
-                               cnf=cnf if cnf is not None else OscoreCnf(material(mid)))
-    return issue_token(claims, key, rng=random.Random(cti).randbytes)
-
-
-def post(tok: bytes, nonce1: bytes = N1, rid: bytes = b"\x01") -> bytes:
-    return AuthzInfoRequest(access_token=tok, nonce1=nonce1, ace_client_recipientid=rid).encode()
+from ace.tokens.keys import symmetric_key
 
 
 def client_side(mat: OscoreInputMaterial, outcome: AuthzInfoOutcome, nonce1: bytes,

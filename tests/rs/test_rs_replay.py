@@ -9,8 +9,8 @@ import random
 
 import cbor2
 import pytest
+from rs_support import MEANING, RS_KEY, Clock, make_rs, material, post, token
 from support import NOW
-from test_rs_core import MEANING, RS_KEY, Clock, make_rs, material, post, token
 
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import DecodeError, RemoteError

@@ -30,7 +30,8 @@ from typing import Any
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import Flow, Reply, bounded, running_deployment, send, store_of
+from deployment import Flow, send, store_of
+from support import Reply, bounded
 
 from ace.authz_server import trl
 from ace.authz_server.token import TokenPolicy
@@ -59,12 +60,6 @@ from ace.tokens.oscore_params import OscoreContextParams
 
 EDHOC = int(AceProfile.COAP_EDHOC_OSCORE)
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 async def token_request(flow: Flow, runner: ClientRunner, **kw: Any) -> Reply:

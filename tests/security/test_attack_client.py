@@ -20,6 +20,8 @@ from pathlib import Path
 
 import aiocoap
 import aiocoap.resource
+from deployment import Flow, running_deployment, store_of
+from support import TIMEOUT, bounded
 
 from ace.cbor.labels import ContentFormat
 from ace.cli import roles
@@ -30,7 +32,6 @@ from ace.coap.client import ClientRunner, Exchange
 from ace.messages import CreationHints
 from ace.store.base import Grant, RsRecord
 from ace.tokens.keys import symmetric_key
-from tests.coap.flow_fixtures import TIMEOUT, Flow, bounded, running_deployment, store_of
 
 EVIL = "evil"
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import aiocoap
+from deployment import Flow, ManualSession, replace_rs, running_deployment
+from support import TIMEOUT, Reply, bounded
 
-from ace.cli import roles
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.render import pair_of
 from ace.messages import AuthzInfoRequest, CreationHints
@@ -29,7 +30,6 @@ from ace.rs.freshness import CNONCE_LEN
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
-from tests.coap.flow_fixtures import TIMEOUT, Flow, ManualSession, Reply, bounded, running_deployment
 
 FLOOD = 320  # unauthenticated GETs: more than the 256 cnonces the RS used to keep
 FULL = ["resource", "token", "authz-info", "resource (protected)"]
@@ -50,10 +50,7 @@ class SteppedClock:
 async def cnonce_deployment(directory: Path, clock: Callable[[], float] = time.time) -> AsyncIterator[Flow]:
     """An ``ace init`` deployment whose RS (same port) runs with ``cnonce = true`` on ``clock``."""
     async with running_deployment(directory) as flow:
-        await bounded(flow.rs_server.stop())
-        flow._rs_cfg = dataclasses.replace(flow._rs_cfg, cnonce=True)
-        flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
-        await bounded(flow.rs_server.start())
+        await replace_rs(flow, clock=clock, cnonce=True)
         assert flow.rs_server.core.config.cnonce
         yield flow
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiocoap
@@ -23,7 +22,8 @@ import cbor2
 import lakers
 import pytest
 from aiocoap.edhoc import EdhocResponderContext
-from flow_fixtures import Flow, Reply, bounded, running_deployment, send
+from deployment import Flow, send
+from support import Reply, bounded
 
 from ace.cbor.labels import AceProfile
 from ace.cli.config import load_oscore_secret
@@ -37,12 +37,6 @@ from ace.store.seqno import FileSequenceStore
 RUNNER_TIMEOUT = 3.0
 FLOOD = 60  # message_1s: more than the 48 connection ids aiocoap has
 CANDIDATES = [cbor2.dumps(i) for i in range(-24, 24)]  # EDHOC C_Rs as aiocoap 0.4.17 picks them, in order
-
-
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[Flow]:
-    async with running_deployment(tmp_path / "deployment") as f:
-        yield f
 
 
 async def edhoc_client(flow: Flow) -> ClientRunner:

@@ -22,7 +22,8 @@ from typing import Any
 import aiocoap
 import cbor2
 import pytest
-from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, Reply, bounded, running_deployment, send, store_of, until
+from deployment import Flow, running_deployment, send, store_of
+from support import ACE_CBOR, TIMEOUT, Reply, bounded, until
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat, Param

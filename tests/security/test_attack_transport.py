@@ -39,7 +39,8 @@ import aiocoap
 import cbor2
 import pytest
 from aiocoap.optiontypes import BlockOption
-from flow_fixtures import ACE_CBOR, TIMEOUT, Flow, bounded, running_deployment, send
+from deployment import Flow, running_deployment, send
+from support import ACE_CBOR, TIMEOUT, bounded
 
 from ace.client.flow import Done, ResourceRequest
 from ace.coap import render

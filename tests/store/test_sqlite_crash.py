@@ -95,3 +95,38 @@ def test_sigkill_loses_no_returned_write(tmp_path: Path) -> None:
         seen += printed
     assert len(set(seen)) == len(seen)
     assert (db.stat().st_mode & 0o777) == 0o600
+
+
+COUNTER_CHILD = """
+import sys, time
+from ace.store.sqlite import SqliteAsStore
+
+store = SqliteAsStore(sys.argv[1])
+deadline = time.monotonic() + 25
+while time.monotonic() < deadline:
+    value = store.next_counter("rs1")
+    position = store.revoke_token(value.to_bytes(8, "big"), revoked_at=value, expires_at=None)
+    print(value, position, flush=True)
+"""
+
+
+def test_sigkill_never_repeats_a_counter_value(db: Path) -> None:
+    """Each line is printed once both writes returned: after the kill, every printed value is
+    below the next one handed out, and every printed revocation is listed at its position."""
+    seen: list[int] = []
+    listed: list[tuple[int, bytes]] = []
+    for _ in range(2):  # the second writer starts from the file the killed one left
+        lines = [tuple(int(x) for x in line.split()) for line in run_and_kill_lines(db, COUNTER_CHILD)]
+        values = [v for v, _ in lines]
+        assert values == list(range(values[0], values[0] + len(values)))  # no gaps: no blocks
+        assert not seen or values[0] in (seen[-1] + 1, seen[-1] + 2)  # at most one committed, never printed
+        with SqliteAsStore(db) as s:
+            assert s.integrity_check()
+            after = s.next_counter("rs1")
+            assert after in (values[-1] + 1, values[-1] + 2)
+            trl = s.revoked_since(0, 10**6)
+        printed = [(p, v.to_bytes(8, "big")) for v, p in lines]
+        assert set(printed) <= set(trl) and all(a < b for a, b in itertools.pairwise(p for p, _ in trl))
+        seen += [*values, after]
+        listed += printed
+    assert len(set(seen)) == len(seen) and len(set(listed)) == len(listed)

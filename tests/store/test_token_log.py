@@ -1,68 +1,92 @@
-"""Schema version 6 of the AS stores: the token log by identity and liveness (``find_token_by_cti``,
-``find_tokens_by_hash``, ``count_live_tokens``, ``pop_holders`` with the new ``pop_thumbprint``,
-``revoked_hashes``: a requester's TRL joined in SQL, and the bounded ``purge_tokens`` that spares
-tokens on the TRL), in ``memory`` and ``sqlite`` alike, plus the SQLite side: index use and the
-migration of a version-5 file (``data/as_v5.db``, written by the schema-5 code of commit 42264c1
-with ``write_v5_fixture`` below) and of the older fixtures, keeping every record.
+"""The AS's log of issued tokens in both stores: newest first, by PoP kid, by client and
+audience (``find_tokens``), by cti and hash, live counts, PoP holders (kid or RFC 9679
+thumbprint), a requester's revoked hashes (the TRL joined with the log), and the bounded purge
+that spares tokens on the TRL; ``memory`` and ``sqlite`` agree.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import NOW, fixed_clock
-from test_store_v2 import V1_FILE, dump
-from test_store_v3 import V2_FILE, copy_private, schema
-from test_store_v4 import V3_FILE, V3_TOKENS
-from test_store_v5 import V4_FILE, V4_TOKEN, populate_v4_file, ref, snapshot5
+from store_support import V3_TOKENS, h, kid_tok, tok, token, v3_token
+from support import NOW
 
-from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, IssuedToken
+from ace.store.base import AsStore
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
 
-V5_FILE = Path(__file__).parent / "data" / "as_v5.db"
-V5_CLOCK = 1_698_000_000
+# --- the log ------------------------------------------------------------------------------
 
 
-def h(n: int) -> bytes:
-    return b"\x01" + n.to_bytes(2, "big") * 16  # a 33-byte RFC 9770 "hash"
+def test_token_log_newest_first(store: AsStore) -> None:
+    tokens = [token(b"\x01", "r"), token(b"\x02", b"\x83"), token(b"\x03", None)]
+    for t in tokens:
+        store.log_token(t)
+    assert store.issued_tokens() == tokens[::-1]
+    assert store.issued_tokens(limit=2) == tokens[:0:-1]
+    assert store.issued_tokens(limit=0) == []
+    with pytest.raises(ValueError, match="already logged"):
+        store.log_token(token(b"\x01"))
+    assert len(store.issued_tokens()) == 3
 
 
-def tok(n: int, client: str = "c1", audience: str = "rs1", expires_at: int | None = NOW + 60, *,
-        kid: bytes | None = None, thumb: bytes | None = None) -> IssuedToken:
-    extra = {} if thumb is None else {"pop_thumbprint": thumb}  # (the V5 ones: made by the schema-5 code too)
-    return IssuedToken(cti=n.to_bytes(2, "big"), client_id=client, audience=audience, scope="r", issued_at=NOW,
-                       expires_at=expires_at, token_hash=h(n), pop_kid=kid, **extra)
+# --- PoP kid of issued tokens -------------------------------------------------------------
 
 
-V5_TOKENS = [tok(0x71, "e1", "rs6", V5_CLOCK + 60, kid=b"\x71"), tok(0x72, "e1", "rs6", V5_CLOCK - 1),
-             tok(0x73, "p1", "rs6", None)]
+def test_find_token_by_pop_kid_returns_the_newest(store: AsStore) -> None:
+    tokens = [
+        kid_tok(1, b"k1"), kid_tok(2, b"k1", at=NOW + 10), kid_tok(3, b"k2"), kid_tok(4, b"k1", client_id="d"),
+        kid_tok(5, b"k1", audience="rs2"), kid_tok(6, None), kid_tok(7, b""),
+        kid_tok(8, b"k1", at=NOW - 100),  # logged last, so the newest, whatever its iat says
+    ]
+    for t in tokens:
+        store.log_token(t)
+    assert store.issued_tokens() == tokens[::-1]  # pop_kid round-trips, None and b"" kept apart
+    assert store.find_token_by_pop_kid("c", "rs1", b"k1") == tokens[7]
+    assert store.find_token_by_pop_kid("c", "rs1", b"k2") == tokens[2]
+    assert store.find_token_by_pop_kid("d", "rs1", b"k1") == tokens[3]
+    assert store.find_token_by_pop_kid("c", "rs2", b"k1") == tokens[4]
+    assert store.find_token_by_pop_kid("c", "rs1", b"") == tokens[6]
+    for client, aud, kid in [("c", "rs1", b"k3"), ("d", "rs1", b"k2"), ("d", "rs2", b"k1"), ("e", "rs1", b"k1"),
+                             ("c", "rs3", b"k1"), ("c", "rs1", b"k"), ("c", "rs1", b"k1\x00")]:
+        assert store.find_token_by_pop_kid(client, aud, kid) is None
+    store.log_token(kid_tok(9, b"k2"))
+    assert store.find_token_by_pop_kid("c", "rs1", b"k2") == kid_tok(9, b"k2")
 
 
-def populate_v5_file(s: AsStore) -> None:
-    """What ``data/as_v5.db`` holds (frozen: the file was written with exactly this)."""
-    populate_v4_file(s)
-    for t in V5_TOKENS:
-        s.log_token(t)
-    s.revoke_token(V5_TOKENS[0].token_hash, revoked_at=V5_CLOCK, expires_at=V5_TOKENS[0].expires_at)
-    s.put_reference(ref(5, expires_at=V5_CLOCK + 60))
+def test_find_token_by_pop_kid_on_empty_log(store: AsStore) -> None:
+    assert store.find_token_by_pop_kid("c", "rs1", b"k1") is None
 
 
-def write_v5_fixture(path: str) -> None:
-    """How ``data/as_v5.db`` was made (with the schema-5 code: the assertion fails on later ones)."""
-    with SqliteAsStore(path, clock=fixed_clock(V5_CLOCK)) as s:
-        assert s.schema_version() == 5
-        populate_v5_file(s)
+def test_bad_pop_kid_refused(store: AsStore) -> None:
+    with pytest.raises(TypeError, match="pop_kid must be bytes"):
+        store.log_token(kid_tok(1, "k1"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pop_kid must be bytes"):
+        store.find_token_by_pop_kid("c", "rs1", None)  # type: ignore[arg-type]
+    assert store.issued_tokens() == []
 
 
-def snapshot6(s: AsStore) -> tuple[object, ...]:
-    return (*snapshot5(s), s.find_tokens(audience="rs6"), s.get_reference(ref(5).token_hash))
+# --- find_tokens --------------------------------------------------------------------------
+
+
+def test_find_tokens_filters_newest_first(store: AsStore) -> None:
+    assert store.find_tokens() == [] and store.find_tokens("e1") == []
+    for t in V3_TOKENS:
+        store.log_token(t)
+    late = v3_token(6, "e1", "rs4", expires=None)
+    store.log_token(late)
+    newest_first = [late, *V3_TOKENS[::-1]]
+    assert store.find_tokens() == newest_first == store.issued_tokens()
+    assert store.find_tokens("e1") == [late, V3_TOKENS[3], V3_TOKENS[2], V3_TOKENS[0]]
+    assert store.find_tokens(client_id="e1", audience="rs4") == [late, V3_TOKENS[3], V3_TOKENS[0]]
+    assert store.find_tokens(audience="rs4") == [late, V3_TOKENS[3], V3_TOKENS[1], V3_TOKENS[0]]
+    assert store.find_tokens(audience="rs5") == [V3_TOKENS[4], V3_TOKENS[2]]
+    assert store.find_tokens("p2", "rs5") == [V3_TOKENS[4]]
+    for client, aud in [("p2", "rs4"), ("E1", None), (None, "rs"), ("", None), (None, ""), ("rs4", None)]:
+        assert store.find_tokens(client, aud) == []
 
 
 # --- lookups by identity ------------------------------------------------------------------
@@ -123,7 +147,7 @@ def test_pop_holders_is_bounded(store: AsStore) -> None:
     assert store.pop_holders("rs1", NOW, pop_kid=b"K", pop_thumbprint=None) == [f"c{n:02d}" for n in range(8)]
 
 
-# --- the TRL per requester, joined ----------------------------------------------------------
+# --- the TRL per requester, joined --------------------------------------------------------
 
 
 def test_revoked_hashes_per_requester(store: AsStore) -> None:
@@ -141,7 +165,7 @@ def test_revoked_hashes_per_requester(store: AsStore) -> None:
     assert store.revoked_hashes(client_id="nobody", now=NOW, limit=10) == []
 
 
-# --- the purge ------------------------------------------------------------------------------
+# --- the purge ----------------------------------------------------------------------------
 
 
 def test_purge_tokens_bounded_oldest_first_and_spares_the_trl(store: AsStore) -> None:
@@ -232,78 +256,3 @@ def test_bad_calls_refused(store: AsStore, name: str, call: Callable[[AsStore], 
     with pytest.raises(error):
         call(store)
     assert store.issued_tokens() == []
-
-
-# --- the SQLite file --------------------------------------------------------------------
-
-
-def test_lookups_use_the_indexes(db: Path) -> None:
-    from ace.store import sqlite_log  # (not at the top: write_v5_fixture runs on the schema-5 code)
-    plans: list[tuple[str, tuple[object, ...], str]] = [
-        (sqlite_log.FIND_BY_CTI_SQL, (b"\x01",), "USING INDEX sqlite_autoindex_issued_tokens_1"),
-        (sqlite_log.find_by_hashes_sql(2), (h(1), h(2)), "USING INDEX issued_tokens_token_hash"),
-        (sqlite_log.COUNT_LIVE_SQL, ("c", "a", NOW, 64), "issued_tokens_live"),
-        (sqlite_log.POP_HOLDERS_SQL, ("a", b"k", NOW, "a", b"t", NOW), "issued_tokens_pop"),
-        (sqlite_log.POP_HOLDERS_SQL, ("a", b"k", NOW, "a", b"t", NOW), "issued_tokens_thumbprint"),
-        (sqlite_log.PURGE_TOKENS_SQL, (NOW, 10), "USING INDEX issued_tokens_expires_at"),
-        (sqlite_log.REVOKED_HASHES_SQL[(True, False)], ("c", NOW, 10), "issued_tokens_token_hash"),
-        (sqlite_log.REVOKED_HASHES_SQL[(False, True)], ("a", NOW, 10), "issued_tokens_token_hash"),
-    ]
-    with SqliteAsStore(db), sqlite3.connect(db) as raw:
-        for sql, params, index in plans:
-            plan = str(raw.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
-            assert index in plan and "SCAN issued_tokens" not in plan, (sql, plan)
-    raw.close()
-
-
-def test_v5_fixture_is_a_schema_5_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    v5 = copy_private(V5_FILE, tmp_path / "v5.db")
-    fresh = tmp_path / "fresh.db"
-    monkeypatch.setattr(sqlite_mod, "SCHEMA_VERSION", 5)  # apply MIGRATIONS[1] to [5] only
-    with SqliteAsStore(fresh) as s:
-        assert s.schema_version() == 5
-    assert schema(v5) == schema(fresh)
-    with sqlite3.connect(v5) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (5,)
-        counts = [raw.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                  for t in ("issued_tokens", "revoked_tokens", "reference_tokens")]
-    raw.close()
-    assert counts == [16, 3, 1]
-
-
-def test_v5_file_is_migrated_keeping_everything(tmp_path: Path) -> None:
-    v5 = copy_private(V5_FILE, tmp_path / "v5.db")
-    v5_rows = dump(v5)
-    expected = MemoryAsStore()
-    populate_v5_file(expected)
-    SqliteAsStore(v5, clock=fixed_clock()).close()  # only the migration writes
-    after = dump(v5, v5_rows)
-    assert {t for t in v5_rows if v5_rows[t] != after[t]} == {"schema_migrations"}  # row by row as they were
-    assert (6, NOW) in after["schema_migrations"][1]
-    with SqliteAsStore(v5, clock=fixed_clock()) as s:
-        assert s.schema_version() == sqlite_mod.SCHEMA_VERSION >= 6 and s.integrity_check()
-        assert snapshot6(s) == snapshot6(expected)  # every record identical, read through the store
-        assert s.find_token_by_cti(V4_TOKEN.cti) == V4_TOKEN and s.find_token_by_cti(b"\x71") is None
-        assert s.find_tokens_by_hash([V3_TOKENS[0].token_hash]) == [V3_TOKENS[0]]
-        assert s.revoked_hashes(audience="rs6", now=V5_CLOCK, limit=10) == [V5_TOKENS[0].token_hash]
-        # (a v5 token has no thumbprint: since schema 7 its kid is an OSCORE or DTLS id, no credential)
-        assert s.pop_holders("rs6", V5_CLOCK, pop_kid=b"\x71", pop_thumbprint=None) == []
-        assert s.count_live_tokens("p1", "rs6", V5_CLOCK, 5) == 1
-        assert s.purge_tokens(V5_CLOCK, 100) == expected.purge_tokens(V5_CLOCK, 100) > 0
-        assert s.issued_tokens(limit=100) == expected.issued_tokens(limit=100)
-        s.log_token(tok(9, thumb=b"\x09" * 32))
-    with SqliteAsStore(v5) as s:
-        assert s.find_token_by_cti(b"\x00\x09") == tok(9, thumb=b"\x09" * 32)
-
-
-def test_every_file_has_the_fresh_schema(tmp_path: Path) -> None:
-    files = [copy_private(f, tmp_path / f.name) for f in (V1_FILE, V2_FILE, V3_FILE, V4_FILE, V5_FILE)]
-    fresh = tmp_path / "new.db"
-    for f in (*files, fresh):
-        SqliteAsStore(f).close()
-    assert all(schema(f) == schema(fresh) for f in files)
-    assert {"issued_tokens_expires_at", "issued_tokens_thumbprint"} <= {row[1] for row in schema(fresh)}
-    for f in files:
-        with SqliteAsStore(f) as s:
-            s.log_token(tok(0x7A7B, expires_at=NOW - 1))
-            assert s.purge_tokens(NOW, 100) >= 1 and s.find_token_by_cti(b"\x7a\x7b") is None

@@ -1,14 +1,16 @@
-"""A running AS + RS on loopback (::1, free ports) for the real-socket flow tests.
+"""A running AS + RS on loopback (::1, free ports) for the real-socket tests (tests/coap,
+tests/security, tests/robustness, tests/cli).
 
 ``running_deployment`` writes an ``ace init`` deployment into a temporary directory and
-starts the AS and the RS the way ``ace demo`` does (``ace.cli.roles``); everything a test
-starts through the returned ``Flow`` (client runners, plain aiocoap contexts, a restarted
-AS) is stopped by the fixture's finalizer. Every await here is bounded.
+starts the AS and the RS the way ``ace demo`` does (``ace.cli.roles``); clients for a profile
+come from ``Flow.client``. Everything a test starts through the returned ``Flow`` (client
+runners, plain aiocoap contexts, a restarted AS) is stopped when the context ends, however the
+test ends. The ``flow`` fixture of tests/conftest.py runs it around a test
+(``@pytest.mark.deployment(...)`` passes its keywords). Every await here is bounded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import time
@@ -16,12 +18,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiocoap
 from aiocoap import oscore
+from support import ACE_CBOR, TIMEOUT, Reply, bounded
 
-from ace.cbor.labels import ContentFormat
+from ace.authz_server.token import TokenPolicy
 from ace.cbor.scope import method_bit
 from ace.cli import roles
 from ace.cli.config import load_as, load_client, load_rs
@@ -44,33 +47,6 @@ from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
 from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import OscoreContextParams
-
-T = TypeVar("T")
-TIMEOUT = 5.0  # seconds for any one await on loopback
-ACE_CBOR = int(ContentFormat.ACE_CBOR)
-
-
-async def bounded(aw: Awaitable[T], timeout: float = TIMEOUT) -> T:
-    return await asyncio.wait_for(aw, timeout)
-
-
-async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
-    """Wait (bounded) until ``cond()`` holds, polling every 20 ms."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A CoAP response as the tests look at it; ``protected`` False: came back unprotected."""
-
-    code: tuple[int, int]
-    payload: bytes
-    content_format: int | None
-    protected: bool
 
 
 async def send(ctx: Any, msg: aiocoap.Message, timeout: float = TIMEOUT) -> Reply:
@@ -105,6 +81,7 @@ class Flow:
     rs_server: RsServer
     token_key: CoseKey
     _rs_cfg: Any
+    profile: int | None = None  # the clients' ACE profile unless a test names one
     exchanges: list[Exchange] = field(default_factory=list)
     _runners: list[ClientRunner] = field(default_factory=list)
     _contexts: list[Any] = field(default_factory=list)
@@ -124,7 +101,8 @@ class Flow:
     async def client(self, scope: str | None = None, *, record: bool = True, profile: int | None = None,
                      timeout: float | None = None) -> ClientRunner:
         """A client runner from client.toml (persisted context with the AS), started."""
-        runner = roles.build_client(load_client(self.d.client_config), scope=scope, profile=profile,
+        runner = roles.build_client(load_client(self.d.client_config), scope=scope,
+                                    profile=self.profile if profile is None else profile,
                                     observer=self.exchanges.append if record else None)
         if timeout is not None:
             runner.timeout = timeout
@@ -248,20 +226,51 @@ class Flow:
             raise errors[0]
 
 
+async def replace_rs(flow: Flow, *, clock: Callable[[], float] = time.time, **changes: Any) -> None:
+    """Stop the RS and start a new one on the same ports from rs.toml with ``changes``."""
+    await bounded(flow.rs_server.stop())
+    flow._rs_cfg = dataclasses.replace(flow._rs_cfg, **changes)
+    flow.rs_server = roles.build_rs(flow._rs_cfg, clock=clock)
+    await bounded(flow.rs_server.start())
+
+
+async def replace_as(flow: Flow, clock: Callable[[], float]) -> None:
+    """Stop the AS and start one on the same store and port, on ``clock``."""
+    await bounded(flow.as_server.stop())
+    flow.as_server.store.close()
+    cfg = load_as(flow.d.as_config)
+    flow.as_server = AsServer(SqliteAsStore(cfg.store), bind=(cfg.bind, cfg.port), clock=clock,
+                              policy=TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len))
+    await bounded(flow.as_server.start())
+
+
 def with_scopes(rs_cfg: Any, **scopes: list[tuple[str, list[str]]]) -> Any:
     """``rs_cfg`` with more text scope-tokens (``name=[(path, [methods])]``)."""
     extra = {name: [(p, sum(method_bit(m) for m in ms)) for p, ms in entries] for name, entries in scopes.items()}
     return dataclasses.replace(rs_cfg, scopes={**rs_cfg.scopes, **extra})
 
 
+def port_pair() -> tuple[int, int]:
+    """Free ports for the AS and the RS, apart: two lookups may hand out one port, and the
+    RS's DTLS port is its port + 1."""
+    as_port = rs_port = free_port()
+    for _ in range(20):
+        if rs_port not in (as_port - 1, as_port, as_port + 1):
+            break
+        rs_port = free_port()
+    return as_port, rs_port
+
+
 @asynccontextmanager
 async def running_deployment(directory: Path, *,
                              rs_scopes: dict[str, list[tuple[str, list[str]]]] | None = None,
                              as_changes: dict[str, Any] | None = None, rs_changes: dict[str, Any] | None = None,
-                             trl_poll: float | None = None) -> AsyncIterator[Flow]:
+                             trl_poll: float | None = None, profile: int | None = None) -> AsyncIterator[Flow]:
     """An ``ace init`` deployment's AS and RS, started (``*_changes``: config fields replaced;
-    ``trl_poll``: how often the AS polls its store for revocations, 1 s by default)."""
-    d = init_deployment(directory, as_port=free_port(), rs_port=free_port())
+    ``trl_poll``: how often the AS polls its store for revocations, 1 s by default;
+    ``profile``: the ACE profile of the clients ``Flow.client`` starts, client.toml's if None)."""
+    as_port, rs_port = port_pair()
+    d = init_deployment(directory, as_port=as_port, rs_port=rs_port)
     rs_cfg = dataclasses.replace(load_rs(d.rs_config), **(rs_changes or {}))
     if rs_scopes:
         rs_cfg = with_scopes(rs_cfg, **rs_scopes)
@@ -269,7 +278,7 @@ async def running_deployment(directory: Path, *,
     if trl_poll is not None:
         as_server.trl_watch.interval = trl_poll
     rs_server = roles.build_rs(rs_cfg)
-    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg)
+    flow = Flow(d, as_server, rs_server, load_key(d.directory / "rs1-token.key"), rs_cfg, profile)
     try:
         await bounded(as_server.start())
         await bounded(rs_server.start())

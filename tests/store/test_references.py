@@ -1,9 +1,7 @@
-"""Schema version 5 of the AS stores: reference tokens (RFC 9200 §5.9: the AS keeps the claims
-behind an opaque token; ``put_reference``, ``get_reference``, the bounded ``purge_references``)
-and ``is_revoked``, in ``memory`` and ``sqlite`` alike, plus the SQLite side: reopen, the file's
-constraints, index use, and the migration of a version-4 file (``data/as_v4.db``, written by the
-schema-4 code of commit 04c3195 with ``write_v4_fixture`` below) and of the older fixtures,
-keeping every record.
+"""Reference tokens in both AS stores (RFC 9200 §5.9: the AS keeps the claims behind an opaque
+token; ``put_reference``, ``get_reference``, the bounded ``purge_references``), stored once, the
+claims never shown; ``memory`` and ``sqlite`` agree; and the SQLite side: reopen, the file's
+constraints, a damaged row.
 """
 
 from __future__ import annotations
@@ -15,59 +13,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_support import h, ref
 from support import NOW, fixed_clock
-from test_store_v2 import V1_FILE, dump
-from test_store_v3 import TOKEN_KEY, V2_FILE, copy_private, schema
-from test_store_v4 import V3_FILE, V3_TOKENS, populate_v3_file, snapshot4
 
 from ace.errors import ConfigError
-from ace.store import sqlite as sqlite_mod
-from ace.store.base import AsStore, IssuedToken, ReferenceToken, RsRecord
+from ace.store.base import AsStore, ReferenceToken
 from ace.store.memory import MemoryAsStore
 from ace.store.sqlite import SqliteAsStore
-from ace.tokens.oscore_params import OscoreContextParams
 
-V4_FILE = Path(__file__).parent / "data" / "as_v4.db"
-V4_CLOCK = 1_695_000_000
-RS6_SECRET = OscoreContextParams(master_secret=b"\x66" * 16, sender_id=b"as", recipient_id=b"rs6")
-V4_TOKEN = IssuedToken(cti=b"\x60\x01", client_id="e1", audience="rs6", scope="r", issued_at=V4_CLOCK,
-                       expires_at=V4_CLOCK + 60, token_hash=b"\x01" + b"\x66" * 32, pop_kid=b"\x60\x01")
-V4_REVOKED = [V3_TOKENS[1].token_hash, b"\x01" + b"\x77" * 32]
-
-
-def populate_v4_file(s: AsStore) -> None:
-    """What ``data/as_v4.db`` holds (frozen: the file was written with exactly this)."""
-    populate_v3_file(s)
-    s.put_rs(RsRecord(audience="rs6", rs_id="six", token_key=TOKEN_KEY, profiles=(2, 1), oscore=RS6_SECRET))
-    s.log_token(V4_TOKEN)
-    s.revoke_token(V4_REVOKED[0], revoked_at=V4_CLOCK, expires_at=V3_TOKENS[1].expires_at)
-    s.revoke_token(V4_REVOKED[1], revoked_at=V4_CLOCK, expires_at=None)
-    for _ in range(3):
-        s.next_counter("exi:rs6")
-
-
-def write_v4_fixture(path: str) -> None:
-    """How ``data/as_v4.db`` was made (with the schema-4 code: the assertion fails on later ones)."""
-    with SqliteAsStore(path, clock=fixed_clock(V4_CLOCK)) as s:
-        assert s.schema_version() == 4
-        populate_v4_file(s)
-
-
-def snapshot5(s: AsStore) -> tuple[object, ...]:
-    return (*snapshot4(s), s.get_rs("rs6"), s.find_tokens(audience="rs6"), s.revoked_since(0, 10),
-            [s.is_revoked(h) for h in (*V4_REVOKED, V4_TOKEN.token_hash)])
-
-
-def h(n: int) -> bytes:
-    return b"\x01" + n.to_bytes(2, "big") * 16  # a 33-byte RFC 9770 "hash"
-
-
-def ref(n: int, expires_at: int | None = NOW + 60, audience: str = "rs1") -> ReferenceToken:
-    return ReferenceToken(token_hash=h(n), audience=audience, claims=b"\xa1\x03\x63rs1" + bytes([n % 24]),
-                          expires_at=expires_at)
-
-
-# --- reference tokens -------------------------------------------------------------------
+# --- reference tokens ---------------------------------------------------------------------
 
 
 def test_reference_round_trip(store: AsStore) -> None:
@@ -101,14 +55,6 @@ def test_purge_is_bounded_and_oldest_first(store: AsStore) -> None:
     assert [store.get_reference(h(n)) is not None for n in range(1, 7)] == [False, False, True, True, False, False]
     assert store.purge_references(2**63 - 1, 10) == 1  # no-expiry references stay
     assert store.get_reference(h(4)) == ref(4, expires_at=None)
-
-
-def test_is_revoked(store: AsStore) -> None:
-    assert not store.is_revoked(h(1))
-    store.revoke_token(h(1), revoked_at=NOW, expires_at=NOW + 1)
-    assert store.is_revoked(h(1)) and not store.is_revoked(h(2))
-    store.purge_revoked(NOW + 2)
-    assert not store.is_revoked(h(1))
 
 
 REF_OPS = st.lists(
@@ -185,7 +131,7 @@ def test_closed_store_refuses_new_calls(store: AsStore) -> None:
             call()
 
 
-# --- the SQLite file --------------------------------------------------------------------
+# --- the SQLite file ----------------------------------------------------------------------
 
 
 def test_references_survive_reopen(db: Path) -> None:
@@ -233,69 +179,3 @@ def test_damaged_reference_row(db: Path) -> None:
     raw.close()
     with SqliteAsStore(db) as s, pytest.raises(ConfigError, match=r"reference_tokens\.audience"):
         s.get_reference(h(1))
-
-
-def test_lookups_use_the_indexes(db: Path) -> None:
-    plans: list[tuple[str, tuple[object, ...], str]] = [
-        (sqlite_mod.GET_REFERENCE_SQL, (h(1),), "USING INDEX sqlite_autoindex_reference_tokens_1"),
-        (sqlite_mod.PURGE_REFERENCES_SQL, (NOW, 10), "USING COVERING INDEX reference_tokens_expires_at"),
-        (sqlite_mod.IS_REVOKED_SQL, (h(1),), "USING COVERING INDEX sqlite_autoindex_revoked_tokens_1"),
-    ]
-    with SqliteAsStore(db), sqlite3.connect(db) as raw:
-        for sql, params, index in plans:
-            plan = str(raw.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
-            assert index in plan and "TEMP B-TREE" not in plan, (sql, plan)
-    raw.close()
-
-
-# --- migration of the version-4 file and of the older ones -------------------------------
-
-
-def test_v4_fixture_is_a_schema_4_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    v4 = copy_private(V4_FILE, tmp_path / "v4.db")
-    fresh = tmp_path / "fresh.db"
-    monkeypatch.setattr(sqlite_mod, "SCHEMA_VERSION", 4)  # apply MIGRATIONS[1] to [4] only
-    with SqliteAsStore(fresh) as s:
-        assert s.schema_version() == 4
-    assert schema(v4) == schema(fresh)
-    with sqlite3.connect(v4) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (4,)
-        assert raw.execute("SELECT * FROM schema_migrations").fetchall() == [(v, V4_CLOCK) for v in (1, 2, 3, 4)]
-        counts = [raw.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                  for t in ("clients", "rs", "issued_tokens", "revoked_tokens")]
-    raw.close()
-    assert counts == [6, 6, 13, 2]
-
-
-def test_v4_file_is_migrated_keeping_everything(tmp_path: Path) -> None:
-    v4 = copy_private(V4_FILE, tmp_path / "v4.db")
-    v4_rows = dump(v4)
-    expected = MemoryAsStore()
-    populate_v4_file(expected)
-    SqliteAsStore(v4, clock=fixed_clock()).close()  # only the migration writes
-    after = dump(v4, v4_rows)
-    assert {t for t in v4_rows if v4_rows[t] != after[t]} == {"schema_migrations"}  # row by row as they were
-    assert after["schema_migrations"][1] == [*((v, V4_CLOCK) for v in (1, 2, 3, 4)),
-                                             *((v, NOW) for v in range(5, sqlite_mod.SCHEMA_VERSION + 1))]
-    with SqliteAsStore(v4, clock=fixed_clock()) as s:
-        assert s.schema_version() == sqlite_mod.SCHEMA_VERSION >= 5 and s.integrity_check()
-        assert snapshot5(s) == snapshot5(expected)  # every record identical, read through the store
-        assert s.next_counter("exi:rs6") == 4 and s.revoke_token(V4_REVOKED[1], revoked_at=NOW, expires_at=None) is None
-        assert s.revoke_token(V4_TOKEN.token_hash, revoked_at=NOW, expires_at=V4_TOKEN.expires_at) == 3
-        assert s.get_reference(h(1)) is None
-        s.put_reference(ref(1))
-    with SqliteAsStore(v4) as s:
-        assert s.get_reference(h(1)) == ref(1) and s.is_revoked(V4_TOKEN.token_hash)
-
-
-def test_every_file_has_the_fresh_schema(tmp_path: Path) -> None:
-    files = [copy_private(f, tmp_path / f.name) for f in (V1_FILE, V2_FILE, V3_FILE, V4_FILE)]
-    fresh = tmp_path / "new.db"
-    for f in (*files, fresh):
-        SqliteAsStore(f).close()
-    assert all(schema(f) == schema(fresh) for f in files)
-    assert {"reference_tokens", "reference_tokens_expires_at"} <= {row[1] for row in schema(fresh)}
-    for f in files:
-        with SqliteAsStore(f) as s:
-            s.put_reference(ref(7))
-            assert s.get_reference(h(7)) == ref(7) and s.purge_references(NOW + 61, 5) == 1
