@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_rs_core import AS_URI, MEANING, N1, RS_KEY, Clock, post, token
+from rs_support import AS_URI, MEANING, N1, RS_KEY, Clock, post, token
 
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import PayloadTooLarge
