@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 
 from ace.store import checks
 from ace.store import codec as rc
+from ace.store.sqlite_schema import SqlitePart
 from ace.tokens.keys import CoseKey
 from ace.tokens.keys import thumbprint as key_thumbprint  # (``thumbprint`` names arguments here)
 
@@ -64,17 +64,8 @@ def claim_in(tx: sqlite3.Connection, client_id: str, audience: str, *, kid: byte
     return other
 
 
-class SqliteEdhocCredentials:
+class SqliteEdhocCredentials(SqlitePart):
     """The EDHOC-credential half of ``SqliteAsStore`` (which provides the connection and transactions)."""
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        raise NotImplementedError
-
-    def _now(self) -> int:
-        raise NotImplementedError
 
     def edhoc_owner(self, client_id: str, audience: str, *, kid: bytes, thumbprint: bytes) -> str | None:
         checks.check_edhoc_credential(kid, thumbprint)

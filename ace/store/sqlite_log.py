@@ -13,14 +13,14 @@ was; cti uniqueness needs no old rows (ctis come from counters that never repeat
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from ace.store import checks
 from ace.store import codec as rc
 from ace.store.base import EdhocClaim, IssuedToken
 from ace.store.sqlite_cred import claim_in
+from ace.store.sqlite_schema import SqlitePart
 
 TOKEN_COLS = ", ".join(rc.TOKEN_COLUMNS)
 HASH_CHUNK = 256  # token hashes per IN (...) lookup, well below SQLite's variable limit
@@ -59,19 +59,8 @@ def find_by_hashes_sql(n: int) -> str:
     return f"SELECT seq, {TOKEN_COLS} FROM issued_tokens WHERE token_hash IN ({', '.join('?' * n)})"
 
 
-class SqliteTokenLog:
+class SqliteTokenLog(SqlitePart):
     """The token-log half of ``SqliteAsStore`` (which provides the connection, lock and transactions)."""
-
-    _lock: threading.RLock
-
-    def _conn(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        raise NotImplementedError
 
     def log_token(self, token: IssuedToken, *, purge_before: int | None = None, purge_limit: int = 0,
                   edhoc_claim: EdhocClaim | None = None) -> str | None:

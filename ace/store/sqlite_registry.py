@@ -9,15 +9,14 @@ apart). Client and RS records are cached until anyone writes to the file (``_rec
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from ace.store import checks
 from ace.store import codec as rc
 from ace.store.base import ClientRecord, Grant, RsRecord
-from ace.store.sqlite_schema import pragma_int
+from ace.store.sqlite_schema import SqlitePart, pragma_int
 
 _R = TypeVar("_R")
 
@@ -46,24 +45,11 @@ def _kid_params(recipient_id: bytes, id_context: bytes | None) -> tuple[bytes, b
     return (recipient_id, id_context is None, id_context or b"")
 
 
-class SqliteRegistry:
+class SqliteRegistry(SqlitePart):
     """The clients, RSs and grants of ``SqliteAsStore`` (which provides the connection, lock and transactions)."""
 
-    _lock: threading.RLock
     _records: dict[tuple[str, str], object]  # get_client/get_rs results (see _record)
     _records_version: int
-
-    def _conn(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        raise NotImplementedError
-
-    def _now(self) -> int:
-        raise NotImplementedError
 
     # --- clients ------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ace.errors import ConfigError
@@ -167,3 +169,21 @@ def create_private(path: Path) -> None:
     finally:
         os.close(dir_fd)
 
+
+class SqlitePart:
+    """What each part of ``SqliteAsStore`` (registry, token log, EDHOC credentials) uses of the
+    whole, which provides it: the connection, its lock, transactions, queries and the clock."""
+
+    _lock: threading.RLock
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+    def _now(self) -> int:
+        raise NotImplementedError
