@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ace.cbor.labels import ContentFormat
 from ace.cbor.scope import method_bit
@@ -45,6 +45,7 @@ from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
 from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
+from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
@@ -58,23 +59,6 @@ log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
 __all__ = ["MAX_REVOKED", "Access", "AuthzInfoOutcome", "NeedsIntrospection", "ResourceServer", "RsConfig"]
-
-
-@dataclass(frozen=True, slots=True)
-class AuthzInfoOutcome:
-    payload: bytes  # the 2.01 body
-    binding: Binding
-    new: bool  # False: a retransmission answered from the stored binding
-    dropped: list[Binding]  # bindings whose channels the I/O layer must remove now
-
-
-@dataclass(slots=True)  # not frozen: built on every authorized request, and frozen costs ~0.3 µs more
-class Access:
-    """``authorize``'s yes: the binding that allows the request, and the bindings its first use
-    replaced (their channels go now)."""
-
-    binding: Binding
-    dropped: tuple[Binding, ...] = ()
 
 
 class _Unanswered(Exception):  # control flow inside authz_info: never raised out of it
