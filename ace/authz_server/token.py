@@ -46,11 +46,11 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
 from ace.tokens.keys import CoseKey, thumbprint
+from ace.tokens.reference import mint_reference
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
-REFERENCE_LEN = 16  # bytes of an opaque reference token (RFC 9200 §5.9)
 REFERENCE_PURGE = 64  # expired references forgotten per issued one at most (bounded work)
 TOKEN_PURGE = 64  # expired token-log rows forgotten per issued token at most (bounded work)
 LIVE_BOUNDS = 4096  # (client, audience) pairs whose live-token bound is kept
@@ -167,13 +167,8 @@ class TokenEndpoint:
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
         """An opaque random token (and its RFC 9770 hash) whose claims (with ace_profile) the store
-        keeps until it expires.
-        Its first byte never starts a CBOR array, map or tag: an RS tells it from a COSE message
-        (and from an ace+cbor map) by its first byte alone."""
-        token = bytearray(self.rng(REFERENCE_LEN))
-        if token[0] >> 5 in (4, 5, 6):  # CBOR major types array, map, tag -> unsigned, negative, bytes
-            token[0] ^= 0x80
-        reference = bytes(token)
+        keeps until it expires (``ace.tokens.reference``: an RS tells it by its first byte)."""
+        reference = mint_reference(self.rng)
         token_hash = trl.token_hash(reference)
         assert isinstance(claims.aud, str)
         self.store.put_reference(ReferenceToken(token_hash=token_hash, audience=claims.aud,

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import ScopeMeaning
-from ace.rs.introspection import REFERENCE_LEN
 from ace.rs.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import DEFAULT_SKEW
+from ace.tokens.reference import REFERENCE_LEN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

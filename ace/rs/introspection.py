@@ -31,9 +31,6 @@ from ace.messages import IntrospectionResponse
 from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_ENTRIES = 256
-MIN_REFERENCE_LEN = 8  # bytes: shorter opaque tokens are guessable, refused without asking the AS
-MAX_REFERENCE_LEN = 64  # bytes: an opaque token longer than this is junk, refused without asking the AS
-REFERENCE_LEN = 16  # bytes of the reference tokens our AS issues (authz_server.token.REFERENCE_LEN)
 INACTIVE_TTL = 10.0  # seconds an inactive answer is remembered
 DEFAULT_TTL = 300.0  # seconds an active answer without exp is remembered (at most)
 
@@ -48,18 +45,6 @@ class NeedsIntrospection:
     posted: bytes  # the POST /authz-info to resume: its payload, Content-Format and channel label
     content_format: int | None
     channel_label: bytes | None
-
-
-def is_reference(token: bytes, length: int | None = None) -> bool:
-    """Whether ``token`` is a reference token: not a COSE message (a self-contained CWT), and not
-    even an attempt at one or at an ace+cbor map (those start with a CBOR array, tag or map and
-    are refused as malformed, locally), and ``length`` bytes long (None: any length from
-    ``MIN_REFERENCE_LEN`` to ``MAX_REFERENCE_LEN``). Junk of any other shape is refused at the RS
-    without costing the AS an introspection."""
-    if length is not None and len(token) != length:
-        return False
-    # a COSE message is a CBOR array or tag: by its first byte alone this cannot be one (no parse)
-    return MIN_REFERENCE_LEN <= len(token) <= MAX_REFERENCE_LEN and token[0] >> 5 not in (4, 5, 6)
 
 
 def claims_of(response: IntrospectionResponse) -> AccessTokenClaims:

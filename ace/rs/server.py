@@ -44,7 +44,7 @@ from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
+from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
 from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
@@ -54,6 +54,7 @@ from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf
 from ace.tokens.cwt import KeyLookup, canonical_token, check_claims, verify_token
 from ace.tokens.hashing import token_hash as trl_hash
+from ace.tokens.reference import is_reference
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)

@@ -15,7 +15,7 @@ from support import NOW
 
 from ace.authz_server import trl
 from ace.authz_server.introspect import IntrospectionEndpoint, IntrospectionResult
-from ace.authz_server.token import REFERENCE_LEN, TokenEndpoint, TokenPolicy, exi_cti
+from ace.authz_server.token import TokenEndpoint, TokenPolicy, exi_cti
 from ace.cbor.labels import AceProfile, ContentFormat, IntrospectionParam
 from ace.errors import ErrorCode, RemoteError
 from ace.messages import (
@@ -27,7 +27,7 @@ from ace.messages import (
     IntrospectionResponse,
 )
 from ace.profiles.dtls import label_for as dtls_label
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, is_reference
+from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
 from ace.rs.server import ResourceServer, RsConfig
 from ace.store.base import ClientRecord, Grant, IssuedToken, RsRecord
 from ace.store.memory import MemoryAsStore
@@ -36,6 +36,7 @@ from ace.tokens.cnf import CoseKeyCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import KeyRing, issue_token, open_envelope
 from ace.tokens.keys import symmetric_key
+from ace.tokens.reference import REFERENCE_LEN, is_reference
 
 RS1_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
 RS2_KEY = symmetric_key(bytes(range(16, 32)), kid=b"rs2")

@@ -19,7 +19,6 @@ from deployment import Flow, running_deployment, send, store_of
 from support import ACE_CBOR, TIMEOUT, bounded, until
 
 from ace.authz_server import trl
-from ace.authz_server.token import REFERENCE_LEN
 from ace.cbor.labels import AceProfile
 from ace.cli import roles
 from ace.cli.config import load_client
@@ -29,7 +28,6 @@ from ace.coap.client import ClientRunner
 from ace.coap.introspect import IntrospectionClient
 from ace.coap.trl import trl_uri
 from ace.messages import AccessTokenResponse, AuthzInfoRequest, IntrospectionRequest, IntrospectionResponse
-from ace.rs.introspection import is_reference
 from ace.store.base import Grant, IssuedToken, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.tokens.claims import AccessTokenClaims
@@ -37,6 +35,7 @@ from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.cwt import issue_token
 from ace.tokens.keys import symmetric_key
 from ace.tokens.oscore_params import OscoreContextParams
+from ace.tokens.reference import REFERENCE_LEN, is_reference
 
 INACTIVE = b"\xa1\x0a\xf4"  # {10: false}
 
