@@ -31,7 +31,7 @@ from ace.tokens.keys import CoseKey
 Rng = Callable[[int], bytes]
 UNDERSTOOD_HEADERS = frozenset(int(h) for h in HeaderParam)
 _TAG_KIND = {CoseTag.SIGN1: Kind.SIGN, CoseTag.MAC0: Kind.MAC, CoseTag.ENCRYPT0: Kind.AEAD}
-_KIND_TAG = {v: k for k, v in _TAG_KIND.items()}
+KIND_TAG = {v: k for k, v in _TAG_KIND.items()}  # the COSE tag of each kind (RFC 9052 §2)
 _CONTEXT = {Kind.SIGN: "Signature1", Kind.MAC: "MAC0", Kind.AEAD: "Encrypt0"}
 
 
@@ -200,6 +200,10 @@ def build(
     else:
         parts = [protected, unprotected, payload,
                  crypto.sign(key, alg, tbs) if kind is Kind.SIGN else crypto.mac(key, alg, tbs)]
-    body = b"".join(codec.bstr(p) if isinstance(p, bytes) else codec.dumps(p) for p in parts)
-    encoded = codec.head(4, len(parts)) + body
-    return codec.head(6, _KIND_TAG[kind]) + encoded if tagged else encoded
+    encoded = array([codec.bstr(p) if isinstance(p, bytes) else codec.dumps(p) for p in parts])
+    return codec.head(6, KIND_TAG[kind]) + encoded if tagged else encoded
+
+
+def array(items: list[bytes]) -> bytes:
+    """A COSE message's CBOR array from its encoded items (preferred serialization)."""
+    return codec.head(4, len(items)) + b"".join(items)

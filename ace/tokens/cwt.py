@@ -44,7 +44,6 @@ KIND_BY_NAME = {"encrypt0": Kind.AEAD, "sign1": Kind.SIGN, "mac0": Kind.MAC}
 TOKEN_TAGS = ("none", "cose", "cwt")
 # what a token may carry unauthenticated: the key's id and the nonce's parts, nothing else
 TOKEN_UNPROTECTED = frozenset({int(HeaderParam.KID), int(HeaderParam.IV), int(HeaderParam.PARTIAL_IV)})
-_COSE_TAG = {Kind.AEAD: CoseTag.ENCRYPT0, Kind.SIGN: CoseTag.SIGN1, Kind.MAC: CoseTag.MAC0}
 
 
 class KeyLookup(Protocol):
@@ -145,7 +144,7 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
-    core = codec.head(4, len(parts)) + b"".join(parts)
+    core = cose.array(parts)
     prefix = (codec.head(6, CoseTag.CWT) if env.cwt_tagged else b"") + (
         codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
     if bytes(token) != prefix + core:
@@ -153,10 +152,10 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     if msg.kind is Kind.SIGN and msg.alg == Alg.ES256 and crypto.high_s(msg.tag):
         parts[3] = codec.bstr(crypto.low_s(msg.tag))  # (r, n - s) verifies too: the token is named by (r, s <= n/2)
     if protected != msg.protected_bytes or msg.kind is Kind.SIGN:
-        core = codec.head(4, len(parts)) + codec.bstr(protected) + b"".join(parts[1:])
+        core = cose.array([codec.bstr(protected), *parts[1:]])
     if tags == "none":
         return core
-    cose_tag = codec.head(6, _COSE_TAG[msg.kind]) + core
+    cose_tag = codec.head(6, cose.KIND_TAG[msg.kind]) + core
     return codec.head(6, CoseTag.CWT) + cose_tag if tags == "cwt" else cose_tag
 
 
