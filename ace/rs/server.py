@@ -102,12 +102,11 @@ class ResourceServer:
     def _authz_info(self, payload: bytes, content_format: int | None) -> AuthzInfoOutcome:
         if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
             raise UnsupportedContentFormat("content format must be application/ace+cbor or application/cwt")
-        raw = tok.raw_token(payload, content_format, raw_profiles=self._offers_bare)
-        if raw is not None:
-            return self._bind(raw, None)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
-        request = AuthzInfoRequest.decode(payload)
-        self._offer(self._request_form).rs_check_request(request)
-        return self._bind(request.access_token, request)
+        posted = tok.posted_token(payload, content_format, raw_profiles=self._offers_bare)
+        if isinstance(posted, bytes):
+            return self._bind(posted, None)  # RFC 9202 §3.3 / RFC 9200 §5.10.1: the token itself
+        self._offer(self._request_form).rs_check_request(posted)
+        return self._bind(posted.access_token, posted)
 
     def _offer(self, profile: RsProfile) -> RsProfile:
         if profile.number not in self._offered:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import ContentFormat, Param
+from ace.messages import AuthzInfoRequest
 from ace.profiles import of_channel
 from ace.rs.store import Binding
 from ace.tokens.claims import AccessTokenClaims
@@ -33,8 +34,9 @@ def token_of(payload: bytes, content_format: int | None) -> bytes:
         Param.ACCESS_TOKEN, required=True)
 
 
-def raw_token(payload: bytes, content_format: int | None, *, raw_profiles: bool) -> bytes | None:
-    """The token of a POST /authz-info that carries no OSCORE nonces (DTLS, EDHOC), else None.
+def posted_token(payload: bytes, content_format: int | None, *, raw_profiles: bool) -> bytes | AuthzInfoRequest:
+    """What a POST /authz-info over no channel carries: the bare token (DTLS, EDHOC), or the OSCORE
+    profile's request map (RFC 9203 §4.1), each decoded once.
 
     RFC 9200 §5.10.1 / RFC 9202: the token itself, application/cwt (or no Content-Format). An RS that
     offers a profile taking the bare token also takes it as application/ace+cbor (what ace-java's DTLS
@@ -43,12 +45,15 @@ def raw_token(payload: bytes, content_format: int | None, *, raw_profiles: bool)
     if content_format == ContentFormat.CWT:
         return payload
     if not is_map(payload):
-        return payload if raw_profiles or content_format is None else None
+        if raw_profiles or content_format is None:
+            return payload
+        return AuthzInfoRequest.decode(payload)  # refused: not an RFC 9203 §4.1 map
     if not raw_profiles:
-        return None
-    body = MapReader(codec.loads(payload, what="authz-info request"), "authz-info request", Param)
+        return AuthzInfoRequest.decode(payload)
+    value = codec.loads(payload, what=AuthzInfoRequest._what)
+    body = MapReader(value, AuthzInfoRequest._what, Param)
     if body.has(Param.NONCE1) or body.has(Param.ACE_CLIENT_RECIPIENTID):
-        return None  # RFC 9203 §4.1: an OSCORE request
+        return AuthzInfoRequest.from_map(value)  # RFC 9203 §4.1: an OSCORE request
     return body.bytes_(Param.ACCESS_TOKEN, required=True)
 
 
