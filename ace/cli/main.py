@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from ace.cli import demo_cmd, fleet_cmd, init_cmd, keys_cmd, policy_cmd, revoke_cmd, serve_cmd, token_cmd
 from ace.cli.stdio import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, error_line, os_error_text
+from ace.cli.version import VersionAction
 from ace.errors import AceError
 
 EPILOG = ("exit status: 0 done, 1 the operation failed (a refused request, a token that does not verify), "
@@ -34,6 +35,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ace", description="ACE-OAuth over CoAP (RFC 9200)", epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v INFO, -vv DEBUG")
+    parser.add_argument("--version", action=VersionAction, help="print the installed version and exit (status 0)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # subparsers: Parser too
     for module in (init_cmd, demo_cmd, serve_cmd, policy_cmd, revoke_cmd, token_cmd, keys_cmd, fleet_cmd):
         module.register(sub)

@@ -23,16 +23,25 @@ from ace.store.sqlite import SqliteAsStore
 from ace.tokens.cwt import KeyRing
 
 
+def token_policy(cfg: AsFileConfig) -> TokenPolicy:
+    return TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
+                       exi_audiences=frozenset(cfg.exi_audiences),
+                       reference_audiences=frozenset(cfg.reference_audiences), max_live_tokens=cfg.max_live_tokens)
+
+
 def build_as(cfg: AsFileConfig) -> AsServer:
     store = SqliteAsStore(cfg.store)
-    policy = TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
-                         exi_audiences=frozenset(cfg.exi_audiences),
-                         reference_audiences=frozenset(cfg.reference_audiences), max_live_tokens=cfg.max_live_tokens)
-    return AsServer(store, bind=(cfg.bind, cfg.port), policy=policy, dtls=cfg.dtls, dtls_port=cfg.dtls_port)
+    return AsServer(store, bind=(cfg.bind, cfg.port), policy=token_policy(cfg), dtls=cfg.dtls,
+                    dtls_port=cfg.dtls_port)
+
+
+def token_keys(cfg: RsFileConfig) -> KeyRing:
+    """The keys the RS verifies tokens with (read again on reload)."""
+    return KeyRing([load_key(p) for p in cfg.token_keys])
 
 
 def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:
-    keys = KeyRing([load_key(p) for p in cfg.token_keys])
+    keys = token_keys(cfg)
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,

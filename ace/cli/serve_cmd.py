@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 
 from ace.cli import roles
 from ace.cli.config import SHORT_PROFILES, AsFileConfig, RsFileConfig, load_as, load_client, load_rs
+from ace.cli.service import Service, reload_as, reload_rs
 from ace.cli.stdio import EXIT_BIND
 from ace.cli.trace import client_trace
 from ace.client import reasons
@@ -48,11 +48,8 @@ def register(sub: Any) -> None:
     c.set_defaults(func=cmd_client)
 
 
-async def _serve(server: AsServer | RsServer, announce: Callable[[], str]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _serve(server: AsServer | RsServer, announce: Callable[[], str], service: Service) -> None:
+    service.install()  # SIGTERM/SIGINT stop, SIGHUP reloads (ace.cli.service)
     try:
         await server.start()
     except OSError as exc:  # taken between the probe and now, or an address not ours
@@ -61,11 +58,9 @@ async def _serve(server: AsServer | RsServer, announce: Callable[[], str]) -> No
     # what listens where, with which profiles and which store or config.
     print(announce(), file=sys.stderr, flush=True)
     try:
-        await stop.wait()
+        await service.wait()
     finally:
-        await server.stop()
-
-
+        await service.stop(server)
 
 
 class BindError(AceError):
@@ -126,7 +121,7 @@ def cmd_as(args: argparse.Namespace) -> int:
     check_bindable(cfg.bind, [cfg.port] + ([cfg.dtls_port or cfg.port + 1] if cfg.dtls else []))  # DTLS: port + 1
     server = roles.build_as(cfg)
     try:
-        asyncio.run(_serve(server, lambda: as_banner(server, cfg)))
+        asyncio.run(_serve(server, lambda: as_banner(server, cfg), Service("ace as", lambda: reload_as(server, cfg))))
     finally:
         server.store.close()
     return 0
@@ -136,7 +131,8 @@ def cmd_rs(args: argparse.Namespace) -> int:
     cfg = load_rs(args.config)
     check_bindable(cfg.bind, rs_ports(cfg.port, cfg.profiles))
     server = roles.build_rs(cfg)
-    asyncio.run(_serve(server, lambda: rs_banner(server, cfg)))
+    service = Service(f"ace rs {cfg.audience}", lambda: reload_rs(server, cfg))
+    asyncio.run(_serve(server, lambda: rs_banner(server, cfg), service))
     return 0
 
 
