@@ -11,8 +11,9 @@ from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
-from ace.coap.devices import demo_resources, table_resources
+from ace.coap.devices import demo_resources
 from ace.coap.introspect import IntrospectionClient
+from ace.coap.resources import table_resources
 from ace.coap.rs_server import RsServer
 from ace.coap.trl import TrlLink, TrlObserver, trl_uri
 from ace.errors import ConfigError

@@ -1,13 +1,13 @@
 """The RS's resources: the demo (a temperature sensor and an LED actuator), or the ones rs.toml
 declares in its ``[[rs.resources]]`` table (``ResourceSpec``): a value that GET shows and that
-PUT/POST, where allowed, replace; a file or a Python handler (``ace.coap.resources``)."""
+PUT/POST, where allowed, replace; a file or a Python handler (``ace.coap.resources``, whose
+``table_resources`` builds the table's)."""
 
 from __future__ import annotations
 
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiocoap
 
@@ -81,14 +81,6 @@ class ValueResource:
     def served(self) -> Served:
         handlers: dict[str, Handler] = {"GET": self.get, "PUT": self.put, "POST": self.put}
         return Served({m: handlers[m] for m in self.spec.methods}, self.watch)
-
-
-def table_resources(specs: tuple[ResourceSpec, ...], base: Path | None = None) -> dict[str, Served]:
-    """The handlers of the ``[[rs.resources]]`` entries (each path once; the config checked that);
-    a handler module (looked up on ``sys.path``, then in ``base``) that cannot be used is a ConfigError."""
-    from ace.coap.resources import served  # file and handler kinds: loaded with a table only
-
-    return {spec.path: served(spec, base) for spec in specs}
 
 
 class Thermometer:

@@ -36,6 +36,12 @@ from ace.rs.store import Binding
 log = logging.getLogger(__name__)
 
 
+def table_resources(specs: tuple[ResourceSpec, ...], base: Path | None = None) -> dict[str, Served]:
+    """The handlers of the ``[[rs.resources]]`` entries (each path once; the config checked that);
+    a handler module (looked up on ``sys.path``, then in ``base``) that cannot be used is a ConfigError."""
+    return {spec.path: served(spec, base) for spec in specs}
+
+
 def served(spec: ResourceSpec, base: Path | None = None) -> Served:
     """The handlers of one entry, by kind."""
     if spec.file is not None:

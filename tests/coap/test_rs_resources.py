@@ -102,10 +102,11 @@ class Notifications:
         self.request = ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
         self.seen: list[tuple[tuple[int, int], bytes]] = []
         self.ended: list[BaseException | None] = []
+        self._iterator: Any = None
         self.task = asyncio.get_running_loop().create_task(self._follow())
 
     async def _follow(self) -> None:
-        iterator = self.request.observation.__aiter__()
+        iterator = self._iterator = self.request.observation.__aiter__()
         try:
             while True:
                 m = await iterator.__anext__()
@@ -114,8 +115,6 @@ class Notifications:
             self.ended.append(None)
         except Exception as exc:  # an unsuccessful notification ends it with an error
             self.ended.append(exc)
-            # seen here: aiocoap's iterator would raise it again when collected (an unraisable warning)
-            iterator._future = asyncio.get_running_loop().create_future()
 
     async def first(self) -> tuple[tuple[int, int], bytes]:
         first = await bounded(self.request.response)
@@ -127,6 +126,8 @@ class Notifications:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bounded(self.task)
+        # the error that ended it is seen: aiocoap's iterator would raise it again when collected
+        self._iterator._future = asyncio.get_running_loop().create_future()
 
 
 def final_401(n: Notifications) -> bool:
