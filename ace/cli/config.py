@@ -263,7 +263,7 @@ def load_rs(path: Path) -> RsFileConfig:
         introspect_path=_get(t, "introspect_path", str, w, "/introspect"),
         token_tags=_choice(t, "token_tags", TOKEN_TAGS, w), reference_len=_get(t, "reference_len", int, w, 16),
         reference_tokens=_get(t, "reference_tokens", bool, w, True),
-        resources=resource_table(t.get("resources"), w),
+        resources=resource_table(t.get("resources"), w, path.parent),
     )
 
 

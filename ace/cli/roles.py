@@ -11,8 +11,9 @@ from ace.cli.keyfiles import load_key
 from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner, Exchange
-from ace.coap.devices import demo_resources, table_resources
+from ace.coap.devices import demo_resources
 from ace.coap.introspect import IntrospectionClient
+from ace.coap.resources import table_resources
 from ace.coap.rs_server import RsServer
 from ace.coap.trl import TrlLink, TrlObserver, trl_uri
 from ace.errors import ConfigError
@@ -50,7 +51,7 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
                  token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
-    resources = demo_resources() if cfg.resources is None else table_resources(cfg.resources)  # [[rs.resources]]
+    resources = demo_resources() if cfg.resources is None else table_resources(cfg.resources, cfg.path.parent)
     server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key)
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:

@@ -1,6 +1,7 @@
 """The RS's resources: the demo (a temperature sensor and an LED actuator), or the ones rs.toml
 declares in its ``[[rs.resources]]`` table (``ResourceSpec``): a value that GET shows and that
-PUT/POST, where allowed, replace. A later kind of resource (own handlers) adds fields here."""
+PUT/POST, where allowed, replace; a file or a Python handler (``ace.coap.resources``, whose
+``table_resources`` builds the table's)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from dataclasses import dataclass
 
 import aiocoap
 
+from ace.coap.observe import Notify, Served
 from ace.coap.rs_server import Handler
 from ace.rs.store import Binding
 
 TEXT_PLAIN = 0
-RESOURCE_METHODS = ("GET", "PUT", "POST")  # what a table resource can answer (others: 4.05)
+RESOURCE_METHODS = ("GET", "PUT", "POST")  # what a value or file resource can answer (others: 4.05)
+HANDLER_METHODS = ("GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "iPATCH")  # a handler's (AIF's, RFC 9237)
 VALUE_KINDS = ("text", "integer")  # what PUT/POST may store: any non-empty UTF-8 text, or a decimal integer
 MAX_VALUE_BYTES = 1024  # a stored value is at most this long (memory stays bounded): longer gets 4.13
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # as ace-java's test RS parses /temp (Integer.parseInt), bounded
@@ -23,13 +26,20 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # as ace-java's test RS parses /temp
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceSpec:
     """One ``[[rs.resources]]`` entry: ``path``, its ``methods``, the initial ``value``, what GET answers
-    (``answer``: ``{value}`` stands for the current value) and what PUT/POST ``accept``."""
+    (``answer``: ``{value}`` stands for the current value) and what PUT/POST ``accept``; or instead
+    of a value a ``file`` (at most ``max_bytes``, polled every ``poll`` seconds while observed) or
+    a ``handler`` (``module:attr``). ``content_format``: of GET's answers (a handler's by default)."""
 
     path: str
     methods: tuple[str, ...] = ("GET",)
     value: str = ""
     answer: str = "{value}"
     accept: str = "text"
+    content_format: int | None = None
+    file: str | None = None
+    max_bytes: int = 16384
+    poll: float = 1.0
+    handler: str | None = None
 
     def valid(self, value: str) -> bool:
         return bool(value) and (self.accept == "text" or _INTEGER.fullmatch(value) is not None)
@@ -41,10 +51,15 @@ class ValueResource:
 
     def __init__(self, spec: ResourceSpec) -> None:
         self.spec, self.value = spec, spec.value
+        self.notify: Notify | None = None  # set while observed (RFC 7641): a changed value is notified
+
+    def watch(self, notify: Notify | None) -> None:
+        self.notify = notify
 
     async def get(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
         text = self.spec.answer.replace("{value}", self.value)
-        return aiocoap.Message(code=aiocoap.CONTENT, payload=text.encode(), content_format=TEXT_PLAIN)
+        cf = TEXT_PLAIN if self.spec.content_format is None else self.spec.content_format
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=text.encode(), content_format=cf)
 
     async def put(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
         if len(request.payload) > MAX_VALUE_BYTES:
@@ -58,18 +73,14 @@ class ValueResource:
             what = "an integer" if self.spec.accept == "integer" else "non-empty UTF-8 text"
             return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=f"Invalid payload: {what}".encode(),
                                    content_format=TEXT_PLAIN)
-        self.value = str(int(value)) if self.spec.accept == "integer" else value  # "+07" shows as "7"
+        old, self.value = self.value, str(int(value)) if self.spec.accept == "integer" else value  # "+07": "7"
+        if self.notify is not None and self.value != old:
+            self.notify()
         return aiocoap.Message(code=aiocoap.CHANGED)
 
-
-def table_resources(specs: tuple[ResourceSpec, ...]) -> dict[str, dict[str, Handler]]:
-    """The handlers of the ``[[rs.resources]]`` entries (each path once; the config checked that)."""
-    out: dict[str, dict[str, Handler]] = {}
-    for spec in specs:
-        resource = ValueResource(spec)
-        handlers: dict[str, Handler] = {"GET": resource.get, "PUT": resource.put, "POST": resource.put}
-        out[spec.path] = {m: handlers[m] for m in spec.methods}
-    return out
+    def served(self) -> Served:
+        handlers: dict[str, Handler] = {"GET": self.get, "PUT": self.put, "POST": self.put}
+        return Served({m: handlers[m] for m in self.spec.methods}, self.watch)
 
 
 class Thermometer:

@@ -23,6 +23,7 @@ import aiocoap.resource
 from ace.coap import contexts, dtls, edhoc, rs_channels
 from ace.coap.boundary import refusing
 from ace.coap.introspect import IntrospectionClient
+from ace.coap.observe import Observations, Served
 from ace.coap.peers import label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
@@ -59,13 +60,40 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
         return ace_message((2, 1), outcome.payload)
 
 
-class ProtectedResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
+class ProtectedResource(BoundedBody, aiocoap.resource.ObservableResource):  # type: ignore[misc]
     """A resource whose methods run only within an access token's scope. A ``RemoteError`` its
-    handler raises is answered like a refusal (``reply_of``: its CoAP code and payload)."""
+    handler raises is answered like a refusal (``reply_of``: its CoAP code and payload). GET may be
+    observed (RFC 7641) where the handlers are ``Served`` with a ``watch`` (``ace.coap.observe``):
+    each notification is rendered, and so authorized, again."""
 
     def __init__(self, server: RsServer, path: str, handlers: Mapping[str, Handler]) -> None:
         super().__init__()
         self.server, self.path, self.handlers = server, path, dict(handlers)
+        self.watch = handlers.watch if isinstance(handlers, Served) and "GET" in handlers else None
+        self._watching = False
+
+    async def add_observation(self, request: aiocoap.Message, observation: Any) -> None:
+        label = label_of(request)
+        binding = self.server.core.bindings.get(label) if label is not None else None
+
+        def cancel() -> None:
+            self._observations.discard(observation)
+            self.server.observations.remove(observation)
+            self.update_observation_count(len(self._observations))
+
+        observation.accept(cancel)  # aiocoap ends every observation it asked about with this
+        if (self.watch is None or request.code != aiocoap.GET or binding is None
+                or not self.server.observations.add(binding, observation)):
+            observation.deregister()  # answered once, not observed (the rendering authorizes)
+            return
+        self._observations.add(observation)
+        self.update_observation_count(len(self._observations))
+
+    def update_observation_count(self, newcount: int) -> None:
+        """The resource is watched while observed (a file is polled only then)."""
+        if self.watch is not None and (newcount > 0) != self._watching:
+            self._watching = newcount > 0
+            self.watch(self.updated_state if self._watching else None)
 
     @refusing(log, level=logging.INFO, limited=False, brief=True)
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
@@ -97,6 +125,8 @@ class RsServer:
         self._introspecting: set[str] = set()  # peers with an introspection in flight
         self.channels = rs_channels.installers(self)  # by profile number
         self._installed: dict[bytes, Channel] = {}  # label -> the channel installed under it
+        self.observations = Observations(core, self.reconcile)  # RFC 7641, by the binding that allowed each
+        self._protected: list[ProtectedResource] = []
 
     async def authz_info(self, payload: bytes, content_format: int | None,
                          channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
@@ -153,8 +183,11 @@ class RsServer:
         self.channels[channel.profile].uninstall(label, channel)
 
     def uninstall_all(self, bindings: Iterable[Binding]) -> None:
+        """The channels and the observations of bindings the core dropped go now."""
+        bindings = list(bindings)
         for binding in bindings:
             self.uninstall(binding)
+        self.observations.end(bindings)
 
     def reconcile(self) -> int:
         """Drop channels whose binding is gone (expired, superseded); returns how many."""
@@ -181,7 +214,9 @@ class RsServer:
         site.add_resource(["authz-info"], AuthzInfoResource(self))
         for path, handlers in self.resources.items():
             segments = [s for s in path.split("/") if s]
-            site.add_resource(segments, ProtectedResource(self, "/" + "/".join(segments), handlers))
+            resource = ProtectedResource(self, "/" + "/".join(segments), handlers)
+            self._protected.append(resource)
+            site.add_resource(segments, resource)
         return site
 
     async def start(self) -> None:
@@ -210,6 +245,9 @@ class RsServer:
             await self.trl.stop()
         await cancel(self._sweeper)
         self._sweeper = None
+        self.observations.close()
+        for resource in self._protected:  # a polled file stops polling
+            resource.update_observation_count(0)
         if self.context is not None:
             await self.context.shutdown()
             self.context = None

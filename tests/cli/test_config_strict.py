@@ -127,7 +127,15 @@ def test_resource_table_loads(dep: Path) -> None:
     ('path = "/config"', 'path = "/temp"', r"#2: path '/temp' is declared twice"),
     ('path = "/config"', 'path = "config"', r"#2: path must be like"),
     ('path = "/config"', 'path = "/authz-info"', r"#2: path '/authz-info' is the RS's own"),
-    ('value = "Default"', 'value = "Default"\nhandler = "x"', r"#2: unknown key 'handler'; allowed: accept, answer"),
+    ('value = "Default"', 'value = "Default"\nscript = "x"', r"#2: unknown key 'script'; allowed: accept, answer"),
+    ('value = "Default"', 'value = "Default"\nhandler = "m:f"', r"#2: value does not go with a handler resource"),
+    ('value = "Default"', 'handler = "m:f"\nfile = "x"', r"#2: file and handler are two kinds of resource"),
+    ('value = "Default"', 'handler = "m.f"', r"#2: handler must be \"module:attr\", not 'm.f'"),
+    ('value = "Default"', 'file = "missing.txt"', r"#2: file '.*missing.txt' is not an existing file"),
+    ('value = "Default"', 'file = "rs.toml"\npoll = 0.01', r"#2: poll must be a number from 0.1 to 3600, not 0.01"),
+    ('value = "Default"', 'file = "rs.toml"\nmax_bytes = 0', r"#2: max_bytes must be a number from 1 to 65536"),
+    ('value = "Default"', 'file = "rs.toml"\nmax_bytes = true', r"#2: max_bytes must be a number"),
+    ('value = "Default"', 'content_format = "text"', r"#2: content_format must be a number from 0 to 65535"),
     ('value = "Default"', 'value = 5', r"#2: value must be a string"),
 ])
 def test_resource_table_errors(dep: Path, old: str, new: str, pattern: str) -> None:

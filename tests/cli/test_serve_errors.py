@@ -60,3 +60,43 @@ def test_dtls_port_plus_one_in_use(tmp_path: Path) -> None:
     assert out.returncode == EXIT_BIND
     assert out.stderr.splitlines() == [f"ace: error: cannot listen on UDP [::1]:{port}: is in use "
                                        "(another ace as/rs or peer?)"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('handler = "no_such_module_here:f"', "cannot import 'no_such_module_here' (ModuleNotFoundError"),
+    ('handler = "rs_table_handlers:missing"', "module 'rs_table_handlers' has no 'missing'"),
+    ('handler = "rs_table_handlers:not_async"', "not an async callable (request, binding) -> response"),
+    ('handler = "rs_table_handlers:broken"', "cannot import 'rs_table_handlers' (ZeroDivisionError"),
+    ('file = "nowhere.txt"', "file '"),
+])
+def test_unusable_resource_is_one_line(tmp_path: Path, entry: str, message: str) -> None:
+    """A handler next to rs.toml that cannot be used, or a missing file: one line, exit 2, no traceback."""
+    d = init_deployment(tmp_path / "d", as_port=1, rs_port=2)
+    module = "1 / 0\n" if "broken" in entry else "not_async = print\n"
+    name = "rs_table_handlers"
+    (d.directory / f"{name}.py").write_text(module)
+    with d.rs_config.open("a") as f:
+        f.write(f'\n[[rs.resources]]\npath = "/x"\n{entry}\n')
+    out = serve("rs", d.rs_config)
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("ace: error: ") and message in out.stderr
+
+
+def test_handler_next_to_rs_toml(tmp_path: Path) -> None:
+    """``handler = "module:attr"`` finds a module in rs.toml's directory."""
+    from ace.cli import roles
+    from ace.cli.config import load_rs
+
+    d = init_deployment(tmp_path / "d", as_port=1, rs_port=2)
+    (d.directory / "rs_local_handlers.py").write_text("async def hello(request, binding):\n    return None\n")
+    with d.rs_config.open("a") as f:
+        f.write('\n[[rs.resources]]\npath = "/hello"\nmethods = ["GET", "DELETE"]\n'
+                'handler = "rs_local_handlers:hello"\n')
+    server = roles.build_rs(load_rs(d.rs_config))
+    try:
+        assert set(server.resources["/hello"]) == {"GET", "DELETE"}
+    finally:
+        close = getattr(server.core.fresh.state, "close", None)  # built, never started: its state file
+        if close is not None:
+            close()
