@@ -1,7 +1,7 @@
 """ace benchmarks. Every figure comes with a baseline measured in the same run.
 
 ``flow``: see bench_flow.py. ``load``: see bench_load.py. ``fleet``: see bench_fleet.py.
-``rs``: see bench_rs.py. ``trl``: see bench_trl.py.
+``rs``: see bench_rs.py. ``trl``: see bench_trl.py. ``footprint``: see bench_footprint.py.
 
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
 operation on the same bytes (the floor any COSE layer pays), and their ratio.
@@ -101,10 +101,11 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("what", choices=["tokens", "flow", "load", "fleet", "rs", "trl"])
+    parser.add_argument("what", choices=["tokens", "flow", "load", "fleet", "rs", "trl", "footprint"])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
     parser.add_argument("--flows", type=int, default=None,
                         help="full flows: timed one after another (flow, default 50) or all at once (load, 1000)")
+    parser.add_argument("--runs", type=int, default=3, help="bench footprint: runs per server (medians)")
     parser.add_argument("--profile", choices=["oscore", "dtls", "edhoc"], default="oscore",
                         help="bench flow: which profile")
     args = parser.parse_args(argv)
@@ -131,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench_trl import bench_trl
 
             out = bench_trl(args.flows or 20)
+        elif args.what == "footprint":
+            from bench_footprint import bench_footprint
+
+            out = bench_footprint(max(1, min(args.runs, 20)))
         elif args.what == "rs":
             from bench_rs import bench_rs_memory
 

@@ -9,6 +9,7 @@ configuration or input error, 3 a server's port in use, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -16,7 +17,6 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ace.cli import demo_cmd, fleet_cmd, init_cmd, keys_cmd, policy_cmd, revoke_cmd, serve_cmd, token_cmd
 from ace.cli.stdio import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, error_line, os_error_text
 from ace.cli.version import VersionAction
 from ace.errors import AceError
@@ -32,13 +32,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog.removeprefix('ace ')}: {message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# the module registering each command, in --help order: only the one a command line names is imported
+# (`ace rs` loads no AS, client or tooling code)
+COMMANDS = {"init": "init_cmd", "demo": "demo_cmd", "as": "serve_cmd", "rs": "serve_cmd", "client": "serve_cmd",
+            "policy": "policy_cmd", "revoke": "revoke_cmd", "token": "token_cmd", "keys": "keys_cmd",
+            "fleet": "fleet_cmd"}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``argv`` naming a command, of that one only."""
     parser = Parser(prog="ace", description="ACE-OAuth over CoAP (RFC 9200)", epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v INFO, -vv DEBUG")
     parser.add_argument("--version", action=VersionAction, help="print the installed version and exit (status 0)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # subparsers: Parser too
-    for module in (init_cmd, demo_cmd, serve_cmd, policy_cmd, revoke_cmd, token_cmd, keys_cmd, fleet_cmd):
-        module.register(sub)
+    named = next((a for a in argv or () if not a.startswith("-")), None)
+    modules = [COMMANDS[named]] if named in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"ace.cli.{name}").register(sub)
     return parser
 
 
@@ -58,7 +68,8 @@ def _fail(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
         level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return int(args.func(args))

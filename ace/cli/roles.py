@@ -1,36 +1,40 @@
-"""Building the three roles from their config files (shared by the CLI and the demo)."""
+"""Building the three roles from their config files (shared by the CLI and the demo).
+
+Each builder imports what its role uses, when called: building an RS loads no AS or client code,
+and no TRL or introspection link unless the config asks for one.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ace.authz_server.token import TokenPolicy
 from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
-from ace.client.flow import ClientConfig, ClientFlow
-from ace.coap.as_server import AsServer
-from ace.coap.client import ClientRunner, Exchange
-from ace.coap.devices import demo_resources
-from ace.coap.introspect import IntrospectionClient
-from ace.coap.resources import table_resources
-from ace.coap.rs_server import RsServer
-from ace.coap.trl import TrlLink, TrlObserver, trl_uri
 from ace.errors import ConfigError
-from ace.rs.server import ResourceServer, RsConfig
-from ace.store.pins import FilePins, pins_path
 from ace.store.seqno import FileSequenceStore
-from ace.store.sqlite import SqliteAsStore
-from ace.tokens.cwt import KeyRing
+
+if TYPE_CHECKING:
+    from ace.authz_server.token import TokenPolicy
+    from ace.coap.as_server import AsServer
+    from ace.coap.client import ClientRunner, Exchange
+    from ace.coap.rs_server import RsServer
+    from ace.tokens.cwt import KeyRing
 
 
 def token_policy(cfg: AsFileConfig) -> TokenPolicy:
+    from ace.authz_server.token import TokenPolicy
+
     return TokenPolicy(issuer=cfg.issuer, include_iat=cfg.include_iat, salt_len=cfg.salt_len,
                        exi_audiences=frozenset(cfg.exi_audiences),
                        reference_audiences=frozenset(cfg.reference_audiences), max_live_tokens=cfg.max_live_tokens)
 
 
 def build_as(cfg: AsFileConfig) -> AsServer:
+    from ace.coap.as_server import AsServer
+    from ace.store.sqlite import SqliteAsStore
+
     store = SqliteAsStore(cfg.store)
     return AsServer(store, bind=(cfg.bind, cfg.port), policy=token_policy(cfg), dtls=cfg.dtls,
                     dtls_port=cfg.dtls_port)
@@ -38,10 +42,17 @@ def build_as(cfg: AsFileConfig) -> AsServer:
 
 def token_keys(cfg: RsFileConfig) -> KeyRing:
     """The keys the RS verifies tokens with (read again on reload)."""
+    from ace.tokens.cwt import KeyRing
+
     return KeyRing([load_key(p) for p in cfg.token_keys])
 
 
 def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:
+    from ace.coap.devices import demo_resources
+    from ace.coap.resources import table_resources
+    from ace.coap.rs_server import RsServer
+    from ace.rs.server import ResourceServer, RsConfig
+
     keys = token_keys(cfg)
     core = ResourceServer(
         RsConfig(audience=cfg.audience, as_uri=cfg.as_uri, scope_meaning=cfg.scopes, hint_scope=cfg.hint_scope,
@@ -56,9 +67,14 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")
+        from ace.coap.trl import TrlLink, trl_uri
+
         server.trl = TrlLink(trl_uri(cfg.as_uri, cfg.trl_path), load_oscore_secret(cfg.as_context),
                              core.fresh.state, server.revoked)
     if cfg.as_context is not None and core.fresh.state is not None:  # RFC 9200 §5.9: reference tokens
+        from ace.coap.introspect import IntrospectionClient
+        from ace.coap.trl import trl_uri
+
         server.introspector = IntrospectionClient(trl_uri(cfg.as_uri, cfg.introspect_path),
                                                   load_oscore_secret(cfg.as_context), core.fresh.state)
     elif cfg.introspect:
@@ -68,6 +84,11 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
 
 def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] | None = None,
                  scope: str | None = None, profile: int | None = None) -> ClientRunner:
+    from ace.client.flow import ClientConfig, ClientFlow
+    from ace.coap.client import ClientRunner
+    from ace.coap.trl import TrlObserver, trl_uri
+    from ace.store.pins import FilePins, pins_path
+
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
                                    audiences=cfg.audiences, trust_first_hints=cfg.trust_first_hints,
                                    scope=scope or cfg.scope, profile=profile or cfg.profile,

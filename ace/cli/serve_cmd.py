@@ -10,21 +10,21 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ace.cli import roles
 from ace.cli.config import SHORT_PROFILES, AsFileConfig, RsFileConfig, load_as, load_client, load_rs
 from ace.cli.service import Service, reload_as, reload_rs
 from ace.cli.stdio import EXIT_BIND
-from ace.cli.trace import client_trace
-from ace.client import reasons
-from ace.client.flow import Done, Failed, ResourceRequest
-from ace.coap import dtls
-from ace.coap.as_server import AsServer
-from ace.coap.client import Exchange, origin_of, quiet_abandoned_requests
-from ace.coap.rs_server import RsServer
+from ace.coap.peers import coap_port
 from ace.errors import AceError
 from ace.profiles import PROFILES
+
+if TYPE_CHECKING:  # each role's code is imported by its command only (`ace rs` loads no client or AS)
+    from ace.client.flow import Done, Failed
+    from ace.coap.as_server import AsServer
+    from ace.coap.client import Exchange
+    from ace.coap.rs_server import RsServer
 
 PROFILE_SHORT_NAMES = {number: name for name, number in SHORT_PROFILES.items()}
 
@@ -98,7 +98,7 @@ def _listening(server: AsServer | RsServer) -> str:
     host, port = server.bind[:2]
     if server.context is not None:
         with contextlib.suppress(LookupError, AttributeError, OSError):
-            port = dtls.coap_port(server.context)
+            port = coap_port(server.context)
     where = f"coap {_where(host, port)}"
     return where + (f", coaps {_where(host, server.coaps_port)}" if server.coaps_port else "")
 
@@ -155,6 +155,10 @@ def _seconds(text: str) -> float:
 
 
 async def _client(args: argparse.Namespace) -> int:
+    from ace.cli.trace import client_trace
+    from ace.client.flow import ResourceRequest
+    from ace.coap.client import quiet_abandoned_requests
+
     profile = SHORT_PROFILES.get(args.profile or "")
     exchanges: list[Exchange] = []
     runner = roles.build_client(load_client(args.config), scope=args.scope, profile=profile,
@@ -175,6 +179,10 @@ async def _client(args: argparse.Namespace) -> int:
 
 def _report(result: Done | Failed, uri: str) -> int:
     """The answer on stdout ("2.05 21.3"; a refusal by name, hints decoded), why not on stderr."""
+    from ace.client import reasons
+    from ace.client.flow import Failed
+    from ace.coap.client import origin_of
+
     if isinstance(result, Failed):
         print(f"ace client: failed at {result.step}: {result.error}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import hostportjoin
 
 from ace.coap import dtls_flights
+from ace.coap.peers import coap_port as coap_port  # re-exported: the plain port next to coaps_port
 
 log = logging.getLogger(__name__)
 
@@ -272,15 +273,6 @@ def _dtls_pool(context: aiocoap.Context) -> Any:
 
 def coaps_port(context: aiocoap.Context) -> int:
     return int(_dtls_pool(context)._transport.get_extra_info("sockname")[1])
-
-
-def coap_port(context: aiocoap.Context) -> int:
-    """The plain port (udp6) actually bound."""
-    for interface in context.request_interfaces:
-        messages = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-        if isinstance(messages, MessageInterfaceUDP6):
-            return int(messages.transport.get_extra_info("socket").getsockname()[1])
-    raise LookupError("context has no udp6 transport")
 
 
 def _drop(connection: Any, reason: str) -> None:

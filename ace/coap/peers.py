@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import aiocoap
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import hostportsplit
 
 from ace.authz_server.trl import Requester, RsPeer
@@ -127,3 +128,12 @@ def source_of(remote: Any) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+def coap_port(context: aiocoap.Context) -> int:
+    """The plain port (udp6) actually bound."""
+    for interface in context.request_interfaces:
+        messages = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        if isinstance(messages, MessageInterfaceUDP6):
+            return int(messages.transport.get_extra_info("socket").getsockname()[1])
+    raise LookupError("context has no udp6 transport")

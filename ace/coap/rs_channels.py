@@ -8,56 +8,29 @@ EDHOC credential under its kid (with every OSCORE context EDHOC made with it). `
 channels no live binding names; ``start`` registers the installer's credential source and, when
 the RS offers the profile, prepares it (EDHOC: the RS's own identity); ``serve`` creates a server
 context of the profile's own (DTLS: tinydtls on the bind port + 1), else None. ``RsServer`` (an ``RsHost``) calls
-them through ``installers`` and never branches on the profile itself.
+them through ``installers`` and never branches on the profile itself. Only the installers of the
+profiles the RS offers are made, and a profile's CoAP glue is imported only then (an OSCORE-only
+RS loads no DTLS or EDHOC code): ``INSTALLERS`` names each by module, ``rs_channels_dtls`` and
+``rs_channels_edhoc`` hold those two; ``rs_host`` what an installer sees of the RS.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, ClassVar, Protocol, cast
+import importlib
+from collections.abc import Iterable
+from typing import Any, ClassVar, cast
 
-from ace.coap import contexts, dtls, edhoc
+from aiocoap.credentials import CredentialsMap
+from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+
+from ace.coap import contexts
+from ace.coap.rs_host import ChannelInstaller, RsHost
 from ace.profiles import dtls as dtls_profile
 from ace.profiles import edhoc as edhoc_profile
 from ace.profiles import oscore as oscore_profile
 from ace.profiles.base import Channel
-from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
-from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import OscoreContextParams
-
-SESSION_DROP_DELAY = 0.1  # seconds: lets a response in flight over the session go out first
-EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
-
-
-class RsHost(Protocol):
-    """What the installers use of the RS's CoAP side (``ace.coap.rs_server.RsServer``)."""
-
-    core: ResourceServer
-    bind: tuple[str, int]
-    edhoc_key: CoseKey | None  # the RS's own EDHOC credential (private)
-    index: contexts.ContextIndex  # OSCORE contexts by Recipient ID
-    psks: dtls.PskIndex
-    peers: edhoc.PeerCredentialIndex  # clients' EDHOC credentials by kid
-    credentials: edhoc.EdhocCredentialsMap  # what aiocoap's server looks credentials up in
-    context: Any  # the aiocoap server context, once started
-    coaps_port: int | None
-
-
-class ChannelInstaller(Protocol):
-    profile: ClassVar[int]  # the ACE profile number whose channels this installs
-
-    def install(self, binding: Binding) -> None: ...
-
-    def uninstall(self, label: bytes, channel: Channel) -> None: ...
-
-    def reconcile(self, live: set[bytes]) -> int:
-        """Drop the channels whose label no live binding carries; returns how many."""
-        ...
-
-    def start(self, offered: bool) -> None: ...
-
-    async def serve(self, site: Any) -> Any: ...
 
 
 class OscoreChannels:
@@ -93,99 +66,43 @@ class OscoreChannels:
         return None  # on the plain CoAP transport
 
 
-class DtlsChannels:
-    """PSKs by identity (RFC 9202 §3.3.1: the kid of the token's key) for the client's handshake."""
-
-    profile: ClassVar[int] = dtls_profile.PROFILE.number
-
-    def __init__(self, server: RsHost) -> None:
-        self.server, self.psks = server, server.psks
-        self.labels: dict[bytes, bytes] = {}  # binding label -> psk_identity
-
-    def install(self, binding: Binding) -> None:
-        channel = cast(dtls_profile.DtlsChannel, binding.context)
-        if channel.identity not in self.psks:
-            self.psks.add(channel.identity, channel.key, binding.label)
-            self.labels[binding.label] = channel.identity
-
-    def uninstall(self, label: bytes, channel: Channel) -> None:
-        self._forget(label, cast(dtls_profile.DtlsChannel, channel).identity)
-
-    def reconcile(self, live: set[bytes]) -> int:
-        stale = [(label, ident) for label, ident in self.labels.items() if label not in live]
-        for label, ident in stale:
-            self._forget(label, ident)
-        return len(stale)
-
-    def _forget(self, label: bytes, identity: bytes) -> None:
-        self.psks.remove(identity)
-        self.labels.pop(label, None)
-        if self.server.context is not None:  # a live session must not outlive its token ...
-            self._drop_sessions_soon(label)
-
-    def _drop_sessions_soon(self, label: bytes) -> None:
-        """... but the answer to the request that found the token gone (4.01) must leave first."""
-        def drop() -> None:
-            if self.server.context is not None:
-                dtls.drop_sessions(self.server.context, label)
-        try:
-            asyncio.get_running_loop().call_later(SESSION_DROP_DELAY, drop)
-        except RuntimeError:  # no loop running (tests calling in directly)
-            drop()
-
-    def start(self, offered: bool) -> None:
-        self.server.credentials[":psk"] = self.psks
-
-    async def serve(self, site: Any) -> Any:
-        server = self.server
-        context = await dtls.create_server(site, server.bind, server.credentials, extra_transports=["oscore"])
-        server.coaps_port = dtls.coaps_port(context)
-        return context
+# the installer of each profile, by number, in the order their credential sources register
+INSTALLERS = {oscore_profile.PROFILE.number: "ace.coap.rs_channels:OscoreChannels",
+              dtls_profile.PROFILE.number: "ace.coap.rs_channels_dtls:DtlsChannels",
+              edhoc_profile.PROFILE.number: "ace.coap.rs_channels_edhoc:EdhocChannels"}
 
 
-class EdhocChannels:
-    """Clients' EDHOC credentials by kid (ID_CRED_I by reference), and the RS's own identity."""
-
-    profile: ClassVar[int] = edhoc_profile.PROFILE.number
-
-    def __init__(self, server: RsHost) -> None:
-        self.server, self.peers = server, server.peers
-
-    def install(self, binding: Binding) -> None:
-        channel = cast(edhoc_profile.EdhocChannel, binding.context)
-        if channel.kid not in self.peers:  # the client's EDHOC run finds its credential by kid
-            self.peers.add(channel.peer_key, binding.label)
-
-    def uninstall(self, label: bytes, channel: Channel) -> None:
-        self._forget(label, cast(edhoc_profile.EdhocChannel, channel).kid)
-
-    def reconcile(self, live: set[bytes]) -> int:
-        stale = [label for label in self.peers.labels() if isinstance(label, bytes) and label not in live]
-        for label in stale:
-            self._forget(label, label.removeprefix(edhoc_profile.LABEL_PREFIX))
-        self.server.credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
-        return len(stale)
-
-    def _forget(self, label: bytes, kid: bytes) -> None:
-        """The client's credential and every OSCORE context EDHOC made with it."""
-        self.peers.remove(kid)
-        self.server.credentials.forget_label(label)
-
-    def start(self, offered: bool) -> None:
-        server, credentials = self.server, self.server.credentials
-        credentials[":edhoc-peers"] = self.peers
-        if offered and server.edhoc_key is not None:
-            edhoc.install_server_identity(credentials, server.edhoc_key, [edhoc.edhoc_origin(*server.bind)])
-            # one identifier space: OSCORE recipient ids never collide with a live EDHOC C_R
-            core = server.core
-            credentials.share_ids(core.ids, live=lambda label: isinstance(label, bytes)
-                                  and core.bindings.get(label) is not None)
-
-    async def serve(self, site: Any) -> Any:
-        return None  # EDHOC and the OSCORE it derives run on the plain CoAP transport
+def installers(server: RsHost, offered: Iterable[int]) -> dict[int, ChannelInstaller]:
+    """One installer per offered profile, by number; its module is imported now, not before."""
+    wanted, made = set(offered), {}
+    for number, where in INSTALLERS.items():
+        if number in wanted:
+            module, name = where.split(":")
+            made[number] = cast(ChannelInstaller, getattr(importlib.import_module(module), name)(server))
+    return made
 
 
-def installers(server: RsHost) -> dict[int, ChannelInstaller]:
-    """One installer per profile, by number (in the order their credential sources register)."""
-    made: list[ChannelInstaller] = [OscoreChannels(server), DtlsChannels(server), EdhocChannels(server)]
-    return {i.profile: i for i in made}
+def credentials_map(offered: Iterable[int]) -> Any:
+    """The server's credentials map: bounding EDHOC responders (and finding DTLS PSKs) when EDHOC
+    is offered, finding DTLS PSKs when DTLS is, else aiocoap's own."""
+    wanted = set(offered)
+    if edhoc_profile.PROFILE.number in wanted:
+        from ace.coap import edhoc
+
+        return edhoc.EdhocCredentialsMap()
+    if dtls_profile.PROFILE.number in wanted:
+        from ace.coap import dtls
+
+        return dtls.DtlsCredentialsMap()
+    return CredentialsMap()
+
+
+def oscore_site(site: Any, credentials: Any, offered: Iterable[int]) -> Any:
+    """The site behind aiocoap's OSCORE (and EDHOC) processing: with EDHOC offered, one that answers
+    malformed EDHOC messages with 4.00 and bounds handshakes (``edhoc.EdhocSafeSite``). Without it
+    the RS has no EDHOC identity: aiocoap answers every EDHOC message 4.04 or 4.00 by itself."""
+    if edhoc_profile.PROFILE.number in set(offered):
+        from ace.coap import edhoc
+
+        return edhoc.EdhocSafeSite(site, credentials)
+    return OscoreSiteWrapper(site, credentials)

@@ -13,21 +13,20 @@ expired tokens. A reference token (or any, with ``introspect``) is introspected 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiocoap
 import aiocoap.resource
 
-from ace.coap import contexts, dtls, edhoc, rs_channels
+from ace.coap import contexts, rs_channels
 from ace.coap.boundary import refusing
-from ace.coap.introspect import IntrospectionClient
 from ace.coap.observe import Observations, Served
 from ace.coap.peers import label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
-from ace.coap.trl import TrlLink
 from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
 from ace.rs.denied import AccessDenied
@@ -35,6 +34,11 @@ from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
+
+if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
+    from ace.coap import dtls, edhoc
+    from ace.coap.introspect import IntrospectionClient
+    from ace.coap.trl import TrlLink
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
@@ -113,20 +117,32 @@ class RsServer:
                  resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None) -> None:
         self.core, self.bind, self.resources = core, bind, resources
         self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
-        self.peers = edhoc.PeerCredentialIndex()  # clients' credentials from tokens, by kid
-        self.credentials = edhoc.EdhocCredentialsMap()
+        self.credentials = rs_channels.credentials_map(core.config.profiles)
         self.index = contexts.ContextIndex()
-        self.psks = dtls.PskIndex()
         self.context: Any = None
         self.coaps_port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.trl: TrlLink | None = None  # observes the AS's TRL (RFC 9770) when configured
         self.introspector: IntrospectionClient | None = None  # asks the AS about tokens (RFC 9200 §5.9)
         self._introspecting: set[str] = set()  # peers with an introspection in flight
-        self.channels = rs_channels.installers(self)  # by profile number
+        self.channels = rs_channels.installers(self, core.config.profiles)  # by profile number: offered only
         self._installed: dict[bytes, Channel] = {}  # label -> the channel installed under it
         self.observations = Observations(core, self.reconcile)  # RFC 7641, by the binding that allowed each
         self._protected: list[ProtectedResource] = []
+
+    @functools.cached_property
+    def peers(self) -> edhoc.PeerCredentialIndex:
+        """Clients' EDHOC credentials from tokens, by kid (made on first use: EDHOC glue)."""
+        from ace.coap import edhoc
+
+        return edhoc.PeerCredentialIndex()
+
+    @functools.cached_property
+    def psks(self) -> dtls.PskIndex:
+        """DTLS PSKs from tokens, by identity (made on first use: DTLS glue)."""
+        from ace.coap import dtls
+
+        return dtls.PskIndex()
 
     async def authz_info(self, payload: bytes, content_format: int | None,
                          channel: bytes | None, *, source: str = "") -> AuthzInfoOutcome:
@@ -223,7 +239,7 @@ class RsServer:
         offered = set(self.core.config.profiles)
         for channels in self.channels.values():
             channels.start(channels.profile in offered)
-        site = AmplificationGuard(edhoc.EdhocSafeSite(self.site(), self.credentials))  # RFC 7252 §11.3
+        site = AmplificationGuard(rs_channels.oscore_site(self.site(), self.credentials, offered))  # RFC 7252 §11.3
         for channels in self.channels.values():  # a profile with a transport of its own (DTLS)
             if self.context is None and channels.profile in offered:
                 self.context = await channels.serve(site)

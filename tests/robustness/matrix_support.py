@@ -358,7 +358,7 @@ def rs_snapshot(rs: RsServer) -> dict[str, Any]:
         "used": sorted(core.bindings._used),
         "oscore contexts": sorted(((c.recipient_id, c.id_context or b"", id(c)) for c in rs.index),
                                   key=lambda t: (t[0], t[1])),
-        "psk labels": sorted(rs.channels[AceProfile.COAP_DTLS].labels.items()),
+        "psk labels": sorted(getattr(rs.channels.get(AceProfile.COAP_DTLS), "labels", {}).items()),  # offered only
         "psk count": len(rs.psks),
         "recipient ids": sorted(core.ids._in_use),
         "edhoc responders": sorted((bytes(e.context.recipient_id), e.complete)

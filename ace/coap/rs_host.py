@@ -1,0 +1,49 @@
+"""What a channel installer (``ace.coap.rs_channels``) sees of the RS, and what it offers it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ace.coap import contexts
+from ace.profiles.base import Channel
+from ace.rs.server import ResourceServer
+from ace.rs.store import Binding
+from ace.tokens.keys import CoseKey
+
+if TYPE_CHECKING:
+    from ace.coap import dtls, edhoc
+
+
+class RsHost(Protocol):
+    """What the installers use of the RS's CoAP side (``ace.coap.rs_server.RsServer``)."""
+
+    core: ResourceServer
+    bind: tuple[str, int]
+    edhoc_key: CoseKey | None  # the RS's own EDHOC credential (private)
+    index: contexts.ContextIndex  # OSCORE contexts by Recipient ID
+    credentials: Any  # what aiocoap's server looks credentials up in (``credentials_map``)
+
+    @property
+    def psks(self) -> dtls.PskIndex: ...
+
+    @property
+    def peers(self) -> edhoc.PeerCredentialIndex: ...  # clients' EDHOC credentials by kid
+
+    context: Any  # the aiocoap server context, once started
+    coaps_port: int | None
+
+
+class ChannelInstaller(Protocol):
+    profile: ClassVar[int]  # the ACE profile number whose channels this installs
+
+    def install(self, binding: Binding) -> None: ...
+
+    def uninstall(self, label: bytes, channel: Channel) -> None: ...
+
+    def reconcile(self, live: set[bytes]) -> int:
+        """Drop the channels whose label no live binding carries; returns how many."""
+        ...
+
+    def start(self, offered: bool) -> None: ...
+
+    async def serve(self, site: Any) -> Any: ...

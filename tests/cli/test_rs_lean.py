@@ -1,0 +1,75 @@
+"""``ace rs`` loads only what its configuration uses (issue 14, small boards): an RS offering OSCORE
+only, built and started the way ``ace rs`` does in a fresh interpreter, has imported no DTLS or
+EDHOC glue, no AS, client or other command's code; one offering all three profiles has (the check
+can fail)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from ace.cli.init_cmd import init_deployment
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = """
+import asyncio, sys
+from ace.cli.main import build_parser
+from ace.cli import roles
+from ace.cli.config import load_rs
+argv = sys.argv[1:]
+args = build_parser(argv).parse_args(argv)
+async def run():
+    server = roles.build_rs(load_rs(args.config))
+    await server.start()
+    await server.stop()
+asyncio.run(run())
+print(" ".join(sorted(sys.modules)))
+"""
+GLUE = {"ace.coap.dtls", "ace.coap.dtls_flights", "ace.coap.rs_channels_dtls", "aiocoap.transports.tinydtls",
+        "aiocoap.transports.tinydtls_server", "DTLSSocket", "ace.coap.edhoc", "ace.coap.edhoc_responders",
+        "ace.coap.rs_channels_edhoc"}
+OTHER_ROLES = {"ace.authz_server.token", "ace.coap.as_server", "ace.store.sqlite", "sqlite3", "ace.client.flow",
+               "ace.coap.client", "ace.cli.demo_cmd", "ace.cli.policy_cmd", "ace.cli.init_cmd", "ace.cli.token_cmd",
+               "ace.cli.fleet_cmd", "ace.cli.keys_cmd", "ace.cli.revoke_cmd", "ace.cli.trace"}
+
+
+def free_port() -> int:
+    """A free UDP port on ::1 whose successor (DTLS: port + 1) is free too."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET6,
+                                                                                    socket.SOCK_DGRAM) as b:
+            a.bind(("::1", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("::1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port pair on ::1")
+
+
+def loaded(tmp_path: Path, profiles: str) -> set[str]:
+    rs_port, as_port = free_port(), free_port()
+    d = init_deployment(tmp_path / "d", as_port=as_port, rs_port=rs_port)
+    text = re.sub(r"^profiles = .*$", f"profiles = [{profiles}]", d.rs_config.read_text(), flags=re.M)
+    d.rs_config.write_text(text)
+    done = subprocess.run([sys.executable, "-c", CHILD, "rs", "--config", str(d.rs_config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.splitlines()[-1].split())  # the last line: what the child had imported
+
+
+def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, '"coap_oscore"')
+    assert "ace.coap.rs_server" in modules and "ace.cli.serve_cmd" in modules
+    assert not modules & GLUE
+    assert not modules & OTHER_ROLES
+
+
+def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, '"coap_oscore", "coap_dtls", "coap_edhoc_oscore"')
+    assert {"ace.coap.rs_channels_dtls", "ace.coap.rs_channels_edhoc", "ace.coap.dtls", "ace.coap.edhoc"} <= modules
+    assert not modules & OTHER_ROLES
