@@ -72,10 +72,9 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
         server.trl = TrlLink(trl_uri(cfg.as_uri, cfg.trl_path), load_oscore_secret(cfg.as_context),
                              core.fresh.state, server.revoked)
     if cfg.as_context is not None and core.fresh.state is not None:  # RFC 9200 §5.9: reference tokens
-        from ace.coap.introspect_client import IntrospectionClient
-        from ace.coap.trl_client import trl_uri
+        from ace.coap.introspect_client import IntrospectionClient, uri_at_as
 
-        server.introspector = IntrospectionClient(trl_uri(cfg.as_uri, cfg.introspect_path),
+        server.introspector = IntrospectionClient(uri_at_as(cfg.as_uri, cfg.introspect_path),
                                                   load_oscore_secret(cfg.as_context), core.fresh.state)
     elif cfg.introspect:
         raise ConfigError(f"{cfg.path}: introspect needs as_context and state")

@@ -29,6 +29,12 @@ REQUEST_TIMEOUT = 5.0  # seconds the RS waits for the AS (the client's POST /aut
 MAX_IN_FLIGHT = 8  # introspection requests outstanding at once
 
 
+def uri_at_as(as_uri: str, path: str) -> str:
+    """The URI of ``path`` at the AS whose token endpoint (or any URI) is ``as_uri``."""
+    parts = urlsplit(as_uri)
+    return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
+
+
 class IntrospectionClient:
     """The RS's introspection requests to the AS at ``uri``, protected with ``secret``."""
 

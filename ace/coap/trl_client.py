@@ -18,6 +18,7 @@ from aiocoap import oscore
 
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
+from ace.coap.introspect_client import uri_at_as
 from ace.coap.tasks import cancel
 from ace.errors import AceError
 from ace.store.base import SequenceNumberStore
@@ -33,8 +34,7 @@ REREGISTER_SECONDS = 300.0  # an observation is renewed this often (a silently l
 
 def trl_uri(as_uri: str, path: str = "/revoke/trl") -> str:
     """The TRL's URI at the AS whose token endpoint (or any URI) is ``as_uri``."""
-    parts = urlsplit(as_uri)
-    return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
+    return uri_at_as(as_uri, path)
 
 
 class TrlObserver:

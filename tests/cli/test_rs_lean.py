@@ -72,6 +72,7 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert not modules & OTHER_ROLES
     assert not {m for m in modules if m.startswith("ace.authz_server")}
     assert "ace.coap.introspect_client" in modules  # init sets as_context and state: the client is built
+    assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
 
 
 def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) -> None:
