@@ -36,7 +36,8 @@ from ace.cli.config import load_as, load_rs
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
 from ace.cli.revoke_cmd import revoke
-from ace.coap.trl import POLL_SECONDS, trl_uri
+from ace.coap.trl import POLL_SECONDS
+from ace.coap.trl_client import trl_uri
 from ace.store.base import IssuedToken
 from ace.store.sqlite import SqliteAsStore
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from ace.authz_server.trl_wire import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat
 from ace.errors import (
@@ -30,6 +29,7 @@ from ace.errors import (
 from ace.messages import CreationHints, ErrorResponse
 from ace.replies import reply_of
 from ace.rs.denied import AccessDenied
+from ace.trl_wire import PROBLEM_DETAILS_CF, TrlError, TrlErrorId
 
 CF = int(ContentFormat.ACE_CBOR)
 

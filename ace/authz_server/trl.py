@@ -60,7 +60,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ace.authz_server.identity import TokenLookup, find_issued
-from ace.authz_server.trl_wire import (
+from ace.errors import ConfigError, Unauthorized
+from ace.requester import Requester, RsPeer
+from ace.store.base import Counters, IssuedToken, RevocationList, TokenLog
+from ace.tokens.hashing import HASH_LEN, SHA256_SUITE, token_hash
+from ace.trl_wire import (
     ACE_TRL_ERROR,
     MAX_ENTRIES,
     MAX_INDEX,
@@ -78,12 +82,9 @@ from ace.authz_server.trl_wire import (
     encode_full_set,
     parse_query,
 )
-from ace.errors import ConfigError, Unauthorized
-from ace.store.base import Counters, IssuedToken, RevocationList, TokenLog
-from ace.tokens.hashing import HASH_LEN, SHA256_SUITE, token_hash
 
 log = logging.getLogger(__name__)
-__all__ = [  # re-exported (trl_wire, the token hash): the TRL's users import them from here
+__all__ = [  # re-exported (trl_wire, the requesters, the token hash): the TRL's users import them from here
     "ACE_TRL_ERROR",
     "HASH_LEN",
     "MAX_ENTRIES",
@@ -94,6 +95,8 @@ __all__ = [  # re-exported (trl_wire, the token hash): the TRL's users import th
     "PROBLEM_DETAILS_CF",
     "SHA256_SUITE",
     "DiffSet",
+    "Requester",
+    "RsPeer",
     "TrlError",
     "TrlErrorId",
     "TrlQuery",
@@ -113,17 +116,6 @@ MAX_DIFF_BATCH = 8  # items one diff response carries at most (RFC 9770 §9 MAX_
 MAX_REQUESTERS = 1024  # update collections kept (least recently used dropped)
 MAX_ITEM_HASHES = 256  # hashes in one item; a bigger batch becomes several items
 MAX_COLLECTION_HASHES = 4096  # hashes one collection keeps over all its items
-
-
-@dataclass(frozen=True, slots=True)
-class RsPeer:
-    """The authenticated identity of an RS at the AS (its audience): the authenticated claim of
-    the RS's OSCORE context with the AS, distinct from any client id."""
-
-    audience: str
-
-
-Requester = str | RsPeer  # a client id, or an RS
 
 
 # -- the update collection (RFC 9770 §8, §9) ----------------------------------------------------

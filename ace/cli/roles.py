@@ -67,15 +67,14 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")
-        from ace.coap.trl import TrlLink, trl_uri
+        from ace.coap.trl_client import TrlLink, trl_uri
 
         server.trl = TrlLink(trl_uri(cfg.as_uri, cfg.trl_path), load_oscore_secret(cfg.as_context),
                              core.fresh.state, server.revoked)
     if cfg.as_context is not None and core.fresh.state is not None:  # RFC 9200 §5.9: reference tokens
-        from ace.coap.introspect import IntrospectionClient
-        from ace.coap.trl import trl_uri
+        from ace.coap.introspect_client import IntrospectionClient, uri_at_as
 
-        server.introspector = IntrospectionClient(trl_uri(cfg.as_uri, cfg.introspect_path),
+        server.introspector = IntrospectionClient(uri_at_as(cfg.as_uri, cfg.introspect_path),
                                                   load_oscore_secret(cfg.as_context), core.fresh.state)
     elif cfg.introspect:
         raise ConfigError(f"{cfg.path}: introspect needs as_context and state")
@@ -86,7 +85,7 @@ def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] 
                  scope: str | None = None, profile: int | None = None) -> ClientRunner:
     from ace.client.flow import ClientConfig, ClientFlow
     from ace.coap.client import ClientRunner
-    from ace.coap.trl import TrlObserver, trl_uri
+    from ace.coap.trl_client import TrlObserver, trl_uri
     from ace.store.pins import FilePins, pins_path
 
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,

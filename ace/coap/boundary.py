@@ -15,12 +15,12 @@ from typing import Any
 
 import aiocoap
 
-from ace.authz_server.trl import Requester
 from ace.coap.peers import Peer, name_of
 from ace.coap.ratelog import RateLimitedLog
 from ace.coap.render import code_of
 from ace.errors import RemoteError
 from ace.replies import reply_of
+from ace.requester import Requester
 
 Render = Callable[[Any, aiocoap.Message], Awaitable[aiocoap.Message]]
 PeerOf = Callable[[Any, aiocoap.Message], Peer | Requester | None]

@@ -40,7 +40,7 @@ from ace.coap import contexts, dtls
 from ace.coap.client_channels import CLIENT_CHANNELS, ClientChannel, Handshake
 from ace.coap.render import pair_of
 from ace.coap.tap import MessageTap
-from ace.coap.trl import TrlObserver
+from ace.coap.trl_client import TrlObserver
 from ace.store.base import DtlsPsk, SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
 

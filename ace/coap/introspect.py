@@ -1,43 +1,26 @@
-"""Token introspection (RFC 9200 §5.9) on CoAP: the AS's /introspect resource and the RS's client.
+"""Token introspection (RFC 9200 §5.9) on CoAP: the AS's /introspect resource (the RS's client
+is ``ace.coap.introspect_client``).
 
 ``IntrospectResource`` answers POST /introspect (application/ace+cbor, 2.01 as RFC 9200 §5.9.2
 says; our RS takes 2.01 and 2.05) with the core's
 ``IntrospectionEndpoint``, handed the RS whose *current* OSCORE context with the AS protected the
 request (``ace.coap.peers``: its ``RsRecord``); anyone else gets 4.01 invalid_client.
-
-``IntrospectionClient`` is the RS's side: it POSTs the core's ``NeedsIntrospection.payload`` to
-the AS over the RS's pre-established OSCORE context with the AS (``RsRecord.oscore`` there,
-``as_context`` in rs.toml). When the RS also observes the TRL, the two share one aiocoap context
-(``share``), hence one security context: two copies of a sender context would reuse sequence
-numbers. Otherwise the client makes its own on first use (sequence numbers persisted in the RS's
-state file). Requests are bounded in time and in number in flight (a flood of reference tokens at
-the unauthenticated /authz-info cannot queue unbounded work: beyond the bound the RS answers 5.03).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlsplit
 
 import aiocoap
 import aiocoap.resource
-from aiocoap import oscore
 
 from ace.authz_server.introspect import IntrospectionEndpoint
-from ace.cbor.labels import ContentFormat
-from ace.coap import contexts
 from ace.coap.boundary import refusing
 from ace.coap.peers import Peer
-from ace.coap.render import BoundedBody, ace_message, pair_of
-from ace.store.base import SequenceNumberStore
-from ace.tokens.oscore_params import OscoreContextParams
+from ace.coap.render import BoundedBody, ace_message
 
 log = logging.getLogger(__name__)
-REQUEST_TIMEOUT = 5.0  # seconds the RS waits for the AS (the client's POST /authz-info waits too)
-MAX_IN_FLIGHT = 8  # introspection requests outstanding at once
 
 
 class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
@@ -55,63 +38,3 @@ class IntrospectResource(BoundedBody, aiocoap.resource.Resource):  # type: ignor
     async def render_post(self, request: aiocoap.Message, who: Peer | None) -> aiocoap.Message:
         result = self.endpoint.handle(request.payload, who, request.opt.content_format)
         return ace_message((2, 1), result.response.encode())  # RFC 9200 §5.9.2: 2.01 (Created)
-
-
-class IntrospectionClient:
-    """The RS's introspection requests to the AS at ``uri``, protected with ``secret``."""
-
-    def __init__(self, uri: str, secret: OscoreContextParams, seqno_store: SequenceNumberStore, *,
-                 timeout: float = REQUEST_TIMEOUT, max_in_flight: int = MAX_IN_FLIGHT) -> None:
-        self.uri, self.secret, self.seqno_store, self.timeout = uri, secret, seqno_store, timeout
-        self.max_in_flight = max_in_flight
-        self.context: Any = None
-        self._own = False  # whether ``context`` is ours to shut down
-        self._in_flight = 0
-        self._lock = asyncio.Lock()
-        self.requests = 0  # sent (tests look)
-
-    def share(self, context: Any) -> None:
-        """Use ``context`` (whose credentials already protect the AS's origin with ``secret``)."""
-        self.context, self._own = context, False
-
-    async def _ensure_context(self) -> Any:
-        async with self._lock:
-            if self.context is None:
-                ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-                full = aiocoap.Message(code=aiocoap.POST, uri=self.uri).get_request_uri()  # aiocoap's spelling
-                parts = urlsplit(full)
-                ctx.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
-                    self.secret, store=self.seqno_store, claims=["as"])
-                self.context, self._own = ctx, True
-            return self.context
-
-    async def introspect(self, payload: bytes) -> tuple[tuple[int, int] | None, bytes]:
-        """POST ``payload`` to /introspect: (CoAP code, payload), or (None, b"") when no answer came
-        in time, the AS could not be reached, or too many requests are in flight."""
-        if self._in_flight >= self.max_in_flight:
-            log.warning("introspection refused: %d requests already in flight", self._in_flight)
-            return None, b""
-        self._in_flight += 1
-        try:
-            ctx = await self._ensure_context()
-            msg = aiocoap.Message(code=aiocoap.POST, uri=self.uri, payload=payload,
-                                  content_format=int(ContentFormat.ACE_CBOR))
-            self.requests += 1
-            try:
-                raw = await asyncio.wait_for(ctx.request(msg).response, self.timeout)
-            except oscore.NotAProtectedMessage as exc:  # e.g. the AS does not know our context: 4.01
-                # never taken: an unprotected answer could come from anyone (RFC 9200 §5.9: the
-                # AS-RS channel MUST be protected)
-                log.warning("the AS answered introspection unprotected: %s", exc.plain_message.code)
-                return None, b""
-            return pair_of(raw.code), raw.payload
-        except (TimeoutError, aiocoap.error.Error, OSError) as exc:
-            log.warning("introspection at %s failed: %s", self.uri, type(exc).__name__)
-            return None, b""
-        finally:
-            self._in_flight -= 1
-
-    async def stop(self) -> None:
-        if self.context is not None and self._own:
-            await self.context.shutdown()
-        self.context, self._own = None, False

@@ -20,8 +20,8 @@ import aiocoap
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import hostportsplit
 
-from ace.authz_server.trl import Requester, RsPeer
 from ace.coap import contexts
+from ace.requester import Requester, RsPeer
 from ace.store.base import AsStore, ClientRecord, RsRecord
 from ace.tokens.oscore_params import OscoreContextParams
 

@@ -37,8 +37,8 @@ from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
     from ace.coap import dtls, edhoc
-    from ace.coap.introspect import IntrospectionClient
-    from ace.coap.trl import TrlLink
+    from ace.coap.introspect_client import IntrospectionClient
+    from ace.coap.trl_client import TrlLink
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]

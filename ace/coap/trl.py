@@ -1,5 +1,4 @@
-"""The Token Revocation List on CoAP (RFC 9770): the AS's /revoke/trl resource and its
-observers at the RS and the client.
+"""The Token Revocation List on CoAP (RFC 9770): the AS's /revoke/trl resource.
 
 ``TrlResource`` answers GET /revoke/trl (full and diff queries with the Cursor extension,
 application/ace-trl+cbor; see ``ace.authz_server.trl``) to registered clients and RSs over
@@ -10,9 +9,8 @@ observer notified if its answer changed (an observer of a diff query gets diff n
 RFC 9770 §11). ``TrlWatch`` is the AS's bounded task that notices revocations written to the
 store by other processes (``ace revoke``) by polling ``revoked_since`` every POLL_SECONDS
 (``TrlEndpoint.ingest``) and purges the entries of expired tokens; ``TrlWatch.poll`` is what
-an in-process revocation calls to notify at once. ``TrlObserver`` keeps an observation of the TRL open
-(re-registering after errors, with backoff, and periodically) and hands each full set to a
-callback; ``TrlLink`` is one with its own client context, for the RS.
+an in-process revocation calls to notify at once. The RS's and the client's observers are in
+``ace.coap.trl_client``.
 """
 
 from __future__ import annotations
@@ -23,37 +21,26 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiocoap
 import aiocoap.resource
-from aiocoap import oscore
 
-from ace.authz_server.trl import (
-    Requester,
-    RsPeer,
-    TrlEndpoint,
-    decode_full_set,
-)
-from ace.cbor.labels import ContentFormat
+from ace.authz_server.trl import TrlEndpoint
 from ace.coap import contexts
 from ace.coap.boundary import refusing
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import BoundedBody
 from ace.coap.tasks import cancel
-from ace.errors import AceError, RemoteError
-from ace.store.base import AsStore, SequenceNumberStore
-from ace.tokens.oscore_params import OscoreContextParams
+from ace.coap.trl_client import TRL_CF
+from ace.errors import RemoteError
+from ace.requester import Requester, RsPeer
+from ace.store.base import AsStore
 
 log = logging.getLogger(__name__)
-TRL_CF = int(ContentFormat.ACE_TRL_CBOR)
 MAX_OBSERVERS = 256  # observations of the TRL kept at once; more get plain answers
 POLL_SECONDS = 1.0  # how often the AS looks for revocations made by another process
 PURGE_SECONDS = 60.0  # how often it forgets the entries of expired tokens
 TOKEN_PURGE_PER_TICK = 1024  # expired token-log rows forgotten per purge at most (bounded work)
-REQUEST_TIMEOUT = 10.0
-RETRY_MIN, RETRY_MAX = 0.5, 30.0  # observer backoff after a failed or ended observation
-REREGISTER_SECONDS = 300.0  # an observation is renewed this often (a silently lost one recovers)
 
 
 # -- the AS: the RSs' contexts ---------------------------------------------------------
@@ -214,114 +201,3 @@ class TrlWatch:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
-
-
-# -- the RS and the client: observing ------------------------------------------------------
-
-def trl_uri(as_uri: str, path: str = "/revoke/trl") -> str:
-    """The TRL's URI at the AS whose token endpoint (or any URI) is ``as_uri``."""
-    parts = urlsplit(as_uri)
-    return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
-
-
-class TrlObserver:
-    """Observes the TRL at ``uri`` over ``context`` (which must hold the credentials for the AS)
-    and calls ``on_revoked`` with each full set received."""
-
-    def __init__(self, uri: str, on_revoked: Callable[[list[bytes]], object], *,
-                 timeout: float = REQUEST_TIMEOUT, reregister: float = REREGISTER_SECONDS) -> None:
-        self.uri, self.on_revoked, self.timeout, self.reregister = uri, on_revoked, timeout, reregister
-        self.context: Any = None
-        self.notifications = 0  # full sets received (tests wait on it)
-        self.received = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, context: Any) -> None:
-        self.context = context
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        delay = RETRY_MIN
-        while True:
-            try:
-                if await self._observe_once():
-                    delay = RETRY_MIN
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the AS away, restarted, refusing us: try again later
-                log.info("observing the TRL at %s: %s", self.uri, type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-
-    async def _observe_once(self) -> bool:
-        """One registration; True if it delivered anything. Ends on error, on a non-observe
-        answer, or after ``reregister`` seconds."""
-        request = self.context.request(aiocoap.Message(code=aiocoap.GET, uri=self.uri, observe=0))
-        observation = request.observation
-        try:
-            try:
-                first = await asyncio.wait_for(request.response, self.timeout)
-            except oscore.NotAProtectedMessage as exc:  # e.g. the AS lost our context: 4.01
-                # never taken: anyone on the path can send an unprotected answer (RFC 9770 §6)
-                log.warning("TRL at %s answered unprotected: %s", self.uri, exc.plain_message.code)
-                return False
-            ok = self._take(first)
-            if not ok or first.opt.observe is None or observation is None:
-                return ok
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.reregister):
-                    async for notification in observation:
-                        self._take(notification)
-            return True
-        finally:
-            if observation is not None and not observation.cancelled:
-                observation.cancel()
-
-    def _take(self, message: aiocoap.Message) -> bool:
-        if not message.code.is_successful():
-            log.info("TRL at %s answered %s", self.uri, message.code)
-            return False
-        if message.opt.content_format not in (None, TRL_CF):
-            log.warning("TRL at %s answered content format %s", self.uri, message.opt.content_format)
-            return False
-        try:
-            hashes = decode_full_set(message.payload)
-        except AceError as exc:
-            log.warning("TRL at %s sent a malformed set: %s", self.uri, exc)
-            return False
-        self.notifications += 1
-        self.on_revoked(hashes)
-        self.received.set()
-        return True
-
-
-class TrlLink:
-    """A ``TrlObserver`` with its own client context, protected by a pre-established OSCORE
-    context with the AS (the RS's ``RsRecord.oscore``, its sequence numbers persisted)."""
-
-    def __init__(self, uri: str, secret: OscoreContextParams, seqno_store: SequenceNumberStore,
-                 on_revoked: Callable[[list[bytes]], object], *, close_store: bool = False) -> None:
-        self.secret, self.seqno_store, self.close_store = secret, seqno_store, close_store
-        self.observer = TrlObserver(uri, on_revoked)
-        self.context: Any = None
-
-    async def start(self) -> None:
-        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-        full = aiocoap.Message(code=aiocoap.GET, uri=self.observer.uri).get_request_uri()  # aiocoap's spelling
-        parts = urlsplit(full)
-        self.context.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
-            self.secret, store=self.seqno_store, claims=["as"])
-        self.observer.start(self.context)
-
-    async def stop(self) -> None:
-        await self.observer.stop()
-        if self.context is not None:
-            await self.context.shutdown()
-            self.context = None
-        close = getattr(self.seqno_store, "close", None) if self.close_store else None
-        if close is not None:
-            close()

@@ -1,7 +1,8 @@
 """``ace rs`` loads only what its configuration uses (issue 14, small boards): an RS offering OSCORE
 only, built and started the way ``ace rs`` does in a fresh interpreter, has imported no DTLS or
-EDHOC glue, no AS, client or other command's code; one offering all three profiles has (the check
-can fail)."""
+EDHOC glue, no AS, client or other command's code (no ``ace.authz_server`` module at all, even with
+its introspection client and TRL link built); one offering all three profiles has (the check can
+fail)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,12 @@ def free_port() -> int:
     raise RuntimeError("no free UDP port pair on ::1")
 
 
-def loaded(tmp_path: Path, profiles: str) -> set[str]:
+def loaded(tmp_path: Path, profiles: str, *, observe_trl: bool = False) -> set[str]:
     rs_port, as_port = free_port(), free_port()
-    d = init_deployment(tmp_path / "d", as_port=as_port, rs_port=rs_port)
+    d = init_deployment(tmp_path / "d", as_port=as_port, rs_port=rs_port)  # as_context and state set
     text = re.sub(r"^profiles = .*$", f"profiles = [{profiles}]", d.rs_config.read_text(), flags=re.M)
+    if observe_trl:
+        text = re.sub(r"^observe_trl = false", "observe_trl = true", text, flags=re.M)
     d.rs_config.write_text(text)
     done = subprocess.run([sys.executable, "-c", CHILD, "rs", "--config", str(d.rs_config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -67,6 +70,16 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert "ace.coap.rs_server" in modules and "ace.cli.serve_cmd" in modules
     assert not modules & GLUE
     assert not modules & OTHER_ROLES
+    assert not {m for m in modules if m.startswith("ace.authz_server")}
+    assert "ace.coap.introspect_client" in modules  # init sets as_context and state: the client is built
+    assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
+
+
+def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, '"coap_oscore"', observe_trl=True)
+    assert {"ace.coap.trl_client", "ace.coap.introspect_client", "ace.trl_wire"} <= modules
+    assert not {m for m in modules if m.startswith("ace.authz_server")}
+    assert not {"ace.coap.trl", "ace.coap.introspect"} & modules  # the AS's resources
 
 
 def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None:

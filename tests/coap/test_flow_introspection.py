@@ -25,8 +25,8 @@ from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
 from ace.client.flow import Done, ResourceRequest
 from ace.coap.client import ClientRunner
-from ace.coap.introspect import IntrospectionClient
-from ace.coap.trl import trl_uri
+from ace.coap.introspect_client import IntrospectionClient
+from ace.coap.trl_client import trl_uri
 from ace.messages import AccessTokenResponse, AuthzInfoRequest, IntrospectionRequest, IntrospectionResponse
 from ace.store.base import Grant, IssuedToken, RsRecord
 from ace.store.seqno import FileSequenceStore
@@ -281,7 +281,7 @@ class _PlainTrl(aiocoap.resource.Resource):  # type: ignore[misc]
 
 async def test_an_unprotected_trl_answer_revokes_nothing(tmp_path: Path) -> None:
     from ace.coap import contexts
-    from ace.coap.trl import TrlObserver
+    from ace.coap.trl_client import TrlObserver
     port = free_port()
     site = aiocoap.resource.Site()
     site.add_resource([], _PlainTrl())  # OSCORE hides the Uri-Path

@@ -18,7 +18,6 @@ from deployment import Flow, running_deployment, send, store_of
 from support import TIMEOUT, bounded, until
 
 from ace.authz_server import trl
-from ace.authz_server.trl import RsPeer
 from ace.cli import roles
 from ace.cli.config import load_client
 from ace.cli.demo_cmd import free_port
@@ -28,8 +27,9 @@ from ace.cli.revoke_cmd import revoke
 from ace.client.flow import ClientConfig, ClientFlow, Done, ResourceRequest
 from ace.coap import contexts
 from ace.coap.client import ClientRunner
-from ace.coap.trl import TRL_CF, TrlObserver, trl_uri
+from ace.coap.trl_client import TRL_CF, TrlObserver, trl_uri
 from ace.messages import AuthzInfoRequest
+from ace.requester import RsPeer
 from ace.store.base import ClientRecord, Grant, IssuedToken
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore

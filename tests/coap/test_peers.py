@@ -11,11 +11,11 @@ import aiocoap
 from support import counter_rng, fixed_clock
 
 from ace.authz_server.token import TokenEndpoint
-from ace.authz_server.trl import RsPeer
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts, peers
 from ace.coap.as_server import TokenResource
 from ace.messages import AccessTokenRequest
+from ace.requester import RsPeer
 from ace.store.base import ClientRecord, DtlsPsk, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.keys import symmetric_key

@@ -44,7 +44,7 @@ from ace.cli.keyfiles import load_key, save_key
 from ace.client.flow import ClientConfig, ClientFlow
 from ace.coap.as_server import AsServer
 from ace.coap.client import ClientRunner
-from ace.coap.trl import trl_uri
+from ace.coap.trl_client import trl_uri
 from ace.errors import ConfigError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, IntrospectionRequest, IntrospectionResponse
 from ace.store import codec as store_codec

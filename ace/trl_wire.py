@@ -1,5 +1,6 @@
 """The TRL endpoint's wire format (RFC 9770): query parameters, problem-details errors and the
-full/diff query payloads (application/ace-trl+cbor). ``ace.authz_server.trl`` re-exports all."""
+full/diff query payloads (application/ace-trl+cbor), shared by the AS and the TRL's observers.
+``ace.authz_server.trl`` re-exports all."""
 
 from __future__ import annotations
 
