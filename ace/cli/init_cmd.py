@@ -161,6 +161,8 @@ def init_peer_deployment(directory: Path, peer: str, *, host: str = init_peer.HO
 def cmd_init(args: argparse.Namespace) -> int:
     try:
         return _init(args)
+    except BrokenPipeError:  # `ace init DIR | head`: the files are written; main ends quietly
+        raise
     except OSError as exc:  # a directory not ours to write, a full disk, ...
         raise UsageError(f"init: {os_error_text(exc, 'write')}") from None
 
