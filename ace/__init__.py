@@ -24,7 +24,8 @@ __all__ = ["Binding", "Client", "Handler", "RequestFailed", "ResourceServerApp",
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        return getattr(importlib.import_module("ace.api"), name)
+        value = globals()[name] = getattr(importlib.import_module("ace.api"), name)  # once: then a plain global
+        return value
     raise AttributeError(f"module 'ace' has no attribute {name!r}")
 
 
