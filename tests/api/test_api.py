@@ -10,10 +10,14 @@ import contextlib
 from typing import Any
 
 import aiocoap
+import aiocoap.resource
+import pytest
 from deployment import Flow, store_of
 from support import TIMEOUT, bounded
 
 import ace
+from ace.cbor.scope import method_bit
+from ace.rs.config import RsConfig
 from ace.store.base import Grant
 
 
@@ -76,3 +80,33 @@ async def test_out_of_scope_is_forbidden(flow: Flow) -> None:
         assert (await bounded(client.get(flow.rs_uri + "/api/door"), 4 * TIMEOUT)).code == (4, 3)
         assert (await bounded(client.put(uri, b"99"), 4 * TIMEOUT)).code == (4, 5)
         assert (await bounded(client.get(uri), TIMEOUT)).payload == b"20"  # unchanged
+
+
+class Led(aiocoap.resource.Resource):  # type: ignore[misc]
+    """A plain aiocoap resource, protected as it is."""
+
+    async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"on")
+
+
+async def test_an_rs_built_from_its_config_protects_an_aiocoap_resource(flow: Flow) -> None:
+    await bounded(flow.rs_server.stop())
+    host, port = flow.rs_server.bind
+    config = RsConfig(audience="rs1", as_uri=flow.d.as_uri, scope_meaning={"r_led": [("/led", method_bit("GET"))]})
+    rs = ace.ResourceServerApp(config, [flow.token_key], bind=(host, port))
+    rs.protect("/led", Led)
+    flow.rs_server = rs.server  # the deployment stops it at the end
+    await bounded(rs.start())
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="r_led"))
+    async with ace.Client.from_config(flow.d.client_config, scope="r_led", timeout=TIMEOUT) as client:
+        r = await bounded(client.get(flow.rs_uri + "/led"), 4 * TIMEOUT)
+        assert (r.code, r.payload) == ((2, 5), b"on")
+        with pytest.raises(RuntimeError):
+            rs.protect("/late", Led)  # resources come before start()
+
+
+async def test_a_token_the_as_refuses_is_request_failed(flow: Flow) -> None:
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_led", timeout=TIMEOUT) as client:
+        with pytest.raises(ace.RequestFailed) as failed:
+            await bounded(client.get(flow.rs_uri + "/led"), 4 * TIMEOUT)
+        assert failed.value.step == "token"
