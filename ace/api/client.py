@@ -116,15 +116,15 @@ class Client:
         the observation (e.g. a final 4.01 when the token expires or is revoked: yielded, then the
         iteration stops) or you leave the loop (the observation is cancelled)."""
         first = await self.request("GET", uri)  # a session with the RS, token and all
-        outcome = self.runner.flow.sessions.get(origin_of(uri))
-        if not first.success or outcome is None:
+        session = self.runner.flow.sessions.get(origin_of(uri))
+        if not first.success or session is None:
             yield first
             return
-        route = self.runner.channels[outcome.context.profile].route(outcome, uri)
+        route = self.runner.channels[session.context.profile].route(session, uri)
         msg = aiocoap.Message(code=aiocoap.GET, uri=route.uri, observe=0)
+        creds = self.runner.context.client_credentials
+        creds.pop(msg.get_request_uri(), None)  # the flow's first, unprotected try left this one plain
         if route.handshake is None and route.security is not None:
-            creds = self.runner.context.client_credentials
-            creds.pop(msg.get_request_uri(), None)
             creds[origin_of(msg.get_request_uri()) + "/*"] = route.security
         pending = self.runner.context.request(msg)
         iterator: Any = None

@@ -95,7 +95,8 @@ class ResourceServerApp:
         ``observed(notify)`` attribute, if it has one, is told while the resource is observed), or an
         aiocoap ``Resource`` (an instance or a class), whose ``render`` answers. ``observable``: GET
         may be observed (RFC 7641); call ``notify(path)`` when the state changes. ``content_format``:
-        given to answers with a payload and none of their own. Returns ``handler``."""
+        given to answers with a payload and none of their own. Returns ``handler``. A path served
+        already (by rs.toml's ``[[rs.resources]]`` too) is a ValueError."""
         if handler is None:
             def decorator(fn: H) -> H:
                 self.protect(path, fn, methods=methods, observable=observable, content_format=content_format)
@@ -104,6 +105,8 @@ class ResourceServerApp:
         if self.server.context is not None:
             raise RuntimeError("protect() resources before start()")
         path = "/" + "/".join(s for s in path.split("/") if s)
+        if path in self.server.resources or path == "/authz-info":
+            raise ValueError(f"{path} is served already")
         name = getattr(handler, "__qualname__", type(handler).__qualname__)
         spec = ResourceSpec(path=path, methods=tuple(m.upper() for m in methods), content_format=content_format,
                             handler=f"{getattr(handler, '__module__', '?')}:{name}")

@@ -16,6 +16,7 @@ from deployment import Flow, store_of
 from support import TIMEOUT, bounded
 
 import ace
+from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.rs.config import RsConfig
 from ace.store.base import Grant
@@ -47,11 +48,14 @@ async def serve_api(flow: Flow) -> tuple[ace.ResourceServerApp, dict[str, Any]]:
     return rs, state
 
 
-async def test_protected_handler_answers_the_client(flow: Flow) -> None:
+@pytest.mark.parametrize("profile", [AceProfile.COAP_OSCORE, AceProfile.COAP_DTLS, AceProfile.COAP_EDHOC_OSCORE],
+                         ids=["oscore", "dtls", "edhoc"])
+async def test_protected_handler_answers_the_client(flow: Flow, profile: int) -> None:
     store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_api"))
     _, state = await serve_api(flow)
     uri = flow.rs_uri + "/api/temp"
-    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", timeout=TIMEOUT) as client:
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", profile=profile,
+                                      timeout=TIMEOUT) as client:
         r = await bounded(client.get(uri), 4 * TIMEOUT)
         assert (r.code, r.payload) == ((2, 5), b"20")
         r = await bounded(client.put(uri, b"21"), TIMEOUT)
