@@ -47,7 +47,9 @@ def token_keys(cfg: RsFileConfig) -> KeyRing:
     return KeyRing([load_key(p) for p in cfg.token_keys])
 
 
-def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> RsServer:
+def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time,
+             demo: bool = True) -> RsServer:
+    """The RS of ``cfg``: its rs.toml resources, else (``demo``) the demo's /temp and /led."""
     from ace.coap.devices import demo_resources
     from ace.coap.resources import table_resources
     from ace.coap.rs_server import RsServer
@@ -62,7 +64,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time) -> Rs
                  token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
-    resources = demo_resources() if cfg.resources is None else table_resources(cfg.resources, cfg.path.parent)
+    resources = (table_resources(cfg.resources, cfg.path.parent) if cfg.resources is not None
+                 else demo_resources() if demo else {})
     server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key)
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:

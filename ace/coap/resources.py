@@ -133,7 +133,12 @@ def handler_of(spec: ResourceSpec, base: Path | None = None) -> Served:
     """``module:attr`` imported (from ``sys.path``, then ``base``: rs.toml's directory) and wrapped."""
     assert spec.handler is not None
     where = f"[[rs.resources]] {spec.path}: handler {spec.handler!r}"
-    target = _import(spec.handler, where, base)
+    return served_target(spec, _import(spec.handler, where, base), where)
+
+
+def served_target(spec: ResourceSpec, target: Any, where: str) -> Served:
+    """An async handler ``(request, binding) -> response`` or an aiocoap ``Resource`` (or its class),
+    wrapped for ``ProtectedResource`` (also ``ace.ResourceServerApp.protect``'s)."""
     if inspect.isclass(target) and issubclass(target, aiocoap.interfaces.Resource):
         try:
             target = target()

@@ -26,6 +26,9 @@ BINDING_OVERHEAD = 2048  # bytes charged per binding besides its token: claims, 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Binding:
+    """An access token the RS holds, bound to the channel its PoP key protects: a protected
+    resource's handler gets the one that authorized the request (``claims``: the token's claims)."""
+
     label: bytes  # what the secure channel reports for requests protected by this token's key
     token_hash: bytes
     claims: AccessTokenClaims = field(repr=False)
@@ -40,6 +43,7 @@ class Binding:
     cost: int = 0  # bytes this binding is charged against the store's byte budget
 
     def expired(self, now: float) -> bool:
+        """Whether the token is past its expiry at ``now`` (RS clock)."""
         return self.expires_at is not None and now >= self.expires_at
 
 
