@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -111,7 +111,7 @@ class Client:
         """DELETE ``uri``."""
         return await self.request("DELETE", uri)
 
-    async def observe(self, uri: str) -> AsyncIterator[Response]:
+    async def observe(self, uri: str) -> AsyncGenerator[Response, None]:
         """Observe ``uri`` (RFC 7641): the first answer, then each notification, until the RS ends
         the observation (e.g. a final 4.01 when the token expires or is revoked: yielded, then the
         iteration stops) or you leave the loop (the observation is cancelled)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import aiocoap
 
@@ -85,6 +85,14 @@ class ResourceServerApp:
     def address(self) -> tuple[str, int]:
         """The address and port the RS listens on (unprotected and OSCORE requests)."""
         return self.server.bind
+
+    @overload
+    def protect(self, path: str, handler: None = None, *, methods: Iterable[str] = ("GET",),
+                observable: bool = False, content_format: int | None = None) -> Callable[[H], H]: ...
+
+    @overload
+    def protect(self, path: str, handler: H, *, methods: Iterable[str] = ("GET",),
+                observable: bool = False, content_format: int | None = None) -> H: ...
 
     def protect(self, path: str, handler: Any = None, *, methods: Iterable[str] = ("GET",),
                 observable: bool = False, content_format: int | None = None) -> Any:
