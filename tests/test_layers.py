@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,10 +59,20 @@ def imports(path: Path) -> Iterator[str]:
             yield from (f"{node.module}.{a.name}" for a in node.names)
 
 
-@functools.cache
-def graph() -> dict[str, set[str]]:
+def graph_here() -> dict[str, set[str]]:
     mods = modules()
     return {m: {i for i in imports(p) if i in mods and i != m} for m, p in mods.items()}
+
+
+@functools.cache
+def graph() -> dict[str, set[str]]:
+    """``graph_here`` in a fresh interpreter: CPython 3.11 may raise SystemError ("AST constructor
+    recursion depth mismatch") from ast.parse in a process whose recursion bookkeeping an earlier
+    test disturbed."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_layers as t; "
+            "print(json.dumps({m: sorted(v) for m, v in t.graph_here().items()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return {m: set(v) for m, v in json.loads(out.stdout).items()}
 
 
 @pytest.mark.parametrize("module", sorted(modules()))
