@@ -138,7 +138,12 @@ class Client:
                     return
                 yield _response(answer)
         except oscore.NotAProtectedMessage as exc:  # the RS dropped the context with the token (RFC 8613 §8.2)
-            yield _response(exc.plain_message)
+            plain = exc.plain_message
+            if plain.code.is_successful():  # an OSCORE server answers unprotected only with errors: not taken
+                log.warning("observation of %s: an unprotected %s is not taken", uri, plain.code)
+                yield Response((5, 2), b"unprotected success answer")  # 5.02, as the client runner says
+            else:
+                yield _response(plain)
         except aiocoap.error.Error as exc:
             log.info("observation of %s ended: %s", uri, exc)
         finally:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar, overload
 
 import aiocoap
 
-from ace.coap.devices import ResourceSpec
+from ace.cli.rs_resources import RESERVED_PATHS
+from ace.coap.devices import HANDLER_METHODS, ResourceSpec
 from ace.coap.observe import Notify, Served
 from ace.coap.resources import served_target
 from ace.coap.rs_server import ProtectedResource, RsServer
@@ -113,11 +114,15 @@ class ResourceServerApp:
         if self.server.context is not None:
             raise RuntimeError("protect() resources before start()")
         path = "/" + "/".join(s for s in path.split("/") if s)
-        if path in self.server.resources or path == "/authz-info":
+        if path in self.server.resources or path in RESERVED_PATHS or path == "/":
             raise ValueError(f"{path} is served already")
+        canonical = {m.upper(): m for m in HANDLER_METHODS}  # as aiocoap names them (iPATCH)
+        unknown = [m for m in methods if m.upper() not in canonical]
+        if unknown:
+            raise ValueError(f"methods {unknown} are none of {list(HANDLER_METHODS)}")
         name = getattr(handler, "__qualname__", type(handler).__qualname__)
-        spec = ResourceSpec(path=path, methods=tuple(m.upper() for m in methods), content_format=content_format,
-                            handler=f"{getattr(handler, '__module__', '?')}:{name}")
+        spec = ResourceSpec(path=path, methods=tuple(canonical[m.upper()] for m in methods),
+                            content_format=content_format, handler=f"{getattr(handler, '__module__', '?')}:{name}")
         served = served_target(spec, handler, f"protect({path!r})")
         if observable and served.watch is None:
             served = Served(dict(served), _quiet_watch)

@@ -104,9 +104,10 @@ def reload_as(server: AsServer, started: AsFileConfig) -> str:
 
 
 def reload_rs(server: RsServer, started: RsFileConfig) -> str:
-    """The token keys (the files listed are read again: a key rotated at the AS), the scopes and
-    the hint scope apply from the next request on, to tokens already held too; the rest of
-    rs.toml needs a restart."""
+    """The token keys (the files listed are read again: a key rotated at the AS) apply to tokens
+    POSTed from now on: tokens already held stay until they expire, even those a removed key
+    verified (to cut those off, revoke them at the AS or restart). The scopes and the hint scope
+    apply from the next request on, to tokens already held too. The rest of rs.toml needs a restart."""
     new = load_rs(started.path)
     keys = roles.token_keys(new)  # everything is read before anything changes
     core = server.core

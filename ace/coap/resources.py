@@ -157,12 +157,18 @@ def served_target(spec: ResourceSpec, target: Any, where: str) -> Served:
 
 def _import(name: str, where: str, base: Path | None) -> Any:
     module_name, _, attr = name.partition(":")
-    if base is not None and str(base) not in sys.path:
-        sys.path.append(str(base))  # a handler module next to rs.toml
+    # a handler module next to rs.toml: that directory is searched for this import only, never for the
+    # imports the process makes later (a directory others may write to must not supply them)
+    added = base is not None and str(base) not in sys.path
+    if added:
+        sys.path.append(str(base))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the module is the operator's: any failure is a config error
         raise ConfigError(f"{where}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
+    finally:
+        if added:
+            sys.path.remove(str(base))
     target: Any = module
     for part in attr.split("."):
         target = getattr(target, part, None)

@@ -228,6 +228,7 @@ class RsServer:
     def site(self) -> aiocoap.resource.Site:
         site = aiocoap.resource.Site()
         site.add_resource(["authz-info"], AuthzInfoResource(self))
+        self._protected = []  # this site's resources only (a restarted server builds a new site)
         for path, handlers in self.resources.items():
             segments = [s for s in path.split("/") if s]
             resource = ProtectedResource(self, "/" + "/".join(segments), handlers)
