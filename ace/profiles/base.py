@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ace.errors import DecodeError, UnsupportedPopKey
-from ace.tokens.cnf import KidCnf
+from ace.tokens.cnf import CoseKeyCnf, KidCnf
 
 if TYPE_CHECKING:
     from ace.messages import AccessTokenResponse, AuthzInfoRequest
@@ -88,6 +88,14 @@ class AuthzInfo:
     payload: bytes
     content_format: int
     pending: PendingChannel
+
+
+def bare_key(cnf: Cnf | None) -> CoseKey:
+    """RS: the COSE_Key of a bare token's cnf (DTLS, EDHOC: the key is the channel), else
+    unsupported_pop_key."""
+    if not isinstance(cnf, CoseKeyCnf):
+        raise UnsupportedPopKey("token cnf holds no COSE_Key")
+    return cnf.key
 
 
 def kid_or_none(req_cnf: Cnf | None) -> Cnf | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import DecodeError, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
-from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, kid_or_none
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, bare_key, kid_or_none
 from ace.profiles.ids import RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf
 from ace.tokens.keys import CoseKey, symmetric_key
@@ -108,9 +108,8 @@ class DtlsProfile:
 
     def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
                live: Callable[[bytes], Channel | None]) -> KeyedPop:
-        if not isinstance(cnf, CoseKeyCnf):
-            raise UnsupportedPopKey("token cnf holds no COSE_Key")
-        channel = channel_from_key(cnf.key)
+        key = bare_key(cnf)
+        channel = channel_from_key(key)
         return KeyedPop(channel, channel.label, channel.identity)
 
     def rs_same_key(self, cnf: Cnf, channel: Channel) -> bool:

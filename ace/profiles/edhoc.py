@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
 from ace.errors import DecodeError, IncompatibleProfiles, TokenRefused, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
-from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys
+from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, bare_key
 from ace.profiles.ids import RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.keys import CoseKey
@@ -114,11 +114,10 @@ class EdhocProfile:
 
     def rs_pop(self, cnf: Cnf | None, request: AuthzInfoRequest | None,
                live: Callable[[bytes], Channel | None]) -> KeyedPop:
-        if not isinstance(cnf, CoseKeyCnf):
-            raise UnsupportedPopKey("token cnf holds no COSE_Key")
-        channel = EdhocChannel(check_credential(cnf.key))
+        key = bare_key(cnf)
+        channel = EdhocChannel(check_credential(key))
         current = live(channel.label)  # the kid names the credential: one key per kid
-        if isinstance(current, EdhocChannel) and current.peer_key != cnf.key:
+        if isinstance(current, EdhocChannel) and current.peer_key != key:
             raise TokenRefused("this kid is bound to another credential")
         return KeyedPop(channel, channel.label, channel.kid)
 
