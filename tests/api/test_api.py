@@ -12,7 +12,7 @@ from typing import Any
 import aiocoap
 import aiocoap.resource
 import pytest
-from deployment import Flow, store_of
+from deployment import Flow, port_pair, send, store_of
 from support import TIMEOUT, bounded
 
 import ace
@@ -114,3 +114,18 @@ async def test_a_token_the_as_refuses_is_request_failed(flow: Flow) -> None:
         with pytest.raises(ace.RequestFailed) as failed:
             await bounded(client.get(flow.rs_uri + "/led"), 4 * TIMEOUT)
         assert failed.value.step == "token"
+
+
+async def test_from_config_binds_where_told(flow: Flow) -> None:
+    await bounded(flow.rs_server.stop())  # its state file is the one rs.toml names
+    with pytest.raises(ValueError):
+        ace.ResourceServerApp.from_config(flow.d.rs_config, port=70000)
+    port = port_pair()[1]
+    rs = ace.ResourceServerApp.from_config(flow.d.rs_config, host="::1", port=port)  # not rs.toml's port
+    assert rs.address == ("::1", port) and port != flow.rs_server.bind[1]
+    rs.protect("/api/door", Led)
+    flow.rs_server = rs.server  # the deployment stops it at the end
+    await bounded(rs.start())
+    ctx = await flow.plain()
+    reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=f"coap://[::1]:{port}/api/door"))
+    assert reply.code == (4, 1)  # RFC 9200 §5.10.2: answered there, no token yet
