@@ -114,7 +114,8 @@ class Client:
     async def observe(self, uri: str) -> AsyncGenerator[Response, None]:
         """Observe ``uri`` (RFC 7641): the first answer, then each notification, until the RS ends
         the observation (e.g. a final 4.01 when the token expires or is revoked: yielded, then the
-        iteration stops) or you leave the loop (the observation is cancelled)."""
+        iteration stops) or you leave the loop (the observation is cancelled). No answer to the
+        observation request within the client's timeout is ``RequestFailed``, as for ``get``."""
         first = await self.request("GET", uri)  # a session with the RS, token and all
         session = self.runner.flow.sessions.get(origin_of(uri))
         if not first.success or session is None:
@@ -129,7 +130,11 @@ class Client:
         pending = self.runner.context.request(msg)
         iterator: Any = None
         try:
-            yield _response(await asyncio.wait_for(pending.response, self.runner.timeout))
+            try:
+                first_answer = await asyncio.wait_for(pending.response, self.runner.timeout)
+            except TimeoutError as exc:  # as get() says it: no answer of the resource
+                raise RequestFailed("protected", self.runner._unanswered(exc, "protected", "GET", uri)) from None
+            yield _response(first_answer)
             iterator = pending.observation.__aiter__()  # aiocoap's, an __anext__ only
             while True:
                 try:

@@ -129,3 +129,26 @@ async def test_from_config_binds_where_told(flow: Flow) -> None:
     ctx = await flow.plain()
     reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=f"coap://[::1]:{port}/api/door"))
     assert reply.code == (4, 1)  # RFC 9200 §5.10.2: answered there, no token yet
+
+
+async def test_an_unanswered_observation_is_request_failed(flow: Flow) -> None:
+    await bounded(flow.rs_server.stop())
+    with flow.d.rs_config.open("a") as f:  # [rs.scopes] is rs.toml's last table
+        f.write('r_api = [["/api/slow", ["GET"]]]\n')
+    rs = ace.ResourceServerApp.from_config(flow.d.rs_config)
+
+    @rs.protect("/api/slow", observable=True)
+    async def slow(request: aiocoap.Message, binding: ace.Binding) -> aiocoap.Message:
+        if request.opt.observe is not None:  # the observation request is never answered in time
+            await asyncio.sleep(30)
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"1")
+
+    flow.rs_server = rs.server  # the deployment stops it at the end
+    await bounded(rs.start())
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="r_api"))
+    async with ace.Client.from_config(flow.d.client_config, scope="r_api", timeout=1.5) as client:
+        observation = client.observe(flow.rs_uri + "/api/slow")
+        with pytest.raises(ace.RequestFailed) as failed:
+            await bounded(anext(observation), 4 * TIMEOUT)
+        assert failed.value.step == "protected" and "did not answer within 1.5 s" in failed.value.error
+        await bounded(observation.aclose())
