@@ -9,7 +9,10 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from ace.coap.observe import EXPIRY_MARGIN, Observations
+import aiocoap
+
+from ace.coap.observe import EXPIRY_MARGIN, Observations, Served
+from ace.coap.rs_server import ProtectedResource
 
 
 class Observation:
@@ -58,3 +61,20 @@ async def test_an_earlier_token_moves_the_expiry_sweep_earlier() -> None:
     swept = await sweeps_after_replacement(0.8, 0.2)
     assert len(swept) == 1 and swept[0] < 0.2 + EXPIRY_MARGIN + 0.3
 
+
+async def test_a_stopped_resource_is_not_watched_again() -> None:
+    watched: list[bool] = []
+    core = SimpleNamespace(clock=time.time, bindings={b"L": binding(b"t", 60)})
+    server = SimpleNamespace(core=core, observations=Observations(core, lambda: None))  # type: ignore[arg-type]
+    resource = ProtectedResource(server, "/temp", Served({"GET": None}, lambda n: watched.append(n is not None)))
+    observers = [Observation(), Observation()]
+    request = aiocoap.Message(code=aiocoap.GET, observe=0)
+    request.remote = SimpleNamespace(authenticated_claims=[b"L"])
+    for observer in observers:
+        await resource.add_observation(request, observer)
+    assert watched == [True]
+    server.observations.close()
+    resource.close()  # RsServer.stop
+    for observer in observers:  # then aiocoap's shutdown ends each observation
+        observer.cancel()
+    assert watched == [True, False]  # not restarted when one of two observers remained
