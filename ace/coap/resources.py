@@ -20,6 +20,7 @@ import importlib
 import inspect
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,13 @@ class FileResource:
         self._poller: asyncio.Task[None] | None = None
 
     def read(self) -> bytes | None:
-        """The file's content, None when it cannot be read or is larger than ``max_bytes``."""
+        """The file's content, None when it cannot be read or is larger than ``max_bytes``. A
+        character device (``/dev/i2c-1``...) is a stream: one read of at most ``max_bytes``."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             try:
-                data = os.read(fd, self.spec.max_bytes + 1)
+                stream = stat.S_ISCHR(os.fstat(fd).st_mode)
+                data = os.read(fd, self.spec.max_bytes + (0 if stream else 1))
             finally:
                 os.close(fd)
         except OSError as exc:
