@@ -100,12 +100,16 @@ class FileResource:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK)
             try:
-                os.write(fd, request.payload)
+                written = _write_all(fd, request.payload)
             finally:
                 os.close(fd)
         except OSError as exc:
             log.warning("%s: cannot write %s (%s)", self.spec.path, self.path, exc.strerror)
             return _text(aiocoap.INTERNAL_SERVER_ERROR, "cannot write the resource")
+        if written < len(request.payload):  # 2.04 would say the whole payload is there
+            log.warning("%s: wrote %d of %d bytes to %s (the file took no more)", self.spec.path, written,
+                        len(request.payload), self.path)
+            return _text(aiocoap.INTERNAL_SERVER_ERROR, "cannot write the whole payload")
         return aiocoap.Message(code=aiocoap.CHANGED)
 
     def watch(self, notify: Notify | None) -> None:
@@ -128,6 +132,17 @@ class FileResource:
     def served(self) -> Served:
         handlers: dict[str, Handler] = {"GET": self.get, "PUT": self.put, "POST": self.put}
         return Served({m: handlers[m] for m in self.spec.methods}, self.watch)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write until all of ``data`` is written or a write takes nothing; how many bytes went."""
+    done = 0
+    while done < len(data):
+        n = os.write(fd, data[done:])
+        if n <= 0:
+            break
+        done += n
+    return done
 
 
 # -- handlers ------------------------------------------------------------------------------------

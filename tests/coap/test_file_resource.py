@@ -4,14 +4,17 @@ unreadable file is logged once per change, not on every poll."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
+import aiocoap
 import pytest
 
 from ace.cli.rs_resources import resource_table
+from ace.coap import resources
 from ace.coap.devices import ResourceSpec
 from ace.coap.resources import FileResource
 from ace.errors import ConfigError
@@ -46,4 +49,25 @@ def test_a_character_device_is_read_within_the_size_budget(tmp_path: Path) -> No
     assert FileResource(ResourceSpec(path="/n", file="/dev/null")).read() == b""
     (tmp_path / "big").write_bytes(b"x" * 65)
     assert FileResource(ResourceSpec(path="/b", file=str(tmp_path / "big"), max_bytes=64)).read() is None
+
+
+def put(resource: FileResource, payload: bytes) -> Any:
+    import asyncio
+
+    return asyncio.run(resource.put(aiocoap.Message(code=aiocoap.PUT, payload=payload), None))  # type: ignore[arg-type]
+
+
+def test_a_short_write_is_finished_or_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    target = tmp_path / "led"
+    target.write_text("0")
+    resource = FileResource(ResourceSpec(path="/led", methods=("PUT",), file=str(target)))
+    real_write = os.write
+    monkeypatch.setattr(resources.os, "write", lambda fd, data: real_write(fd, bytes(data[:2])))  # 2 bytes a call
+    assert put(resource, b"hello").code == aiocoap.CHANGED
+    assert target.read_bytes() == b"hello"
+    monkeypatch.setattr(resources.os, "write", lambda fd, data: real_write(fd, bytes(data[:2])) if len(data) > 3 else 0)
+    with caplog.at_level(logging.WARNING):
+        assert put(resource, b"hello").code == aiocoap.INTERNAL_SERVER_ERROR  # not 2.04 with "llo" lost
+    assert "wrote 2 of 5 bytes" in caplog.text
 
