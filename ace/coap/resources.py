@@ -30,6 +30,7 @@ import aiocoap.interfaces
 
 from ace.coap.devices import TEXT_PLAIN, ResourceSpec, ValueResource
 from ace.coap.observe import Notify, Served
+from ace.coap.ratelog import RateLimitedLog
 from ace.coap.rs_server import Handler
 from ace.errors import ConfigError
 from ace.rs.store import Binding
@@ -64,6 +65,8 @@ class FileResource:
         assert spec.file is not None
         self.spec, self.path = spec, Path(spec.file)
         self._poller: asyncio.Task[None] | None = None
+        self._readable = True  # what the last read found: a change of it is logged, once
+        self._log = RateLimitedLog(log)
 
     def read(self) -> bytes | None:
         """The file's content, None when it cannot be read or is larger than ``max_bytes``. A
@@ -76,9 +79,20 @@ class FileResource:
             finally:
                 os.close(fd)
         except OSError as exc:
-            log.warning("%s: cannot read %s (%s)", self.spec.path, self.path, exc.strerror)
+            self._readable_now(False, exc.strerror or type(exc).__name__)
             return None
+        self._readable_now(True, "")
         return data if len(data) <= self.spec.max_bytes else None
+
+    def _readable_now(self, readable: bool, reason: str) -> None:
+        """Log a change only: a file unreadable for hours is one line, not one per poll."""
+        if readable == self._readable:
+            return
+        self._readable = readable
+        if readable:
+            self._log.log(logging.INFO, "%s: %s is readable again", self.spec.path, self.path)
+        else:
+            self._log.log(logging.WARNING, "%s: cannot read %s (%s)", self.spec.path, self.path, reason)
 
     async def get(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
         data = self.read()

@@ -71,3 +71,20 @@ def test_a_short_write_is_finished_or_an_error(tmp_path: Path, monkeypatch: pyte
         assert put(resource, b"hello").code == aiocoap.INTERNAL_SERVER_ERROR  # not 2.04 with "llo" lost
     assert "wrote 2 of 5 bytes" in caplog.text
 
+
+def test_an_unreadable_file_is_logged_once_per_change(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    target = tmp_path / "temp"
+    target.write_text("1")
+    resource = FileResource(ResourceSpec(path="/temp", file=str(target)))
+    with caplog.at_level(logging.INFO, logger="ace.coap.resources"):
+        target.unlink()
+        for _ in range(5):  # five polls of a file gone
+            assert resource.read() is None
+        target.write_text("2")
+        for _ in range(3):
+            assert resource.read() == b"2"
+        target.unlink()
+        assert resource.read() is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert "cannot read" in lines[0] and "readable again" in lines[1] and "cannot read" in lines[2]
