@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import sys
 from typing import Any
 
 import aiocoap
@@ -16,6 +18,7 @@ from deployment import Flow, port_pair, send, store_of
 from support import TIMEOUT, bounded
 
 import ace
+from ace.authz_server import trl
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.rs.config import RsConfig
@@ -152,3 +155,39 @@ async def test_an_unanswered_observation_is_request_failed(flow: Flow) -> None:
             await bounded(anext(observation), 4 * TIMEOUT)
         assert failed.value.step == "protected" and "did not answer within 1.5 s" in failed.value.error
         await bounded(observation.aclose())
+
+
+async def test_an_observation_the_rs_ends_leaves_no_error_behind(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_api"))
+    rs, _ = await serve_api(flow)
+    uri = flow.rs_uri + "/api/temp"
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", timeout=TIMEOUT) as client:
+        observation = client.observe(uri)
+        assert (await bounded(anext(observation), 4 * TIMEOUT)).payload == b"20"
+        session = client.runner.flow.sessions[flow.rs_uri]
+        rs.server.revoked([trl.token_hash(session.token)])  # as the TRL says it (RFC 9770)
+        assert (await bounded(anext(observation), TIMEOUT)).code == (4, 1)  # RFC 9200 §5.10.2
+        with pytest.raises(StopAsyncIteration):
+            await bounded(anext(observation), TIMEOUT)
+    del observation
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert not unraisable, [u.exc_value for u in unraisable]  # aiocoap's iterators keep no error to raise again
+
+
+async def test_large_notifications_come_whole(flow: Flow) -> None:
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_api"))
+    rs, state = await serve_api(flow)
+    state["temp"] = bytes(range(256)) * 12  # 3 KiB: Block2 (RFC 7959) over OSCORE
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", timeout=TIMEOUT) as client:
+        observation = client.observe(flow.rs_uri + "/api/temp")
+        try:
+            assert (await bounded(anext(observation), 4 * TIMEOUT)).payload == state["temp"]
+            state["temp"] = bytes(reversed(state["temp"]))
+            rs.notify("/api/temp")
+            note = await bounded(anext(observation), TIMEOUT)
+            assert (note.code, note.payload) == ((2, 5), state["temp"])
+        finally:
+            await bounded(observation.aclose())
