@@ -114,7 +114,8 @@ class Client:
     async def observe(self, uri: str) -> AsyncGenerator[Response, None]:
         """Observe ``uri`` (RFC 7641): the first answer, then each notification, until the RS ends
         the observation (e.g. a final 4.01 when the token expires or is revoked: yielded, then the
-        iteration stops) or you leave the loop (the observation is cancelled)."""
+        iteration stops) or you leave the loop (the observation is cancelled). No answer to the
+        observation request within the client's timeout is ``RequestFailed``, as for ``get``."""
         first = await self.request("GET", uri)  # a session with the RS, token and all
         session = self.runner.flow.sessions.get(origin_of(uri))
         if not first.success or session is None:
@@ -126,17 +127,24 @@ class Client:
         creds.pop(msg.get_request_uri(), None)  # the flow's first, unprotected try left this one plain
         if route.handshake is None and route.security is not None:
             creds[origin_of(msg.get_request_uri()) + "/*"] = route.security
-        pending = self.runner.context.request(msg)
+        # block-wise handled here (a notification's rest fetched with a GET): aiocoap's block-wise layer
+        # would follow the observation with an iterator of its own that keeps the error a final
+        # unprotected 4.01 ended it with, and raises it again when collected
+        pending = self.runner.context.request(msg, handle_blockwise=False)
         iterator: Any = None
         try:
-            yield _response(await asyncio.wait_for(pending.response, self.runner.timeout))
+            try:
+                first_answer = await asyncio.wait_for(pending.response, self.runner.timeout)
+            except TimeoutError as exc:  # as get() says it: no answer of the resource
+                raise RequestFailed("protected", self.runner._unanswered(exc, "protected", "GET", uri)) from None
+            yield _response(await self._whole(first_answer, route.uri))
             iterator = pending.observation.__aiter__()  # aiocoap's, an __anext__ only
             while True:
                 try:
                     answer = await iterator.__anext__()
                 except StopAsyncIteration:
                     return
-                yield _response(answer)
+                yield _response(await self._whole(answer, route.uri))
         except oscore.NotAProtectedMessage as exc:  # the RS dropped the context with the token (RFC 8613 §8.2)
             plain = exc.plain_message
             if plain.code.is_successful():  # an OSCORE server answers unprotected only with errors: not taken
@@ -152,6 +160,15 @@ class Client:
             if iterator is not None:  # seen: aiocoap's iterator would raise its error again when collected
                 with contextlib.suppress(AttributeError):
                     iterator._future = asyncio.get_running_loop().create_future()
+
+    async def _whole(self, answer: Any, uri: str) -> Any:
+        """``answer``, or, when it is the first block of more (Block2), the whole representation,
+        fetched with a GET without Observe (RFC 7959 §2.6)."""
+        block2 = answer.opt.block2
+        if block2 is None or not block2.more:
+            return answer
+        return await asyncio.wait_for(self.runner.context.request(aiocoap.Message(code=aiocoap.GET, uri=uri)).response,
+                                      self.runner.timeout)
 
 
 def _response(message: Any) -> Response:

@@ -7,6 +7,7 @@ profiles come from the configuration, and a protected handler sees only requests
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -67,13 +68,22 @@ class ResourceServerApp:
         """The underlying ``RsServer`` (advanced use; its interface may change)."""
 
     @classmethod
-    def from_config(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> ResourceServerApp:
+    def from_config(cls, path: str | Path, *, host: str | None = None, port: int | None = None,
+                    clock: Callable[[], float] = time.time) -> ResourceServerApp:
         """An RS from an rs.toml, as ``ace rs`` builds it (TRL, introspection and its
-        ``[[rs.resources]]`` included), without the demo resources: you ``protect`` yours."""
+        ``[[rs.resources]]`` included), without the demo resources: you ``protect`` yours.
+
+        ``host`` and ``port`` override rs.toml's ``bind`` and ``port`` (e.g. ``host="::1"`` to serve
+        on loopback only, ``port=0`` for any free port; DTLS, if offered, on port + 1)."""
         from ace.cli import roles
         from ace.cli.config import load_rs
 
-        return cls.from_server(roles.build_rs(load_rs(Path(path)), clock=clock, demo=False))
+        cfg = load_rs(Path(path))
+        if port is not None and not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {port}")
+        cfg = dataclasses.replace(cfg, bind=cfg.bind if host is None else host,
+                                  port=cfg.port if port is None else port)
+        return cls.from_server(roles.build_rs(cfg, clock=clock, demo=False))
 
     @classmethod
     def from_server(cls, server: RsServer) -> ResourceServerApp:

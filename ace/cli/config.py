@@ -84,10 +84,12 @@ def _hex(value: str, where: str) -> bytes:
 # -- OSCORE context files ----------------------------------------------------------------
 
 def _check_private(path: Path, holds: str) -> None:
-    """A secret file others can read is refused (key files 0600)."""
+    """A secret file others can read, or its group write, is refused (as key files: 0600 or 0640)."""
+    from ace.cli.keyfiles import SECRET_MODES, secret_mode_refused
+
     mode = path.stat().st_mode & 0o777 if path.exists() else 0
-    if mode & 0o077:
-        raise ConfigError(f"{path}: holds {holds} but has mode {mode:o}; chmod 600 it")
+    if secret_mode_refused(mode):
+        raise ConfigError(f"{path}: holds {holds} but has mode {mode:o}; {SECRET_MODES}")
 
 
 OSCORE_FILE_KEYS = frozenset({"master_secret", "master_salt", "sender_id", "recipient_id", "id_context", "alg",

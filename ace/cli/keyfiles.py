@@ -1,5 +1,6 @@
 """COSE_Key files, the command line's business (the token core never touches files): CBOR,
-mode 0600, refused when a secret is readable by others."""
+written with mode 0600; a secret is read from a file of mode 0600 or 0640 (a service's files are
+``root:ace 0640``: its group reads them), refused when others may read it or its group write it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ from pathlib import Path
 
 from ace.errors import ConfigError, DecodeError
 from ace.tokens.keys import CoseKey
+
+REFUSED_BITS = 0o027  # group write, anything for others: what a file holding a secret may not allow
+SECRET_MODES = "chmod 600 it, or 640 with a group only the service user is in (chown root:ace)"
+
+
+def secret_mode_refused(mode: int) -> bool:
+    """Whether a file of ``mode`` may not hold a secret: owner any, group read only, others nothing."""
+    return bool(mode & REFUSED_BITS)
 
 
 def save_key(path: str | os.PathLike[str], key: CoseKey, *, overwrite: bool = False) -> None:
@@ -25,7 +34,7 @@ def save_key(path: str | os.PathLike[str], key: CoseKey, *, overwrite: bool = Fa
 
 
 def load_key(path: str | os.PathLike[str]) -> CoseKey:
-    """Read one COSE_Key file; a file readable by others holding a secret is refused."""
+    """Read one COSE_Key file; a secret in a file others may read, or its group write, is refused."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -36,6 +45,6 @@ def load_key(path: str | os.PathLike[str]) -> CoseKey:
         key = CoseKey.decode(data, what=f"key file {p.name}")
     except DecodeError as exc:
         raise ConfigError(f"{p}: {exc.description}") from exc
-    if key.has_private and mode & 0o077:
-        raise ConfigError(f"{p}: holds a secret key but has mode {mode:o}; chmod 600 it")
+    if key.has_private and secret_mode_refused(mode):
+        raise ConfigError(f"{p}: holds a secret key but has mode {mode:o}; {SECRET_MODES}")
     return key

@@ -8,7 +8,8 @@
     value = "0"                           # the initial value (default "")
     answer = "{value} C"                  # what GET answers, {value} the current value (default "{value}")
     accept = "integer"                    # what PUT/POST store: "text" (non-empty, default) or "integer"
-    # ... or a file (relative to rs.toml; it must exist) ...
+    # ... or a file (relative to rs.toml; it must exist: a regular, sysfs or procfs file, or a
+    # character device such as /dev/i2c-1, read as a stream of at most max_bytes) ...
     file = "/sys/class/thermal/thermal_zone0/temp"
     max_bytes = 16384                     # the most GET reads and PUT writes (1..65536)
     poll = 1.0                            # seconds between reads while observed (0.1..3600)
@@ -21,6 +22,7 @@ the file, the entry, the key and what is allowed.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -114,9 +116,20 @@ def _file(entry: dict[str, Any], where: str, base: Path | None) -> str | None:
     if name is None:
         return None
     path = Path(name) if base is None else base / name
-    if not path.is_file():  # a typo must not be a resource that answers 5.00 forever
-        raise ConfigError(f"{where}: file {str(path)!r} is not an existing file")
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # a typo must not be a resource that answers 5.00 forever
+        raise ConfigError(f"{where}: file {str(path)!r} is not an existing file") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # sysfs and procfs attributes are regular files
+        raise ConfigError(f"{where}: file {str(path)!r} is a {_kind_of(mode)}; allowed: a regular file "
+                          "(sysfs and procfs attributes too) or a character device")
     return str(path)
+
+
+def _kind_of(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISSOCK, "socket"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISBLK, "block device"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _handler(entry: dict[str, Any], where: str) -> str | None:

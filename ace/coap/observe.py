@@ -8,7 +8,7 @@ RS drops a binding (it expired, a newer token replaced it, the TRL revoked it: `
 its observations end: a final 4.01 with AS Request Creation Hints, protected by the channel the
 observation was made over (RFC 9200 §5.10.2: the token is no longer valid). Where the channel stays
 with new rights (an update over the same channel, RFC 9203 §4.1), the resource is rendered again
-and the core decides. A timer at the token's expiry makes the RS sweep then, not at its next round.
+and the core decides. A timer at the (current) token's expiry makes the RS sweep then, not at its next round.
 """
 
 from __future__ import annotations
@@ -64,12 +64,15 @@ class Observations:
         mine = sum(1 for o in self._held.values() if o.label == binding.label)
         if len(self._held) >= self.limit or mine >= self.per_binding:
             return False
-        timer = None
-        if binding.expires_at is not None:
-            delay = max(0.0, binding.expires_at - self.core.clock()) + EXPIRY_MARGIN
-            timer = asyncio.get_running_loop().call_later(delay, self.sweep)
-        self._held[observation] = _Observation(binding.label, binding.token_hash, timer)
+        self._held[observation] = _Observation(binding.label, binding.token_hash, self._timer(binding))
         return True
+
+    def _timer(self, binding: Binding) -> asyncio.TimerHandle | None:
+        """A sweep just after ``binding``'s expiry (None: it does not expire)."""
+        if binding.expires_at is None:
+            return None
+        delay = max(0.0, binding.expires_at - self.core.clock()) + EXPIRY_MARGIN
+        return asyncio.get_running_loop().call_later(delay, self.sweep)
 
     def remove(self, observation: Any) -> None:
         held = self._held.pop(observation, None)
@@ -87,6 +90,9 @@ class Observations:
             current = self.core.bindings.get(held.label)
             if current is not None:  # same channel, new rights: the core decides on the next rendering
                 held.token_hash = current.token_hash
+                if held.timer is not None:
+                    held.timer.cancel()
+                held.timer = self._timer(current)  # the current token's expiry ends it, later or earlier
                 observation.trigger()
                 continue
             self.remove(observation)

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import aiocoap.interfaces
 
 from ace.coap.devices import TEXT_PLAIN, ResourceSpec, ValueResource
 from ace.coap.observe import Notify, Served
+from ace.coap.ratelog import RateLimitedLog
 from ace.coap.rs_server import Handler
 from ace.errors import ConfigError
 from ace.rs.store import Binding
@@ -63,19 +65,34 @@ class FileResource:
         assert spec.file is not None
         self.spec, self.path = spec, Path(spec.file)
         self._poller: asyncio.Task[None] | None = None
+        self._readable = True  # what the last read found: a change of it is logged, once
+        self._log = RateLimitedLog(log)
 
     def read(self) -> bytes | None:
-        """The file's content, None when it cannot be read or is larger than ``max_bytes``."""
+        """The file's content, None when it cannot be read or is larger than ``max_bytes``. A
+        character device (``/dev/i2c-1``...) is a stream: one read of at most ``max_bytes``."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             try:
-                data = os.read(fd, self.spec.max_bytes + 1)
+                stream = stat.S_ISCHR(os.fstat(fd).st_mode)
+                data = os.read(fd, self.spec.max_bytes + (0 if stream else 1))
             finally:
                 os.close(fd)
         except OSError as exc:
-            log.warning("%s: cannot read %s (%s)", self.spec.path, self.path, exc.strerror)
+            self._readable_now(False, exc.strerror or type(exc).__name__)
             return None
+        self._readable_now(True, "")
         return data if len(data) <= self.spec.max_bytes else None
+
+    def _readable_now(self, readable: bool, reason: str) -> None:
+        """Log a change only: a file unreadable for hours is one line, not one per poll."""
+        if readable == self._readable:
+            return
+        self._readable = readable
+        if readable:
+            self._log.log(logging.INFO, "%s: %s is readable again", self.spec.path, self.path)
+        else:
+            self._log.log(logging.WARNING, "%s: cannot read %s (%s)", self.spec.path, self.path, reason)
 
     async def get(self, request: aiocoap.Message, binding: Binding) -> aiocoap.Message:
         data = self.read()
@@ -97,12 +114,16 @@ class FileResource:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK)
             try:
-                os.write(fd, request.payload)
+                written = _write_all(fd, request.payload)
             finally:
                 os.close(fd)
         except OSError as exc:
             log.warning("%s: cannot write %s (%s)", self.spec.path, self.path, exc.strerror)
             return _text(aiocoap.INTERNAL_SERVER_ERROR, "cannot write the resource")
+        if written < len(request.payload):  # 2.04 would say the whole payload is there
+            log.warning("%s: wrote %d of %d bytes to %s (the file took no more)", self.spec.path, written,
+                        len(request.payload), self.path)
+            return _text(aiocoap.INTERNAL_SERVER_ERROR, "cannot write the whole payload")
         return aiocoap.Message(code=aiocoap.CHANGED)
 
     def watch(self, notify: Notify | None) -> None:
@@ -125,6 +146,17 @@ class FileResource:
     def served(self) -> Served:
         handlers: dict[str, Handler] = {"GET": self.get, "PUT": self.put, "POST": self.put}
         return Served({m: handlers[m] for m in self.spec.methods}, self.watch)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write until all of ``data`` is written or a write takes nothing; how many bytes went."""
+    done = 0
+    while done < len(data):
+        n = os.write(fd, data[done:])
+        if n <= 0:
+            break
+        done += n
+    return done
 
 
 # -- handlers ------------------------------------------------------------------------------------

@@ -75,6 +75,12 @@ class ProtectedResource(BoundedBody, aiocoap.resource.ObservableResource):  # ty
         self.server, self.path, self.handlers = server, path, dict(handlers)
         self.watch = handlers.watch if isinstance(handlers, Served) and "GET" in handlers else None
         self._watching = False
+        self._closed = False  # stopped: nothing is watched again (aiocoap ends observations after)
+
+    def close(self) -> None:
+        """The server stops: the watch ends (a polled file stops polling) and never starts again."""
+        self.update_observation_count(0)
+        self._closed = True
 
     async def add_observation(self, request: aiocoap.Message, observation: Any) -> None:
         label = label_of(request)
@@ -95,6 +101,8 @@ class ProtectedResource(BoundedBody, aiocoap.resource.ObservableResource):  # ty
 
     def update_observation_count(self, newcount: int) -> None:
         """The resource is watched while observed (a file is polled only then)."""
+        if self._closed:
+            return
         if self.watch is not None and (newcount > 0) != self._watching:
             self._watching = newcount > 0
             self.watch(self.updated_state if self._watching else None)
@@ -263,8 +271,8 @@ class RsServer:
         await cancel(self._sweeper)
         self._sweeper = None
         self.observations.close()
-        for resource in self._protected:  # a polled file stops polling
-            resource.update_observation_count(0)
+        for resource in self._protected:  # a polled file stops polling, for good
+            resource.close()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None

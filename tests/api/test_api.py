@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import sys
 from typing import Any
 
 import aiocoap
 import aiocoap.resource
 import pytest
-from deployment import Flow, store_of
+from deployment import Flow, port_pair, send, store_of
 from support import TIMEOUT, bounded
 
 import ace
+from ace.authz_server import trl
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.rs.config import RsConfig
@@ -114,3 +117,77 @@ async def test_a_token_the_as_refuses_is_request_failed(flow: Flow) -> None:
         with pytest.raises(ace.RequestFailed) as failed:
             await bounded(client.get(flow.rs_uri + "/led"), 4 * TIMEOUT)
         assert failed.value.step == "token"
+
+
+async def test_from_config_binds_where_told(flow: Flow) -> None:
+    await bounded(flow.rs_server.stop())  # its state file is the one rs.toml names
+    with pytest.raises(ValueError):
+        ace.ResourceServerApp.from_config(flow.d.rs_config, port=70000)
+    port = port_pair()[1]
+    rs = ace.ResourceServerApp.from_config(flow.d.rs_config, host="::1", port=port)  # not rs.toml's port
+    assert rs.address == ("::1", port) and port != flow.rs_server.bind[1]
+    rs.protect("/api/door", Led)
+    flow.rs_server = rs.server  # the deployment stops it at the end
+    await bounded(rs.start())
+    ctx = await flow.plain()
+    reply = await send(ctx, aiocoap.Message(code=aiocoap.GET, uri=f"coap://[::1]:{port}/api/door"))
+    assert reply.code == (4, 1)  # RFC 9200 §5.10.2: answered there, no token yet
+
+
+async def test_an_unanswered_observation_is_request_failed(flow: Flow) -> None:
+    await bounded(flow.rs_server.stop())
+    with flow.d.rs_config.open("a") as f:  # [rs.scopes] is rs.toml's last table
+        f.write('r_api = [["/api/slow", ["GET"]]]\n')
+    rs = ace.ResourceServerApp.from_config(flow.d.rs_config)
+
+    @rs.protect("/api/slow", observable=True)
+    async def slow(request: aiocoap.Message, binding: ace.Binding) -> aiocoap.Message:
+        if request.opt.observe is not None:  # the observation request is never answered in time
+            await asyncio.sleep(30)
+        return aiocoap.Message(code=aiocoap.CONTENT, payload=b"1")
+
+    flow.rs_server = rs.server  # the deployment stops it at the end
+    await bounded(rs.start())
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="r_api"))
+    async with ace.Client.from_config(flow.d.client_config, scope="r_api", timeout=1.5) as client:
+        observation = client.observe(flow.rs_uri + "/api/slow")
+        with pytest.raises(ace.RequestFailed) as failed:
+            await bounded(anext(observation), 4 * TIMEOUT)
+        assert failed.value.step == "protected" and "did not answer within 1.5 s" in failed.value.error
+        await bounded(observation.aclose())
+
+
+async def test_an_observation_the_rs_ends_leaves_no_error_behind(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_api"))
+    rs, _ = await serve_api(flow)
+    uri = flow.rs_uri + "/api/temp"
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", timeout=TIMEOUT) as client:
+        observation = client.observe(uri)
+        assert (await bounded(anext(observation), 4 * TIMEOUT)).payload == b"20"
+        session = client.runner.flow.sessions[flow.rs_uri]
+        rs.server.revoked([trl.token_hash(session.token)])  # as the TRL says it (RFC 9770)
+        assert (await bounded(anext(observation), TIMEOUT)).code == (4, 1)  # RFC 9200 §5.10.2
+        with pytest.raises(StopAsyncIteration):
+            await bounded(anext(observation), TIMEOUT)
+    del observation
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert not unraisable, [u.exc_value for u in unraisable]  # aiocoap's iterators keep no error to raise again
+
+
+async def test_large_notifications_come_whole(flow: Flow) -> None:
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_api"))
+    rs, state = await serve_api(flow)
+    state["temp"] = bytes(range(256)) * 12  # 3 KiB: Block2 (RFC 7959) over OSCORE
+    async with ace.Client.from_config(flow.d.client_config, scope="rw_api", timeout=TIMEOUT) as client:
+        observation = client.observe(flow.rs_uri + "/api/temp")
+        try:
+            assert (await bounded(anext(observation), 4 * TIMEOUT)).payload == state["temp"]
+            state["temp"] = bytes(reversed(state["temp"]))
+            rs.notify("/api/temp")
+            note = await bounded(anext(observation), TIMEOUT)
+            assert (note.code, note.payload) == ((2, 5), state["temp"])
+        finally:
+            await bounded(observation.aclose())
