@@ -7,8 +7,8 @@ anyone may read (signed, MACed), encrypted by itself (RFC 8747 §3.3: Encrypted_
 shared with the RS or to the RS's public key, ``RsRecord.pop_key_encryption``; RFC 9203 §3.2: the
 OSCORE profile has no such cnf, the token is then signed and encrypted to the RS). A public key
 (the EDHOC profile's client credential) or a bare kid (an update of access rights, RFC 9203 §3.1)
-may travel in a signed or MACed token. ``SECRET_PROFILES`` are the profiles whose first token always carries a secret (each
-profile says so: ``secret_pop_key``).
+may travel in a signed or MACed token. ``SECRET_PROFILES`` are the profiles whose first token
+always carries a secret (each profile says so: ``secret_pop_key``).
 """
 
 from __future__ import annotations
