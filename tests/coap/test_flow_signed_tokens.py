@@ -17,8 +17,8 @@ from support import bounded
 
 from ace.cbor.labels import AceProfile, Alg, Curve
 from ace.cli.keyfiles import save_key
-from ace.errors import UnknownKeyError
 from ace.client.flow import Done, ResourceRequest
+from ace.errors import UnknownKeyError
 from ace.messages import AccessTokenResponse
 from ace.tokens.cnf import CoseKeyCnf, EncryptedCoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind, generate
