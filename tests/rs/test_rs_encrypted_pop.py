@@ -36,6 +36,7 @@ from ace.tokens.keys import CoseKey, symmetric_key
 
 AS_KEY = generate(Curve.P_256, kid=b"as", alg=int(Alg.ES256))  # the AS's signing pair (RS: public part)
 RS_PAIR = generate(Curve.P_256, kid=b"rs-ecdh")  # the RS's own pair (ECDH-ES)
+RS_PUBLIC = RS_PAIR.public()
 SHARED = symmetric_key(bytes(range(16)), kid=b"rs-shared")
 STRANGER = generate(Curve.P_256, kid=b"other-rs")  # another RS's pair
 PSK = symmetric_key(bytes(range(100, 116)), kid=b"psk-kid1")
@@ -55,7 +56,7 @@ def signed(cnf: Cnf, *, key: CoseKey = AS_KEY, kind: Kind = Kind.SIGN, to: Recip
     return issue_token(claims, key, kind=kind, rng=RNG, encrypt_to=to)
 
 
-def sealed(key: CoseKey = PSK, to: CoseKey = RS_PAIR.public()) -> EncryptedCoseKeyCnf:
+def sealed(key: CoseKey = PSK, to: CoseKey = RS_PUBLIC) -> EncryptedCoseKeyCnf:
     return encrypted_cnf(key, Recipient(to), rng=RNG)
 
 
