@@ -1,12 +1,14 @@
 """Access tokens as CWTs (RFC 8392): issue, verify, peek.
 
-``issue_token`` wraps encoded claims in COSE_Encrypt0 (default), COSE_Sign1 or COSE_Mac0;
-the CWT tag 61 only on request (RFC 8392 §6: optional). ``verify_token`` accepts tagged
-and untagged input and one level of nesting (RFC 8392 §7.2: e.g. a Sign1 inside an
-Encrypt0), finds keys by kid through a ``KeyLookup``, lets the key decide which algorithms
-are acceptable, and checks aud, exp and nbf against an injected clock with a configurable
-skew. exi and cnonce need RS state: the RS bounds a token's use by exi from when it first
-sees it; cnonce checking comes with RS-issued nonces.
+``issue_token`` wraps encoded claims in COSE_Encrypt0 (default), COSE_Sign1 or COSE_Mac0,
+optionally nested in an encryption to the RS (``encrypt_to``: COSE_Encrypt0 with a shared key
+or COSE_Encrypt to its public key); the CWT tag 61 only on request (RFC 8392 §6: optional).
+``verify_token`` accepts tagged and untagged input and one level of nesting (RFC 8392 §7.2:
+e.g. a Sign1 inside an Encrypt0, or inside a COSE_Encrypt, which must nest one), finds keys
+by kid through a ``KeyLookup``, lets the key decide which algorithms are acceptable, and
+checks aud, exp and nbf against an injected clock with a configurable skew. exi and cnonce
+need RS state: the RS bounds a token's use by exi from when it first sees it; cnonce
+checking comes with RS-issued nonces.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ def verify_token(
     msg = open_envelope(token).message
     payload = _open(msg, keys, external_aad, accept)
     inner = _nested(payload)
+    # anyone can encrypt to the RS's public key: ECDH-ES authenticates no sender, the inner message must
+    if msg.recipients and (inner is None or inner.recipients):
+        raise VerificationError("a token encrypted to a public key must carry a signed or MACed token inside")
     if inner is not None:  # RFC 8392 §7.2 step 7: the payload is itself a COSE message
         payload = _open(inner, keys, external_aad, accept)
     claims = AccessTokenClaims.decode(payload)
