@@ -88,3 +88,19 @@ def test_without_encryption_a_secret_is_still_refused(profile: int) -> None:
         ask(endpoint, profile)
     assert info.value.error_code == ErrorCode.INCOMPATIBLE_ACE_PROFILES and info.value.coap_code == (4, 0)
     assert endpoint.store.issued_tokens() == []
+
+
+def test_the_as_reads_its_nested_tokens_with_a_shared_key_only() -> None:
+    """Introspection and ``ace revoke --token`` verify a token with the RS's keys at the AS: a Sign1
+    nested in an Encrypt0 under the shared key opens; one encrypted to the RS's public key does not."""
+    from ace.authz_server.identity import verified_claims
+
+    for how, enc, readable in (("shared", SHARED, True), ("rs_public", RS_PAIR.public(), False)):
+        endpoint = endpoint_for(AS_SIGN, "sign1", how, enc)
+        token = ask(endpoint, OSCORE).access_token
+        rs = endpoint.store.get_rs("rs1")
+        assert rs is not None
+        claims = verified_claims(token, rs, clock=lambda: NOW)
+        assert (claims is not None) is readable, how
+        if claims is not None:
+            assert isinstance(claims.cnf, OscoreCnf)
