@@ -6,8 +6,9 @@ RFC 9770 hash. ``verified_claims`` checks a token with one RS's token key (stric
 skew), and a signed token the AS nested in an encryption to the RS with a key they share (OSCORE,
 ``pop_key_encryption`` shared); one encrypted to the RS's public key only the RS reads (its
 claims are not available here: not active). ``logged_token`` finds the logged token those claims
-name (by cti, for that audience, issued to its sub); ``find_issued`` does both for every registered RS (what ``ace revoke --token`` needs:
-it does not know the audience), after the exact hash. A reference token (RFC 9200 §5.9) is opaque:
+name (by cti, for that audience, issued to its sub); ``find_issued`` does both for every
+registered RS (what ``ace revoke --token`` needs: it does not know the audience), after the
+exact hash. A reference token (RFC 9200 §5.9) is opaque:
 its bytes are its identity.
 """
 
