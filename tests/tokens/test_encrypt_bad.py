@@ -144,6 +144,7 @@ ROWS: list[tuple[str, bytes, list[CoseKey], type[RemoteError]]] = [
     ("Encrypt0 alg on a Sign1 key (kid names the AS key)", _encrypt0_naming(b"as"), [AS_KEY.public()],
      VerificationError),
     ("Encrypt0 alg on the RS's ECDH key", _encrypt0_naming(b"rs"), [RS], VerificationError),
+    ("oversized message", encrypt_to(bytes(20000), Recipient(RS.public()), rng=counter_rng()), [RS], DecodeError),
 ]
 
 
