@@ -172,7 +172,7 @@ def _parse_recipient(item: object, what: str) -> CoseRecipient:
     protected, unprotected = _headers(item[0], item[1])
     _only(protected, RECIPIENT_PROTECTED, f"{what} recipient")
     alg = protected.get(int(HeaderParam.ALG))
-    if alg not in RECIPIENT_UNPROTECTED or isinstance(alg, bool):
+    if not isinstance(alg, int) or isinstance(alg, bool) or alg not in RECIPIENT_UNPROTECTED:
         raise VerificationError(f"{what}: recipient alg {alg!r} is not ECDH-ES/SS + HKDF-256 (protected)")
     _only(unprotected, RECIPIENT_UNPROTECTED[alg], f"{what} recipient")
     kid = unprotected.get(int(HeaderParam.KID))

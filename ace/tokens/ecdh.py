@@ -98,9 +98,9 @@ def ephemeral_key(crv: Curve, rng: Rng) -> CoseKey:
     raise ValueError(f"no key agreement on curve {crv!r}")
 
 
-def content_key(content_alg: int) -> int:
+def content_key(content_alg: object) -> int:
     """The content key length in bytes of an AEAD alg (the KDF's L)."""
-    info = crypto.ALGS.get(content_alg)
+    info = crypto.ALGS.get(content_alg) if isinstance(content_alg, int) and not isinstance(content_alg, bool) else None
     if info is None or info.kind is not crypto.Kind.AEAD or info.key_len is None:
         raise VerificationError(f"content alg {content_alg!r} is not an AEAD algorithm")
     return info.key_len

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ace.cbor import codec
 from ace.cbor.labels import Alg, CoseTag, HeaderParam, KeyType
-from ace.errors import RemoteError, UnknownKeyError, VerificationError
+from ace.errors import DecodeError, RemoteError, UnknownKeyError, VerificationError
 from ace.tokens import cose, crypto, ecdh
 from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind
@@ -25,6 +25,7 @@ from ace.tokens.keys import CoseKey
 
 Rng = Callable[[int], bytes]
 DEFAULT_ECDH_CONTENT_ALG = int(Alg.AES_CCM_16_64_128)
+MAX_MESSAGE_SIZE = 16384  # bytes; larger input to ``decrypt`` is refused before parsing
 _ES = int(Alg.ECDH_ES_HKDF_256)
 
 
@@ -83,7 +84,11 @@ def build_encrypt(plaintext: bytes, key: CoseKey, *, alg: int | None = None, ext
 
 def decrypt(message: bytes | CoseMessage, keys: KeyLookup, *, external_aad: bytes = b"") -> bytes:
     """The plaintext of a COSE_Encrypt0 or COSE_Encrypt, with a key found by kid in ``keys``."""
-    msg = cose.parse(message, what="encrypted message") if isinstance(message, (bytes, bytearray)) else message
+    if isinstance(message, (bytes, bytearray)):
+        if len(message) > MAX_MESSAGE_SIZE:
+            raise DecodeError(f"encrypted message larger than {MAX_MESSAGE_SIZE} bytes")
+        message = cose.parse(message, what="encrypted message")
+    msg = message
     if msg.kind is not Kind.AEAD:
         raise VerificationError(f"not an encrypted message (a {msg.kind.value} message)")
     return open_with(msg, keys, external_aad=external_aad)

@@ -123,6 +123,8 @@ ROWS: list[tuple[str, bytes, list[CoseKey], type[RemoteError]]] = [
     ("A128KW (-3) recipient", _enc(_recipient_protected(-3)), [RS], VerificationError),
     ("recipient alg unprotected", _enc(lambda p: (p[3][0].__setitem__(0, b""), p[3][0][1].__setitem__(1, -25))),
      [RS], VerificationError),
+    ("content alg an array", _enc(_set((0,), cbor2.dumps({1: [10]}))), [RS], VerificationError),
+    ("recipient alg an array", _enc(_set((3, 0, 0), cbor2.dumps({1: [-25]}))), [RS], VerificationError),
     ("content alg a MAC alg", _enc(_content_alg(int(Alg.HMAC_256_256))), [RS], VerificationError),
     ("content alg a signature alg", _enc(_content_alg(int(Alg.ES256))), [RS], VerificationError),
     ("content alg changed (KDF binds it)", _enc(_content_alg(int(Alg.AES_CCM_16_64_256))), [RS],
@@ -144,6 +146,7 @@ ROWS: list[tuple[str, bytes, list[CoseKey], type[RemoteError]]] = [
     ("Encrypt0 alg on a Sign1 key (kid names the AS key)", _encrypt0_naming(b"as"), [AS_KEY.public()],
      VerificationError),
     ("Encrypt0 alg on the RS's ECDH key", _encrypt0_naming(b"rs"), [RS], VerificationError),
+    ("oversized message", encrypt_to(bytes(20000), Recipient(RS.public()), rng=counter_rng()), [RS], DecodeError),
 ]
 
 
