@@ -4,7 +4,8 @@
 ``rs``: see bench_rs.py. ``trl``: see bench_trl.py. ``footprint``: see bench_footprint.py.
 
 ``tokens``: issue and verify operations/s per algorithm, next to the raw cryptography
-operation on the same bytes (the floor any COSE layer pays), and their ratio.
+operation on the same bytes (the floor any COSE layer pays), and their ratio; and
+(``encrypted_pop``, bench_pop.py) signed tokens with the PoP key encrypted to the RS next to Encrypt0.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def bench_tokens(seconds: float) -> dict[str, Any]:
             "verify_ops_s": round(verify), "raw_verify_ops_s": round(raw_v),
             "verify_ratio": round(verify / raw_v, 3),
         })
-    return {"bench": "tokens", "seconds_per_figure": seconds, "results": results}
+    from bench_pop import bench_encrypted_pop
+
+    return {"bench": "tokens", "seconds_per_figure": seconds, "results": results,
+            "encrypted_pop": bench_encrypted_pop(seconds)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,10 @@ How one RS's tokens are shaped is its ``RsRecord.format`` (``TokenFormat``; defa
 written): a COSE (and CWT) tag, no sub, exp/exi in ms, exi tokens (RFC 9200 §5.10.3) whose cti is the
 rs id + a 4-byte or a decimal sequence number, its own OSCORE_Input_Material salt length.
 
-Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only in a
-token encrypted to the RS (RFC 9203 §5, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
+Enforced at issue time: a cnf carrying a secret (OSCORE master secret, symmetric key) only encrypted
+to the RS: the token encrypted to it, or, for an RS with signed or MACed tokens and a
+``pop_key_encryption``, the key as Encrypted_COSE_Key (DTLS) or the signed token nested in an
+encryption to the RS (OSCORE) (RFC 9203 §3.2, RFC 8747 §3.3; else 4.00 incompatible_ace_profiles); a
 client's own PoP key (EDHOC) belongs for good to the client the operator registered it for (kid and
 key), else the key (its RFC 9679 thumbprint) to the client that first presented it at any audience
 and the kid to the one that first presented it at that audience (another client presenting either:
@@ -34,7 +36,7 @@ from dataclasses import dataclass, replace
 
 from ace.authz_server import trl
 from ace.authz_server.policy import granted_scope
-from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret
+from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, secret_reaches
 from ace.cbor.labels import GrantType
 from ace.errors import DecodeError, IncompatibleProfiles, InvalidClient, UnsupportedGrantType
 from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
@@ -45,6 +47,7 @@ from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, Refer
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
+from ace.tokens.encrypt import Recipient
 from ace.tokens.keys import CoseKey, thumbprint
 from ace.tokens.reference import mint_reference
 
@@ -138,7 +141,10 @@ class TokenEndpoint:
             exp=None if exi else now * f.per_second + lifetime, exi=lifetime if exi else None,
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
-        token, token_hash = self._encode(claims, rs, profile, now)
+        encrypt_to: Recipient | None = None
+        if rs.audience not in p.reference_audiences:  # (a reference's claims never leave the AS)
+            claims, encrypt_to = _protect_secret(claims, rs, plugin, self.rng)
+        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to)
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
@@ -155,14 +161,15 @@ class TokenEndpoint:
         )
         return IssueResult(response, claims, client.client_id)
 
-    def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int) -> tuple[bytes, bytes]:
-        """The token and its RFC 9770 hash: self-contained, or a reference whose claims stay here
-        (the RS gets them by introspection, over its protected channel with us)."""
+    def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int,
+                encrypt_to: Recipient | None) -> tuple[bytes, bytes]:
+        """The token and its RFC 9770 hash: self-contained (signed or MACed and then encrypted to
+        ``encrypt_to``, if given), or a reference whose claims stay here (the RS gets them by
+        introspection, over its protected channel with us)."""
         if rs.audience in self.policy.reference_audiences:
             return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
-        _require_confidential(claims, rs)
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
-                            tagged=rs.format.cose_tag, cwt_tag=rs.format.cwt_tag, rng=self.rng)
+                            tagged=rs.format.cose_tag, cwt_tag=rs.format.cwt_tag, rng=self.rng, encrypt_to=encrypt_to)
         return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
@@ -254,15 +261,23 @@ def _taken(client: ClientRecord, rs: RsRecord, claim: EdhocClaim | None) -> Deco
     return DecodeError("req_cnf: this key or kid is bound to another client")
 
 
-def _require_confidential(claims: AccessTokenClaims, rs: RsRecord) -> None:
-    """RFC 9203 §5, RFC 8747 §3.3: key material in cnf only in a token encrypted to the RS. The
-    client and this RS share no profile it can serve: incompatible_ace_profiles (RFC 9200 §5.8.3).
-    Checked on the cnf about to be sent, whatever the profile; nothing is logged or sent (the cti
-    drawn is skipped: ctis are unique, not consecutive)."""
-    if carries_secret(claims.cnf) and rs.token_kind != CONFIDENTIAL_KIND:
+def _protect_secret(claims: AccessTokenClaims, rs: RsRecord, profile: AsProfile,
+                    rng: Rng) -> tuple[AccessTokenClaims, Recipient | None]:
+    """RFC 8747 §3.3, RFC 9203 §3.2: key material in cnf only encrypted to the RS: in a token encrypted
+    to it (encrypt0), else encrypted by itself (Encrypted_COSE_Key), or, for a profile without such a
+    cnf (OSCORE), in a token signed and then encrypted to the RS (returned: whom to encrypt it to).
+    An RS with neither: the client and this RS share no profile it can serve, incompatible_ace_profiles
+    (RFC 9200 §5.8.3); nothing is logged or sent (the cti drawn is skipped: ctis are unique, not
+    consecutive). Checked on the cnf about to be sent, whatever the profile."""
+    if claims.cnf is None or not carries_secret(claims.cnf) or rs.token_kind == CONFIDENTIAL_KIND:
+        return claims, None
+    if not secret_reaches(rs) or rs.encryption_key is None:
         log.warning("RS %s gets %s tokens: refused a token whose cnf holds a secret (register it with "
-                    "encrypt0)", rs.audience, rs.token_kind)
+                    "encrypt0 or --pop-key-encryption)", rs.audience, rs.token_kind)
         raise IncompatibleProfiles(f"the PoP key is secret and tokens for this RS are {rs.token_kind}, not encrypted")
+    to = Recipient(rs.encryption_key)
+    sealed = profile.seal_cnf(claims.cnf, to, rng)
+    return (claims, to) if sealed is None else (replace(claims, cnf=sealed), None)
 
 
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:

@@ -179,6 +179,10 @@ class HeaderParam(IntEnum):
     KID = 4
     IV = 5
     PARTIAL_IV = 6
+    EPHEMERAL_KEY = -1  # RFC 9053 §6.3.1
+    STATIC_KEY = -2
+    STATIC_KEY_ID = -3
+    PARTY_U_NONCE = -22  # RFC 9053 §5.1
 
 
 class KeyParam(IntEnum):
@@ -229,6 +233,8 @@ class Alg(IntEnum):
     EDDSA = -8
     DIRECT = -6
     DIRECT_HKDF_SHA_256 = -10
+    ECDH_ES_HKDF_256 = -25  # RFC 9053 §6.3.1: ephemeral-static, direct key agreement
+    ECDH_SS_HKDF_256 = -27  # RFC 9053 §6.3.1: static-static, direct key agreement
     A128GCM = 1
     A192GCM = 2
     A256GCM = 3

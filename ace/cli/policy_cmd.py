@@ -2,8 +2,9 @@
 
 ``add-rs`` refuses (exit 2, one line on stderr) an RS whose tokens would be signed or MACed
 (``--kind sign1|mac0``) while one of its profiles puts a secret in the token's cnf
-(coap_oscore: the OSCORE master secret; coap_dtls: the PSK): anyone seeing the token would
-hold the key (RFC 9203 §5, RFC 8747 §3.3). The AS refuses such tokens at issue time too.
+(coap_oscore: the OSCORE master secret; coap_dtls: the PSK) and the secret is not encrypted to
+the RS (``--pop-key-encryption shared|rs_public`` with ``--encryption-key``): anyone seeing the
+token would hold the key (RFC 9203 §3.2, RFC 8747 §3.3). The AS refuses such tokens at issue time too.
 
 ``add-client --edhoc-key FILE`` registers the client's EDHOC credential (its public part: kid and
 RFC 9679 thumbprint): from then on the AS refuses that key and that kid to every other client at
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
-from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, secret_reaches
 from ace.cbor.labels import Alg
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
@@ -34,6 +35,7 @@ from ace.store.base import (
     ACE_JAVA,
     EXI_CTI_LAYOUTS,
     MAX_SALT_LEN,
+    POP_KEY_ENCRYPTIONS,
     TIME_UNITS,
     TOKEN_KINDS,
     ClientRecord,
@@ -41,6 +43,7 @@ from ace.store.base import (
     RsRecord,
     TokenFormat,
 )
+from ace.store.checks import check_encryption_key
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
@@ -80,8 +83,9 @@ def register(sub: Any) -> None:
                         "gets a token with that key or kid, at any RS (alone: for a client already registered)")
     c.set_defaults(func=cmd_add_client)
     s = ps.add_parser("add-rs", help="register an RS, or change the given settings of a registered one",
-                      epilog="sign1 and mac0 only with coap_edhoc_oscore (the others carry a secret in the token: "
-                             "refused, exit 2). For a registered RS only the options given change.")
+                      epilog="sign1 and mac0 with coap_oscore or coap_dtls only with --encryption-key (their "
+                             "tokens carry a secret: encrypted to the RS, else refused, exit 2). For a registered "
+                             "RS only the options given change.")
     s.add_argument("audience")
     s.add_argument("--token-key", type=Path, help="the key protecting its tokens (COSE_Key file; a new RS needs it)")
     s.add_argument("--kind", choices=sorted(TOKEN_KINDS), help="its tokens' COSE message (new RS: encrypt0)")
@@ -94,6 +98,12 @@ def register(sub: Any) -> None:
     s.add_argument("--rs-id", help="its own identity when not its audience (exi ctis; new RS: the audience)")
     s.add_argument("--oscore", type=Path, help="the AS's side of the RS's OSCORE context with the AS (TOML, mode "
                                                "0600): the RS's /introspect requests and TRL observation")
+    s.add_argument("--pop-key-encryption", choices=POP_KEY_ENCRYPTIONS,
+                   help="sign1/mac0 tokens: how a secret PoP key is encrypted to the RS: shared (COSE_Encrypt0, a "
+                        "key shared with it) or rs_public (COSE_Encrypt, ECDH-ES to its public key); none: not "
+                        "(default: from --encryption-key's kind)")
+    s.add_argument("--encryption-key", type=Path, help="the key for it (COSE_Key file with a kid): the shared "
+                                                       "symmetric key, or the RS's key pair (the public part is kept)")
     f = s.add_argument_group("token format", "defaults: RFC 8392, 9200 and 9203 as written; each option is a "
                                              "deviation some peer needs")
     f.add_argument("--peer", choices=sorted(PEER_FORMATS), help="all of that peer's format at once (ace-java: "
@@ -157,7 +167,9 @@ def _rs_details(rs: RsRecord) -> str:
              f"oscore={'yes' if rs.oscore else 'no'}", f"auth_key={'yes' if rs.auth_key else 'no'}",
              f"cose_tag={_yn(f.cose_tag)}", f"cwt_tag={_yn(f.cwt_tag)}", f"sub={_yn(f.sub)}",
              f"time_unit={f.time_unit}", f"exi={_yn(f.exi)}", f"exi_cti={f.exi_cti}",
-             f"salt_len={'as' if f.salt_len is None else f.salt_len}"]
+             f"salt_len={'as' if f.salt_len is None else f.salt_len}",
+             f"pop_key_encryption={rs.pop_key_encryption}" + (
+                 f" (kid {rs.encryption_key.kid.hex()})" if rs.encryption_key and rs.encryption_key.kid else "")]
     return "  ".join(parts)
 
 
@@ -295,6 +307,23 @@ def _rs_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["rs_id"] = args.rs_id
     if args.kind is not None:
         fields["token_kind"] = args.kind
+    fields.update(_encryption_fields(args))
+    return fields
+
+
+def _encryption_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--pop-key-encryption and --encryption-key: the RS's key pair becomes its public part; the
+    choice, when not given, follows from the key (symmetric: shared, else rs_public)."""
+    fields: dict[str, Any] = {}
+    if args.encryption_key is not None:
+        key = load_key(args.encryption_key)
+        fields["encryption_key"] = key if key.is_symmetric else key.public()
+        fields["pop_key_encryption"] = args.pop_key_encryption or ("shared" if key.is_symmetric else "rs_public")
+    elif args.pop_key_encryption == "none":
+        fields.update(pop_key_encryption="none", encryption_key=None)
+    elif args.pop_key_encryption is not None:
+        raise ConfigError(f"add-rs {args.audience}: --pop-key-encryption {args.pop_key_encryption} needs "
+                          "--encryption-key")
     return fields
 
 
@@ -335,10 +364,15 @@ def _check_rs(rs: RsRecord, store: SqliteAsStore) -> None:
     """What add-rs refuses: readable tokens carrying a secret, a key that cannot make its kind of token
     with its alg, an RS <-> AS OSCORE context whose kid names another RS or a client."""
     secret = sorted(n for n, p in PROFILE_NAMES.items() if p in rs.profiles and p in SECRET_PROFILES)
-    if rs.token_kind != CONFIDENTIAL_KIND and secret:  # RFC 9203 §5, RFC 8747 §3.3
+    if not secret_reaches(rs) and secret:  # RFC 9203 §3.2, RFC 8747 §3.3
         raise ConfigError(f"add-rs {rs.audience}: --kind {rs.token_kind} leaves tokens readable, and with "
-                          f"{' and '.join(secret)} a token carries a secret key (RFC 9203 §5, RFC 8747 §3.3); "
-                          f"use --kind {CONFIDENTIAL_KIND} or --profiles coap_edhoc_oscore")
+                          f"{' and '.join(secret)} a token carries a secret key (RFC 9203 §3.2, RFC 8747 §3.3); "
+                          f"use --kind {CONFIDENTIAL_KIND}, --encryption-key (the secret encrypted to the RS) "
+                          "or --profiles coap_edhoc_oscore")
+    try:
+        check_encryption_key(rs.pop_key_encryption, rs.encryption_key)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"add-rs {rs.audience}: --encryption-key: {exc}") from None
     try:  # a token for nobody, so that a key, kind and alg that do not fit are refused now, not at /token
         issue_token(AccessTokenClaims(aud=rs.audience), rs.token_key, kind=KIND_BY_NAME[rs.token_kind],
                     alg=rs.token_alg)

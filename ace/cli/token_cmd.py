@@ -7,6 +7,11 @@ without ``--key``, decoded and not out of time); 1 not a token, or verification/
 failed with the key(s) given; 2 usage (bad arguments, unreadable files); 4 verified (or, without
 a key, readable) but expired or not yet valid at the time judged; 5 verified and in time, but
 its audience does not contain ``--audience``.
+
+A token encrypted to the RS's public key (COSE_Encrypt, ECDH-ES) shows its recipient; with the
+RS's private key and the AS's public key (``--key`` twice) it is opened and its inner message
+named. A PoP key sent as Encrypted_COSE_Key (RFC 8747 §3.3) is shown as such and, with the RS's
+key among ``--key``, opened; its secret stays redacted unless ``--show-secrets``.
 """
 
 from __future__ import annotations
@@ -23,16 +28,24 @@ from typing import Any
 
 from ace.cbor import codec
 from ace.cbor.diag import diag, label_namer
-from ace.cbor.labels import Claim, HeaderParam
+from ace.cbor.labels import Claim, CnfMethod, HeaderParam, KeyParam
 from ace.cli.keyfiles import load_key
 from ace.cli.stdio import EXIT_FAILED, EXIT_OK
 from ace.errors import AceError, ConfigError, RemoteError, coap_code_text
-from ace.redact import message_map
+from ace.redact import cose_key_map, message_map, readable_id
+from ace.tokens import cose
+from ace.tokens.cnf import EncryptedCoseKeyCnf
+from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind, alg_name
 from ace.tokens.cwt import open_envelope, verify_token
+from ace.tokens.encrypt import open_with
 from ace.tokens.keys import CoseKey
 
 STRUCTURE = {Kind.AEAD: "COSE_Encrypt0", Kind.SIGN: "COSE_Sign1", Kind.MAC: "COSE_Mac0"}
+
+
+def structure(msg: CoseMessage) -> str:
+    return "COSE_Encrypt" if msg.recipients else STRUCTURE[msg.kind]
 EXIT_TIME, EXIT_AUDIENCE = 4, 5  # this command's own (0, 1 and 2 are the CLI's: ace.cli.stdio)
 
 
@@ -114,10 +127,11 @@ def inspect(token: bytes, keys: Sequence[CoseKey] | CoseKey | None, audience: st
     env = open_envelope(token)
     msg = env.message
     report: dict[str, Any] = {
-        "size": len(token), "structure": STRUCTURE[msg.kind], "cose_tag": msg.cbor_tag,
+        "size": len(token), "structure": structure(msg), "cose_tag": msg.cbor_tag,
         "cwt_tag": env.cwt_tagged, "protected": dict(msg.protected),
         "unprotected": dict(msg.unprotected), "alg": alg_name(msg.alg) if isinstance(msg.alg, int) else None,
         "claims": None, "verified": None, "error": None, "time": None, "audience_ok": None,
+        "recipient": recipient_report(msg), "inner": None, "pop_key": None,
     }
     if msg.kind is not Kind.AEAD:
         report["claims"] = codec.loads(msg.body, what="CWT claims")
@@ -127,6 +141,7 @@ def inspect(token: bytes, keys: Sequence[CoseKey] | CoseKey | None, audience: st
         try:  # crypto first, time apart: an expired token still shows its claims (infinite skew here)
             claims = verify_token(token, _GivenKeys(keys), audience=None, clock=time.time, skew=math.inf)
             report["claims"], report["verified"] = claims.to_map(), True
+            report["inner"] = inner_structure(msg, keys)
             if audience is not None:
                 report["audience_ok"] = audience in claims.audiences
                 if not report["audience_ok"]:
@@ -136,9 +151,69 @@ def inspect(token: bytes, keys: Sequence[CoseKey] | CoseKey | None, audience: st
             report["error"] = f"{exc.description} ({coap_code_text(exc.coap_code)})"
     if isinstance(report["claims"], Mapping):
         report["time"] = time_verdict(report["claims"], time.time() if at is None else at)
+    if isinstance(report["claims"], Mapping):
+        report["pop_key"] = encrypted_key_report(report["claims"], keys or (), show_secrets)
     if isinstance(report["claims"], Mapping) and not show_secrets:
         report["claims"] = message_map(report["claims"])
     return report
+
+
+def recipient_report(msg: CoseMessage) -> dict[str, Any] | None:
+    """A COSE_Encrypt's one recipient: its alg, kid and the curve of the sender's key."""
+    if not msg.recipients:
+        return None
+    r = msg.recipients[0]
+    try:
+        peer, _ = cose.recipient_peer(r)
+        curve = peer.crv.name if peer.crv is not None else None
+    except RemoteError:
+        curve = None
+    return {"alg": alg_name(r.alg), "kid": r.kid, "sender_curve": curve, "protected": dict(r.protected),
+            "unprotected": {k: v for k, v in r.unprotected.items() if not isinstance(v, Mapping)}}
+
+
+def inner_structure(msg: CoseMessage, keys: Sequence[CoseKey]) -> str | None:
+    """The structure nested in an encrypted token (RFC 8392 §7.1), once it verified."""
+    if msg.kind is not Kind.AEAD:
+        return None
+    payload = open_with(msg, _GivenKeys(keys))
+    if not payload or payload[0] not in (0xD0, 0xD1, 0xD2, 0xD8):
+        return None
+    inner = cose.parse(codec.loads(payload, what="nested token"), what="nested token")
+    return f"{structure(inner)}, alg {alg_name(inner.alg)}"
+
+
+def encrypted_key_report(claims: Mapping[Any, Any], keys: Sequence[CoseKey],
+                         show_secrets: bool) -> dict[str, Any] | None:
+    """The cnf's Encrypted_COSE_Key (RFC 8747 §3.3): its structure and, with a key that opens it, the key."""
+    cnf = claims.get(int(Claim.CNF))
+    if not isinstance(cnf, Mapping) or int(CnfMethod.ENCRYPTED_COSE_KEY) not in cnf:
+        return None
+    out: dict[str, Any] = {"structure": None, "alg": None, "recipient": None, "kid": None, "key": None, "error": None}
+    try:
+        enc = EncryptedCoseKeyCnf(codec.dumps(cnf[int(CnfMethod.ENCRYPTED_COSE_KEY)]))
+        msg = enc.message
+        out.update(structure=structure(msg), alg=alg_name(msg.alg) if isinstance(msg.alg, int) else None,
+                   recipient=recipient_report(msg), kid=msg.key_id)
+        if keys:
+            key = enc.decrypt(_GivenKeys(keys)).to_map()
+            out["key"] = key if show_secrets else cose_key_map(key)
+    except RemoteError as exc:
+        out["error"] = f"{exc.description} ({coap_code_text(exc.coap_code)})"
+    return out
+
+
+def _pop_key_line(p: dict[str, Any]) -> str:
+    what = f"Encrypted_COSE_Key, {p['structure']}, alg {p['alg']}"
+    if p["recipient"] is not None:
+        what += f", recipient {p['recipient']['alg']} ({p['recipient']['sender_curve']})"
+    if p["kid"] is not None:
+        what += f", to kid {readable_id(p['kid'])}"
+    if p["key"] is not None:
+        return f"PoP key: {what}: " + diag(p["key"], labels=label_namer(KeyParam))
+    if p["error"] is not None:
+        return f"PoP key: {what}: not opened: {p['error']}"
+    return f"PoP key: {what} (give the RS's key with --key to open it)"
 
 
 def _jsonable(value: Any) -> Any:
@@ -159,6 +234,12 @@ def render_text(r: dict[str, Any]) -> str:
     lines = [f"{r['structure']} ({tags}), {r['size']} bytes, alg {r['alg']}",
              "protected: " + diag(r["protected"], labels=label_namer(HeaderParam)),
              "unprotected: " + diag(r["unprotected"], labels=label_namer(HeaderParam))]
+    if r["recipient"] is not None:
+        rc = r["recipient"]
+        kid = f", kid {readable_id(rc['kid'])}" if rc["kid"] is not None else ""
+        lines.append(f"recipient: {rc['alg']}{kid}, sender key on {rc['sender_curve']}")
+    if r["inner"] is not None:
+        lines.append(f"inside: {r['inner']}")
     if r["claims"] is not None:
         lines.append("claims: " + diag(r["claims"], labels=label_namer(Claim)))
     elif r["verified"] is False:
@@ -174,6 +255,8 @@ def render_text(r: dict[str, Any]) -> str:
     if r["time"] is not None:
         unverified = "" if r["verified"] else "; claims not verified"
         lines.append(f"time: {r['time']['detail']} (judged at {r['time']['at']}{unverified})")
+    if r["pop_key"] is not None:
+        lines.append(_pop_key_line(r["pop_key"]))
     if r["audience_ok"] is not None:
         lines.append("audience: OK" if r["audience_ok"] else f"audience: MISMATCH: {r['error']}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ace.messages import AccessTokenResponse, AuthzInfoRequest
     from ace.profiles.ids import RecipientIdPool
     from ace.tokens.cnf import Cnf
+    from ace.tokens.encrypt import Recipient
     from ace.tokens.keys import CoseKey
 
 Rng = Callable[[int], bytes]
@@ -169,6 +170,11 @@ class AsProfile(Protocol):
 
     def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         """What a first token response says of the RS's key (RFC 9201 §3.2: rs_cnf), if anything."""
+        ...
+
+    def seal_cnf(self, cnf: Cnf, to: Recipient, rng: Rng) -> Cnf | None:
+        """A first token's secret cnf (``secret_pop_key``) encrypted to the RS, for a token anyone may
+        read (signed, MACed); None: this profile has no such cnf, the whole token is encrypted to it."""
         ...
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:

@@ -20,11 +20,12 @@ from ace.errors import DecodeError, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
 from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, bare_key, kid_or_none
 from ace.profiles.ids import RecipientIdPool
-from ace.tokens.cnf import Cnf, CoseKeyCnf
+from ace.tokens.cnf import Cnf, CoseKeyCnf, encrypted_cnf
 from ace.tokens.keys import CoseKey, symmetric_key
 
 if TYPE_CHECKING:
     from ace.messages import AuthzInfoRequest
+    from ace.tokens.encrypt import Recipient
 
 PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
 MAX_IDENTITY = 32  # tinydtls
@@ -89,6 +90,11 @@ class DtlsProfile:
 
     def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         return None
+
+    def seal_cnf(self, cnf: Cnf, to: Recipient, rng: Rng) -> Cnf | None:
+        """RFC 8747 §3.3: the symmetric key (with its kid, the psk_identity) as Encrypted_COSE_Key."""
+        assert isinstance(cnf, CoseKeyCnf)  # pop_key's
+        return encrypted_cnf(cnf.key, to, rng=rng)
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:
         return isinstance(cnf, CoseKeyCnf) and cnf.key.is_symmetric  # a public key could be EDHOC's

@@ -27,6 +27,7 @@ from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:
     from ace.messages import AuthzInfoRequest
+    from ace.tokens.encrypt import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ class EdhocProfile:
     def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         # RFC 9201 §3.2: the RS's key, for the client to authenticate it
         return CoseKeyCnf(rs.auth_key) if rs.auth_key is not None else None
+
+    def seal_cnf(self, cnf: Cnf, to: Recipient, rng: Rng) -> Cnf | None:
+        return None  # never asked: the client's public key is no secret
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:
         return False  # a public key fits DTLS RPK and EDHOC alike: the RS decides by how it is used

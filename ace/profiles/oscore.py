@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat
@@ -26,6 +27,9 @@ from ace.tokens.cnf import Cnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import ALGS, Kind
 from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import DEFAULT_ALG, OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.tokens.encrypt import Recipient
 
 NONCE_LEN = 8  # RFC 9203 §4.1: a 64-bit random nonce is RECOMMENDED
 MIN_NONCE_LEN = 8  # what we accept from a peer
@@ -134,7 +138,7 @@ class OscoreProfile:
     port_offsets: tuple[int, ...] = ()
 
     # -- AS: what the token request must carry and which PoP key (ace.authz_server.token) -------
-    secret_pop_key = True  # RFC 9203 §5: the OSCORE_Input_Material's ms
+    secret_pop_key = True  # RFC 9203 §3.2: the OSCORE_Input_Material's ms
 
     def check_req_cnf(self, req_cnf: Cnf | None, rs: RsKeys) -> Cnf | None:
         return kid_or_none(req_cnf)
@@ -149,6 +153,9 @@ class OscoreProfile:
 
     def rs_cnf(self, rs: RsKeys) -> Cnf | None:
         return None
+
+    def seal_cnf(self, cnf: Cnf, to: Recipient, rng: Rng) -> Cnf | None:
+        return None  # RFC 9203 §3.2: the ms MUST be encrypted so that only the RS can read it: the whole token is
 
     def implied_by_cnf(self, cnf: Cnf | None) -> bool:
         return isinstance(cnf, OscoreCnf)

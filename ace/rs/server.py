@@ -206,11 +206,13 @@ class ResourceServer:
         the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise TokenRefused("access token revoked")
-        if self.config.introspect or self._is_reference(token):
+        if self.config.introspect or self._is_reference(token):  # (the AS's answer came over our channel with it)
             claims = self._introspected(h, token, received)
+            claims = replace(claims, cnf=tok.open_cnf(claims.cnf, self.keys, confidential=True))
         else:
             claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
                                   skew=self.config.skew, accept=self.config.token_kinds)
+            claims = replace(claims, cnf=tok.open_cnf(claims.cnf, self.keys, confidential=tok.confidential(token)))
         if self.retired.is_retired(claims.iss, claims.cti):  # revoked, or replaced by a newer token of its client
             raise TokenRefused("access token revoked or replaced")
         if not over_channel:  # an update over the client's channel needs no proof of freshness

@@ -1,5 +1,7 @@
 """Small pure helpers of the RS core (``ace.rs.server``): the token in a POST /authz-info
-payload, the client a token speaks for, whether a new token is bound to a channel's key."""
+payload, the client a token speaks for, whether a new token is bound to a channel's key, and a
+token's PoP key opened (RFC 8747 §3.3: an Encrypted_COSE_Key decrypted with the RS's keys; a secret
+key readable by anyone who saw the token refused)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ from dataclasses import replace
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import ContentFormat, Param
+from ace.errors import TokenRefused, UnsupportedPopKey
 from ace.messages import AuthzInfoRequest
 from ace.profiles import of_channel
 from ace.rs.store import Binding
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, KidCnf
+from ace.tokens.cnf import Cnf, CoseKeyCnf, EncryptedCoseKeyCnf, KidCnf, OscoreCnf
+from ace.tokens.crypto import Kind
+from ace.tokens.cwt import KeyLookup, open_envelope
 
 
 def is_map(payload: bytes) -> bool:
@@ -88,3 +93,26 @@ def newer(new: AccessTokenClaims, current: AccessTokenClaims) -> bool:
 
 def _cti_order(cti: bytes | None) -> tuple[int, bytes]:
     return (len(cti), cti) if cti is not None else (-1, b"")
+
+
+def confidential(token: bytes) -> bool:
+    """Whether only its RS reads the token's claims: its outer COSE message is encrypted (COSE_Encrypt0,
+    or COSE_Encrypt around a signed token), not a COSE_Sign1 or COSE_Mac0 anyone may read."""
+    return open_envelope(token).message.kind is Kind.AEAD
+
+
+def open_cnf(cnf: Cnf | None, keys: KeyLookup, *, confidential: bool) -> Cnf | None:
+    """The token's PoP key as the profiles take it: an Encrypted_COSE_Key decrypted with our keys
+    (a shared key, or our private key for ECDH-ES) into its symmetric COSE_Key; a secret in the clear
+    of a token others may read refused (4.01: its key is not the client's alone)."""
+    match cnf:
+        case EncryptedCoseKeyCnf():
+            key = cnf.decrypt(keys)  # 4.01 if it is not for us or does not open (VerificationError)
+            if not key.is_symmetric or key.k is None:  # RFC 8747 §3.3: what is encrypted is a symmetric key
+                raise UnsupportedPopKey("Encrypted_COSE_Key: the plaintext is not a symmetric COSE_Key")
+            return CoseKeyCnf(key)
+        case OscoreCnf() if not confidential:  # RFC 9203 §3.2: the ms MUST be readable by the RS only
+            raise TokenRefused("OSCORE_Input_Material in a token that is not encrypted")
+        case CoseKeyCnf(key) if key.has_private and not confidential:  # RFC 8747 §3.3: MUST be encrypted
+            raise TokenRefused("a secret PoP key in the clear in a token that is not encrypted")
+    return cnf

@@ -43,6 +43,10 @@ TIME_UNITS = {"s": 1, "ms": 1000}  # exp/exi unit -> units per second
 EXI_CTI_LAYOUTS = ("bytes", "text")
 TOKEN_KINDS = frozenset({"encrypt0", "sign1", "mac0"})  # the COSE message an RS's tokens are (RsRecord)
 MAX_SALT_LEN = 64  # OSCORE_Input_Material salt bytes an RS may be given at most (token size)
+# how a secret PoP key reaches an RS whose tokens are readable (sign1, mac0; RsRecord.pop_key_encryption):
+# "none": it does not (such tokens are refused), "shared": COSE_Encrypt0 with a key the AS and the RS
+# share, "rs_public": COSE_Encrypt to the RS's own public key (ECDH-ES + HKDF-256, RFC 9053 §6.3)
+POP_KEY_ENCRYPTIONS = ("none", "shared", "rs_public")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +104,10 @@ class RsRecord:
     oscore: OscoreContextParams | None = None  # the AS's side of the RS <-> AS context (/introspect, the TRL)
     auth_key: CoseKey | None = None  # the RS's public authentication key (EDHOC: sent to clients as rs_cnf)
     format: TokenFormat = RFC_FORMAT  # how its tokens are shaped (schema 8)
+    # how a secret PoP key is encrypted to it when its tokens are readable (one of POP_KEY_ENCRYPTIONS),
+    # and the key it is encrypted with: shared (symmetric) or the RS's public key, with a kid (schema 10)
+    pop_key_encryption: str = "none"
+    encryption_key: CoseKey | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

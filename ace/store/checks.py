@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ace.store.base import (
+    POP_KEY_ENCRYPTIONS,
     TOKEN_KINDS,
     ClientRecord,
     DtlsPsk,
@@ -78,6 +79,26 @@ def check_rs(rs: RsRecord) -> None:
         check_public_key(rs.auth_key, "auth_key")
     if not isinstance(rs.format, TokenFormat):  # (its own fields are checked when it is made)
         raise TypeError(f"format must be a TokenFormat, not {type(rs.format).__name__}")
+    check_encryption_key(rs.pop_key_encryption, rs.encryption_key)
+
+
+def check_encryption_key(how: object, key: object) -> None:
+    """``RsRecord.pop_key_encryption`` and its key: none without a key, shared with a symmetric key,
+    rs_public with a public key (no private part); either with a kid (the RS finds its key by it)."""
+    if how not in POP_KEY_ENCRYPTIONS:
+        raise ValueError(f"pop_key_encryption must be one of {list(POP_KEY_ENCRYPTIONS)}, not {how!r}")
+    if how == "none":
+        if key is not None:
+            raise ValueError("pop_key_encryption none takes no encryption_key")
+        return
+    if not isinstance(key, CoseKey):
+        raise TypeError(f"pop_key_encryption {how} needs an encryption_key (a CoseKey)")
+    if not key.kid:
+        raise ValueError("encryption_key needs a kid (the RS finds its key by it)")
+    if how == "shared" and not key.is_symmetric:
+        raise ValueError("pop_key_encryption shared needs a symmetric encryption_key")
+    if how == "rs_public":
+        check_public_key(key, "encryption_key")
 
 
 def check_public_key(key: object, name: str) -> None:

@@ -28,6 +28,7 @@ from ace.store.base import (
     RsRecord,
     TokenFormat,
 )
+from ace.store.checks import check_encryption_key
 from ace.tokens.keys import CoseKey
 from ace.tokens.oscore_params import OscoreContextParams
 
@@ -148,7 +149,7 @@ CLIENT_COLUMNS = ("client_id", "profiles", *OSCORE_COLUMNS, *PSK_COLUMNS)
 FORMAT_COLUMNS = ("cose_tag", "cwt_tag", "include_sub", "time_unit", "exi", "exi_cti", "salt_len")  # schema 8
 RS_COLUMNS = (
     "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
-    "auth_key", *FORMAT_COLUMNS,
+    "auth_key", *FORMAT_COLUMNS, "pop_key_encryption", "encryption_key",
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
 TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid",
@@ -171,6 +172,7 @@ def rs_row(rs: RsRecord) -> tuple[object, ...]:
         rs.audience, rs.rs_id, encode_key(rs.token_key), rs.token_kind, rs.token_alg,
         encode_profiles(rs.profiles), rs.token_lifetime, *oscore_columns(rs.oscore),
         None if rs.auth_key is None else encode_key(rs.auth_key), *format_columns(rs.format),
+        rs.pop_key_encryption, None if rs.encryption_key is None else encode_key(rs.encryption_key),
     )
 
 
@@ -207,7 +209,19 @@ def rs_from_row(row: Row) -> RsRecord:
         oscore=oscore_from_columns(row[7:14]),
         auth_key=decode_public_key(row[14], "auth_key"),
         format=format_from_columns(row[15:22]),
+        pop_key_encryption=text(row[22], "pop_key_encryption"),
+        encryption_key=encryption_key_from_columns(row[22], row[23]),
     )
+
+
+def encryption_key_from_columns(how: object, value: object) -> CoseKey | None:
+    """``encryption_key`` (schema 10) as ``checks`` accepts it on write with ``pop_key_encryption``."""
+    key = None if value is None else decode_key(value, "encryption_key")
+    try:
+        check_encryption_key(text(how, "pop_key_encryption"), key)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"store damaged: rs encryption_key: {exc}") from None
+    return key
 
 
 def grant_from_row(row: Row) -> Grant:

@@ -136,6 +136,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             FROM edhoc_credentials o WHERE o.thumbprint = edhoc_credentials.thumbprint AND o.audience IS NOT NULL
             ORDER BY o.id LIMIT 1)""",
     ),
+    # How a secret PoP key is encrypted to an RS whose tokens are readable (sign1, mac0): not at all
+    # (every existing RS: what the AS did before), with a shared key or to the RS's public key (its
+    # COSE_Key CBOR in encryption_key; checked by ``checks.check_encryption_key``).
+    10: (
+        """ALTER TABLE rs ADD COLUMN pop_key_encryption TEXT NOT NULL DEFAULT 'none'
+            CHECK (pop_key_encryption IN ('none', 'shared', 'rs_public'))""",
+        "ALTER TABLE rs ADD COLUMN encryption_key BLOB",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

@@ -2,12 +2,13 @@
 
 A cnf value is a map with exactly one confirmation method (RFC 8747 §3.1: it represents a
 single PoP key): COSE_Key (1), Encrypted_COSE_Key (2, a COSE_Encrypt0 or COSE_Encrypt
-whose plaintext is a COSE_Key), kid (3), or the OSCORE profile's OSCORE_Input_Material
+whose plaintext is a COSE_Key; ``encrypted_cnf`` builds one), kid (3), or the OSCORE profile's OSCORE_Input_Material
 (osc, 4). Decoding returns one of four frozen dataclasses; ``cnf_to_map`` inverts it.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,10 @@ from ace.cbor.codec import MapReader
 from ace.cbor.labels import CnfMethod, CoseTag, OscoreParam
 from ace.errors import DecodeError, UnsupportedPopKey
 from ace.tokens import cose
+from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind
+from ace.tokens.encrypt import Recipient, Rng, encrypt_to, open_with
+from ace.tokens.keyring import KeyLookup
 from ace.tokens.keys import CoseKey
 
 
@@ -74,15 +78,32 @@ class CoseKeyCnf:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedCoseKeyCnf:
-    """The encrypted key, kept as the encoded COSE message; ``decrypt`` opens it."""
+    """The encrypted key, kept as the encoded COSE message (COSE_Encrypt0, or COSE_Encrypt with
+    an ECDH-ES recipient); ``decrypt`` opens it with one key or with the keys a lookup names."""
 
     encrypted: bytes
 
-    def decrypt(self, key: CoseKey, *, external_aad: bytes = b"") -> CoseKey:
+    @property
+    def message(self) -> CoseMessage:
         msg = cose.parse(self.encrypted, what="Encrypted_COSE_Key")
         if msg.kind is not Kind.AEAD:
-            raise DecodeError("Encrypted_COSE_Key must be a COSE_Encrypt0")
-        return CoseKey.decode(cose.open_message(msg, key, external_aad=external_aad))
+            raise DecodeError("Encrypted_COSE_Key must be a COSE_Encrypt0 or COSE_Encrypt")
+        return msg
+
+    def decrypt(self, keys: CoseKey | KeyLookup, *, external_aad: bytes = b"") -> CoseKey:
+        """The PoP key; DecodeError if the plaintext is not a COSE_Key map."""
+        msg = self.message
+        if isinstance(keys, CoseKey):
+            plaintext = cose.open_message(msg, keys, external_aad=external_aad)
+        else:
+            plaintext = open_with(msg, keys, external_aad=external_aad)
+        return CoseKey.decode(plaintext, "decrypted Encrypted_COSE_Key")
+
+
+def encrypted_cnf(pop_key: CoseKey, to: Recipient, *, external_aad: bytes = b"",
+                  rng: Rng = secrets.token_bytes) -> EncryptedCoseKeyCnf:
+    """``pop_key`` as an Encrypted_COSE_Key to ``to`` (RFC 8747 §3.3), untagged as in its example."""
+    return EncryptedCoseKeyCnf(encrypt_to(pop_key.encode(), to, external_aad=external_aad, tagged=False, rng=rng))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +134,9 @@ def cnf_from_map(value: object, what: str = "cnf") -> Cnf:
             return CoseKeyCnf(CoseKey.from_map(member, f"{what} COSE_Key"))
         case CnfMethod.ENCRYPTED_COSE_KEY:
             if not isinstance(member, list) and not (
-                isinstance(member, cbor2.CBORTag) and member.tag == CoseTag.ENCRYPT0
+                isinstance(member, cbor2.CBORTag) and member.tag in (CoseTag.ENCRYPT0, CoseTag.ENCRYPT)
             ):
-                raise DecodeError(f"{what} Encrypted_COSE_Key must be a COSE_Encrypt0 array")
+                raise DecodeError(f"{what} Encrypted_COSE_Key must be a COSE_Encrypt0 or COSE_Encrypt array")
             return EncryptedCoseKeyCnf(codec.dumps(member))
         case CnfMethod.KID:
             if not isinstance(member, bytes):

@@ -1,20 +1,21 @@
 """Access tokens as CWTs (RFC 8392): issue, verify, peek.
 
-``issue_token`` wraps encoded claims in COSE_Encrypt0 (default), COSE_Sign1 or COSE_Mac0;
-the CWT tag 61 only on request (RFC 8392 §6: optional). ``verify_token`` accepts tagged
-and untagged input and one level of nesting (RFC 8392 §7.2: e.g. a Sign1 inside an
-Encrypt0), finds keys by kid through a ``KeyLookup``, lets the key decide which algorithms
-are acceptable, and checks aud, exp and nbf against an injected clock with a configurable
-skew. exi and cnonce need RS state: the RS bounds a token's use by exi from when it first
-sees it; cnonce checking comes with RS-issued nonces.
+``issue_token`` wraps encoded claims in COSE_Encrypt0 (default), COSE_Sign1 or COSE_Mac0,
+optionally nested in an encryption to the RS (``encrypt_to``: COSE_Encrypt0 with a shared key
+or COSE_Encrypt to its public key); the CWT tag 61 only on request (RFC 8392 §6: optional).
+``verify_token`` accepts tagged and untagged input and one level of nesting (RFC 8392 §7.2:
+e.g. a Sign1 inside an Encrypt0, or inside a COSE_Encrypt, which must nest one), finds keys
+by kid through a ``KeyLookup``, lets the key decide which algorithms are acceptable, and
+checks aud, exp and nbf against an injected clock with a configurable skew. exi and cnonce
+need RS state: the RS bounds a token's use by exi from when it first sees it; cnonce
+checking comes with RS-issued nonces.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import cbor2
 
@@ -23,15 +24,17 @@ from ace.cbor.labels import Alg, CoseTag, HeaderParam
 from ace.errors import (
     ClaimsError,
     DecodeError,
-    RemoteError,
     UnknownKeyError,
     VerificationError,
     WrongAudience,
 )
-from ace.tokens import cose, crypto
+from ace.tokens import cose, crypto, encrypt
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind
+from ace.tokens.encrypt import Recipient
+from ace.tokens.keyring import KeyLookup as KeyLookup  # re-exported: callers import them from here
+from ace.tokens.keyring import KeyRing as KeyRing
 from ace.tokens.keys import CoseKey
 
 Clock = Callable[[], float]
@@ -46,37 +49,6 @@ TOKEN_TAGS = ("none", "cose", "cwt")
 TOKEN_UNPROTECTED = frozenset({int(HeaderParam.KID), int(HeaderParam.IV), int(HeaderParam.PARTIAL_IV)})
 
 
-class KeyLookup(Protocol):
-    def keys_for(self, kid: bytes | None) -> Sequence[CoseKey]:
-        """Keys to try for a message naming ``kid`` (``None``: it names none)."""
-        ...
-
-
-class KeyRing:
-    """A KeyLookup over a fixed set of keys, indexed by kid.
-
-    A message naming a kid gets the keys with that kid; a message without kid gets the
-    keys without kid (or all keys if ``try_all_without_kid``).
-    """
-
-    def __init__(self, keys: Iterable[CoseKey], *, try_all_without_kid: bool = False) -> None:
-        self._by_kid: dict[bytes, list[CoseKey]] = {}
-        self._no_kid: list[CoseKey] = []
-        self._all: list[CoseKey] = []
-        for key in keys:
-            self._all.append(key)
-            if key.kid is None:
-                self._no_kid.append(key)
-            else:
-                self._by_kid.setdefault(key.kid, []).append(key)
-        self._try_all = try_all_without_kid
-
-    def keys_for(self, kid: bytes | None) -> Sequence[CoseKey]:
-        if kid is None:
-            return self._all if self._try_all else self._no_kid
-        return self._by_kid.get(kid, ())
-
-
 def issue_token(
     claims: AccessTokenClaims,
     key: CoseKey,
@@ -88,12 +60,20 @@ def issue_token(
     cwt_tag: bool = False,
     external_aad: bytes = b"",
     rng: Rng = secrets.token_bytes,
+    encrypt_to: Recipient | None = None,
 ) -> bytes:
-    """The CWT for ``claims``, protected with ``key``; kid defaults to the key's kid."""
+    """The CWT for ``claims``, protected with ``key``; kid defaults to the key's kid.
+
+    With ``encrypt_to`` the signed or MACed CWT is then encrypted to that recipient (RFC 8392
+    §7.1 nesting: the inner message tagged, COSE_Encrypt0 or COSE_Encrypt around it)."""
+    if encrypt_to is not None and kind is Kind.AEAD:
+        raise ValueError("encrypt_to nests a signed or MACed token: kind must be SIGN or MAC")
     body = cose.build(
         kind, claims.encode(), key, alg=alg, kid=key.kid if kid is None else kid,
-        tagged=tagged or cwt_tag, external_aad=external_aad, rng=rng,
+        tagged=tagged or cwt_tag or encrypt_to is not None, external_aad=external_aad, rng=rng,
     )
+    if encrypt_to is not None:
+        body = encrypt.encrypt_to(body, encrypt_to, external_aad=external_aad, tagged=tagged or cwt_tag, rng=rng)
     if not cwt_tag:
         return body
     return codec.head(6, CoseTag.CWT) + body  # the CWT tag (RFC 8392 §6) around the tagged COSE message
@@ -144,6 +124,9 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
+    if msg.recipients:  # a COSE_Encrypt: its one recipient as sent (the KDF binds its protected bucket)
+        r = msg.recipients[0]
+        parts.append(codec.dumps([[r.protected_bytes, dict(r.unprotected), b""]]))
     core = cose.array(parts)
     prefix = (codec.head(6, CoseTag.CWT) if env.cwt_tagged else b"") + (
         codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
@@ -155,13 +138,14 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
         core = cose.array([codec.bstr(protected), *parts[1:]])
     if tags == "none":
         return core
-    cose_tag = codec.head(6, cose.KIND_TAG[msg.kind]) + core
+    cose_tag = codec.head(6, CoseTag.ENCRYPT if msg.recipients else cose.KIND_TAG[msg.kind]) + core
     return codec.head(6, CoseTag.CWT) + cose_tag if tags == "cwt" else cose_tag
 
 
 def peek_kid(token: bytes) -> bytes | None:
-    """The kid of the token's outer COSE header, or None; raises DecodeError if malformed."""
-    return open_envelope(token).message.kid
+    """The kid naming the token's outer key (a COSE_Encrypt's: its recipient's), or None;
+    raises DecodeError if malformed."""
+    return open_envelope(token).message.key_id
 
 
 def verify_token(
@@ -181,6 +165,9 @@ def verify_token(
     msg = open_envelope(token).message
     payload = _open(msg, keys, external_aad, accept)
     inner = _nested(payload)
+    # anyone can encrypt to the RS's public key: ECDH-ES authenticates no sender, the inner message must
+    if msg.recipients and (inner is None or inner.recipients):
+        raise VerificationError("a token encrypted to a public key must carry a signed or MACed token inside")
     if inner is not None:  # RFC 8392 §7.2 step 7: the payload is itself a COSE message
         payload = _open(inner, keys, external_aad, accept)
     claims = AccessTokenClaims.decode(payload)
@@ -191,17 +178,9 @@ def verify_token(
 def _open(msg: CoseMessage, keys: KeyLookup, external_aad: bytes, accept: frozenset[Kind]) -> bytes:
     if msg.kind not in accept:
         raise VerificationError(f"tokens protected by {msg.kind.value} are not accepted here")
-    candidates = keys.keys_for(msg.kid)
-    if not candidates:
-        raise UnknownKeyError("no key known for this token" + (" (kid given)" if msg.kid else " (no kid)"))
-    last: RemoteError | None = None
-    for key in candidates:
-        try:
-            return cose.open_message(msg, key, external_aad=external_aad)
-        except VerificationError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    if not keys.keys_for(msg.key_id):
+        raise UnknownKeyError("no key known for this token" + (" (kid given)" if msg.key_id else " (no kid)"))
+    return encrypt.open_with(msg, keys, external_aad=external_aad)
 
 
 def _nested(payload: bytes) -> CoseMessage | None:

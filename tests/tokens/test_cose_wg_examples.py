@@ -8,7 +8,9 @@ JWK-style ``input`` key (base64url or ``*_hex`` fields), ``output.cbor`` is pars
 - ``"fail": true`` files must raise a ``RemoteError`` from parse or open_message.
 
 Files using algorithms or structures ace does not implement (AES-CBC-MAC, COSE_Sign/Mac/
-Encrypt with real recipients, key wrap) are skipped with the reason. In the Mac0 and
+Encrypt with real recipients, key wrap) are skipped with the reason. The ``ecdh-direct-examples/``
+files (COSE_Encrypt/COSE_Mac with one ECDH-ES or ECDH-SS + HKDF-256 recipient) have their own
+tests at the end (``test_ecdh_*``): decryption, exact re-encryption, KDF intermediates. In the Mac0 and
 Encrypt0 files a single recipient with alg "direct" only names the shared key; the message
 on the wire is still a COSE_Mac0/COSE_Encrypt0.
 """
@@ -27,8 +29,10 @@ from vectors import VECTORS_DIR
 
 from ace.cbor.labels import Alg, Curve, KeyType
 from ace.errors import DecodeError, RemoteError, VerificationError
-from ace.tokens import cose
+from ace.tokens import cose, ecdh
 from ace.tokens.crypto import Kind, public_matches_private
+from ace.tokens.encrypt import Recipient, decrypt, encrypt_to
+from ace.tokens.keyring import KeyRing
 from ace.tokens.keys import CoseKey
 
 EXAMPLES_DIR = VECTORS_DIR / "cose_examples"
@@ -122,6 +126,9 @@ class Case:
         self.fail = bool(self.data.get("fail", False))
         self.skip_reason: str | None = None
         inp: dict[str, Any] = self.data["input"]
+        if path.parent.name == "ecdh-direct-examples":
+            self.skip_reason = "ECDH direct recipient: tested by test_ecdh_*"
+            return
         multi = [MULTI_STRUCTURES[m] for m in MULTI_STRUCTURES if m in inp]
         members = [m for m in STRUCTURES if m in inp]
         if multi or len(members) != 1:
@@ -232,3 +239,77 @@ def test_cose_wg_signing_keys_are_consistent() -> None:
         case = Case(path)
         if case.skip_reason is None and case.kind is Kind.SIGN:
             assert public_matches_private(key_from_jwk(case.jwk)), path.name
+
+
+# --- ecdh-direct-examples: COSE_Encrypt/COSE_Mac with one ECDH-ES/SS + HKDF-256 recipient ---
+
+ECDH_FILES = sorted((EXAMPLES_DIR / "ecdh-direct-examples").glob("*.json"))
+ECDH_RECIPIENT_ALGS = {"ECDH-ES": Alg.ECDH_ES_HKDF_256, "ECDH-SS": Alg.ECDH_SS_HKDF_256}
+
+
+class EcdhCase:
+    def __init__(self, path: Path) -> None:
+        self.data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        inp = self.data["input"]
+        self.structure = "enveloped" if "enveloped" in inp else "mac"
+        section = inp[self.structure]
+        self.content_alg = SUPPORTED_ALGS[section["protected"]["alg"]]
+        recipient = section["recipients"][0]
+        self.recipient_alg = int(ECDH_RECIPIENT_ALGS[recipient["protected"]["alg"]])
+        self.key = key_from_jwk(recipient["key"])
+        self.sender = key_from_jwk(recipient["sender_key"]) if "sender_key" in recipient else None
+        self.rng_stream = [bytes.fromhex(h) for h in inp["rng_stream"]]
+        self.plaintext = _plaintext(inp)
+        self.output = bytes.fromhex(self.data["output"]["cbor"])
+        self.intermediates = self.data["intermediates"]
+
+    def rng(self) -> Callable[[int], bytes]:
+        stream = list(self.rng_stream)
+
+        def take(n: int) -> bytes:
+            value = stream.pop(0)
+            assert len(value) == n, (len(value), n)
+            return value
+        return take
+
+
+def _ecdh_params(select: Callable[[EcdhCase], bool] = lambda case: True) -> list[Any]:
+    assert ECDH_FILES, "no ecdh-direct-examples files"
+    return [pytest.param(p, id=p.stem) for p in ECDH_FILES if select(EcdhCase(p))]
+
+
+@pytest.mark.parametrize("path", _ecdh_params(lambda c: c.structure == "enveloped"))
+def test_ecdh_example_decrypts(path: Path) -> None:
+    case = EcdhCase(path)
+    msg = cose.parse(case.output)
+    assert msg.kind is Kind.AEAD and msg.cbor_tag == 96 and len(msg.recipients) == 1
+    assert msg.recipients[0].alg == case.recipient_alg and msg.key_id == case.key.kid
+    assert decrypt(case.output, KeyRing([case.key])) == case.plaintext
+    assert cose.open_message(msg, case.key) == case.plaintext
+    with pytest.raises(VerificationError):  # the public half alone cannot agree on the key
+        cose.open_message(msg, case.key.public())
+
+
+@pytest.mark.parametrize("path", _ecdh_params(lambda c: c.structure == "enveloped" and c.sender is None))
+def test_ecdh_es_example_is_reproduced_exactly(path: Path) -> None:
+    """The file's rng_stream (ephemeral scalar, then IV) injected: our bytes are the file's."""
+    case = EcdhCase(path)
+    to = Recipient(case.key.public(), alg=int(case.content_alg))
+    assert encrypt_to(case.plaintext, to, rng=case.rng()) == case.output
+
+
+@pytest.mark.parametrize("path", _ecdh_params())
+def test_ecdh_example_intermediates(path: Path) -> None:
+    """Secret (ECDH), COSE_KDF_Context and CEK of every file, the COSE_Mac ones included."""
+    case = EcdhCase(path)
+    inter = case.intermediates["recipients"][0]
+    if case.sender is None:  # ECDH-ES: the first rng draw is the ephemeral scalar
+        sender, nonce = ecdh.ephemeral_key(Curve.P_256, case.rng()), None
+    else:  # ECDH-SS: the first rng draw is the PartyU nonce
+        sender, nonce = case.sender, case.rng_stream[0]
+    secret = ecdh.shared_secret(case.key, sender.public())
+    assert secret == ecdh.shared_secret(sender, case.key.public()) == bytes.fromhex(inter["Secret_hex"])
+    cek = bytes.fromhex(case.intermediates["CEK_hex"])
+    protected = cose.alg_header(case.recipient_alg)
+    assert ecdh.kdf_context(int(case.content_alg), len(cek), protected, nonce) == bytes.fromhex(inter["Context_hex"])
+    assert ecdh.derive_key(secret, int(case.content_alg), len(cek), protected, nonce) == cek
