@@ -12,20 +12,21 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.cli.rs_resources import resource_table
-from ace.client.pins import normalize_origin
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
-from ace.profiles import BY_NAME
+from ace.profiles import NUMBERS
 from ace.rs.store import DEFAULT_MAX_BYTES
-from ace.store.base import DtlsPsk
 from ace.tokens.cwt import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.store.base import DtlsPsk
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
@@ -126,6 +127,8 @@ def write_oscore_secret(path: Path, secret: OscoreContextParams) -> None:
 
 def load_psk(path: Path) -> DtlsPsk:
     """A DTLS pre-shared key file: ``identity`` and ``key`` as hex (RFC 9202 §3.1)."""
+    from ace.store.base import DtlsPsk  # the DTLS profile's: an OSCORE-only RS never loads one
+
     _check_private(path, "a key")
     t = _load(path)
     w = str(path)
@@ -282,7 +285,7 @@ def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -
 
 
 PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
-SHORT_PROFILES = {name: p.number for name, p in BY_NAME.items()}  # as --profile spells them
+SHORT_PROFILES = dict(NUMBERS)  # as --profile spells them
 PROFILE_ALIASES = {**PROFILE_NAMES, **SHORT_PROFILES}  # either spelling, wherever profiles are named
 
 
@@ -320,6 +323,8 @@ def _origin_audiences(table: Any, where: str) -> dict[str, str]:
     """``[client.audiences]``: ``"coap://host:port" = "audience"`` (RFC 9200 §6.9: provisioned audiences)."""
     if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
         raise ConfigError(f"{where}: [client.audiences] must map RS origins to audience strings")
+    from ace.client.pins import normalize_origin  # the client's: ``ace rs`` loads no client code
+
     out: dict[str, str] = {}
     for uri, audience in table.items():
         parts = urlsplit(uri)

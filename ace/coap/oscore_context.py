@@ -18,14 +18,16 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 from aiocoap import error as coap_error
 from aiocoap import oscore
 
-from ace.store.base import SequenceNumberStore
 from ace.tokens.oscore_params import DEFAULT_ALG, DEFAULT_HKDF
+
+if TYPE_CHECKING:
+    from ace.store.base import SequenceNumberStore
 
 __all__ = [
     "MemoryOscoreContext",

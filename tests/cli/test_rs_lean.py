@@ -32,6 +32,7 @@ print(" ".join(sorted(sys.modules)))
 GLUE = {"ace.coap.dtls", "ace.coap.dtls_flights", "ace.coap.rs_channels_dtls", "aiocoap.transports.tinydtls",
         "aiocoap.transports.tinydtls_server", "DTLSSocket", "ace.coap.edhoc", "ace.coap.edhoc_responders",
         "ace.coap.rs_channels_edhoc"}
+OTHER_PROFILES = {"ace.profiles.dtls", "ace.profiles.edhoc"}
 OTHER_ROLES = {"ace.authz_server.token", "ace.coap.as_server", "ace.store.sqlite", "sqlite3", "ace.client.flow",
                "ace.coap.client", "ace.cli.demo_cmd", "ace.cli.policy_cmd", "ace.cli.init_cmd", "ace.cli.token_cmd",
                "ace.cli.fleet_cmd", "ace.cli.keys_cmd", "ace.cli.revoke_cmd", "ace.cli.trace"}
@@ -71,6 +72,9 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert not modules & GLUE
     assert not modules & OTHER_ROLES
     assert not {m for m in modules if m.startswith("ace.authz_server")}
+    assert not modules & OTHER_PROFILES  # the registry imports a profile's module on first look-up
+    assert not {m for m in modules if m.startswith("ace.client")}  # ace.cli.config: the client's code, lazily
+    assert "ace.store.base" not in modules  # the stores' Protocols: type-only at the RS
     assert "ace.coap.introspect_client" in modules  # init sets as_context and state: the client is built
     assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
 
@@ -85,4 +89,5 @@ def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) 
 def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None:
     modules = loaded(tmp_path, '"coap_oscore", "coap_dtls", "coap_edhoc_oscore"')
     assert {"ace.coap.rs_channels_dtls", "ace.coap.rs_channels_edhoc", "ace.coap.dtls", "ace.coap.edhoc"} <= modules
+    assert modules >= OTHER_PROFILES
     assert not modules & OTHER_ROLES
