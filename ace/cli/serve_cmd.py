@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
@@ -21,6 +20,8 @@ from ace.errors import AceError
 from ace.profiles import PROFILES
 
 if TYPE_CHECKING:  # each role's code is imported by its command only (`ace rs` loads no client or AS)
+    import argparse
+
     from ace.client.flow import Done, Failed
     from ace.coap.as_server import AsServer
     from ace.coap.client import Exchange
@@ -145,6 +146,8 @@ CLIENT_TIMEOUT = 5.0  # seconds `ace client` waits for each answer (aiocoap retr
 
 
 def _seconds(text: str) -> float:
+    import argparse  # loaded already: argparse calls this while it parses `ace client`
+
     try:
         value = float(text)
     except ValueError:
