@@ -81,6 +81,7 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert "ace.coap.introspect_client" in modules  # init sets as_context and state: the client is built
     assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
     assert not {"argparse", "ace.cli.parser", "ace.cli.version"} & modules  # `rs --config PATH` needs no parser
+    assert not {"ace.cli.config_as", "ace.cli.config_client"} & modules  # the AS's and client's file configs
 
 
 @pytest.mark.parametrize("argv", [["rs", "--config", "rs.toml"], ["-v", "rs", "--config", "a b.toml"],
