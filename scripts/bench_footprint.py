@@ -8,6 +8,8 @@ transport) is shown too. For each:
 
 - ``cold_start_s``: from just before the process is started until the first CoAP answer on its
   port (a CON GET sent every few ms from a plain UDP socket; any answer counts);
+- ``cpu_to_first_answer_s``: the CPU time the process had used when that answer came
+  (/proc/PID/schedstat): the start's work, steadier than the wall clock on a shared machine;
 - ``rss_idle_mib``: VmRSS (/proc/PID/status) once it has answered, after a short settle;
 - ``rss_1_token_mib``, ``rss_100_tokens_mib`` (RSs only): VmRSS after the first token and after
   100, each for a distinct client registered at the AS, issued by the AS core
@@ -103,6 +105,11 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """The seconds PID has run on a CPU (/proc/PID/schedstat, in ns): its work, whatever else the machine runs."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
 def _probe(port: int, deadline: float, proc: subprocess.Popen[bytes]) -> float:
     """Send CON GET /x every POLL s until any CoAP answer comes back; the time it came."""
     with closing(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)) as s:
@@ -144,8 +151,10 @@ def _run_server(argv: list[str], port: int, log: Path, tokens: list[bytes] | Non
         proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=_env())
         try:
             answered = _probe(port, start + START_TIMEOUT, proc)
+            cpu = cpu_s(proc.pid)
             time.sleep(SETTLE)
-            figures = {"cold_start_s": answered - start, "rss_idle_mib": rss_mib(proc.pid)}
+            figures = {"cold_start_s": answered - start, "cpu_to_first_answer_s": cpu,
+                       "rss_idle_mib": rss_mib(proc.pid)}
             if tokens is not None:
                 for key, batch in (("rss_1_token_mib", tokens[:1]), ("rss_100_tokens_mib", tokens[1:])):
                     asyncio.run(_post_tokens(port, batch))
@@ -280,8 +289,10 @@ def bench_footprint(runs: int = 3) -> dict[str, Any]:
             "ace_rs_all_profiles": ([*ace, "rs", "--config", str(rs_all)], True),
         }
         per: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-        for i in range(runs):  # interleaved: a machine busy for a while weighs on every server alike
-            for name, (argv, with_tokens) in servers.items():
+        names = list(servers)
+        for i in range(runs):  # interleaved, each run in another order: a busy spell weighs on every server alike
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                argv, with_tokens = servers[name]
                 state = base / "deploy" / "rs-state.json"
                 state.unlink(missing_ok=True)  # each run starts the RS afresh
                 tokens = _tokens(base / "deploy", TOKENS, f"{name}-{i}") if with_tokens else None
@@ -309,6 +320,7 @@ def _against_targets(r: dict[str, dict[str, float]]) -> dict[str, Any]:
         "oscore_rs_idle_over_bare_after_one_exchange_mib": round(rs["rss_idle_mib"] - one["rss_one_exchange_mib"], 2),
         "oscore_rs_cold_start_ratio": round(cold, 2), "cold_start_target_ratio": COLD_TARGET_RATIO,
         "cold_start_met": cold <= COLD_TARGET_RATIO,
+        "oscore_rs_cpu_to_first_answer_ratio": round(rs["cpu_to_first_answer_s"] / bare["cpu_to_first_answer_s"], 2),
         "all_profiles_rs_idle_over_bare_mib": round(r["ace_rs_all_profiles"]["rss_idle_mib"] - bare["rss_idle_mib"], 2),
         "all_profiles_rs_cold_start_ratio": round(r["ace_rs_all_profiles"]["cold_start_s"] / bare["cold_start_s"], 2),
     }
