@@ -26,12 +26,6 @@ from ace.tokens.cwt import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
 
 if TYPE_CHECKING:
-    from ace.cli.config_as import AS_KEYS as AS_KEYS
-    from ace.cli.config_as import AsFileConfig as AsFileConfig
-    from ace.cli.config_as import load_as as load_as
-    from ace.cli.config_client import CLIENT_KEYS as CLIENT_KEYS
-    from ace.cli.config_client import ClientFileConfig as ClientFileConfig
-    from ace.cli.config_client import load_client as load_client
     from ace.store.base import DtlsPsk
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
@@ -262,8 +256,9 @@ def _profiles(names: list[Any], where: str, key: str = "profiles") -> tuple[int,
     return tuple(PROFILE_ALIASES[n] for n in names)
 
 
-# the AS's and the client's file configs live in their own modules, imported when first named here:
-# `ace rs` does not build their classes (a dataclass costs about a millisecond of start)
+# the AS's and the client's file configs live in their own modules (ace.cli.config_as, config_client: import
+# them from there), still found here when first named: `ace rs` does not build their classes (a dataclass
+# costs about a millisecond of start)
 _ELSEWHERE = {"AS_KEYS": "config_as", "AsFileConfig": "config_as", "load_as": "config_as",
               "CLIENT_KEYS": "config_client", "ClientFileConfig": "config_client", "load_client": "config_client"}
 
