@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ace.cbor.labels import Claim, CnfMethod, CurveKeyParam, KeyParam, KeyType, OscoreParam, Param
-from ace.profiles import dtls, edhoc
+from ace.profiles.ids import DTLS_LABEL_PREFIX, EDHOC_LABEL_PREFIX
 
 SECRET_MARK = "redacted"
 _CNF_LABELS = (int(Claim.CNF), int(Param.REQ_CNF), int(Param.RS_CNF))
@@ -71,7 +71,7 @@ def readable_id(value: bytes) -> str:
     return f"h'{value.hex()}'"
 
 
-_CHANNEL_PREFIXES = ((dtls.LABEL_PREFIX, "DTLS psk_identity"), (edhoc.LABEL_PREFIX, "EDHOC kid"))
+_CHANNEL_PREFIXES = ((DTLS_LABEL_PREFIX, "DTLS psk_identity"), (EDHOC_LABEL_PREFIX, "EDHOC kid"))
 
 
 def channel(label: bytes) -> str:

@@ -25,7 +25,9 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat
 from ace.cli import roles
-from ace.cli.config import load_as, load_client, load_rs
+from ace.cli.config import load_rs
+from ace.cli.config_as import load_as
+from ace.cli.config_client import load_client
 from ace.cli.demo_cmd import free_port
 from ace.cli.frames import ASSUMPTIONS, DTLS_RECORD, frames_802154
 from ace.cli.init_cmd import init_deployment

@@ -32,7 +32,8 @@ import aiocoap
 
 from ace.authz_server import trl
 from ace.cli import roles
-from ace.cli.config import load_as, load_rs
+from ace.cli.config import load_rs
+from ace.cli.config_as import load_as
 from ace.cli.demo_cmd import free_port
 from ace.cli.init_cmd import init_deployment
 from ace.cli.revoke_cmd import revoke

@@ -63,7 +63,7 @@ class Client:
         """A client from a client.toml, as ``ace client`` builds it. ``scope`` and ``profile``
         override the file's; ``timeout``: seconds each CoAP request may take (30 by default)."""
         from ace.cli import roles
-        from ace.cli.config import load_client
+        from ace.cli.config_client import load_client
 
         runner = roles.build_client(load_client(Path(path)), scope=scope, profile=profile)
         if timeout is not None:

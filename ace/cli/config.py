@@ -8,24 +8,25 @@ the file and the key.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import method_bit
 from ace.cli.rs_resources import resource_table
-from ace.client.pins import normalize_origin
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
-from ace.profiles import BY_NAME
+from ace.profiles import NUMBERS
 from ace.rs.store import DEFAULT_MAX_BYTES
-from ace.store.base import DtlsPsk
 from ace.tokens.cwt import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.store.base import DtlsPsk
 
 DEFAULT_AS_PORT = 5689  # the ports of ace-java's interop deployment (INTEROP.md)
 DEFAULT_RS_PORT = 5690
@@ -128,6 +129,8 @@ def write_oscore_secret(path: Path, secret: OscoreContextParams) -> None:
 
 def load_psk(path: Path) -> DtlsPsk:
     """A DTLS pre-shared key file: ``identity`` and ``key`` as hex (RFC 9202 §3.1)."""
+    from ace.store.base import DtlsPsk  # the DTLS profile's: an OSCORE-only RS never loads one
+
     _check_private(path, "a key")
     t = _load(path)
     w = str(path)
@@ -149,51 +152,6 @@ def write_private(path: Path, text: str) -> None:
 
 
 # -- role configs ----------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class AsFileConfig:
-    path: Path
-    bind: str
-    port: int
-    store: Path
-    issuer: str | None
-    include_iat: bool
-    salt_len: int
-    dtls: bool = False
-    exi_audiences: tuple[str, ...] = ()
-    reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
-    max_live_tokens: int = 256  # live tokens one client may hold per audience (more are refused)
-    dtls_port: int | None = None  # with dtls: the coaps port; None: port + 1 (aiocoap's layout)
-
-
-AS_KEYS = _keys(AsFileConfig)
-
-
-def load_as(path: Path) -> AsFileConfig:
-    path = path.resolve()
-    t = _section(_load(path), "as", path, AS_KEYS)
-    w = f"{path} [as]"
-    issuer = _get(t, "issuer", str, w, "") or None
-    max_live = _get(t, "max_live_tokens", int, w, 256)
-    if max_live < 1:
-        raise ConfigError(f"{w}: max_live_tokens must be at least 1")
-    port = _get(t, "port", int, w, DEFAULT_AS_PORT)
-    dtls_port = _get(t, "dtls_port", int, w, 0) or None
-    if dtls_port is not None and not (1 <= dtls_port <= 65535 and dtls_port != port):
-        raise ConfigError(f"{w}: dtls_port must be a UDP port (1..65535) other than port")
-    return AsFileConfig(path, _get(t, "bind", str, w, "::1"), port,
-                        path.parent / _get(t, "store", str, w, "as.db"), issuer,
-                        _get(t, "include_iat", bool, w, True), _get(t, "salt_len", int, w, 0),
-                        _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
-                        _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"),
-                        max_live, dtls_port)
-
-
-def _audiences(values: list[Any], where: str) -> tuple[str, ...]:
-    if not all(isinstance(v, str) and v for v in values):
-        raise ConfigError(f"{where} must be a list of audiences")
-    return tuple(values)
-
 
 @dataclass(frozen=True, slots=True)
 class RsFileConfig:
@@ -284,7 +242,7 @@ def _choice(t: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -
 
 
 PROFILE_NAMES = {p.name.lower(): int(p) for p in AceProfile}  # as the config files spell them
-SHORT_PROFILES = {name: p.number for name, p in BY_NAME.items()}  # as --profile spells them
+SHORT_PROFILES = dict(NUMBERS)  # as --profile spells them
 PROFILE_ALIASES = {**PROFILE_NAMES, **SHORT_PROFILES}  # either spelling, wherever profiles are named
 
 
@@ -300,54 +258,15 @@ def _profiles(names: list[Any], where: str, key: str = "profiles") -> tuple[int,
     return tuple(PROFILE_ALIASES[n] for n in names)
 
 
-@dataclass(frozen=True, slots=True)
-class ClientFileConfig:
-    path: Path
-    client_id: str | None
-    as_uri: str
-    as_context: Path
-    state: Path
-    audience: str | None
-    scope: str | None
-    profile: int | None = None
-    as_psk: Path | None = None
-    edhoc_key: Path | None = None
-    observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770) while running
-    trl_path: str = "/revoke/trl"
-    audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
-    trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
+# the AS's and the client's file configs live in their own modules (ace.cli.config_as, config_client: import
+# them from there), still found here when first named: `ace rs` does not build their classes (a dataclass
+# costs about a millisecond of start)
+_ELSEWHERE = {"AS_KEYS": "config_as", "AsFileConfig": "config_as", "load_as": "config_as",
+              "CLIENT_KEYS": "config_client", "ClientFileConfig": "config_client", "load_client": "config_client"}
 
 
-def _origin_audiences(table: Any, where: str) -> dict[str, str]:
-    """``[client.audiences]``: ``"coap://host:port" = "audience"`` (RFC 9200 §6.9: provisioned audiences)."""
-    if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
-        raise ConfigError(f"{where}: [client.audiences] must map RS origins to audience strings")
-    out: dict[str, str] = {}
-    for uri, audience in table.items():
-        parts = urlsplit(uri)
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ConfigError(f"{where}: [client.audiences]: {uri!r} is not an origin (scheme://host:port)")
-        try:
-            out[normalize_origin(uri)] = audience
-        except ValueError as exc:
-            raise ConfigError(f"{where}: [client.audiences]: {exc}") from None
-    return out
-
-
-CLIENT_KEYS = _keys(ClientFileConfig)
-
-
-def load_client(path: Path) -> ClientFileConfig:
-    path = path.resolve()
-    t = _section(_load(path), "client", path, CLIENT_KEYS)
-    w = f"{path} [client]"
-    return ClientFileConfig(
-        path, _get(t, "client_id", str, w, None), _get(t, "as_uri", str, w),
-        path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
-        _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
-        _profiles([t["profile"]], w, "profile")[0] if "profile" in t else None,
-        _file(t, "as_psk", path, w), _file(t, "edhoc_key", path, w),
-        observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
-        audiences=_origin_audiences(t.get("audiences", {}), w),
-        trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
-    )
+def __getattr__(name: str) -> Any:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ace.cli.{module}"), name)

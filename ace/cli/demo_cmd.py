@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ace.cli import roles
-from ace.cli.config import SHORT_PROFILES, load_as, load_client, load_rs
+from ace.cli.config import SHORT_PROFILES, load_rs
+from ace.cli.config_as import load_as
+from ace.cli.config_client import load_client
 from ace.cli.frames import ASSUMPTIONS
 from ace.cli.init_cmd import AUDIENCE, CLIENT_ID, init_deployment
 from ace.cli.stdio import stdout_to_stderr

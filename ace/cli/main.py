@@ -8,51 +8,47 @@ configuration or input error, 3 a server's port in use, 130 interrupted.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from ace.cli.stdio import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, error_line, os_error_text
-from ace.cli.version import VersionAction
+from ace.cli.stdio import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, error_line, os_error_text
 from ace.errors import AceError
 
-EPILOG = ("exit status: 0 done, 1 the operation failed (a refused request, a token that does not verify), "
-          "2 usage, configuration or input error, 3 a server's port in use, 130 interrupted")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line through the error boundary (not usage text + exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog.removeprefix('ace ')}: {message} (see {self.prog} --help)")
-
-
-# the module registering each command, in --help order: only the one a command line names is imported
-# (`ace rs` loads no AS, client or tooling code)
-COMMANDS = {"init": "init_cmd", "demo": "demo_cmd", "as": "serve_cmd", "rs": "serve_cmd", "client": "serve_cmd",
-            "policy": "policy_cmd", "revoke": "revoke_cmd", "token": "token_cmd", "keys": "keys_cmd",
-            "fleet": "fleet_cmd"}
-
+if TYPE_CHECKING:
+    import argparse
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser of every command, or with ``argv`` naming a command, of that one only."""
-    parser = Parser(prog="ace", description="ACE-OAuth over CoAP (RFC 9200)", epilog=EPILOG)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v INFO, -vv DEBUG")
-    parser.add_argument("--version", action=VersionAction, help="print the installed version and exit (status 0)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # subparsers: Parser too
-    named = next((a for a in argv or () if not a.startswith("-")), None)
-    modules = [COMMANDS[named]] if named in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
-    for name in modules:
-        importlib.import_module(f"ace.cli.{name}").register(sub)
-    return parser
+    """The parser of every command, or with ``argv`` naming a command, of that one only (ace.cli.parser)."""
+    from ace.cli.parser import build_parser as build
+
+    return build(argv)
 
 
-def _command(args: argparse.Namespace | None) -> str:
+def _rs_args(argv: Sequence[str]) -> Any:
+    """``[-v...] rs --config PATH``, the command line a service runs, parsed without argparse (its import and
+    parser build are a tenth of `ace rs`'s start); None for any other line, which argparse parses as before."""
+    verbose, rest = 0, list(argv)
+    while rest and (rest[0] == "--verbose" or (len(rest[0]) > 1 and rest[0] == "-" + "v" * (len(rest[0]) - 1))):
+        verbose += 1 if rest[0] == "--verbose" else len(rest[0]) - 1
+        rest.pop(0)
+    if len(rest) == 3 and rest[:2] == ["rs", "--config"] and not rest[2].startswith("-"):
+        path = rest[2]
+    elif len(rest) == 2 and rest[0] == "rs" and rest[1].startswith("--config="):
+        path = rest[1].removeprefix("--config=")
+    else:
+        return None
+    from ace.cli.serve_cmd import cmd_rs
+
+    return SimpleNamespace(verbose=verbose, command="rs", config=Path(path), func=cmd_rs)
+
+
+def _command(args: Any) -> str:
     """``policy grant``: the command a message names (``ace`` before the arguments parsed)."""
     if args is None or not getattr(args, "command", None):
         return "ace"
@@ -66,10 +62,10 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args: argparse.Namespace | None = None
+    args: Any = None
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(argv).parse_args(argv)
+        args = _rs_args(argv) or build_parser(argv).parse_args(argv)
         level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return int(args.func(args))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ace.cbor.scope import AifScope, TextScope
-from ace.cli.config import PROFILE_ALIASES, PROFILE_NAMES, load_as, profile_choices
+from ace.cli.config import PROFILE_ALIASES, PROFILE_NAMES, profile_choices
+from ace.cli.config_as import load_as
 from ace.cli.stdio import UsageError
 from ace.errors import DecodeError
 from ace.store.sqlite import SqliteAsStore

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
-from ace.cli.config import load_as
+from ace.cli.config_as import load_as
 from ace.errors import ConfigError
 from ace.store.sqlite import SqliteAsStore
 

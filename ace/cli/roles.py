@@ -10,13 +10,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ace.cli.config import AsFileConfig, ClientFileConfig, RsFileConfig, load_oscore_secret, load_psk
+from ace.cli.config import RsFileConfig, load_oscore_secret, load_psk
 from ace.cli.keyfiles import load_key
 from ace.errors import ConfigError
 from ace.store.seqno import FileSequenceStore
 
 if TYPE_CHECKING:
     from ace.authz_server.token import TokenPolicy
+    from ace.cli.config_as import AsFileConfig
+    from ace.cli.config_client import ClientFileConfig
     from ace.coap.as_server import AsServer
     from ace.coap.client import ClientRunner, Exchange
     from ace.coap.rs_server import RsServer

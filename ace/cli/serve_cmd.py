@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ace.cli import roles
-from ace.cli.config import SHORT_PROFILES, AsFileConfig, RsFileConfig, load_as, load_client, load_rs
+from ace.cli.config import SHORT_PROFILES, RsFileConfig, load_rs
 from ace.cli.service import Service, reload_as, reload_rs
 from ace.cli.stdio import EXIT_BIND
 from ace.coap.peers import coap_port
@@ -21,6 +20,9 @@ from ace.errors import AceError
 from ace.profiles import PROFILES
 
 if TYPE_CHECKING:  # each role's code is imported by its command only (`ace rs` loads no client or AS)
+    import argparse
+
+    from ace.cli.config_as import AsFileConfig
     from ace.client.flow import Done, Failed
     from ace.coap.as_server import AsServer
     from ace.coap.client import Exchange
@@ -117,6 +119,8 @@ def rs_banner(server: RsServer, cfg: RsFileConfig) -> str:
 
 
 def cmd_as(args: argparse.Namespace) -> int:
+    from ace.cli.config_as import load_as
+
     cfg = load_as(args.config)
     check_bindable(cfg.bind, [cfg.port] + ([cfg.dtls_port or cfg.port + 1] if cfg.dtls else []))  # DTLS: port + 1
     server = roles.build_as(cfg)
@@ -145,6 +149,8 @@ CLIENT_TIMEOUT = 5.0  # seconds `ace client` waits for each answer (aiocoap retr
 
 
 def _seconds(text: str) -> float:
+    import argparse  # loaded already: argparse calls this while it parses `ace client`
+
     try:
         value = float(text)
     except ValueError:
@@ -161,6 +167,8 @@ async def _client(args: argparse.Namespace) -> int:
 
     profile = SHORT_PROFILES.get(args.profile or "")
     exchanges: list[Exchange] = []
+    from ace.cli.config_client import load_client
+
     runner = roles.build_client(load_client(args.config), scope=args.scope, profile=profile,
                                 observer=exchanges.append if args.trace else None)
     runner.timeout = args.timeout

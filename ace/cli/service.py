@@ -22,11 +22,12 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ace.cli import roles
-from ace.cli.config import AsFileConfig, RsFileConfig, load_as, load_rs
+from ace.cli.config import RsFileConfig, load_rs
 from ace.errors import AceError
 from ace.rs.scopes import Scopes
 
 if TYPE_CHECKING:  # annotations only: the servers' modules are the caller's to import
+    from ace.cli.config_as import AsFileConfig
     from ace.coap.as_server import AsServer
     from ace.coap.rs_server import RsServer
 
@@ -98,6 +99,8 @@ def _said(path: Any, applied: str, restart: list[str]) -> str:
 def reload_as(server: AsServer, started: AsFileConfig) -> str:
     """The token policy of as.toml (issuer, iat, salt, exi and reference audiences, the live-token
     limit) applies to the next token issued; bind, ports, DTLS and the store need a restart."""
+    from ace.cli.config_as import load_as  # the AS's only: `ace rs` does not build its config class
+
     new = load_as(started.path)
     server.endpoint.policy = roles.token_policy(new)
     return _said(started.path, "token policy", _restart_needed(started, new, AS_RELOADED))

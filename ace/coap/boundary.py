@@ -23,7 +23,7 @@ from ace.replies import reply_of
 from ace.requester import Requester
 
 Render = Callable[[Any, aiocoap.Message], Awaitable[aiocoap.Message]]
-PeerOf = Callable[[Any, aiocoap.Message], Peer | Requester | None]
+PeerOf = Callable[[Any, aiocoap.Message], "Peer | Requester | None"]
 
 
 def reply_message(error: RemoteError) -> aiocoap.Message:

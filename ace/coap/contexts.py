@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ace.coap.oscore_context import (
     COSE_KID,
@@ -21,8 +21,10 @@ from ace.coap.oscore_context import (
     MemoryOscoreContext,
     PersistentOscoreContext,
 )
-from ace.store.base import SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.store.base import SequenceNumberStore
 
 Loader = Callable[[bytes, "bytes | None"], "MemoryOscoreContext | None"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -21,8 +21,10 @@ from aiocoap import oscore
 from ace.cbor.labels import ContentFormat
 from ace.coap import contexts
 from ace.coap.render import pair_of
-from ace.store.base import SequenceNumberStore
 from ace.tokens.oscore_params import OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.store.base import SequenceNumberStore
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # seconds the RS waits for the AS (the client's POST /authz-info waits too)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aiocoap
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
@@ -22,11 +22,13 @@ from aiocoap.util import hostportsplit
 
 from ace.coap import contexts
 from ace.requester import Requester, RsPeer
-from ace.store.base import AsStore, ClientRecord, RsRecord
 from ace.tokens.oscore_params import OscoreContextParams
 
+if TYPE_CHECKING:
+    from ace.store.base import AsStore, ClientRecord, RsRecord
+
 log = logging.getLogger(__name__)
-Peer = ClientRecord | RsRecord  # an authenticated peer of the AS, as the store holds it
+Peer: TypeAlias = "ClientRecord | RsRecord"  # an authenticated peer of the AS, as the store holds it
 
 
 def _claims(request: aiocoap.Message) -> list[Any]:
@@ -50,9 +52,11 @@ def label_of(request: aiocoap.Message) -> bytes | None:
 
 def requester_of(peer: Peer | None) -> Requester | None:
     """The TRL's name for ``peer`` (its update collection's key): a client id, or an ``RsPeer``."""
-    if isinstance(peer, RsRecord):
-        return RsPeer(peer.audience)
-    return peer.client_id if peer is not None else None
+    if peer is None:
+        return None
+    from ace.store.base import RsRecord  # the AS's records: an RS never has one to name
+
+    return RsPeer(peer.audience) if isinstance(peer, RsRecord) else peer.client_id
 
 
 def name_of(peer: Peer | Requester | None) -> str:

@@ -23,11 +23,9 @@ from typing import Any, ClassVar, cast
 from aiocoap.credentials import CredentialsMap
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
+from ace.cbor.labels import AceProfile
 from ace.coap import contexts
 from ace.coap.rs_host import ChannelInstaller, RsHost
-from ace.profiles import dtls as dtls_profile
-from ace.profiles import edhoc as edhoc_profile
-from ace.profiles import oscore as oscore_profile
 from ace.profiles.base import Channel
 from ace.rs.store import Binding
 from ace.tokens.oscore_params import OscoreContextParams
@@ -36,7 +34,7 @@ from ace.tokens.oscore_params import OscoreContextParams
 class OscoreChannels:
     """OSCORE contexts derived at /authz-info (RFC 9203 §4.3), by Recipient ID and ID Context."""
 
-    profile: ClassVar[int] = oscore_profile.PROFILE.number
+    profile: ClassVar[int] = int(AceProfile.COAP_OSCORE)
 
     def __init__(self, server: RsHost) -> None:
         self.server, self.index = server, server.index
@@ -67,9 +65,9 @@ class OscoreChannels:
 
 
 # the installer of each profile, by number, in the order their credential sources register
-INSTALLERS = {oscore_profile.PROFILE.number: "ace.coap.rs_channels:OscoreChannels",
-              dtls_profile.PROFILE.number: "ace.coap.rs_channels_dtls:DtlsChannels",
-              edhoc_profile.PROFILE.number: "ace.coap.rs_channels_edhoc:EdhocChannels"}
+INSTALLERS = {int(AceProfile.COAP_OSCORE): "ace.coap.rs_channels:OscoreChannels",
+              int(AceProfile.COAP_DTLS): "ace.coap.rs_channels_dtls:DtlsChannels",
+              int(AceProfile.COAP_EDHOC_OSCORE): "ace.coap.rs_channels_edhoc:EdhocChannels"}
 
 
 def installers(server: RsHost, offered: Iterable[int]) -> dict[int, ChannelInstaller]:
@@ -86,11 +84,11 @@ def credentials_map(offered: Iterable[int]) -> Any:
     """The server's credentials map: bounding EDHOC responders (and finding DTLS PSKs) when EDHOC
     is offered, finding DTLS PSKs when DTLS is, else aiocoap's own."""
     wanted = set(offered)
-    if edhoc_profile.PROFILE.number in wanted:
+    if int(AceProfile.COAP_EDHOC_OSCORE) in wanted:
         from ace.coap import edhoc
 
         return edhoc.EdhocCredentialsMap()
-    if dtls_profile.PROFILE.number in wanted:
+    if int(AceProfile.COAP_DTLS) in wanted:
         from ace.coap import dtls
 
         return dtls.DtlsCredentialsMap()
@@ -101,7 +99,7 @@ def oscore_site(site: Any, credentials: Any, offered: Iterable[int]) -> Any:
     """The site behind aiocoap's OSCORE (and EDHOC) processing: with EDHOC offered, one that answers
     malformed EDHOC messages with 4.00 and bounds handshakes (``edhoc.EdhocSafeSite``). Without it
     the RS has no EDHOC identity: aiocoap answers every EDHOC message 4.04 or 4.00 by itself."""
-    if edhoc_profile.PROFILE.number in set(offered):
+    if int(AceProfile.COAP_EDHOC_OSCORE) in set(offered):
         from ace.coap import edhoc
 
         return edhoc.EdhocSafeSite(site, credentials)

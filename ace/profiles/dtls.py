@@ -19,7 +19,7 @@ from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import DecodeError, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
 from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, bare_key, kid_or_none
-from ace.profiles.ids import RecipientIdPool
+from ace.profiles.ids import DTLS_LABEL_PREFIX, RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf, encrypted_cnf
 from ace.tokens.keys import CoseKey, symmetric_key
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 PSK_LEN = 16  # AES-128-CCM-8 suites: a 16-byte key (and the most DTLSSocket takes)
 MAX_IDENTITY = 32  # tinydtls
 KID_LEN = 8  # kids minted by this AS
-LABEL_PREFIX = b"dtls-psk-identity:"  # binding labels: never a valid OSCORE recipient ID (> 7 bytes)
+LABEL_PREFIX = DTLS_LABEL_PREFIX  # binding labels (ace.profiles.ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from ace.cbor.labels import AceProfile, ContentFormat, Curve, KeyType
 from ace.errors import DecodeError, IncompatibleProfiles, TokenRefused, UnsupportedPopKey
 from ace.messages import AccessTokenResponse
 from ace.profiles.base import AuthzInfo, Channel, KeyedPop, PopKey, Ready, Rng, RsKeys, bare_key
-from ace.profiles.ids import RecipientIdPool
+from ace.profiles.ids import EDHOC_LABEL_PREFIX, RecipientIdPool
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.keys import CoseKey
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_KID = 16  # bytes; the RS indexes credentials by kid
-LABEL_PREFIX = b"edhoc-kid:"  # binding labels: never a valid OSCORE recipient ID (> 7 bytes)
+LABEL_PREFIX = EDHOC_LABEL_PREFIX  # binding labels (ace.profiles.ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,10 @@ from collections.abc import Callable, Iterable
 
 from ace.errors import IdsExhausted
 
+# binding labels of the DTLS and EDHOC profiles: never a valid OSCORE recipient ID (> 7 bytes)
+DTLS_LABEL_PREFIX = b"dtls-psk-identity:"
+EDHOC_LABEL_PREFIX = b"edhoc-kid:"
+
 MAX_ID_LEN = 7  # RFC 8613 §3.3: nonce length - 6 for the 13-byte nonces of the default AEAD
 
 

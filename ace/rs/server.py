@@ -17,10 +17,12 @@ the I/O layer asks the AS and hands the answer to ``resume`` (``ace.rs.introspec
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ace.cbor.labels import ContentFormat
 from ace.cbor.scope import method_bit
@@ -49,12 +51,14 @@ from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
-from ace.store.base import SequenceNumberStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf
 from ace.tokens.cwt import KeyLookup, canonical_token, check_claims, verify_token
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.reference import is_reference
+
+if TYPE_CHECKING:
+    from ace.store.base import SequenceNumberStore
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
@@ -80,9 +84,15 @@ class ResourceServer:
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
-        self._bare = [p for p in PROFILES.values() if p.bare_token]  # which takes a bare token: by its cnf
-        self._request_form = next(p for p in PROFILES.values() if not p.bare_token)  # the RFC 9203 §4.1 map
-        self._offers_bare = any(p.number in self._offered for p in self._bare)
+        # the RFC 9203 §4.1 map's profile: looked for among the offered ones first (loads no other profile's code)
+        first = [*(n for n in PROFILES if n in self._offered), *(n for n in PROFILES if n not in self._offered)]
+        self._request_form = next(p for p in map(PROFILES.__getitem__, first) if not p.bare_token)
+        self._offers_bare = any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
+
+    @functools.cached_property
+    def _bare(self) -> list[RsProfile]:
+        """The profiles that take a bare token, by its cnf (loaded on the first bare token)."""
+        return [p for p in PROFILES.values() if p.bare_token]
 
     # -- E: POST /authz-info ------------------------------------------------------------
 

@@ -12,16 +12,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ace.cli.init_cmd import init_deployment
+from ace.cli.main import _rs_args, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import asyncio, sys
-from ace.cli.main import build_parser
+from ace.cli.main import _rs_args, build_parser
 from ace.cli import roles
 from ace.cli.config import load_rs
 argv = sys.argv[1:]
-args = build_parser(argv).parse_args(argv)
+args = _rs_args(argv) or build_parser(argv).parse_args(argv)  # as ace.cli.main.main
 async def run():
     server = roles.build_rs(load_rs(args.config))
     await server.start()
@@ -32,6 +35,7 @@ print(" ".join(sorted(sys.modules)))
 GLUE = {"ace.coap.dtls", "ace.coap.dtls_flights", "ace.coap.rs_channels_dtls", "aiocoap.transports.tinydtls",
         "aiocoap.transports.tinydtls_server", "DTLSSocket", "ace.coap.edhoc", "ace.coap.edhoc_responders",
         "ace.coap.rs_channels_edhoc"}
+OTHER_PROFILES = {"ace.profiles.dtls", "ace.profiles.edhoc"}
 OTHER_ROLES = {"ace.authz_server.token", "ace.coap.as_server", "ace.store.sqlite", "sqlite3", "ace.client.flow",
                "ace.coap.client", "ace.cli.demo_cmd", "ace.cli.policy_cmd", "ace.cli.init_cmd", "ace.cli.token_cmd",
                "ace.cli.fleet_cmd", "ace.cli.keys_cmd", "ace.cli.revoke_cmd", "ace.cli.trace"}
@@ -71,8 +75,27 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert not modules & GLUE
     assert not modules & OTHER_ROLES
     assert not {m for m in modules if m.startswith("ace.authz_server")}
+    assert not modules & OTHER_PROFILES  # the registry imports a profile's module on first look-up
+    assert not {m for m in modules if m.startswith("ace.client")}  # ace.cli.config: the client's code, lazily
+    assert "ace.store.base" not in modules  # the stores' Protocols: type-only at the RS
     assert "ace.coap.introspect_client" in modules  # init sets as_context and state: the client is built
     assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
+    assert not {"argparse", "ace.cli.parser", "ace.cli.version"} & modules  # `rs --config PATH` needs no parser
+    assert not {"ace.cli.config_as", "ace.cli.config_client"} & modules  # the AS's and client's file configs
+
+
+@pytest.mark.parametrize("argv", [["rs", "--config", "rs.toml"], ["-v", "rs", "--config", "a b.toml"],
+                                  ["-vv", "--verbose", "rs", "--config=rs.toml"], ["rs", "--config", ""]])
+def test_the_rs_command_line_parsed_without_argparse_is_what_argparse_makes_of_it(argv: list[str]) -> None:
+    fast = _rs_args(argv)
+    assert fast is not None
+    assert vars(fast) == vars(build_parser(argv).parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["rs"], ["rs", "--help"], ["rs", "--config", "a", "-v"], ["rs", "--conf", "a"],
+                                  ["rs", "--config", "-a"], ["--version"], ["as", "--config", "a"], ["-x", "rs"]])
+def test_any_other_command_line_goes_to_argparse(argv: list[str]) -> None:
+    assert _rs_args(argv) is None
 
 
 def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) -> None:
@@ -85,4 +108,5 @@ def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) 
 def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None:
     modules = loaded(tmp_path, '"coap_oscore", "coap_dtls", "coap_edhoc_oscore"')
     assert {"ace.coap.rs_channels_dtls", "ace.coap.rs_channels_edhoc", "ace.coap.dtls", "ace.coap.edhoc"} <= modules
+    assert modules >= OTHER_PROFILES
     assert not modules & OTHER_ROLES

@@ -19,6 +19,7 @@ from ace.coap.oscore_context import (
     OscoreContextExpired,
     PersistentOscoreContext,
     aead_algorithm,
+    hkdf,
 )
 
 VECTORS = load_vector("oscore_rfc8613.json")["vectors"]
@@ -477,3 +478,30 @@ async def test_restarted_persistent_server_recovers_with_echo() -> None:
                 got = await _request(client, port, GET)
                 assert got.code == CONTENT
                 assert wrapper.outer_requests == (2 if round_ == 0 else 3)
+
+
+@pytest.mark.parametrize("hkdf_name", ["sha256", "sha384", "sha512"])
+@pytest.mark.parametrize("alg", [10, 30])
+@pytest.mark.parametrize("salt", [b"", b"\x9e\x7c\xa9\x22\x23\x78\x63\x40"])
+@pytest.mark.parametrize("id_context", [None, b"\x37\xcb\xf3\x21\x00\x17\xa2\xd3"])
+def test_derived_keys_are_aiocoaps(hkdf_name: str, alg: int, salt: bytes, id_context: bytes | None) -> None:
+    """The stdlib HKDF gives the keys and IV aiocoap's own derivation gives (RFC 8613 §3.2.1)."""
+
+    class Reference(MemoryOscoreContext):  # type: ignore[misc]
+        _kdf_lowlevel = oscore.SecurityContextUtils._kdf_lowlevel
+
+    params = dict(master_secret=bytes(range(16)), master_salt=salt, sender_id=b"\x01", recipient_id=b"",
+                  id_context=id_context, alg=alg, hkdf=hkdf_name)
+    ours, theirs = MemoryOscoreContext(**params), Reference(**params)
+    assert (ours.sender_key, ours.recipient_key, ours.common_iv) == (
+        theirs.sender_key, theirs.recipient_key, theirs.common_iv)
+
+
+def test_hkdf_matches_rfc5869_case_1() -> None:
+    """RFC 5869 Appendix A.1."""
+    okm = hkdf("sha256", bytes.fromhex("000102030405060708090a0b0c"), b"\x0b" * 22,
+               bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"), 42)
+    assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                         "34007208d5b887185865")
+    with pytest.raises(ValueError):
+        hkdf("sha256", b"", b"k", b"", 255 * 32 + 1)

@@ -1,0 +1,67 @@
+"""``client.toml``: the client's file config (``ace client``), read and checked as ``ace.cli.config`` reads the
+others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ace.cli.config import _file, _get, _keys, _load, _profiles, _section
+from ace.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFileConfig:
+    path: Path
+    client_id: str | None
+    as_uri: str
+    as_context: Path
+    state: Path
+    audience: str | None
+    scope: str | None
+    profile: int | None = None
+    as_psk: Path | None = None
+    edhoc_key: Path | None = None
+    observe_trl: bool = False  # observe the AS's Token Revocation List (RFC 9770) while running
+    trl_path: str = "/revoke/trl"
+    audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
+    trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
+
+
+def _origin_audiences(table: Any, where: str) -> dict[str, str]:
+    """``[client.audiences]``: ``"coap://host:port" = "audience"`` (RFC 9200 §6.9: provisioned audiences)."""
+    if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
+        raise ConfigError(f"{where}: [client.audiences] must map RS origins to audience strings")
+    from ace.client.pins import normalize_origin  # the client's: ``ace rs`` loads no client code
+
+    out: dict[str, str] = {}
+    for uri, audience in table.items():
+        parts = urlsplit(uri)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"{where}: [client.audiences]: {uri!r} is not an origin (scheme://host:port)")
+        try:
+            out[normalize_origin(uri)] = audience
+        except ValueError as exc:
+            raise ConfigError(f"{where}: [client.audiences]: {exc}") from None
+    return out
+
+
+CLIENT_KEYS = _keys(ClientFileConfig)
+
+
+def load_client(path: Path) -> ClientFileConfig:
+    path = path.resolve()
+    t = _section(_load(path), "client", path, CLIENT_KEYS)
+    w = f"{path} [client]"
+    return ClientFileConfig(
+        path, _get(t, "client_id", str, w, None), _get(t, "as_uri", str, w),
+        path.parent / _get(t, "as_context", str, w), path.parent / _get(t, "state", str, w, "client-state.json"),
+        _get(t, "audience", str, w, None), _get(t, "scope", str, w, None),
+        _profiles([t["profile"]], w, "profile")[0] if "profile" in t else None,
+        _file(t, "as_psk", path, w), _file(t, "edhoc_key", path, w),
+        observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
+        audiences=_origin_audiences(t.get("audiences", {}), w),
+        trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
+    )
