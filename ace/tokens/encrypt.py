@@ -63,12 +63,12 @@ def build_encrypt(plaintext: bytes, key: CoseKey, *, alg: int | None = None, ext
     try:
         ecdh.check_agreement(key, _ES)
         size = ecdh.content_key(content_alg)
+        assert key.crv is not None
+        ephemeral = ecdh.ephemeral_key(key.crv, rng, even_y=even_y)
+        secret = ecdh.shared_secret(ephemeral, key.public())  # off the curve, low order: refused
     except VerificationError as exc:
         raise ValueError(f"cannot encrypt to this key: {exc}") from None
-    assert key.crv is not None
-    ephemeral = ecdh.ephemeral_key(key.crv, rng, even_y=even_y)
     recipient_protected = cose.alg_header(_ES)
-    secret = ecdh.shared_secret(ephemeral, key.public())
     cek = CoseKey(kty=KeyType.SYMMETRIC, alg=content_alg,
                   k=ecdh.derive_key(secret, content_alg, size, recipient_protected))
     protected = cose.alg_header(content_alg)

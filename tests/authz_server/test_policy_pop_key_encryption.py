@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ace.cbor.labels import Alg, Curve
+from ace.cbor.labels import Alg, Curve, KeyType
 from ace.cli.keyfiles import save_key
 from ace.cli.main import main
 from ace.store.base import RsRecord
@@ -102,6 +102,10 @@ UNFIT = [  # (id, the AS's token key file, kind, the encryption key, what the re
     ("MAC key reused", "mac.key", "mac0", MAC, "is the token key"),
     ("AS signing key reused", "as-sign.key", "sign1", AS_PAIR, "is the token key"),
     ("kid of the token key", "as-sign.key", "sign1", generate(Curve.P_256, kid=b"as").public(), "kid"),
+    ("X25519 low-order point", "as-sign.key", "sign1",
+     CoseKey(kty=KeyType.OKP, crv=Curve.X25519, x=bytes(32), kid=b"x0"), "not a valid point"),
+    ("P-256 point off the curve", "as-sign.key", "sign1",
+     CoseKey(kty=KeyType.EC2, crv=Curve.P_256, x=bytes(32), y=bytes(31) + b"\x01", kid=b"p0"), "not a valid point"),
 ]
 
 
