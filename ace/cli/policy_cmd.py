@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
-from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, secret_reaches
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, check_encryption_fits, secret_reaches
 from ace.cbor.labels import Alg
 from ace.cli import revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
@@ -371,6 +371,7 @@ def _check_rs(rs: RsRecord, store: SqliteAsStore) -> None:
                           "or --profiles coap_edhoc_oscore")
     try:
         check_encryption_key(rs.pop_key_encryption, rs.encryption_key)
+        check_encryption_fits(rs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"add-rs {rs.audience}: --encryption-key: {exc}") from None
     try:  # a token for nobody, so that a key, kind and alg that do not fit are refused now, not at /token

@@ -328,3 +328,18 @@ def _open_encrypt(msg: CoseMessage, key: CoseKey, external_aad: bytes) -> bytes:
     protected = msg.protected_bytes if msg.protected else b""
     tbs = _to_be_processed(Kind.AEAD, protected, external_aad, msg.body, ENCRYPT_CONTEXT)
     return crypto.decrypt(cek, content_alg, _nonce(msg, cek, content_alg), msg.body, tbs)
+
+
+def named_recipient(r: CoseRecipient) -> dict[int, Any]:
+    """The recipient's unprotected bucket as a token is named by it (``cwt.canonical_token``): in the
+    order our AS writes it, the sender key bare (kty, crv, x, y; ``ecdh.even_point``): anything else in
+    it, another order, or -P for P, leaves the ECDH and so the token unchanged."""
+    peer, nonce = recipient_peer(r)
+    label = HeaderParam.EPHEMERAL_KEY if r.alg == Alg.ECDH_ES_HKDF_256 else HeaderParam.STATIC_KEY
+    bare = ecdh.even_point(CoseKey(kty=peer.kty, crv=peer.crv, x=peer.x, y=peer.y))
+    named: dict[int, Any] = {int(label): bare.to_map()}
+    if r.kid is not None:
+        named[int(HeaderParam.KID)] = r.kid
+    if nonce is not None:
+        named[int(HeaderParam.PARTY_U_NONCE)] = nonce
+    return named

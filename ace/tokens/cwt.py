@@ -73,7 +73,8 @@ def issue_token(
         tagged=tagged or cwt_tag or encrypt_to is not None, external_aad=external_aad, rng=rng,
     )
     if encrypt_to is not None:
-        body = encrypt.encrypt_to(body, encrypt_to, external_aad=external_aad, tagged=tagged or cwt_tag, rng=rng)
+        body = encrypt.encrypt_to(body, encrypt_to, external_aad=external_aad, tagged=tagged or cwt_tag, rng=rng,
+                                  even_y=True)  # the name canonical_token gives it
     if not cwt_tag:
         return body
     return codec.head(6, CoseTag.CWT) + body  # the CWT tag (RFC 8392 §6) around the tagged COSE message
@@ -109,7 +110,8 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     unprotected header labels other than kid/IV/Partial IV, an unprotected map not in
     deterministic order (RFC 8949 §4.2.1), and any encoding that is not preferred serialization.
     Two encodings that both verify are named by one: an empty protected bucket sent as h'a0' by
-    h'', an ES256 signature (r, s) by its low-s twin (our AS signs low-s; other issuers may not).
+    h'', an ES256 signature (r, s) by its low-s twin (our AS signs low-s; other issuers may not), a
+    COSE_Encrypt's sender key by its bare kty/crv/x/y, a P-256 one with even y (ours are; ``ecdh.even_point``).
     A re-encoded token is then the same token."""
     env = open_envelope(token)
     msg = env.message
@@ -125,8 +127,7 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
     if msg.recipients:  # a COSE_Encrypt: its one recipient as sent (the KDF binds its protected bucket)
-        r = msg.recipients[0]
-        parts.append(codec.dumps([[r.protected_bytes, dict(r.unprotected), b""]]))
+        parts.append(codec.dumps([[msg.recipients[0].protected_bytes, dict(msg.recipients[0].unprotected), b""]]))
     core = cose.array(parts)
     prefix = (codec.head(6, CoseTag.CWT) if env.cwt_tagged else b"") + (
         codec.head(6, msg.cbor_tag) if msg.cbor_tag is not None else b"")
@@ -134,7 +135,9 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
         raise DecodeError("access token: not in preferred CBOR serialization")
     if msg.kind is Kind.SIGN and msg.alg == Alg.ES256 and crypto.high_s(msg.tag):
         parts[3] = codec.bstr(crypto.low_s(msg.tag))  # (r, n - s) verifies too: the token is named by (r, s <= n/2)
-    if protected != msg.protected_bytes or msg.kind is Kind.SIGN:
+    if msg.recipients:  # its unprotected sender key is bound only through the ECDH: named as our AS sends it
+        parts[-1] = codec.dumps([[msg.recipients[0].protected_bytes, cose.named_recipient(msg.recipients[0]), b""]])
+    if protected != msg.protected_bytes or msg.kind is Kind.SIGN or msg.recipients:
         core = cose.array([codec.bstr(protected), *parts[1:]])
     if tags == "none":
         return core

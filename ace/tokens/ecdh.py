@@ -12,6 +12,7 @@ Not supported: P-384/P-521, X448, the HKDF-512 variants, key wrap (-29..-34), Pa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -19,13 +20,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ace.cbor import codec
 from ace.cbor.labels import Alg, Curve, KeyType
-from ace.errors import VerificationError
+from ace.errors import DecodeError, VerificationError
 from ace.tokens import crypto
 from ace.tokens.keys import COORD_LEN, CoseKey
 
 Rng = Callable[[int], bytes]
 ECDH_ALGS = frozenset({int(Alg.ECDH_ES_HKDF_256), int(Alg.ECDH_SS_HKDF_256)})
 AGREEMENT_CURVES = {Curve.P_256: KeyType.EC2, Curve.X25519: KeyType.OKP}
+P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1  # the field prime
+X25519_P = 2**255 - 19
 
 
 def check_agreement(key: CoseKey, alg: object) -> int:
@@ -80,16 +83,20 @@ def derive_key(secret: bytes, content_alg: int, key_bytes: int, protected: bytes
     return HKDF(hashes.SHA256(), key_bytes, None, info).derive(secret)
 
 
-def ephemeral_key(crv: Curve, rng: Rng) -> CoseKey:
-    """A fresh key pair on ``crv`` whose private scalar is read from ``rng`` (a vector's stream)."""
+def ephemeral_key(crv: Curve, rng: Rng, *, even_y: bool = False) -> CoseKey:
+    """A fresh key pair on ``crv`` whose private scalar is read from ``rng`` (a vector's stream);
+    ``even_y``: a P-256 point with odd y is negated (scalar n - d), so a token has one name (``even_point``)."""
     if crv is Curve.P_256:
         while True:  # a scalar outside [1, n-1] is drawn again
             d = rng(COORD_LEN)
             if 0 < int.from_bytes(d, "big") < crypto.P256_ORDER:
                 break
         nums = _p256_private(d).public_key().public_numbers()
-        return CoseKey(kty=KeyType.EC2, crv=crv, d=d,
-                       x=nums.x.to_bytes(COORD_LEN, "big"), y=nums.y.to_bytes(COORD_LEN, "big"))
+        y = nums.y
+        if even_y and y & 1:
+            d, y = (crypto.P256_ORDER - int.from_bytes(d, "big")).to_bytes(COORD_LEN, "big"), P256_P - y
+        return CoseKey(kty=KeyType.EC2, crv=crv, d=d, x=nums.x.to_bytes(COORD_LEN, "big"),
+                       y=y.to_bytes(COORD_LEN, "big"))
     if crv is Curve.X25519:
         d = rng(COORD_LEN)
         x = x25519.X25519PrivateKey.from_private_bytes(d).public_key().public_bytes(
@@ -104,3 +111,17 @@ def content_key(content_alg: object) -> int:
     if info is None or info.kind is not crypto.Kind.AEAD or info.key_len is None:
         raise VerificationError(f"content alg {content_alg!r} is not an AEAD algorithm")
     return info.key_len
+
+
+def even_point(key: CoseKey) -> CoseKey:
+    """A sender's public key as a token is named by it: -P agrees on the same secret as P (the shared
+    secret is an x coordinate), so a P-256 point is named with even y; DecodeError for an X25519 key
+    not in canonical form (top bit set or u >= p, RFC 7748 §5: the same secret as another encoding)."""
+    if key.crv is Curve.X25519:
+        assert key.x is not None
+        if int.from_bytes(key.x, "little") >= X25519_P:
+            raise DecodeError("X25519 sender key not in canonical form (RFC 7748 §5)")
+        return key
+    assert key.y is not None
+    y = int.from_bytes(key.y, "big")
+    return key if not y & 1 else replace(key, y=(P256_P - y).to_bytes(COORD_LEN, "big"))

@@ -43,30 +43,32 @@ class Recipient:
 
 
 def encrypt_to(plaintext: bytes, to: Recipient, *, external_aad: bytes = b"", tagged: bool = True,
-               rng: Rng = secrets.token_bytes) -> bytes:
-    """``plaintext`` encrypted to ``to`` (see the module docstring); ValueError for an unusable key."""
+               rng: Rng = secrets.token_bytes, even_y: bool = False) -> bytes:
+    """``plaintext`` encrypted to ``to`` (see the module docstring); ValueError for an unusable key.
+    ``even_y``: a P-256 ephemeral key with even y (a token: its one name, ``cwt.canonical_token``)."""
     if to.key.is_symmetric:
         try:
             return cose.build(Kind.AEAD, plaintext, to.key, alg=to.alg, kid=to.key.kid, tagged=tagged,
                               external_aad=external_aad, rng=rng)
         except VerificationError as exc:
             raise ValueError(f"cannot encrypt with this key: {exc}") from None
-    return build_encrypt(plaintext, to.key, alg=to.alg, external_aad=external_aad, tagged=tagged, rng=rng)
+    return build_encrypt(plaintext, to.key, alg=to.alg, external_aad=external_aad, tagged=tagged, rng=rng,
+                         even_y=even_y)
 
 
 def build_encrypt(plaintext: bytes, key: CoseKey, *, alg: int | None = None, external_aad: bytes = b"",
-                  tagged: bool = True, rng: Rng = secrets.token_bytes) -> bytes:
+                  tagged: bool = True, rng: Rng = secrets.token_bytes, even_y: bool = False) -> bytes:
     """A COSE_Encrypt to ``key`` (the recipient's public key) with one ECDH-ES + HKDF-256 recipient."""
     content_alg = DEFAULT_ECDH_CONTENT_ALG if alg is None else alg
     try:
         ecdh.check_agreement(key, _ES)
         size = ecdh.content_key(content_alg)
+        assert key.crv is not None
+        ephemeral = ecdh.ephemeral_key(key.crv, rng, even_y=even_y)
+        secret = ecdh.shared_secret(ephemeral, key.public())  # off the curve, low order: refused
     except VerificationError as exc:
         raise ValueError(f"cannot encrypt to this key: {exc}") from None
-    assert key.crv is not None
-    ephemeral = ecdh.ephemeral_key(key.crv, rng)
     recipient_protected = cose.alg_header(_ES)
-    secret = ecdh.shared_secret(ephemeral, key.public())
     cek = CoseKey(kty=KeyType.SYMMETRIC, alg=content_alg,
                   k=ecdh.derive_key(secret, content_alg, size, recipient_protected))
     protected = cose.alg_header(content_alg)

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ace.cbor.labels import Curve
+from ace.cbor.labels import Alg, Curve, KeyType
 from ace.cli.keyfiles import save_key
 from ace.cli.main import main
 from ace.store.base import RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.crypto import generate
-from ace.tokens.keys import symmetric_key
+from ace.tokens.keys import CoseKey, symmetric_key
 
 RS_PAIR = generate(Curve.P_256, kid=b"rs-ecdh")
+AS_PAIR = generate(Curve.P_256, kid=b"as", alg=int(Alg.ES256))
+MAC = symmetric_key(bytes(range(32)), kid=b"mac")
 
 
 @pytest.fixture
@@ -88,6 +90,35 @@ REFUSED = [
 @pytest.mark.parametrize(("args", "message"), REFUSED, ids=[m for _, m in REFUSED])
 def test_refused_with_one_line(d: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     assert policy(d, *[a.format(d=d) for a in SIGN1 + args]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ace: error: ") and message in line, line
+    assert not (d / "as.db").exists() or rs_of(d) is None
+
+
+UNFIT = [  # (id, the AS's token key file, kind, the encryption key, what the refusal says)
+    ("ed25519 signing key", "as-sign.key", "sign1", generate(Curve.ED25519, kid=b"ed").public(), "key agreement"),
+    ("ES256 key", "as-sign.key", "sign1", generate(Curve.P_256, kid=b"es", alg=int(Alg.ES256)).public(), "ES256"),
+    ("20-byte shared key", "as-sign.key", "sign1", symmetric_key(bytes(20), kid=b"s20"), "does not fit"),
+    ("MAC key reused", "mac.key", "mac0", MAC, "is the token key"),
+    ("AS signing key reused", "as-sign.key", "sign1", AS_PAIR, "is the token key"),
+    ("kid of the token key", "as-sign.key", "sign1", generate(Curve.P_256, kid=b"as").public(), "kid"),
+    ("X25519 low-order point", "as-sign.key", "sign1",
+     CoseKey(kty=KeyType.OKP, crv=Curve.X25519, x=bytes(32), kid=b"x0"), "not a valid point"),
+    ("P-256 point off the curve", "as-sign.key", "sign1",
+     CoseKey(kty=KeyType.EC2, crv=Curve.P_256, x=bytes(32), y=bytes(31) + b"\x01", kid=b"p0"), "not a valid point"),
+]
+
+
+@pytest.mark.parametrize(("token_key", "kind", "enc", "message"), [u[1:] for u in UNFIT], ids=[u[0] for u in UNFIT])
+def test_encryption_key_that_cannot_serve_refused(d: Path, capsys: pytest.CaptureFixture[str], token_key: str,
+                                                  kind: str, enc: CoseKey, message: str) -> None:
+    """A key the AS cannot encrypt to (not P-256/X25519, an alg of its own, no AEAD size) or that is
+    the token key (one key, one use; the RS finds each by kid) is refused now, not a 5.00 at /token."""
+    save_key(d / "as-sign.key", AS_PAIR, overwrite=True)
+    save_key(d / "mac.key", MAC)
+    save_key(d / "enc.key", enc)
+    assert policy(d, "add-rs", "rs1", "--token-key", d / token_key, "--kind", kind,
+                  "--profiles", "coap_oscore,coap_dtls", "--encryption-key", d / "enc.key") == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("ace: error: ") and message in line, line
     assert not (d / "as.db").exists() or rs_of(d) is None

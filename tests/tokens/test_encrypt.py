@@ -10,6 +10,7 @@ import pytest
 from support import NOW
 
 from ace.cbor.labels import Alg, Curve, KeyType
+from ace.errors import RemoteError
 from ace.tokens import cose
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, EncryptedCoseKeyCnf, cnf_from_map, cnf_to_map, encrypted_cnf
@@ -86,3 +87,13 @@ def test_ecdh_refuses_unusable_recipient_keys() -> None:
     with pytest.raises(ValueError):
         encrypt_to(b"x", Recipient(RS_P256.public(), alg=int(Alg.HMAC_256_64)))
     assert CoseKey(kty=KeyType.EC2, crv=Curve.P_256, x=RS_P256.x, y=RS_P256.y).d is None
+
+
+@pytest.mark.parametrize("bad", [CoseKey(kty=KeyType.OKP, crv=Curve.X25519, x=bytes(32), kid=b"x0"),
+                                 CoseKey(kty=KeyType.EC2, crv=Curve.P_256, x=bytes(32), y=bytes(31) + b"\x01")],
+                         ids=["x25519-low-order", "p256-off-curve"])
+def test_encrypt_to_an_invalid_public_key_is_a_value_error(bad: CoseKey) -> None:
+    """The AS's own configuration at fault (add-rs, /token: 5.00), not the client's token (4.01)."""
+    with pytest.raises(ValueError, match="not a valid point") as raised:
+        encrypt_to(b"x", Recipient(bad))
+    assert not isinstance(raised.value, RemoteError)  # never answered to the client as its token's fault
