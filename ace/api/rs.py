@@ -24,6 +24,7 @@ from ace.coap.rs_server import ProtectedResource, RsServer
 from ace.rs.config import RsConfig
 from ace.rs.store import Binding
 from ace.tokens.cwt import KeyRing
+from ace.tokens.keyring import rs_keyring
 from ace.tokens.keys import CoseKey
 
 __all__ = ["Binding", "Handler", "ResourceServerApp"]
@@ -61,7 +62,7 @@ class ResourceServerApp:
         from ace.rs.server import ResourceServer
         from ace.store.seqno import FileSequenceStore
 
-        ring = keys if isinstance(keys, KeyRing) else KeyRing(list(keys))
+        ring = keys if isinstance(keys, KeyRing) else rs_keyring(keys)
         core = ResourceServer(config, ring, clock=clock,
                               state=FileSequenceStore(Path(state)) if state is not None else None)
         self.server = RsServer(core, bind=bind, resources={}, edhoc_key=edhoc_key)

@@ -44,9 +44,9 @@ def build_as(cfg: AsFileConfig) -> AsServer:
 
 def token_keys(cfg: RsFileConfig) -> KeyRing:
     """The keys the RS verifies tokens with (read again on reload)."""
-    from ace.tokens.cwt import KeyRing
+    from ace.tokens.keyring import rs_keyring
 
-    return KeyRing([load_key(p) for p in cfg.token_keys])
+    return rs_keyring(load_key(p) for p in cfg.token_keys)
 
 
 def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time,

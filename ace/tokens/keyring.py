@@ -40,3 +40,17 @@ class KeyRing:
         if kid is None:
             return self._all if self._try_all else self._no_kid
         return self._by_kid.get(kid, ())
+
+
+def rs_keyring(keys: Iterable[CoseKey]) -> KeyRing:
+    """The RS's token keys: a private EC2/OKP key there is the RS's own key for key agreement.
+
+    Without an alg it is pinned to ECDH-ES + HKDF-256, so it never verifies a signature: the RS
+    checks Sign1 tokens with the AS's public key only (one key, one use; RFC 9052 §7).
+    """
+    from dataclasses import replace
+
+    from ace.cbor.labels import Alg
+
+    return KeyRing([replace(k, alg=int(Alg.ECDH_ES_HKDF_256))
+                    if k.d is not None and not k.is_symmetric and k.alg is None else k for k in keys])

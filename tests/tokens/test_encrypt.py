@@ -17,6 +17,7 @@ from ace.tokens.cnf import CoseKeyCnf, EncryptedCoseKeyCnf, cnf_from_map, cnf_to
 from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import KeyRing, canonical_token, issue_token, peek_kid, verify_token
 from ace.tokens.encrypt import Recipient, decrypt, encrypt_to
+from ace.tokens.keyring import rs_keyring
 from ace.tokens.keys import CoseKey, symmetric_key
 
 RS_P256 = generate(Curve.P_256, kid=b"rs-ec")
@@ -97,3 +98,14 @@ def test_encrypt_to_an_invalid_public_key_is_a_value_error(bad: CoseKey) -> None
     with pytest.raises(ValueError, match="not a valid point") as raised:
         encrypt_to(b"x", Recipient(bad))
     assert not isinstance(raised.value, RemoteError)  # never answered to the client as its token's fault
+
+
+def test_rs_keyring_never_verifies_a_signature_with_the_rs_own_key(claims: AccessTokenClaims) -> None:
+    # one key, one use: a token signed with the RS's own ECDH key (kid rs-ec) is refused by the RS's ring
+    forged = issue_token(claims, RS_P256, kind=Kind.SIGN, encrypt_to=Recipient(RS_P256.public()))
+    ring = rs_keyring([AS_SIGN.public(), RS_P256])
+    with pytest.raises(RemoteError):
+        verify_token(forged, ring, audience="rs1", clock=lambda: NOW)
+    assert [k.alg for k in ring.keys_for(b"rs-ec")] == [int(Alg.ECDH_ES_HKDF_256)]
+    genuine = issue_token(claims, AS_SIGN, kind=Kind.SIGN, encrypt_to=Recipient(RS_P256.public()))
+    assert verify_token(genuine, ring, audience="rs1", clock=lambda: NOW) == claims
