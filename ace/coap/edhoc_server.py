@@ -26,6 +26,7 @@ import lakers  # type: ignore[import-untyped]
 from aiocoap.edhoc import EdhocResponderContext
 from aiocoap.numbers import uri_path_abbrev
 
+from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
 from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts
 from ace.errors import TokenRefused
@@ -68,6 +69,9 @@ class TokenGate(Protocol):
 
     @property
     def message_4(self) -> bool: ...  # edhoc_info message_4: send it (EP §3.4)
+
+    @property
+    def reverse_flow(self) -> bool: ...  # the RS takes the reverse message flow (EP §4.4)
 
     def admit(self, token: bytes, id_cred_i: bytes) -> Admission:
         """Validate the token and check ID_CRED_I names its cnf (EP §4.2); TokenRefused if not."""
@@ -192,13 +196,55 @@ class AceEdhocSite(EdhocSafeSite):
             return
         forget_responder_contexts(self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
 
+    async def _render_edhoc_to_pipe(self, pipe: Any) -> None:
+        """The reverse flow (EP §4.4: an empty POST, or ``C_I || message_2/4`` of a handshake the RS
+        initiated) here; everything else as aiocoap does it."""
+        request = pipe.request
+        reverse = self._reverse()
+        if request.code != aiocoap.POST or reverse is None:
+            await super()._render_edhoc_to_pipe(pipe)
+            return
+        if not request.payload:
+            answer = reverse.trigger()
+        else:
+            try:
+                c_i, message = edhoc_reverse.split_connection_id(request.payload)
+            except (ValueError, cbor2.CBORDecodeError):
+                c_i, message = b"", b""
+            pending = reverse.pending(c_i)
+            if pending is None:
+                await super()._render_edhoc_to_pipe(pipe)
+                return
+            try:
+                if pending.c_r is None:
+                    answer = reverse.message_2(pending, message, self._identity(request))
+                else:
+                    reverse.message_4(pending, message, _gate_of(self.server_credentials))
+                    answer = b""
+            except BaseException:  # a failed handshake is forgotten (the base class renders the error)
+                reverse.forget(lambda p: p is pending)
+                raise
+        response = aiocoap.Message(code=aiocoap.CHANGED, payload=answer)
+        if answer:
+            response.opt.content_format = EDHOC_CBOR_SEQ
+        pipe.add_response(response, is_last=True)
+
+    def _reverse(self) -> edhoc_reverse.ReverseFlow | None:
+        gate = getattr(self.server_credentials, "gate", None)
+        if gate is None or not gate.reverse_flow:
+            return None
+        return edhoc_reverse.ReverseFlow(self.server_credentials)
+
+    def _identity(self, request: aiocoap.Message) -> Any:
+        identity = self._get_edhoc_identity(request.get_request_uri().removesuffix("/.well-known/edhoc"))
+        if identity is None:
+            raise aiocoap.error.NotFound()
+        return identity
+
     def _process_edhoc_msg12(self, pipe: Any) -> None:
         """aiocoap 0.4.17's, with EAD_1 (Credential By Value, RCH) and our responder context."""
         request = pipe.request
-        origin = request.get_request_uri().removesuffix("/.well-known/edhoc")
-        identity = self._get_edhoc_identity(origin)
-        if identity is None:
-            raise aiocoap.error.NotFound()
+        identity = self._identity(request)
         gate = _gate_of(self.server_credentials)
         responder = lakers.EdhocResponder(r=identity.own_key.d,
                                           cred_r=cbor2.dumps(identity.own_cred[14], canonical=True))

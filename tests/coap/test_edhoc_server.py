@@ -27,6 +27,7 @@ from ace.cbor.labels import Curve
 from ace.cli.demo_cmd import free_port
 from ace.coap import edhoc, edhoc_server
 from ace.coap.edhoc_responders import EDHOC_PATH
+from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import TokenRefused
 from ace.profiles.edhoc_presets import PRESETS, EdhocCodePoints
 from ace.tokens.crypto import generate
@@ -42,6 +43,7 @@ class FakeGate:
 
     preset: EdhocCodePoints = DRAFT
     message_4: bool = False
+    reverse_flow: bool = True
     cred: bytes = b""
     seen: list[tuple[bytes, bytes]] = field(default_factory=list)
     installed: list[bytes] = field(default_factory=list)
@@ -241,12 +243,68 @@ async def test_ariel_os_preset_transport_limits() -> None:
         assert (got.code, cbor2.loads(got.payload)) == ((2, 5), [LABEL])
 
 
+async def reverse(rs: Rs, client: Any, token: bytes, *, by_value: bool = True,
+                  cred: bytes | None = None) -> tuple[list[Any], Any]:
+    """C as the EDHOC Responder (EP §4.4), lakers driven directly: the replies, and C's OSCORE context."""
+    d_c, cred_c, _ = party(b"\x2b", "client")
+    rs.gate.cred = cred_c if cred is None else cred
+    uri = rs.origin + "/.well-known/edhoc"
+    trigger = await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri))
+    assert (trigger.code, trigger.content_format) == ((2, 4), EDHOC_CT)
+    responder = lakers.EdhocResponder(d_c, cred_c)
+    c_i, _ead_1 = responder.process_message_1(trigger.payload)
+    how = lakers.CredentialTransfer.ByValue if by_value else lakers.CredentialTransfer.ByReference
+    m2 = responder.prepare_message_2(how, b"\x05", [])
+    replies = [await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=bytes(c_i) + bytes(m2),
+                                                  content_format=65))]
+    if replies[-1].code != (2, 4):
+        return replies, None
+    responder.parse_message_3(replies[-1].payload)
+    responder.verify_message_3(rs.cred_r)
+    m4 = responder.prepare_message_4([token_item(token)])
+    replies.append(await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=bytes(c_i) + bytes(m4),
+                                                      content_format=65)))
+    secret, salt = bytes(responder.edhoc_exporter(0, b"", 16)), bytes(responder.edhoc_exporter(1, b"", 8))
+    return replies, MemoryOscoreContext(master_secret=secret, master_salt=salt, sender_id=bytes(c_i),
+                                        recipient_id=b"\x05", alg=10, hkdf="sha256")
+
+
+async def test_reverse_flow_token_in_ead_4() -> None:
+    async with running(FakeGate()) as (rs, client):
+        replies, context = await reverse(rs, client, TOKEN)
+        assert [(r.code, r.payload) for r in replies[1:]] == [((2, 4), b"")]
+        assert rs.gate.seen[0][1][:2] == b"\xa1\x0e" and rs.gate.installed == [LABEL]  # ID_CRED_R by value
+        client.client_credentials[rs.origin + "/*"] = context
+        got = await send(client, aiocoap.Message(code=aiocoap.GET, uri=rs.origin + "/whoami"))
+        assert (got.code, got.protected, cbor2.loads(got.payload)) == ((2, 5), True, [LABEL])
+
+
+async def test_reverse_flow_refusals() -> None:
+    async with running(FakeGate()) as (rs, client):
+        replies, _ = await reverse(rs, client, b"\xd0bad")
+        assert (replies[-1].code, replies[-1].content_format, replies[-1].payload) == (
+            (4, 0), EDHOC_CT, edhoc_error("access token refused"))
+        replies, _ = await reverse(rs, client, TOKEN, cred=party(b"\x2b", "client")[1])  # cnf: another key
+        assert (replies[-1].code, replies[-1].payload) == ((4, 0), edhoc_error("access token refused"))
+        replies, _ = await reverse(rs, client, TOKEN, by_value=False)  # MAC_2 needs C's credential by value
+        assert replies[-1].code == (4, 0)
+        assert rs.gate.installed == []
+        assert not [k for k in rs.credentials if k.startswith(":edhoc-reverse:")]  # nothing half-done kept
+
+
+async def test_reverse_flow_off() -> None:
+    async with running(FakeGate(reverse_flow=False)) as (rs, client):
+        reply = await send(client, aiocoap.Message(code=aiocoap.POST, uri=rs.origin + "/.well-known/edhoc"))
+        assert reply.code == (4, 0)
+
+
 def test_aiocoap_hooks_are_the_pinned_ones() -> None:
     """``edhoc_server`` overrides private aiocoap 0.4.17 methods: fail loudly when they change."""
     assert aiocoap.meta.version == "0.4.17"
     hooks = {
         OscoreSiteWrapper._process_edhoc_msg12: ["self", "pipe"],
         OscoreSiteWrapper._process_edhoc_msg34: ["self", "pipe"],
+        OscoreSiteWrapper._render_edhoc_to_pipe: ["self", "pipe"],
         OscoreSiteWrapper._get_edhoc_identity: ["self", "origin"],
         OscoreSiteWrapper.render_to_pipe: ["self", "pipe"],
         aiocoap.edhoc.EdhocResponderContext.__init__: ["self", "responder", "c_i", "c_r", "server_credentials",
