@@ -81,12 +81,12 @@ class SeriesKind:
               now: int) -> tuple[AccessTokenClaims, EdhocCodePoints | None]:
         """The token's claims for its series (and, EDHOC, the RS's preset, whose limits apply)."""
         if self.kind == DTLS_RPK:
-            return _with_claim(claims, Claim.TOKEN_SERIES_ID, series_id), None
+            return replace(claims, token_series_id=series_id), None  # WF §3.6: in every token of the series
         if self.kind != EDHOC:
             return claims, None
         assert series_id is not None
         cp = preset(rs.edhoc_preset)
-        claims = _with_claim(claims, Claim.EDHOC_INFO, {0: series_id})
+        claims = replace(claims, edhoc_info=EdhocInfo(session_id=series_id))  # §3.3.1, §3.3.3: session_id only
         if first:
             claims = replace(claims, cnf=token_cnf(cp, claims.cnf))
         if cp.require_iat:
@@ -105,11 +105,6 @@ class SeriesKind:
         if self.kind == EDHOC:
             return {"edhoc_info": response_info(rs, series_id)}
         return {"token_series_id": series_id}
-
-
-def _with_claim(claims: AccessTokenClaims, label: Claim, value: Any) -> AccessTokenClaims:
-    extra = tuple((k, v) for k, v in claims.extra if k != int(label))
-    return replace(claims, extra=(*extra, (int(label), value)))
 
 
 def _session_id(cti: bytes) -> bytes:

@@ -81,10 +81,9 @@ def finish(response: AccessTokenResponse, asked: int, created: bool, payload: by
     token = response.access_token
     if not created:
         return replace(response, token_upload=FAILED)
-    assert token is not None
     return replace(
         response, token_upload=UPLOADED,
-        access_token=token if asked == TOKEN else None,
+        access_token=token if asked == TOKEN else b"",  # (b"": left out, ``AccessTokenResponse.to_map``)
         token_hash=token_hash(token) if asked == HASH else None,
         from_rs=from_rs(payload, content_format, response.ace_profile or 0),
     )

@@ -95,6 +95,7 @@ class AsServer:
         # RFC 9200 §5.9: POST /introspect for registered RSs over their OSCORE context with us
         self.introspect_resource = IntrospectResource(IntrospectionEndpoint(store, clock=clock), self.peers.peer)
         self.context: Any = None
+        self.upload_timeout = as_upload.UPLOAD_TIMEOUT  # seconds an RS has to answer a token upload
 
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
         if client.oscore is None:
@@ -166,7 +167,8 @@ class AsServer:
         security = self.rs_security(audience)
         if security is None:
             return upload_core.finish(result.response, plan.asked, False)
-        outcome = await as_upload.upload(self.context, plan.uri, plan.payload, plan.content_format, security=security)
+        outcome = await as_upload.upload(self.context, plan.uri, plan.payload, plan.content_format, security=security,
+                                         timeout=self.upload_timeout)
         if not outcome.created:
             log.warning("token upload to %s for %s: %s", plan.uri, result.client_id, outcome.detail or outcome.code)
         return upload_core.finish(result.response, plan.asked, outcome.created, outcome.payload,
