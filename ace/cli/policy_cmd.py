@@ -276,6 +276,7 @@ def cmd_add_rs(args: argparse.Namespace) -> int:
         else:  # an update: what is not given stays as it is
             rs = replace(old, **fields, format=replace(old.format, **fmt))
         _check_rs(rs, store)
+        policy_edhoc.check_preset(rs)
         store.put_rs(rs)
     changed = sorted({*fields, *fmt}) if old is not None else []
     print(f"updated RS {args.audience}: {', '.join(changed) or 'nothing changed'}" if old is not None

@@ -19,8 +19,10 @@ import cbor2
 
 from ace.cli.stdio import UsageError
 from ace.errors import ConfigError
-from ace.store.base import EDHOC_PRESETS, MAX_AUTH_CRED
+from ace.store.base import EDHOC_PRESETS, MAX_AUTH_CRED, RsRecord
 from ace.tokens.keys import CoseKey
+
+EDHOC_PROFILE = 4  # coap_edhoc_oscore (PROFILE_NAMES)
 
 
 def add_options(s: Any) -> None:
@@ -55,6 +57,20 @@ def edhoc_fields(args: argparse.Namespace, auth_key: CoseKey | None) -> dict[str
             raise UsageError(f"--authz-info takes a coap:// URI, not {args.authz_info!r}")
         fields["upload_uri"] = args.authz_info
     return fields
+
+
+def check_preset(rs: RsRecord) -> None:
+    """Refuse registering an RS whose preset cannot take its tokens (ariel-os: COSE_Encrypt0 with
+    alg 31 or COSE_Sign1 with ES256), rather than refusing every token request later."""
+    from ace.profiles.edhoc_presets import preset
+
+    if EDHOC_PROFILE not in rs.profiles:
+        return
+    cp = preset(rs.edhoc_preset)
+    alg = rs.token_alg if rs.token_alg is not None else rs.token_key.alg
+    if cp.token_algs is not None and (rs.token_kind == "mac0" or alg not in cp.token_algs):
+        raise ConfigError(f"add-rs {rs.audience}: an {cp.name} RS takes encrypt0 tokens with alg 31 "
+                          f"(AES-CCM-16-128-256) or sign1 with ES256 (-7), not {rs.token_kind} alg {alg}")
 
 
 def _read_cred(path: Path) -> bytes:
