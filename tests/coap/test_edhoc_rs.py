@@ -27,8 +27,10 @@ from ace.cbor.labels import AceProfile, Alg, ContentFormat, Curve
 from ace.cbor.scope import AifScope
 from ace.cli.demo_cmd import free_port
 from ace.coap import edhoc
+from ace.coap.as_upload import AS_CREDENTIALS_KEY
+from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.rs_server import RsServer
-from ace.messages import AccessTokenRequest, AccessTokenResponse
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoUpdate
 from ace.profiles.edhoc_presets import PRESETS
 from ace.rs.server import ResourceServer, RsConfig
 from ace.rs.store import Binding
@@ -308,3 +310,66 @@ async def test_ariel_os_token_size_limit() -> None:
         gate = s.rs.channels[EDHOC]
         with pytest.raises(Exception, match="larger than 256"):
             gate.admit(token, cbor2.dumps({4: peer.kid}))  # type: ignore[attr-defined]
+
+
+# -- token upload by the AS (WF §3.7) and the EAD Session ID item (WF §9) -----------------------------
+
+async def as_link(s: Setup) -> Any:
+    """The RS's OSCORE context with the AS (claims "as", as ``as_upload.accept_uploads`` installs it)
+    and the AS's mirror, installed on the test's client context for the RS's origin."""
+    secret, salt = secrets.token_bytes(16), secrets.token_bytes(8)
+    s.rs.credentials[AS_CREDENTIALS_KEY] = MemoryOscoreContext(
+        master_secret=secret, master_salt=salt, sender_id=b"RS", recipient_id=b"AS", authenticated_claims=["as"])
+    as_side = MemoryOscoreContext(master_secret=secret, master_salt=salt, sender_id=b"AS", recipient_id=b"RS")
+    s.client.client_credentials[s.origin + "/*"] = as_side
+    return as_side
+
+
+async def post_upload(s: Setup, payload: bytes, content_format: int) -> Any:
+    msg = aiocoap.Message(code=aiocoap.POST, uri=s.origin + "/authz-info", payload=payload,
+                          content_format=content_format)
+    return await bounded(s.client.request(msg).response)
+
+
+async def test_uploaded_token_named_by_session_id_in_ead_3() -> None:
+    async with running() as s:
+        peer = s.initiator()
+        response = s.ask(peer)
+        assert response.edhoc_info is not None
+        session_id = response.edhoc_info.session_id
+        await as_link(s)
+        answer = await post_upload(s, response.access_token, CWT)
+        assert answer.code == aiocoap.CREATED
+        await peer.message_1()
+        m3 = peer.message_3([lakers.EADItem(PRESETS["draft-11"].ead_session_id, True, session_id)])
+        assert (await peer.send_message_3(m3)).code == (2, 4)
+        context = peer.oscore_context()
+        assert (await peer.get(context, "/temp")).code == (2, 5)
+        update = issue_token(AccessTokenClaims(sub="c", aud="rs1", iat=int(time.time()) + 1,
+                                               exp=int(time.time()) + 600, cti=b"\x98", scope="r_temp w_led",
+                                               cnf=KccsCnf(peer.cred_i), edhoc_info=EdhocInfo(session_id=session_id)),
+                             TOKEN_KEY)
+        await as_link(s)
+        upload = AuthzInfoUpdate(access_token=update, updated_rights=True).encode()
+        answer = await post_upload(s, upload, int(ContentFormat.ACE_CBOR))
+        assert answer.code == aiocoap.CREATED
+        assert (await peer.get(context, "/led", method=aiocoap.PUT)).code == (2, 4)  # the new rights
+
+
+async def test_upload_refusals() -> None:
+    async with running() as s:
+        peer = s.initiator()
+        response = s.ask(peer)
+        await as_link(s)
+        answer = await post_upload(s, AuthzInfoUpdate(access_token=response.access_token, updated_rights=True).encode(),
+                                   int(ContentFormat.ACE_CBOR))
+        assert answer.code == aiocoap.INTERNAL_SERVER_ERROR  # WF §3.7.1 missing_old_token
+        await peer.message_1()
+        m3 = peer.message_3([lakers.EADItem(PRESETS["draft-11"].ead_session_id, True, b"\x77")])
+        reply = await peer.send_message_3(m3)
+        assert (reply.code, reply.payload) == ((4, 0), REFUSED)  # no uploaded token of that session
+        plain = aiocoap.Message(code=aiocoap.POST, uri=s.origin + "/authz-info", payload=response.access_token,
+                                content_format=CWT)
+        del s.client.client_credentials[s.origin + "/*"]  # not from the AS: no upload
+        assert (await bounded(s.client.request(plain).response)).code.is_successful() is False
+        assert not s.rs.core.live_labels()
