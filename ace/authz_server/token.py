@@ -45,7 +45,7 @@ from ace.profiles.base import AsProfile
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KccsCnf, KidCnf
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
 from ace.tokens.encrypt import Recipient
 from ace.tokens.keys import CoseKey, thumbprint
@@ -191,7 +191,7 @@ class TokenEndpoint:
         match profile.check_req_cnf(request.req_cnf, rs):
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
                 return self._live_kid(kid, client, rs, now), None
-            case CoseKeyCnf(key):  # the client's own key: one owner (below)
+            case CoseKeyCnf(key) | KccsCnf(key=key):  # the client's own key: one owner (below)
                 return None, self._check_key_owner(key, client, rs, now)
         return None, None
 
