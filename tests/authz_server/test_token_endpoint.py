@@ -488,8 +488,8 @@ def test_a_key_belongs_to_its_first_presenter_at_every_audience() -> None:
     assert issue(endpoint, at_f, "a").claims.cnf == KccsCnf.of_key(a_key)
     b_key = generate(Curve.P_256, kid=b"kA").public()  # kid kA at rs_f is a's now; at rs_e too
     with pytest.raises(DecodeError):
-        issue(endpoint, request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=KccsCnf.of_key(b_key)),
-                        "b")
+        issue(endpoint, request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
+                                req_cnf=KccsCnf.of_key(b_key)), "b")
 
 
 def test_a_refused_request_claims_nothing() -> None:
