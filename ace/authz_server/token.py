@@ -149,7 +149,8 @@ class TokenEndpoint:
         encrypt_to: Recipient | None = None
         if rs.audience not in p.reference_audiences:  # (a reference's claims never leave the AS)
             claims, encrypt_to = _protect_secret(claims, rs, plugin, self.rng)
-        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=cp is not None and cp.token_tagged)
+        tagged = cp is not None and cp.token_tagged  # (the ariel-os preset's RS reads tagged COSE only)
+        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=tagged)
         if cp is not None:
             edhoc_as.check_size(cp, token)  # refused before anything is logged
         other = self.store.log_token(IssuedToken(
@@ -178,7 +179,8 @@ class TokenEndpoint:
         if rs.audience in self.policy.reference_audiences:
             return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
-                            tagged=rs.format.cose_tag or tagged, cwt_tag=rs.format.cwt_tag, rng=self.rng, encrypt_to=encrypt_to)
+                            tagged=rs.format.cose_tag or tagged, cwt_tag=rs.format.cwt_tag, rng=self.rng,
+                            encrypt_to=encrypt_to)
         return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
