@@ -153,6 +153,7 @@ class TokenEndpoint:
         token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=tagged)
         if cp is not None:
             edhoc_as.check_size(cp, token)  # refused before anything is logged
+        to_upload = upload.plan(request, rs, token, update=previous is not None)  # (its refusals too)
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
@@ -169,7 +170,7 @@ class TokenEndpoint:
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
             **series.response_fields(rs, series_id, previous is None),
         )
-        return IssueResult(response, claims, client.client_id, upload.plan(request, rs, token))
+        return IssueResult(response, claims, client.client_id, to_upload)
 
     def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int,
                 encrypt_to: Recipient | None, *, tagged: bool = False) -> tuple[bytes, bytes]:
