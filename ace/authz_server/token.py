@@ -24,6 +24,9 @@ of the client (an update of access rights; else 4.00 invalid_request); at most
 ``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
 RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
 the token log is purged of expired rows, a bounded batch per issued token (``purge_tokens``).
+The EDHOC profile's series (session_id, edhoc_info, the kccs cnf, rs_cnf, update requests, the
+RS's preset) is ``edhoc_as``'s; a token the client asks the AS to upload is planned by ``upload``
+(the POST itself is the CoAP layer's: ``ace.coap.as_server``).
 """
 
 from __future__ import annotations
