@@ -426,7 +426,7 @@ def edhoc_store() -> MemoryAsStore:
 
 
 def edhoc_request(key: CoseKey | bytes) -> bytes:
-    cnf = KidCnf(key) if isinstance(key, bytes) else KccsCnf.of_key(key)  # EP -11 §3.1: kccs
+    cnf = KidCnf(key) if isinstance(key, bytes) else KccsCnf.of_key(key)  # EDHOC profile -11 §3.1: kccs
     return request(audience="rs_e", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=cnf)
 
 
