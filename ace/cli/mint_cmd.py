@@ -30,12 +30,13 @@ import cbor2
 
 from ace.cbor.labels import ContentFormat, Param
 from ace.cli.keyfiles import load_key
+from ace.cli.policy_edhoc import read_cbor_or_hex
 from ace.cli.stdio import EXIT_FAILED, EXIT_OK, UsageError
 from ace.errors import ConfigError, RemoteError
 from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import EDHOC_PRESETS, TOKEN_KINDS, ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
-from ace.tokens.cnf import Cnf, CoseKeyCnf, KccsCnf
+from ace.tokens.cnf import CoseKeyCnf, KccsCnf
 from ace.tokens.hashing import token_hash
 
 PROFILES = {"edhoc": 4, "oscore": 2, "dtls": 1}  # RFC 9200 §8.8 numbers; edhoc: the presets' default
@@ -76,16 +77,9 @@ def register_actions(tsub: Any) -> None:
     u.set_defaults(func=cmd_upload)
 
 
-def read_cred(path: Path) -> Cnf:
+def read_cred(path: Path) -> CoseKeyCnf | KccsCnf:
     """A CCS file (raw CBOR or hex: kept byte for byte) or a COSE_Key file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        data = bytes.fromhex(data.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        pass
+    data = read_cbor_or_hex(path)
     try:
         value = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, EOFError):
@@ -117,8 +111,9 @@ def _rs_record(args: argparse.Namespace, profile: int) -> RsRecord:
 
 
 def mint(args: argparse.Namespace) -> AccessTokenResponse:
-    from ace.authz_server.token import TokenEndpoint
     import time
+
+    from ace.authz_server.token import TokenEndpoint
 
     if args.lifetime <= 0:
         raise UsageError("--lifetime must be positive")
