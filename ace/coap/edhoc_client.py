@@ -27,11 +27,12 @@ import lakers  # type: ignore[import-untyped]
 from aiocoap import error, oscore
 from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext
 
+from ace.client.reasons import EDHOC_CBOR_SEQ as EDHOC_CBOR_SEQ
+from ace.client.reasons import edhoc_error as parse_edhoc_error  # noqa: F401  (re-exported)
 from ace.coap.edhoc import METHOD, SUITE
 
 log = logging.getLogger(__name__)
 
-EDHOC_CBOR_SEQ = 64  # application/edhoc+cbor-seq (RFC 9528 §9.9)
 MAX_PLAINTEXT_3 = 247  # lakers-python 0.6.2: ID_CRED_I + MAC_3 + EAD_3 beyond this fails (measured)
 MAC_3 = 9  # suite 2, method 3: an 8-byte MAC as a bstr
 WELL_KNOWN_EDHOC = (".well-known", "edhoc")
@@ -96,26 +97,6 @@ def ead_items(items: Sequence[Any]) -> list[tuple[int, bool, bytes | None]]:
     for item in items:
         value = item.value()
         out.append((int(item.label()), bool(item.is_critical()), None if value is None else bytes(value)))
-    return out
-
-
-def parse_edhoc_error(payload: bytes) -> tuple[int, object] | None:
-    """(ERR_CODE, ERR_INFO) of an EDHOC error message (RFC 9528 §6), None if it is not one."""
-    try:
-        items = _cbor_seq(payload)
-    except Exception:  # untrusted bytes of any shape
-        return None
-    if not items or not isinstance(items[0], int) or isinstance(items[0], bool):
-        return None
-    return items[0], items[1] if len(items) > 1 else None
-
-
-def _cbor_seq(payload: bytes) -> list[object]:
-    import io
-
-    stream, out = io.BytesIO(payload), list[object]()
-    while stream.tell() < len(payload) and len(out) < 3:
-        out.append(cbor2.CBORDecoder(stream).decode())
     return out
 
 
