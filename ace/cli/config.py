@@ -22,6 +22,7 @@ from ace.client.pins import normalize_origin
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
 from ace.profiles import BY_NAME
+from ace.profiles.edhoc_presets import DEFAULT_PRESET, PRESETS
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.store.base import DtlsPsk
 from ace.tokens.cwt import TOKEN_TAGS
@@ -316,6 +317,7 @@ class ClientFileConfig:
     trl_path: str = "/revoke/trl"
     audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
     trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
+    edhoc_preset: str = DEFAULT_PRESET  # EDHOC profile code points (ace.profiles.edhoc_presets)
 
 
 def _origin_audiences(table: Any, where: str) -> dict[str, str]:
@@ -350,4 +352,5 @@ def load_client(path: Path) -> ClientFileConfig:
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
         audiences=_origin_audiences(t.get("audiences", {}), w),
         trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
+        edhoc_preset=_choice(t, "edhoc_preset", (DEFAULT_PRESET, *sorted(set(PRESETS) - {DEFAULT_PRESET})), w),
     )
