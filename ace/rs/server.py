@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
-from ace.cbor.labels import ContentFormat
+from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.scope import method_bit
 from ace.errors import (
     FORBIDDEN,
@@ -34,12 +36,20 @@ from ace.errors import (
     UnsupportedContentFormat,
     UnsupportedPopKey,
 )
-from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
+from ace.messages import (
+    UPDATED_RIGHTS_KEY,
+    AuthzInfoRequest,
+    CreationHints,
+    IntrospectionRequest,
+    IntrospectionResponse,
+)
 from ace.profiles import PROFILES, Channel
 from ace.profiles.base import RsProfile
+from ace.profiles.edhoc_presets import EdhocCodePoints
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
+from ace.rs import edhoc
 from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
@@ -68,6 +78,15 @@ class _Unanswered(Exception):  # control flow inside authz_info: never raised ou
         self.token, self.sent = token, sent
 
 
+@contextmanager
+def _no_introspection() -> Iterator[None]:
+    """Inside EDHOC there is no waiting for the AS: a token that needs introspection is 5.03."""
+    try:
+        yield
+    except _Unanswered:
+        raise ServiceUnavailable("the AS must be asked about this token first") from None
+
+
 class ResourceServer:
     def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float],
                  rng: Callable[[int], bytes] = secrets.token_bytes, state: SequenceNumberStore | None = None) -> None:
@@ -81,7 +100,7 @@ class ResourceServer:
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
         self._bare = [p for p in PROFILES.values() if p.bare_token]  # which takes a bare token: by its cnf
-        self._request_form = next(p for p in PROFILES.values() if not p.bare_token)  # the RFC 9203 §4.1 map
+        self._request_form = PROFILES[int(AceProfile.COAP_OSCORE)]  # the RFC 9203 §4.1 map
         self._offers_bare = any(p.number in self._offered for p in self._bare)
 
     # -- E: POST /authz-info ------------------------------------------------------------
@@ -192,6 +211,37 @@ class ResourceServer:
         log.info("updated the rights of channel %s: %s, scope %r", redact_channel(label), redact_token(token),
                  claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
+
+    # -- EDHOC profile: the token in EDHOC (ace.rs.edhoc) ---------------------------------------
+
+    def accept_edhoc_token(self, token: bytes, id_cred_i: bytes | Mapping[Any, Any],
+                           points: EdhocCodePoints) -> edhoc.EdhocAccept:
+        """The token of EAD_3/EAD_4 verified for the credential ID_CRED_I names (EP §4.2); nothing
+        stored until ``commit_edhoc`` (call it once verify_message_3 succeeded)."""
+        with _no_introspection():
+            return edhoc.accept_edhoc_token(self, token, id_cred_i, points)
+
+    def commit_edhoc(self, accept: edhoc.EdhocAccept) -> AuthzInfoOutcome:
+        """Store the binding of a completed EDHOC session; ``dropped``: channels to remove (EP §4.2)."""
+        return edhoc.commit_edhoc(self, accept)
+
+    def accept_session_id(self, session_id: bytes, id_cred_i: bytes | Mapping[Any, Any]) -> edhoc.EdhocAccept:
+        """WF §9 EAD Session ID: the uploaded token of (session_id, the credential ID_CRED_I names)."""
+        return edhoc.accept_session_id(self, session_id, id_cred_i)
+
+    def upload_edhoc_token(self, payload: bytes, content_format: int | None, points: EdhocCodePoints, *,
+                           updated_rights_key: int = UPDATED_RIGHTS_KEY) -> AuthzInfoOutcome:
+        """WF §3.7: POST /authz-info protected by the AS (token, or {1: token, updated_rights: true})."""
+        with _no_introspection():
+            return edhoc.upload_edhoc_token(self, payload, content_format, points,
+                                            updated_rights_key=updated_rights_key)
+
+    def update_edhoc_token(self, payload: bytes, content_format: int | None, channel_label: bytes,
+                           ) -> AuthzInfoOutcome:
+        """EP §4.6: protected POST /authz-info over an EDHOC-derived context: T_NEW supersedes T_OLD
+        on it when session_id and credential match; else 4.01."""
+        with _no_introspection():
+            return edhoc.update_edhoc_token(self, payload, content_format, channel_label)
 
     def _is_reference(self, token: bytes) -> bool:
         return self.config.reference_tokens and is_reference(token, self.config.reference_len)
