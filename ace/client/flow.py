@@ -44,10 +44,10 @@ from ace.client.model import (
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
-from ace.profiles import PROFILES, Channel, of_channel, oscore
+from ace.profiles import PROFILES, Channel, edhoc, of_channel, oscore
 from ace.profiles.base import ClientProfile, PendingChannel
 from ace.profiles.ids import RecipientIdPool
-from ace.tokens.cnf import CoseKeyCnf, KccsCnf, ccs_of_cose_key
+from ace.tokens.cnf import KccsCnf
 from ace.tokens.edhoc_info import EdhocInfo
 from ace.tokens.hashing import token_hash as trl_hash
 
@@ -236,9 +236,9 @@ class ClientFlow:
         assert self._request is not None
         # what follows the token is the profile's: the POST /authz-info, then a channel from the answer
         profile = _profile_of(token_response)
+        if profile is edhoc.PROFILE:  # EP-11 §4.3: the token rides in EDHOC's EAD_3, no POST /authz-info
+            return self._open(token_response, edhoc.rs_channel(token_response))
         step = profile.authz_info(token_response, ids=self._ids, rng=self.rng)
-        if getattr(profile, "token_in_handshake", False):  # EP-11 §4.3: the token rides in EDHOC's EAD_3
-            return self._open(token_response, step.pending.established(b""))
         self._pending = (token_response, step.pending)
         self._state = State.AUTHZ_INFO
         return SendAuthzInfo(self._request.origin + self.config.authz_info_path, step.payload, step.content_format)
@@ -272,16 +272,10 @@ class ClientFlow:
     def _edhoc(self, response: AccessTokenResponse) -> EdhocSession | None:
         """EP-11 §3.3: edhoc_info (session_id) and rs_cnf (AUTH_CRED_RS) of a first token, with the
         credential our req_cnf carried; None for another profile."""
-        if response.edhoc_info is None or self._sent_cnf is None:
+        if response.edhoc_info is None or self._sent_cnf is None or not isinstance(response.rs_cnf, KccsCnf):
             return None
-        match response.rs_cnf:
-            case KccsCnf(cred=cred):
-                rs_credential = cred
-            case CoseKeyCnf() as cnf:  # a bare COSE_Key: its CCS {8: {1: COSE_Key}}, as Ariel OS builds one
-                rs_credential = ccs_of_cose_key(cnf.key_bytes())
-            case _:
-                raise DecodeError("token response: EDHOC needs the RS's credential in rs_cnf (kccs)")
-        return EdhocSession(info=response.edhoc_info, own_credential=self._sent_cnf, rs_credential=rs_credential)
+        return EdhocSession(info=response.edhoc_info, own_credential=self._sent_cnf,
+                            rs_credential=response.rs_cnf.cred)
 
     def _after_protected(self, response: Response) -> Action:
         assert self._request is not None

@@ -4,8 +4,9 @@ A session's channel comes from its token's profile (``ace.profiles``); what aioc
 protect a request with it is this module's: an OSCORE context built from the parameters
 (RFC 9203 §4.3), DTLS credentials for the PSK on the RS's coaps port (RFC 9202 §3.3), or the
 client's EDHOC credentials for the RS carrying the token in EAD_3, whose derived context is pinned
-once a response shows it (draft-ietf-ace-edhoc-oscore-profile-11, ``ace.coap.edhoc_client``). Each class keeps what it built per RS origin with the
-session it was built for (``live``): a new session with the RS builds anew.
+once a response shows it (draft-ietf-ace-edhoc-oscore-profile-11, ``ace.coap.edhoc_client``). Each
+class keeps what it built per RS origin with the session it was built for (``live``): a new session
+with the RS builds anew.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from ace.cbor import codec
-from ace.cbor.labels import Claim, CnfMethod
 from ace.coap import contexts, dtls, edhoc
 from ace.coap.edhoc_client import WELL_KNOWN_EDHOC, TokenEdhoc, TokenOffer
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
-from ace.profiles.edhoc import EdhocChannel
+from ace.profiles.edhoc import EdhocChannel, client_cred
 from ace.profiles.edhoc_presets import preset
-from ace.tokens.cnf import ccs_of_cose_key
+from ace.tokens.cnf import KccsCnf
 from ace.tokens.oscore_params import OscoreContextParams
 
 if TYPE_CHECKING:
@@ -160,9 +159,7 @@ class EdhocClient:
         if state is None:
             raise ConfigError("this EDHOC session has no edhoc_info or no kccs credentials (a pre-draft-11 AS?)")
         points = preset(config.edhoc_preset)
-        cred_i = state.own_credential
-        if points.cnf_method == CnfMethod.COSE_KEY:  # the RS builds CRED_I as {8: {1: the token's COSE_Key}}
-            cred_i = ccs_of_cose_key(codec.raw_at(cred_i, (int(Claim.CNF), int(CnfMethod.COSE_KEY))) or b"")
+        cred_i = client_cred(KccsCnf(state.own_credential), points)  # ariel-os: {8: {1: COSE_Key}}
         info = state.info
         return TokenOffer(
             token=session.token, cred_i=cred_i, cred_r=state.rs_credential, private_key=own.d, kid=own.kid,
