@@ -197,7 +197,10 @@ class PeerCredentialIndex:
 
 class EdhocCredentialsMap(BoundedResponderMap):
     """The RS's server credentials map: bounded responder state (``edhoc_responders``), and a
-    ``PeerCredentialIndex`` entry's own label as the authenticated claim."""
+    ``PeerCredentialIndex`` entry's own label as the authenticated claim. ``gate``: the RS's
+    EDHOC token gate (``edhoc_server.TokenGate``), set by its channel installer."""
+
+    gate: Any = None
 
     def find_edhoc_by_id_cred_peer(self, id_cred_peer: bytes) -> tuple[bytes, list[Any]]:
         """(CRED_I, claims) for aiocoap's responder, KeyError if unknown (it answers 4.00).

@@ -102,7 +102,7 @@ def oscore_site(site: Any, credentials: Any, offered: Iterable[int]) -> Any:
     malformed EDHOC messages with 4.00 and bounds handshakes (``edhoc.EdhocSafeSite``). Without it
     the RS has no EDHOC identity: aiocoap answers every EDHOC message 4.04 or 4.00 by itself."""
     if edhoc_profile.PROFILE.number in set(offered):
-        from ace.coap import edhoc
+        from ace.coap import edhoc_server
 
-        return edhoc.EdhocSafeSite(site, credentials)
+        return edhoc_server.AceEdhocSite(site, credentials)
     return OscoreSiteWrapper(site, credentials)

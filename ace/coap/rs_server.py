@@ -29,6 +29,7 @@ from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
+from ace.profiles.edhoc_presets import DEFAULT_PRESET, preset_named
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
@@ -122,9 +123,12 @@ class RsServer:
     (on the bind port + 1: aiocoap's tinydtls server)."""
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
-                 resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None) -> None:
+                 resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None,
+                 edhoc_preset: str = DEFAULT_PRESET, edhoc_message_4: bool = False) -> None:
         self.core, self.bind, self.resources = core, bind, resources
         self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
+        self.edhoc_preset = preset_named(edhoc_preset)  # the EDHOC profile's code points and limits
+        self.edhoc_message_4 = edhoc_message_4  # edhoc_info message_4: the responder sends it
         self.credentials = rs_channels.credentials_map(core.config.profiles)
         self.index = contexts.ContextIndex()
         self.context: Any = None
