@@ -264,6 +264,9 @@ class RsServer:
             await self.trl.start()
             if self.introspector is not None:  # one security context with the AS, one sequence
                 self.introspector.share(self.trl.context)
+        from ace.coap.as_upload import accept_uploads  # WF §2.2: tokens the AS uploads for clients
+
+        await accept_uploads(self)
         log.info("RS %s listening on %s port %d%s", self.core.config.audience, self.bind[0], self.bind[1],
                  f" (DTLS on {self.coaps_port})" if self.coaps_port else "")
 
