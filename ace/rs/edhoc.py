@@ -15,9 +15,9 @@ errors (TokenRefused, UnsupportedPopKey, ...), which the I/O layer turns into th
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ace.cbor import codec
 from ace.cbor.labels import CnfMethod, ContentFormat, CoseTag
@@ -26,14 +26,35 @@ from ace.messages import UPDATED_RIGHTS_KEY, AuthzInfoUpdate
 from ace.profiles.edhoc import PROFILE, EdhocChannel, cred_of_cnf
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.rs import tokens as tok
+from ace.profiles.base import RsProfile
+from ace.rs.freshness import Freshness
 from ace.rs.outcomes import AuthzInfoOutcome
-from ace.rs.store import BINDING_OVERHEAD, Binding
+from ace.rs.retired import Retired
+from ace.rs.scopes import Scopes
+from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import open_envelope
 from ace.tokens.hashing import token_hash as trl_hash
 
-if TYPE_CHECKING:
-    from ace.rs.server import ResourceServer
+
+class ResourceServer(Protocol):
+    """What this module uses of ``ace.rs.server.ResourceServer`` (its /authz-info machinery)."""
+
+    bindings: BindingStore
+    retired: Retired
+    scopes: Scopes
+    fresh: Freshness
+    clock: Callable[[], float]
+
+    def _offer(self, profile: RsProfile) -> RsProfile: ...
+    def _canonical(self, token: bytes) -> bytes: ...
+    def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False,
+                ) -> AccessTokenClaims: ...
+    def _expiry(self, claims: AccessTokenClaims) -> float | None: ...
+    def _supersede(self, client_key: bytes, claims: AccessTokenClaims, size: int, *,
+                   also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]: ...
+    def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome: ...
+    def _released(self, purged: list[Binding]) -> None: ...
 
 ID_CRED_KID = 4  # RFC 9528 §3.5.3: ID_CRED_x by reference {4: kid}
 ID_CRED_CCS = 14  # RFC 9528 §3.5.3: ID_CRED_x by value {14: CCS}
