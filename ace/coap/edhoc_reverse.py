@@ -25,7 +25,7 @@ import lakers  # type: ignore[import-untyped]
 
 from ace.coap.edhoc_responders import CANDIDATE_IDS
 from ace.coap.oscore_context import MemoryOscoreContext
-from ace.errors import TokenRefused
+from ace.errors import RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class ReverseFlow:
         kind, value = token_of(ead_4, gate.preset)
         try:
             admission = (gate.admit if kind == "token" else gate.admit_session)(value, pending.id_cred_r)
-        except TokenRefused as exc:
+        except RemoteError as exc:
             log.info("EDHOC (reverse): access token in EAD_4 refused: %s", exc)
             raise EdhocError("access token refused") from None
         if admission.cred_i != pending.cred_r:  # EP §4.4.5: the token's cnf is C's credential
@@ -144,5 +144,5 @@ class ReverseFlow:
         now = self.clock()
         self.forget(lambda p: isinstance(p, Pending) and now - p.born > PENDING_SECONDS)
         pending = sorted((v for v in self.credentials.values() if isinstance(v, Pending)), key=lambda p: p.born)
-        for old in pending[:max(0, len(pending) - MAX_PENDING + 1)]:
-            self.forget(lambda p, old=old: p is old)
+        doomed = {id(p) for p in pending[:max(0, len(pending) - MAX_PENDING + 1)]}
+        self.forget(lambda p: id(p) in doomed)

@@ -29,7 +29,7 @@ from aiocoap.numbers import uri_path_abbrev
 from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
 from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts
-from ace.errors import TokenRefused
+from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
                 admission = self._gate.admit(value, bytes(id_cred_i))
             else:
                 admission = self._gate.admit_session(value, bytes(id_cred_i))
-        except TokenRefused as exc:  # EP §4.3.3: ERR_CODE 1, then abort
+        except RemoteError as exc:  # EP §4.3.3: ERR_CODE 1, then abort
             log.info("EDHOC: access token in EAD_3 refused: %s", exc)
             raise EdhocError("access token refused") from None
         try:

@@ -24,6 +24,7 @@ class RsHost(Protocol):
     edhoc_key: CoseKey | None  # the RS's own EDHOC credential (private)
     edhoc_preset: EdhocCodePoints  # the EDHOC profile's code points and token limits
     edhoc_message_4: bool  # the EDHOC responder sends message_4
+    edhoc_reverse: bool  # the RS takes the reverse EDHOC message flow (EP §4.4)
     index: contexts.ContextIndex  # OSCORE contexts by Recipient ID
     credentials: Any  # what aiocoap's server looks credentials up in (``credentials_map``)
 
