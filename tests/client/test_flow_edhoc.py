@@ -6,11 +6,14 @@ session, an access-rights update names the session_id and goes to /authz-info pr
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import cbor2
+import pytest
 from support import NOW
 
 from ace.cbor.labels import AceProfile, ContentFormat, Curve, Param
+from ace.cli.config import load_client
 from ace.client.flow import (
     ClientConfig,
     ClientFlow,
@@ -22,6 +25,7 @@ from ace.client.flow import (
     SendResource,
     SendTokenRequest,
 )
+from ace.errors import ConfigError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints
 from ace.tokens.cnf import KccsCnf
 from ace.tokens.crypto import generate
@@ -118,3 +122,19 @@ def test_update_refused_by_the_rs_keeps_the_old_rights() -> None:
 def test_update_without_an_edhoc_session_fails() -> None:
     failed = make_flow().update(RS, "rw_temp")
     assert isinstance(failed, Failed) and failed.step == "update"
+
+
+@pytest.mark.parametrize("preset", ["draft-11", "ariel-os", "aiocoap"])
+def test_client_toml_names_the_edhoc_preset(tmp_path: Path, preset: str) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(f'[client]\nas_uri = "{AS_URI}"\nas_context = "c.toml"\nedhoc_preset = "{preset}"\n')
+    assert load_client(path).edhoc_preset == preset
+    path.write_text(f'[client]\nas_uri = "{AS_URI}"\nas_context = "c.toml"\n')
+    assert load_client(path).edhoc_preset == "draft-11"  # the default
+
+
+def test_client_toml_refuses_an_unknown_preset(tmp_path: Path) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(f'[client]\nas_uri = "{AS_URI}"\nas_context = "c.toml"\nedhoc_preset = "draft-07"\n')
+    with pytest.raises(ConfigError, match="edhoc_preset"):
+        load_client(path)
