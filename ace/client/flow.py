@@ -78,6 +78,7 @@ class ClientFlow:
                           State.AUTHZ_INFO: self._after_authz, State.PROTECTED: self._after_protected,
                           State.UPDATE: self._after_update_token, State.UPDATE_AUTHZ: self._after_update_authz}
         self._update: AccessTokenResponse | None = None  # the new token, awaiting the RS's answer
+        self._update_scope: str | bytes | None = None  # the scope an update asked for
         self._sent_cnf: bytes | None = None  # the raw credential our last req_cnf carried (EDHOC: CRED_I)
         self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
@@ -108,7 +109,7 @@ class ClientFlow:
         self._request, self._retried = ResourceRequest(method="POST", uri=origin), False
         request = AccessTokenRequest(client_id=self.config.client_id, audience=session.audience, scope=scope,
                                      edhoc_info=EdhocInfo(session_id=session.session_id))
-        self._as_uri = self.config.as_uri or ""
+        self._as_uri, self._update_scope = self.config.as_uri or "", scope
         if not self._as_uri:
             return self._fail("update", "no AS configured (as_uri) to ask for the update")
         self._state = State.UPDATE
@@ -135,7 +136,8 @@ class ClientFlow:
         if response.code != (2, 1) or session is None:  # EP §4.6.2: 4.01 on failure
             return self._fail("update", _rs_refused(self._request.origin, self.config.authz_info_path, response),
                               response)
-        session.token, session.scope = token_response.access_token, token_response.scope or session.scope
+        # RFC 9200 §5.8.2: no scope in the response is the scope asked for
+        session.token, session.scope = token_response.access_token, token_response.scope or self._update_scope
         if token_response.expires_in is not None:
             session.expires_at = self.clock() + token_response.expires_in
         return self._done(response, session)

@@ -54,13 +54,13 @@ async def test_forward_flow_token_in_ead_3_with_kccs_by_default(flow: Flow) -> N
 
 
 async def test_access_rights_update_over_the_derived_context(flow: Flow) -> None:
-    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="rw_temp"))
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="r_temp rw_led"))
     runner = await flow.client("r_temp", profile=EDHOC, timeout=TIMEOUT)
     assert isinstance(await run(runner, flow), Done)
     before = runner.flow.sessions[flow.rs_uri]
     pinned = runner.channels[EDHOC].live[flow.rs_uri][1]
     context = runner.context.client_credentials[pinned.map_key]
-    updated = await bounded(runner.update(flow.rs_uri, "rw_temp"), 4 * TIMEOUT)
+    updated = await bounded(runner.update(flow.rs_uri, "r_temp rw_led"), 4 * TIMEOUT)
     assert isinstance(updated, Done) and updated.response.code == (2, 1), updated
     assert flow.steps()[-2:] == ["token", "authz-info (protected)"]  # EP §4.6.1
     ((_, _), (update_request, update_response)) = token_exchanges(flow)
@@ -68,10 +68,12 @@ async def test_access_rights_update_over_the_derived_context(flow: Flow) -> None
     assert update_request.edhoc_info.session_id == before.session_id
     assert update_response is not None and update_response.rs_cnf is None  # §3.3: not in an update
     session = runner.flow.sessions[flow.rs_uri]
-    assert session.scope == "rw_temp" and session.token == update_response.access_token
+    assert session.scope == "r_temp rw_led" and session.token == update_response.access_token
     assert runner.context.client_credentials[pinned.map_key] is context  # same OSCORE context, no EDHOC
-    put = await bounded(runner.request(ResourceRequest(method="PUT", uri=flow.rs_uri + "/temp", payload=b"20")),
+    before_led = await run(runner, flow, "/led")  # the new rights hold on the same context
+    put = await bounded(runner.request(ResourceRequest(method="PUT", uri=flow.rs_uri + "/led", payload=b"on")),
                         4 * TIMEOUT)
+    assert isinstance(before_led, Done) and before_led.response.success, before_led
     assert isinstance(put, Done) and put.response.success, put
     assert flow.steps()[-1] == "resource (EDHOC)"
 
