@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from ace.authz_server import edhoc_as, trl, upload
 from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, secret_reaches
-from ace.cbor.labels import GrantType
+from ace.cbor.labels import AceProfile, GrantType
 from ace.errors import DecodeError, IncompatibleProfiles, InvalidClient, UnsupportedGrantType
 from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.profiles import PROFILES
@@ -302,8 +302,9 @@ def _protect_secret(claims: AccessTokenClaims, rs: RsRecord, profile: AsProfile,
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
     """The RS's first profile the client supports; a named one must be supported by both."""
     common = [p for p in rs.profiles if p in client.profiles]
-    if request.ace_profile is not None:
-        common = [p for p in common if p == request.ace_profile]
+    named = request.ace_profile if request.edhoc_info is None else int(AceProfile.COAP_EDHOC_OSCORE)  # EP §3.1
+    if named is not None:
+        common = [p for p in common if p == named]
     if not common:  # RFC 9200 §5.8.3
         raise IncompatibleProfiles("client and RS share no profile")
     return common[0]

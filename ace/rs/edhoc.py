@@ -33,6 +33,7 @@ from ace.rs.retired import Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
+from ace.tokens.cnf import KidCnf
 from ace.tokens.cwt import open_envelope
 from ace.tokens.hashing import token_hash as trl_hash
 
@@ -223,7 +224,10 @@ def update_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int |
     if h == current.token_hash or tok.same_token(claims, current.claims):
         return AuthzInfoOutcome(b"", current, False, [])
     try:
-        _, cred = cred_of_cnf(claims.cnf, points)
+        if isinstance(claims.cnf, KidCnf) and claims.cnf.kid == ch.kid:  # EP §4.6.1: AUTH_CRED_C by reference
+            cred = ch.cred
+        else:
+            _, cred = cred_of_cnf(claims.cnf, points)
         session_id = session_id_of(claims, points)
     except DecodeError as exc:
         raise TokenRefused(f"the new token does not fit this context: {exc.description}") from None
