@@ -38,6 +38,7 @@ from ace.errors import (
 from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel
 from ace.profiles.base import RsProfile
+from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
@@ -169,6 +170,8 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
+        if isinstance(current.context, EdhocChannel) and current.context.session_id is not None:
+            return edhoc.update_edhoc_token(self, payload, content_format, label)  # EP §4.6
         received = tok.token_of(payload, content_format)
         token = self._canonical(received)
         token_hash = trl_hash(token)

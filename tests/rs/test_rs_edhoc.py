@@ -12,7 +12,7 @@ from rs_support import AS_URI, GET, MEANING, RS_KEY, Clock
 from support import NOW
 
 from ace.cbor.labels import AceProfile, Alg, Curve
-from ace.errors import DecodeError, MissingOldToken, RemoteError, TokenRefused, UnsupportedPopKey
+from ace.errors import DecodeError, MissingOldToken, RemoteError, ServiceUnavailable, TokenRefused, UnsupportedPopKey
 from ace.messages import AuthzInfoUpdate
 from ace.profiles.edhoc import EdhocChannel, credential, session_label
 from ace.profiles.edhoc_presets import preset
@@ -128,7 +128,7 @@ def test_update_over_the_context() -> None:
     out = rs.update_edhoc_token(new, 61, label)  # EP §4.6.1: application/cwt, the token itself
     assert out.new and out.binding.label == label and out.binding.claims.scope == "rw_config"
     assert rs.authorize(label, "/config", "PUT")
-    again = rs.update_edhoc_token(new, 61, label)
+    again = rs.authz_info(new, 61, channel_label=label)  # the generic protected POST takes the same path
     assert not again.new
     for bad in (edhoc_token(cti=b"\x03", iat=NOW + 2, session_id=b"\x06"),  # another session
                 edhoc_token(cti=b"\x04", iat=NOW + 2, cnf=credential(OTHER))):  # another credential
@@ -182,3 +182,12 @@ def test_sign1_tokens_are_verified_too() -> None:
     claims = AccessTokenClaims(aud="rs1", exp=NOW + 60, iat=NOW, cti=b"\x01", scope=AIF, cnf=CoseKeyCnf(CLIENT))
     tok = issue_token(claims, signer, kind=Kind.SIGN, tagged=True)
     assert rs.accept_edhoc_token(tok, BY_KID, ARIEL).cred_raw == credential(CLIENT).raw
+
+
+def test_a_token_that_needs_introspection_is_503_inside_edhoc() -> None:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, introspect=True,
+                      profiles=(AceProfile.COAP_EDHOC_OSCORE,))
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock())
+    with pytest.raises(ServiceUnavailable):
+        rs.accept_edhoc_token(edhoc_token(), BY_KID)  # RsConfig.edhoc_preset: draft-11
+    assert len(rs.bindings) == 0
