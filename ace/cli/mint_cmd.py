@@ -176,10 +176,18 @@ def upload_payload(token: bytes, to_rs: str | None) -> tuple[bytes, int]:
     return cbor2.dumps({int(Param.ACCESS_TOKEN): token, **extra}), int(ContentFormat.ACE_CBOR)
 
 
-def cmd_upload(args: argparse.Namespace) -> int:
-    from ace.cli.token_cmd import read_token
+def _read_token(arg: str) -> bytes:
+    """hex, or @FILE holding the bytes (or their hex), as ``ace token inspect`` takes it."""
+    if arg.startswith("@"):
+        return read_cbor_or_hex(Path(arg[1:]))
+    try:
+        return bytes.fromhex(arg.strip().removeprefix("0x"))
+    except ValueError:
+        raise UsageError("--token must be hex or @FILE") from None
 
-    token = read_token(args.token)
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    token = _read_token(args.token)
     payload, cf = upload_payload(token, args.to_rs)
     if (args.as_context is None) != (args.state is None):
         raise UsageError("--as-context and --state go together (the context's sequence numbers are kept in --state)")
