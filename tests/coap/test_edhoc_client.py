@@ -35,6 +35,7 @@ from ace.coap.edhoc_client import (
     TokenOffer,
     TokenTooLarge,
     check_token_size,
+    check_token_size_ead_4,
     parse_edhoc_error,
 )
 from ace.coap.oscore_context import MemoryOscoreContext
@@ -209,3 +210,14 @@ def test_edhoc_error_parsing() -> None:
     assert parse_edhoc_error(bytes.fromhex("03f5")) == (3, True)
     assert parse_edhoc_error(b"") is None
     assert parse_edhoc_error(b"\xff") is None
+
+
+def test_reverse_flow_token_size_limit_matches_lakers() -> None:
+    """EAD_4 is message_4's whole plaintext: 244 bytes of token fit with label 24 (measured), 245 do not."""
+    key = generate(Curve.P_256, kid=b"\x2b")
+    assert key.d is not None
+    base = TokenOffer(token=bytes(244), cred_i=edhoc.ccs_bytes(key), cred_r=b"", private_key=key.d, kid=b"\x2b",
+                      ead_token=TOKEN_LABEL)
+    check_token_size_ead_4(base)
+    with pytest.raises(TokenTooLarge, match="message_4"):
+        check_token_size_ead_4(dataclasses.replace(base, token=bytes(245)))
