@@ -82,7 +82,8 @@ def check_credential(key: CoseKey, what: str = "PoP key") -> CoseKey:
 
 def credential(key: CoseKey, subject: str | None = None) -> KccsCnf:
     """A party's kccs credential from its public key (checked), as both ends build it."""
-    return KccsCnf.of_key(check_credential(key.public() if key.has_private else key, "credential"), subject)
+    public = key.public() if key.has_private and not key.is_symmetric else key
+    return KccsCnf.of_key(check_credential(public, "credential"), subject)
 
 
 def token_cnf(req_cnf: KccsCnf, points: EdhocCodePoints) -> Cnf:

@@ -23,10 +23,10 @@ from ace.cbor import codec
 from ace.cbor.labels import CnfMethod, ContentFormat, CoseTag
 from ace.errors import DecodeError, MissingOldToken, TokenRefused, UnsupportedContentFormat
 from ace.messages import UPDATED_RIGHTS_KEY, AuthzInfoUpdate
+from ace.profiles.base import RsProfile
 from ace.profiles.edhoc import PROFILE, EdhocChannel, cred_of_cnf
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.rs import tokens as tok
-from ace.profiles.base import RsProfile
 from ace.rs.freshness import Freshness
 from ace.rs.outcomes import AuthzInfoOutcome
 from ace.rs.retired import Retired
