@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ace.cbor import codec
-from ace.cbor.labels import Claim, CnfMethod, Param
+from ace.cbor.labels import Param
 from ace.errors import DecodeError, IncompatibleProfiles, InvalidScope
 from ace.messages import AccessTokenRequest
+from ace.profiles import edhoc as edhoc_profile
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.store.base import ClientRecord, IssuedToken, RsRecord, TokenLog
 from ace.tokens.claims import AccessTokenClaims
@@ -96,7 +97,8 @@ class SeriesKind:
         return claims, cp
 
     def rs_cnf(self, plugin: Any, rs: RsRecord, request: AccessTokenRequest) -> Cnf | None:
-        return rs_cnf(rs, request) if self.kind == EDHOC else plugin.rs_cnf(rs)  # type: ignore[no-any-return]
+        by_value: Cnf | None = plugin.rs_cnf(rs)
+        return rs_cnf(rs, request, by_value) if self.kind == EDHOC else by_value
 
     def response_fields(self, rs: RsRecord, series_id: bytes | None, first: bool) -> dict[str, Any]:
         """§3.3: edhoc_info in a first token's response (§3.3.3: never in an update's); WF §3.6: token_series_id."""
@@ -112,17 +114,14 @@ def _session_id(cti: bytes) -> bytes:
     return cti[-SESSION_ID_LEN:]
 
 
-def token_cnf(code_points: EdhocCodePoints, req_cnf: Cnf | None) -> Cnf:
+def token_cnf(code_points: EdhocCodePoints, cnf: Cnf | None) -> Cnf:
     """§3.3.1: the credential exactly as sent; the ariel-os preset: the COSE_Key inside it, byte for byte."""
-    if not isinstance(req_cnf, KccsCnf):
+    if not isinstance(cnf, KccsCnf):
         raise DecodeError("req_cnf must be a kccs credential")  # §3.1: never a bare COSE_Key
-    if code_points.cnf_method == CnfMethod.KCCS:
-        return req_cnf
-    key_bytes = codec.raw_at(req_cnf.cred, (int(Claim.CNF), int(CnfMethod.COSE_KEY)))
-    return CoseKeyCnf(req_cnf.key, key_bytes)
+    return edhoc_profile.token_cnf(cnf, code_points)
 
 
-def rs_cnf(rs: RsRecord, request: AccessTokenRequest) -> Cnf | None:
+def rs_cnf(rs: RsRecord, request: AccessTokenRequest, by_value: Cnf | None) -> Cnf | None:
     """§3.3: AUTH_CRED_RS in a first token's response; WF §5.2: the request's rs_cnf true (by
     value, the default), false (by reference: its kid), null (none)."""
     wanted = dict(request.extra).get(int(Param.RS_CNF), True)
@@ -136,7 +135,7 @@ def rs_cnf(rs: RsRecord, request: AccessTokenRequest) -> Cnf | None:
         return KidCnf(rs.auth_key.kid)
     if wanted is not True:
         raise DecodeError("rs_cnf in a token request must be true, false or null")
-    return KccsCnf(rs.auth_cred) if rs.auth_cred is not None else KccsCnf.of_key(rs.auth_key)
+    return KccsCnf(rs.auth_cred) if rs.auth_cred is not None else by_value  # (the CCS registered, exactly)
 
 
 def response_info(rs: RsRecord, session_id: bytes) -> EdhocInfo:

@@ -24,6 +24,9 @@ of the client (an update of access rights; else 4.00 invalid_request); at most
 ``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
 RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
 the token log is purged of expired rows, a bounded batch per issued token (``purge_tokens``).
+The EDHOC profile's series (session_id, edhoc_info, the kccs cnf, rs_cnf, update requests, the
+RS's preset) is ``edhoc_as``'s; a token the client asks the AS to upload is planned by ``upload``
+(the POST itself is the CoAP layer's: ``ace.coap.as_server``).
 """
 
 from __future__ import annotations
@@ -149,9 +152,11 @@ class TokenEndpoint:
         encrypt_to: Recipient | None = None
         if rs.audience not in p.reference_audiences:  # (a reference's claims never leave the AS)
             claims, encrypt_to = _protect_secret(claims, rs, plugin, self.rng)
-        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=cp is not None and cp.token_tagged)
+        tagged = cp is not None and cp.token_tagged  # (the ariel-os preset's RS reads tagged COSE only)
+        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=tagged)
         if cp is not None:
             edhoc_as.check_size(cp, token)  # refused before anything is logged
+        to_upload = upload.plan(request, rs, token, update=previous is not None)  # (its refusals too)
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
@@ -168,7 +173,7 @@ class TokenEndpoint:
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
             **series.response_fields(rs, series_id, previous is None),
         )
-        return IssueResult(response, claims, client.client_id, upload.plan(request, rs, token))
+        return IssueResult(response, claims, client.client_id, to_upload)
 
     def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int,
                 encrypt_to: Recipient | None, *, tagged: bool = False) -> tuple[bytes, bytes]:
@@ -178,7 +183,8 @@ class TokenEndpoint:
         if rs.audience in self.policy.reference_audiences:
             return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
-                            tagged=rs.format.cose_tag or tagged, cwt_tag=rs.format.cwt_tag, rng=self.rng, encrypt_to=encrypt_to)
+                            tagged=rs.format.cose_tag or tagged, cwt_tag=rs.format.cwt_tag, rng=self.rng,
+                            encrypt_to=encrypt_to)
         return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:

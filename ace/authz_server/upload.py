@@ -8,8 +8,11 @@ would send it), or, with ``to_rs`` (the OSCORE profile's nonce1 and id1, RFC 920
 token_upload 0 and, by what was asked, nothing (0), the RFC 9770 token hash (1) or the token (2),
 with from_rs, the RS's 2.01 payload (h'' when it sent none; tagged with its Content-Format when that
 is not the profile's, RFC 9277 App. B); after any other answer, or none, token_upload 1 with the
-token (the client uploads it itself). An RS with no upload URI or no OSCORE context with the AS is
-not tried: the response is then the ordinary one, without token_upload.
+token (the client uploads it itself). An update of access rights is POSTed as ``{1: token,
+updated_rights: true}`` (WF §3.7.1); an RS's 5.00 missing_old_token gets that same answer (token_upload
+1 and the token): the new series on the fly of WF §3.7.2.1 (token_upload 2) is not made here.
+An RS with no upload URI or no OSCORE context with the AS is not tried: the response is then the
+ordinary one, without token_upload.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import cbor2
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat, Param
 from ace.errors import DecodeError
-from ace.messages import AccessTokenRequest, AccessTokenResponse
+from ace.messages import AccessTokenRequest, AccessTokenResponse, AuthzInfoUpdate
 from ace.store.base import RsRecord
 from ace.tokens.hashing import token_hash
 
@@ -49,10 +52,16 @@ def check_request(request: AccessTokenRequest) -> None:
         raise DecodeError("to_rs only goes with token_upload")
 
 
-def plan(request: AccessTokenRequest, rs: RsRecord, token: bytes) -> UploadPlan | None:
-    """The POST for a request with token_upload, or None when there is none to try."""
+def plan(request: AccessTokenRequest, rs: RsRecord, token: bytes, *, update: bool = False) -> UploadPlan | None:
+    """The POST for a request with token_upload, or None when there is none to try. An update of
+    access rights goes as ``{1: token, updated_rights: true}`` (WF §3.7.1)."""
     if request.token_upload is None or rs.upload_uri is None or rs.oscore is None:
         return None
+    if update:
+        if request.to_rs is not None:
+            raise DecodeError("to_rs only goes with the first token of a series")  # WF §3.3
+        body = AuthzInfoUpdate(access_token=token, updated_rights=True).encode()
+        return UploadPlan(rs.upload_uri, body, int(ContentFormat.ACE_CBOR), request.token_upload)
     if request.to_rs is None:
         return UploadPlan(rs.upload_uri, token, int(ContentFormat.CWT), request.token_upload)
     try:

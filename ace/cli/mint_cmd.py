@@ -30,12 +30,13 @@ import cbor2
 
 from ace.cbor.labels import ContentFormat, Param
 from ace.cli.keyfiles import load_key
+from ace.cli.policy_edhoc import read_cbor_or_hex
 from ace.cli.stdio import EXIT_FAILED, EXIT_OK, UsageError
 from ace.errors import ConfigError, RemoteError
 from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import EDHOC_PRESETS, TOKEN_KINDS, ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
-from ace.tokens.cnf import Cnf, CoseKeyCnf, KccsCnf
+from ace.tokens.cnf import CoseKeyCnf, KccsCnf
 from ace.tokens.hashing import token_hash
 
 PROFILES = {"edhoc": 4, "oscore": 2, "dtls": 1}  # RFC 9200 §8.8 numbers; edhoc: the presets' default
@@ -76,16 +77,9 @@ def register_actions(tsub: Any) -> None:
     u.set_defaults(func=cmd_upload)
 
 
-def read_cred(path: Path) -> Cnf:
+def read_cred(path: Path) -> CoseKeyCnf | KccsCnf:
     """A CCS file (raw CBOR or hex: kept byte for byte) or a COSE_Key file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        data = bytes.fromhex(data.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        pass
+    data = read_cbor_or_hex(path)
     try:
         value = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, EOFError):
@@ -117,8 +111,9 @@ def _rs_record(args: argparse.Namespace, profile: int) -> RsRecord:
 
 
 def mint(args: argparse.Namespace) -> AccessTokenResponse:
-    from ace.authz_server.token import TokenEndpoint
     import time
+
+    from ace.authz_server.token import TokenEndpoint
 
     if args.lifetime <= 0:
         raise UsageError("--lifetime must be positive")
@@ -181,10 +176,18 @@ def upload_payload(token: bytes, to_rs: str | None) -> tuple[bytes, int]:
     return cbor2.dumps({int(Param.ACCESS_TOKEN): token, **extra}), int(ContentFormat.ACE_CBOR)
 
 
-def cmd_upload(args: argparse.Namespace) -> int:
-    from ace.cli.token_cmd import read_token
+def _read_token(arg: str) -> bytes:
+    """hex, or @FILE holding the bytes (or their hex), as ``ace token inspect`` takes it."""
+    if arg.startswith("@"):
+        return read_cbor_or_hex(Path(arg[1:]))
+    try:
+        return bytes.fromhex(arg.strip().removeprefix("0x"))
+    except ValueError:
+        raise UsageError("--token must be hex or @FILE") from None
 
-    token = read_token(args.token)
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    token = _read_token(args.token)
     payload, cf = upload_payload(token, args.to_rs)
     if (args.as_context is None) != (args.state is None):
         raise UsageError("--as-context and --state go together (the context's sequence numbers are kept in --state)")

@@ -12,6 +12,7 @@ URI``: where the AS uploads tokens for clients that ask (draft-ietf-ace-workflow
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def add_options(s: Any) -> None:
     e.add_argument("--auth-cred", type=Path, metavar="FILE",
                    help="its EDHOC credential as the CCS bytes it uses (CBOR or hex; default: made from --auth-key)")
     e.add_argument("--edhoc-info", metavar="HEX",
-                   help="EDHOC_Information for clients, without session_id, as a hex CBOR map (e.g. a1 03 f5: message_4)")
+                   help="EDHOC_Information for clients, without session_id, as a hex CBOR map (a103f5: message_4)")
     e.add_argument("--authz-info", metavar="URI", help="its /authz-info URI, where the AS uploads tokens")
 
 
@@ -73,15 +74,19 @@ def check_preset(rs: RsRecord) -> None:
                           f"(AES-CCM-16-128-256) or sign1 with ES256 (-7), not {rs.token_kind} alg {alg}")
 
 
-def _read_cred(path: Path) -> bytes:
+def read_cbor_or_hex(path: Path) -> bytes:
+    """A file's bytes: CBOR as it is, or its hex spelling decoded."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
+    with contextlib.suppress(UnicodeDecodeError, ValueError):
         data = bytes.fromhex(data.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        pass
+    return data
+
+
+def _read_cred(path: Path) -> bytes:
+    data = read_cbor_or_hex(path)
     try:
         ccs = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, EOFError):

@@ -23,8 +23,8 @@ import aiocoap
 import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
-from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server import upload as upload_core
+from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.authz_server.trl import TrlEndpoint
 from ace.coap import as_upload, contexts, dtls

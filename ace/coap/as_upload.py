@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiocoap
@@ -24,9 +24,6 @@ from aiocoap import oscore
 
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
-
-if TYPE_CHECKING:
-    from ace.coap.rs_server import RsServer
 
 log = logging.getLogger(__name__)
 UPLOAD_TIMEOUT = 10.0  # seconds the AS waits for the RS (the client waits for the AS meanwhile)
@@ -77,8 +74,9 @@ def _as_context(coap: Any) -> MemoryOscoreContext | None:
     return next((c for c in values if isinstance(c, MemoryOscoreContext) and "as" in c.authenticated_claims), None)
 
 
-async def accept_uploads(server: RsServer) -> bool:
-    """The RS takes requests protected with its context with the AS (its TRL observer's or
+async def accept_uploads(server: Any) -> bool:
+    """The RS (an ``ace.coap.rs_server.RsServer``: its credentials, TRL link, introspector) takes
+    requests protected with its context with the AS (its TRL observer's or
     introspection client's, the one object: never a second copy of a sender context); returns
     whether it has one."""
     coap = server.trl.context if server.trl is not None else None

@@ -200,3 +200,43 @@ def test_token_series_id_not_with_edhoc_or_oscore(endpoint: TokenEndpoint) -> No
             ask(endpoint, ace_profile=profile, token_series_id=b"\x01")
     with pytest.raises(DecodeError, match="edhoc_info is for the EDHOC profile"):
         ask(endpoint, ace_profile=2, edhoc_info=EdhocInfo(session_id=b"\x01"))
+
+
+def test_upload_plan_and_response_table(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:
+    from dataclasses import replace
+
+    from ace.authz_server import upload
+    from ace.messages import AuthzInfoUpdate
+    from ace.tokens.hashing import token_hash
+    from ace.tokens.oscore_params import OscoreContextParams
+
+    rs = store.get_rs("rs_e")
+    assert rs is not None
+    assert first(endpoint, token_upload=1).upload is None  # no upload URI: not tried, no token_upload
+    store.put_rs(replace(rs, upload_uri="coap://rs/authz-info",
+                         oscore=OscoreContextParams(master_secret=bytes(16), sender_id=b"a", recipient_id=b"r")))
+    result = first(endpoint, token_upload=1)
+    plan = result.upload
+    token = result.response.access_token
+    assert plan is not None and plan.payload == token and plan.content_format == int(ContentFormat.CWT)
+    done = upload.finish(result.response, plan.asked, True)  # WF §3.1.2: 0 and, for 1, the hash only
+    wired = AccessTokenResponse.decode(done.encode())
+    assert wired.token_upload == 0 and not wired.access_token and wired.token_hash == token_hash(token)
+    assert wired.from_rs == b"" and 1 not in cbor2.loads(done.encode())
+    for asked, has_token, has_hash in ((0, False, False), (2, True, False)):
+        m = cbor2.loads(upload.finish(result.response, asked, True).encode())
+        assert (1 in m, int(Param.TOKEN_HASH) in m) == (has_token, has_hash)
+    failed = cbor2.loads(upload.finish(result.response, 1, False).encode())
+    assert failed[int(Param.TOKEN_UPLOAD)] == 1 and failed[1] == token and int(Param.TOKEN_HASH) not in failed
+    assert wire(result).edhoc_info is not None
+    sid = wire(result).edhoc_info.session_id  # type: ignore[union-attr]
+    update = ask(endpoint, edhoc_info=EdhocInfo(session_id=sid), token_upload=2)
+    assert update.upload is not None  # WF §3.7.1: {1: token, updated_rights: true}
+    sent = AuthzInfoUpdate.decode(update.upload.payload)
+    assert sent.updated_rights is True and sent.access_token == update.response.access_token
+    with pytest.raises(DecodeError):
+        ask(endpoint, edhoc_info=EdhocInfo(session_id=sid), token_upload=2, to_rs=b"\xa0")
+    with pytest.raises(DecodeError):
+        first(endpoint, token_upload=3)
+    with pytest.raises(DecodeError):
+        first(endpoint, to_rs=b"\xa0")
