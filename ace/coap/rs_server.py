@@ -24,10 +24,10 @@ import aiocoap.resource
 from ace.coap import contexts, rs_channels
 from ace.coap.boundary import refusing
 from ace.coap.observe import Observations, Served
-from ace.coap.peers import label_of, source_of
+from ace.coap.peers import from_as, label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
-from ace.errors import ServiceUnavailable, TokenRefused
+from ace.errors import DecodeError, ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
 from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.edhoc_presets import DEFAULT_PRESET, preset
@@ -58,8 +58,12 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
-        outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+        if from_as(request) and self.server.takes_uploads:  # WF §3.7: uploaded by the AS for a client
+            outcome = await self.server.upload(request.payload, request.opt.content_format,
                                                source=source_of(request.remote))
+        else:
+            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+                                                   source=source_of(request.remote))
         self.server.install(outcome.binding, outcome.dropped)
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
@@ -180,6 +184,22 @@ class RsServer:
         finally:
             self._introspecting.discard(source)
         return self.core.resume(outcome, code, answer)
+
+    @property
+    def takes_uploads(self) -> bool:
+        """EDHOC tokens the AS uploads go to the core's EDHOC half (other profiles' as if C sent them)."""
+        return EdhocChannel.profile in self.core.config.profiles
+
+    async def upload(self, payload: bytes, content_format: int | None, *, source: str = "") -> AuthzInfoOutcome:
+        """WF §3.7: a token POSTed by the AS over our context with it: an EDHOC token is stored for the
+        session that will name it (EAD Session ID) or supersedes T_OLD (``updated_rights``); another
+        profile's goes on as if its client had sent it."""
+        try:
+            return self.core.upload_edhoc_token(payload, content_format, self.edhoc_preset)
+        except DecodeError:
+            if set(self.core.config.profiles) == {EdhocChannel.profile}:
+                raise
+        return await self.authz_info(payload, content_format, None, source=source)
 
     def authorize(self, label: bytes | None, path: str, method: str) -> Binding:
         """The core's decision; the channels of what it dropped go now (an expired binding, or those
