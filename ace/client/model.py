@@ -30,6 +30,7 @@ class ClientConfig:
     edhoc_key: CoseKey | None = field(default=None, repr=False)  # our EDHOC credential (with d), for req_cnf
     edhoc_preset: str = "draft-11"  # EDHOC code points (ace.profiles.edhoc_presets): the RSs' dialect
     edhoc_rs_cred_by_value: bool = False  # EDHOC: ask the RS for ID_CRED_R by value (EAD_1 Credential By Value)
+    edhoc_reverse: bool = False  # EDHOC: the reverse message flow (EP §4.4), the token in EAD_4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

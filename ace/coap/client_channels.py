@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ace.coap import contexts, dtls, edhoc
-from ace.coap.edhoc_client import WELL_KNOWN_EDHOC, TokenEdhoc, TokenOffer
+from ace.coap.edhoc_client import WELL_KNOWN_EDHOC, ClientHandshake, ReverseTokenEdhoc, TokenEdhoc, TokenOffer
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
@@ -135,18 +135,19 @@ class EdhocClient:
 
     def __init__(self, runner: ClientHost) -> None:
         self.runner = runner
-        self.live: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}
+        self.live: dict[str, tuple[int, ClientHandshake]] = {}
 
     def route(self, session: Session, uri: str) -> Route:
         return Route("resource (EDHOC)", uri, None, self._session(session))
 
-    def _session(self, session: Session) -> edhoc.ClientEdhoc:
+    def _session(self, session: Session) -> ClientHandshake:
         known = self.live.get(session.origin)
         if known is not None and known[0] == session.id:
             return known[1]
         parts = urlsplit(session.origin)
         map_key = edhoc.edhoc_origin(parts.hostname or "", parts.port) + "/*"
-        client = edhoc.ClientEdhoc(self.runner.context, map_key, TokenEdhoc(self._offer(session)))
+        flavour = ReverseTokenEdhoc if self.runner.flow.config.edhoc_reverse else TokenEdhoc  # EP §4.4 / §4.3
+        client = ClientHandshake(self.runner.context, map_key, flavour(self._offer(session)))
         client.reset()
         self.live[session.origin] = (session.id, client)
         return client

@@ -10,7 +10,8 @@ message_3 rides in the combined EDHOC+OSCORE request (RFC 9668) unless edhoc_inf
 is false (§4.5). An EDHOC error from the RS (RFC 9528 §6, App. A.2: 4.00 with Content-Format
 application/edhoc+cbor-seq) reaches the caller as ``NotAProtectedMessage`` with the RS's answer
 as ``plain_message``, as aiocoap reports it for the combined request; a local failure (lakers
-refusing message_2, MAC_2 not verifying) as ``EdhocFailed``.
+refusing message_2, MAC_2 not verifying) as ``EdhocFailed``. ``ReverseTokenEdhoc`` runs the
+reverse message flow (§4.4) instead: the client as Responder, the token in EAD_4.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from aiocoap.edhoc import EdhocCredentials, EdhocInitiatorContext
 
 from ace.client.reasons import EDHOC_CBOR_SEQ as EDHOC_CBOR_SEQ
 from ace.client.reasons import edhoc_error as parse_edhoc_error  # noqa: F401  (re-exported)
-from ace.coap.edhoc import METHOD, SUITE
+from ace.coap.edhoc import METHOD, SUITE, ClientEdhoc
+from ace.coap.oscore_context import MemoryOscoreContext
 
 log = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_3 = 247  # lakers-python 0.6.2: ID_CRED_I + MAC_3 + EAD_3 beyond this fails (measured)
 MAC_3 = 9  # suite 2, method 3: an 8-byte MAC as a bstr
 WELL_KNOWN_EDHOC = (".well-known", "edhoc")
+CID_EDHOC_CBOR_SEQ = 65  # application/cid-edhoc+cbor-seq (RFC 9528 §9.9)
 
 
 class EdhocFailed(error.Error):  # type: ignore[misc]
@@ -89,6 +92,14 @@ def check_token_size(offer: TokenOffer) -> None:
         how = "by value" if offer.send_cred_by_value else f"by a {len(offer.kid)}-byte kid"
         raise TokenTooLarge(f"access token of {len(offer.token)} bytes does not fit in EDHOC message_3 "
                             f"(lakers takes at most about {max(room, 0)} with ID_CRED_I {how})")
+
+
+def check_token_size_ead_4(offer: TokenOffer) -> None:
+    """TokenTooLarge unless the token fits into message_4, whose plaintext is EAD_4 alone (reverse flow)."""
+    used = len(cbor2.dumps(-offer.ead_token)) + len(cbor2.dumps(offer.token))
+    if used > MAX_PLAINTEXT_3:
+        raise TokenTooLarge(f"access token of {len(offer.token)} bytes does not fit in EDHOC message_4 (lakers "
+                            f"takes at most about {len(offer.token) - (used - MAX_PLAINTEXT_3)})")
 
 
 def ead_items(items: Sequence[Any]) -> list[tuple[int, bool, bytes | None]]:
@@ -158,10 +169,13 @@ class TokenEdhoc(EdhocCredentials):  # type: ignore[misc]
             secctx.complete_without_message_4()
         return secctx
 
-    async def _post(self, wire: Any, address: Any, proxy_scheme: Any, uri_host: Any, payload: bytes) -> Any:
+    async def _post(self, wire: Any, address: Any, proxy_scheme: Any, uri_host: Any, payload: bytes,
+                    content_format: int | None = None) -> Any:
         """POST to the RS's EDHOC resource; an error answer becomes ``NotAProtectedMessage``."""
         msg = aiocoap.Message(code=aiocoap.POST, proxy_scheme=proxy_scheme, uri_host=uri_host,
                               uri_path=list(self.offer.uri_path), payload=payload)
+        if content_format is not None:
+            msg.opt.content_format = content_format
         msg.remote = address
         if self.offer.uri_path != WELL_KNOWN_EDHOC:  # aiocoap sends only that path around OSCORE by itself
             wire.client_credentials[msg.get_request_uri()] = _UNPROTECTED
@@ -184,3 +198,61 @@ def _c_r_prefix(c_r: bytes) -> bytes:
         return bytes(c_r)
     encoded: bytes = cbor2.dumps(bytes(c_r))
     return encoded
+
+
+class ReverseTokenEdhoc(TokenEdhoc):
+    """The reverse message flow (EP-11 §4.4): the client is the EDHOC Responder, the RS the Initiator,
+    the token rides in EAD_4 and the client's credential goes by value in ID_CRED_R (the RS checks
+    MAC_2 before it has the token). The derived context (RFC 9528 App. A.1, as Responder: Sender ID
+    C_I, Recipient ID C_R) is a ``MemoryOscoreContext`` (``ReverseContext``)."""
+
+    def __init__(self, offer: TokenOffer) -> None:
+        check_token_size_ead_4(offer)
+        EdhocCredentials.__init__(self, suite=SUITE, method=METHOD)
+        self.offer = offer
+        self.hints = None
+
+    async def establish_context(self, wire: Any, underlying_address: Any, underlying_proxy_scheme: Any,
+                                underlying_uri_host: Any, logger: Any) -> ReverseContext:
+        offer = self.offer
+
+        async def post(payload: bytes, content_format: int | None = None) -> bytes:
+            answer = await self._post(wire, underlying_address, underlying_proxy_scheme, underlying_uri_host,
+                                      payload, content_format)
+            return bytes(answer.payload)
+
+        message_1 = await post(b"")  # §4.4: an empty POST asks the RS for message_1
+        responder = _lakers(lakers.EdhocResponder, offer.private_key, offer.cred_i)
+        c_i, _ead_1 = _lakers(responder.process_message_1, message_1)
+        c_i = bytes(c_i)
+        c_r = next(bytes([n]) for n in range(24) if bytes([n]) != c_i)
+        message_2 = _lakers(responder.prepare_message_2, lakers.CredentialTransfer.ByValue, c_r, [])
+        prefix = _c_r_prefix(c_i)  # RFC 9528 App. A.2: C_I || message_2, C_I || message_4
+        message_3 = await post(prefix + bytes(message_2), CID_EDHOC_CBOR_SEQ)
+        _lakers(responder.parse_message_3, message_3)
+        _lakers(responder.verify_message_3, offer.cred_r)  # CRED_I = AUTH_CRED_RS (§4.4.4)
+        message_4 = _lakers(responder.prepare_message_4, [lakers.EADItem(offer.ead_token, True, offer.token)])
+        await post(prefix + bytes(message_4), CID_EDHOC_CBOR_SEQ)
+        return ReverseContext(
+            master_secret=bytes(_lakers(responder.edhoc_exporter, 0, b"", 16)),
+            master_salt=bytes(_lakers(responder.edhoc_exporter, 1, b"", 8)),
+            sender_id=c_i, recipient_id=c_r)
+
+
+class ReverseContext(MemoryOscoreContext):
+    """The OSCORE context of a reverse-flow handshake (pinned like an initiator's)."""
+
+
+class ClientHandshake(ClientEdhoc):
+    """``ClientEdhoc`` that also pins a reverse-flow context."""
+
+    @property
+    def pinned(self) -> bool:
+        return isinstance(self.context.client_credentials.get(self.map_key), (EdhocInitiatorContext, ReverseContext))
+
+    def pin(self, response: aiocoap.Message) -> bool:
+        security_context = getattr(response.remote, "security_context", None)
+        if not isinstance(security_context, ReverseContext):
+            return super().pin(response)
+        self.context.client_credentials[self.map_key] = security_context
+        return True

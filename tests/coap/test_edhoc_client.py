@@ -35,6 +35,7 @@ from ace.coap.edhoc_client import (
     TokenOffer,
     TokenTooLarge,
     check_token_size,
+    check_token_size_ead_4,
     parse_edhoc_error,
 )
 from ace.coap.oscore_context import MemoryOscoreContext
@@ -42,6 +43,7 @@ from ace.tokens.crypto import generate
 from ace.tokens.keys import CoseKey
 
 PATH = (".well-known", "edhoc")
+ALT_PATH = ("edhoc-alt",)  # an edhoc_info uri_path other than the well-known one (EP §4.2)
 TOKEN_LABEL = 24
 
 
@@ -107,7 +109,7 @@ class LakersSite(OscoreSiteWrapper):  # type: ignore[misc]
     """OSCORE for every request but the EDHOC ones, which go to the lakers-driven resource."""
 
     async def render_to_pipe(self, pipe: Any) -> None:
-        if pipe.request.opt.uri_path == PATH:
+        if pipe.request.opt.uri_path in (PATH, ALT_PATH):
             await self._inner_site.render_to_pipe(pipe)
         else:
             await super().render_to_pipe(pipe)
@@ -120,6 +122,7 @@ async def lakers_rs() -> AsyncIterator[tuple[Responder, int]]:
     responder = Responder(generate(Curve.P_256, kid=b"\x0a"), creds)
     site = aiocoap.resource.Site()
     site.add_resource(list(PATH), responder)
+    site.add_resource(list(ALT_PATH), responder)
     site.add_resource(["secret"], Secret())
     ctx = await bounded(aiocoap.Context.create_server_context(
         LakersSite(site, creds), bind=("::1", port), transports=["oscore", "udp6"], server_credentials=creds))
@@ -157,6 +160,16 @@ async def test_lakers_responder_finds_our_token_in_ead_3_and_the_contexts_agree(
         assert responder.seen_ead_3 == [(TOKEN_LABEL, True, token)]  # §4.3.3: exactly one item, critical
         assert responder.seen_ead_1 == [(15, False)]  # Credential By Value asked for
         assert edhoc.kid_of_id_cred(responder.id_cred_i) == b"\x2b"  # ID_CRED_I by kid
+
+
+async def test_edhoc_at_the_uri_path_of_edhoc_info() -> None:
+    client = generate(Curve.P_256, kid=b"\x2b")
+    async with lakers_rs() as (responder, port):
+        token = cbor2.dumps({"cnf": edhoc.ccs_bytes(client, subject="client")})
+        answer = await get_secret(port, TokenEdhoc(dataclasses.replace(offer(client, responder, token),
+                                                                       uri_path=ALT_PATH)))
+        assert (answer.code, answer.payload) == (aiocoap.CONTENT, b"ok")
+        assert responder.seen_ead_3 == [(TOKEN_LABEL, True, token)]
 
 
 async def test_no_credential_by_value_item_unless_asked() -> None:
@@ -209,3 +222,14 @@ def test_edhoc_error_parsing() -> None:
     assert parse_edhoc_error(bytes.fromhex("03f5")) == (3, True)
     assert parse_edhoc_error(b"") is None
     assert parse_edhoc_error(b"\xff") is None
+
+
+def test_reverse_flow_token_size_limit_matches_lakers() -> None:
+    """EAD_4 is message_4's whole plaintext: 244 bytes of token fit with label 24 (measured), 245 do not."""
+    key = generate(Curve.P_256, kid=b"\x2b")
+    assert key.d is not None
+    base = TokenOffer(token=bytes(244), cred_i=edhoc.ccs_bytes(key), cred_r=b"", private_key=key.d, kid=b"\x2b",
+                      ead_token=TOKEN_LABEL)
+    check_token_size_ead_4(base)
+    with pytest.raises(TokenTooLarge, match="message_4"):
+        check_token_size_ead_4(dataclasses.replace(base, token=bytes(245)))

@@ -10,15 +10,19 @@ its reason. Every server and client is stopped by the fixture; every await is bo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import cbor2
+import pytest
 from deployment import Flow, store_of
 from support import bounded
 
 from ace.cbor.labels import AceProfile, Param
 from ace.client.flow import Done, Failed, ResourceRequest, Session
 from ace.coap.client import ClientRunner
+from ace.coap.rs_channels_edhoc import EdhocChannels
 from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import Grant
 from ace.tokens.cnf import KccsCnf
@@ -92,3 +96,28 @@ async def test_an_edhoc_error_from_the_rs_fails_the_flow_with_its_reason(flow: F
     assert isinstance(got, Failed) and got.step == "edhoc", got
     assert "ERR_CODE 1" in got.error
     assert flow.rs_uri not in runner.flow.sessions
+
+
+async def test_reverse_flow_token_in_ead_4(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EP §4.4: the client as EDHOC Responder (an empty POST asks the RS for message_1), its
+    credential by value in ID_CRED_R, the token in EAD_4; the derived context is then kept."""
+    seen: list[bytes] = []
+    real = EdhocChannels.admit
+
+    def admit(self: Any, token: bytes, id_cred_i: bytes) -> Any:
+        seen.append(token)
+        return real(self, token, id_cred_i)
+
+    monkeypatch.setattr(EdhocChannels, "admit", admit)
+    runner = await flow.client(profile=EDHOC, timeout=TIMEOUT)
+    runner.flow.config = dataclasses.replace(runner.flow.config, edhoc_reverse=True)
+    got = await run(runner, flow)
+    assert isinstance(got, Done) and got.response.code == (2, 5), got
+    assert flow.steps() == ["resource", "token", "resource (EDHOC)"]
+    ((_, response),) = token_exchanges(flow)
+    assert response is not None and seen == [response.access_token]  # the RS took it from EAD_4
+    handshake = runner.channels[EDHOC].live[flow.rs_uri][1]
+    assert handshake.pinned
+    again = await run(runner, flow)
+    assert isinstance(again, Done) and again.response.code == (2, 5)
+    assert seen == [response.access_token]  # no new handshake
