@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -36,16 +35,11 @@ from ace.errors import (
     UnsupportedContentFormat,
     UnsupportedPopKey,
 )
-from ace.messages import (
-    UPDATED_RIGHTS_KEY,
-    AuthzInfoRequest,
-    CreationHints,
-    IntrospectionRequest,
-    IntrospectionResponse,
-)
+from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel
 from ace.profiles.base import RsProfile
-from ace.profiles.edhoc_presets import EdhocCodePoints
+from ace.profiles.edhoc import EdhocChannel
+from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
@@ -54,7 +48,7 @@ from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
+from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, Unanswered, no_introspection
 from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
@@ -70,21 +64,6 @@ log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
 __all__ = ["MAX_REVOKED", "Access", "AuthzInfoOutcome", "NeedsIntrospection", "ResourceServer", "RsConfig"]
-
-
-class _Unanswered(Exception):  # control flow inside authz_info: never raised out of it
-    def __init__(self, token: bytes, sent: bytes) -> None:
-        super().__init__()
-        self.token, self.sent = token, sent
-
-
-@contextmanager
-def _no_introspection() -> Iterator[None]:
-    """Inside EDHOC there is no waiting for the AS: a token that needs introspection is 5.03."""
-    try:
-        yield
-    except _Unanswered:
-        raise ServiceUnavailable("the AS must be asked about this token first") from None
 
 
 class ResourceServer:
@@ -114,7 +93,7 @@ class ResourceServer:
             if channel_label is not None:
                 return self._update(payload, content_format, channel_label)
             return self._authz_info(payload, content_format)
-        except _Unanswered as ask:
+        except Unanswered as ask:
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
 
@@ -191,6 +170,8 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
+        if isinstance(current.context, EdhocChannel) and current.context.session_id is not None:
+            return edhoc.update_edhoc_token(self, payload, content_format, label)  # EP §4.6
         received = tok.token_of(payload, content_format)
         token = self._canonical(received)
         token_hash = trl_hash(token)
@@ -212,35 +193,31 @@ class ResourceServer:
                  claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
 
-    # -- EDHOC profile: the token in EDHOC (ace.rs.edhoc) ---------------------------------------
+    # -- EDHOC profile: the token in EDHOC (ace.rs.edhoc; ``points`` None: RsConfig.edhoc_preset) ------
 
     def accept_edhoc_token(self, token: bytes, id_cred_i: bytes | Mapping[Any, Any],
-                           points: EdhocCodePoints) -> edhoc.EdhocAccept:
-        """The token of EAD_3/EAD_4 verified for the credential ID_CRED_I names (EP §4.2); nothing
-        stored until ``commit_edhoc`` (call it once verify_message_3 succeeded)."""
-        with _no_introspection():
-            return edhoc.accept_edhoc_token(self, token, id_cred_i, points)
+                           points: EdhocCodePoints | None = None) -> edhoc.EdhocAccept:
+        """EP §4.2: the EAD token checked for ID_CRED_I; stored by ``commit_edhoc`` after message_3 verifies."""
+        with no_introspection():
+            return edhoc.accept_edhoc_token(self, token, id_cred_i, points or preset(self.config.edhoc_preset))
 
     def commit_edhoc(self, accept: edhoc.EdhocAccept) -> AuthzInfoOutcome:
-        """Store the binding of a completed EDHOC session; ``dropped``: channels to remove (EP §4.2)."""
         return edhoc.commit_edhoc(self, accept)
 
     def accept_session_id(self, session_id: bytes, id_cred_i: bytes | Mapping[Any, Any]) -> edhoc.EdhocAccept:
-        """WF §9 EAD Session ID: the uploaded token of (session_id, the credential ID_CRED_I names)."""
         return edhoc.accept_session_id(self, session_id, id_cred_i)
 
-    def upload_edhoc_token(self, payload: bytes, content_format: int | None, points: EdhocCodePoints, *,
-                           updated_rights_key: int = UPDATED_RIGHTS_KEY) -> AuthzInfoOutcome:
-        """WF §3.7: POST /authz-info protected by the AS (token, or {1: token, updated_rights: true})."""
-        with _no_introspection():
-            return edhoc.upload_edhoc_token(self, payload, content_format, points,
-                                            updated_rights_key=updated_rights_key)
+    def upload_edhoc_token(self, payload: bytes, content_format: int | None,
+                           points: EdhocCodePoints | None = None) -> AuthzInfoOutcome:
+        """WF §3.7: POST /authz-info protected by the AS."""
+        with no_introspection():
+            return edhoc.upload_edhoc_token(self, payload, content_format, points or preset(self.config.edhoc_preset),
+                                            updated_rights_key=self.config.updated_rights_key)
 
     def update_edhoc_token(self, payload: bytes, content_format: int | None, channel_label: bytes,
                            ) -> AuthzInfoOutcome:
-        """EP §4.6: protected POST /authz-info over an EDHOC-derived context: T_NEW supersedes T_OLD
-        on it when session_id and credential match; else 4.01."""
-        with _no_introspection():
+        """EP §4.6: protected POST /authz-info over an EDHOC-derived context."""
+        with no_introspection():
             return edhoc.update_edhoc_token(self, payload, content_format, channel_label)
 
     def _is_reference(self, token: bytes) -> bool:
@@ -279,7 +256,7 @@ class ResourceServer:
         the answer is cached under the canonical token's hash."""
         answer = self.introspection.get(h, self.clock())
         if answer is None:
-            raise _Unanswered(token, received)
+            raise Unanswered(token, received)
         if answer.claims is None:
             raise TokenRefused("access token not active")
         check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)

@@ -140,7 +140,7 @@ async def test_no_token_carries_a_secret_unencrypted(flow: Flow, kind: str, prof
 async def test_a_public_key_may_travel_in_a_signed_token(flow: Flow) -> None:
     key = register_rs(flow, "rs9", "sign1", (EDHOC,))
     runner = await flow.client(record=False)
-    credential = KccsCnf.of_key(load_key(flow.d.directory / "client-edhoc.key").public())
+    credential = KccsCnf.of_key(load_key(flow.d.directory / "client-edhoc.key").public())  # EDHOC -11 §3.1
     reply = await token_request(flow, runner, audience="rs9", ace_profile=EDHOC, req_cnf=credential)
     assert reply.code == (2, 1), reply
     token = AccessTokenResponse.decode(reply.payload).access_token
