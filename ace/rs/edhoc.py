@@ -33,7 +33,7 @@ from ace.rs.retired import Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import KidCnf
+from ace.tokens.cnf import Cnf, KidCnf
 from ace.tokens.cwt import open_envelope
 from ace.tokens.hashing import token_hash as trl_hash
 
@@ -123,13 +123,14 @@ def session_id_of(claims: AccessTokenClaims, points: EdhocCodePoints) -> bytes:
     raise DecodeError("EDHOC profile: the token has no edhoc_info session_id")
 
 
-def verified(rs: ResourceServer, token: bytes, points: EdhocCodePoints) -> tuple[bytes, bytes, AccessTokenClaims]:
+def verified(rs: ResourceServer, token: bytes, points: EdhocCodePoints, *, over_channel: bool = False,
+             ) -> tuple[bytes, bytes, AccessTokenClaims]:
     """(canonical token, its hash, claims) of a token the AS issued for us, checked; nothing stored."""
     rs._offer(PROFILE)
     check_limits_before(token, points)
     canonical = rs._canonical(token)
     h = trl_hash(canonical)
-    claims = rs._verify(canonical, h, received=token)  # (ResourceServer turns an introspection need into 5.03)
+    claims = rs._verify(canonical, h, received=token, over_channel=over_channel)  # introspection: 5.03 (server)
     check_limits_after(claims, points)
     return canonical, h, claims
 
@@ -187,6 +188,30 @@ def accept_session_id(rs: ResourceServer, session_id: bytes, id_cred_i: bytes | 
     raise TokenRefused("no token for this session_id and credential")
 
 
+def same_credential(cnf: Cnf | None, channel: EdhocChannel) -> bool:
+    """Whether an update token's cnf names the credential of ``channel``: by value (as the preset
+    reads a cnf) or by reference (a kid) (EP §4.6.1)."""
+    if isinstance(cnf, KidCnf):
+        return hmac.compare_digest(cnf.kid, channel.kid)
+    try:
+        _, cred = cred_of_cnf(cnf, preset(channel.preset))
+    except DecodeError:
+        return False
+    return hmac.compare_digest(cred, channel.cred)
+
+
+def _session_of(rs: ResourceServer, claims: AccessTokenClaims, points: EdhocCodePoints) -> Binding | None:
+    """T_OLD: the live binding of the token's (session_id, credential), if any (EP §4.6.2)."""
+    session_id = session_id_of(claims, points)
+    now = rs.clock()
+    for b in rs.bindings:
+        ch = b.context
+        if isinstance(ch, EdhocChannel) and ch.session_id == session_id and not b.expired(now) \
+                and same_credential(claims.cnf, ch):
+            return b
+    return None
+
+
 def upload_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int | None, points: EdhocCodePoints,
                        *, updated_rights_key: int = UPDATED_RIGHTS_KEY) -> AuthzInfoOutcome:
     """WF §3.7: POST /authz-info protected by the AS: the token (application/cwt), or
@@ -198,42 +223,40 @@ def upload_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int |
         update = AuthzInfoUpdate.decode(payload, updated_rights_key)
     else:
         raise UnsupportedContentFormat("content format must be application/cwt or application/ace+cbor")
-    canonical, h, claims = verified(rs, update.access_token, points)
-    key, cred = cred_of_cnf(claims.cnf, points)
-    accept = _prepared(rs, canonical, h, claims, key, cred, points)
+    canonical, h, claims = verified(rs, update.access_token, points, over_channel=bool(update.updated_rights))
     if update.updated_rights:
-        current = rs.bindings.get(accept.label)
-        if current is None or current.expired(rs.clock()):
+        current = _session_of(rs, claims, points)
+        if current is None:
             raise MissingOldToken("no token of this session_id and credential")  # WF §3.7.1
-        return _supersede_on(rs, current, accept)
-    return commit_edhoc(rs, accept)
+        if tok.same_token(claims, current.claims):
+            return AuthzInfoOutcome(b"", current, False, [])
+        return _supersede_on(rs, current, EdhocAccept(b"", current.label, b"", replace(current, token_hash=h,
+                                                                                      claims=claims), canonical))
+    key, cred = cred_of_cnf(claims.cnf, points)
+    return commit_edhoc(rs, _prepared(rs, canonical, h, claims, key, cred, points))
 
 
 def update_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int | None, channel_label: bytes,
                        ) -> AuthzInfoOutcome:
     """EP §4.6: a token POSTed to /authz-info over the context ``channel_label`` names (application/cwt,
     the token itself): T_NEW supersedes T_OLD on the same context when its session_id and credential
-    are T_OLD's; else 4.01 (TokenRefused), nothing changed."""
+    (by value or by kid) are T_OLD's; else 4.01 (TokenRefused), nothing changed."""
     current = rs.bindings.get(channel_label)
     if current is None or current.expired(rs.clock()) or not isinstance(current.context, EdhocChannel):
         raise TokenRefused("no live EDHOC token for this context")
     ch = current.context
     points = preset(ch.preset)
     received = tok.token_of(payload, content_format)
-    canonical, h, claims = verified(rs, received, points)
+    canonical, h, claims = verified(rs, received, points, over_channel=True)
     if h == current.token_hash or tok.same_token(claims, current.claims):
         return AuthzInfoOutcome(b"", current, False, [])
     try:
-        if isinstance(claims.cnf, KidCnf) and claims.cnf.kid == ch.kid:  # EP §4.6.1: AUTH_CRED_C by reference
-            cred = ch.cred
-        else:
-            _, cred = cred_of_cnf(claims.cnf, points)
         session_id = session_id_of(claims, points)
     except DecodeError as exc:
         raise TokenRefused(f"the new token does not fit this context: {exc.description}") from None
-    if session_id != ch.session_id or not hmac.compare_digest(cred, ch.cred):  # EP §4.6.2: else 4.01
+    if session_id != ch.session_id or not same_credential(claims.cnf, ch):  # EP §4.6.2: else 4.01
         raise TokenRefused("the new token is not for this session and credential")
-    accept = EdhocAccept(cred, current.label, session_id, replace(current, token_hash=h, claims=claims), canonical)
+    accept = EdhocAccept(ch.cred, current.label, session_id, replace(current, token_hash=h, claims=claims), canonical)
     return _supersede_on(rs, current, accept)
 
 

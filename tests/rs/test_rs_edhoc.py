@@ -19,7 +19,7 @@ from ace.profiles.edhoc_presets import preset
 from ace.replies import reply_of
 from ace.rs.server import ResourceServer, RsConfig
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, CoseKeyCnf
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
 from ace.tokens.crypto import Kind, generate
 from ace.tokens.cwt import KeyRing, issue_token
 from ace.tokens.edhoc_info import EdhocInfo
@@ -128,10 +128,15 @@ def test_update_over_the_context() -> None:
     out = rs.update_edhoc_token(new, 61, label)  # EP §4.6.1: application/cwt, the token itself
     assert out.new and out.binding.label == label and out.binding.claims.scope == "rw_config"
     assert rs.authorize(label, "/config", "PUT")
+    by_kid = edhoc_token(cti=b"\x05", iat=NOW + 3, scope="r_temp", cnf=KidCnf(b"\x2b"))  # by reference
+    assert rs.update_edhoc_token(by_kid, 61, label).binding.claims.cti == b"\x05"
+    new = edhoc_token(cti=b"\x06", iat=NOW + 4, scope="rw_config")
+    assert rs.update_edhoc_token(new, 61, label).new
     again = rs.authz_info(new, 61, channel_label=label)  # the generic protected POST takes the same path
     assert not again.new
     for bad in (edhoc_token(cti=b"\x03", iat=NOW + 2, session_id=b"\x06"),  # another session
-                edhoc_token(cti=b"\x04", iat=NOW + 2, cnf=credential(OTHER))):  # another credential
+                edhoc_token(cti=b"\x04", iat=NOW + 5, cnf=credential(OTHER)),  # another credential
+                edhoc_token(cti=b"\x07", iat=NOW + 5, cnf=KidCnf(b"\x2c"))):  # another kid
         before = [(b.label, b.token_hash) for b in rs.bindings]
         with pytest.raises(TokenRefused) as info:  # EP §4.6.2: 4.01
             rs.update_edhoc_token(bad, 61, label)
@@ -153,6 +158,9 @@ def test_upload_by_the_as_then_session_id_then_update() -> None:
                              updated_rights=True)
     out = rs.upload_edhoc_token(update.encode(), 19, DRAFT)
     assert out.binding.label == first.binding.label and out.binding.claims.scope == "rw_config"
+    by_kid = AuthzInfoUpdate(access_token=edhoc_token(cti=b"\x04", iat=NOW + 2, cnf=KidCnf(b"\x2b")),
+                             updated_rights=True)
+    assert rs.upload_edhoc_token(by_kid.encode(), 19, DRAFT).binding.claims.cti == b"\x04"
     orphan = AuthzInfoUpdate(access_token=edhoc_token(cti=b"\x03", session_id=b"\x07"), updated_rights=True)
     with pytest.raises(MissingOldToken) as info:  # WF §3.7.1: 5.00 missing_old_token
         rs.upload_edhoc_token(orphan.encode(), 19, DRAFT)
