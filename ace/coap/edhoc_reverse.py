@@ -23,6 +23,7 @@ import aiocoap
 import cbor2
 import lakers  # type: ignore[import-untyped]
 
+from ace.coap.edhoc_ead import EdhocError, token_of
 from ace.coap.edhoc_responders import CANDIDATE_IDS
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import RemoteError
@@ -108,8 +109,6 @@ class ReverseFlow:
 
     def message_4(self, pending: Pending, message_4: bytes, gate: Any) -> None:
         """The token in EAD_4 (§4.4.5), then the OSCORE context bound to its binding."""
-        from ace.coap.edhoc_server import EdhocError, token_of
-
         self.forget(lambda p: p is pending)
         ead_4 = list(pending.initiator.process_message_4(message_4) or [])
         kind, value = token_of(ead_4, gate.preset)

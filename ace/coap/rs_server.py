@@ -30,7 +30,7 @@ from ace.coap.tasks import cancel
 from ace.errors import DecodeError, ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
 from ace.profiles.edhoc import EdhocChannel
-from ace.profiles.edhoc_presets import DEFAULT_PRESET, preset
+from ace.profiles.edhoc_presets import preset
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
@@ -129,11 +129,10 @@ class RsServer:
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
                  resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None,
-                 edhoc_preset: str = DEFAULT_PRESET, edhoc_message_4: bool = False,
-                 edhoc_reverse: bool = True) -> None:
+                 edhoc_message_4: bool = False, edhoc_reverse: bool = True) -> None:
         self.core, self.bind, self.resources = core, bind, resources
         self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
-        self.edhoc_preset = preset(edhoc_preset)  # the EDHOC profile's code points and limits
+        self.edhoc_preset = preset(core.config.edhoc_preset)  # the EDHOC profile's code points and limits
         self.edhoc_message_4 = edhoc_message_4  # edhoc_info message_4: the responder sends it
         self.edhoc_reverse = edhoc_reverse and not self.edhoc_preset.combined_request_only  # EP §4.4
         self.credentials = rs_channels.credentials_map(core.config.profiles)
@@ -169,8 +168,6 @@ class RsServer:
         (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
         introspection in flight per peer (address or IPv6 /64): one sender cannot take every slot
         of the AS link."""
-        if channel is not None and isinstance(getattr(self.core.bindings.get(channel), "context", None), EdhocChannel):
-            return self.core.update_edhoc_token(payload, content_format, channel)  # EP §4.6: 2.01, else 4.01
         outcome = self.core.authz_info(payload, content_format, channel_label=channel)
         if not isinstance(outcome, NeedsIntrospection):
             return outcome

@@ -98,10 +98,10 @@ def as_store() -> MemoryAsStore:
 async def running(preset: str = "draft-11", audience: str = "rs1") -> AsyncIterator[Setup]:
     port = free_port()
     config = RsConfig(audience=audience, as_uri="coap://as.example/token", profiles=(EDHOC,),
-                      scope_meaning={"r_temp": [("/temp", GET)], "w_led": [("/led", PUT)]})
+                      scope_meaning={"r_temp": [("/temp", GET)], "w_led": [("/led", PUT)]}, edhoc_preset=preset)
     core = ResourceServer(config, KeyRing([ARIEL_KEY if preset == "ariel-os" else TOKEN_KEY]), clock=time.time)
     rs = RsServer(core, bind=("::1", port), resources={"/temp": {"GET": temp}, "/led": {"PUT": put_led}},
-                  edhoc_key=RS_KEY, edhoc_preset=preset)
+                  edhoc_key=RS_KEY)
     await bounded(rs.start())
     client = await bounded(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]))
     try:
