@@ -2,8 +2,9 @@
 
 A thin façade over ``ace.coap.client.ClientRunner`` (what ``ace client`` runs): a request first
 goes unprotected, the RS's AS Request Creation Hints lead to a token from the AS, the token goes
-to the RS's /authz-info, and the request is sent again over the channel that made (RFC 9200 §5);
-later requests to that RS reuse the session until its token is refused.
+to the RS's /authz-info (with the EDHOC profile: inside EDHOC), and the request is sent again over
+the channel that made (RFC 9200 §5); later requests to that RS reuse the session until its token
+is refused.
 """
 
 from __future__ import annotations

@@ -302,7 +302,9 @@ def _protect_secret(claims: AccessTokenClaims, rs: RsRecord, profile: AsProfile,
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
     """The RS's first profile the client supports; a named one must be supported by both."""
     common = [p for p in rs.profiles if p in client.profiles]
-    named = request.ace_profile if request.edhoc_info is None else int(AceProfile.COAP_EDHOC_OSCORE)  # EP §3.1
+    named = request.ace_profile
+    if named is None and request.edhoc_info is not None:  # EP §3.1: an update names its session_id only
+        named = int(AceProfile.COAP_EDHOC_OSCORE)
     if named is not None:
         common = [p for p in common if p == named]
     if not common:  # RFC 9200 §5.8.3

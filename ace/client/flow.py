@@ -5,7 +5,10 @@ through ``on_response`` and yields the next action, until ``Done`` or ``Failed``
 resource request → 4.01 with AS Request Creation Hints (RFC 9200 §5.3) → POST /token →
 POST /authz-info and a channel from its answer, as the token's profile says (``ace.profiles``:
 for OSCORE, N1 and our Recipient ID, RFC 9203 §4.1, then the context, §4.3) → the resource
-again, protected. A valid session is reused; a 4.01 on a protected
+again, protected. With the EDHOC profile (draft -11) the token rides in EDHOC's EAD_3 instead (no
+POST /authz-info; the session carries edhoc_info and the credentials), and ``update`` asks for new
+rights on a live session (its session_id, then the token POSTed over its OSCORE context, §4.6).
+A valid session is reused; a 4.01 on a protected
 request drops it and gets a new token once. Optional response parameters (ace_profile,
 expires_in) are not required (ace-java omits them).
 
