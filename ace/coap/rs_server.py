@@ -27,14 +27,14 @@ from ace.coap.observe import Observations, Served
 from ace.coap.peers import from_as, label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
-from ace.errors import DecodeError, ServiceUnavailable, TokenRefused
+from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
-from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.edhoc_presets import preset
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
+from ace.rs.upload import as_upload
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
@@ -58,7 +58,7 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
-        if from_as(request) and self.server.takes_uploads:  # WF §3.7: uploaded by the AS for a client
+        if from_as(request):  # WF §3.7: uploaded by the AS for a client
             outcome = await self.server.upload(request.payload, request.opt.content_format,
                                                source=source_of(request.remote))
         else:
@@ -182,20 +182,14 @@ class RsServer:
             self._introspecting.discard(source)
         return self.core.resume(outcome, code, answer)
 
-    @property
-    def takes_uploads(self) -> bool:
-        """EDHOC tokens the AS uploads go to the core's EDHOC half (other profiles' as if C sent them)."""
-        return EdhocChannel.profile in self.core.config.profiles
-
     async def upload(self, payload: bytes, content_format: int | None, *, source: str = "") -> AuthzInfoOutcome:
-        """WF §3.7: a token POSTed by the AS over our context with it: an EDHOC token is stored for the
-        session that will name it (EAD Session ID) or supersedes T_OLD (``updated_rights``); another
-        profile's goes on as if its client had sent it."""
-        try:
-            return self.core.upload_edhoc_token(payload, content_format, self.edhoc_preset)
-        except DecodeError:
-            if set(self.core.config.profiles) == {EdhocChannel.profile}:
-                raise
+        """WF §3.7: a token POSTed by the AS over our context with it (``ace.rs.upload``): an EDHOC
+        token is stored for the session that will name it (EAD Session ID), ``updated_rights``
+        supersedes T_OLD (else 5.00 missing_old_token), another profile's first token goes on as if
+        its client had sent it (introspected first if need be)."""
+        outcome = as_upload(self.core, payload, content_format)
+        if not isinstance(outcome, NeedsIntrospection):
+            return outcome
         return await self.authz_info(payload, content_format, None, source=source)
 
     def authorize(self, label: bytes | None, path: str, method: str) -> Binding:
