@@ -139,9 +139,13 @@ class ReverseFlow:
     def forget_label(self, label: object) -> int:
         return self.forget(lambda c: label in getattr(c, "authenticated_claims", ()))
 
-    def _make_room(self) -> None:
+    def forget_stale(self) -> int:
+        """Drop the half-done handshakes older than PENDING_SECONDS."""
         now = self.clock()
-        self.forget(lambda p: isinstance(p, Pending) and now - p.born > PENDING_SECONDS)
+        return self.forget(lambda p: isinstance(p, Pending) and now - p.born > PENDING_SECONDS)
+
+    def _make_room(self) -> None:
+        self.forget_stale()
         pending = sorted((v for v in self.credentials.values() if isinstance(v, Pending)), key=lambda p: p.born)
         doomed = {id(p) for p in pending[:max(0, len(pending) - MAX_PENDING + 1)]}
         self.forget(lambda p: id(p) in doomed)

@@ -91,6 +91,7 @@ class EdhocChannels:
         gone += ReverseFlow(credentials).forget(lambda c: isinstance(c, MemoryOscoreContext)
                                                 and dead(c.authenticated_claims))
         credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
+        ReverseFlow(credentials).forget_stale()
         return gone
 
     def start(self, offered: bool) -> None:

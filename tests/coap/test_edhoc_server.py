@@ -25,7 +25,7 @@ from support import bounded
 
 from ace.cbor.labels import Curve
 from ace.cli.demo_cmd import free_port
-from ace.coap import edhoc, edhoc_server
+from ace.coap import edhoc, edhoc_reverse, edhoc_server
 from ace.coap.edhoc_responders import EDHOC_PATH
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import TokenRefused
@@ -296,6 +296,19 @@ async def test_reverse_flow_off() -> None:
     async with running(FakeGate(reverse_flow=False)) as (rs, client):
         reply = await send(client, aiocoap.Message(code=aiocoap.POST, uri=rs.origin + "/.well-known/edhoc"))
         assert reply.code == (4, 0)
+
+
+def test_reverse_flow_half_done_handshakes_are_bounded() -> None:
+    now = [0.0]
+    credentials = edhoc.EdhocCredentialsMap()
+    reverse = edhoc_reverse.ReverseFlow(credentials, clock=lambda: now[0])
+    for _ in range(3 * edhoc_reverse.MAX_PENDING):
+        assert reverse.trigger()  # message_1
+        now[0] += 1
+    pending = [k for k in credentials if k.startswith(edhoc_reverse.KEY_PREFIX)]
+    assert len(pending) == edhoc_reverse.MAX_PENDING  # the oldest went first
+    now[0] += edhoc_reverse.PENDING_SECONDS + 1
+    assert reverse.forget_stale() == edhoc_reverse.MAX_PENDING and not list(credentials)
 
 
 def test_aiocoap_hooks_are_the_pinned_ones() -> None:
