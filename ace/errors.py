@@ -192,3 +192,32 @@ class WrongAudience(ClaimsError):
     """4.03: the token's audience is not this RS (RFC 9200 §5.10.1.1)."""
 
     default_coap_code = FORBIDDEN
+
+
+class WorkflowError(RemoteError):
+    """An error of draft-ietf-ace-workflow-and-params-08 whose code has no number yet (TBD at IANA,
+    configurable: ``ace.problem.WorkflowCodes``); answered as RFC 9290 problem details."""
+
+    default_error_code = None
+    wf_error: str = ""
+
+
+class MissingOldToken(WorkflowError):
+    """5.00 missing_old_token (WF §3.7.1): an update uploaded by the AS, and the RS holds no T_OLD."""
+
+    default_coap_code = INTERNAL_SERVER_ERROR
+    wf_error = "missing_old_token"
+
+
+class UnknownCredentialReferenced(WorkflowError):
+    """5.00 unknown_credential_referenced (WF §5.1): the AS does not know the credential named."""
+
+    default_coap_code = INTERNAL_SERVER_ERROR
+    wf_error = "unknown_credential_referenced"
+
+
+class FailedPopVerification(WorkflowError):
+    """4.00 failed_pop_verification (WF §6)."""
+
+    default_coap_code = BAD_REQUEST
+    wf_error = "failed_pop_verification"

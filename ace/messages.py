@@ -25,8 +25,9 @@ from ace.cbor.labels import (
     Param,
     TokenType,
 )
-from ace.errors import ErrorCode, UnsupportedContentFormat
-from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map
+from ace.errors import DecodeError, ErrorCode, UnsupportedContentFormat
+from ace.tokens.cnf import Cnf, KccsCnf, cnf_from_map, cnf_to_map, with_raw
+from ace.tokens.edhoc_info import EdhocInfo
 
 
 def require_ace_cbor(content_format: int | None) -> None:
@@ -40,7 +41,7 @@ def require_ace_cbor(content_format: int | None) -> None:
 class _F:
     name: str
     label: IntEnum
-    kind: str  # bytes | text | uint | bool | scope | cnf | grant | token_type | profile | error
+    kind: str  # bytes | text | uint | bool | scope | cnf | edhoc_info | grant | token_type | profile | error
     required: bool = False
 
 
@@ -63,6 +64,9 @@ def _read(r: MapReader, f: _F) -> Any:
     if f.kind == "cnf":
         value = r.map_(f.label, required=f.required)
         return None if value is None else cnf_from_map(value, f"{f.label.name.lower()}({int(f.label)})")
+    if f.kind == "edhoc_info":
+        value = r.map_(f.label, required=f.required)
+        return None if value is None else EdhocInfo.from_map(value)
     return r.enum(f.label, _ENUMS[f.kind], required=f.required)
 
 
@@ -80,7 +84,7 @@ class _Message:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            m[int(f.label)] = cnf_to_map(value) if f.kind == "cnf" else _plain(value)
+            m[int(f.label)] = _encoded(f, value)
         m.update(getattr(self, "extra", ()))
         return m
 
@@ -97,11 +101,23 @@ class _Message:
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        return cls.from_map(codec.loads(data, what=cls._what))
+        """From the encoded map; a kccs cnf keeps the bytes it arrived as (EDHOC profile §3.3.1)."""
+        msg = cls.from_map(codec.loads(data, what=cls._what))
+        raw = {f.name: with_raw(getattr(msg, f.name), data, (int(f.label),))
+               for f in cls._fields if f.kind == "cnf" and isinstance(getattr(msg, f.name), KccsCnf)}
+        return replace(msg, **raw) if raw else msg  # type: ignore[type-var]
 
 
 def _plain(value: Any) -> Any:
     return int(value) if isinstance(value, IntEnum) else value
+
+
+def _encoded(f: _F, value: Any) -> Any:
+    if f.kind == "cnf":
+        return cnf_to_map(value)
+    if f.kind == "edhoc_info":
+        return value.to_map()
+    return _plain(value)
 
 
 Extra = tuple[tuple[Any, Any], ...]
@@ -123,6 +139,10 @@ class AccessTokenRequest(_Message):
     ace_profile: AceProfile | int | None = None
     ask_ace_profile: bool = False
     cnonce: bytes | None = None
+    edhoc_info: EdhocInfo | None = None  # EDHOC profile §3.1: {0: session_id} asks for an update
+    token_upload: int | None = None  # WF §3.1: 0 nothing back, 1 the token hash, 2 the token
+    to_rs: bytes | None = None  # WF §3.3
+    token_series_id: bytes | None = None  # WF §3.6: an update of the series
     extra: Extra = ()
 
     _what = "token request"
@@ -135,6 +155,10 @@ class AccessTokenRequest(_Message):
         _F("req_cnf", Param.REQ_CNF, "cnf"),
         _F("ace_profile", Param.ACE_PROFILE, "profile"),
         _F("cnonce", Param.CNONCE, "bytes"),
+        _F("edhoc_info", Param.EDHOC_INFO, "edhoc_info"),
+        _F("token_upload", Param.TOKEN_UPLOAD, "uint"),
+        _F("to_rs", Param.TO_RS, "bytes"),
+        _F("token_series_id", Param.TOKEN_SERIES_ID, "bytes"),
     )
 
     def to_map(self) -> dict[Any, Any]:
@@ -167,12 +191,17 @@ class AccessTokenResponse(_Message):
     rs_cnf: Cnf | None = None
     ace_profile: AceProfile | int | None = None
     refresh_token: bytes | None = None
+    edhoc_info: EdhocInfo | None = None  # EDHOC profile §3.3
+    token_upload: int | None = None  # WF §3.1: 0 uploaded, 1 failed, 2 a new series on the fly
+    token_hash: bytes | None = None  # WF §3.2
+    from_rs: bytes | None = None  # WF §3.3
+    token_series_id: bytes | None = None  # WF §3.6
     extra: Extra = ()
 
     _what = "token response"
     _labels = Param
     _fields = (
-        _F("access_token", Param.ACCESS_TOKEN, "bytes", required=True),
+        _F("access_token", Param.ACCESS_TOKEN, "bytes", required=True),  # WF §3.1: absent after an upload
         _F("token_type", Param.TOKEN_TYPE, "token_type"),
         _F("ace_profile", Param.ACE_PROFILE, "profile"),
         _F("expires_in", Param.EXPIRES_IN, "uint"),
@@ -180,7 +209,30 @@ class AccessTokenResponse(_Message):
         _F("cnf", Param.CNF, "cnf"),
         _F("rs_cnf", Param.RS_CNF, "cnf"),
         _F("refresh_token", Param.REFRESH_TOKEN, "bytes"),
+        _F("edhoc_info", Param.EDHOC_INFO, "edhoc_info"),
+        _F("token_upload", Param.TOKEN_UPLOAD, "uint"),
+        _F("token_hash", Param.TOKEN_HASH, "bytes"),
+        _F("from_rs", Param.FROM_RS, "bytes"),
+        _F("token_series_id", Param.TOKEN_SERIES_ID, "bytes"),
     )
+
+    # WF §3.1.2: after an upload (token_upload present) the response may carry no access_token;
+    # that is access_token b"" here, and only then
+    def to_map(self) -> dict[Any, Any]:
+        m = _Message.to_map(self)
+        if self.token_upload is not None and not self.access_token:
+            del m[int(Param.ACCESS_TOKEN)]
+        return m
+
+    @classmethod
+    def from_map(cls, value: object) -> Self:
+        label, upload = int(Param.ACCESS_TOKEN), int(Param.TOKEN_UPLOAD)
+        if isinstance(value, Mapping) and label not in value and upload in value:
+            value = {label: b"", **value}
+        msg = _Message.from_map.__func__(cls, value)  # type: ignore[attr-defined]
+        if msg.token_upload is None and not msg.access_token and isinstance(value, Mapping) and label not in value:
+            raise DecodeError("token response: missing access_token(1)")  # pragma: no cover
+        return msg  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,6 +371,37 @@ class AuthzInfoResponse(_Message):
         _F("nonce2", Param.NONCE2, "bytes", required=True),
         _F("ace_server_recipientid", Param.ACE_SERVER_RECIPIENTID, "bytes", required=True),
     )
+
+
+UPDATED_RIGHTS_KEY = 57  # WF §3.7.1 updated_rights: no code point proposed; configurable (ours: next after 56)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthzInfoUpdate:
+    """The AS's protected POST /authz-info of a token upload (WF §3.7.1): application/ace+cbor
+    ``{1: token, updated_rights: true}``; ``updated_rights`` None: the first token of a series.
+    ``key``: the label updated_rights goes under (TBD at IANA)."""
+
+    access_token: bytes
+    updated_rights: bool | None = None
+    extra: Extra = ()
+
+    def encode(self, key: int = UPDATED_RIGHTS_KEY) -> bytes:
+        m: dict[Any, Any] = {int(Param.ACCESS_TOKEN): self.access_token}
+        if self.updated_rights is not None:
+            m[key] = self.updated_rights
+        m.update(self.extra)
+        return codec.dumps(m)
+
+    @classmethod
+    def decode(cls, data: bytes, key: int = UPDATED_RIGHTS_KEY) -> AuthzInfoUpdate:
+        r = MapReader(codec.loads(data, what="authz-info upload"), "authz-info upload", Param)
+        token = r.bytes_(Param.ACCESS_TOKEN, required=True)
+        rights = r.items.get(key)
+        if rights is not None and rights is not True:  # WF §3.7.1: only true is defined
+            raise DecodeError(f"authz-info upload: updated_rights({key}) must be true")
+        extra = {k: v for k, v in r.extra().items() if k != key}
+        return cls(access_token=token, updated_rights=rights, extra=codec.freeze_extra(extra))
 
 
 MESSAGE_TYPES: tuple[type[_Message], ...] = (

@@ -20,7 +20,7 @@ LAYERS = [
     {"ace", "ace.errors", "ace.requester"},  # who asks the AS: neutral, the RS needs no AS code
     {"ace.cbor"},
     {"ace.tokens"},
-    {"ace.messages", "ace.trl_wire"},  # trl_wire: the TRL payloads, the AS's and its observers'
+    {"ace.messages", "ace.trl_wire", "ace.problem"},  # trl_wire: the TRL payloads, the AS's and its observers'
     {"ace.replies"},
     {"ace.profiles"},
     {"ace.redact"},

@@ -2,8 +2,9 @@
 
 A thin façade over ``ace.coap.client.ClientRunner`` (what ``ace client`` runs): a request first
 goes unprotected, the RS's AS Request Creation Hints lead to a token from the AS, the token goes
-to the RS's /authz-info, and the request is sent again over the channel that made (RFC 9200 §5);
-later requests to that RS reuse the session until its token is refused.
+to the RS's /authz-info (with the EDHOC profile: inside EDHOC), and the request is sent again over
+the channel that made (RFC 9200 §5); later requests to that RS reuse the session until its token
+is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 class RequestFailed(Exception):
     """The flow stopped before the resource answered: ``step`` (``"token"``, ``"authz-info"``,
-    ``"hints"``...) says where, ``response`` holds the answer that stopped it, if any."""
+    ``"hints"``, ``"edhoc"``, ``"update"``...) says where, ``response`` holds the answer that stopped it, if any."""
 
     def __init__(self, step: str, error: str, response: Response | None = None) -> None:
         super().__init__(f"{step}: {error}")
@@ -91,6 +92,16 @@ class Client:
         """``method`` on ``uri``, getting and posting a token first when the RS asks for one."""
         outcome = await self.runner.request(ResourceRequest(method=method.upper(), uri=uri, payload=payload,
                                                             content_format=content_format))
+        if not isinstance(outcome, Done):
+            raise RequestFailed(outcome.step, outcome.error, outcome.response)
+        return outcome.response
+
+    async def update_access(self, uri: str, scope: str | bytes) -> Response:
+        """EDHOC profile (draft-ietf-ace-edhoc-oscore-profile-11 §4.6): ask the AS for ``scope`` on the
+        live session with ``uri``'s RS and POST the new token over the session's OSCORE context; the
+        session keeps its context. Returns the RS's answer (2.01); ``RequestFailed`` at step
+        ``"update"`` when there is no such session, the AS refuses or the RS refuses the token."""
+        outcome = await self.runner.update(origin_of(uri), scope)
         if not isinstance(outcome, Done):
             raise RequestFailed(outcome.step, outcome.error, outcome.response)
         return outcome.response

@@ -24,6 +24,9 @@ of the client (an update of access rights; else 4.00 invalid_request); at most
 ``TokenPolicy.max_live_tokens`` live tokens per client and audience (beyond: 4.00 invalid_request,
 RFC 9200 §5.8.3 prescribes 4.00 for every error of the token endpoint but invalid_client); and
 the token log is purged of expired rows, a bounded batch per issued token (``purge_tokens``).
+The EDHOC profile's series (session_id, edhoc_info, the kccs cnf, rs_cnf, update requests, the
+RS's preset) is ``edhoc_as``'s; a token the client asks the AS to upload is planned by ``upload``
+(the POST itself is the CoAP layer's: ``ace.coap.as_server``).
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ace.authz_server import trl
+from ace.authz_server import edhoc_as, trl, upload
 from ace.authz_server.policy import granted_scope
 from ace.authz_server.pop import CONFIDENTIAL_KIND, carries_secret, secret_reaches
-from ace.cbor.labels import GrantType
+from ace.cbor.labels import AceProfile, GrantType
 from ace.errors import DecodeError, IncompatibleProfiles, InvalidClient, UnsupportedGrantType
 from ace.messages import AccessTokenRequest, AccessTokenResponse, require_ace_cbor
 from ace.profiles import PROFILES
@@ -45,7 +48,7 @@ from ace.profiles.base import AsProfile
 from ace.redact import token as redact_token
 from ace.store.base import AsStore, ClientRecord, EdhocClaim, IssuedToken, ReferenceToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf, CoseKeyCnf, KidCnf
+from ace.tokens.cnf import Cnf, CoseKeyCnf, KccsCnf, KidCnf
 from ace.tokens.cwt import KIND_BY_NAME, issue_token
 from ace.tokens.encrypt import Recipient
 from ace.tokens.keys import CoseKey, thumbprint
@@ -90,6 +93,7 @@ class IssueResult:
     response: AccessTokenResponse
     claims: AccessTokenClaims
     client_id: str
+    upload: upload.UploadPlan | None = None  # the POST to the RS's /authz-info the client asked for (WF §3.1)
 
 
 class TokenEndpoint:
@@ -107,6 +111,7 @@ class TokenEndpoint:
             raise InvalidClient("client not authenticated")
         require_ace_cbor(content_format)
         request = AccessTokenRequest.decode(payload)
+        upload.check_request(request)
         result = self._token_for(request, client)
         log.info("issued %s to %s for %s (cti %s)", redact_token(result.response.access_token),
                  client.client_id, result.claims.aud, (result.claims.cti or b"").hex())
@@ -128,48 +133,58 @@ class TokenEndpoint:
         plugin = PROFILES.get(profile)
         if plugin is None:  # RFC 9200 §5.8.3: a profile both registered that this AS does not implement
             raise IncompatibleProfiles("profile not available at this AS")
-        previous, claim = self._check_pop_request(request, plugin, client, rs, now)
+        series = edhoc_as.SeriesKind.of(profile, request)  # (EDHOC: session_id, DTLS RPK: token_series_id)
+        previous, claim = self._check_pop_request(request, plugin, client, rs, now, series)
         self._check_live_tokens(client, rs, now)
         f, p = rs.format, self.policy
         exi = f.exi or rs.audience in p.exi_audiences
         cti = exi_cti(rs.rs_id, self.store.next_counter(f"exi:{rs.audience}"), f.exi_cti) if exi else _cti_bytes(
             self.store.next_cti())
         token_cnf, response_cnf, pop_kid = self._pop_key(plugin, cti, previous, request, rs)
+        series_id = series.series_id(request, previous, cti)
         lifetime = rs.token_lifetime * f.per_second  # exp and exi in the RS's unit (iat stays in seconds)
         claims = AccessTokenClaims(
             iss=p.issuer, sub=client.client_id if p.include_sub and f.sub else None, aud=rs.audience,
             exp=None if exi else now * f.per_second + lifetime, exi=lifetime if exi else None,
             iat=now if p.include_iat else None, cti=cti, cnf=token_cnf, scope=scope, cnonce=request.cnonce,
         )
+        claims, cp = series.shape(claims, rs, series_id, previous is None, now)
         encrypt_to: Recipient | None = None
         if rs.audience not in p.reference_audiences:  # (a reference's claims never leave the AS)
             claims, encrypt_to = _protect_secret(claims, rs, plugin, self.rng)
-        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to)
+        tagged = cp is not None and cp.token_tagged  # (the ariel-os preset's RS reads tagged COSE only)
+        token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=tagged)
+        if cp is not None:
+            edhoc_as.check_size(cp, token)  # refused before anything is logged
+        to_upload = upload.plan(request, rs, token, update=previous is not None)  # (its refusals too)
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,
             # the thumbprint of the client's own public key (EDHOC), kept by its update tokens
             pop_thumbprint=previous.pop_thumbprint if previous is not None else claim.thumbprint if claim else None,
+            session_id=series_id,
         ), purge_before=now, purge_limit=TOKEN_PURGE,  # expired rows go, a bounded batch per token issued
             edhoc_claim=claim)  # the credential is claimed with the token, not before: no claim if refused
         if other is not None:  # taken since the check (another request in between): nothing was logged
             raise _taken(client, rs, claim)
-        rs_cnf = plugin.rs_cnf(rs) if previous is None else None  # a first token's (RFC 9201 §3.2)
+        rs_cnf = series.rs_cnf(plugin, rs, request) if previous is None else None  # a first token's (RFC 9201 §3.2)
         response = AccessTokenResponse(
             access_token=token, ace_profile=profile, expires_in=rs.token_lifetime, cnf=response_cnf, rs_cnf=rs_cnf,
             scope=scope if scope != request.scope else None,  # RFC 6749 §5.1: scope when it differs
+            **series.response_fields(rs, series_id, previous is None),
         )
-        return IssueResult(response, claims, client.client_id)
+        return IssueResult(response, claims, client.client_id, to_upload)
 
     def _encode(self, claims: AccessTokenClaims, rs: RsRecord, profile: int, now: int,
-                encrypt_to: Recipient | None) -> tuple[bytes, bytes]:
+                encrypt_to: Recipient | None, *, tagged: bool = False) -> tuple[bytes, bytes]:
         """The token and its RFC 9770 hash: self-contained (signed or MACed and then encrypted to
         ``encrypt_to``, if given), or a reference whose claims stay here (the RS gets them by
         introspection, over its protected channel with us)."""
         if rs.audience in self.policy.reference_audiences:
             return self._reference(replace(claims, ace_profile=profile), now, now + rs.token_lifetime)
         token = issue_token(claims, rs.token_key, kind=KIND_BY_NAME[rs.token_kind], alg=rs.token_alg,
-                            tagged=rs.format.cose_tag, cwt_tag=rs.format.cwt_tag, rng=self.rng, encrypt_to=encrypt_to)
+                            tagged=rs.format.cose_tag or tagged, cwt_tag=rs.format.cwt_tag, rng=self.rng,
+                            encrypt_to=encrypt_to)
         return token, trl.token_hash(token)
 
     def _reference(self, claims: AccessTokenClaims, now: int, expires_at: int) -> tuple[bytes, bytes]:
@@ -184,14 +199,18 @@ class TokenEndpoint:
         return reference, token_hash
 
     def _check_pop_request(self, request: AccessTokenRequest, profile: AsProfile, client: ClientRecord,
-                           rs: RsRecord, now: int) -> tuple[IssuedToken | None, EdhocClaim | None]:
+                           rs: RsRecord, now: int,
+                           series: edhoc_as.SeriesKind) -> tuple[IssuedToken | None, EdhocClaim | None]:
         """Refuse what we cannot serve before any state changes (the profile says what req_cnf may
         be); returns the client's live token whose PoP key to keep when it asks to update its access
         rights, or the claim on the client's own key (EDHOC) to write with the token's log entry."""
+        update = series.update_of(request, self.store, client, rs, now)
+        if update is not None:  # EDHOC §3.1 (session_id), WF §3.6 (token_series_id): the series named
+            return update, None
         match profile.check_req_cnf(request.req_cnf, rs):
             case KidCnf(kid):  # RFC 9203 §3.1, RFC 9202 §3.4: update of access rights, same key
                 return self._live_kid(kid, client, rs, now), None
-            case CoseKeyCnf(key):  # the client's own key: one owner (below)
+            case CoseKeyCnf(key) | KccsCnf(key=key):  # the client's own key: one owner (below)
                 return None, self._check_key_owner(key, client, rs, now)
         return None, None
 
@@ -283,8 +302,11 @@ def _protect_secret(claims: AccessTokenClaims, rs: RsRecord, profile: AsProfile,
 def _choose_profile(request: AccessTokenRequest, client: ClientRecord, rs: RsRecord) -> int:
     """The RS's first profile the client supports; a named one must be supported by both."""
     common = [p for p in rs.profiles if p in client.profiles]
-    if request.ace_profile is not None:
-        common = [p for p in common if p == request.ace_profile]
+    named = request.ace_profile
+    if named is None and request.edhoc_info is not None:  # EP §3.1: an update names its session_id only
+        named = int(AceProfile.COAP_EDHOC_OSCORE)
+    if named is not None:
+        common = [p for p in common if p == named]
     if not common:  # RFC 9200 §5.8.3
         raise IncompatibleProfiles("client and RS share no profile")
     return common[0]

@@ -31,9 +31,77 @@ COSE_TAGS = frozenset(int(t) for t in CoseTag)
 E = TypeVar("E", bound=IntEnum)
 
 
+class RawCbor:
+    """One encoded CBOR item embedded as it is by ``dumps`` (a credential that must keep its
+    exact bytes, such as a kccs CWT Claims Set used as CRED_x in EDHOC)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawCbor) and other.data == self.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __repr__(self) -> str:
+        return f"RawCbor({self.data.hex()})"
+
+
+def _embed(encoder: cbor2.CBOREncoder, value: object) -> None:
+    if isinstance(value, RawCbor):
+        encoder.write(value.data)
+        return
+    raise cbor2.CBOREncodeTypeError(f"cannot serialize type {type(value).__name__}")
+
+
 def dumps(value: object) -> bytes:
-    """Encode with preferred (shortest) serialization, map order as given."""
-    return cbor2.dumps(value)
+    """Encode with preferred (shortest) serialization, map order as given; ``RawCbor`` verbatim."""
+    return cbor2.dumps(value, default=_embed)
+
+
+def raw_at(data: bytes, path: tuple[int, ...], *, what: str = "CBOR item") -> bytes | None:
+    """The exact encoded bytes of the item reached from the map ``data`` by the integer keys of
+    ``path`` (each step a map, a tag over a map is stepped through), or None if a key is missing."""
+    scanner = _Scanner(bytes(data), what, _AnyTag())
+    start = 0
+    for key in path:
+        start = _find_key(scanner, start, key)
+        if start < 0:
+            return None
+    return scanner.data[start:scanner.item(start, 0)]
+
+
+def raw_at_tag_content(data: bytes) -> bytes:
+    """The encoded item under the tag head that starts ``data`` (one level)."""
+    scanner = _Scanner(bytes(data), "tagged item", _AnyTag())
+    major, _, _, pos = scanner.head(0)
+    if major != 6:
+        raise DecodeError("not a tagged item")
+    return scanner.data[pos:]
+
+
+class _AnyTag(frozenset[int]):
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+
+def _find_key(scanner: _Scanner, pos: int, key: int) -> int:
+    major, _, count, pos = scanner.head(pos)
+    while major == 6:
+        major, _, count, pos = scanner.head(pos)
+    if major != 5:
+        return -1
+    n = 0
+    while (count is None and not scanner.at_break(pos)) or (count is not None and n < count):
+        key_id, pos = scanner.key(pos, 1)
+        if key_id == key and isinstance(key_id, int):
+            return pos
+        pos = scanner.item(pos, 1)
+        n += 1
+    return -1
 
 
 def head(major: int, n: int) -> bytes:

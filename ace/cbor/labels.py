@@ -24,6 +24,9 @@ class ContentFormat(IntEnum):
     CWT = 61  # RFC 8392 §9.3
     COSE_KEY = 101
     COSE_KEY_SET = 102
+    EDHOC_CBOR_SEQ = 64  # RFC 9528 §9.9 application/edhoc+cbor-seq
+    CID_EDHOC_CBOR_SEQ = 65  # RFC 9528 §9.9 application/cid-edhoc+cbor-seq
+    CONCISE_PROBLEM_DETAILS = 257  # RFC 9290 §6.3
     ACE_TRL_CBOR = 262  # RFC 9770
     AIF_CBOR = 290  # RFC 9237 §5.3 (application/aif+cbor, default Toid/Tperm)
 
@@ -58,6 +61,14 @@ class Param(IntEnum):
     NONCE2 = 42  # RFC 9203
     ACE_CLIENT_RECIPIENTID = 43  # RFC 9203
     ACE_SERVER_RECIPIENTID = 44  # RFC 9203
+    # draft-ietf-ace-edhoc-oscore-profile-11 App. C and draft-ietf-ace-workflow-and-params-08 App. B:
+    # TBD at IANA, the drafts' own placeholders (presets: ace.profiles.edhoc_presets)
+    EDHOC_INFO = 47
+    TOKEN_UPLOAD = 49
+    TOKEN_HASH = 50
+    TO_RS = 51
+    FROM_RS = 52
+    TOKEN_SERIES_ID = 56
 
 
 class IntrospectionParam(IntEnum):
@@ -112,6 +123,8 @@ class Claim(IntEnum):
     ACE_PROFILE = 38
     CNONCE = 39
     EXI = 40
+    EDHOC_INFO = 41  # draft-ietf-ace-edhoc-oscore-profile-11 App. C (TBD at IANA)
+    TOKEN_SERIES_ID = 42  # draft-ietf-ace-workflow-and-params-08 App. B (TBD at IANA)
 
 
 class CnfMethod(IntEnum):
@@ -121,6 +134,38 @@ class CnfMethod(IntEnum):
     ENCRYPTED_COSE_KEY = 2
     KID = 3
     OSC = 4
+    KCCS = 11  # draft-ietf-ace-edhoc-oscore-profile-11 §7.10, App. C (TBD at IANA)
+
+
+class ProblemDetail(IntEnum):
+    """Concise problem details (RFC 9290 §2) and the custom key ace-error
+    (draft-ietf-ace-workflow-and-params-08 §6, App. B: TBD at IANA, placeholder 2)."""
+
+    TITLE = -1
+    DETAIL = -2
+    INSTANCE = -3
+    RESPONSE_CODE = -4
+    BASE_URI = -5
+    BASE_LANG = -6
+    BASE_RTL = -7
+    ACE_ERROR = 2
+
+
+class EdhocInfoKey(IntEnum):
+    """EDHOC_Information parameters (draft-ietf-ace-edhoc-oscore-profile-11 §3.4, App. C)."""
+
+    SESSION_ID = 0
+    METHODS = 1
+    CIPHER_SUITES = 2
+    MESSAGE_4 = 3
+    COMB_REQ = 4
+    URI_PATH = 5
+    CRED_TYPES = 6
+    ID_CRED_TYPES = 7
+    EADS = 8
+    INITIATOR = 9
+    RESPONDER = 10
+    TRUST_ANCHORS = 11
 
 
 class OscoreParam(IntEnum):

@@ -21,6 +21,7 @@ from ace.cli.rs_resources import resource_table
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
 from ace.profiles import NUMBERS
+from ace.profiles.edhoc_presets import DEFAULT_PRESET, PRESETS
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.tokens.cwt import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
@@ -180,6 +181,8 @@ class RsFileConfig:
     reference_len: int = 16  # bytes of the AS's reference tokens (0: any length from 8 to 64)
     reference_tokens: bool = True  # the AS may issue reference tokens (with as_context); false: it never does
     resources: tuple[ResourceSpec, ...] | None = None  # [[rs.resources]]; None: the demo's /temp and /led
+    edhoc_preset: str = "draft-11"  # the EDHOC profile's code points (ace.profiles.edhoc_presets)
+    edhoc_message_4: bool = False  # the EDHOC responder sends message_4 (edhoc_info message_4)
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -195,6 +198,7 @@ def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
 
 
 RS_KEYS = _keys(RsFileConfig)
+EDHOC_PRESETS = (DEFAULT_PRESET, *(name for name in PRESETS if name != DEFAULT_PRESET))
 # exi in seconds (RFC 9200 §5.10.3) or in milliseconds (ace-java); one spelling each, as
 # `ace policy add-rs --time-unit` spells them: anything else ("msec", "milliseconds") is an error
 EXI_UNITS = {"s": 1.0, "ms": 0.001}
@@ -224,6 +228,8 @@ def load_rs(path: Path) -> RsFileConfig:
         token_tags=_choice(t, "token_tags", TOKEN_TAGS, w), reference_len=_get(t, "reference_len", int, w, 16),
         reference_tokens=_get(t, "reference_tokens", bool, w, True),
         resources=resource_table(t.get("resources"), w, path.parent),
+        edhoc_preset=_choice(t, "edhoc_preset", EDHOC_PRESETS, w),
+        edhoc_message_4=_get(t, "edhoc_message_4", bool, w, False),
     )
 
 

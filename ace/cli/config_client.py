@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ace.cli.config import _file, _get, _keys, _load, _profiles, _section
+from ace.cli.config import _choice, _file, _get, _keys, _load, _profiles, _section
 from ace.errors import ConfigError
+from ace.profiles.edhoc_presets import DEFAULT_PRESET, PRESETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class ClientFileConfig:
     trl_path: str = "/revoke/trl"
     audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
     trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
+    edhoc_preset: str = DEFAULT_PRESET  # EDHOC profile code points (ace.profiles.edhoc_presets)
 
 
 def _origin_audiences(table: Any, where: str) -> dict[str, str]:
@@ -64,4 +66,5 @@ def load_client(path: Path) -> ClientFileConfig:
         observe_trl=_get(t, "observe_trl", bool, w, False), trl_path=_get(t, "trl_path", str, w, "/revoke/trl"),
         audiences=_origin_audiences(t.get("audiences", {}), w),
         trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
+        edhoc_preset=_choice(t, "edhoc_preset", (DEFAULT_PRESET, *sorted(set(PRESETS) - {DEFAULT_PRESET})), w),
     )

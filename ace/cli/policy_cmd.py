@@ -24,7 +24,7 @@ from typing import Any
 from ace.authz_server import trl
 from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, check_encryption_fits, secret_reaches
 from ace.cbor.labels import Alg
-from ace.cli import revoke_cmd
+from ace.cli import policy_edhoc, revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
 from ace.cli.keyfiles import load_key
 from ace.cli.policy_args import check_registered, open_store, parse_profiles, parse_scope, profile_names
@@ -119,6 +119,7 @@ def register(sub: Any) -> None:
                    "(bytes, default) or + its decimal digits (text, ace-java)")
     f.add_argument("--salt-len", help=f"OSCORE_Input_Material salt bytes, 0 to {MAX_SALT_LEN}, or 'as': as.toml "
                                       "salt_len (default)")
+    policy_edhoc.add_options(s)
     s.set_defaults(func=cmd_add_rs)
     for action in (g, r, ls, c, s):  # `ace policy grant --config as.toml ...` as well as `ace policy --config ...`
         action.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the AS's config file")
@@ -169,7 +170,8 @@ def _rs_details(rs: RsRecord) -> str:
              f"time_unit={f.time_unit}", f"exi={_yn(f.exi)}", f"exi_cti={f.exi_cti}",
              f"salt_len={'as' if f.salt_len is None else f.salt_len}",
              f"pop_key_encryption={rs.pop_key_encryption}" + (
-                 f" (kid {rs.encryption_key.kid.hex()})" if rs.encryption_key and rs.encryption_key.kid else "")]
+                 f" (kid {rs.encryption_key.kid.hex()})" if rs.encryption_key and rs.encryption_key.kid else ""),
+             f"edhoc_preset={rs.edhoc_preset}", f"authz_info={rs.upload_uri or 'none'}"]
     return "  ".join(parts)
 
 
@@ -274,6 +276,7 @@ def cmd_add_rs(args: argparse.Namespace) -> int:
         else:  # an update: what is not given stays as it is
             rs = replace(old, **fields, format=replace(old.format, **fmt))
         _check_rs(rs, store)
+        policy_edhoc.check_preset(rs)
         store.put_rs(rs)
     changed = sorted({*fields, *fmt}) if old is not None else []
     print(f"updated RS {args.audience}: {', '.join(changed) or 'nothing changed'}" if old is not None
@@ -308,6 +311,7 @@ def _rs_fields(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind is not None:
         fields["token_kind"] = args.kind
     fields.update(_encryption_fields(args))
+    fields.update(policy_edhoc.edhoc_fields(args, fields.get("auth_key")))
     return fields
 
 

@@ -63,12 +63,13 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time,
                  max_tokens=cfg.max_tokens, max_bytes=cfg.max_bytes, profiles=cfg.profiles,
                  cnonce=cfg.cnonce, rs_id=cfg.rs_id, exi_unit=cfg.exi_unit, introspect=cfg.introspect,
                  reference_tokens=cfg.reference_tokens and cfg.as_context is not None and cfg.state is not None,
-                 token_tags=cfg.token_tags, reference_len=cfg.reference_len or None),
+                 token_tags=cfg.token_tags, reference_len=cfg.reference_len or None, edhoc_preset=cfg.edhoc_preset),
         keys, clock=clock, state=FileSequenceStore(cfg.state) if cfg.state is not None else None)
     edhoc_key = load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None
     resources = (table_resources(cfg.resources, cfg.path.parent) if cfg.resources is not None
                  else demo_resources() if demo else {})
-    server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key)
+    server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key,
+                      edhoc_message_4=cfg.edhoc_message_4)
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")
@@ -96,7 +97,8 @@ def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] 
     flow = ClientFlow(ClientConfig(client_id=cfg.client_id, as_uri=cfg.as_uri, audience=cfg.audience,
                                    audiences=cfg.audiences, trust_first_hints=cfg.trust_first_hints,
                                    scope=scope or cfg.scope, profile=profile or cfg.profile,
-                                   edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None),
+                                   edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None,
+                                   edhoc_preset=cfg.edhoc_preset),
                       clock=time.time, pins=FilePins(pins_path(cfg.state)))  # RFC 9200 §6.9: audiences pinned
     runner = ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
                           as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,

@@ -62,6 +62,9 @@ def register(sub: Any) -> None:
     insp.add_argument("--json", action="store_true", help="one JSON object on stdout")
     insp.add_argument("--show-secrets", action="store_true", help="do not redact PoP key material")
     insp.set_defaults(func=cmd_inspect)
+    from ace.cli import mint_cmd  # mint, upload
+
+    mint_cmd.register_actions(tsub)
 
 
 def parse_time(text: str) -> float:

@@ -5,7 +5,10 @@ through ``on_response`` and yields the next action, until ``Done`` or ``Failed``
 resource request → 4.01 with AS Request Creation Hints (RFC 9200 §5.3) → POST /token →
 POST /authz-info and a channel from its answer, as the token's profile says (``ace.profiles``:
 for OSCORE, N1 and our Recipient ID, RFC 9203 §4.1, then the context, §4.3) → the resource
-again, protected. A valid session is reused; a 4.01 on a protected
+again, protected. With the EDHOC profile (draft -11) the token rides in EDHOC's EAD_3 instead (no
+POST /authz-info; the session carries edhoc_info and the credentials), and ``update`` asks for new
+rights on a live session (its session_id, then the token POSTed over its OSCORE context, §4.6).
+A valid session is reused; a 4.01 on a protected
 request drops it and gets a new token once. Optional response parameters (ace_profile,
 expires_in) are not required (ace-java omits them).
 
@@ -23,126 +26,37 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
 
 from ace.cbor.labels import ContentFormat
 from ace.client import reasons
+from ace.client.model import (
+    Action,
+    ClientConfig,
+    Done,
+    EdhocSession,
+    Failed,
+    ResourceRequest,
+    Response,
+    SendAuthzInfo,
+    SendResource,
+    SendTokenRequest,
+    Session,
+    State,
+)
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
 from ace.errors import AceError, DecodeError, RemoteError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
-from ace.profiles import PROFILES, Channel, of_channel, oscore
+from ace.profiles import PROFILES, Channel, edhoc, of_channel, oscore
 from ace.profiles.base import ClientProfile, PendingChannel
 from ace.profiles.ids import RecipientIdPool
+from ace.tokens.cnf import KccsCnf
+from ace.tokens.edhoc_info import EdhocInfo
 from ace.tokens.hashing import token_hash as trl_hash
-from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClientConfig:
-    client_id: str | None = None  # sent as client_id when set (the AS knows us by our channel anyway)
-    as_uri: str | None = None  # token endpoint, used when the RS gives no hints
-    audience: str | None = None  # for every RS not in ``audiences``; overrides the hints' audience
-    audiences: Mapping[str, str] = field(default_factory=dict)  # RS origin -> its audience (hints must agree)
-    trust_first_hints: bool = True  # no audience configured for an origin: take (and pin) its first hints'
-    scope: str | bytes | None = None  # overrides the hints' scope
-    authz_info_path: str = "/authz-info"
-    ask_profile: bool = False
-    profile: int | None = None  # ask the AS for this ACE profile (None: the AS chooses)
-    edhoc_key: CoseKey | None = field(default=None, repr=False)  # our EDHOC credential (with d), for req_cnf
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResourceRequest:
-    method: str
-    uri: str
-    payload: bytes = b""
-    content_format: int | None = None
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.uri)
-        return f"{parts.scheme}://{parts.netloc}"
-
-
-@dataclass(slots=True, kw_only=True)
-class Session:
-    """A token posted to an RS and the channel it produced (OSCORE context parameters, DTLS PSK,
-    the RS's EDHOC credential: ``ace.profiles``)."""
-
-    origin: str
-    token: bytes = field(repr=False)
-    context: Channel = field(repr=False)
-    expires_at: float | None
-    scope: str | bytes | None
-    id: int = 0
-    audience: str | None = None  # the audience the token was asked for
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    code: tuple[int, int]
-    payload: bytes = b""
-    content_format: int | None = None
-    local: str | None = None  # no CoAP answer came: the runner's own 5.04 and why ("did not answer within 5 s")
-
-    @property
-    def success(self) -> bool:
-        return self.code[0] == 2
-
-
-# -- actions ---------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class SendResource:
-    request: ResourceRequest
-    session: Session | None  # None: unprotected
-
-
-@dataclass(frozen=True, slots=True)
-class SendTokenRequest:
-    as_uri: str
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SendAuthzInfo:
-    uri: str
-    payload: bytes
-    content_format: int = ContentFormat.ACE_CBOR  # application/cwt for the DTLS profile
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    response: Response
-    session: Session | None
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    step: str
-    error: str
-    response: Response | None = None
-    error_response: ErrorResponse | None = None
-
-
-Action = SendResource | SendTokenRequest | SendAuthzInfo | Done | Failed
-
-
-class State(Enum):
-    """Where the flow is: what the next response answers (the values name the step in ``Failed``)."""
-
-    IDLE = "idle"
-    PROBE = "probe"
-    TOKEN = "token"
-    AUTHZ_INFO = "authz-info"
-    PROTECTED = "protected"
 
 
 class ClientFlow:
@@ -164,7 +78,11 @@ class ClientFlow:
         self._retried = False
         self._pending: tuple[AccessTokenResponse, PendingChannel] | None = None  # awaiting /authz-info's answer
         self._handlers = {State.PROBE: self._after_probe, State.TOKEN: self._after_token,
-                          State.AUTHZ_INFO: self._after_authz, State.PROTECTED: self._after_protected}
+                          State.AUTHZ_INFO: self._after_authz, State.PROTECTED: self._after_protected,
+                          State.UPDATE: self._after_update_token, State.UPDATE_AUTHZ: self._after_update_authz}
+        self._update: AccessTokenResponse | None = None  # the new token, awaiting the RS's answer
+        self._update_scope: str | bytes | None = None  # the scope an update asked for
+        self._sent_cnf: bytes | None = None  # the raw credential our last req_cnf carried (EDHOC: CRED_I)
         self._hints: dict[str, CreationHints] = {}  # the last hints each RS gave (a 4.01 from OSCORE has none)
 
     # -- entry points -----------------------------------------------------------------
@@ -183,6 +101,58 @@ class ClientFlow:
             return handler(response)
         except AceError as exc:
             return self._fail(self._state.value, str(exc), response)
+
+    def update(self, origin: str, scope: str | bytes) -> Action:
+        """Ask for ``scope`` on the live EDHOC session with ``origin``: a token request naming its
+        session_id and no req_cnf (EP §3.1), then the token POSTed to /authz-info over the session's
+        OSCORE context (EP §4.6.1); the session keeps its context and carries the new token."""
+        session = self.valid_session(origin)
+        if session is None or session.session_id is None:
+            return self._fail("update", f"no EDHOC session with {origin} whose access rights could be updated")
+        self._request, self._retried = ResourceRequest(method="POST", uri=origin), False
+        request = AccessTokenRequest(client_id=self.config.client_id, audience=session.audience, scope=scope,
+                                     edhoc_info=EdhocInfo(session_id=session.session_id))
+        self._as_uri, self._update_scope = self.config.as_uri or "", scope
+        if not self._as_uri:
+            return self._fail("update", "no AS configured (as_uri) to ask for the update")
+        self._state = State.UPDATE
+        return SendTokenRequest(self._as_uri, request.encode())
+
+    def _after_update_token(self, response: Response) -> Action:
+        assert self._request is not None
+        if not response.success:
+            err = _error_map(response)
+            return self._fail("update", _as_refused(self._as_uri, response, err), response, err)
+        token_response = AccessTokenResponse.decode(response.payload)
+        session = self.sessions.get(self._request.origin)
+        if session is None:
+            return self._fail("update", f"the session with {self._request.origin} ended during the update")
+        self._update = token_response
+        self._state = State.UPDATE_AUTHZ  # EP §4.6.1: application/cwt, the token bytes, protected
+        return SendAuthzInfo(self._request.origin + self.config.authz_info_path, token_response.access_token,
+                             ContentFormat.CWT, session)
+
+    def _after_update_authz(self, response: Response) -> Action:
+        assert self._request is not None and self._update is not None
+        token_response, self._update = self._update, None
+        session = self.sessions.get(self._request.origin)
+        if response.code != (2, 1) or session is None:  # EP §4.6.2: 4.01 on failure
+            return self._fail("update", _rs_refused(self._request.origin, self.config.authz_info_path, response),
+                              response)
+        # RFC 9200 §5.8.2: no scope in the response is the scope asked for
+        session.token, session.scope = token_response.access_token, token_response.scope or self._update_scope
+        if token_response.expires_in is not None:
+            session.expires_at = self.clock() + token_response.expires_in
+        return self._done(response, session)
+
+    def abort(self, step: str, error: str) -> Failed:
+        """The runner could not perform the last action (EDHOC failed on our side): the session
+        with the RS goes, and the flow fails at ``step``."""
+        if self._request is not None:
+            self.drop_session(self._request.origin)
+        failed = self._fail(step, error)
+        assert isinstance(failed, Failed)
+        return failed
 
     def valid_session(self, origin: str) -> Session | None:
         session = self.sessions.get(origin)
@@ -240,6 +210,7 @@ class ClientFlow:
         self._asked, self._as_uri = (audience, source == "first hints"), as_uri
         asked = PROFILES.get(c.profile) if c.profile is not None else None
         req_cnf = asked.req_cnf(c.edhoc_key) if asked is not None else None  # EDHOC: our credential
+        self._sent_cnf = req_cnf.cred if isinstance(req_cnf, KccsCnf) else None  # CRED_I (EP §3.3.1)
         request = AccessTokenRequest(
             client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
             cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile, ace_profile=c.profile,
@@ -269,7 +240,10 @@ class ClientFlow:
         token_response = AccessTokenResponse.decode(response.payload)
         assert self._request is not None
         # what follows the token is the profile's: the POST /authz-info, then a channel from the answer
-        step = _profile_of(token_response).authz_info(token_response, ids=self._ids, rng=self.rng)
+        profile = _profile_of(token_response)
+        if profile is edhoc.PROFILE:  # EP-11 §4.3: the token rides in EDHOC's EAD_3, no POST /authz-info
+            return self._open(token_response, edhoc.rs_channel(token_response))
+        step = profile.authz_info(token_response, ids=self._ids, rng=self.rng)
         self._pending = (token_response, step.pending)
         self._state = State.AUTHZ_INFO
         return SendAuthzInfo(self._request.origin + self.config.authz_info_path, step.payload, step.content_format)
@@ -282,13 +256,17 @@ class ClientFlow:
             pending.abandon()
             return self._fail("authz-info", _rs_refused(self._request.origin, self.config.authz_info_path, response),
                               response)
-        context = pending.established(response.payload)
+        return self._open(token_response, pending.established(response.payload))
+
+    def _open(self, token_response: AccessTokenResponse, context: Channel) -> Action:
+        """A session with the RS from the token and its channel; the resource request goes over it."""
+        assert self._request is not None
         self.drop_session(self._request.origin)
         expires = self.clock() + token_response.expires_in if token_response.expires_in is not None else None
         audience, first_hints = self._asked or (None, False)
         session = Session(origin=self._request.origin, token=token_response.access_token, context=context,
                           expires_at=expires, scope=token_response.scope or self.config.scope,
-                          id=self._next_session, audience=audience)
+                          id=self._next_session, audience=audience, edhoc=self._edhoc(token_response))
         self._next_session += 1
         if first_hints and audience is not None:  # trust on first use: pinned once the RS proves it (below)
             self._remember_unconfirmed(normalize_origin(session.origin), audience)
@@ -296,8 +274,20 @@ class ClientFlow:
         self._state = State.PROTECTED
         return SendResource(self._request, session)
 
+    def _edhoc(self, response: AccessTokenResponse) -> EdhocSession | None:
+        """EP-11 §3.3: edhoc_info (session_id) and rs_cnf (AUTH_CRED_RS) of a first token, with the
+        credential our req_cnf carried; None for another profile."""
+        if response.edhoc_info is None or self._sent_cnf is None or not isinstance(response.rs_cnf, KccsCnf):
+            return None
+        return EdhocSession(info=response.edhoc_info, own_credential=self._sent_cnf,
+                            rs_credential=response.rs_cnf.cred)
+
     def _after_protected(self, response: Response) -> Action:
         assert self._request is not None
+        if response.code == (4, 0) and response.content_format == reasons.EDHOC_CBOR_SEQ:  # RFC 9528 §6
+            self.drop_session(self._request.origin)  # EP §4.3.3: the RS refused the token in EAD_3
+            return self._fail("edhoc", f"RS at {self._request.origin} refused the EDHOC handshake: "
+                                       f"{reasons.edhoc_error_text(response.payload)}", response)
         if response.code == (4, 1) and not self._retried:  # context gone at the RS, or token expired
             self._retried = True
             self.drop_session(self._request.origin)

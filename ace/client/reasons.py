@@ -5,6 +5,10 @@ do about a refusal. Sans-I/O: the client's flow and the CLI both use it.
 
 from __future__ import annotations
 
+import io
+
+import cbor2
+
 from ace.cbor import codec
 from ace.cbor.labels import ContentFormat, Param
 from ace.errors import ErrorCode, RemoteError
@@ -81,6 +85,8 @@ def payload_text(payload: bytes, content_format: int | None) -> str:
     """An answer's payload for a person: an ace+cbor error map or creation hints decoded, else text."""
     if not payload:
         return ""
+    if content_format == EDHOC_CBOR_SEQ:
+        return edhoc_error_text(payload)
     if content_format == ContentFormat.ACE_CBOR:
         try:
             value = codec.loads(payload, what="ace+cbor payload")
@@ -95,11 +101,43 @@ def payload_text(payload: bytes, content_format: int | None) -> str:
     return repr(text[:MAX_TEXT]) if len(text) > MAX_TEXT else text
 
 
+EDHOC_ERRORS = {1: "Unspecified Error", 2: "Wrong Selected Cipher Suite", 3: "Unknown Credential Referenced"}
+EDHOC_CBOR_SEQ = 64  # application/edhoc+cbor-seq (RFC 9528 §9.9)
+
+
+def edhoc_error(payload: bytes) -> tuple[int, object] | None:
+    """(ERR_CODE, ERR_INFO) of an EDHOC error message (RFC 9528 §6: a CBOR sequence), None if not one."""
+    items: list[object] = []
+    rest = payload
+    try:
+        while rest and len(items) < 2:
+            decoder = cbor2.CBORDecoder(io.BytesIO(rest))
+            items.append(decoder.decode())
+            rest = rest[decoder.fp.tell():]
+    except Exception:  # untrusted bytes of any shape
+        return None
+    if not items or not isinstance(items[0], int) or isinstance(items[0], bool):
+        return None
+    return items[0], items[1] if len(items) > 1 else None
+
+
+def edhoc_error_text(payload: bytes) -> str:
+    """``ERR_CODE 1 (Unspecified Error): 'Access token refused'``."""
+    parsed = edhoc_error(payload)
+    if parsed is None:
+        return f"an EDHOC error that does not decode ({len(payload)} B)"
+    code, info = parsed
+    text = f"ERR_CODE {code} ({EDHOC_ERRORS.get(code, 'unknown')})"
+    if isinstance(info, str):
+        text += f": {info[:MAX_TEXT]!r}"
+    return text
+
+
 def answer_text(code: tuple[int, int], payload: bytes, content_format: int | None) -> str:
     """``4.03 Forbidden: creation hints: AS coap://..., audience 'rs1'``."""
     described = payload_text(payload, content_format)
     return code_text(code) + (f": {described}" if described else "")
 
 
-__all__ = ["COAP_NAMES", "advice", "answer_text", "code_text", "error_name", "error_text", "hints_text",
-           "payload_text"]
+__all__ = ["COAP_NAMES", "EDHOC_CBOR_SEQ", "advice", "answer_text", "code_text", "edhoc_error", "edhoc_error_text",
+           "error_name", "error_text", "hints_text", "payload_text"]

@@ -16,23 +16,25 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiocoap
 import aiocoap.resource
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 
+from ace.authz_server import upload as upload_core
 from ace.authz_server.introspect import IntrospectionEndpoint
-from ace.authz_server.token import TokenEndpoint, TokenPolicy
+from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.authz_server.trl import TrlEndpoint
-from ace.coap import contexts, dtls
+from ace.coap import as_upload, contexts, dtls
 from ace.coap.boundary import refusing
 from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.peers import AsPeers
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context
+from ace.messages import AccessTokenResponse
 from ace.store.base import AsStore, ClientRecord
 
 log = logging.getLogger(__name__)
@@ -61,15 +63,19 @@ class ClientPsks:
 class TokenResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore[misc]
     path = "/token"
 
-    def __init__(self, endpoint: TokenEndpoint, peers: AsPeers) -> None:
+    def __init__(self, endpoint: TokenEndpoint, peers: AsPeers,
+                 uploader: Callable[[IssueResult], Awaitable[AccessTokenResponse]] | None = None) -> None:
         super().__init__()
-        self.endpoint, self.peers = endpoint, peers
+        self.endpoint, self.peers, self.uploader = endpoint, peers, uploader
 
     # anyone may POST here: refusals are logged rate limited
     @refusing(log, peer=lambda self, request: self.peers.client(request))
     async def render_post(self, request: aiocoap.Message, client: ClientRecord | None) -> aiocoap.Message:
         result = self.endpoint.issue(request.payload, client, request.opt.content_format)
-        return ace_message((2, 1), result.response.encode())
+        response = result.response
+        if result.upload is not None and self.uploader is not None:  # WF §3.1: the client asked us to upload
+            response = await self.uploader(result)
+        return ace_message((2, 1), response.encode())
 
 
 class AsServer:
@@ -89,6 +95,7 @@ class AsServer:
         # RFC 9200 §5.9: POST /introspect for registered RSs over their OSCORE context with us
         self.introspect_resource = IntrospectResource(IntrospectionEndpoint(store, clock=clock), self.peers.peer)
         self.context: Any = None
+        self.upload_timeout = as_upload.UPLOAD_TIMEOUT  # seconds an RS has to answer a token upload
 
     def _context(self, client: ClientRecord) -> MemoryOscoreContext | None:
         if client.oscore is None:
@@ -119,7 +126,7 @@ class AsServer:
     async def start(self) -> None:
         n = self.load_clients()
         site = aiocoap.resource.Site()
-        site.add_resource(["token"], TokenResource(self.endpoint, self.peers))
+        site.add_resource(["token"], TokenResource(self.endpoint, self.peers, self.upload))
         site.add_resource(["revoke", "trl"], self.trl_resource)
         site.add_resource(["introspect"], self.introspect_resource)
         credentials = dtls.DtlsCredentialsMap()
@@ -136,6 +143,36 @@ class AsServer:
         self.trl_watch.start()
         log.info("AS listening on %s port %d (%d OSCORE clients)%s", self.bind[0], self.bind[1], n,
                  f", DTLS on {self.coaps_port}" if self.coaps_port else "")
+
+    def rs_security(self, audience: str) -> MemoryOscoreContext | None:
+        """The AS's side of the RS's OSCORE context: the one object in the index (its requests to
+        /introspect and the TRL and our uploads share one sequence of sender numbers)."""
+        rs = self.store.get_rs(audience)
+        if rs is None or rs.oscore is None:
+            return None
+        ctx = self.index.exact(rs.oscore.recipient_id, rs.oscore.id_context)
+        if ctx is None or ctx.sender_id != rs.oscore.sender_id:
+            ctx = find_rs_context(self.store, rs.oscore.recipient_id, rs.oscore.id_context)
+            if ctx is None:
+                return None
+            self.index.add(ctx)
+        return ctx
+
+    async def upload(self, result: IssueResult) -> AccessTokenResponse:
+        """WF §3.1, §2.2: the token POSTed to the RS's /authz-info over our context with it; the
+        response then says how it went (``ace.authz_server.upload.finish``)."""
+        plan = result.upload
+        assert plan is not None
+        audience = result.claims.aud if isinstance(result.claims.aud, str) else ""
+        security = self.rs_security(audience)
+        if security is None:
+            return upload_core.finish(result.response, plan.asked, False)
+        outcome = await as_upload.upload(self.context, plan.uri, plan.payload, plan.content_format, security=security,
+                                         timeout=self.upload_timeout)
+        if not outcome.created:
+            log.warning("token upload to %s for %s: %s", plan.uri, result.client_id, outcome.detail or outcome.code)
+        return upload_core.finish(result.response, plan.asked, outcome.created, outcome.payload,
+                                  outcome.content_format)
 
     async def stop(self) -> None:
         await self.trl_watch.stop()

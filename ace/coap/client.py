@@ -38,6 +38,7 @@ from ace.client.flow import (
 )
 from ace.coap import contexts, dtls
 from ace.coap.client_channels import CLIENT_CHANNELS, ClientChannel, Handshake
+from ace.coap.edhoc_client import EdhocFailed, TokenTooLarge
 from ace.coap.render import pair_of
 from ace.coap.tap import MessageTap
 from ace.coap.trl_client import TrlObserver
@@ -164,14 +165,27 @@ class ClientRunner:
 
     async def request(self, request: ResourceRequest) -> Done | Failed:
         async with self._lock:
-            action: Action = self.flow.start(request)
-            for _ in range(MAX_STEPS):
-                if isinstance(action, Failed) and action.step == "hints":  # forged or stale creation hints
-                    log.warning("refused: %s", action.error)
-                if isinstance(action, (Done, Failed)):
-                    return action
-                action = self.flow.on_response(await self._perform(action))
-            return Failed("client", f"flow did not finish in {MAX_STEPS} steps")
+            return await self._drive(self.flow.start(request), request.origin)
+
+    async def update(self, origin: str, scope: str | bytes) -> Done | Failed:
+        """Update the access rights of the EDHOC session with ``origin`` to ``scope`` (EP-11 §4.6):
+        a new token from the AS, POSTed to the RS over the session's OSCORE context."""
+        async with self._lock:
+            return await self._drive(self.flow.update(origin_of(origin), scope), origin)
+
+    async def _drive(self, action: Action, origin: str) -> Done | Failed:
+        for _ in range(MAX_STEPS):
+            if isinstance(action, Failed) and action.step == "hints":  # forged or stale creation hints
+                log.warning("refused: %s", action.error)
+            if isinstance(action, (Done, Failed)):
+                return action
+            try:
+                response = await self._perform(action)
+            except (EdhocFailed, TokenTooLarge) as exc:  # EP-11 §4.3: no EDHOC session with the RS
+                log.info("EDHOC with %s failed: %s", origin_of(origin), exc)
+                return self.flow.abort("edhoc", f"EDHOC with RS at {origin_of(origin)} failed: {exc}")
+            action = self.flow.on_response(response)
+        return Failed("client", f"flow did not finish in {MAX_STEPS} steps")
 
     async def _perform(self, action: SendResource | SendTokenRequest | SendAuthzInfo) -> Response:
         if isinstance(action, SendTokenRequest):
@@ -184,6 +198,10 @@ class ClientRunner:
                                       "as_uri, as_context or as_psk in its config)")
             return await self._send("token", "POST", action.as_uri, action.payload, ContentFormat.ACE_CBOR,
                                     self._as_security)
+        if isinstance(action, SendAuthzInfo) and action.session is not None:  # EDHOC profile update, EP §4.6.1
+            route = self.channels[action.session.context.profile].route(action.session, action.uri)
+            return await self._send("authz-info (protected)", "POST", route.uri, action.payload,
+                                    action.content_format, route.security, route.handshake)
         if isinstance(action, SendAuthzInfo):  # RFC 9203 §4.1, RFC 9202 §3.3: unprotected
             return await self._send("authz-info", "POST", self.plain_uri(action.uri), action.payload,
                                     action.content_format, PLAIN)
@@ -288,6 +306,10 @@ class ClientRunner:
             if plain.code.is_successful():  # an OSCORE server answers unprotected only with errors
                 log.warning("%s %s: an unprotected %s is not taken", method, uri, plain.code)
                 response = Response((5, 2), b"unprotected success answer")  # 5.02 Bad Gateway
+        except EdhocFailed:  # our side of EDHOC gave up (MAC_2, a critical EAD_2...): the flow fails
+            if handshake is not None:
+                handshake.reset()
+            raise
         except (TimeoutError, aiocoap.error.Error, OSError) as exc:
             log.info("%s %s failed: %s", method, uri, type(exc).__name__)  # the flow's Failed or Done says it
             # 5.04 Gateway Timeout, as a proxy would say; ``local`` says it is ours, and why

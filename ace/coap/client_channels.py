@@ -3,9 +3,10 @@
 A session's channel comes from its token's profile (``ace.profiles``); what aiocoap needs to
 protect a request with it is this module's: an OSCORE context built from the parameters
 (RFC 9203 §4.3), DTLS credentials for the PSK on the RS's coaps port (RFC 9202 §3.3), or the
-client's EDHOC credentials for the RS, whose derived context is pinned once a response shows it
-(draft-ietf-ace-edhoc-oscore-profile). Each class keeps what it built per RS origin with the
-session it was built for (``live``): a new session with the RS builds anew.
+client's EDHOC credentials for the RS carrying the token in EAD_3, whose derived context is pinned
+once a response shows it (draft-ietf-ace-edhoc-oscore-profile-11, ``ace.coap.edhoc_client``). Each
+class keeps what it built per RS origin with the session it was built for (``live``): a new session
+with the RS builds anew.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ace.coap import contexts, dtls, edhoc
+from ace.coap.edhoc_client import WELL_KNOWN_EDHOC, ClientHandshake, ReverseTokenEdhoc, TokenEdhoc, TokenOffer
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.errors import ConfigError
 from ace.profiles.dtls import DtlsChannel
-from ace.profiles.edhoc import EdhocChannel
+from ace.profiles.edhoc import EdhocChannel, client_cred
+from ace.profiles.edhoc_presets import preset
+from ace.tokens.cnf import KccsCnf
 from ace.tokens.oscore_params import OscoreContextParams
 
 if TYPE_CHECKING:
@@ -126,28 +130,44 @@ class DtlsClient:
 
 
 class EdhocClient:
-    """EDHOC (then OSCORE) with the RS's credential: the client's credentials per RS origin and session."""
+    """EDHOC (then OSCORE) with the RS, the token in EAD_3 (draft-ietf-ace-edhoc-oscore-profile-11
+    §4.3): the client's credentials per RS origin and session, the derived context pinned."""
 
     def __init__(self, runner: ClientHost) -> None:
         self.runner = runner
-        self.live: dict[str, tuple[int, edhoc.ClientEdhoc]] = {}
+        self.live: dict[str, tuple[int, ClientHandshake]] = {}
 
     def route(self, session: Session, uri: str) -> Route:
         return Route("resource (EDHOC)", uri, None, self._session(session))
 
-    def _session(self, session: Session) -> edhoc.ClientEdhoc:
+    def _session(self, session: Session) -> ClientHandshake:
         known = self.live.get(session.origin)
         if known is not None and known[0] == session.id:
             return known[1]
-        own = self.runner.flow.config.edhoc_key
-        if own is None:
-            raise ConfigError("the EDHOC profile needs the client's own key (edhoc_key)")
-        assert isinstance(session.context, EdhocChannel)  # registered for its profile
         parts = urlsplit(session.origin)
-        client = edhoc.ClientEdhoc.install(self.runner.context, parts.hostname or "", parts.port, own,
-                                           session.context.peer_key)
+        map_key = edhoc.edhoc_origin(parts.hostname or "", parts.port) + "/*"
+        flavour = ReverseTokenEdhoc if self.runner.flow.config.edhoc_reverse else TokenEdhoc  # EP §4.4 / §4.3
+        client = ClientHandshake(self.runner.context, map_key, flavour(self._offer(session)))
+        client.reset()
         self.live[session.origin] = (session.id, client)
         return client
+
+    def _offer(self, session: Session) -> TokenOffer:
+        config = self.runner.flow.config
+        own, state = config.edhoc_key, session.edhoc
+        if own is None or own.d is None or own.kid is None:
+            raise ConfigError("the EDHOC profile needs the client's own key with its kid (edhoc_key)")
+        if state is None:
+            raise ConfigError("this EDHOC session has no edhoc_info or no kccs credentials (a pre-draft-11 AS?)")
+        points = preset(config.edhoc_preset)
+        cred_i = client_cred(KccsCnf(state.own_credential), points)  # ariel-os: {8: {1: COSE_Key}}
+        info = state.info
+        return TokenOffer(
+            token=session.token, cred_i=cred_i, cred_r=state.rs_credential, private_key=own.d, kid=own.kid,
+            ead_token=points.ead_token,
+            ead_cred_by_value=points.ead_cred_by_value if config.edhoc_rs_cred_by_value else None,
+            combined=info.comb_req is not False or points.combined_request_only,  # EP §4.5
+            uri_path=tuple(info.uri_path.strip("/").split("/")) if info.uri_path else WELL_KNOWN_EDHOC)
 
     def forget(self, origin: str) -> None:
         self.live.pop(origin, None)

@@ -14,7 +14,9 @@ every responder context stays in the server map under ``":" + uuid4().hex`` and 
 48 one-byte ids (then 5.00 "Too many contexts"), so ``EdhocCredentialsMap`` bounds them
 (``edhoc_responders``); the client runs EDHOC on every request unless the derived context is
 pinned (``ClientEdhoc``).
-Only method 3 with suite 2 is supported; no EAD, no by-value credentials from unknown peers.
+Only method 3 with suite 2 is supported. The RS's draft -11 responder (the token in EAD_3, EDHOC
+error messages, Uri-Path-Abbrev, the reverse flow) is ``edhoc_server`` on top of ``EdhocSafeSite``;
+``PeerCredentialIndex`` (credentials by kid) serves the older by-kid form only.
 """
 
 from __future__ import annotations
@@ -197,7 +199,10 @@ class PeerCredentialIndex:
 
 class EdhocCredentialsMap(BoundedResponderMap):
     """The RS's server credentials map: bounded responder state (``edhoc_responders``), and a
-    ``PeerCredentialIndex`` entry's own label as the authenticated claim."""
+    ``PeerCredentialIndex`` entry's own label as the authenticated claim. ``gate``: the RS's
+    EDHOC token gate (``edhoc_server.TokenGate``), set by its channel installer."""
+
+    gate: Any = None
 
     def find_edhoc_by_id_cred_peer(self, id_cred_peer: bytes) -> tuple[bytes, list[Any]]:
         """(CRED_I, claims) for aiocoap's responder, KeyError if unknown (it answers 4.00).

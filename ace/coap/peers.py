@@ -35,6 +35,11 @@ def _claims(request: aiocoap.Message) -> list[Any]:
     return getattr(request.remote, "authenticated_claims", None) or []
 
 
+def from_as(request: aiocoap.Message) -> bool:
+    """At the RS: the request came over its OSCORE context with the AS (claims "as", ``as_upload``)."""
+    return "as" in _claims(request)
+
+
 def claimed_client(request: aiocoap.Message) -> str | None:
     """The client id the request's channel claims (not yet checked against the store)."""
     return next((c for c in _claims(request) if isinstance(c, str)), None)

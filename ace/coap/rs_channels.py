@@ -97,10 +97,11 @@ def credentials_map(offered: Iterable[int]) -> Any:
 
 def oscore_site(site: Any, credentials: Any, offered: Iterable[int]) -> Any:
     """The site behind aiocoap's OSCORE (and EDHOC) processing: with EDHOC offered, one that answers
-    malformed EDHOC messages with 4.00 and bounds handshakes (``edhoc.EdhocSafeSite``). Without it
-    the RS has no EDHOC identity: aiocoap answers every EDHOC message 4.04 or 4.00 by itself."""
+    malformed EDHOC messages with 4.00, bounds handshakes and takes the token in EDHOC
+    (``edhoc_server.AceEdhocSite``). Without it the RS has no EDHOC identity: aiocoap answers every
+    EDHOC message 4.04 or 4.00 by itself."""
     if int(AceProfile.COAP_EDHOC_OSCORE) in set(offered):
-        from ace.coap import edhoc
+        from ace.coap import edhoc_server
 
-        return edhoc.EdhocSafeSite(site, credentials)
+        return edhoc_server.AceEdhocSite(site, credentials)
     return OscoreSiteWrapper(site, credentials)

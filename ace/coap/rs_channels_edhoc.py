@@ -1,50 +1,102 @@
-"""The EDHOC profile's channel installer (draft-ietf-ace-edhoc-oscore-profile): see
-``ace.coap.rs_channels``. Imported only by an RS that offers the profile."""
+"""The EDHOC profile's channel installer (draft-ietf-ace-edhoc-oscore-profile-11): see
+``ace.coap.rs_channels``. Imported only by an RS that offers the profile.
+
+It is also the ``edhoc_server.TokenGate`` of the RS's EDHOC responder: the access token in EAD_3
+goes to the RS core (``accept_edhoc_token``, with the RS's code-point preset), CRED_I is the raw
+credential of the token's cnf, and the OSCORE context EDHOC derives carries the binding label as
+its authenticated claim; protected resources authorize by it. A channel that goes (token expired,
+replaced, revoked) takes every OSCORE context bound to its label along.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, cast
 
 from ace.coap import edhoc
+from ace.coap.edhoc_responders import forget_responder_contexts
+from ace.coap.edhoc_reverse import ReverseFlow
+from ace.coap.edhoc_server import Admission
+from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.rs_host import RsHost
+from ace.messages import CreationHints
 from ace.profiles import edhoc as edhoc_profile
 from ace.profiles.base import Channel
+from ace.profiles.edhoc_presets import EdhocCodePoints
+from ace.rs.edhoc import EdhocAccept
 from ace.rs.store import Binding
 
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
 
 class EdhocChannels:
-    """Clients' EDHOC credentials by kid (ID_CRED_I by reference), and the RS's own identity."""
+    """The RS's own EDHOC identity, the token gate of its responder, and the contexts by label."""
 
     profile: ClassVar[int] = edhoc_profile.PROFILE.number
 
     def __init__(self, server: RsHost) -> None:
-        self.server, self.peers = server, server.peers
+        self.server = server
+
+    # -- the responder's token gate (``edhoc_server.TokenGate``) ------------------------------------
+
+    @property
+    def preset(self) -> EdhocCodePoints:
+        return self.server.edhoc_preset
+
+    @property
+    def message_4(self) -> bool:
+        return self.server.edhoc_message_4
+
+    @property
+    def reverse_flow(self) -> bool:
+        return self.server.edhoc_reverse
+
+    def admit(self, token: bytes, id_cred_i: bytes) -> Admission:
+        accepted = self.server.core.accept_edhoc_token(token, id_cred_i, self.preset)
+        return Admission(accepted.cred_raw, accepted.label, accepted)
+
+    def admit_session(self, session_id: bytes, id_cred_i: bytes) -> Admission:
+        accepted = self.server.core.accept_session_id(session_id, id_cred_i)
+        return Admission(accepted.cred_raw, accepted.label, accepted)
+
+    def bound(self, admission: Admission) -> None:
+        """EDHOC verified: the binding is stored (an uploaded one already is) and what it replaced goes."""
+        accepted = cast(EdhocAccept, admission.handle)
+        if not accepted.token:  # WF §9: named by session_id, stored at upload
+            self.server.install(accepted.binding, [])
+            return
+        outcome = self.server.core.commit_edhoc(accepted)
+        self.server.install(outcome.binding, outcome.dropped)
+
+    def hints(self) -> bytes | None:
+        """EP §4.13: the AS only (no audience; no scope)."""
+        as_uri = self.server.core.config.as_uri
+        return CreationHints(as_uri=as_uri).encode() if as_uri else None
+
+    # -- the channel installer ----------------------------------------------------------------------
 
     def install(self, binding: Binding) -> None:
-        channel = cast(edhoc_profile.EdhocChannel, binding.context)
-        if channel.kid not in self.peers:  # the client's EDHOC run finds its credential by kid
-            self.peers.add(channel.peer_key, binding.label)
+        pass  # the OSCORE context comes from EDHOC, bound to the label when message_3 verified
 
     def uninstall(self, label: bytes, channel: Channel) -> None:
-        self._forget(label, cast(edhoc_profile.EdhocChannel, channel).kid)
+        self.server.credentials.forget_label(label)
+        ReverseFlow(self.server.credentials).forget_label(label)
 
     def reconcile(self, live: set[bytes]) -> int:
-        stale = [label for label in self.peers.labels() if isinstance(label, bytes) and label not in live]
-        for label in stale:
-            self._forget(label, label.removeprefix(edhoc_profile.LABEL_PREFIX))
-        self.server.credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
-        return len(stale)
+        credentials = self.server.credentials
 
-    def _forget(self, label: bytes, kid: bytes) -> None:
-        """The client's credential and every OSCORE context EDHOC made with it."""
-        self.peers.remove(kid)
-        self.server.credentials.forget_label(label)
+        def dead(claims: Any) -> bool:
+            return not any(isinstance(c, bytes) and c in live for c in claims)
+
+        gone = forget_responder_contexts(credentials, lambda e: e.complete and dead(e.claims))
+        gone += ReverseFlow(credentials).forget(lambda c: isinstance(c, MemoryOscoreContext)
+                                                and dead(c.authenticated_claims))
+        credentials.forget_stale(EDHOC_STALE_SECONDS)  # handshakes never completed
+        ReverseFlow(credentials).forget_stale()
+        return gone
 
     def start(self, offered: bool) -> None:
         server, credentials = self.server, self.server.credentials
-        credentials[":edhoc-peers"] = self.peers
+        credentials.gate = self
         if offered and server.edhoc_key is not None:
             edhoc.install_server_identity(credentials, server.edhoc_key, [edhoc.edhoc_origin(*server.bind)])
             # one identifier space: OSCORE recipient ids never collide with a live EDHOC C_R

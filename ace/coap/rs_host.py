@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ace.coap import contexts
 from ace.profiles.base import Channel
+from ace.profiles.edhoc_presets import EdhocCodePoints
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
@@ -20,6 +22,9 @@ class RsHost(Protocol):
     core: ResourceServer
     bind: tuple[str, int]
     edhoc_key: CoseKey | None  # the RS's own EDHOC credential (private)
+    edhoc_preset: EdhocCodePoints  # the EDHOC profile's code points and token limits
+    edhoc_message_4: bool  # the EDHOC responder sends message_4
+    edhoc_reverse: bool  # the RS takes the reverse EDHOC message flow (EP §4.4)
     index: contexts.ContextIndex  # OSCORE contexts by Recipient ID
     credentials: Any  # what aiocoap's server looks credentials up in (``credentials_map``)
 
@@ -31,6 +36,8 @@ class RsHost(Protocol):
 
     context: Any  # the aiocoap server context, once started
     coaps_port: int | None
+
+    def install(self, binding: Binding, dropped: Iterable[Binding]) -> None: ...  # a new binding's channel
 
 
 class ChannelInstaller(Protocol):

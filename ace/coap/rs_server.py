@@ -24,15 +24,17 @@ import aiocoap.resource
 from ace.coap import contexts, rs_channels
 from ace.coap.boundary import refusing
 from ace.coap.observe import Observations, Served
-from ace.coap.peers import label_of, source_of
+from ace.coap.peers import from_as, label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.base import Channel
+from ace.profiles.edhoc_presets import preset
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
+from ace.rs.upload import as_upload
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
@@ -56,8 +58,12 @@ class AuthzInfoResource(BoundedBody, aiocoap.resource.Resource):  # type: ignore
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         # over an existing channel: an update of access rights (RFC 9203 §4.1, RFC 9202 §3.4)
         channel = label_of(request)
-        outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+        if from_as(request):  # WF §3.7: uploaded by the AS for a client
+            outcome = await self.server.upload(request.payload, request.opt.content_format,
                                                source=source_of(request.remote))
+        else:
+            outcome = await self.server.authz_info(request.payload, request.opt.content_format, channel,
+                                                   source=source_of(request.remote))
         self.server.install(outcome.binding, outcome.dropped)
         if not outcome.payload:
             return aiocoap.Message(code=aiocoap.CREATED)
@@ -122,9 +128,13 @@ class RsServer:
     (on the bind port + 1: aiocoap's tinydtls server)."""
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
-                 resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None) -> None:
+                 resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None,
+                 edhoc_message_4: bool = False, edhoc_reverse: bool = True) -> None:
         self.core, self.bind, self.resources = core, bind, resources
         self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
+        self.edhoc_preset = preset(core.config.edhoc_preset)  # the EDHOC profile's code points and limits
+        self.edhoc_message_4 = edhoc_message_4  # edhoc_info message_4: the responder sends it
+        self.edhoc_reverse = edhoc_reverse and not self.edhoc_preset.combined_request_only  # EP §4.4
         self.credentials = rs_channels.credentials_map(core.config.profiles)
         self.index = contexts.ContextIndex()
         self.context: Any = None
@@ -171,6 +181,16 @@ class RsServer:
         finally:
             self._introspecting.discard(source)
         return self.core.resume(outcome, code, answer)
+
+    async def upload(self, payload: bytes, content_format: int | None, *, source: str = "") -> AuthzInfoOutcome:
+        """WF §3.7: a token POSTed by the AS over our context with it (``ace.rs.upload``): an EDHOC
+        token is stored for the session that will name it (EAD Session ID), ``updated_rights``
+        supersedes T_OLD (else 5.00 missing_old_token), another profile's first token goes on as if
+        its client had sent it (introspected first if need be)."""
+        outcome = as_upload(self.core, payload, content_format)
+        if not isinstance(outcome, NeedsIntrospection):
+            return outcome
+        return await self.authz_info(payload, content_format, None, source=source)
 
     def authorize(self, label: bytes | None, path: str, method: str) -> Binding:
         """The core's decision; the channels of what it dropped go now (an expired binding, or those
@@ -260,6 +280,9 @@ class RsServer:
             await self.trl.start()
             if self.introspector is not None:  # one security context with the AS, one sequence
                 self.introspector.share(self.trl.context)
+        from ace.coap.as_upload import accept_uploads  # WF §2.2: tokens the AS uploads for clients
+
+        await accept_uploads(self)
         log.info("RS %s listening on %s port %d%s", self.core.config.audience, self.bind[0], self.bind[1],
                  f" (DTLS on {self.coaps_port})" if self.coaps_port else "")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import ScopeMeaning
+from ace.messages import UPDATED_RIGHTS_KEY
 from ace.rs.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS
 from ace.tokens.crypto import Kind
 from ace.tokens.cwt import DEFAULT_SKEW
@@ -36,4 +37,6 @@ class RsConfig:
     reference_tokens: bool = False
     introspect: bool = False
     reference_len: int | None = REFERENCE_LEN  # bytes of the AS's reference tokens (None: any length)
+    edhoc_preset: str = "draft-11"  # EDHOC profile code points and limits (ace.profiles.edhoc_presets)
+    updated_rights_key: int = UPDATED_RIGHTS_KEY  # WF §3.7.1: no code point assigned yet
     token_tags: str = "none"  # the tags the AS's tokens come with (cwt.TOKEN_TAGS): their hash is of that form

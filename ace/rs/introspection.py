@@ -25,8 +25,11 @@ the RS learns from the TRL (``ResourceServer.revoke``) drops the cached answer.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ace.errors import ServiceUnavailable
 from ace.messages import IntrospectionResponse
 from ace.tokens.claims import AccessTokenClaims
 
@@ -107,3 +110,18 @@ class IntrospectionCache:
         for h in gone:
             del self._answers[h]
         return len(gone)
+
+
+class Unanswered(Exception):  # control flow inside ResourceServer.authz_info: never raised out of it
+    def __init__(self, token: bytes, sent: bytes) -> None:
+        super().__init__()
+        self.token, self.sent = token, sent
+
+
+@contextmanager
+def no_introspection() -> Iterator[None]:
+    """Inside EDHOC there is no waiting for the AS: a token that needs introspection is 5.03."""
+    try:
+        yield
+    except Unanswered:
+        raise ServiceUnavailable("the AS must be asked about this token first") from None

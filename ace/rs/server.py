@@ -20,11 +20,11 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ace.cbor.labels import ContentFormat
+from ace.cbor.labels import AceProfile, ContentFormat
 from ace.cbor.scope import method_bit
 from ace.errors import (
     FORBIDDEN,
@@ -39,14 +39,17 @@ from ace.errors import (
 from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel
 from ace.profiles.base import RsProfile
+from ace.profiles.edhoc import EdhocChannel
+from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
+from ace.rs import edhoc
 from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
+from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, Unanswered, no_introspection
 from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
@@ -66,12 +69,6 @@ INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from AS
 __all__ = ["MAX_REVOKED", "Access", "AuthzInfoOutcome", "NeedsIntrospection", "ResourceServer", "RsConfig"]
 
 
-class _Unanswered(Exception):  # control flow inside authz_info: never raised out of it
-    def __init__(self, token: bytes, sent: bytes) -> None:
-        super().__init__()
-        self.token, self.sent = token, sent
-
-
 class ResourceServer:
     def __init__(self, config: RsConfig, keys: KeyLookup, *, clock: Callable[[], float],
                  rng: Callable[[int], bytes] = secrets.token_bytes, state: SequenceNumberStore | None = None) -> None:
@@ -84,9 +81,8 @@ class ResourceServer:
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
-        # the RFC 9203 §4.1 map's profile: looked for among the offered ones first (loads no other profile's code)
-        first = [*(n for n in PROFILES if n in self._offered), *(n for n in PROFILES if n not in self._offered)]
-        self._request_form = next(p for p in map(PROFILES.__getitem__, first) if not p.bare_token)
+        # the RFC 9203 §4.1 map's profile (the EDHOC profile's token travels in EDHOC, not in such a map)
+        self._request_form = PROFILES[int(AceProfile.COAP_OSCORE)]
         self._offers_bare = any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
 
     @functools.cached_property
@@ -105,7 +101,7 @@ class ResourceServer:
             if channel_label is not None:
                 return self._update(payload, content_format, channel_label)
             return self._authz_info(payload, content_format)
-        except _Unanswered as ask:
+        except Unanswered as ask:
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
 
@@ -182,6 +178,8 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
+        if isinstance(current.context, EdhocChannel) and current.context.session_id is not None:
+            return edhoc.update_edhoc_token(self, payload, content_format, label)  # EP §4.6
         received = tok.token_of(payload, content_format)
         token = self._canonical(received)
         token_hash = trl_hash(token)
@@ -202,6 +200,33 @@ class ResourceServer:
         log.info("updated the rights of channel %s: %s, scope %r", redact_channel(label), redact_token(token),
                  claims.scope)
         return AuthzInfoOutcome(b"", binding, True, gone)
+
+    # -- EDHOC profile: the token in EDHOC (ace.rs.edhoc; ``points`` None: RsConfig.edhoc_preset) ------
+
+    def accept_edhoc_token(self, token: bytes, id_cred_i: bytes | Mapping[Any, Any],
+                           points: EdhocCodePoints | None = None) -> edhoc.EdhocAccept:
+        """EP §4.2: the EAD token checked for ID_CRED_I; stored by ``commit_edhoc`` after message_3 verifies."""
+        with no_introspection():
+            return edhoc.accept_edhoc_token(self, token, id_cred_i, points or preset(self.config.edhoc_preset))
+
+    def commit_edhoc(self, accept: edhoc.EdhocAccept) -> AuthzInfoOutcome:
+        return edhoc.commit_edhoc(self, accept)
+
+    def accept_session_id(self, session_id: bytes, id_cred_i: bytes | Mapping[Any, Any]) -> edhoc.EdhocAccept:
+        return edhoc.accept_session_id(self, session_id, id_cred_i)
+
+    def upload_edhoc_token(self, payload: bytes, content_format: int | None,
+                           points: EdhocCodePoints | None = None) -> AuthzInfoOutcome:
+        """WF §3.7: POST /authz-info protected by the AS."""
+        with no_introspection():
+            return edhoc.upload_edhoc_token(self, payload, content_format, points or preset(self.config.edhoc_preset),
+                                            updated_rights_key=self.config.updated_rights_key)
+
+    def update_edhoc_token(self, payload: bytes, content_format: int | None, channel_label: bytes,
+                           ) -> AuthzInfoOutcome:
+        """EP §4.6: protected POST /authz-info over an EDHOC-derived context."""
+        with no_introspection():
+            return edhoc.update_edhoc_token(self, payload, content_format, channel_label)
 
     def _is_reference(self, token: bytes) -> bool:
         return self.config.reference_tokens and is_reference(token, self.config.reference_len)
@@ -239,7 +264,7 @@ class ResourceServer:
         the answer is cached under the canonical token's hash."""
         answer = self.introspection.get(h, self.clock())
         if answer is None:
-            raise _Unanswered(token, received)
+            raise Unanswered(token, received)
         if answer.claims is None:
             raise TokenRefused("access token not active")
         check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)

@@ -47,6 +47,9 @@ MAX_SALT_LEN = 64  # OSCORE_Input_Material salt bytes an RS may be given at most
 # "none": it does not (such tokens are refused), "shared": COSE_Encrypt0 with a key the AS and the RS
 # share, "rs_public": COSE_Encrypt to the RS's own public key (ECDH-ES + HKDF-256, RFC 9053 §6.3)
 POP_KEY_ENCRYPTIONS = ("none", "shared", "rs_public")
+# the EDHOC code-point presets an RS may speak (``ace.profiles.edhoc_presets.PRESETS``; schema 11)
+EDHOC_PRESETS = ("draft-11", "ariel-os", "aiocoap")
+MAX_AUTH_CRED = 1024  # bytes of an RS's own EDHOC credential (a CCS) at most
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +111,14 @@ class RsRecord:
     # and the key it is encrypted with: shared (symmetric) or the RS's public key, with a kid (schema 10)
     pop_key_encryption: str = "none"
     encryption_key: CoseKey | None = field(default=None, repr=False)
+    # EDHOC profile (schema 11): the code points and token shape it speaks (one of EDHOC_PRESETS);
+    # its own credential as the exact CCS bytes it uses as CRED_R (rs_cnf kccs by value; None: made
+    # from auth_key); the EDHOC_Information it publishes (an encoded map without session_id); and
+    # its /authz-info URI, where the AS uploads tokens (draft-ietf-ace-workflow-and-params §3.1)
+    edhoc_preset: str = "draft-11"
+    auth_cred: bytes | None = None
+    edhoc_params: bytes | None = None
+    upload_uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +146,7 @@ class IssuedToken:
     token_hash: bytes  # RFC 9770 §4 token hash (ace.tokens.hashing.token_hash)
     pop_kid: bytes | None = None  # the PoP key's kid: DTLS key, OSCORE material id, the client's EDHOC kid
     pop_thumbprint: bytes | None = None  # RFC 9679 thumbprint of the client's own (public) PoP key (EDHOC)
+    session_id: bytes | None = None  # the token series' id (EDHOC profile edhoc_info session_id; schema 11)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,6 +237,9 @@ class TokenLog(Protocol):
 
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The newest token issued to ``client_id`` for ``audience`` bound to ``pop_kid``."""
+        ...
+    def find_token_by_session_id(self, client_id: str, audience: str, session_id: bytes) -> IssuedToken | None:
+        """The newest token issued to ``client_id`` for ``audience`` in the series ``session_id``."""
         ...
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]: ...
 

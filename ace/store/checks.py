@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ace.store.base import (
+    EDHOC_PRESETS,
+    MAX_AUTH_CRED,
     POP_KEY_ENCRYPTIONS,
     TOKEN_KINDS,
     ClientRecord,
@@ -80,6 +82,20 @@ def check_rs(rs: RsRecord) -> None:
     if not isinstance(rs.format, TokenFormat):  # (its own fields are checked when it is made)
         raise TypeError(f"format must be a TokenFormat, not {type(rs.format).__name__}")
     check_encryption_key(rs.pop_key_encryption, rs.encryption_key)
+    check_edhoc_fields(rs)
+
+
+def check_edhoc_fields(rs: RsRecord) -> None:
+    """Schema 11: a known preset, a bounded CCS, the EDHOC_Information a CBOR map, an upload URI."""
+    if rs.edhoc_preset not in EDHOC_PRESETS:
+        raise ValueError(f"edhoc_preset must be one of {list(EDHOC_PRESETS)}, not {rs.edhoc_preset!r}")
+    if rs.auth_cred is not None and (type(rs.auth_cred) is not bytes or not 0 < len(rs.auth_cred) <= MAX_AUTH_CRED):
+        raise ValueError(f"auth_cred must be 1 to {MAX_AUTH_CRED} bytes")
+    if rs.edhoc_params is not None and (type(rs.edhoc_params) is not bytes or rs.edhoc_params[:1] < b"\xa0"
+                                        or rs.edhoc_params[:1] > b"\xbf"):
+        raise ValueError("edhoc_params must be an encoded CBOR map")
+    if rs.upload_uri is not None and not rs.upload_uri.startswith(("coap://", "coaps://", "coap+tcp://")):
+        raise ValueError(f"upload_uri must be a coap URI, not {rs.upload_uri!r}")
 
 
 def check_encryption_key(how: object, key: object) -> None:
@@ -124,6 +140,8 @@ def check_token(token: IssuedToken) -> None:
         check_bytes(token.pop_kid, "pop_kid")
     if token.pop_thumbprint is not None:
         check_bytes(token.pop_thumbprint, "pop_thumbprint")
+    if token.session_id is not None:
+        check_bytes(token.session_id, "session_id")
 
 
 def check_log_token(token: IssuedToken, purge_before: int | None, purge_limit: int,

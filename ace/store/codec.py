@@ -150,10 +150,11 @@ FORMAT_COLUMNS = ("cose_tag", "cwt_tag", "include_sub", "time_unit", "exi", "exi
 RS_COLUMNS = (
     "audience", "rs_id", "token_key", "token_kind", "token_alg", "profiles", "token_lifetime", *OSCORE_COLUMNS,
     "auth_key", *FORMAT_COLUMNS, "pop_key_encryption", "encryption_key",
+    "edhoc_preset", "auth_cred", "edhoc_params", "upload_uri",  # schema 11
 )
 GRANT_COLUMNS = ("client_id", "audience", "scope", "is_default")
 TOKEN_COLUMNS = ("cti", "client_id", "audience", "scope", "issued_at", "expires_at", "token_hash", "pop_kid",
-                 "pop_thumbprint")
+                 "pop_thumbprint", "session_id")
 
 
 def client_row(c: ClientRecord) -> tuple[object, ...]:
@@ -173,6 +174,7 @@ def rs_row(rs: RsRecord) -> tuple[object, ...]:
         encode_profiles(rs.profiles), rs.token_lifetime, *oscore_columns(rs.oscore),
         None if rs.auth_key is None else encode_key(rs.auth_key), *format_columns(rs.format),
         rs.pop_key_encryption, None if rs.encryption_key is None else encode_key(rs.encryption_key),
+        rs.edhoc_preset, rs.auth_cred, rs.edhoc_params, rs.upload_uri,
     )
 
 
@@ -211,6 +213,10 @@ def rs_from_row(row: Row) -> RsRecord:
         format=format_from_columns(row[15:22]),
         pop_key_encryption=text(row[22], "pop_key_encryption"),
         encryption_key=encryption_key_from_columns(row[22], row[23]),
+        edhoc_preset=text(row[24], "edhoc_preset"),
+        auth_cred=opt_blob(row[25], "auth_cred"),
+        edhoc_params=opt_blob(row[26], "edhoc_params"),
+        upload_uri=None if row[27] is None else text(row[27], "upload_uri"),
     )
 
 
@@ -253,7 +259,7 @@ def reference_from_row(row: Row) -> ReferenceToken:
 
 def token_row(t: IssuedToken) -> tuple[object, ...]:
     return (t.cti, t.client_id, t.audience, t.scope, t.issued_at, t.expires_at, t.token_hash, t.pop_kid,
-            t.pop_thumbprint)
+            t.pop_thumbprint, t.session_id)
 
 
 def token_from_row(row: Row) -> IssuedToken:
@@ -267,4 +273,5 @@ def token_from_row(row: Row) -> IssuedToken:
         token_hash=blob(row[6], "token_hash"),
         pop_kid=opt_blob(row[7], "pop_kid"),
         pop_thumbprint=opt_blob(row[8], "pop_thumbprint"),
+        session_id=opt_blob(row[9], "session_id"),
     )

@@ -86,6 +86,14 @@ class MemoryAsStore(MemoryRegistry):
             return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
                          and t.pop_kid == pop_kid), None)
 
+    def find_token_by_session_id(self, client_id: str, audience: str, session_id: bytes) -> IssuedToken | None:
+        """The most recently logged token for ``client_id`` and ``audience`` in the series ``session_id``."""
+        checks.check_bytes(session_id, "session_id")
+        with self._lock:
+            self._check_open()
+            return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
+                         and t.session_id == session_id), None)
+
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
         """The most recent ``limit`` tokens, newest first."""
         if limit < 0:

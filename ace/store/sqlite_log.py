@@ -27,6 +27,8 @@ HASH_CHUNK = 256  # token hashes per IN (...) lookup, well below SQLite's variab
 
 FIND_TOKEN_BY_POP_KID_SQL = f"""SELECT {TOKEN_COLS} FROM issued_tokens
     WHERE client_id = ? AND audience = ? AND pop_kid = ? ORDER BY seq DESC LIMIT 1"""
+FIND_TOKEN_BY_SESSION_SQL = f"""SELECT {TOKEN_COLS} FROM issued_tokens
+    WHERE client_id = ? AND audience = ? AND session_id = ? ORDER BY seq DESC LIMIT 1"""
 # find_tokens, by which filters are given: (client_id, audience) -> SQL
 FIND_TOKENS_SQL = {
     (c, a): f"SELECT {TOKEN_COLS} FROM issued_tokens{where} ORDER BY seq DESC"
@@ -103,6 +105,12 @@ class SqliteTokenLog(SqlitePart):
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
         checks.check_bytes(pop_kid, "pop_kid")
         rows = self._rows(FIND_TOKEN_BY_POP_KID_SQL, (client_id, audience, pop_kid))
+        return rc.token_from_row(rows[0]) if rows else None
+
+    def find_token_by_session_id(self, client_id: str, audience: str, session_id: bytes) -> IssuedToken | None:
+        """The most recently logged token for ``client_id`` and ``audience`` in the series ``session_id``."""
+        checks.check_bytes(session_id, "session_id")
+        rows = self._rows(FIND_TOKEN_BY_SESSION_SQL, (client_id, audience, session_id))
         return rc.token_from_row(rows[0]) if rows else None
 
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:

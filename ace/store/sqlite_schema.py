@@ -144,6 +144,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             CHECK (pop_key_encryption IN ('none', 'shared', 'rs_public'))""",
         "ALTER TABLE rs ADD COLUMN encryption_key BLOB",
     ),
+    # EDHOC profile at draft -11 and token upload: an RS's code-point preset (every existing RS:
+    # the draft's), its own CCS, the EDHOC_Information it publishes, its /authz-info URI; the
+    # token series (session_id) each logged token belongs to, found per client and audience.
+    11: (
+        "ALTER TABLE rs ADD COLUMN edhoc_preset TEXT NOT NULL DEFAULT 'draft-11'",
+        "ALTER TABLE rs ADD COLUMN auth_cred BLOB CHECK (auth_cred IS NULL OR length(auth_cred) BETWEEN 1 AND 1024)",
+        "ALTER TABLE rs ADD COLUMN edhoc_params BLOB",
+        "ALTER TABLE rs ADD COLUMN upload_uri TEXT",
+        "ALTER TABLE issued_tokens ADD COLUMN session_id BLOB",
+        """CREATE INDEX issued_tokens_session ON issued_tokens (client_id, audience, session_id)
+            WHERE session_id IS NOT NULL""",
+    ),
 }
 
 COUNTER_PREFIX = "counter:"  # named counters in ``counters``; the cti counter is plain 'cti'

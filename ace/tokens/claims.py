@@ -1,21 +1,23 @@
 """The claims of an ACE access token: CWT (RFC 8392 §3) plus RFC 9200 §5.10 additions.
 
 ``AccessTokenClaims`` is a frozen dataclass of iss, sub, aud, exp, nbf, iat, cti, cnf
-(RFC 8747), scope, ace_profile, cnonce and exi (RFC 9200 §5.10.3). Unknown claims are kept
+(RFC 8747), scope, ace_profile, cnonce and exi (RFC 9200 §5.10.3), edhoc_info (EDHOC profile
+§3.3.1) and token_series_id (workflow-and-params §3.6). Unknown claims are kept
 in ``extra`` and re-encoded unchanged (RFC 8392 §7.2: claims not understood are ignored).
 ``aud`` may be one string or, as some peers send, an array of strings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import Claim
 from ace.errors import DecodeError
-from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map
+from ace.tokens.cnf import Cnf, cnf_from_map, cnf_to_map, with_raw
+from ace.tokens.edhoc_info import EdhocInfo
 
 NumericDate = int | float
 
@@ -34,6 +36,8 @@ class AccessTokenClaims:
     ace_profile: int | None = None
     cnonce: bytes | None = None
     exi: int | None = None
+    edhoc_info: EdhocInfo | None = None
+    token_series_id: bytes | None = None
     extra: tuple[tuple[Any, Any], ...] = ()
 
     @property
@@ -53,8 +57,10 @@ class AccessTokenClaims:
                 m[int(label)] = value
         if self.cnf is not None:
             m[int(Claim.CNF)] = cnf_to_map(self.cnf)
-        rest = ((Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
-                (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi))
+        rest: tuple[tuple[Claim, Any], ...] = ((Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
+                (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi),
+                (Claim.EDHOC_INFO, self.edhoc_info.to_map() if self.edhoc_info is not None else None),
+                (Claim.TOKEN_SERIES_ID, self.token_series_id))
         for label, value in rest:
             if value is not None:
                 m[int(label)] = value
@@ -68,6 +74,7 @@ class AccessTokenClaims:
     def from_map(cls, value: object) -> AccessTokenClaims:
         r = MapReader(value, "CWT claims", Claim)
         cnf = r.map_(Claim.CNF)
+        edhoc_info = r.map_(Claim.EDHOC_INFO)
         return cls(
             iss=r.text(Claim.ISS),
             sub=r.text(Claim.SUB),
@@ -81,12 +88,19 @@ class AccessTokenClaims:
             ace_profile=r.uint(Claim.ACE_PROFILE),
             cnonce=r.bytes_(Claim.CNONCE),
             exi=r.uint(Claim.EXI),
+            edhoc_info=EdhocInfo.from_map(edhoc_info, "edhoc_info claim") if edhoc_info is not None else None,
+            token_series_id=r.bytes_(Claim.TOKEN_SERIES_ID),
             extra=codec.freeze_extra(r.extra()),
         )
 
     @classmethod
     def decode(cls, data: bytes) -> AccessTokenClaims:
-        return cls.from_map(codec.loads(data, what="CWT claims"))
+        """From the encoded claims; a kccs or COSE_Key cnf keeps the bytes it arrived as (EDHOC
+        uses them as CRED_I)."""
+        claims = cls.from_map(codec.loads(data, what="CWT claims"))
+        if claims.cnf is None:
+            return claims
+        return replace(claims, cnf=with_raw(claims.cnf, data, (int(Claim.CNF),)))
 
 
 def _aud(value: object) -> str | tuple[str, ...] | None:

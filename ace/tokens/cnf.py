@@ -2,8 +2,10 @@
 
 A cnf value is a map with exactly one confirmation method (RFC 8747 §3.1: it represents a
 single PoP key): COSE_Key (1), Encrypted_COSE_Key (2, a COSE_Encrypt0 or COSE_Encrypt
-whose plaintext is a COSE_Key; ``encrypted_cnf`` builds one), kid (3), or the OSCORE profile's OSCORE_Input_Material
-(osc, 4). Decoding returns one of four frozen dataclasses; ``cnf_to_map`` inverts it.
+whose plaintext is a COSE_Key; ``encrypted_cnf`` builds one), kid (3), the OSCORE profile's OSCORE_Input_Material
+(osc, 4), or the EDHOC profile's kccs (11, a CWT Claims Set holding the COSE_Key, kept as its exact
+bytes: they are CRED_x in EDHOC). Decoding returns one of five frozen dataclasses; ``cnf_to_map``
+inverts it (a kccs, and a COSE_Key decoded with ``with_raw``, byte for byte).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import cbor2
 
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
-from ace.cbor.labels import CnfMethod, CoseTag, OscoreParam
+from ace.cbor.labels import Claim, CnfMethod, CoseTag, CurveKeyParam, KeyParam, OscoreParam
 from ace.errors import DecodeError, UnsupportedPopKey
 from ace.tokens import cose
 from ace.tokens.cose import CoseMessage
@@ -73,7 +75,15 @@ class OscoreInputMaterial:
 
 @dataclass(frozen=True, slots=True)
 class CoseKeyCnf:
+    """``raw``: the COSE_Key's bytes as received (``with_raw``), for a peer that builds CRED_x
+    from them (the ariel-os preset); never compared."""
+
     key: CoseKey
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+
+    def key_bytes(self) -> bytes:
+        """The COSE_Key as received, else as we encode it."""
+        return self.raw if self.raw is not None else codec.dumps(self.key.to_map())
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +126,82 @@ class OscoreCnf:
     material: OscoreInputMaterial
 
 
-Cnf = CoseKeyCnf | EncryptedCoseKeyCnf | KidCnf | OscoreCnf
+MAX_CCS = 192  # bytes of a kccs credential (the EDHOC layer's CRED_x limit)
+
+
+@dataclass(frozen=True, slots=True)
+class KccsCnf:
+    """A kccs confirmation (draft-ietf-ace-edhoc-oscore-profile-11 §7.10): a CWT Claims Set whose
+    cnf claim is exactly ``{1: COSE_Key}``, plus optional other claims (sub, ...). ``raw`` is the
+    value as it travels (a map, or a tagged map, §14.7), never re-encoded; ``cred`` is the untagged
+    CCS, the bytes EDHOC uses as CRED_x. Malformed: DecodeError; larger than MAX_CCS:
+    UnsupportedPopKey."""
+
+    raw: bytes
+    key: CoseKey = field(init=False, repr=False, compare=False)
+    sub: str | None = field(init=False, compare=False)
+    cred: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.raw) > MAX_CCS:
+            raise UnsupportedPopKey(f"kccs: a credential of at most {MAX_CCS} bytes")
+        key, sub, cred = _parse_ccs(bytes(self.raw))
+        object.__setattr__(self, "raw", bytes(self.raw))
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "sub", sub)
+        object.__setattr__(self, "cred", cred)
+
+    @property
+    def kid(self) -> bytes | None:
+        return self.key.kid
+
+    @classmethod
+    def of_key(cls, key: CoseKey, sub: str | None = None) -> KccsCnf:
+        """The CCS of a public key as both EDHOC ends build it: ``{2: sub, 8: {1: {1: kty, 2: kid,
+        -1: crv, -2: x, -3: y}}}`` (sub and kid left out if None; alg and key_ops never), in
+        deterministic encoding (RFC 8949 §4.2.1), the bytes ``ace.coap.edhoc.ccs_bytes`` makes."""
+        cose_key: dict[int, Any] = {int(KeyParam.KTY): int(key.kty)}
+        for label, value in ((KeyParam.KID, key.kid), (CurveKeyParam.CRV, key.crv), (CurveKeyParam.X, key.x),
+                             (CurveKeyParam.Y, key.y)):
+            if value is not None:
+                cose_key[int(label)] = int(value) if isinstance(value, int) else value
+        ccs: dict[int, Any] = {} if sub is None else {int(Claim.SUB): sub}
+        ccs[int(Claim.CNF)] = {int(CnfMethod.COSE_KEY): cose_key}
+        return cls(codec.dumps(ccs))
+
+
+def ccs_of_cose_key(key_bytes: bytes) -> bytes:
+    """The CCS ``{8: {1: COSE_Key}}`` around an encoded COSE_Key, byte for byte (how the ariel-os
+    preset's RS builds CRED_I from a token with a COSE_Key cnf)."""
+    return bytes((0xA1, int(Claim.CNF), 0xA1, int(CnfMethod.COSE_KEY))) + key_bytes
+
+
+def _parse_ccs(raw: bytes) -> tuple[CoseKey, str | None, bytes]:
+    value = codec.loads(raw, what="kccs", allowed_tags=_ANY_TAG)
+    cred = raw
+    while isinstance(value, cbor2.CBORTag):  # §14.7: map / #6(map)
+        value = value.value
+        cred = codec.raw_at_tag_content(cred)
+    if not isinstance(value, Mapping):
+        raise DecodeError("kccs must be a CWT Claims Set (a map)")
+    r = MapReader(value, "kccs", Claim)
+    cnf = r.map_(Claim.CNF, required=True)
+    if cnf is None or set(cnf) != {int(CnfMethod.COSE_KEY)}:
+        raise DecodeError("kccs: its cnf must be exactly {1: COSE_Key}")
+    key = CoseKey.from_map(cnf[int(CnfMethod.COSE_KEY)], "kccs COSE_Key")
+    if key.has_private:
+        raise UnsupportedPopKey("kccs: a public key only")
+    return key, r.text(Claim.SUB), cred
+
+
+class _AnyTagSet(frozenset[int]):
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+
+_ANY_TAG = _AnyTagSet()
+
+Cnf = CoseKeyCnf | EncryptedCoseKeyCnf | KidCnf | OscoreCnf | KccsCnf
 
 
 def cnf_from_map(value: object, what: str = "cnf") -> Cnf:
@@ -144,17 +229,36 @@ def cnf_from_map(value: object, what: str = "cnf") -> Cnf:
             return KidCnf(member)
         case CnfMethod.OSC:
             return OscoreCnf(OscoreInputMaterial.from_map(member))
+        case CnfMethod.KCCS:
+            if not isinstance(member, (Mapping, cbor2.CBORTag)):
+                raise DecodeError(f"{what} kccs(11) must be a map or a tagged map")
+            return KccsCnf(codec.dumps(member))  # re-encoded: ``with_raw`` puts the received bytes back
     raise AssertionError(method)  # pragma: no cover
 
 
 def cnf_to_map(cnf: Cnf) -> dict[int, Any]:
     match cnf:
-        case CoseKeyCnf(key):
-            return {int(CnfMethod.COSE_KEY): key.to_map()}
         case EncryptedCoseKeyCnf(encrypted):
             return {int(CnfMethod.ENCRYPTED_COSE_KEY): codec.loads(encrypted)}
         case KidCnf(kid):
             return {int(CnfMethod.KID): kid}
         case OscoreCnf(material):
             return {int(CnfMethod.OSC): material.to_map()}
+        case KccsCnf(raw):
+            return {int(CnfMethod.KCCS): codec.RawCbor(raw)}  # §3.3.1: verbatim
+        case CoseKeyCnf(key, raw):
+            return {int(CnfMethod.COSE_KEY): key.to_map() if raw is None else codec.RawCbor(raw)}
     raise TypeError(f"not a cnf: {cnf!r}")
+
+
+def with_raw(cnf: Cnf | None, data: bytes, path: tuple[int, ...]) -> Cnf | None:
+    """``cnf`` decoded from the map ``data`` at ``path`` (the labels down to the cnf map: ``(8,)``
+    for a token's claims, ``(4,)`` for req_cnf), with the received bytes of a kccs or a COSE_Key
+    put back, so that it re-encodes byte for byte."""
+    if isinstance(cnf, KccsCnf):
+        raw = codec.raw_at(data, (*path, int(CnfMethod.KCCS)))
+        return cnf if raw is None or raw == cnf.raw else KccsCnf(raw)
+    if isinstance(cnf, CoseKeyCnf):
+        raw = codec.raw_at(data, (*path, int(CnfMethod.COSE_KEY)))
+        return cnf if raw is None else CoseKeyCnf(cnf.key, raw)
+    return cnf

@@ -89,6 +89,24 @@ async def test_out_of_scope_is_forbidden(flow: Flow) -> None:
         assert (await bounded(client.get(uri), TIMEOUT)).payload == b"20"  # unchanged
 
 
+async def test_edhoc_access_rights_update(flow: Flow) -> None:
+    """draft-ietf-ace-edhoc-oscore-profile-11 §4.6: more rights on the same EDHOC session."""
+    store_of(flow).add_grant(Grant(client_id="clientA", audience="rs1", scope="r_api rw_api"))
+    _, state = await serve_api(flow)
+    uri = flow.rs_uri + "/api/temp"
+    async with ace.Client.from_config(flow.d.client_config, scope="r_api", profile=AceProfile.COAP_EDHOC_OSCORE,
+                                      timeout=TIMEOUT) as client:
+        assert (await bounded(client.get(uri), 4 * TIMEOUT)).code == (2, 5)
+        assert (await bounded(client.put(uri, b"23"), TIMEOUT)).code == (4, 5)
+        assert (await bounded(client.update_access(uri, "rw_api"), 4 * TIMEOUT)).code == (2, 1)
+        assert (await bounded(client.put(uri, b"23"), TIMEOUT)).code == (2, 4)
+        assert state["temp"] == b"23" and state["scopes"] >= {"r_api", "rw_api"}
+    async with ace.Client.from_config(flow.d.client_config, timeout=TIMEOUT) as client:
+        with pytest.raises(ace.RequestFailed) as info:  # no EDHOC session to update
+            await bounded(client.update_access(uri, "rw_api"), TIMEOUT)
+        assert info.value.step == "update"
+
+
 class Led(aiocoap.resource.Resource):  # type: ignore[misc]
     """A plain aiocoap resource, protected as it is."""
 

@@ -30,7 +30,7 @@ from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf
+from ace.tokens.cnf import CoseKeyCnf, KccsCnf, KidCnf, OscoreCnf
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key, thumbprint
@@ -232,7 +232,7 @@ def test_token_kinds(store: MemoryAsStore, kind: str, key: str, verify_key: str)
     store.put_client(ClientRecord(client_id="c1", profiles=(2, 1, 4)))
     store.add_grant(Grant(client_id="c1", audience="rs_k", scope="r_temp"))
     endpoint = TokenEndpoint(store, clock=fixed_clock(), rng=counter_rng())
-    credential = CoseKeyCnf(generate(Curve.P_256, kid=b"cK").public())  # a public key may travel in any kind
+    credential = KccsCnf.of_key(generate(Curve.P_256, kid=b"cK").public())  # a public key may travel in any kind
     token = issue(endpoint, request(audience="rs_k", scope="r_temp", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
                                     req_cnf=credential), "c1").response.access_token
     claims = rs_claims(token, keys[verify_key], audience="rs_k")
@@ -426,7 +426,7 @@ def edhoc_store() -> MemoryAsStore:
 
 
 def edhoc_request(key: CoseKey | bytes) -> bytes:
-    cnf = KidCnf(key) if isinstance(key, bytes) else CoseKeyCnf(key)
+    cnf = KidCnf(key) if isinstance(key, bytes) else KccsCnf.of_key(key)  # EDHOC profile -11 §3.1: kccs
     return request(audience="rs_e", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=cnf)
 
 
@@ -454,7 +454,7 @@ def test_a_pop_kid_or_key_belongs_to_its_first_presenter() -> None:
     for key in (a_key, a_key.with_kid(b"kB"), generate(Curve.P_256, kid=b"kA").public()):
         with pytest.raises(DecodeError):
             issue(endpoint, edhoc_request(key), "b")
-    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == KccsCnf.of_key(a_key)
 
 
 def test_a_squatted_kid_is_undone_by_registering_the_owners_key() -> None:
@@ -467,7 +467,7 @@ def test_a_squatted_kid_is_undone_by_registering_the_owners_key() -> None:
     clock.t += LIFETIME - 1
     issue(endpoint, edhoc_request(b"kA"), "b")  # b renews; it could forever
     store.register_edhoc_credential("a", kid=b"kA", thumbprint=thumbprint(a_key), now=NOW)  # the operator
-    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == KccsCnf.of_key(a_key)
     with pytest.raises(DecodeError):  # a new credential with a's kid: refused to b
         issue(endpoint, edhoc_request(generate(Curve.P_256, kid=b"kA").public()), "b")
 
@@ -482,14 +482,14 @@ def test_a_key_belongs_to_its_first_presenter_at_every_audience() -> None:
     endpoint = TokenEndpoint(store, clock=Clock())
     a_key = generate(Curve.P_256, kid=b"kA").public()
     issue(endpoint, edhoc_request(a_key), "a")
-    at_f = request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(a_key))
+    at_f = request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=KccsCnf.of_key(a_key))
     with pytest.raises(DecodeError, match="bound to another client"):  # old: issued, b's at rs_f for good
         issue(endpoint, at_f, "b")
-    assert issue(endpoint, at_f, "a").claims.cnf == CoseKeyCnf(a_key)
+    assert issue(endpoint, at_f, "a").claims.cnf == KccsCnf.of_key(a_key)
     b_key = generate(Curve.P_256, kid=b"kA").public()  # kid kA at rs_f is a's now; at rs_e too
     with pytest.raises(DecodeError):
-        issue(endpoint, request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE, req_cnf=CoseKeyCnf(b_key)),
-                        "b")
+        issue(endpoint, request(audience="rs_f", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
+                                req_cnf=KccsCnf.of_key(b_key)), "b")
 
 
 def test_a_refused_request_claims_nothing() -> None:
@@ -501,7 +501,7 @@ def test_a_refused_request_claims_nothing() -> None:
     with pytest.raises(DecodeError, match="live tokens"):
         issue(endpoint, edhoc_request(a_key), "b")
     assert [kid for _, kid, _ in store.edhoc_credentials("b")] == [b"kB"]  # old: kB and kA
-    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == CoseKeyCnf(a_key)  # old: refused
+    assert issue(endpoint, edhoc_request(a_key), "a").claims.cnf == KccsCnf.of_key(a_key)  # old: refused
 
 
 def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
@@ -514,7 +514,7 @@ def test_oscore_and_dtls_ids_are_not_edhoc_credentials() -> None:
     ids = [issue(endpoint, request(audience="rs_e"), "o").claims.cti for _ in range(3)]  # material ids 1, 2, 3
     assert ids == [b"\x01", b"\x02", b"\x03"]
     b_key = generate(Curve.P_256, kid=b"\x02").public()  # old: refused, "bound to another client"
-    assert issue(endpoint, edhoc_request(b_key), "b").claims.cnf == CoseKeyCnf(b_key)
+    assert issue(endpoint, edhoc_request(b_key), "b").claims.cnf == KccsCnf.of_key(b_key)
 
 
 def test_no_update_of_rights_with_the_key_of_a_revoked_token(endpoint: TokenEndpoint, store: MemoryAsStore) -> None:

@@ -52,7 +52,7 @@ from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.seqno import FileSequenceStore
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, KidCnf, OscoreCnf, OscoreInputMaterial
+from ace.tokens.cnf import KccsCnf, KidCnf, OscoreCnf, OscoreInputMaterial
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, issue_token, verify_token
 from ace.tokens.keys import CoseKey, symmetric_key
@@ -140,7 +140,7 @@ async def test_no_token_carries_a_secret_unencrypted(flow: Flow, kind: str, prof
 async def test_a_public_key_may_travel_in_a_signed_token(flow: Flow) -> None:
     key = register_rs(flow, "rs9", "sign1", (EDHOC,))
     runner = await flow.client(record=False)
-    credential = CoseKeyCnf(load_key(flow.d.directory / "client-edhoc.key").public())
+    credential = KccsCnf.of_key(load_key(flow.d.directory / "client-edhoc.key").public())  # EDHOC -11 §3.1
     reply = await token_request(flow, runner, audience="rs9", ace_profile=EDHOC, req_cnf=credential)
     assert reply.code == (2, 1), reply
     token = AccessTokenResponse.decode(reply.payload).access_token
@@ -213,21 +213,21 @@ async def test_another_clients_edhoc_kid_or_key_is_refused(flow: Flow, tmp_path:
                                                            caplog: pytest.LogCaptureFixture) -> None:
     alice = await flow.client(record=False)
     a_key = load_key(flow.d.directory / "client-edhoc.key").public()  # kid "cA"
-    assert (await token_request(flow, alice, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(a_key))).code \
+    assert (await token_request(flow, alice, audience="rs1", ace_profile=EDHOC, req_cnf=KccsCnf.of_key(a_key))).code \
         == (2, 1)
     bob = await second_client(flow, tmp_path)
     b_key = generate(Curve.P_256, kid=b"cA").public()
     attempts = {"own-key-victims-kid": b_key, "victims-key": a_key, "victims-key-other-kid": a_key.with_kid(b"cB")}
     with caplog.at_level(logging.WARNING, logger="ace.authz_server.token"):
         for name, key in attempts.items():
-            reply = await token_request(flow, bob, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(key))
+            reply = await token_request(flow, bob, audience="rs1", ace_profile=EDHOC, req_cnf=KccsCnf.of_key(key))
             assert reply.code == (4, 0) and error_of(reply) == 1, (name, reply)  # old: 2.01
     assert sum(r.name == "ace.authz_server.token" and "clientB" in r.getMessage() and "another client"
                in r.getMessage() for r in caplog.records) == 3
     assert {t.client_id for t in store_of(flow).find_tokens(audience="rs1")} == {"clientA"}
-    own = CoseKeyCnf(b_key.with_kid(b"cB"))  # its own key under a kid of its own: served
+    own = KccsCnf.of_key(b_key.with_kid(b"cB"))  # its own key under a kid of its own: served
     assert (await token_request(flow, bob, audience="rs1", ace_profile=EDHOC, req_cnf=own)).code == (2, 1)
-    again = await token_request(flow, alice, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(a_key))
+    again = await token_request(flow, alice, audience="rs1", ace_profile=EDHOC, req_cnf=KccsCnf.of_key(a_key))
     assert again.code == (2, 1)  # the victim keeps its credential
 
 
@@ -348,7 +348,7 @@ def test_max_live_tokens_comes_from_as_toml(tmp_path: Path) -> None:
 
 
 async def edhoc_token(flow: Flow, runner: ClientRunner, key: CoseKey) -> Reply:
-    return await token_request(flow, runner, audience="rs1", ace_profile=EDHOC, req_cnf=CoseKeyCnf(key))
+    return await token_request(flow, runner, audience="rs1", ace_profile=EDHOC, req_cnf=KccsCnf.of_key(key))
 
 
 async def test_a_squatted_kid_goes_back_to_the_client_the_operator_registers(flow: Flow, tmp_path: Path) -> None:
@@ -442,7 +442,7 @@ def edhoc_rs(flow: Flow, audience: str) -> None:
 
 
 async def edhoc_token_at(flow: Flow, runner: ClientRunner, key: CoseKey, audience: str) -> Reply:
-    return await token_request(flow, runner, audience=audience, ace_profile=EDHOC, req_cnf=CoseKeyCnf(key))
+    return await token_request(flow, runner, audience=audience, ace_profile=EDHOC, req_cnf=KccsCnf.of_key(key))
 
 
 async def test_a_key_belongs_to_its_first_presenter_at_every_audience(flow: Flow, tmp_path: Path) -> None:

@@ -21,8 +21,10 @@ from typing import Any
 
 import aiocoap
 import cbor2
+import lakers
 import pytest
 from deployment import Flow, running_deployment, send, store_of
+from lakers_peer import LakersInitiator, edhoc_error
 from support import ACE_CBOR, TIMEOUT, Reply, bounded, until
 
 from ace.cbor import codec
@@ -30,12 +32,15 @@ from ace.cbor.labels import AceProfile, ContentFormat, Param
 from ace.cli.keyfiles import load_key
 from ace.cli.revoke_cmd import revoke
 from ace.client.flow import Done, ResourceRequest
+from ace.coap import edhoc
 from ace.coap.client import ClientRunner
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.messages import AuthzInfoRequest
+from ace.profiles.edhoc import EdhocChannel
 from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import CoseKeyCnf, KidCnf
+from ace.tokens.cnf import KccsCnf, KidCnf
 from ace.tokens.cwt import issue_token
+from ace.tokens.edhoc_info import EdhocInfo
 from ace.tokens.hashing import token_hash
 from ace.tokens.keys import symmetric_key
 
@@ -148,12 +153,24 @@ async def test_other_clients_token_for_a_live_edhoc_kid_is_refused(tmp_path: Pat
         await get_temp(runner, flow)
         core = flow.rs_server.core
         [binding] = list(core.bindings)
-        # client B holds a token (from a careless AS, or the same kid with its own key) naming A's kid
-        # (newer than A's: before the fix it was bound, 2.01, and A's binding and contexts went)
-        claims = AccessTokenClaims(aud="rs1", sub="clientB", exp=int(time.time()) + 7200,
-                                   cti=secrets.token_bytes(4), scope="r_temp", cnf=CoseKeyCnf(key.public()))
-        reply = await post_raw(flow, issue_token(claims, flow.token_key))
-        assert reply.code == (4, 1), reply
+        assert isinstance(binding.context, EdhocChannel)
+        # client B holds a token (from a careless AS, or the same kid with its own key) naming A's
+        # credential and session, newer than A's: before the fix it was bound and A's binding and
+        # contexts went. Draft -11: POSTed bare it is not taken at all (the token travels in EDHOC) ...
+        claims = AccessTokenClaims(aud="rs1", sub="clientB", exp=int(time.time()) + 7200, iat=int(time.time()) + 1,
+                                   cti=secrets.token_bytes(4), scope="r_temp", cnf=KccsCnf(binding.context.cred),
+                                   edhoc_info=EdhocInfo(session_id=binding.context.session_id or b""))
+        token = issue_token(claims, flow.token_key)
+        reply = await post_raw(flow, token)
+        assert reply.code == (4, 0), reply
+        assert core.bindings.get(binding.label) is binding
+        # ... and in EAD_3, by B with its own key under A's kid, MAC_3 fails: an EDHOC error, nothing bound
+        ctx = await flow.plain()
+        b = LakersInitiator(ctx, flow.rs_uri, edhoc.ccs_bytes(load_key(flow.d.directory / "rs1-edhoc.key").public()),
+                            kid=key.kid or b"", c_i=b"\x11")
+        await b.message_1()
+        refused = await b.send_message_3(b.message_3([lakers.EADItem(24, True, token)]))
+        assert (refused.code, refused.payload) == ((4, 0), edhoc_error("message_3 verification failed"))
         assert core.bindings.get(binding.label) is binding
         flow.exchanges.clear()
         await get_temp(runner, flow)

@@ -65,7 +65,7 @@ def test_survives_reopen(db: Path) -> None:
         for r in records:
             s.put_rs(r)
     with SqliteAsStore(db) as s:
-        assert s.list_rs() == records and s.schema_version() == 10
+        assert s.list_rs() == records and s.schema_version() == 11
     with sqlite3.connect(db) as raw:
         rows = raw.execute("SELECT pop_key_encryption, encryption_key FROM rs ORDER BY audience").fetchall()
     raw.close()
@@ -77,7 +77,7 @@ def test_schema_8_file_migrates_to_none(tmp_path: Path) -> None:
     with SqliteAsStore(v8) as s:
         records = s.list_rs()
         assert records and all(r.pop_key_encryption == "none" and r.encryption_key is None for r in records)
-        assert s.schema_version() == 10
+        assert s.schema_version() == 11
 
 
 DAMAGE = [
