@@ -69,7 +69,7 @@ class SeriesKind:
         if named is None:
             return None
         previous = store.find_token_by_session_id(client.client_id, rs.audience, named)
-        if previous is None or (previous.expires_at is not None and previous.expires_at <= now):
+        if previous is None or (previous.expires_at is not None and previous.expires_at <= now):  # EP §3.1
             raise DecodeError("the series named (session_id, token_series_id) has no live token of this client")
         return previous
 

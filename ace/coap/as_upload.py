@@ -60,7 +60,7 @@ async def upload(coap: Any, uri: str, payload: bytes, content_format: int, *,
     msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload, content_format=content_format)
     try:
         answer = await asyncio.wait_for(coap.request(msg).response, timeout)
-    except oscore.NotAProtectedMessage as exc:  # never taken: anyone on the path can answer unprotected
+    except oscore.NotAProtectedMessage as exc:  # WF §2: AS-RS traffic MUST be protected; never taken
         log.warning("token upload to %s answered unprotected: %s", uri, exc.plain_message.code)
         return UploadOutcome(None, detail=f"unprotected answer {exc.plain_message.code}")
     except (TimeoutError, aiocoap.error.Error, OSError) as exc:

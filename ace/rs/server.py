@@ -97,6 +97,8 @@ class ResourceServer:
         """POST /authz-info. ``channel_label``: the binding whose secure channel (OSCORE context,
         DTLS session, EDHOC-made context) protected the POST, None when it came unprotected.
         NeedsIntrospection: the AS must be asked about the token first (then ``resume``)."""
+        if tok.carries_updated_rights(payload, content_format, self.config.updated_rights_key):
+            raise DecodeError("updated_rights only in a POST protected by the AS")  # WF §3.7.1: else 4.00
         try:
             if channel_label is not None:
                 return self._update(payload, content_format, channel_label)

@@ -25,6 +25,14 @@ def is_map(payload: bytes) -> bool:
     return bool(payload) and payload[0] >> 5 == 5  # CBOR major type 5
 
 
+def carries_updated_rights(payload: bytes, content_format: int | None, key: int) -> bool:
+    """Whether an authz-info POST is an ace+cbor map with the updated_rights parameter (WF §3.7.1)."""
+    if content_format not in (None, ContentFormat.ACE_CBOR) or not is_map(payload):
+        return False
+    value = codec.loads(payload, what="authz-info upload")
+    return isinstance(value, dict) and key in value
+
+
 def client_key(sub: str | None, fallback: bytes) -> bytes:
     """"The same client": its sub claim if the token has one, else its PoP key."""
     return b"sub:" + sub.encode() if sub is not None else fallback

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ace.cbor import codec
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import MissingOldToken
 from ace.messages import AuthzInfoUpdate
@@ -36,7 +35,7 @@ def as_upload(rs: ResourceServer, payload: bytes, content_format: int | None,
     """WF §3.7: the AS's protected POST /authz-info; see the module docstring."""
     points = preset(rs.config.edhoc_preset)
     key = rs.config.updated_rights_key
-    if _is_update(payload, content_format, key):
+    if tok.carries_updated_rights(payload, content_format, key):
         update = AuthzInfoUpdate.decode(payload, key)
         if EDHOC in rs.config.profiles and _is_edhoc(rs, update.access_token, points):
             return rs.upload_edhoc_token(payload, content_format, points)
@@ -44,13 +43,6 @@ def as_upload(rs: ResourceServer, payload: bytes, content_format: int | None,
     if EDHOC in rs.config.profiles and content_format in (None, ContentFormat.CWT) and not tok.is_map(payload):
         return rs.upload_edhoc_token(payload, ContentFormat.CWT, points)
     return rs.authz_info(payload, content_format)
-
-
-def _is_update(payload: bytes, content_format: int | None, key: int) -> bool:
-    if content_format not in (None, ContentFormat.ACE_CBOR) or not tok.is_map(payload):
-        return False
-    value = codec.loads(payload, what="authz-info upload")
-    return isinstance(value, dict) and key in value
 
 
 def _is_edhoc(rs: ResourceServer, token: bytes, points: EdhocCodePoints) -> bool:

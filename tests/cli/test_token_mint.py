@@ -97,3 +97,37 @@ async def test_upload_to_a_running_rs(capsys: pytest.CaptureFixture[str], tmp_pa
     code, _, err = run(capsys, "token", "upload", "--rs", "coap://[::1]/authz-info", "--token", "a0",
                        "--as-context", str(tmp_path / "x.toml"))
     assert code == 2 and "--state" in err
+
+
+async def test_minted_edhoc_token_uploaded_then_used(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``ace token mint`` → ``ace token upload`` over the AS–RS OSCORE context (WF §2) to a running RS
+    → an EDHOC initiator (lakers) names the uploaded token by its session_id (WF §9) and gets the resource."""
+    import lakers
+    from lakers_peer import LakersInitiator
+
+    from ace.cli.config import load_oscore_secret, write_oscore_secret
+    from ace.coap import edhoc
+
+    async with running_deployment(tmp_path / "d") as flow:
+        d = flow.d.directory
+        rs_ccs = edhoc.ccs_bytes(load_key(d / "rs1-edhoc.key").public())
+        (tmp_path / "rs.ccs").write_bytes(rs_ccs)
+        ctx = await flow.plain()
+        peer = LakersInitiator(ctx, flow.rs_uri, rs_ccs, kid=b"\x2b")
+        (tmp_path / "client.ccs").write_bytes(peer.cred_i)
+        code, out, err = run(capsys, "token", "mint", "--rs-key", str(d / "rs1-token.key"), "--audience", "rs1",
+                             "--scope", "r_temp", "--client-cred", str(tmp_path / "client.ccs"), "--rs-cred",
+                             str(tmp_path / "rs.ccs"), "--out", str(tmp_path / "t.cwt"))
+        assert code == 0, err
+        session_id = cbor2.loads(bytes.fromhex(json.loads(out)["edhoc_info"]))[0]
+        as_side = tmp_path / "as-rs.oscore.toml"  # the AS's side of the RS's context with it
+        write_oscore_secret(as_side, load_oscore_secret(d / "rs-as.oscore.toml").mirrored())
+        ok = await asyncio.to_thread(run, capsys, "token", "upload", "--rs", flow.authz_info_uri, "--token",
+                                     f"@{tmp_path / 't.cwt'}", "--as-context", str(as_side), "--state",
+                                     str(tmp_path / "as-rs.seq"), "--timeout", str(TIMEOUT))
+        assert ok[0] == 0 and json.loads(ok[1])["code"] == "2.01", ok
+        assert (await peer.message_1()).code == (2, 4)
+        m3 = peer.message_3([lakers.EADItem(2, True, session_id)])  # draft-11 preset: EAD Session ID 2
+        assert (await peer.send_message_3(m3)).code == (2, 4)
+        got = await peer.get(peer.oscore_context(), "/temp")
+        assert (got.code, got.protected) == ((2, 5), True) and got.payload  # over the derived context

@@ -80,3 +80,31 @@ async def test_failed_upload_returns_the_token(tmp_path: Path) -> None:
         flow.as_server.upload_timeout = TIMEOUT / 4
         response = await ask(flow, 0, secrets.token_bytes(8))
         assert response.token_upload == 1 and response.access_token and response.from_rs is None
+
+
+async def test_edhoc_token_uploaded_by_the_as_then_named_by_session_id(tmp_path: Path) -> None:
+    """The EDHOC profile (EP-11 with WF §3.1, §9): the AS uploads the token (application/cwt) over its
+    OSCORE context with the RS; the client then names it in EAD_3 by session_id and gets the resource."""
+    import lakers
+    from lakers_peer import LakersInitiator
+
+    from ace.tokens.cnf import KccsCnf
+
+    async with running_deployment(tmp_path) as flow:
+        set_upload_uri(flow, flow.authz_info_uri)
+        runner = await flow.client()
+        peer = LakersInitiator(await flow.plain(), flow.rs_uri, b"", kid=b"\x2b")
+        payload = AccessTokenRequest(audience="rs1", scope="r_temp", ace_profile=AceProfile.COAP_EDHOC_OSCORE,
+                                     token_upload=1, req_cnf=KccsCnf(peer.cred_i)).encode()
+        reply = await flow.post_to_as(runner, payload)
+        assert reply.code == (2, 1), reply
+        response = AccessTokenResponse.decode(reply.payload)
+        assert response.token_upload == 0 and not response.access_token and response.from_rs == b""
+        assert response.edhoc_info is not None and isinstance(response.rs_cnf, KccsCnf)
+        assert response.token_hash == store_of(flow).issued_tokens(limit=1)[0].token_hash
+        peer.cred_r = response.rs_cnf.cred
+        assert (await peer.message_1()).code == (2, 4)
+        m3 = peer.message_3([lakers.EADItem(2, True, response.edhoc_info.session_id)])  # WF §9, draft-11
+        assert (await peer.send_message_3(m3)).code == (2, 4)
+        got = await peer.get(peer.oscore_context(), "/temp")
+        assert (got.code, got.protected) == ((2, 5), True)

@@ -48,3 +48,23 @@ def test_edhoc_upload_dispatch() -> None:
     assert as_upload(rs, update, ACE).binding.claims.scope == "rw_config"  # type: ignore[union-attr]
     with pytest.raises(MissingOldToken):
         as_upload(rs, cbor2.dumps({1: edhoc_token(cti=b"\x03", session_id=b"\x08"), UPDATED_RIGHTS_KEY: True}), ACE)
+
+
+def test_updated_rights_not_from_the_as_is_refused() -> None:
+    """WF §3.7.1: updated_rights in a POST the AS did not protect (unprotected, or over a client's
+    channel) is 4.00 invalid_request; nothing is stored or changed."""
+    from ace.errors import DecodeError
+
+    rs = make_rs()
+    first = rs.authz_info(post(token()), ACE)
+    update = AuthzInfoUpdate(access_token=token(cnf=KidCnf(b"\x01"), cti=b"\x02", scope="rw_config"),
+                             updated_rights=True).encode()
+    before = [(b.label, b.token_hash) for b in rs.bindings]
+    for channel in (None, first.binding.label):  # type: ignore[union-attr]
+        with pytest.raises(DecodeError) as info:
+            rs.authz_info(update, ACE, channel_label=channel)
+        assert reply_of(info.value)[0] == (4, 0)
+    fresh = cbor2.loads(post(token(cti=b"\x04")))
+    with pytest.raises(DecodeError):  # a first token with updated_rights, unprotected
+        rs.authz_info(cbor2.dumps({**fresh, UPDATED_RIGHTS_KEY: False}), ACE)
+    assert [(b.label, b.token_hash) for b in rs.bindings] == before
