@@ -34,7 +34,6 @@ from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
 from ace.rs.store import Binding
-from ace.rs.upload import as_upload
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
@@ -187,6 +186,8 @@ class RsServer:
         token is stored for the session that will name it (EAD Session ID), ``updated_rights``
         supersedes T_OLD (else 5.00 missing_old_token), another profile's first token goes on as if
         its client had sent it (introspected first if need be)."""
+        from ace.rs.upload import as_upload  # WF §2.2: loaded for the AS's first upload
+
         outcome = as_upload(self.core, payload, content_format)
         if not isinstance(outcome, NeedsIntrospection):
             return outcome

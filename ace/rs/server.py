@@ -39,12 +39,10 @@ from ace.errors import (
 from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
 from ace.profiles import PROFILES, Channel
 from ace.profiles.base import RsProfile
-from ace.profiles.edhoc import EdhocChannel
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
-from ace.rs import edhoc
 from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
@@ -61,6 +59,7 @@ from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.reference import is_reference
 
 if TYPE_CHECKING:
+    from ace.rs import edhoc
     from ace.store.base import SequenceNumberStore
 
 log = logging.getLogger(__name__)
@@ -180,7 +179,9 @@ class ResourceServer:
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
-        if isinstance(current.context, EdhocChannel) and current.context.session_id is not None:
+        if getattr(current.context, "session_id", None) is not None:  # an EDHOC session's channel
+            from ace.rs import edhoc  # the EDHOC profile's: loaded for its first token only
+
             return edhoc.update_edhoc_token(self, payload, content_format, label)  # EP §4.6
         received = tok.token_of(payload, content_format)
         token = self._canonical(received)
@@ -209,18 +210,26 @@ class ResourceServer:
                            points: EdhocCodePoints | None = None) -> edhoc.EdhocAccept:
         """EP §4.2: the EAD token checked for ID_CRED_I; stored by ``commit_edhoc`` after message_3 verifies."""
         with no_introspection():
+            from ace.rs import edhoc
+
             return edhoc.accept_edhoc_token(self, token, id_cred_i, points or preset(self.config.edhoc_preset))
 
     def commit_edhoc(self, accept: edhoc.EdhocAccept) -> AuthzInfoOutcome:
+        from ace.rs import edhoc
+
         return edhoc.commit_edhoc(self, accept)
 
     def accept_session_id(self, session_id: bytes, id_cred_i: bytes | Mapping[Any, Any]) -> edhoc.EdhocAccept:
+        from ace.rs import edhoc
+
         return edhoc.accept_session_id(self, session_id, id_cred_i)
 
     def upload_edhoc_token(self, payload: bytes, content_format: int | None,
                            points: EdhocCodePoints | None = None) -> AuthzInfoOutcome:
         """WF §3.7: POST /authz-info protected by the AS."""
         with no_introspection():
+            from ace.rs import edhoc
+
             return edhoc.upload_edhoc_token(self, payload, content_format, points or preset(self.config.edhoc_preset),
                                             updated_rights_key=self.config.updated_rights_key)
 
@@ -228,6 +237,8 @@ class ResourceServer:
                            ) -> AuthzInfoOutcome:
         """EP §4.6: protected POST /authz-info over an EDHOC-derived context."""
         with no_introspection():
+            from ace.rs import edhoc
+
             return edhoc.update_edhoc_token(self, payload, content_format, channel_label)
 
     def _is_reference(self, token: bytes) -> bool:
