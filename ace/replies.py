@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ace.cbor.labels import ContentFormat
 from ace.errors import CoapCode, RemoteError
-from ace.messages import ErrorResponse
 
 Reply = tuple[CoapCode, bytes, int | None]
 DIAGNOSTIC_MAX = 80  # bytes of description a reply without an error map carries
@@ -23,6 +22,8 @@ def reply_of(error: RemoteError) -> Reply:
     if body is not None:
         return error.coap_code, body[0], body[1]
     if error.error_code is not None:
+        from ace.messages import ErrorResponse  # the error map's code: loaded with the first one
+
         error_map = ErrorResponse(error=error.error_code, error_description=error.description)
         return error.coap_code, error_map.encode(), int(ContentFormat.ACE_CBOR)
     return error.coap_code, error.description.encode()[:DIAGNOSTIC_MAX], None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ace.coap import contexts
-from ace.profiles.base import Channel
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:
     from ace.coap import dtls, edhoc
+    from ace.profiles.base import Channel
 
 
 class RsHost(Protocol):

@@ -28,7 +28,6 @@ from ace.coap.peers import label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
-from ace.profiles.base import Channel
 from ace.rs.denied import AccessDenied
 from ace.rs.introspection import NeedsIntrospection
 from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
@@ -38,6 +37,7 @@ from ace.tokens.keys import CoseKey
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
     from ace.coap import dtls, edhoc
     from ace.coap.introspect_client import IntrospectionClient
+    from ace.profiles.base import Channel
     from ace.coap.trl_client import TrlLink
 
 log = logging.getLogger(__name__)

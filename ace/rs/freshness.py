@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ace.errors import UNAUTHORIZED, DecodeError, TokenRefused
-from ace.messages import CreationHints
 from ace.rs.denied import AccessDenied
-from ace.tokens.claims import AccessTokenClaims
 
 if TYPE_CHECKING:
+    from ace.messages import CreationHints
+    from ace.tokens.claims import AccessTokenClaims
     from ace.rs.store import Binding
     from ace.store.base import SequenceNumberStore
 

@@ -36,13 +36,10 @@ from ace.errors import (
     UnsupportedContentFormat,
     UnsupportedPopKey,
 )
-from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
-from ace.profiles import PROFILES, Channel
-from ace.profiles.base import RsProfile
+from ace.profiles import PROFILES
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
-from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
@@ -51,14 +48,17 @@ from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
-from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf
-from ace.tokens.cwt import KeyLookup, canonical_token, check_claims, verify_token
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.reference import is_reference
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the token-checking code is imported on the first token (issue 14: cold start)
+    from ace.messages import AuthzInfoRequest, CreationHints
+    from ace.profiles import Channel
+    from ace.profiles.base import RsProfile
     from ace.store.base import SequenceNumberStore
+    from ace.tokens.claims import AccessTokenClaims
+    from ace.tokens.cnf import Cnf
+    from ace.tokens.cwt import KeyLookup
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
@@ -84,10 +84,17 @@ class ResourceServer:
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
-        # the RFC 9203 §4.1 map's profile: looked for among the offered ones first (loads no other profile's code)
+
+    @functools.cached_property
+    def _request_form(self) -> RsProfile:
+        """The RFC 9203 §4.1 map's profile: looked for among the offered ones first (loads no other
+        profile's code; on the first token, not at start)."""
         first = [*(n for n in PROFILES if n in self._offered), *(n for n in PROFILES if n not in self._offered)]
-        self._request_form = next(p for p in map(PROFILES.__getitem__, first) if not p.bare_token)
-        self._offers_bare = any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
+        return next(p for p in map(PROFILES.__getitem__, first) if not p.bare_token)
+
+    @functools.cached_property
+    def _offers_bare(self) -> bool:
+        return any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
 
     @functools.cached_property
     def _bare(self) -> list[RsProfile]:
@@ -106,10 +113,14 @@ class ResourceServer:
                 return self._update(payload, content_format, channel_label)
             return self._authz_info(payload, content_format)
         except _Unanswered as ask:
+            from ace.messages import IntrospectionRequest
+
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
 
     def _authz_info(self, payload: bytes, content_format: int | None) -> AuthzInfoOutcome:
+        from ace.rs import tokens as tok
+
         if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
             raise UnsupportedContentFormat("content format must be application/ace+cbor or application/cwt")
         posted = tok.posted_token(payload, content_format, raw_profiles=self._offers_bare)
@@ -133,6 +144,8 @@ class ResourceServer:
 
     def _bind(self, received: bytes, request: AuthzInfoRequest | None) -> AuthzInfoOutcome:
         """A new token over no channel yet: its profile turns its PoP key into one."""
+        from ace.rs import tokens as tok
+
         token = self._canonical(received)
         token_hash = trl_hash(token)
         nonce1 = b"" if request is None else request.nonce1
@@ -165,6 +178,8 @@ class ResourceServer:
     def _rebind(self, label: bytes, client_key: bytes, claims: AccessTokenClaims) -> Binding | None:
         """A key that names its label (DTLS, EDHOC) and is bound already: the live binding if this is
         its token again, None if this token may replace it, else 4.01."""
+        from ace.rs import tokens as tok
+
         current = self.bindings.get(label)  # the same PoP key
         if current is None or current.expired(self.clock()):
             return None
@@ -179,6 +194,8 @@ class ResourceServer:
     def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
         """A new token over the channel of an existing one: same PoP key, new rights
         (RFC 9203 §4.1: protected POST, kid = the OSCORE material id; RFC 9202 §3.4)."""
+        from ace.rs import tokens as tok
+
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
@@ -209,11 +226,16 @@ class ResourceServer:
     def _canonical(self, token: bytes) -> bytes:
         """The encoding that names the token (cwt.canonical_token): a re-encoded token is the same
         token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
+        from ace.tokens.cwt import canonical_token
+
         return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
 
     def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False) -> AccessTokenClaims:
         """The token's claims (``token``: its canonical form, ``h``: its RFC 9770 hash, ``received``:
         the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
+        from ace.rs import tokens as tok
+        from ace.tokens.cwt import verify_token
+
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise TokenRefused("access token revoked")
         if self.config.introspect or self._is_reference(token):  # (the AS's answer came over our channel with it)
@@ -237,6 +259,8 @@ class ResourceServer:
         about the token as the client received it from the AS (RFC 9200 §5.9.1: the token is opaque
         to the RS's transport; an AS may refuse another encoding of it, e.g. without its COSE tag);
         the answer is cached under the canonical token's hash."""
+        from ace.tokens.cwt import check_claims
+
         answer = self.introspection.get(h, self.clock())
         if answer is None:
             raise _Unanswered(token, received)
@@ -251,6 +275,8 @@ class ResourceServer:
         claims; anything else is not cached, and is 5.03 for the client (the RS cannot decide now).
         RFC 9200 §5.9.2 answers 2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
         if code in INTROSPECTION_SUCCESS:
+            from ace.messages import IntrospectionResponse
+
             try:
                 response = IntrospectionResponse.decode(payload)
             except DecodeError as exc:
@@ -285,6 +311,8 @@ class ResourceServer:
         and goes now. A token whose channel was in use, replaced by a newer one, is never taken again.
         Whether the new binding (``size`` bytes of token) fits is decided first: a refusal (4.13,
         5.03) drops nothing."""
+        from ace.rs import tokens as tok
+
         same_client = self.bindings.for_client(client_key)
         now = [b for b in same_client if not self.bindings.used(b.label) and not tok.newer(b.claims, claims)]
         later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
@@ -297,6 +325,8 @@ class ResourceServer:
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
+        from ace.rs import tokens as tok
+
         binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=tok.kept(binding.claims))
         try:
             purged = self.bindings.add(binding, self.clock())
@@ -327,6 +357,8 @@ class ResourceServer:
     # -- F: access to resources ---------------------------------------------------------
 
     def hints(self) -> CreationHints:
+        from ace.messages import CreationHints
+
         c = self.config
         return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope, cnonce=self.fresh.new_cnonce())
 
@@ -352,6 +384,8 @@ class ResourceServer:
             raise self._out_of_scope("method", METHOD_NOT_ALLOWED)
         if not self.bindings.mark_used(binding.label):
             return Access(binding)
+        from ace.rs import tokens as tok
+
         dropped = []  # first use: the channels it replaces go now
         for old in binding.supersedes:
             gone = self.bindings.get(old)
