@@ -37,8 +37,8 @@ from ace.tokens.keys import CoseKey
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
     from ace.coap import dtls, edhoc
     from ace.coap.introspect_client import IntrospectionClient
-    from ace.profiles.base import Channel
     from ace.coap.trl_client import TrlLink
+    from ace.profiles.base import Channel
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]

@@ -27,9 +27,9 @@ from ace.rs.denied import AccessDenied
 
 if TYPE_CHECKING:
     from ace.messages import CreationHints
-    from ace.tokens.claims import AccessTokenClaims
     from ace.rs.store import Binding
     from ace.store.base import SequenceNumberStore
+    from ace.tokens.claims import AccessTokenClaims
 
 MAX_EXI_REMEMBERED = 4096  # ctis of exi tokens kept to refuse replays
 # cnonce = stamp (6 bytes) || tag (8 bytes). The stamp counts 1/65536 s since the RS started and

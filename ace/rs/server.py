@@ -36,6 +36,7 @@ from ace.errors import (
     UnsupportedContentFormat,
     UnsupportedPopKey,
 )
+from ace.hints import CreationHints  # a 4.01's hints: at start (the rest of ace.messages: on the first token)
 from ace.profiles import PROFILES
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
@@ -52,7 +53,7 @@ from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.reference import is_reference
 
 if TYPE_CHECKING:  # the token-checking code is imported on the first token (issue 14: cold start)
-    from ace.messages import AuthzInfoRequest, CreationHints
+    from ace.messages import AuthzInfoRequest
     from ace.profiles import Channel
     from ace.profiles.base import RsProfile
     from ace.store.base import SequenceNumberStore
@@ -357,8 +358,6 @@ class ResourceServer:
     # -- F: access to resources ---------------------------------------------------------
 
     def hints(self) -> CreationHints:
-        from ace.messages import CreationHints
-
         c = self.config
         return CreationHints(as_uri=c.as_uri, audience=c.audience, scope=c.hint_scope, cnonce=self.fresh.new_cnonce())
 

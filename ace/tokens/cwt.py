@@ -31,9 +31,9 @@ from ace.errors import (
 from ace.tokens import cose, crypto, encrypt
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cose import CoseMessage
+from ace.tokens.crypto import Kind
 from ace.tokens.defaults import DEFAULT_SKEW as DEFAULT_SKEW  # re-exported, as before
 from ace.tokens.defaults import TOKEN_TAGS as TOKEN_TAGS
-from ace.tokens.crypto import Kind
 from ace.tokens.encrypt import Recipient
 from ace.tokens.keyring import KeyLookup as KeyLookup  # re-exported: callers import them from here
 from ace.tokens.keyring import KeyRing as KeyRing
