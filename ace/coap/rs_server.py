@@ -29,8 +29,7 @@ from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
 from ace.rs.denied import AccessDenied
-from ace.rs.introspection import NeedsIntrospection
-from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
+from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
@@ -39,6 +38,7 @@ if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
     from ace.coap.introspect_client import IntrospectionClient
     from ace.coap.trl_client import TrlLink
     from ace.profiles.base import Channel
+    from ace.rs.outcomes import Access, AuthzInfoOutcome
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
@@ -158,6 +158,8 @@ class RsServer:
         (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
         introspection in flight per peer (address or IPv6 /64): one sender cannot take every slot
         of the AS link."""
+        from ace.rs.introspection import NeedsIntrospection
+
         outcome = self.core.authz_info(payload, content_format, channel_label=channel)
         if not isinstance(outcome, NeedsIntrospection):
             return outcome

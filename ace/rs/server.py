@@ -44,8 +44,6 @@ from ace.redact import token as redact_token
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
-from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
@@ -56,6 +54,8 @@ if TYPE_CHECKING:  # the token-checking code is imported on the first token (iss
     from ace.messages import AuthzInfoRequest
     from ace.profiles import Channel
     from ace.profiles.base import RsProfile
+    from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
+    from ace.rs.outcomes import Access, AuthzInfoOutcome
     from ace.store.base import SequenceNumberStore
     from ace.tokens.claims import AccessTokenClaims
     from ace.tokens.cnf import Cnf
@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # the token-checking code is imported on the first token (iss
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
-__all__ = ["MAX_REVOKED", "Access", "AuthzInfoOutcome", "NeedsIntrospection", "ResourceServer", "RsConfig"]
+__all__ = ["MAX_REVOKED", "ResourceServer", "RsConfig"]  # outcomes: ace.rs.outcomes, ace.rs.introspection
 
 
 class _Unanswered(Exception):  # control flow inside authz_info: never raised out of it
@@ -81,10 +81,15 @@ class ResourceServer:
         self.ids = RecipientIdPool(rng)  # labels the RS picks (OSCORE's ID2), one space with EDHOC's C_R
         self.retired = Retired()  # revoked and replaced tokens, never taken again
         self.scopes = Scopes(config.scope_meaning)
-        self.introspection = IntrospectionCache()  # the AS's answers (ace.rs.introspection)
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
+
+    @functools.cached_property
+    def introspection(self) -> IntrospectionCache:
+        """The AS's answers (ace.rs.introspection), made on first use."""
+        from ace.rs.introspection import IntrospectionCache
+        return IntrospectionCache()
 
     @functools.cached_property
     def _request_form(self) -> RsProfile:
@@ -115,13 +120,12 @@ class ResourceServer:
             return self._authz_info(payload, content_format)
         except _Unanswered as ask:
             from ace.messages import IntrospectionRequest
-
+            from ace.rs.introspection import NeedsIntrospection
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
 
     def _authz_info(self, payload: bytes, content_format: int | None) -> AuthzInfoOutcome:
         from ace.rs import tokens as tok
-
         if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
             raise UnsupportedContentFormat("content format must be application/ace+cbor or application/cwt")
         posted = tok.posted_token(payload, content_format, raw_profiles=self._offers_bare)
@@ -146,7 +150,7 @@ class ResourceServer:
     def _bind(self, received: bytes, request: AuthzInfoRequest | None) -> AuthzInfoOutcome:
         """A new token over no channel yet: its profile turns its PoP key into one."""
         from ace.rs import tokens as tok
-
+        from ace.rs.outcomes import AuthzInfoOutcome
         token = self._canonical(received)
         token_hash = trl_hash(token)
         nonce1 = b"" if request is None else request.nonce1
@@ -180,7 +184,6 @@ class ResourceServer:
         """A key that names its label (DTLS, EDHOC) and is bound already: the live binding if this is
         its token again, None if this token may replace it, else 4.01."""
         from ace.rs import tokens as tok
-
         current = self.bindings.get(label)  # the same PoP key
         if current is None or current.expired(self.clock()):
             return None
@@ -196,7 +199,7 @@ class ResourceServer:
         """A new token over the channel of an existing one: same PoP key, new rights
         (RFC 9203 §4.1: protected POST, kid = the OSCORE material id; RFC 9202 §3.4)."""
         from ace.rs import tokens as tok
-
+        from ace.rs.outcomes import AuthzInfoOutcome
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
@@ -228,7 +231,6 @@ class ResourceServer:
         """The encoding that names the token (cwt.canonical_token): a re-encoded token is the same
         token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
         from ace.tokens.cwt import canonical_token
-
         return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
 
     def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False) -> AccessTokenClaims:
@@ -236,7 +238,6 @@ class ResourceServer:
         the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
         from ace.rs import tokens as tok
         from ace.tokens.cwt import verify_token
-
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise TokenRefused("access token revoked")
         if self.config.introspect or self._is_reference(token):  # (the AS's answer came over our channel with it)
@@ -261,7 +262,6 @@ class ResourceServer:
         to the RS's transport; an AS may refuse another encoding of it, e.g. without its COSE tag);
         the answer is cached under the canonical token's hash."""
         from ace.tokens.cwt import check_claims
-
         answer = self.introspection.get(h, self.clock())
         if answer is None:
             raise _Unanswered(token, received)
@@ -277,7 +277,7 @@ class ResourceServer:
         RFC 9200 §5.9.2 answers 2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
         if code in INTROSPECTION_SUCCESS:
             from ace.messages import IntrospectionResponse
-
+            from ace.rs.introspection import NeedsIntrospection
             try:
                 response = IntrospectionResponse.decode(payload)
             except DecodeError as exc:
@@ -313,7 +313,6 @@ class ResourceServer:
         Whether the new binding (``size`` bytes of token) fits is decided first: a refusal (4.13,
         5.03) drops nothing."""
         from ace.rs import tokens as tok
-
         same_client = self.bindings.for_client(client_key)
         now = [b for b in same_client if not self.bindings.used(b.label) and not tok.newer(b.claims, claims)]
         later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
@@ -327,7 +326,7 @@ class ResourceServer:
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
         from ace.rs import tokens as tok
-
+        from ace.rs.outcomes import AuthzInfoOutcome
         binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=tok.kept(binding.claims))
         try:
             purged = self.bindings.add(binding, self.clock())
@@ -381,10 +380,10 @@ class ResourceServer:
             raise self._out_of_scope("resource", FORBIDDEN)
         if not aif.allows(path, method):  # RFC 9200 §5.10.2: action not covered
             raise self._out_of_scope("method", METHOD_NOT_ALLOWED)
+        from ace.rs.outcomes import Access
         if not self.bindings.mark_used(binding.label):
             return Access(binding)
         from ace.rs import tokens as tok
-
         dropped = []  # first use: the channels it replaces go now
         for old in binding.supersedes:
             gone = self.bindings.get(old)
@@ -427,5 +426,6 @@ class ResourceServer:
             self.fresh.note_expired(b)
         now = self.clock()
         self.retired.purge(now)  # expired: refused as such anyway
-        self.introspection.purge(now)
+        if "introspection" in self.__dict__:  # made: an answer was cached
+            self.introspection.purge(now)
         return gone
