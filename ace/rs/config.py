@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from ace.cbor.labels import AceProfile
 from ace.cbor.scope import ScopeMeaning
 from ace.rs.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS
-from ace.tokens.crypto import Kind
-from ace.tokens.defaults import DEFAULT_SKEW
+from ace.tokens.defaults import DEFAULT_SKEW, Kind
 from ace.tokens.reference import REFERENCE_LEN
 
 
