@@ -40,7 +40,8 @@ GLUE = {"ace.coap.dtls", "ace.coap.dtls_flights", "ace.coap.rs_channels_dtls", "
         "ace.coap.rs_channels_edhoc"}
 OTHER_PROFILES = {"ace.profiles.dtls", "ace.profiles.edhoc"}
 TOKEN_CHECKING = {"ace.messages", "ace.tokens.cnf", "ace.tokens.cose", "ace.tokens.cwt", "ace.tokens.claims",
-                  "ace.tokens.encrypt", "ace.profiles.base", "ace.profiles.oscore", "ace.rs.tokens"}
+                  "ace.tokens.encrypt", "ace.tokens.crypto", "ace.profiles.base", "ace.profiles.oscore",
+                  "ace.rs.tokens", "ace.rs.outcomes", "ace.rs.introspection"}
 OTHER_ROLES = {"ace.authz_server.token", "ace.coap.as_server", "ace.store.sqlite", "sqlite3", "ace.client.flow",
                "ace.coap.client", "ace.cli.demo_cmd", "ace.cli.policy_cmd", "ace.cli.init_cmd", "ace.cli.token_cmd",
                "ace.cli.fleet_cmd", "ace.cli.keys_cmd", "ace.cli.revoke_cmd", "ace.cli.trace"}
