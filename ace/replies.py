@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from ace.cbor.labels import ContentFormat
 from ace.errors import CoapCode, RemoteError, WorkflowError
-from ace.messages import ErrorResponse
 from ace.problem import DEFAULT_CODES, WorkflowCodes, problem_of
 
 Reply = tuple[CoapCode, bytes, int | None]
@@ -32,6 +31,8 @@ def reply_of(error: RemoteError, *, problem: bool = False, codes: WorkflowCodes 
         if details is not None:
             return error.coap_code, details.encode(), int(ContentFormat.CONCISE_PROBLEM_DETAILS)
     if error.error_code is not None:
+        from ace.messages import ErrorResponse  # the error map's code: loaded with the first one
+
         error_map = ErrorResponse(error=error.error_code, error_description=error.description)
         return error.coap_code, error_map.encode(), int(ContentFormat.ACE_CBOR)
     return error.coap_code, error.description.encode()[:DIAGNOSTIC_MAX], None

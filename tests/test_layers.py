@@ -20,7 +20,8 @@ LAYERS = [
     {"ace", "ace.errors", "ace.requester"},  # who asks the AS: neutral, the RS needs no AS code
     {"ace.cbor"},
     {"ace.tokens"},
-    {"ace.messages", "ace.trl_wire", "ace.problem"},  # trl_wire: the TRL payloads, the AS's and its observers'
+    # hints: the messages' field table and an RS's 4.01 hints; trl_wire: the TRL payloads, the AS's and its observers'
+    {"ace.messages", "ace.hints", "ace.trl_wire", "ace.problem"},
     {"ace.replies"},
     {"ace.profiles"},
     {"ace.redact"},

@@ -23,7 +23,7 @@ from ace.errors import ConfigError
 from ace.profiles import NUMBERS
 from ace.profiles.edhoc_presets import DEFAULT_PRESET, PRESETS
 from ace.rs.store import DEFAULT_MAX_BYTES
-from ace.tokens.cwt import TOKEN_TAGS
+from ace.tokens.defaults import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
 
 if TYPE_CHECKING:

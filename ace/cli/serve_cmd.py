@@ -17,7 +17,7 @@ from ace.cli.service import Service, reload_as, reload_rs
 from ace.cli.stdio import EXIT_BIND
 from ace.coap.peers import coap_port
 from ace.errors import AceError
-from ace.profiles import PROFILES
+from ace.profiles import PORT_OFFSETS
 
 if TYPE_CHECKING:  # each role's code is imported by its command only (`ace rs` loads no client or AS)
     import argparse
@@ -142,7 +142,7 @@ def cmd_rs(args: argparse.Namespace) -> int:
 
 def rs_ports(port: int, profiles: tuple[int, ...]) -> list[int]:
     """The UDP ports an RS binds: its CoAP port, and those its profiles add (DTLS: coaps on port + 1)."""
-    return [port, *sorted({port + offset for p in profiles for offset in PROFILES[p].port_offsets})]
+    return [port, *sorted({port + offset for p in profiles for offset in PORT_OFFSETS[p]})]  # no profile loaded
 
 
 CLIENT_TIMEOUT = 5.0  # seconds `ace client` waits for each answer (aiocoap retransmits meanwhile)

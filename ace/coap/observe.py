@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import aiocoap
@@ -41,11 +40,11 @@ class Served(dict[str, Any]):
         self.watch = watch
 
 
-@dataclass(slots=True)
-class _Observation:
-    label: bytes
-    token_hash: bytes
-    timer: asyncio.TimerHandle | None
+class _Observation:  # a plain slotted class: no dataclass to build at start (issue 14: cold start)
+    __slots__ = ("label", "timer", "token_hash")
+
+    def __init__(self, label: bytes, token_hash: bytes, timer: asyncio.TimerHandle | None) -> None:
+        self.label, self.token_hash, self.timer = label, token_hash, timer
 
 
 class Observations:

@@ -16,7 +16,6 @@ import itertools
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
 
 import aiocoap
@@ -46,13 +45,15 @@ _BLOCK_KEY_IGNORED = (OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBS
 
 # -- per-source pools: a byte budget each, an idle lifetime ----------------------------------------
 
-@dataclass(slots=True)
-class _Held:
-    key: Hashable  # (resource, code, cache key): what a later block must match
-    message: aiocoap.Message  # Block1: the first block, the following ones appended; Block2: the answer
-    cost: int
-    touched: float
-    source: Hashable = None  # what the entry counts against (``_origin_of``)
+class _Held:  # a plain slotted class: no dataclass to build at start (issue 14: cold start)
+    __slots__ = ("cost", "key", "message", "source", "touched")
+
+    def __init__(self, key: Hashable, message: aiocoap.Message, cost: int, touched: float,
+                 source: Hashable = None) -> None:
+        self.key = key  # (resource, code, cache key): what a later block must match
+        self.message = message  # Block1: the first block, the following ones appended; Block2: the answer
+        self.cost, self.touched = cost, touched
+        self.source = source  # what the entry counts against (``_origin_of``)
 
 
 def _peer_of(remote: Any) -> Hashable:

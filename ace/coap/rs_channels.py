@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from aiocoap.credentials import CredentialsMap
 from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
@@ -26,9 +26,11 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ace.cbor.labels import AceProfile
 from ace.coap import contexts
 from ace.coap.rs_host import ChannelInstaller, RsHost
-from ace.profiles.base import Channel
 from ace.rs.store import Binding
 from ace.tokens.oscore_params import OscoreContextParams
+
+if TYPE_CHECKING:
+    from ace.profiles.base import Channel
 
 
 class OscoreChannels:

@@ -6,14 +6,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ace.coap import contexts
-from ace.profiles.base import Channel
-from ace.profiles.edhoc_presets import EdhocCodePoints
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:
     from ace.coap import dtls, edhoc
+    from ace.profiles.base import Channel
+    from ace.profiles.edhoc_presets import EdhocCodePoints
 
 
 class RsHost(Protocol):

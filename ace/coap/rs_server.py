@@ -28,11 +28,9 @@ from ace.coap.peers import from_as, label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
-from ace.profiles.base import Channel
 from ace.profiles.edhoc_presets import preset
 from ace.rs.denied import AccessDenied
-from ace.rs.introspection import NeedsIntrospection
-from ace.rs.server import Access, AuthzInfoOutcome, ResourceServer
+from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
@@ -40,6 +38,8 @@ if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
     from ace.coap import dtls, edhoc
     from ace.coap.introspect_client import IntrospectionClient
     from ace.coap.trl_client import TrlLink
+    from ace.profiles.base import Channel
+    from ace.rs.outcomes import Access, AuthzInfoOutcome
 
 log = logging.getLogger(__name__)
 Handler = Callable[[aiocoap.Message, Binding], Awaitable[aiocoap.Message]]
@@ -167,6 +167,8 @@ class RsServer:
         (a reference token, or ``introspect = true``): see ``ace.rs.introspection``. One
         introspection in flight per peer (address or IPv6 /64): one sender cannot take every slot
         of the AS link."""
+        from ace.rs.introspection import NeedsIntrospection
+
         outcome = self.core.authz_info(payload, content_format, channel_label=channel)
         if not isinstance(outcome, NeedsIntrospection):
             return outcome
@@ -186,6 +188,7 @@ class RsServer:
         token is stored for the session that will name it (EAD Session ID), ``updated_rights``
         supersedes T_OLD (else 5.00 missing_old_token), another profile's first token goes on as if
         its client had sent it (introspected first if need be)."""
+        from ace.rs.introspection import NeedsIntrospection
         from ace.rs.upload import as_upload  # WF §2.2: loaded for the AS's first upload
 
         outcome = as_upload(self.core, payload, content_format)

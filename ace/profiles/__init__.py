@@ -48,6 +48,8 @@ class _Lazy(Mapping[K, "Profile"]):
 
 
 NUMBERS: Mapping[str, int] = {name: number for number, name, _ in _TABLE}  # by name, loading none
+# ports an RS listens on beyond its CoAP port (each profile's ``port_offsets``), loading none: DTLS on + 1
+PORT_OFFSETS: Mapping[int, tuple[int, ...]] = {1: (1,), 2: (), 4: ()}
 PROFILES: Mapping[int, Profile] = _Lazy({number: module for number, _, module in _TABLE})
 BY_NAME: Mapping[str, Profile] = _Lazy({name: module for _, name, module in _TABLE})
 
@@ -73,4 +75,4 @@ def __getattr__(name: str) -> object:  # PEP 562: Channel and Profile, as before
     raise AttributeError(name)
 
 
-__all__ = ["BY_NAME", "NUMBERS", "PROFILES", "Channel", "Profile", "by_number", "of_channel"]
+__all__ = ["BY_NAME", "NUMBERS", "PORT_OFFSETS", "PROFILES", "Channel", "Profile", "by_number", "of_channel"]

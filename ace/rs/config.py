@@ -9,8 +9,7 @@ from ace.cbor.labels import AceProfile
 from ace.cbor.scope import ScopeMeaning
 from ace.messages import UPDATED_RIGHTS_KEY
 from ace.rs.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS
-from ace.tokens.crypto import Kind
-from ace.tokens.cwt import DEFAULT_SKEW
+from ace.tokens.defaults import DEFAULT_SKEW, Kind
 from ace.tokens.reference import REFERENCE_LEN
 
 

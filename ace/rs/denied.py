@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ace.cbor.labels import ContentFormat
 from ace.errors import CoapCode, RemoteError
-from ace.messages import CreationHints
-from ace.rs.store import Binding
+
+if TYPE_CHECKING:
+    from ace.messages import CreationHints
+    from ace.rs.store import Binding
 
 
 class AccessDenied(RemoteError):

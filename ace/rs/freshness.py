@@ -23,13 +23,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ace.errors import UNAUTHORIZED, DecodeError, TokenRefused
-from ace.messages import CreationHints
 from ace.rs.denied import AccessDenied
-from ace.tokens.claims import AccessTokenClaims
 
 if TYPE_CHECKING:
+    from ace.messages import CreationHints
     from ace.rs.store import Binding
     from ace.store.base import SequenceNumberStore
+    from ace.tokens.claims import AccessTokenClaims
 
 MAX_EXI_REMEMBERED = 4096  # ctis of exi tokens kept to refuse replays
 # cnonce = stamp (6 bytes) || tag (8 bytes). The stamp counts 1/65536 s since the RS started and

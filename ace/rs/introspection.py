@@ -28,10 +28,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ace.errors import ServiceUnavailable
-from ace.messages import IntrospectionResponse
-from ace.tokens.claims import AccessTokenClaims
+
+if TYPE_CHECKING:  # the token-checking code comes with the first token
+    from ace.messages import IntrospectionResponse
+    from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_ENTRIES = 256
 INACTIVE_TTL = 10.0  # seconds an inactive answer is remembered
@@ -52,6 +55,8 @@ class NeedsIntrospection:
 
 def claims_of(response: IntrospectionResponse) -> AccessTokenClaims:
     """The token claims an active introspection answer states."""
+    from ace.tokens.claims import AccessTokenClaims
+
     return AccessTokenClaims(
         iss=response.iss, sub=response.sub, aud=response.aud, exp=response.exp, nbf=response.nbf,
         iat=response.iat, cti=response.cti, cnf=response.cnf, scope=response.scope,

@@ -36,36 +36,38 @@ from ace.errors import (
     UnsupportedContentFormat,
     UnsupportedPopKey,
 )
-from ace.messages import AuthzInfoRequest, CreationHints, IntrospectionRequest, IntrospectionResponse
-from ace.profiles import PROFILES, Channel
-from ace.profiles.base import RsProfile
-from ace.profiles.edhoc_presets import EdhocCodePoints, preset
+from ace.hints import CreationHints  # a 4.01's hints: at start (the rest of ace.messages: on the first token)
+from ace.profiles import PROFILES
+from ace.profiles.edhoc_presets import preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
-from ace.rs import tokens as tok
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
-from ace.rs.introspection import IntrospectionCache, NeedsIntrospection, Unanswered, no_introspection
-from ace.rs.outcomes import Access, AuthzInfoOutcome
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
-from ace.tokens.claims import AccessTokenClaims
-from ace.tokens.cnf import Cnf
-from ace.tokens.cwt import KeyLookup, canonical_token, check_claims, verify_token
 from ace.tokens.hashing import token_hash as trl_hash
 from ace.tokens.reference import is_reference
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the token-checking code is imported on the first token (issue 14: cold start)
+    from ace.messages import AuthzInfoRequest
+    from ace.profiles import Channel
+    from ace.profiles.base import RsProfile
+    from ace.profiles.edhoc_presets import EdhocCodePoints
     from ace.rs import edhoc
+    from ace.rs.introspection import IntrospectionCache, NeedsIntrospection
+    from ace.rs.outcomes import Access, AuthzInfoOutcome
     from ace.store.base import SequenceNumberStore
+    from ace.tokens.claims import AccessTokenClaims
+    from ace.tokens.cnf import Cnf
+    from ace.tokens.cwt import KeyLookup
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
 INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
-__all__ = ["MAX_REVOKED", "Access", "AuthzInfoOutcome", "NeedsIntrospection", "ResourceServer", "RsConfig"]
+__all__ = ["MAX_REVOKED", "ResourceServer", "RsConfig"]  # outcomes: ace.rs.outcomes, ace.rs.introspection
 
 
 class ResourceServer:
@@ -76,13 +78,25 @@ class ResourceServer:
         self.ids = RecipientIdPool(rng)  # labels the RS picks (OSCORE's ID2), one space with EDHOC's C_R
         self.retired = Retired()  # revoked and replaced tokens, never taken again
         self.scopes = Scopes(config.scope_meaning)
-        self.introspection = IntrospectionCache()  # the AS's answers (ace.rs.introspection)
         self.fresh = Freshness(config.rs_id or config.audience, clock=clock, rng=rng, state=state,
                                cnonce_lifetime=config.cnonce_lifetime if config.cnonce else None)
         self._offered = frozenset(config.profiles)
-        # the RFC 9203 §4.1 map's profile (the EDHOC profile's token travels in EDHOC, not in such a map)
-        self._request_form = PROFILES[int(AceProfile.COAP_OSCORE)]
-        self._offers_bare = any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
+
+    @functools.cached_property
+    def introspection(self) -> IntrospectionCache:
+        """The AS's answers (ace.rs.introspection), made on first use."""
+        from ace.rs.introspection import IntrospectionCache
+        return IntrospectionCache()
+
+    @functools.cached_property
+    def _request_form(self) -> RsProfile:
+        """The RFC 9203 §4.1 map's profile (the EDHOC profile's token travels in EDHOC, not in such a
+        map); loaded on the first token, not at start."""
+        return PROFILES[int(AceProfile.COAP_OSCORE)]
+
+    @functools.cached_property
+    def _offers_bare(self) -> bool:
+        return any(PROFILES[n].bare_token for n in self._offered if n in PROFILES)
 
     @functools.cached_property
     def _bare(self) -> list[RsProfile]:
@@ -96,6 +110,9 @@ class ResourceServer:
         """POST /authz-info. ``channel_label``: the binding whose secure channel (OSCORE context,
         DTLS session, EDHOC-made context) protected the POST, None when it came unprotected.
         NeedsIntrospection: the AS must be asked about the token first (then ``resume``)."""
+        from ace.rs import tokens as tok
+        from ace.rs.introspection import Unanswered
+
         if tok.carries_updated_rights(payload, content_format, self.config.updated_rights_key):
             raise DecodeError("updated_rights only in a POST protected by the AS")  # WF §3.7.1: else 4.00
         try:
@@ -103,10 +120,13 @@ class ResourceServer:
                 return self._update(payload, content_format, channel_label)
             return self._authz_info(payload, content_format)
         except Unanswered as ask:
+            from ace.messages import IntrospectionRequest
+            from ace.rs.introspection import NeedsIntrospection
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
 
     def _authz_info(self, payload: bytes, content_format: int | None) -> AuthzInfoOutcome:
+        from ace.rs import tokens as tok
         if content_format not in (None, ContentFormat.ACE_CBOR, ContentFormat.CWT):  # RFC 9203 §4.1, RFC 9202
             raise UnsupportedContentFormat("content format must be application/ace+cbor or application/cwt")
         posted = tok.posted_token(payload, content_format, raw_profiles=self._offers_bare)
@@ -130,6 +150,8 @@ class ResourceServer:
 
     def _bind(self, received: bytes, request: AuthzInfoRequest | None) -> AuthzInfoOutcome:
         """A new token over no channel yet: its profile turns its PoP key into one."""
+        from ace.rs import tokens as tok
+        from ace.rs.outcomes import AuthzInfoOutcome
         token = self._canonical(received)
         token_hash = trl_hash(token)
         nonce1 = b"" if request is None else request.nonce1
@@ -162,6 +184,7 @@ class ResourceServer:
     def _rebind(self, label: bytes, client_key: bytes, claims: AccessTokenClaims) -> Binding | None:
         """A key that names its label (DTLS, EDHOC) and is bound already: the live binding if this is
         its token again, None if this token may replace it, else 4.01."""
+        from ace.rs import tokens as tok
         current = self.bindings.get(label)  # the same PoP key
         if current is None or current.expired(self.clock()):
             return None
@@ -176,6 +199,8 @@ class ResourceServer:
     def _update(self, payload: bytes, content_format: int | None, label: bytes) -> AuthzInfoOutcome:
         """A new token over the channel of an existing one: same PoP key, new rights
         (RFC 9203 §4.1: protected POST, kid = the OSCORE material id; RFC 9202 §3.4)."""
+        from ace.rs import tokens as tok
+        from ace.rs.outcomes import AuthzInfoOutcome
         current = self.bindings.get(label)
         if current is None or current.expired(self.clock()):
             raise TokenRefused("no live token for this channel")
@@ -209,6 +234,8 @@ class ResourceServer:
     def accept_edhoc_token(self, token: bytes, id_cred_i: bytes | Mapping[Any, Any],
                            points: EdhocCodePoints | None = None) -> edhoc.EdhocAccept:
         """EP §4.2: the EAD token checked for ID_CRED_I; stored by ``commit_edhoc`` after message_3 verifies."""
+        from ace.rs.introspection import no_introspection
+
         with no_introspection():
             from ace.rs import edhoc
 
@@ -227,6 +254,8 @@ class ResourceServer:
     def upload_edhoc_token(self, payload: bytes, content_format: int | None,
                            points: EdhocCodePoints | None = None) -> AuthzInfoOutcome:
         """WF §3.7: POST /authz-info protected by the AS."""
+        from ace.rs.introspection import no_introspection
+
         with no_introspection():
             from ace.rs import edhoc
 
@@ -236,6 +265,8 @@ class ResourceServer:
     def update_edhoc_token(self, payload: bytes, content_format: int | None, channel_label: bytes,
                            ) -> AuthzInfoOutcome:
         """EP §4.6: protected POST /authz-info over an EDHOC-derived context."""
+        from ace.rs.introspection import no_introspection
+
         with no_introspection():
             from ace.rs import edhoc
 
@@ -247,11 +278,14 @@ class ResourceServer:
     def _canonical(self, token: bytes) -> bytes:
         """The encoding that names the token (cwt.canonical_token): a re-encoded token is the same
         token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
+        from ace.tokens.cwt import canonical_token
         return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
 
     def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False) -> AccessTokenClaims:
         """The token's claims (``token``: its canonical form, ``h``: its RFC 9770 hash, ``received``:
         the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
+        from ace.rs import tokens as tok
+        from ace.tokens.cwt import verify_token
         if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
             raise TokenRefused("access token revoked")
         if self.config.introspect or self._is_reference(token):  # (the AS's answer came over our channel with it)
@@ -275,8 +309,11 @@ class ResourceServer:
         about the token as the client received it from the AS (RFC 9200 §5.9.1: the token is opaque
         to the RS's transport; an AS may refuse another encoding of it, e.g. without its COSE tag);
         the answer is cached under the canonical token's hash."""
+        from ace.tokens.cwt import check_claims
         answer = self.introspection.get(h, self.clock())
         if answer is None:
+            from ace.rs.introspection import Unanswered
+
             raise Unanswered(token, received)
         if answer.claims is None:
             raise TokenRefused("access token not active")
@@ -289,6 +326,8 @@ class ResourceServer:
         claims; anything else is not cached, and is 5.03 for the client (the RS cannot decide now).
         RFC 9200 §5.9.2 answers 2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
         if code in INTROSPECTION_SUCCESS:
+            from ace.messages import IntrospectionResponse
+            from ace.rs.introspection import NeedsIntrospection
             try:
                 response = IntrospectionResponse.decode(payload)
             except DecodeError as exc:
@@ -323,6 +362,7 @@ class ResourceServer:
         and goes now. A token whose channel was in use, replaced by a newer one, is never taken again.
         Whether the new binding (``size`` bytes of token) fits is decided first: a refusal (4.13,
         5.03) drops nothing."""
+        from ace.rs import tokens as tok
         same_client = self.bindings.for_client(client_key)
         now = [b for b in same_client if not self.bindings.used(b.label) and not tok.newer(b.claims, claims)]
         later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
@@ -335,6 +375,8 @@ class ResourceServer:
         return now, later
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
+        from ace.rs import tokens as tok
+        from ace.rs.outcomes import AuthzInfoOutcome
         binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=tok.kept(binding.claims))
         try:
             purged = self.bindings.add(binding, self.clock())
@@ -388,8 +430,10 @@ class ResourceServer:
             raise self._out_of_scope("resource", FORBIDDEN)
         if not aif.allows(path, method):  # RFC 9200 §5.10.2: action not covered
             raise self._out_of_scope("method", METHOD_NOT_ALLOWED)
+        from ace.rs.outcomes import Access
         if not self.bindings.mark_used(binding.label):
             return Access(binding)
+        from ace.rs import tokens as tok
         dropped = []  # first use: the channels it replaces go now
         for old in binding.supersedes:
             gone = self.bindings.get(old)
@@ -432,5 +476,6 @@ class ResourceServer:
             self.fresh.note_expired(b)
         now = self.clock()
         self.retired.purge(now)  # expired: refused as such anyway
-        self.introspection.purge(now)
+        if "introspection" in self.__dict__:  # made: an answer was cached
+            self.introspection.purge(now)
         return gone

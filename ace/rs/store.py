@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ace.cbor.scope import Scope
 from ace.errors import PayloadTooLarge, RemoteError, ServiceUnavailable
-from ace.profiles.base import Channel
-from ace.tokens.claims import AccessTokenClaims
+
+if TYPE_CHECKING:  # annotations only: the token-checking code comes with the first token
+    from ace.profiles.base import Channel
+    from ace.tokens.claims import AccessTokenClaims
 
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_MAX_BYTES = 160 * 1024  # a small board: DEFAULT_MAX_TOKENS tokens with their claims and contexts

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
 from hashlib import sha256, sha384, sha512
 from typing import Any
@@ -28,13 +27,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 
 from ace.cbor.labels import Alg, Curve, KeyType
 from ace.errors import VerificationError
+from ace.tokens.defaults import Kind as Kind  # re-exported: callers import it from here
 from ace.tokens.keys import COORD_LEN, CoseKey
-
-
-class Kind(Enum):
-    SIGN = "signature"
-    MAC = "MAC"
-    AEAD = "AEAD"
 
 
 @dataclass(frozen=True, slots=True)

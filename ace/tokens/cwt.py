@@ -32,6 +32,8 @@ from ace.tokens import cose, crypto, encrypt
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cose import CoseMessage
 from ace.tokens.crypto import Kind
+from ace.tokens.defaults import DEFAULT_SKEW as DEFAULT_SKEW  # re-exported, as before
+from ace.tokens.defaults import TOKEN_TAGS as TOKEN_TAGS
 from ace.tokens.encrypt import Recipient
 from ace.tokens.keyring import KeyLookup as KeyLookup  # re-exported: callers import them from here
 from ace.tokens.keyring import KeyRing as KeyRing
@@ -39,12 +41,9 @@ from ace.tokens.keys import CoseKey
 
 Clock = Callable[[], float]
 Rng = Callable[[int], bytes]
-DEFAULT_SKEW = 30.0  # seconds of clock difference tolerated on exp/nbf
 MAX_TOKEN_SIZE = 4096  # bytes; larger input is refused before parsing
 
 KIND_BY_NAME = {"encrypt0": Kind.AEAD, "sign1": Kind.SIGN, "mac0": Kind.MAC}
-# the tags a token comes in, as its issuer sends it (RFC 8392 §6: CWT and COSE tags optional)
-TOKEN_TAGS = ("none", "cose", "cwt")
 # what a token may carry unauthenticated: the key's id and the nonce's parts, nothing else
 TOKEN_UNPROTECTED = frozenset({int(HeaderParam.KID), int(HeaderParam.IV), int(HeaderParam.PARTIAL_IV)})
 

@@ -2,14 +2,17 @@
 only, built and started the way ``ace rs`` does in a fresh interpreter, has imported no DTLS or
 EDHOC glue, no AS, client or other command's code (no ``ace.authz_server`` module at all, even with
 its introspection client and TRL link built); one offering all three profiles has (the check can
-fail)."""
+fail). Nor has it the token-checking code (the messages besides a 4.01's hints, PoP keys, COSE,
+CWT, claims, the profiles): that loads with the first token, which then works as ever."""
 
 from __future__ import annotations
 
 import re
+import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,9 @@ GLUE = {"ace.coap.dtls", "ace.coap.dtls_flights", "ace.coap.rs_channels_dtls", "
         "aiocoap.transports.tinydtls_server", "DTLSSocket", "ace.coap.edhoc", "ace.coap.edhoc_responders",
         "ace.coap.rs_channels_edhoc"}
 OTHER_PROFILES = {"ace.profiles.dtls", "ace.profiles.edhoc"}
+TOKEN_CHECKING = {"ace.messages", "ace.tokens.cnf", "ace.tokens.cose", "ace.tokens.cwt", "ace.tokens.claims",
+                  "ace.tokens.encrypt", "ace.tokens.crypto", "ace.profiles.base", "ace.profiles.oscore",
+                  "ace.rs.tokens", "ace.rs.outcomes", "ace.rs.introspection"}
 OTHER_ROLES = {"ace.authz_server.token", "ace.coap.as_server", "ace.store.sqlite", "sqlite3", "ace.client.flow",
                "ace.coap.client", "ace.cli.demo_cmd", "ace.cli.policy_cmd", "ace.cli.init_cmd", "ace.cli.token_cmd",
                "ace.cli.fleet_cmd", "ace.cli.keys_cmd", "ace.cli.revoke_cmd", "ace.cli.trace"}
@@ -82,6 +88,64 @@ def test_an_oscore_only_rs_imports_no_dtls_edhoc_as_or_client_code(tmp_path: Pat
     assert not {"ace.coap.trl_client", "ace.trl_wire"} & modules  # no TRL observed: none of its code
     assert not {"argparse", "ace.cli.parser", "ace.cli.version"} & modules  # `rs --config PATH` needs no parser
     assert not {"ace.cli.config_as", "ace.cli.config_client"} & modules  # the AS's and client's file configs
+    assert not modules & TOKEN_CHECKING  # loaded with the first token (cold start)
+    assert "ace.hints" in modules  # what an unauthorized request's 4.01 carries (RFC 9200 §5.3) is loaded
+
+
+FIRST_TOKEN = """
+import asyncio, sys
+from pathlib import Path
+import aiocoap
+from ace.cli import roles
+from ace.cli.config import load_rs
+config, payload = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes()
+async def run():
+    server = roles.build_rs(load_rs(config))
+    await server.start()
+    before = set(sys.modules)
+    client = await aiocoap.Context.create_client_context(transports=["udp6"])
+    try:
+        uri = f"coap://[{server.bind[0]}]:{server.bind[1]}"
+        denied = await client.request(aiocoap.Message(code=aiocoap.GET, uri=uri + "/temp")).response
+        post = aiocoap.Message(code=aiocoap.POST, uri=uri + "/authz-info", payload=payload, content_format=19)
+        answer = await client.request(post).response
+    finally:
+        await client.shutdown()
+    (binding,) = server.core.bindings
+    server.authorize(binding.label, "/temp", "GET")  # the token's scope allows it
+    await server.stop()
+    print(denied.code, answer.code, " ".join(sorted(before)), " ".join(sorted(sys.modules)), sep="|")
+asyncio.run(run())
+"""
+
+
+def test_the_first_token_loads_the_token_checking_code_and_works(tmp_path: Path) -> None:
+    from ace.authz_server.token import TokenEndpoint
+    from ace.cbor.labels import AceProfile, ContentFormat
+    from ace.messages import AccessTokenRequest, AuthzInfoRequest
+    from ace.store.base import ClientRecord, Grant
+    from ace.store.sqlite import SqliteAsStore
+
+    rs_port, as_port = free_port(), free_port()
+    d = init_deployment(tmp_path / "d", as_port=as_port, rs_port=rs_port)
+    d.rs_config.write_text(re.sub(r"^profiles = .*$", 'profiles = ["coap_oscore"]', d.rs_config.read_text(),
+                                  flags=re.M))
+    with SqliteAsStore(d.directory / "as.db") as store:  # the AS core issues the token, as the bench does
+        client = ClientRecord(client_id="board-1", profiles=(int(AceProfile.COAP_OSCORE),))
+        store.put_client(client)
+        store.add_grant(Grant(client_id="board-1", audience="rs1", scope="r_temp", default=True))
+        request = AccessTokenRequest(audience="rs1", scope="r_temp").encode()
+        token = TokenEndpoint(store, clock=time.time).issue(request, client, int(ContentFormat.ACE_CBOR))
+    payload = tmp_path / "authz-info.cbor"
+    payload.write_bytes(AuthzInfoRequest(access_token=token.response.access_token, nonce1=secrets.token_bytes(8),
+                                         ace_client_recipientid=b"\x40\x01").encode())
+    done = subprocess.run([sys.executable, "-c", FIRST_TOKEN, str(d.rs_config), str(payload)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    denied, created, before, after = done.stdout.splitlines()[-1].split("|")
+    assert denied.startswith("4.01") and created.startswith("2.01")  # hints first, then the token bound
+    assert not set(before.split()) & TOKEN_CHECKING
+    assert set(after.split()) >= TOKEN_CHECKING
 
 
 @pytest.mark.parametrize("argv", [["rs", "--config", "rs.toml"], ["-v", "rs", "--config", "a b.toml"],
@@ -110,3 +174,10 @@ def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None
     assert {"ace.coap.rs_channels_dtls", "ace.coap.rs_channels_edhoc", "ace.coap.dtls", "ace.coap.edhoc"} <= modules
     assert modules >= OTHER_PROFILES
     assert not modules & OTHER_ROLES
+
+
+def test_the_port_offsets_known_without_a_profile_are_each_profiles_own() -> None:
+    from ace.profiles import PORT_OFFSETS, PROFILES
+
+    assert set(PORT_OFFSETS) == set(PROFILES)
+    assert all(PORT_OFFSETS[n] == PROFILES[n].port_offsets for n in PROFILES)

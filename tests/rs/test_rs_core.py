@@ -43,7 +43,8 @@ from ace.errors import (
 )
 from ace.messages import AuthzInfoResponse, CreationHints
 from ace.profiles import oscore
-from ace.rs.server import AccessDenied, AuthzInfoOutcome, ResourceServer, RsConfig
+from ace.rs.outcomes import AuthzInfoOutcome
+from ace.rs.server import AccessDenied, ResourceServer, RsConfig
 from ace.rs.store import Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import KidCnf, OscoreCnf, OscoreInputMaterial

@@ -11,7 +11,8 @@ from rs_support import AS_URI, MEANING, N1, RS_KEY, Clock, post, token
 
 from ace.cbor.labels import AceProfile, ContentFormat
 from ace.errors import PayloadTooLarge
-from ace.rs.server import AuthzInfoOutcome, ResourceServer, RsConfig
+from ace.rs.outcomes import AuthzInfoOutcome
+from ace.rs.server import ResourceServer, RsConfig
 from ace.rs.store import BINDING_OVERHEAD
 from ace.tokens.cwt import KeyRing
 
