@@ -16,6 +16,9 @@ from typing import Any, Self
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import (
+    UPDATED_RIGHTS_KEY as UPDATED_RIGHTS_KEY,  # re-exported: the AS and the RS name it here
+)
+from ace.cbor.labels import (
     AceProfile,
     ContentFormat,
     GrantType,
@@ -267,7 +270,6 @@ class AuthzInfoResponse(_Message):
     )
 
 
-UPDATED_RIGHTS_KEY = 57  # WF §3.7.1 updated_rights: no code point proposed; configurable (ours: next after 56)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

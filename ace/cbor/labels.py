@@ -31,6 +31,9 @@ class ContentFormat(IntEnum):
     AIF_CBOR = 290  # RFC 9237 §5.3 (application/aif+cbor, default Toid/Tperm)
 
 
+UPDATED_RIGHTS_KEY = 57  # WF §3.7.1 updated_rights: no code point proposed; configurable (ours: next after 56)
+
+
 class Param(IntEnum):
     """OAuth Parameters CBOR Mappings (RFC 9200 §8.10, RFC 9201 §5, RFC 9203 §9.2)."""
 

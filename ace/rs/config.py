@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ace.cbor.labels import AceProfile
+from ace.cbor.labels import UPDATED_RIGHTS_KEY, AceProfile
 from ace.cbor.scope import ScopeMeaning
-from ace.messages import UPDATED_RIGHTS_KEY
 from ace.rs.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_TOKENS
 from ace.tokens.defaults import DEFAULT_SKEW, Kind
 from ace.tokens.reference import REFERENCE_LEN
