@@ -12,7 +12,8 @@ unknown or expired → 4.01 with AS Request Creation Hints (RFC 9200 §5.3); res
 outcome, of ``AccessDenied``, or the list ``revoke`` and ``sweep`` return): the I/O layer installs
 ``binding.context`` and removes those bindings' channels. Reference tokens (and every token with
 ``RsConfig.introspect``) are introspected at the AS: ``authz_info`` returns ``NeedsIntrospection``,
-the I/O layer asks the AS and hands the answer to ``resume`` (``ace.rs.introspection``).
+the I/O layer asks the AS and hands the answer to ``resume`` (``ace.rs.introspection``). The token
+checks are ``ace.rs.verify``'s, the bindings kept and let go ``ace.rs.storing``'s.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from ace.errors import (
     FORBIDDEN,
     UNAUTHORIZED,
     DecodeError,
-    RemoteError,
-    ServiceUnavailable,
     TokenRefused,
     UnsupportedContentFormat,
     UnsupportedPopKey,
@@ -42,6 +41,7 @@ from ace.profiles.edhoc_presets import preset
 from ace.profiles.ids import RecipientIdPool
 from ace.redact import channel as redact_channel
 from ace.redact import token as redact_token
+from ace.rs import storing, verify  # light at start: the token-checking code loads inside them
 from ace.rs.config import RsConfig
 from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
@@ -49,7 +49,6 @@ from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
 from ace.tokens.hashing import token_hash as trl_hash
-from ace.tokens.reference import is_reference
 
 if TYPE_CHECKING:  # the token-checking code is imported on the first token (issue 14: cold start)
     from ace.messages import AuthzInfoRequest
@@ -66,7 +65,6 @@ if TYPE_CHECKING:  # the token-checking code is imported on the first token (iss
 
 log = logging.getLogger(__name__)
 METHOD_NOT_ALLOWED = (4, 5)
-INTROSPECTION_SUCCESS = ((2, 1), (2, 5))  # RFC 9200 §5.9.2: 2.01; 2.05 from ASs that answer Content
 __all__ = ["MAX_REVOKED", "ResourceServer", "RsConfig"]  # outcomes: ace.rs.outcomes, ace.rs.introspection
 
 
@@ -124,6 +122,13 @@ class ResourceServer:
             from ace.rs.introspection import NeedsIntrospection
             return NeedsIntrospection(ask.token, IntrospectionRequest(token=ask.sent).encode(),
                                       payload, content_format, channel_label)
+
+    def resume(self, need: NeedsIntrospection, code: tuple[int, int] | None, payload: bytes) -> AuthzInfoOutcome:
+        """``authz_info`` again, with the AS's answer to ``need.payload`` (``code`` None: no answer
+        came): a success with an introspection response is cached and stands in for the token's
+        claims; anything else is not cached, and is 5.03 for the client (the RS cannot decide now).
+        RFC 9200 §5.9.2 answers 2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
+        return verify.resume(self, need, code, payload)
 
     def _authz_info(self, payload: bytes, content_format: int | None) -> AuthzInfoOutcome:
         from ace.rs import tokens as tok
@@ -272,137 +277,29 @@ class ResourceServer:
 
             return edhoc.update_edhoc_token(self, payload, content_format, channel_label)
 
-    def _is_reference(self, token: bytes) -> bool:
-        return self.config.reference_tokens and is_reference(token, self.config.reference_len)
+    # -- the token checks (ace.rs.verify) and bindings kept (ace.rs.storing), ace.rs.edhoc's too --------
 
     def _canonical(self, token: bytes) -> bytes:
-        """The encoding that names the token (cwt.canonical_token): a re-encoded token is the same
-        token for replay and revocation; a reference token is its bytes. Anything else: 4.00."""
-        from ace.tokens.cwt import canonical_token
-        return token if self._is_reference(token) else canonical_token(token, self.config.token_tags)
+        return verify.canonical(self, token)
 
     def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False) -> AccessTokenClaims:
-        """The token's claims (``token``: its canonical form, ``h``: its RFC 9770 hash, ``received``:
-        the bytes the client sent, what the AS is asked about), checked, or RemoteError."""
-        from ace.rs import tokens as tok
-        from ace.tokens.cwt import verify_token
-        if self.retired.hash_is_retired(h):  # RFC 9770 §11.1: a revoked token is never accepted again
-            raise TokenRefused("access token revoked")
-        if self.config.introspect or self._is_reference(token):  # (the AS's answer came over our channel with it)
-            claims = self._introspected(h, token, received)
-            claims = replace(claims, cnf=tok.open_cnf(claims.cnf, self.keys, confidential=True))
-        else:
-            claims = verify_token(token, self.keys, audience=self.config.audience, clock=self.clock,
-                                  skew=self.config.skew, accept=self.config.token_kinds)
-            claims = replace(claims, cnf=tok.open_cnf(claims.cnf, self.keys, confidential=tok.confidential(token)))
-        if self.retired.is_retired(claims.iss, claims.cti):  # revoked, or replaced by a newer token of its client
-            raise TokenRefused("access token revoked or replaced")
-        if not over_channel:  # an update over the client's channel needs no proof of freshness
-            self.fresh.check_cnonce(claims.cnonce, self.hints)
-        self.fresh.check_exi(claims)
-        if self.config.require_exi and claims.exi is None:  # RFC 9200 §5.10.3: without a clock, exi bounds it
-            raise DecodeError("this node has no real-time clock: the token must carry exi")
-        return claims
-
-    def _introspected(self, h: bytes, token: bytes, received: bytes) -> AccessTokenClaims:
-        """The claims the AS stated for the token (cached), or NeedsIntrospection out of authz_info. The AS is asked
-        about the token as the client received it from the AS (RFC 9200 §5.9.1: the token is opaque
-        to the RS's transport; an AS may refuse another encoding of it, e.g. without its COSE tag);
-        the answer is cached under the canonical token's hash."""
-        from ace.tokens.cwt import check_claims
-        answer = self.introspection.get(h, self.clock())
-        if answer is None:
-            from ace.rs.introspection import Unanswered
-
-            raise Unanswered(token, received)
-        if answer.claims is None:
-            raise TokenRefused("access token not active")
-        check_claims(answer.claims, audience=self.config.audience, now=self.clock(), skew=self.config.skew)
-        return answer.claims
-
-    def resume(self, need: NeedsIntrospection, code: tuple[int, int] | None, payload: bytes) -> AuthzInfoOutcome:
-        """``authz_info`` again, with the AS's answer to ``need.payload`` (``code`` None: no answer
-        came): a success with an introspection response is cached and stands in for the token's
-        claims; anything else is not cached, and is 5.03 for the client (the RS cannot decide now).
-        RFC 9200 §5.9.2 answers 2.01 (Created); 2.05 (Content), as some ASs send, is taken too."""
-        if code in INTROSPECTION_SUCCESS:
-            from ace.messages import IntrospectionResponse
-            from ace.rs.introspection import NeedsIntrospection
-            try:
-                response = IntrospectionResponse.decode(payload)
-            except DecodeError as exc:
-                log.warning("the AS's introspection answer does not decode: %s", exc.description)
-            else:
-                self.introspection.put(trl_hash(need.token), response, self.clock())
-                outcome = self.authz_info(need.posted, need.content_format, channel_label=need.channel_label)
-                if isinstance(outcome, NeedsIntrospection):  # cached, but already out of date (its exp)
-                    raise ServiceUnavailable("introspection raced")
-                return outcome
-        else:
-            log.warning("introspection at the AS failed: %s", "no answer" if code is None else code)
-        raise ServiceUnavailable("the AS could not be asked about this token")
+        return verify.verify(self, token, h, received=received, over_channel=over_channel)
 
     def _expiry(self, claims: AccessTokenClaims) -> float | None:
-        """When the binding ends: exp (plus the skew that let the token in, else it could arrive
-        expired), and at most exi seconds after we first saw it (RFC 9200 §5.10.3)."""
-        ends = [float(claims.exp) + self.config.skew] if claims.exp is not None else []
-        if claims.exi is not None:
-            ends.append(self.clock() + claims.exi * self.config.exi_unit)
-        return min(ends) if ends else None
+        return verify.expiry(self, claims)
 
     def _supersede(self, client_key: bytes, claims: AccessTokenClaims, size: int, *,
                    also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]:
-        """(bindings to drop now, labels to drop once the new binding is first used).
-
-        /authz-info is unprotected, and an attacker may replay any token it saw (RFC 9200 §6): a
-        never-used binding of the same client goes at once unless its token is newer than this one
-        (a replayed older token displaces nothing); one in use stays until the new channel protects
-        an authorized request, so a replay cannot cut off the channel the client is using. A
-        binding with the same label (a DTLS or EDHOC kid, checked newer by the caller) cannot wait
-        and goes now. A token whose channel was in use, replaced by a newer one, is never taken again.
-        Whether the new binding (``size`` bytes of token) fits is decided first: a refusal (4.13,
-        5.03) drops nothing."""
-        from ace.rs import tokens as tok
-        same_client = self.bindings.for_client(client_key)
-        now = [b for b in same_client if not self.bindings.used(b.label) and not tok.newer(b.claims, claims)]
-        later = tuple(b.label for b in same_client if self.bindings.used(b.label) and b.label != also)
-        same_label = self.bindings.get(also) if also is not None else None
-        if same_label is not None and same_label not in now:
-            now.append(same_label)
-        self.bindings.room(size + BINDING_OVERHEAD, self.clock(), leaving=now)
-        for b in now:
-            self._drop(b, retire=self.bindings.used(b.label) and tok.newer(claims, b.claims))
-        return now, later
+        return storing.supersede(self, client_key, claims, size, also=also)
 
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
-        from ace.rs import tokens as tok
-        from ace.rs.outcomes import AuthzInfoOutcome
-        binding = replace(binding, cost=len(token) + BINDING_OVERHEAD, claims=tok.kept(binding.claims))
-        try:
-            purged = self.bindings.add(binding, self.clock())
-        except RemoteError:  # only if the store changed since _supersede made room
-            self.ids.release(binding.label)  # a no-op for labels the pool did not give (DTLS, EDHOC)
-            raise
-        self._released(purged)  # the superseded ones were released by _drop already
-        self.fresh.remember(binding.claims)
-        log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
-                 redact_channel(binding.label))
-        return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
+        return storing.store(self, binding, dropped, token)
 
     def _released(self, purged: list[Binding]) -> None:
-        """Bindings the store let go to make room: their ids are free, their channels go."""
-        for b in purged:
-            self.ids.release(b.label)
-            if b.expired(self.clock()):
-                self.fresh.note_expired(b)
+        storing.released(self, purged)
 
     def _drop(self, binding: Binding, *, retire: bool = False) -> None:
-        """Remove a binding (the caller reports it: its channel goes too); ``retire``: its token is
-        never taken again."""
-        self.bindings.remove(binding.label)
-        self.ids.release(binding.label)  # a no-op for DTLS and EDHOC labels (never in the pool)
-        if retire:
-            self.retired.retire(binding.claims.iss, binding.claims.cti, binding.expires_at)
+        storing.drop(self, binding, retire=retire)
 
     # -- F: access to resources ---------------------------------------------------------
 
