@@ -194,6 +194,10 @@ async def attack(peers: list[RawPeer], port: int, path: tuple[str, ...]) -> int:
     that does not exist (what aiocoap's message layer keeps of any datagram, RFC 7252 §4.5)."""
     junk = [message(aiocoap.POST, ("nothing",), mtype=aiocoap.NON, payload=b"\xa1" * BLOCK, query=(f"q={n}",),
                     content_format=ACE_CBOR) for n in range(ATTACK_BLOCKS)]
+    # warm-up, not measured: what the site loads or compiles on its first Block1 request (the servers import
+    # code lazily; a fresh clone also compiles it) is no state the attack leaves behind
+    _, warm = await peers[0].exchange(first_block(path, 10 * ATTACK_BLOCKS), port)
+    assert code_of(warm) == "2.31"
     baseline = await traced_growth(peers, port, junk, "4.04")
     blocks = [first_block(path, n) for n in range(ATTACK_BLOCKS)]
     return await traced_growth(peers, port, blocks, "2.31") - baseline
