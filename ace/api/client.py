@@ -4,7 +4,8 @@ A thin façade over ``ace.coap.client.ClientRunner`` (what ``ace client`` runs):
 goes unprotected, the RS's AS Request Creation Hints lead to a token from the AS, the token goes
 to the RS's /authz-info (with the EDHOC profile: inside EDHOC), and the request is sent again over
 the channel that made (RFC 9200 §5); later requests to that RS reuse the session until its token
-is refused.
+is refused. client.toml's ``token_upload`` has the AS upload the token to the RS instead; EDHOC
+then names it by session_id (draft-ietf-ace-workflow-and-params-08 §3.1, §9).
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ class ClientFileConfig:
     audiences: dict[str, str] = field(default_factory=dict)  # [client.audiences]: RS origin -> audience
     trust_first_hints: bool = True  # an RS origin with no audience configured: pin its first hints' audience
     edhoc_preset: str = DEFAULT_PRESET  # EDHOC profile code points (ace.profiles.edhoc_presets)
+    edhoc_reverse: bool = False  # EDHOC: the reverse message flow (EP §4.4), the token in EAD_4
+    edhoc_rs_cred_by_value: bool = False  # EDHOC: ask for ID_CRED_R by value (EAD_1 Credential By Value, EP §4.14)
+    token_upload: int | None = None  # WF §3.1: ask the AS to upload the token to the RS (0, 1 or 2)
 
 
 def _origin_audiences(table: Any, where: str) -> dict[str, str]:
@@ -50,6 +53,14 @@ def _origin_audiences(table: Any, where: str) -> dict[str, str]:
     return out
 
 
+def _token_upload(t: dict[str, Any], where: str) -> int | None:
+    """``token_upload``: absent, or what the token response carries after an upload (WF §3.1)."""
+    value: int | None = _get(t, "token_upload", int, where, None)
+    if value is not None and value not in (0, 1, 2):
+        raise ConfigError(f"{where}: token_upload must be 0 (nothing back), 1 (the token hash) or 2 (the token)")
+    return value
+
+
 CLIENT_KEYS = _keys(ClientFileConfig)
 
 
@@ -67,4 +78,7 @@ def load_client(path: Path) -> ClientFileConfig:
         audiences=_origin_audiences(t.get("audiences", {}), w),
         trust_first_hints=_get(t, "trust_first_hints", bool, w, True),
         edhoc_preset=_choice(t, "edhoc_preset", (DEFAULT_PRESET, *sorted(set(PRESETS) - {DEFAULT_PRESET})), w),
+        edhoc_reverse=_get(t, "edhoc_reverse", bool, w, False),
+        edhoc_rs_cred_by_value=_get(t, "edhoc_rs_cred_by_value", bool, w, False),
+        token_upload=_token_upload(t, w),
     )

@@ -98,7 +98,9 @@ def build_client(cfg: ClientFileConfig, *, observer: Callable[[Exchange], None] 
                                    audiences=cfg.audiences, trust_first_hints=cfg.trust_first_hints,
                                    scope=scope or cfg.scope, profile=profile or cfg.profile,
                                    edhoc_key=load_key(cfg.edhoc_key) if cfg.edhoc_key is not None else None,
-                                   edhoc_preset=cfg.edhoc_preset),
+                                   edhoc_preset=cfg.edhoc_preset, edhoc_reverse=cfg.edhoc_reverse,
+                                   edhoc_rs_cred_by_value=cfg.edhoc_rs_cred_by_value,
+                                   token_upload=cfg.token_upload),
                       clock=time.time, pins=FilePins(pins_path(cfg.state)))  # RFC 9200 §6.9: audiences pinned
     runner = ClientRunner(flow, as_secret=load_oscore_secret(cfg.as_context), as_uri=cfg.as_uri,
                           as_psk=load_psk(cfg.as_psk) if cfg.as_psk is not None else None,

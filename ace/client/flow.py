@@ -8,6 +8,8 @@ for OSCORE, N1 and our Recipient ID, RFC 9203 §4.1, then the context, §4.3) �
 again, protected. With the EDHOC profile (draft -11) the token rides in EDHOC's EAD_3 instead (no
 POST /authz-info; the session carries edhoc_info and the credentials), and ``update`` asks for new
 rights on a live session (its session_id, then the token POSTed over its OSCORE context, §4.6).
+With ``token_upload`` the AS POSTs the token to the RS itself (WF §3.1); EDHOC then names it by the
+EAD item Session ID instead of carrying it (WF §9).
 A valid session is reused; a 4.01 on a protected
 request drops it and gets a new token once. Optional response parameters (ace_profile,
 expires_in) are not required (ace-java omits them).
@@ -164,7 +166,7 @@ class ClientFlow:
     def drop_revoked(self, hashes: Iterable[bytes]) -> list[str]:
         """RFC 9770 §11.2: drop the sessions whose token the AS lists as revoked; returns their origins."""
         revoked = set(hashes)
-        gone = [o for o, s in self.sessions.items() if trl_hash(s.token) in revoked]
+        gone = [o for o, s in self.sessions.items() if (trl_hash(s.token) if s.token else s.token_hash) in revoked]
         for origin in gone:
             self.drop_session(origin)
         return gone
@@ -214,7 +216,7 @@ class ClientFlow:
         request = AccessTokenRequest(
             client_id=c.client_id, audience=audience, scope=c.scope or (hints.scope if hints else None),
             cnonce=hints.cnonce if hints else None, ask_ace_profile=c.ask_profile, ace_profile=c.profile,
-            req_cnf=req_cnf,
+            req_cnf=req_cnf, token_upload=c.token_upload,
         )
         self._state = State.TOKEN
         return SendTokenRequest(as_uri, request.encode())
@@ -243,6 +245,9 @@ class ClientFlow:
         profile = _profile_of(token_response)
         if profile is edhoc.PROFILE:  # EP-11 §4.3: the token rides in EDHOC's EAD_3, no POST /authz-info
             return self._open(token_response, edhoc.rs_channel(token_response))
+        if token_response.token_upload == 0:  # WF §9 names an uploaded token only for the EDHOC profile
+            return self._fail("token", f"AS at {self._as_uri} uploaded the token to the RS, but this client can "
+                                       f"name an uploaded token only in the EDHOC profile; drop token_upload")
         step = profile.authz_info(token_response, ids=self._ids, rng=self.rng)
         self._pending = (token_response, step.pending)
         self._state = State.AUTHZ_INFO
@@ -266,7 +271,8 @@ class ClientFlow:
         audience, first_hints = self._asked or (None, False)
         session = Session(origin=self._request.origin, token=token_response.access_token, context=context,
                           expires_at=expires, scope=token_response.scope or self.config.scope,
-                          id=self._next_session, audience=audience, edhoc=self._edhoc(token_response))
+                          id=self._next_session, audience=audience, edhoc=self._edhoc(token_response),
+                          token_hash=token_response.token_hash)
         self._next_session += 1
         if first_hints and audience is not None:  # trust on first use: pinned once the RS proves it (below)
             self._remember_unconfirmed(normalize_origin(session.origin), audience)
@@ -276,11 +282,12 @@ class ClientFlow:
 
     def _edhoc(self, response: AccessTokenResponse) -> EdhocSession | None:
         """EP-11 §3.3: edhoc_info (session_id) and rs_cnf (AUTH_CRED_RS) of a first token, with the
-        credential our req_cnf carried; None for another profile."""
+        credential our req_cnf carried, and whether the AS uploaded the token (WF §3.1: then EDHOC
+        names it by EAD Session ID, WF §9); None for another profile."""
         if response.edhoc_info is None or self._sent_cnf is None or not isinstance(response.rs_cnf, KccsCnf):
             return None
         return EdhocSession(info=response.edhoc_info, own_credential=self._sent_cnf,
-                            rs_credential=response.rs_cnf.cred)
+                            rs_credential=response.rs_cnf.cred, uploaded=response.token_upload == 0)
 
     def _after_protected(self, response: Response) -> Action:
         assert self._request is not None

@@ -31,6 +31,7 @@ class ClientConfig:
     edhoc_preset: str = "draft-11"  # EDHOC code points (ace.profiles.edhoc_presets): the RSs' dialect
     edhoc_rs_cred_by_value: bool = False  # EDHOC: ask the RS for ID_CRED_R by value (EAD_1 Credential By Value)
     edhoc_reverse: bool = False  # EDHOC: the reverse message flow (EP §4.4), the token in EAD_4
+    token_upload: int | None = None  # WF §3.1: ask the AS to upload the token to the RS (0, 1 or 2: what comes back)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,7 @@ class Session:
     id: int = 0
     audience: str | None = None  # the audience the token was asked for
     edhoc: EdhocSession | None = None  # the EDHOC profile's: what the handshake carries
+    token_hash: bytes | None = None  # WF §3.2: the hash of a token the AS uploaded and did not send us
 
     @property
     def session_id(self) -> bytes | None:
@@ -74,6 +76,7 @@ class EdhocSession:
     info: EdhocInfo
     own_credential: bytes = field(repr=False)
     rs_credential: bytes = field(repr=False)
+    uploaded: bool = False  # the AS uploaded the token (WF §3.1 token_upload 0): EAD Session ID names it (WF §9)
 
 
 @dataclass(frozen=True, slots=True)

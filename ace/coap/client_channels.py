@@ -162,12 +162,16 @@ class EdhocClient:
         points = preset(config.edhoc_preset)
         cred_i = client_cred(KccsCnf(state.own_credential), points)  # ariel-os: {8: {1: COSE_Key}}
         info = state.info
+        if state.uploaded and points.ead_session_id is None:
+            raise ConfigError(f"the AS uploaded the token, but EDHOC preset {points.name!r} has no EAD Session ID "
+                              f"item to name it (WF §9); ask without token_upload")
         return TokenOffer(
             token=session.token, cred_i=cred_i, cred_r=state.rs_credential, private_key=own.d, kid=own.kid,
             ead_token=points.ead_token,
             ead_cred_by_value=points.ead_cred_by_value if config.edhoc_rs_cred_by_value else None,
             combined=info.comb_req is not False or points.combined_request_only,  # EP §4.5
-            uri_path=tuple(info.uri_path.strip("/").split("/")) if info.uri_path else WELL_KNOWN_EDHOC)
+            uri_path=tuple(info.uri_path.strip("/").split("/")) if info.uri_path else WELL_KNOWN_EDHOC,
+            session_id=info.session_id if state.uploaded else None, ead_session_id=points.ead_session_id)
 
     def forget(self, origin: str) -> None:
         self.live.pop(origin, None)

@@ -1,16 +1,17 @@
 """The client as EDHOC Initiator with the access token in EAD_3 (draft-ietf-ace-edhoc-oscore-profile-11 §4.3).
 
-aiocoap 0.4.17's ``EdhocCredentials.establish_context`` sends EAD_1 [Credential By Value] and
-builds an ``EdhocInitiatorContext`` whose message_3 carries no EAD; ``TokenEdhoc`` is that
-method again (lakers-python 0.6.2 underneath) with what the profile adds: the token as one
-critical EAD_3 item with the preset's label (§4.1), Credential By Value in EAD_1 only when the
-client wants ID_CRED_R by value (§4.14), Request Creation Hints read from EAD_2 (§4.13), CRED_I
-the CCS bytes exactly as sent in req_cnf (§3.3.1) and CRED_R the RS's from rs_cnf (§4.3.2).
-message_3 rides in the combined EDHOC+OSCORE request (RFC 9668) unless edhoc_info's comb_req
-is false (§4.5). An EDHOC error from the RS (RFC 9528 §6, App. A.2: 4.00 with Content-Format
-application/edhoc+cbor-seq) reaches the caller as ``NotAProtectedMessage`` with the RS's answer
-as ``plain_message``, as aiocoap reports it for the combined request; a local failure (lakers
-refusing message_2, MAC_2 not verifying) as ``EdhocFailed``. ``ReverseTokenEdhoc`` runs the
+aiocoap 0.4.17's ``EdhocCredentials.establish_context`` sends EAD_1 [Credential By Value] and builds
+an ``EdhocInitiatorContext`` whose message_3 carries no EAD; ``TokenEdhoc`` is that method again
+(lakers-python 0.6.2 underneath) with what the profile adds: the token as one critical EAD_3 item
+with the preset's label (§4.1), or, for a token the AS uploaded to the RS, the EAD item Session ID
+naming it by session_id (draft-ietf-ace-workflow-and-params-08 §9), Credential By Value in EAD_1
+only when the client wants ID_CRED_R by value (§4.14), Request Creation Hints read from EAD_2
+(§4.13), CRED_I the CCS bytes exactly as sent in req_cnf (§3.3.1) and CRED_R the RS's from rs_cnf
+(§4.3.2). message_3 rides in the combined EDHOC+OSCORE request (RFC 9668) unless edhoc_info's
+comb_req is false (§4.5). An EDHOC error from the RS (RFC 9528 §6, App. A.2: 4.00 with
+Content-Format application/edhoc+cbor-seq) reaches the caller as ``NotAProtectedMessage`` with the
+RS's answer as ``plain_message``, as aiocoap reports it for the combined request; a local failure
+(lakers refusing message_2, MAC_2 not verifying) as ``EdhocFailed``. ``ReverseTokenEdhoc`` runs the
 reverse message flow (§4.4) instead: the client as Responder, the token in EAD_4.
 """
 
@@ -71,6 +72,19 @@ class TokenOffer:
     send_cred_by_value: bool = False  # ID_CRED_I by value instead of by kid
     combined: bool = True  # message_3 in the combined request (RFC 9668); False: stand-alone
     uri_path: tuple[str, ...] = WELL_KNOWN_EDHOC
+    session_id: bytes | None = None  # set: the AS uploaded the token; EAD Session ID names it (WF §9)
+    ead_session_id: int | None = None  # the preset's label of the Session ID item
+
+    @property
+    def ead_item(self) -> tuple[int, bytes]:
+        """(label, value) of the one critical item naming the token: the token, or its session_id (WF §9)."""
+        if self.session_id is not None and self.ead_session_id is not None:
+            return self.ead_session_id, self.session_id
+        return self.ead_token, self.token
+
+    def ead(self) -> list[Any]:
+        label, value = self.ead_item
+        return [lakers.EADItem(label, True, value)]  # EP §4.3.3, §4.4.5: exactly one such item
 
 
 def id_cred_i_size(offer: TokenOffer) -> int:
@@ -85,7 +99,8 @@ def id_cred_i_size(offer: TokenOffer) -> int:
 
 def check_token_size(offer: TokenOffer) -> None:
     """TokenTooLarge unless the token fits into message_3 as lakers builds it."""
-    ead = len(cbor2.dumps(-offer.ead_token)) + len(cbor2.dumps(offer.token))
+    label, value = offer.ead_item
+    ead = len(cbor2.dumps(-label)) + len(cbor2.dumps(value))
     used = id_cred_i_size(offer) + MAC_3 + ead
     if used > MAX_PLAINTEXT_3:
         room = len(offer.token) - (used - MAX_PLAINTEXT_3)
@@ -96,7 +111,8 @@ def check_token_size(offer: TokenOffer) -> None:
 
 def check_token_size_ead_4(offer: TokenOffer) -> None:
     """TokenTooLarge unless the token fits into message_4, whose plaintext is EAD_4 alone (reverse flow)."""
-    used = len(cbor2.dumps(-offer.ead_token)) + len(cbor2.dumps(offer.token))
+    label, value = offer.ead_item
+    used = len(cbor2.dumps(-label)) + len(cbor2.dumps(value))
     if used > MAX_PLAINTEXT_3:
         raise TokenTooLarge(f"access token of {len(offer.token)} bytes does not fit in EDHOC message_4 (lakers "
                             f"takes at most about {len(offer.token) - (used - MAX_PLAINTEXT_3)})")
@@ -118,8 +134,7 @@ class TokenInitiatorContext(EdhocInitiatorContext):  # type: ignore[misc]
         # skips aiocoap's own __init__, which prepares message_3 with no EAD; sets up its base's (the logger)
         super(EdhocInitiatorContext, self).__init__(logger)
         mode = lakers.CredentialTransfer.ByValue if offer.send_cred_by_value else lakers.CredentialTransfer.ByReference
-        ead_3 = [lakers.EADItem(offer.ead_token, True, offer.token)]  # §4.3.3: exactly one token item
-        self._message_3, _prk_out = _lakers(initiator.prepare_message_3, mode, ead_3)
+        self._message_3, _prk_out = _lakers(initiator.prepare_message_3, mode, offer.ead())  # §4.3.3
         self._incomplete = True
         self._init_details = (initiator, c_ours, c_theirs)
 
@@ -231,7 +246,7 @@ class ReverseTokenEdhoc(TokenEdhoc):
         message_3 = await post(prefix + bytes(message_2), CID_EDHOC_CBOR_SEQ)
         _lakers(responder.parse_message_3, message_3)
         _lakers(responder.verify_message_3, offer.cred_r)  # CRED_I = AUTH_CRED_RS (§4.4.4)
-        message_4 = _lakers(responder.prepare_message_4, [lakers.EADItem(offer.ead_token, True, offer.token)])
+        message_4 = _lakers(responder.prepare_message_4, offer.ead())  # §4.4.5
         await post(prefix + bytes(message_4), CID_EDHOC_CBOR_SEQ)
         return ReverseContext(
             master_secret=bytes(_lakers(responder.edhoc_exporter, 0, b"", 16)),
