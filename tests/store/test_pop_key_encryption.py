@@ -77,7 +77,8 @@ UNFIT = [  # (id, token key, kind, choice, encryption key, what the refusal says
 ]
 
 
-@pytest.mark.parametrize(("token_key", "kind", "how", "enc", "match"), [u[1:] for u in UNFIT], ids=[u[0] for u in UNFIT])
+@pytest.mark.parametrize(("token_key", "kind", "how", "enc", "match"), [u[1:] for u in UNFIT],
+                         ids=[u[0] for u in UNFIT])
 def test_unfit_encryption_key_refused(store: AsStore, token_key: CoseKey, kind: str, how: str, enc: CoseKey,
                                       match: str) -> None:
     """``put_rs`` refuses what ``add-rs`` refuses (``checks.check_encryption_fits``): a key the AS cannot
