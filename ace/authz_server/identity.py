@@ -3,13 +3,13 @@
 The unprotected parts of a COSE message are not authenticated, so one self-contained token has
 many encodings (an extra unprotected header label, a COSE or CWT tag around it), each with another
 RFC 9770 hash. ``verified_claims`` checks a token with one RS's token key (strictly: no clock
-skew), and a signed token the AS nested in an encryption to the RS with a key they share (OSCORE,
-``pop_key_encryption`` shared); one encrypted to the RS's public key only the RS reads (its
-claims are not available here: not active). ``logged_token`` finds the logged token those claims
-name (by cti, for that audience, issued to its sub); ``find_issued`` does both for every
-registered RS (what ``ace revoke --token`` needs: it does not know the audience), after the
-exact hash. A reference token (RFC 9200 §5.9) is opaque:
-its bytes are its identity.
+skew), and a signed or MACed token the AS nested in an encryption to the RS with a key they share
+(OSCORE, ``pop_key_encryption`` shared): the shared key opens the outer COSE_Encrypt0 only, the token
+key checks the inner message only (one key, one use: RFC 9052 §7.1); one encrypted to the RS's public
+key only the RS reads (its claims are not available here: not active). ``logged_token`` finds the
+logged token those claims name (by cti, for that audience, issued to its sub); ``find_issued`` does
+both for every registered RS (what ``ace revoke --token`` needs: it does not know the audience),
+after the exact hash. A reference token (RFC 9200 §5.9) is opaque: its bytes are its identity.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from ace.errors import AceError
 from ace.store.base import IssuedToken, RsRecord, RsRegistry, TokenLog
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.crypto import Kind
-from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, verify_token
+from ace.tokens.cwt import KIND_BY_NAME, MAX_TOKEN_SIZE, KeyRing, open_envelope, verify_token
+from ace.tokens.encrypt import open_with
 from ace.tokens.hashing import token_hash
 
 Clock = Callable[[], float]
@@ -37,16 +38,25 @@ def verified_claims(token: bytes, rs: RsRecord, *, clock: Clock) -> AccessTokenC
     if not token or len(token) > MAX_TOKEN_SIZE:
         return None
     scale = rs.format.per_second  # exp in the RS's unit (its TokenFormat)
-    keys, kinds = [rs.token_key], {KIND_BY_NAME[rs.token_kind]}
-    if rs.token_kind == "sign1" and rs.pop_key_encryption == "shared" and rs.encryption_key is not None:
-        keys.append(rs.encryption_key)  # the outer COSE_Encrypt0 of a nested token (never a MAC key here)
-        kinds.add(Kind.AEAD)
     try:
-        return verify_token(token, KeyRing(keys, try_all_without_kid=True), audience=rs.audience,
-                            clock=clock if scale == 1 else (lambda: clock() * scale), skew=0.0,
-                            accept=frozenset(kinds))
+        inner = _nested_token(token, rs)
+        return verify_token(token if inner is None else inner, KeyRing([rs.token_key], try_all_without_kid=True),
+                            audience=rs.audience, clock=clock if scale == 1 else (lambda: clock() * scale),
+                            skew=0.0, accept=frozenset({KIND_BY_NAME[rs.token_kind]}))
     except AceError:  # malformed, not ours, not for this RS, expired
         return None
+
+
+def _nested_token(token: bytes, rs: RsRecord) -> bytes | None:
+    """The signed or MACed token inside ``token`` if it is a COSE_Encrypt0 and ``rs`` shares a key with
+    the AS (RFC 9203 §3.2), opened with that key (never tried on the inner message); else None."""
+    key = rs.encryption_key
+    if rs.pop_key_encryption != "shared" or key is None or KIND_BY_NAME[rs.token_kind] is Kind.AEAD:
+        return None
+    outer = open_envelope(token).message
+    if outer.kind is not Kind.AEAD or outer.recipients:
+        return None
+    return open_with(outer, KeyRing([key], try_all_without_kid=True))
 
 
 def logged_token(store: TokenLog, claims: AccessTokenClaims, audience: str) -> IssuedToken | None:

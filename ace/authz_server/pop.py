@@ -16,8 +16,6 @@ from __future__ import annotations
 from ace.profiles import PROFILES
 from ace.store.base import RsRecord
 from ace.tokens.cnf import Cnf, CoseKeyCnf, OscoreCnf
-from ace.tokens.encrypt import Recipient, encrypt_to
-from ace.tokens.keys import thumbprint
 
 SECRET_PROFILES = frozenset(n for n, p in PROFILES.items() if p.secret_pop_key)
 CONFIDENTIAL_KIND = "encrypt0"  # the only token kind (RsRecord.token_kind) that hides its claims
@@ -36,16 +34,3 @@ def carries_secret(cnf: Cnf | None) -> bool:
 def secret_reaches(rs: RsRecord) -> bool:
     """Whether a secret PoP key can travel to ``rs`` encrypted: its tokens are, or the key is."""
     return rs.token_kind == CONFIDENTIAL_KIND or rs.pop_key_encryption != "none"
-
-
-def check_encryption_fits(rs: RsRecord) -> None:
-    """ValueError if ``rs.encryption_key`` is its token key (one key, one use: RFC 9052 §7.1), shares
-    its kid (the RS finds each key by kid), or cannot encrypt a PoP key to it (curve, alg, size)."""
-    key = rs.encryption_key
-    if key is None:
-        return
-    if thumbprint(key) == thumbprint(rs.token_key):
-        raise ValueError("the encryption key is the token key: use a key of its own")
-    if key.kid == rs.token_key.kid:
-        raise ValueError(f"the encryption key has the token key's kid {key.kid!r}: the RS finds each by kid")
-    encrypt_to(b"", Recipient(key))  # ValueError if the key does not fit

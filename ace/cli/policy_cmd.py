@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ace.authz_server import trl
-from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, check_encryption_fits, secret_reaches
+from ace.authz_server.pop import CONFIDENTIAL_KIND, SECRET_PROFILES, secret_reaches
 from ace.cbor.labels import Alg
 from ace.cli import policy_edhoc, revoke_cmd
 from ace.cli.config import PROFILE_NAMES, load_oscore_secret, load_psk, write_oscore_secret
@@ -43,7 +43,7 @@ from ace.store.base import (
     RsRecord,
     TokenFormat,
 )
-from ace.store.checks import check_encryption_key
+from ace.store.checks import check_encryption_fits, check_encryption_key
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cwt import KIND_BY_NAME, issue_token

@@ -1,7 +1,9 @@
 """The argument checks both AS stores share, so ``memory`` and ``sqlite`` accept and refuse the same calls.
 
 Records as written (client ids, audiences, profiles, scopes as ``str`` or ``bytes``: text scope vs
-AIF, RFC 9237, DTLS PSKs within tinydtls' limits, an RS ``auth_key`` that is a public key), counter
+AIF, RFC 9237, DTLS PSKs within tinydtls' limits, an RS ``auth_key`` that is a public key, an
+``encryption_key`` that fits its ``pop_key_encryption`` and can serve: not the token key, and a
+trial encryption to it succeeds, so an unfit key is refused here, not a 5.00 at /token), counter
 names, TRL token hashes of 1 to 64 bytes, non-negative cursors, limits and times, client and
 audience filters, EDHOC credentials, and the errors both raise for a taken OSCORE kid, PSK identity
 or EDHOC credential. Messages name the argument and the limit, never a key or a hash.
@@ -25,7 +27,8 @@ from ace.store.base import (
     RsRecord,
     TokenFormat,
 )
-from ace.tokens.keys import CoseKey
+from ace.tokens.encrypt import Recipient, encrypt_to
+from ace.tokens.keys import CoseKey, thumbprint
 from ace.tokens.oscore_params import OscoreContextParams
 
 MAX_SEQUENCE_NUMBER = 2**63 - 1  # SQLite INTEGER; OSCORE needs at most 2**40 - 1 (RFC 8613 §7.2.1)
@@ -82,6 +85,7 @@ def check_rs(rs: RsRecord) -> None:
     if not isinstance(rs.format, TokenFormat):  # (its own fields are checked when it is made)
         raise TypeError(f"format must be a TokenFormat, not {type(rs.format).__name__}")
     check_encryption_key(rs.pop_key_encryption, rs.encryption_key)
+    check_encryption_fits(rs)
     check_edhoc_fields(rs)
 
 
@@ -115,6 +119,19 @@ def check_encryption_key(how: object, key: object) -> None:
         raise ValueError("pop_key_encryption shared needs a symmetric encryption_key")
     if how == "rs_public":
         check_public_key(key, "encryption_key")
+
+
+def check_encryption_fits(rs: RsRecord) -> None:
+    """ValueError if ``rs.encryption_key`` is its token key (one key, one use: RFC 9052 §7.1), shares
+    its kid (the RS finds each key by kid), or cannot encrypt a PoP key to it (curve, alg, size)."""
+    key = rs.encryption_key
+    if key is None:
+        return
+    if thumbprint(key) == thumbprint(rs.token_key):
+        raise ValueError("the encryption key is the token key: use a key of its own")
+    if key.kid == rs.token_key.kid:
+        raise ValueError(f"the encryption key has the token key's kid {key.kid!r}: the RS finds each by kid")
+    encrypt_to(b"", Recipient(key))  # ValueError if the key does not fit
 
 
 def check_public_key(key: object, name: str) -> None:

@@ -16,9 +16,11 @@ from ace.errors import ErrorCode, IncompatibleProfiles, UnknownKeyError
 from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.store.base import ClientRecord, Grant, RsRecord
 from ace.store.memory import MemoryAsStore
+from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import CoseKeyCnf, EncryptedCoseKeyCnf, OscoreCnf
 from ace.tokens.crypto import Kind, generate
-from ace.tokens.cwt import KeyRing, open_envelope, verify_token
+from ace.tokens.cwt import KeyRing, issue_token, open_envelope, verify_token
+from ace.tokens.encrypt import Recipient
 from ace.tokens.keys import CoseKey, symmetric_key
 
 AS_SIGN = generate(Curve.P_256, kid=b"as", alg=int(Alg.ES256))
@@ -90,17 +92,50 @@ def test_without_encryption_a_secret_is_still_refused(profile: int) -> None:
     assert endpoint.store.issued_tokens() == []
 
 
-def test_the_as_reads_its_nested_tokens_with_a_shared_key_only() -> None:
-    """Introspection and ``ace revoke --token`` verify a token with the RS's keys at the AS: a Sign1
-    nested in an Encrypt0 under the shared key opens; one encrypted to the RS's public key does not."""
+NESTED = [  # (id, token key, kind, how, encryption key, whether the AS reads the token)
+    ("sign1-shared", AS_SIGN, "sign1", "shared", SHARED, True),
+    ("mac0-shared", MAC_KEY, "mac0", "shared", SHARED, True),
+    ("sign1-rs_public", AS_SIGN, "sign1", "rs_public", RS_PAIR.public(), False),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "kind", "how", "enc", "readable"), NESTED, ids=[n[0] for n in NESTED])
+def test_the_as_reads_its_nested_tokens_with_a_shared_key_only(name: str, key: CoseKey, kind: str, how: str,
+                                                               enc: CoseKey, readable: bool) -> None:
+    """Introspection and ``ace revoke --token`` verify a token with the RS's keys at the AS: a Sign1 or
+    Mac0 nested in an Encrypt0 under the shared key opens; one encrypted to the RS's public key does not.
+    Another encoding of it (a CWT tag added: another hash) is found as the logged token."""
+    from ace.authz_server.identity import find_issued, verified_claims
+
+    endpoint = endpoint_for(key, kind, how, enc)
+    token = ask(endpoint, OSCORE).access_token
+    rs = endpoint.store.get_rs("rs1")
+    assert rs is not None
+    claims = verified_claims(token, rs, clock=lambda: NOW)
+    assert (claims is not None) is readable, how
+    if claims is not None:
+        assert isinstance(claims.cnf, OscoreCnf)
+    [logged] = endpoint.store.issued_tokens()
+    found = find_issued(endpoint.store, b"\xd8\x3d" + token, clock=lambda: NOW)
+    assert found == (logged if readable else None)
+
+
+def forged(kind: Kind, nest: bool) -> bytes:
+    """A token for rs1 whose every layer is under the shared key: a Mac0 (the shared key as a MAC key)
+    nested in an Encrypt0 under it, a bare Mac0 under it, or the claims directly in the Encrypt0."""
+    claims = AccessTokenClaims(aud="rs1", cti=b"\x00", exp=NOW + 60)
+    return issue_token(claims, SHARED, kind=kind, tagged=True, encrypt_to=Recipient(SHARED) if nest else None)
+
+
+@pytest.mark.parametrize(("kind", "nest"), [(Kind.MAC, True), (Kind.MAC, False), (Kind.AEAD, False)],
+                         ids=["mac0-in-encrypt0", "bare-mac0", "claims-in-encrypt0"])
+def test_the_shared_key_opens_the_outer_encryption_only(kind: Kind, nest: bool) -> None:
+    """One key, one use (RFC 9052 §7.1): the shared key is never tried as the token key (a MAC key),
+    and the inner message must be the RS's kind under its token key."""
     from ace.authz_server.identity import verified_claims
 
-    for how, enc, readable in (("shared", SHARED, True), ("rs_public", RS_PAIR.public(), False)):
-        endpoint = endpoint_for(AS_SIGN, "sign1", how, enc)
-        token = ask(endpoint, OSCORE).access_token
+    for token_key, token_kind in ((MAC_KEY, "mac0"), (AS_SIGN, "sign1")):
+        endpoint = endpoint_for(token_key, token_kind, "shared", SHARED)
         rs = endpoint.store.get_rs("rs1")
         assert rs is not None
-        claims = verified_claims(token, rs, clock=lambda: NOW)
-        assert (claims is not None) is readable, how
-        if claims is not None:
-            assert isinstance(claims.cnf, OscoreCnf)
+        assert verified_claims(forged(kind, nest), rs, clock=lambda: NOW) is None, token_kind

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from store_support import TOKEN_KEY, V8_FILE, copy_private
 
-from ace.cbor.labels import Curve
+from ace.cbor.labels import Alg, Curve, KeyType
 from ace.errors import ConfigError
 from ace.store.base import AsStore, RsRecord
 from ace.store.sqlite import SqliteAsStore
@@ -57,6 +57,41 @@ def test_bad_records_refused(store: AsStore, name: str, how: str, key: object, e
         store.put_rs(rs("a", how, key))  # type: ignore[arg-type]
     assert bytes(range(16)).hex() not in str(info.value)
     assert store.list_rs() == []
+
+
+AS_PAIR = generate(Curve.P_256, kid=b"as", alg=int(Alg.ES256))
+MAC = symmetric_key(bytes(range(32)), kid=b"mac")
+UNFIT = [  # (id, token key, kind, choice, encryption key, what the refusal says): as ``add-rs`` refuses them
+    ("ed25519 signing key", AS_PAIR, "sign1", "rs_public", generate(Curve.ED25519, kid=b"ed").public(),
+     "key agreement"),
+    ("ES256 key", AS_PAIR, "sign1", "rs_public", generate(Curve.P_256, kid=b"es", alg=int(Alg.ES256)).public(),
+     "ES256"),
+    ("20-byte shared key", AS_PAIR, "sign1", "shared", symmetric_key(bytes(20), kid=b"s20"), "does not fit"),
+    ("MAC key reused", MAC, "mac0", "shared", MAC, "is the token key"),
+    ("AS signing key reused", AS_PAIR, "sign1", "rs_public", AS_PAIR.public(), "is the token key"),
+    ("kid of the token key", AS_PAIR, "sign1", "rs_public", generate(Curve.P_256, kid=b"as").public(), "kid"),
+    ("X25519 low-order point", AS_PAIR, "sign1", "rs_public",
+     CoseKey(kty=KeyType.OKP, crv=Curve.X25519, x=bytes(32), kid=b"x0"), "not a valid point"),
+    ("P-256 point off the curve", AS_PAIR, "sign1", "rs_public",
+     CoseKey(kty=KeyType.EC2, crv=Curve.P_256, x=bytes(32), y=bytes(31) + b"\x01", kid=b"p0"), "not a valid point"),
+]
+
+
+@pytest.mark.parametrize(("token_key", "kind", "how", "enc", "match"), [u[1:] for u in UNFIT],
+                         ids=[u[0] for u in UNFIT])
+def test_unfit_encryption_key_refused(store: AsStore, token_key: CoseKey, kind: str, how: str, enc: CoseKey,
+                                      match: str) -> None:
+    """``put_rs`` refuses what ``add-rs`` refuses (``checks.check_encryption_fits``): a key the AS cannot
+    encrypt to, or the token key (its kid), so it is not a 5.00 at /token; a new record or an update."""
+    good = RsRecord(audience="b", rs_id="b", token_key=token_key, token_kind=kind, pop_key_encryption="shared",
+                    encryption_key=SHARED)
+    store.put_rs(good)
+    for audience in ("a", "b"):
+        with pytest.raises(ValueError, match=match) as info:
+            store.put_rs(RsRecord(audience=audience, rs_id=audience, token_key=token_key, token_kind=kind,
+                                  pop_key_encryption=how, encryption_key=enc))
+        assert bytes(range(32)).hex() not in str(info.value)
+        assert store.list_rs() == [good] and store.get_rs(audience) == (good if audience == "b" else None)
 
 
 def test_survives_reopen(db: Path) -> None:
