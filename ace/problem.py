@@ -9,13 +9,13 @@ problem details for those always, and for every RFC 9200 error code when asked (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ace.cbor import codec
 from ace.cbor.codec import MapReader
 from ace.cbor.labels import ProblemDetail
-from ace.errors import DecodeError, RemoteError, WorkflowError
+from ace.errors import ConfigError, DecodeError, ErrorCode, RemoteError, WorkflowError
 
 ACE_ERROR_CODE = 0  # the key of the error code inside the ace-error map (WF §6)
 
@@ -33,6 +33,27 @@ class WorkflowCodes:
 
 
 DEFAULT_CODES = WorkflowCodes()
+CODE_RANGE = range(1, 256)  # WF §11.1: TBD, a value between 1 and 255
+
+
+def workflow_codes(table: Any, where: str) -> WorkflowCodes:
+    """``[workflow_codes]`` of a config file: ints in 1..255, distinct, none an RFC 9200 §8.4 code."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: workflow_codes must be a table of error code numbers")
+    names = {f.name for f in fields(WorkflowCodes)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(f"{where}: workflow_codes: unknown error {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
+    codes = WorkflowCodes(**table)
+    taken = {int(c): c.name.lower() for c in ErrorCode}
+    for name in sorted(names):
+        value = getattr(codes, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value not in CODE_RANGE:
+            raise ConfigError(f"{where}: workflow_codes: {name} must be an int from 1 to 255")
+        if value in taken:
+            raise ConfigError(f"{where}: workflow_codes: {name} = {value} is already {taken[value]}")
+        taken[value] = name
+    return codes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,11 +6,14 @@ draft-ietf-ace-workflow-and-params (``WorkflowError``), RFC 9290 problem details
 form it has); else, with an RFC 9200 error code, the application/ace+cbor error map (§5.8.3), or
 problem details with ``problem=True`` (WF §6; the old map stays the default, as ace-java peers
 read it); else a short diagnostic text without a content format. Descriptions are written for
-peers: nothing secret goes out. ``ace.coap.boundary`` turns the triple into a CoAP response;
-in-memory tests use it as it is.
+peers: nothing secret goes out. ``ErrorForm`` is a party's choice (``error_format`` and
+``[workflow_codes]`` in as.toml / rs.toml); ``ace.coap.boundary`` renders every refusal with the
+resource's form and turns the triple into a CoAP response; in-memory tests use it as it is.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ace.cbor.labels import ContentFormat
 from ace.errors import CoapCode, RemoteError, WorkflowError
@@ -18,6 +21,27 @@ from ace.problem import DEFAULT_CODES, WorkflowCodes, problem_of
 
 Reply = tuple[CoapCode, bytes, int | None]
 DIAGNOSTIC_MAX = 80  # bytes of description a reply without an error map carries
+ERROR_FORMATS = ("ace", "problem-details")  # as the config files spell them; the first is the default
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorForm:
+    """How a party answers errors with an error code: ``problem``, as problem details all of them
+    (WF §6: whoever supports the format MUST use it), else the RFC 9200 map for theirs; ``codes``:
+    the numbers of the workflow error codes."""
+
+    problem: bool = False
+    codes: WorkflowCodes = DEFAULT_CODES
+
+    @classmethod
+    def named(cls, error_format: str, codes: WorkflowCodes = DEFAULT_CODES) -> ErrorForm:
+        return cls(problem=error_format == "problem-details", codes=codes)
+
+    def reply(self, error: RemoteError) -> Reply:
+        return reply_of(error, problem=self.problem, codes=self.codes)
+
+
+DEFAULT_FORM = ErrorForm()  # today's wire: ace-java reads the RFC 9200 error map
 
 
 def reply_of(error: RemoteError, *, problem: bool = False, codes: WorkflowCodes = DEFAULT_CODES) -> Reply:

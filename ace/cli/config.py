@@ -20,8 +20,10 @@ from ace.cbor.scope import method_bit
 from ace.cli.rs_resources import resource_table
 from ace.coap.devices import ResourceSpec
 from ace.errors import ConfigError
+from ace.problem import DEFAULT_CODES, WorkflowCodes, workflow_codes
 from ace.profiles import NUMBERS
 from ace.profiles.edhoc_presets import DEFAULT_PRESET, PRESETS
+from ace.replies import ERROR_FORMATS
 from ace.rs.store import DEFAULT_MAX_BYTES
 from ace.tokens.defaults import TOKEN_TAGS
 from ace.tokens.oscore_params import OscoreContextParams
@@ -183,6 +185,8 @@ class RsFileConfig:
     resources: tuple[ResourceSpec, ...] | None = None  # [[rs.resources]]; None: the demo's /temp and /led
     edhoc_preset: str = "draft-11"  # the EDHOC profile's code points (ace.profiles.edhoc_presets)
     edhoc_message_4: bool = False  # the EDHOC responder sends message_4 (edhoc_info message_4)
+    error_format: str = "ace"  # "problem-details": every error with a code as RFC 9290 problem details (WF §6)
+    workflow_codes: WorkflowCodes = DEFAULT_CODES  # [rs.workflow_codes]: the WF error code numbers (TBD at IANA)
 
 
 def _scopes(table: Any, where: str) -> dict[str, list[tuple[str, int]]]:
@@ -230,7 +234,14 @@ def load_rs(path: Path) -> RsFileConfig:
         resources=resource_table(t.get("resources"), w, path.parent),
         edhoc_preset=_choice(t, "edhoc_preset", EDHOC_PRESETS, w),
         edhoc_message_4=_get(t, "edhoc_message_4", bool, w, False),
+        **_error_form(t, w),
     )
+
+
+def _error_form(t: dict[str, Any], where: str) -> dict[str, Any]:
+    """``error_format`` and ``workflow_codes`` of an [as] or [rs] table."""
+    return {"error_format": _choice(t, "error_format", ERROR_FORMATS, where),
+            "workflow_codes": workflow_codes(t.get("workflow_codes", {}), where)}
 
 
 def _file(t: dict[str, Any], key: str, path: Path, where: str) -> Path | None:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ace.cli.config import DEFAULT_AS_PORT, _get, _keys, _load, _section
+from ace.cli.config import DEFAULT_AS_PORT, _error_form, _get, _keys, _load, _section
 from ace.errors import ConfigError
+from ace.problem import DEFAULT_CODES, WorkflowCodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class AsFileConfig:
     reference_audiences: tuple[str, ...] = ()  # RSs that get reference tokens (RFC 9200 §5.9)
     max_live_tokens: int = 256  # live tokens one client may hold per audience (more are refused)
     dtls_port: int | None = None  # with dtls: the coaps port; None: port + 1 (aiocoap's layout)
+    error_format: str = "ace"  # "problem-details": every error with a code as RFC 9290 problem details (WF §6)
+    workflow_codes: WorkflowCodes = DEFAULT_CODES  # [as.workflow_codes]: the WF error code numbers (TBD at IANA)
 
 
 AS_KEYS = _keys(AsFileConfig)
@@ -46,7 +49,7 @@ def load_as(path: Path) -> AsFileConfig:
                         _get(t, "include_iat", bool, w, True), _get(t, "salt_len", int, w, 0),
                         _get(t, "dtls", bool, w, False), tuple(_get(t, "exi_audiences", list, w, [])),
                         _audiences(_get(t, "reference_audiences", list, w, []), f"{w}: reference_audiences"),
-                        max_live, dtls_port)
+                        max_live, dtls_port, **_error_form(t, w))
 
 
 def _audiences(values: list[Any], where: str) -> tuple[str, ...]:

@@ -35,11 +35,12 @@ def token_policy(cfg: AsFileConfig) -> TokenPolicy:
 
 def build_as(cfg: AsFileConfig) -> AsServer:
     from ace.coap.as_server import AsServer
+    from ace.replies import ErrorForm
     from ace.store.sqlite import SqliteAsStore
 
     store = SqliteAsStore(cfg.store)
     return AsServer(store, bind=(cfg.bind, cfg.port), policy=token_policy(cfg), dtls=cfg.dtls,
-                    dtls_port=cfg.dtls_port)
+                    dtls_port=cfg.dtls_port, error_form=ErrorForm.named(cfg.error_format, cfg.workflow_codes))
 
 
 def token_keys(cfg: RsFileConfig) -> KeyRing:
@@ -55,6 +56,7 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time,
     from ace.coap.devices import demo_resources
     from ace.coap.resources import table_resources
     from ace.coap.rs_server import RsServer
+    from ace.replies import ErrorForm
     from ace.rs.server import ResourceServer, RsConfig
 
     keys = token_keys(cfg)
@@ -69,7 +71,8 @@ def build_rs(cfg: RsFileConfig, *, clock: Callable[[], float] = time.time,
     resources = (table_resources(cfg.resources, cfg.path.parent) if cfg.resources is not None
                  else demo_resources() if demo else {})
     server = RsServer(core, bind=(cfg.bind, cfg.port), resources=resources, edhoc_key=edhoc_key,
-                      edhoc_message_4=cfg.edhoc_message_4)
+                      edhoc_message_4=cfg.edhoc_message_4,
+                      error_form=ErrorForm.named(cfg.error_format, cfg.workflow_codes))
     if cfg.observe_trl:  # RFC 9770: over our OSCORE context with the AS, its numbers kept with our state
         if cfg.as_context is None or core.fresh.state is None:
             raise ConfigError(f"{cfg.path}: observe_trl needs as_context and state")

@@ -28,13 +28,14 @@ from ace.authz_server.introspect import IntrospectionEndpoint
 from ace.authz_server.token import IssueResult, TokenEndpoint, TokenPolicy
 from ace.authz_server.trl import TrlEndpoint
 from ace.coap import as_upload, contexts, dtls
-from ace.coap.boundary import refusing
+from ace.coap.boundary import answer_in, refusing
 from ace.coap.introspect import IntrospectResource
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.peers import AsPeers
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.trl import TrlResource, TrlWatch, add_rs_contexts, find_rs_context
 from ace.messages import AccessTokenResponse
+from ace.replies import DEFAULT_FORM, ErrorForm
 from ace.store.base import AsStore, ClientRecord
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,9 @@ class AsServer:
 
     def __init__(self, store: AsStore, *, bind: tuple[str, int], policy: TokenPolicy | None = None,
                  clock: Callable[[], float] = time.time, rng: Callable[[int], bytes] = secrets.token_bytes,
-                 dtls: bool = False, dtls_port: int | None = None) -> None:
+                 dtls: bool = False, dtls_port: int | None = None, error_form: ErrorForm = DEFAULT_FORM) -> None:
         self.store, self.bind, self.dtls, self.dtls_port = store, bind, dtls, dtls_port
+        self.error_form = error_form  # WF §6: how every refusal of ours is answered
         self.coaps_port: int | None = None
         self.endpoint = TokenEndpoint(store, clock=clock, rng=rng, policy=policy)
         self.index = contexts.ContextIndex(loader=self._load_client)
@@ -126,7 +128,9 @@ class AsServer:
     async def start(self) -> None:
         n = self.load_clients()
         site = aiocoap.resource.Site()
-        site.add_resource(["token"], TokenResource(self.endpoint, self.peers, self.upload))
+        token = TokenResource(self.endpoint, self.peers, self.upload)
+        answer_in(self.error_form, token, self.trl_resource, self.introspect_resource)
+        site.add_resource(["token"], token)
         site.add_resource(["revoke", "trl"], self.trl_resource)
         site.add_resource(["introspect"], self.introspect_resource)
         credentials = dtls.DtlsCredentialsMap()

@@ -22,13 +22,14 @@ import aiocoap
 import aiocoap.resource
 
 from ace.coap import contexts, rs_channels
-from ace.coap.boundary import refusing
+from ace.coap.boundary import answer_in, refusing
 from ace.coap.observe import Observations, Served
 from ace.coap.peers import from_as, label_of, source_of
 from ace.coap.render import AmplificationGuard, BoundedBody, ace_message
 from ace.coap.tasks import cancel
 from ace.errors import ServiceUnavailable, TokenRefused
 from ace.profiles.edhoc_presets import preset
+from ace.replies import DEFAULT_FORM, ErrorForm
 from ace.rs.denied import AccessDenied
 from ace.rs.server import ResourceServer
 from ace.rs.store import Binding
@@ -128,8 +129,10 @@ class RsServer:
 
     def __init__(self, core: ResourceServer, *, bind: tuple[str, int],
                  resources: Mapping[str, Mapping[str, Handler]], edhoc_key: CoseKey | None = None,
-                 edhoc_message_4: bool = False, edhoc_reverse: bool = True) -> None:
+                 edhoc_message_4: bool = False, edhoc_reverse: bool = True,
+                 error_form: ErrorForm = DEFAULT_FORM) -> None:
         self.core, self.bind, self.resources = core, bind, resources
+        self.error_form = error_form  # WF §6: how every refusal of ours is answered
         self.edhoc_key = edhoc_key  # the RS's own EDHOC credential (private), for coap_edhoc_oscore
         self.edhoc_preset = preset(core.config.edhoc_preset)  # the EDHOC profile's code points and limits
         self.edhoc_message_4 = edhoc_message_4  # edhoc_info message_4: the responder sends it
@@ -259,11 +262,14 @@ class RsServer:
 
     def site(self) -> aiocoap.resource.Site:
         site = aiocoap.resource.Site()
-        site.add_resource(["authz-info"], AuthzInfoResource(self))
+        authz_info = AuthzInfoResource(self)
+        answer_in(self.error_form, authz_info)
+        site.add_resource(["authz-info"], authz_info)
         self._protected = []  # this site's resources only (a restarted server builds a new site)
         for path, handlers in self.resources.items():
             segments = [s for s in path.split("/") if s]
             resource = ProtectedResource(self, "/" + "/".join(segments), handlers)
+            answer_in(self.error_form, resource)
             self._protected.append(resource)
             site.add_resource(segments, resource)
         return site
