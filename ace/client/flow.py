@@ -47,7 +47,7 @@ from ace.client.model import (
     State,
 )
 from ace.client.pins import MAX_PINS, AudiencePins, MemoryPins, normalize_origin
-from ace.errors import AceError, DecodeError, RemoteError
+from ace.errors import AceError, DecodeError
 from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints, ErrorResponse
 from ace.profiles import PROFILES, Channel, edhoc, of_channel, oscore
 from ace.profiles.base import ClientProfile, PendingChannel
@@ -356,12 +356,7 @@ def _rs_refused(origin: str, path: str, response: Response) -> str:
 
 
 def _error_map(response: Response) -> ErrorResponse | None:
-    if response.content_format != ContentFormat.ACE_CBOR or not response.payload:
-        return None
-    try:
-        return ErrorResponse.decode(response.payload)
-    except RemoteError:
-        return None
+    return reasons.error_of(response.payload, response.content_format)  # the error map or problem details
 
 
 def _profile_of(response: AccessTokenResponse) -> ClientProfile:

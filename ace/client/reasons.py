@@ -81,10 +81,36 @@ def error_text(err: ErrorResponse) -> str:
     return text
 
 
+def error_of(payload: bytes, content_format: int | None) -> ErrorResponse | None:
+    """The ACE error of an answer: the ace+cbor error map (RFC 9200 §5.8.3), or the ace-error entry
+    of RFC 9290 problem details (draft-ietf-ace-workflow-and-params §6) as that map; else None."""
+    if not payload:
+        return None
+    try:
+        if content_format == ContentFormat.ACE_CBOR:
+            return ErrorResponse.decode(payload)
+        if content_format == ContentFormat.CONCISE_PROBLEM_DETAILS:
+            from ace.problem import ProblemDetails
+
+            details = ProblemDetails.decode(payload)
+            if details.ace_error is None:
+                return None
+            code = details.ace_error
+            return ErrorResponse(error=ErrorCode(code) if code in ErrorCode._value2member_map_ else code,
+                                 error_description=details.detail)
+    except RemoteError:
+        return None
+    return None
+
+
 def payload_text(payload: bytes, content_format: int | None) -> str:
-    """An answer's payload for a person: an ace+cbor error map or creation hints decoded, else text."""
+    """An answer's payload for a person: an ace+cbor error map, problem details or creation hints
+    decoded, else text."""
     if not payload:
         return ""
+    if content_format == ContentFormat.CONCISE_PROBLEM_DETAILS:
+        err = error_of(payload, content_format)
+        return error_text(err) if err is not None else f"{len(payload)} B of problem details without an ACE error"
     if content_format == EDHOC_CBOR_SEQ:
         return edhoc_error_text(payload)
     if content_format == ContentFormat.ACE_CBOR:

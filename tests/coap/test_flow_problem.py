@@ -12,7 +12,9 @@ from deployment import running_deployment
 from support import TIMEOUT
 
 from ace.cbor.labels import ContentFormat
+from ace.client.flow import Failed
 from ace.coap import as_upload
+from ace.errors import ErrorCode
 from ace.messages import AuthzInfoUpdate
 from ace.problem import WorkflowCodes
 from ace.replies import ErrorForm
@@ -62,3 +64,12 @@ async def test_every_site_answers_in_the_configured_form(tmp_path: Path) -> None
         reply = await flow.post_authz_info(await flow.plain(), NOT_CBOR)  # /authz-info: anyone may POST
     assert (reply.code, reply.content_format) == ((4, 0), PROBLEM)
     assert cbor2.loads(reply.payload)[2] == {0: 1}  # invalid_request
+
+
+async def test_our_client_reads_the_ace_error_of_problem_details(tmp_path: Path) -> None:
+    # a scope the AS grants nobody: 4.00 invalid_scope (RFC 9200 §5.8.3), as problem details
+    async with running_deployment(tmp_path, as_changes=ON) as flow:
+        outcome = await flow.full_flow(scope="no_such_scope")
+    assert isinstance(outcome, Failed) and outcome.step == "token"
+    assert "invalid_scope" in outcome.error
+    assert outcome.error_response is not None and outcome.error_response.error == ErrorCode.INVALID_SCOPE
