@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,11 +30,12 @@ from aiocoap.numbers import uri_path_abbrev
 from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
 from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, token_of
-from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts
+from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts, responder_contexts
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
 
 log = logging.getLogger(__name__)
+choose_id = secrets.choice  # C_R (and the reverse flow's C_I) at random among the free ids
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -92,6 +94,7 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
                  gate: TokenGate) -> None:
         super().__init__(responder, c_i, c_r, server_credentials, logger)
         self._gate = gate
+        self.source: Any = None  # the transport remote message_1 came from
 
     def _offer_message_3(self, message_3: bytes) -> bytes | None:
         if not self._incomplete:
@@ -149,6 +152,10 @@ class AceEdhocSite(EdhocSafeSite):
 
     async def render_to_pipe(self, pipe: Any) -> None:
         _abbreviated(pipe.request)
+        if self._from_elsewhere(pipe.request):  # answered as for an unknown C_R, the handshake untouched
+            if pipe.request.opt.edhoc:
+                raise aiocoap.error.Unauthorized("Security context not found")
+            raise aiocoap.error.BadRequest()
         try:
             await super().render_to_pipe(pipe)
         except EdhocError:
@@ -163,6 +170,21 @@ class AceEdhocSite(EdhocSafeSite):
         except Exception:  # no C_R to name one
             return
         forget_responder_contexts(self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
+
+    def _from_elsewhere(self, request: aiocoap.Message) -> bool:
+        """A message_3 naming a half-done handshake whose message_1 came from another source."""
+        from aiocoap import oscore
+
+        if not request.opt.edhoc and (request.opt.uri_path != EDHOC_PATH or not request.payload
+                                      or request.payload[:1] == b"\xf5"):
+            return False
+        try:
+            kid = oscore.verify_start(request).get(oscore.COSE_KID) if request.opt.edhoc else _c_r_of(request)
+        except Exception:  # no C_R to name one
+            return False
+        return any(isinstance(e.context, AceEdhocResponderContext) and not e.complete
+                   and e.context.recipient_id == kid and e.context.source != request.remote
+                   for e in responder_contexts(self.server_credentials))
 
     async def _render_edhoc_to_pipe(self, pipe: Any) -> None:
         """The reverse flow (EP §4.4: an empty POST, or ``C_I || message_2/4`` of a handshake the RS
@@ -221,6 +243,7 @@ class AceEdhocSite(EdhocSafeSite):
         c_r = self._pick_c_r(bytes(c_i))
         message_2 = responder.prepare_message_2(style, c_r, ead_2)
         context = AceEdhocResponderContext(responder, bytes(c_i), c_r, self.server_credentials, self.log, gate)
+        context.source = request.remote
         self.server_credentials[":" + uuid.uuid4().hex] = context
         pipe.add_response(aiocoap.Message(code=aiocoap.CHANGED, payload=bytes(message_2)), is_last=True)
 
@@ -243,7 +266,7 @@ class AceEdhocSite(EdhocSafeSite):
         free = [c for c in CANDIDATE_IDS if c not in used]
         if not free:
             raise aiocoap.error.InternalServerError("Too many contexts")
-        return free[0]
+        return choose_id(free)
 
     def _process_edhoc_msg34(self, pipe: Any) -> None:
         """aiocoap 0.4.17's stand-alone message_3, answered with message_4 or an empty 2.04."""
