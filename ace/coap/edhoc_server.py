@@ -195,13 +195,13 @@ class AceEdhocSite(EdhocSafeSite):
             await super()._render_edhoc_to_pipe(pipe)
             return
         if not request.payload:
-            answer = reverse.trigger()
+            answer = reverse.trigger(request.remote)
         else:
             try:
                 c_i, message = edhoc_reverse.split_connection_id(request.payload)
             except (ValueError, cbor2.CBORDecodeError):
                 c_i, message = b"", b""
-            pending = reverse.pending(c_i)
+            pending = reverse.pending(c_i, request.remote)
             if pending is None:
                 await super()._render_edhoc_to_pipe(pipe)
                 return

@@ -4,17 +4,26 @@ and the reverse flow's triggers are admitted like message_1 (per source and glob
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import aiocoap
+import aiocoap.resource
 import cbor2
+import lakers
 import pytest
-from lakers_peer import CombinedContext, LakersInitiator, send
+from lakers_peer import CombinedContext, LakersInitiator, party, send
 from support import bounded
 from test_edhoc_server import LABEL, FakeGate, initiator, running, token_item
 
-from ace.coap import edhoc_server
-from ace.coap.edhoc_responders import CANDIDATE_IDS
+from ace.cbor.labels import Curve
+from ace.cli.demo_cmd import free_port
+from ace.coap import edhoc, edhoc_reverse, edhoc_server
+from ace.coap.edhoc_responders import CANDIDATE_IDS, DEFAULT_MAX_INCOMPLETE_PER_SOURCE
+from ace.coap.oscore_context import MemoryOscoreContext
+from ace.tokens.crypto import generate
 
 
 async def test_message_3_from_another_source_leaves_the_handshake_alone() -> None:
@@ -56,3 +65,88 @@ async def test_c_r_is_drawn_at_random(monkeypatch: pytest.MonkeyPatch) -> None:
         rs.gate.cred = peer.cred_i
         await peer.message_1()
         assert drawn and peer.c_r == drawn[0][-1] and len(drawn[0]) > 40
+
+
+@asynccontextmanager
+async def dual_stack(gate: FakeGate) -> AsyncIterator[tuple[str, int, Any, Any]]:
+    """The RS on [::] (IPv4 too), its identity for [::1]; (origin, port, credentials, client)."""
+    port = free_port()
+    creds = edhoc.EdhocCredentialsMap()
+    creds.gate = gate
+    edhoc.install_server_identity(creds, generate(Curve.P_256, kid=b"\x0a"), [edhoc.edhoc_origin("::1", port)])
+    server = await bounded(aiocoap.Context.create_server_context(
+        edhoc_server.AceEdhocSite(aiocoap.resource.Site(), creds), bind=("::", port),
+        transports=["oscore", "udp6"], server_credentials=creds))
+    client = await bounded(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]))
+    try:
+        yield f"coap://[::1]:{port}", port, creds, client
+    finally:
+        await bounded(client.shutdown())
+        await bounded(server.shutdown())
+
+
+async def test_reverse_triggers_and_guessed_c_i_from_elsewhere_leave_a_pending_handshake_alone() -> None:
+    gate = FakeGate()
+    async with dual_stack(gate) as (origin, port, creds, client):
+        attacker = await bounded(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]))
+        try:
+            d_c, gate.cred, _ = party(b"\x2b", "client")
+            uri = origin + "/.well-known/edhoc"
+            trigger = await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri))
+            responder = lakers.EdhocResponder(d_c, gate.cred)
+            c_i = bytes(responder.process_message_1(trigger.payload)[0])
+            for _ in range(8):  # another host (IPv4 loopback) floods triggers
+                flood = await send(client, aiocoap.Message(code=aiocoap.POST, uri=f"coap://127.0.0.1:{port}/.well-known/edhoc"))
+                assert flood.code in ((2, 4), (5, 3))
+            for c in CANDIDATE_IDS:  # another port of the victim's host: C_I || junk for every C_I
+                junk = await send(attacker, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=c + b"\x00"))
+                assert junk.code == (4, 0)
+            c_r = b"\x05" if c_i != b"\x05" else b"\x06"
+            m2 = responder.prepare_message_2(lakers.CredentialTransfer.ByValue, c_r, [])
+            reply = await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=c_i + bytes(m2),
+                                                       content_format=65))
+            assert reply.code == (2, 4)
+            responder.parse_message_3(reply.payload)
+            responder.verify_message_3(creds_rs_cred(creds, origin))
+            m4 = responder.prepare_message_4([token_item()])
+            done = await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=c_i + bytes(m4),
+                                                      content_format=65))
+            assert (done.code, gate.installed) == ((2, 4), [LABEL])
+        finally:
+            await bounded(attacker.shutdown())
+
+
+def creds_rs_cred(creds: Any, origin: str) -> bytes:
+    identity = creds[origin + "/*"]
+    encoded: bytes = cbor2.dumps(identity.own_cred[14], canonical=True)
+    return encoded
+
+
+@dataclass(frozen=True)
+class Remote:
+    sockaddr: tuple[str, int]
+
+
+def test_reverse_triggers_are_admitted_per_source_and_c_i_is_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edhoc_reverse, "choose_id", lambda free: free[len(free) // 2])
+    credentials = edhoc.EdhocCredentialsMap()
+    reverse = edhoc_reverse.ReverseFlow(credentials)
+    victim = Remote(("192.0.2.1", 40000))
+    reverse.trigger(victim)
+    mine = [p for p in credentials.values() if isinstance(p, edhoc_reverse.Pending)]
+    assert len(mine) == 1 and mine[0].c_i == CANDIDATE_IDS[len(CANDIDATE_IDS) // 2]
+    for port in range(20):
+        reverse.trigger(Remote(("198.51.100.7", port)))
+    assert reverse.pending(mine[0].c_i, victim) is mine[0]  # the flooding source's own went first
+    assert reverse.pending(mine[0].c_i, Remote(("192.0.2.1", 40001))) is None  # found only from its source
+    flooding = [p for p in credentials.values() if isinstance(p, edhoc_reverse.Pending) and p is not mine[0]]
+    assert len(flooding) <= DEFAULT_MAX_INCOMPLETE_PER_SOURCE
+
+
+def test_reverse_sessions_count_against_max_responders() -> None:
+    credentials = edhoc.EdhocCredentialsMap(max_responders=1)
+    for rid, label in ((b"\x01", b"a"), (b"\x02", b"b")):
+        credentials[edhoc_reverse.KEY_PREFIX + rid.hex()] = MemoryOscoreContext(
+            master_secret=bytes(16), sender_id=b"\x05", recipient_id=rid, authenticated_claims=[label])
+    kept = [k for k in credentials if k.startswith(edhoc_reverse.KEY_PREFIX)]
+    assert kept == [edhoc_reverse.KEY_PREFIX + "02"]  # the least recently used went
