@@ -28,7 +28,7 @@ import aiocoap
 import cbor2
 import lakers  # type: ignore[import-untyped]
 
-from ace.coap.edhoc_ead import EdhocError, token_of
+from ace.coap.edhoc_ead import EdhocError, bind, token_of
 from ace.coap.edhoc_responders import CANDIDATE_IDS, REVERSE_PREFIX
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.peers import source_of
@@ -139,8 +139,8 @@ class ReverseFlow:
             master_salt=bytes(pending.initiator.edhoc_exporter(1, b"", 8)),
             sender_id=pending.c_r, recipient_id=pending.c_i, alg=AES_CCM_16_64_128, hkdf="sha256",
             authenticated_claims=[admission.label])
+        bind(gate, admission)  # stored first: a refusal keeps the previous session
         self.forget(lambda c: admission.label in getattr(c, "authenticated_claims", ()))  # EP §4.2
-        gate.bound(admission)
         self.credentials[KEY_PREFIX + pending.c_i.hex()] = context
 
     def forget(self, predicate: Callable[[Any], bool]) -> int:

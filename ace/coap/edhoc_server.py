@@ -29,7 +29,7 @@ from aiocoap.numbers import uri_path_abbrev
 
 from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
-from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, token_of
+from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, bind, token_of
 from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts, responder_contexts
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
@@ -121,10 +121,11 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
         return self._message_4
 
     def _complete(self, admission: Admission) -> None:
-        """EP §4.2: a previous session with the same binding, and its OSCORE context, goes."""
+        """EP §4.2: a previous session with the same binding, and its OSCORE context, goes, once the
+        new binding is stored (a store that refuses it keeps the old session)."""
+        bind(self._gate, admission)
         forget_responder_contexts(self._server_credentials,
                                   lambda e: e.context is not self and admission.label in e.claims)
-        self._gate.bound(admission)
         self.authenticated_claims.append(admission.label)
         if self._gate.message_4:
             self._message_4 = bytes(self._responder.prepare_message_4())

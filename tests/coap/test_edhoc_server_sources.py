@@ -14,7 +14,7 @@ import aiocoap.resource
 import cbor2
 import lakers
 import pytest
-from lakers_peer import CombinedContext, LakersInitiator, party, send
+from lakers_peer import CombinedContext, LakersInitiator, edhoc_error, party, send
 from support import bounded
 from test_edhoc_server import LABEL, FakeGate, initiator, running, token_item
 
@@ -23,6 +23,7 @@ from ace.cli.demo_cmd import free_port
 from ace.coap import edhoc, edhoc_reverse, edhoc_server
 from ace.coap.edhoc_responders import CANDIDATE_IDS, DEFAULT_MAX_INCOMPLETE_PER_SOURCE
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.errors import ServiceUnavailable
 from ace.tokens.crypto import generate
 
 
@@ -150,3 +151,28 @@ def test_reverse_sessions_count_against_max_responders() -> None:
             master_secret=bytes(16), sender_id=b"\x05", recipient_id=rid, authenticated_claims=[label])
     kept = [k for k in credentials if k.startswith(edhoc_reverse.KEY_PREFIX)]
     assert kept == [edhoc_reverse.KEY_PREFIX + "02"]  # the least recently used went
+
+
+@dataclass
+class FullGate(FakeGate):
+    """Binds once; then the binding store is full (``commit_edhoc`` raises 5.03)."""
+
+    def bound(self, admission: edhoc_server.Admission) -> None:
+        if self.installed:
+            raise ServiceUnavailable("no room for another binding")
+        super().bound(admission)
+
+
+async def test_a_refused_binding_keeps_the_previous_session() -> None:
+    async with running(FullGate()) as (rs, client):
+        first = initiator(rs, client)
+        await first.message_1()
+        await first.send_message_3(first.message_3([token_item()]))
+        old = first.oscore_context()
+        second = LakersInitiator(client, rs.origin, rs.cred_r, c_i=b"\x2d")
+        second.d, second.cred_i = first.d, first.cred_i
+        await second.message_1()
+        reply = await second.send_message_3(second.message_3([token_item()]))
+        assert (reply.code, reply.payload) == ((4, 0), edhoc_error("access token refused"))
+        got = await first.get(old, "/whoami")  # EP §4.2 drops the old session only for a stored new one
+        assert (got.code, cbor2.loads(got.payload)) == ((2, 5), [LABEL])
