@@ -12,10 +12,12 @@ import aiocoap.error
 import cbor2
 
 from ace.cbor.labels import ContentFormat
+from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)
 
 EDHOC_CBOR_SEQ = int(ContentFormat.EDHOC_CBOR_SEQ)  # 64 at IANA (RFC 9528 §10.9)
 ABBREV_EDHOC = 2  # Uri-Path-Abbrev value for /.well-known/edhoc (draft-ietf-core-uri-path-abbrev)
@@ -55,5 +57,5 @@ def bind(gate: Any, admission: Any) -> None:
     try:
         gate.bound(admission)
     except RemoteError as exc:
-        log.info("EDHOC: binding refused: %s", exc)
+        peer_log.log(logging.INFO, "EDHOC: binding refused: %s", exc)
         raise EdhocError("access token refused") from None

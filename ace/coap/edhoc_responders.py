@@ -30,9 +30,11 @@ import cbor2
 from aiocoap.edhoc import EdhocResponderContext
 
 from ace.coap.dtls import DtlsCredentialsMap
+from ace.coap.ratelog import RateLimitedLog
 from ace.profiles.ids import RecipientIdPool
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 
 CONNECTION_IDS = 48  # aiocoap picks C_R among the one-byte CBOR ints -24..23
 CANDIDATE_IDS: tuple[bytes, ...] = tuple(cbor2.dumps(i) for i in range(-24, 24))  # in aiocoap's order
@@ -186,7 +188,8 @@ class BoundedResponderMap(DtlsCredentialsMap):
         while pending and self._free_ids() < FREE_IDS_KEPT:
             self._evict(pending.pop(0), "no free connection identifier")
         if self._free_ids() < FREE_IDS_KEPT:
-            log.info("EDHOC: message_1 from %s refused: every connection identifier is in use", source)
+            peer_log.log(logging.INFO, "EDHOC: message_1 from %s refused: every connection identifier is in use",
+                         source)
             raise HandshakeRefused()
         self._source = source
         try:
@@ -297,7 +300,8 @@ class BoundedResponderMap(DtlsCredentialsMap):
 
     def _evict(self, key: str, why: str) -> None:
         slot = self._slots.get(key)
-        log.info("EDHOC: dropping responder context C_R h'%s' (%s)", slot.rid.hex() if slot else "?", why)
+        rid = slot.rid.hex() if slot else "?"
+        peer_log.log(logging.INFO, "EDHOC: dropping responder context C_R h'%s' (%s)", rid, why)
         if key in self:
             del self[key]
 

@@ -32,9 +32,11 @@ from ace.coap.edhoc_ead import EdhocError, bind, token_of
 from ace.coap.edhoc_responders import CANDIDATE_IDS, REVERSE_PREFIX
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.peers import source_of
+from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 
 KEY_PREFIX = REVERSE_PREFIX
 MAX_PENDING = 4  # half-done reverse handshakes (the oldest of the most crowded source goes first)
@@ -129,7 +131,7 @@ class ReverseFlow:
         try:
             admission = (gate.admit if kind == "token" else gate.admit_session)(value, pending.id_cred_r)
         except RemoteError as exc:
-            log.info("EDHOC (reverse): access token in EAD_4 refused: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC (reverse): access token in EAD_4 refused: %s", exc)
             raise EdhocError("access token refused") from None
         if admission.cred_i != pending.cred_r:  # EP §4.4.5: the token's cnf is C's credential
             raise EdhocError("access token refused")

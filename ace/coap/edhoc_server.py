@@ -31,10 +31,12 @@ from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
 from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, bind, token_of
 from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts, responder_contexts
+from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 choose_id = secrets.choice  # C_R (and the reverse flow's C_I) at random among the free ids
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +110,14 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
             else:
                 admission = self._gate.admit_session(value, bytes(id_cred_i))
         except RemoteError as exc:  # EP §4.3.3: ERR_CODE 1, then abort
-            log.info("EDHOC: access token in EAD_3 refused: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC: access token in EAD_3 refused: %s", exc)
             raise EdhocError("access token refused") from None
         try:
             self._responder.verify_message_3(admission.cred_i)
         except BaseException as exc:  # lakers: ValueError, or a PanicException
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            log.info("EDHOC: message_3 does not verify with the token's credential: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC: message_3 does not verify with the token's credential: %s", exc)
             raise EdhocError("message_3 verification failed") from None
         self._complete(admission)
         return self._message_4

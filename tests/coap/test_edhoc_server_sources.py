@@ -4,6 +4,7 @@ and the reverse flow's triggers are admitted like message_1 (per source and glob
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ace.cli.demo_cmd import free_port
 from ace.coap import edhoc, edhoc_reverse, edhoc_server
 from ace.coap.edhoc_responders import CANDIDATE_IDS, DEFAULT_MAX_INCOMPLETE_PER_SOURCE
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.coap.ratelog import PER_WINDOW
 from ace.errors import ServiceUnavailable
 from ace.tokens.crypto import generate
 
@@ -176,3 +178,14 @@ async def test_a_refused_binding_keeps_the_previous_session() -> None:
         assert (reply.code, reply.payload) == ((4, 0), edhoc_error("access token refused"))
         got = await first.get(old, "/whoami")  # EP §4.2 drops the old session only for a stored new one
         assert (got.code, cbor2.loads(got.payload)) == ((2, 5), [LABEL])
+
+
+async def test_a_flood_of_bad_edhoc_messages_is_a_bounded_number_of_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    async with running(FakeGate()) as (rs, client):
+        caplog.set_level(logging.INFO, logger="ace.coap")
+        for n in range(3 * PER_WINDOW):  # message_1 that lakers refuses, each a log line without the limiter
+            bad = await send(client, aiocoap.Message(code=aiocoap.POST, uri=rs.origin + "/.well-known/edhoc",
+                                                     payload=b"\xf5" + bytes([n]) * 8))
+            assert bad.code == (4, 0)
+        lines = [r for r in caplog.records if r.name.startswith("ace.coap.edhoc")]
+        assert len(lines) <= PER_WINDOW + 1  # the rest counted in one summary line
