@@ -44,9 +44,11 @@ from ace.coap.edhoc_responders import forget_responder_contexts as forget_respon
 from ace.coap.edhoc_responders import is_message_1 as is_message_1
 from ace.coap.edhoc_responders import responder_contexts as responder_contexts
 from ace.coap.peers import source_of
+from ace.coap.ratelog import RateLimitedLog
 from ace.tokens.keys import CoseKey
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 
 SUITE = 2  # AES-CCM-16-64-128, SHA-256, P-256: the only suite aiocoap 0.4.17 sets OSCORE up for
 METHOD = 3  # static DH on both sides
@@ -219,7 +221,7 @@ class EdhocCredentialsMap(BoundedResponderMap):
                         return credential, [map_key]
             except Exception:  # anything but KeyError would become a 5.00
                 log.exception("EDHOC peer lookup failed for ID_CRED_I h'%s'", id_cred_peer.hex())
-        log.info("EDHOC: no credential for ID_CRED_I h'%s'", id_cred_peer.hex())
+        peer_log.log(logging.INFO, "EDHOC: no credential for ID_CRED_I h'%s'", id_cred_peer.hex())
         raise KeyError(id_cred_peer)
 
 
@@ -327,5 +329,5 @@ class EdhocSafeSite(OscoreSiteWrapper):  # type: ignore[misc]
                     kid = None
                 forget_responder_contexts(
                     self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
-            log.info("EDHOC message refused: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC message refused: %s", exc)
             raise aiocoap.error.BadRequest("EDHOC message refused") from None

@@ -4,6 +4,7 @@ field (draft-ietf-ace-edhoc-oscore-profile-11 §4.3.3, §4.4.5; WF §9 Session I
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiocoap
@@ -11,7 +12,12 @@ import aiocoap.error
 import cbor2
 
 from ace.cbor.labels import ContentFormat
+from ace.coap.ratelog import RateLimitedLog
+from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
+
+log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)
 
 EDHOC_CBOR_SEQ = int(ContentFormat.EDHOC_CBOR_SEQ)  # 64 at IANA (RFC 9528 §10.9)
 ABBREV_EDHOC = 2  # Uri-Path-Abbrev value for /.well-known/edhoc (draft-ietf-core-uri-path-abbrev)
@@ -44,3 +50,12 @@ def token_of(ead_3: list[Any], preset: EdhocCodePoints) -> tuple[str, bytes]:
     if preset.single_ead_item and len(ead_3) != 1:
         raise EdhocError("EAD_3 must carry the access token item alone")
     return found[0]
+
+
+def bind(gate: Any, admission: Any) -> None:
+    """``gate.bound``, a refusal (the binding store full: 4.13, 5.03; a cnonce spent meanwhile) an EDHOC error."""
+    try:
+        gate.bound(admission)
+    except RemoteError as exc:
+        peer_log.log(logging.INFO, "EDHOC: binding refused: %s", exc)
+        raise EdhocError("access token refused") from None

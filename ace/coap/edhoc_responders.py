@@ -30,9 +30,11 @@ import cbor2
 from aiocoap.edhoc import EdhocResponderContext
 
 from ace.coap.dtls import DtlsCredentialsMap
+from ace.coap.ratelog import RateLimitedLog
 from ace.profiles.ids import RecipientIdPool
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 
 CONNECTION_IDS = 48  # aiocoap picks C_R among the one-byte CBOR ints -24..23
 CANDIDATE_IDS: tuple[bytes, ...] = tuple(cbor2.dumps(i) for i in range(-24, 24))  # in aiocoap's order
@@ -42,6 +44,7 @@ DEFAULT_MAX_INCOMPLETE = 6  # half-done handshakes, all sources together
 DEFAULT_MAX_INCOMPLETE_PER_SOURCE = 3  # half-done handshakes per IPv4 address / IPv6 /64
 RETRY_AFTER = 10  # seconds (Max-Age of the 5.03 when no connection identifier is left)
 EDHOC_PATH = (".well-known", "edhoc")
+REVERSE_PREFIX = ":edhoc-reverse:"  # the reverse flow's entries (edhoc_reverse): counted like the others
 _CBOR_TRUE = b"\xf5"  # message_1 over CoAP is prefixed with CBOR true (RFC 9528 appendix A.2)
 
 
@@ -140,6 +143,8 @@ class BoundedResponderMap(DtlsCredentialsMap):
         super().__setitem__(key, value)
         if isinstance(value, EdhocResponderContext):  # aiocoap stores one per message_1
             self._track(key, value)
+        elif key.startswith(REVERSE_PREFIX):  # a triggered handshake, or its OSCORE context
+            self._track_reverse(key, value)
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
@@ -183,7 +188,8 @@ class BoundedResponderMap(DtlsCredentialsMap):
         while pending and self._free_ids() < FREE_IDS_KEPT:
             self._evict(pending.pop(0), "no free connection identifier")
         if self._free_ids() < FREE_IDS_KEPT:
-            log.info("EDHOC: message_1 from %s refused: every connection identifier is in use", source)
+            peer_log.log(logging.INFO, "EDHOC: message_1 from %s refused: every connection identifier is in use",
+                         source)
             raise HandshakeRefused()
         self._source = source
         try:
@@ -193,19 +199,25 @@ class BoundedResponderMap(DtlsCredentialsMap):
 
     # -- completion and use (hooked into each responder context) ----------------------------------
 
-    def _track(self, key: str, context: Any) -> None:
-        rid = bytes(context.recipient_id)
-        self._slots[key] = _Slot(rid, self._clock(), self._source)
+    def _slot(self, key: str, rid: bytes, *, complete: bool = False) -> None:
+        self._slots[key] = _Slot(rid, self._clock(), self._source, complete)
         self._source = None
         self._freed.pop(rid, None)
         if self._ids is not None and not self._ids.reserve(rid):
             log.warning("EDHOC C_R h'%s' is an OSCORE recipient id already", rid.hex())
-        offer, unprotect = context._offer_message_3, context.unprotect
 
-        def offer_and_settle(message_3: bytes) -> Any:
-            result = offer(message_3)
-            self._completed(key)
-            return result
+    def _track_reverse(self, key: str, value: Any) -> None:
+        """A reverse-flow entry: half-done (its C_I) or a completed OSCORE context, in the same budgets."""
+        done = hasattr(value, "recipient_id")
+        self._slot(key, bytes(value.recipient_id if done else value.c_i), complete=done)
+        if done:
+            self._hook_use(key, value)
+            self._settle(key)
+        while len(self._pending()) > self.max_incomplete:  # stored without ``admitting``
+            self._evict(next(k for k in self._pending() if k != key), "limit of half-done handshakes")
+
+    def _hook_use(self, key: str, context: Any) -> None:
+        unprotect = context.unprotect
 
         def unprotect_and_touch(*args: Any, **kwargs: Any) -> Any:
             result = unprotect(*args, **kwargs)
@@ -213,7 +225,19 @@ class BoundedResponderMap(DtlsCredentialsMap):
                 self._recent.move_to_end(key)
             return result
 
-        context._offer_message_3, context.unprotect = offer_and_settle, unprotect_and_touch
+        context.unprotect = unprotect_and_touch
+
+    def _track(self, key: str, context: Any) -> None:
+        self._slot(key, bytes(context.recipient_id))
+        offer = context._offer_message_3
+
+        def offer_and_settle(message_3: bytes) -> Any:
+            result = offer(message_3)
+            self._completed(key)
+            return result
+
+        context._offer_message_3 = offer_and_settle
+        self._hook_use(key, context)
         while len(self._pending()) > self.max_incomplete:  # stored without ``admitting``
             self._evict(next(k for k in self._pending() if k != key), "limit of half-done handshakes")
 
@@ -234,6 +258,9 @@ class BoundedResponderMap(DtlsCredentialsMap):
         if slot is None or slot.complete or getattr(self.get(key), "_incomplete", True):
             return
         slot.complete = True
+        self._settle(key)
+
+    def _settle(self, key: str) -> None:
         self._recent[key] = None
         while len(self._recent) > self.max_responders:  # only an authenticated handshake displaces
             victim, why = self._displaced(keep=key)
@@ -259,7 +286,7 @@ class BoundedResponderMap(DtlsCredentialsMap):
 
     def _pending(self) -> list[str]:
         """Half-done handshakes, oldest first (the context itself says whether it completed)."""
-        keys = [k for k, s in self._slots.items() if getattr(self.get(k), "_incomplete", True)]
+        keys = [k for k, s in self._slots.items() if not s.complete and getattr(self.get(k), "_incomplete", True)]
         return sorted(keys, key=lambda k: self._slots[k].born)
 
     def _used_ids(self) -> set[bytes]:
@@ -273,7 +300,8 @@ class BoundedResponderMap(DtlsCredentialsMap):
 
     def _evict(self, key: str, why: str) -> None:
         slot = self._slots.get(key)
-        log.info("EDHOC: dropping responder context C_R h'%s' (%s)", slot.rid.hex() if slot else "?", why)
+        rid = slot.rid.hex() if slot else "?"
+        peer_log.log(logging.INFO, "EDHOC: dropping responder context C_R h'%s' (%s)", rid, why)
         if key in self:
             del self[key]
 

@@ -6,16 +6,21 @@ resource gets message_1 (2.04); ``C_I || message_2`` gets message_3 once MAC_2 v
 credential C sent by value in ID_CRED_R; ``C_I || message_4`` hands the token to the RS's
 ``TokenGate``, which must find that very credential in the token's cnf (§4.4.5), and an OSCORE
 context (RFC 9528 App. A.1: the RS, as Initiator, sends with C_R and receives with C_I) bound to
-the binding label goes into the server's credentials map. C_I comes from the one identifier space
-of the RS's EDHOC and OSCORE contexts. Half-done handshakes are few and short-lived.
+the binding label goes into the server's credentials map. C_I is drawn at random from the one
+identifier space of the RS's EDHOC and OSCORE contexts. Half-done handshakes are few and short-lived,
+admitted as message_1 is (per source and globally), and go on only from the trigger's transport
+remote; completed ones count against ``max_responders`` (``edhoc_responders``).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +28,19 @@ import aiocoap
 import cbor2
 import lakers  # type: ignore[import-untyped]
 
-from ace.coap.edhoc_ead import EdhocError, token_of
-from ace.coap.edhoc_responders import CANDIDATE_IDS
+from ace.coap.edhoc_ead import EdhocError, bind, token_of
+from ace.coap.edhoc_responders import CANDIDATE_IDS, REVERSE_PREFIX
 from ace.coap.oscore_context import MemoryOscoreContext
+from ace.coap.peers import source_of
+from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
 
-KEY_PREFIX = ":edhoc-reverse:"
-MAX_PENDING = 4  # half-done reverse handshakes (the oldest goes first)
+KEY_PREFIX = REVERSE_PREFIX
+MAX_PENDING = 4  # half-done reverse handshakes (the oldest of the most crowded source goes first)
+choose_id = secrets.choice  # C_I at random among the free ids
 PENDING_SECONDS = 60.0
 AES_CCM_16_64_128 = 10  # suite 2's application AEAD (RFC 9528 §3.6)
 _BY_VALUE = 14  # ID_CRED_x {14: CCS} (kccs, RFC 9528 §3.5.2)
@@ -44,6 +53,8 @@ class Pending:
     initiator: Any
     c_i: bytes
     born: float
+    remote: Any = None  # the transport remote of the trigger: only it may go on
+    source: str | None = None  # what it counts against (``peers.source_of``)
     c_r: bytes | None = None
     id_cred_r: bytes = b""
     cred_r: bytes = field(default=b"", repr=False)  # C's CCS, from ID_CRED_R by value
@@ -81,20 +92,25 @@ class ReverseFlow:
     def __init__(self, credentials: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.credentials, self.clock = credentials, clock
 
-    def pending(self, c_i: bytes) -> Pending | None:
+    def pending(self, c_i: bytes, remote: Any = None) -> Pending | None:
+        """The half-done handshake C_I names, if ``remote`` is where its trigger came from."""
         found = self.credentials.get(KEY_PREFIX + c_i.hex())
-        return found if isinstance(found, Pending) else None
+        return found if isinstance(found, Pending) and found.remote == remote else None
 
-    def trigger(self) -> bytes:
-        """An empty POST: a fresh C_I and message_1 (no EAD_1)."""
-        self._make_room()
-        used = set(self.credentials.find_all_used_contextless_oscore_kid())
-        free = [c for c in CANDIDATE_IDS if c not in used]
-        if not free:
-            raise aiocoap.error.ServiceUnavailable("too many EDHOC sessions")
-        initiator = lakers.EdhocInitiator()
-        message_1 = bytes(initiator.prepare_message_1(free[-1], []))
-        self.credentials[KEY_PREFIX + free[-1].hex()] = Pending(initiator, free[-1], self.clock())
+    def trigger(self, remote: Any = None) -> bytes:
+        """An empty POST: a fresh C_I and message_1 (no EAD_1), admitted as message_1 is."""
+        source = None if remote is None else source_of(remote)
+        admitting = getattr(self.credentials, "admitting", None)
+        with admitting(source) if admitting is not None and source is not None else nullcontext():
+            self._make_room(source)
+            used = set(self.credentials.find_all_used_contextless_oscore_kid())
+            free = [c for c in CANDIDATE_IDS if c not in used]
+            if not free:
+                raise aiocoap.error.ServiceUnavailable("too many EDHOC sessions")
+            c_i = choose_id(free)
+            initiator = lakers.EdhocInitiator()
+            message_1 = bytes(initiator.prepare_message_1(c_i, []))
+            self.credentials[KEY_PREFIX + c_i.hex()] = Pending(initiator, c_i, self.clock(), remote, source)
         return message_1
 
     def message_2(self, pending: Pending, message_2: bytes, identity: Any) -> bytes:
@@ -115,7 +131,7 @@ class ReverseFlow:
         try:
             admission = (gate.admit if kind == "token" else gate.admit_session)(value, pending.id_cred_r)
         except RemoteError as exc:
-            log.info("EDHOC (reverse): access token in EAD_4 refused: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC (reverse): access token in EAD_4 refused: %s", exc)
             raise EdhocError("access token refused") from None
         if admission.cred_i != pending.cred_r:  # EP §4.4.5: the token's cnf is C's credential
             raise EdhocError("access token refused")
@@ -125,8 +141,8 @@ class ReverseFlow:
             master_salt=bytes(pending.initiator.edhoc_exporter(1, b"", 8)),
             sender_id=pending.c_r, recipient_id=pending.c_i, alg=AES_CCM_16_64_128, hkdf="sha256",
             authenticated_claims=[admission.label])
+        bind(gate, admission)  # stored first: a refusal keeps the previous session
         self.forget(lambda c: admission.label in getattr(c, "authenticated_claims", ()))  # EP §4.2
-        gate.bound(admission)
         self.credentials[KEY_PREFIX + pending.c_i.hex()] = context
 
     def forget(self, predicate: Callable[[Any], bool]) -> int:
@@ -144,8 +160,13 @@ class ReverseFlow:
         now = self.clock()
         return self.forget(lambda p: isinstance(p, Pending) and now - p.born > PENDING_SECONDS)
 
-    def _make_room(self) -> None:
+    def _make_room(self, source: str | None) -> None:
         self.forget_stale()
         pending = sorted((v for v in self.credentials.values() if isinstance(v, Pending)), key=lambda p: p.born)
-        doomed = {id(p) for p in pending[:max(0, len(pending) - MAX_PENDING + 1)]}
-        self.forget(lambda p: id(p) in doomed)
+        doomed: list[Pending] = []
+        while len(pending) >= MAX_PENDING:  # the oldest of the most crowded source (this one counted too)
+            counts = Counter(p.source for p in pending)
+            counts[source] += 1
+            doomed.append(next(p for p in pending if counts[p.source] == max(counts.values())))
+            pending.remove(doomed[-1])
+        self.forget(lambda p: any(p is d for d in doomed))

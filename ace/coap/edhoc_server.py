@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,12 +29,15 @@ from aiocoap.numbers import uri_path_abbrev
 
 from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
-from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, token_of
-from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts
+from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, bind, token_of
+from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts, responder_contexts
+from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
 
 log = logging.getLogger(__name__)
+peer_log = RateLimitedLog(log)  # lines unauthenticated peers drive
+choose_id = secrets.choice  # C_R (and the reverse flow's C_I) at random among the free ids
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -92,6 +96,7 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
                  gate: TokenGate) -> None:
         super().__init__(responder, c_i, c_r, server_credentials, logger)
         self._gate = gate
+        self.source: Any = None  # the transport remote message_1 came from
 
     def _offer_message_3(self, message_3: bytes) -> bytes | None:
         if not self._incomplete:
@@ -105,23 +110,24 @@ class AceEdhocResponderContext(EdhocResponderContext):  # type: ignore[misc]
             else:
                 admission = self._gate.admit_session(value, bytes(id_cred_i))
         except RemoteError as exc:  # EP §4.3.3: ERR_CODE 1, then abort
-            log.info("EDHOC: access token in EAD_3 refused: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC: access token in EAD_3 refused: %s", exc)
             raise EdhocError("access token refused") from None
         try:
             self._responder.verify_message_3(admission.cred_i)
         except BaseException as exc:  # lakers: ValueError, or a PanicException
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            log.info("EDHOC: message_3 does not verify with the token's credential: %s", exc)
+            peer_log.log(logging.INFO, "EDHOC: message_3 does not verify with the token's credential: %s", exc)
             raise EdhocError("message_3 verification failed") from None
         self._complete(admission)
         return self._message_4
 
     def _complete(self, admission: Admission) -> None:
-        """EP §4.2: a previous session with the same binding, and its OSCORE context, goes."""
+        """EP §4.2: a previous session with the same binding, and its OSCORE context, goes, once the
+        new binding is stored (a store that refuses it keeps the old session)."""
+        bind(self._gate, admission)
         forget_responder_contexts(self._server_credentials,
                                   lambda e: e.context is not self and admission.label in e.claims)
-        self._gate.bound(admission)
         self.authenticated_claims.append(admission.label)
         if self._gate.message_4:
             self._message_4 = bytes(self._responder.prepare_message_4())
@@ -149,6 +155,10 @@ class AceEdhocSite(EdhocSafeSite):
 
     async def render_to_pipe(self, pipe: Any) -> None:
         _abbreviated(pipe.request)
+        if self._from_elsewhere(pipe.request):  # answered as for an unknown C_R, the handshake untouched
+            if pipe.request.opt.edhoc:
+                raise aiocoap.error.Unauthorized("Security context not found")
+            raise aiocoap.error.BadRequest()
         try:
             await super().render_to_pipe(pipe)
         except EdhocError:
@@ -164,6 +174,21 @@ class AceEdhocSite(EdhocSafeSite):
             return
         forget_responder_contexts(self.server_credentials, lambda e: not e.complete and e.context.recipient_id == kid)
 
+    def _from_elsewhere(self, request: aiocoap.Message) -> bool:
+        """A message_3 naming a half-done handshake whose message_1 came from another source."""
+        from aiocoap import oscore
+
+        if not request.opt.edhoc and (request.opt.uri_path != EDHOC_PATH or not request.payload
+                                      or request.payload[:1] == b"\xf5"):
+            return False
+        try:
+            kid = oscore.verify_start(request).get(oscore.COSE_KID) if request.opt.edhoc else _c_r_of(request)
+        except Exception:  # no C_R to name one
+            return False
+        return any(isinstance(e.context, AceEdhocResponderContext) and not e.complete
+                   and e.context.recipient_id == kid and e.context.source != request.remote
+                   for e in responder_contexts(self.server_credentials))
+
     async def _render_edhoc_to_pipe(self, pipe: Any) -> None:
         """The reverse flow (EP §4.4: an empty POST, or ``C_I || message_2/4`` of a handshake the RS
         initiated) here; everything else as aiocoap does it."""
@@ -173,13 +198,13 @@ class AceEdhocSite(EdhocSafeSite):
             await super()._render_edhoc_to_pipe(pipe)
             return
         if not request.payload:
-            answer = reverse.trigger()
+            answer = reverse.trigger(request.remote)
         else:
             try:
                 c_i, message = edhoc_reverse.split_connection_id(request.payload)
             except (ValueError, cbor2.CBORDecodeError):
                 c_i, message = b"", b""
-            pending = reverse.pending(c_i)
+            pending = reverse.pending(c_i, request.remote)
             if pending is None:
                 await super()._render_edhoc_to_pipe(pipe)
                 return
@@ -221,6 +246,7 @@ class AceEdhocSite(EdhocSafeSite):
         c_r = self._pick_c_r(bytes(c_i))
         message_2 = responder.prepare_message_2(style, c_r, ead_2)
         context = AceEdhocResponderContext(responder, bytes(c_i), c_r, self.server_credentials, self.log, gate)
+        context.source = request.remote
         self.server_credentials[":" + uuid.uuid4().hex] = context
         pipe.add_response(aiocoap.Message(code=aiocoap.CHANGED, payload=bytes(message_2)), is_last=True)
 
@@ -243,7 +269,7 @@ class AceEdhocSite(EdhocSafeSite):
         free = [c for c in CANDIDATE_IDS if c not in used]
         if not free:
             raise aiocoap.error.InternalServerError("Too many contexts")
-        return free[0]
+        return choose_id(free)
 
     def _process_edhoc_msg34(self, pipe: Any) -> None:
         """aiocoap 0.4.17's stand-alone message_3, answered with message_4 or an empty 2.04."""

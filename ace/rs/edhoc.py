@@ -47,6 +47,8 @@ class ResourceServer(Protocol):
     fresh: Freshness
     clock: Callable[[], float]
 
+    def hints(self) -> Any: ...
+
     def _offer(self, profile: RsProfile) -> RsProfile: ...
     def _canonical(self, token: bytes) -> bytes: ...
     def _verify(self, token: bytes, h: bytes, *, received: bytes, over_channel: bool = False,
@@ -73,6 +75,7 @@ class EdhocAccept:
     session_id: bytes
     binding: Binding
     token: bytes
+    cnonce: bool = False  # its cnonce was checked, not spent: ``commit_edhoc`` spends it
 
 
 def check_limits_before(token: bytes, points: EdhocCodePoints) -> None:
@@ -124,13 +127,16 @@ def session_id_of(claims: AccessTokenClaims, points: EdhocCodePoints) -> bytes:
 
 
 def verified(rs: ResourceServer, token: bytes, points: EdhocCodePoints, *, over_channel: bool = False,
-             ) -> tuple[bytes, bytes, AccessTokenClaims]:
-    """(canonical token, its hash, claims) of a token the AS issued for us, checked; nothing stored."""
+             spend: bool = True) -> tuple[bytes, bytes, AccessTokenClaims]:
+    """(canonical token, its hash, claims) of a token the AS issued for us, checked; nothing stored
+    but, with ``spend``, its cnonce (``spend=False``: checked only)."""
     rs._offer(PROFILE)
     check_limits_before(token, points)
     canonical = rs._canonical(token)
     h = trl_hash(canonical)
-    claims = rs._verify(canonical, h, received=token, over_channel=over_channel)  # introspection: 5.03 (server)
+    claims = rs._verify(canonical, h, received=token, over_channel=over_channel or not spend)  # introspection: 5.03
+    if not over_channel and not spend:
+        rs.fresh.check_cnonce(claims.cnonce, rs.hints, take=False)
     check_limits_after(claims, points)
     return canonical, h, claims
 
@@ -139,11 +145,11 @@ def accept_edhoc_token(rs: ResourceServer, token: bytes, id_cred_i: bytes | Mapp
                        points: EdhocCodePoints) -> EdhocAccept:
     """EP §4.2, §4.3.3: the token of EAD_3 (or EAD_4), verified, for the credential ID_CRED_I names;
     refusals raise (TokenRefused, UnsupportedPopKey, DecodeError, ...); nothing changes here."""
-    canonical, h, claims = verified(rs, token, points)
+    canonical, h, claims = verified(rs, token, points, spend=False)
     key, cred = cred_of_cnf(claims.cnf, points)
     if not names_credential(id_cred_i, key.kid, cred):  # EP §4.2: MUST be the token's credential
         raise TokenRefused("ID_CRED_I does not name the credential in the token")
-    return _prepared(rs, canonical, h, claims, key, cred, points)
+    return replace(_prepared(rs, canonical, h, claims, key, cred, points), cnonce=True)
 
 
 def _prepared(rs: ResourceServer, canonical: bytes, h: bytes, claims: AccessTokenClaims, key: Any, cred: bytes,
@@ -166,6 +172,8 @@ def commit_edhoc(rs: ResourceServer, accept: EdhocAccept) -> AuthzInfoOutcome:
     """EDHOC completed (message_3 verified): store the binding; the earlier one of the same
     (session_id, CRED_I) goes now (EP §4.2), and the I/O layer removes the dropped channels."""
     b = accept.binding
+    if accept.cnonce:  # RFC 9200 §5.10.1.1: spent once MAC_3 verified, not before
+        rs.fresh.check_cnonce(b.claims.cnonce, rs.hints)
     current = rs.bindings.get(b.label)
     keep_used = current is not None and rs.bindings.used(b.label) and tok.same_token(b.claims, current.claims)
     dropped, later = rs._supersede(b.client_key, b.claims, len(accept.token), also=b.label)

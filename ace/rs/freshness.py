@@ -84,12 +84,13 @@ class Freshness:
         raw = stamp.to_bytes(STAMP_LEN, "big")
         return raw + self._tag(raw)
 
-    def check_cnonce(self, cnonce: bytes | None, hints: Callable[[], CreationHints]) -> None:
+    def check_cnonce(self, cnonce: bytes | None, hints: Callable[[], CreationHints], *, take: bool = True) -> None:
         """RFC 9200 §5.10.1.1: a token for an RS that sent a cnonce must carry a fresh one of its
-        own, each accepted once; else 4.01 (with hints carrying a new cnonce)."""
+        own, each accepted once; else 4.01 (with hints carrying a new cnonce). ``take=False``:
+        checked only, not spent (the caller takes it when it commits)."""
         if self.cnonce_lifetime is None:
             return
-        problem = self._take(cnonce, int(self.cnonce_lifetime * TICKS))
+        problem = self._take(cnonce, int(self.cnonce_lifetime * TICKS), take=take)
         if problem is not None:
             raise AccessDenied(f"token {problem}", coap_code=UNAUTHORIZED, hints=hints())
 
@@ -97,8 +98,8 @@ class Freshness:
         """How many taken cnonces the RS keeps (to refuse their replay): at most ``max_used``."""
         return len(self._used)
 
-    def _take(self, cnonce: bytes | None, lifetime: int) -> str | None:
-        """Why ``cnonce`` is refused, or None: then it is taken, and from now on refused."""
+    def _take(self, cnonce: bytes | None, lifetime: int, *, take: bool = True) -> str | None:
+        """Why ``cnonce`` is refused, or None: then it is taken (if ``take``), and from now on refused."""
         if cnonce is None:
             return "without a cnonce"
         raw = cnonce[:STAMP_LEN]
@@ -111,7 +112,8 @@ class Freshness:
         self._forget_expired(now - lifetime)
         if stamp <= self._floor or stamp in self._used:  # RFC 9200 §5.10.1.1: each cnonce used once
             return "with a cnonce used before (or older than the used ones the RS still keeps)"
-        self._remember(stamp)
+        if take:
+            self._remember(stamp)
         return None
 
     def _now(self) -> int:

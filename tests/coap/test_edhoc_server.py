@@ -254,7 +254,8 @@ async def reverse(rs: Rs, client: Any, token: bytes, *, by_value: bool = True,
     responder = lakers.EdhocResponder(d_c, cred_c)
     c_i, _ead_1 = responder.process_message_1(trigger.payload)
     how = lakers.CredentialTransfer.ByValue if by_value else lakers.CredentialTransfer.ByReference
-    m2 = responder.prepare_message_2(how, b"\x05", [])
+    c_r = b"\x05" if bytes(c_i) != b"\x05" else b"\x06"  # RFC 9528 §3.3.3: C_R differs from C_I (drawn at random)
+    m2 = responder.prepare_message_2(how, c_r, [])
     replies = [await send(client, aiocoap.Message(code=aiocoap.POST, uri=uri, payload=bytes(c_i) + bytes(m2),
                                                   content_format=65))]
     if replies[-1].code != (2, 4):
@@ -266,7 +267,7 @@ async def reverse(rs: Rs, client: Any, token: bytes, *, by_value: bool = True,
                                                       content_format=65)))
     secret, salt = bytes(responder.edhoc_exporter(0, b"", 16)), bytes(responder.edhoc_exporter(1, b"", 8))
     return replies, MemoryOscoreContext(master_secret=secret, master_salt=salt, sender_id=bytes(c_i),
-                                        recipient_id=b"\x05", alg=10, hkdf="sha256")
+                                        recipient_id=c_r, alg=10, hkdf="sha256")
 
 
 async def test_reverse_flow_token_in_ead_4() -> None:

@@ -199,3 +199,20 @@ def test_a_token_that_needs_introspection_is_503_inside_edhoc() -> None:
     with pytest.raises(ServiceUnavailable):
         rs.accept_edhoc_token(edhoc_token(), BY_KID)  # RsConfig.edhoc_preset: draft-11
     assert len(rs.bindings) == 0
+
+
+def test_a_cnonce_is_spent_only_when_edhoc_commits() -> None:
+    config = RsConfig(audience="rs1", as_uri=AS_URI, scope_meaning=MEANING, profiles=(AceProfile.COAP_EDHOC_OSCORE,),
+                      cnonce=True, cnonce_lifetime=60)
+    rs = ResourceServer(config, KeyRing([RS_KEY]), clock=Clock(), rng=random.Random(1).randbytes)
+    cnonce = rs.hints().cnonce
+    claims = AccessTokenClaims(aud="rs1", exp=NOW + 3600, iat=NOW, cti=b"\x01", scope="r_temp", cnf=CRED,
+                               cnonce=cnonce, edhoc_info=EdhocInfo(session_id=b"\x05"))
+    token = issue_token(claims, RS_KEY, rng=random.Random(1).randbytes)
+    rs.accept_edhoc_token(token, BY_KID, DRAFT)  # message_3 then fails to verify: nothing commits
+    accept = rs.accept_edhoc_token(token, BY_KID, DRAFT)  # the cnonce is still good for the next run
+    assert rs.commit_edhoc(accept).new
+    with pytest.raises(RemoteError, match="cnonce used before"):  # RFC 9200 §5.10.1.1: once
+        rs.accept_edhoc_token(token, BY_KID, DRAFT)
+    with pytest.raises(RemoteError, match="cnonce used before"):  # two runs admitted at once: one commits
+        rs.commit_edhoc(accept)
