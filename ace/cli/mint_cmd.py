@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -156,7 +157,7 @@ def cmd_mint(args: argparse.Namespace) -> int:
     token = response.access_token
     if args.out is not None:
         try:
-            args.out.write_bytes(token)
+            _write_private(args.out, token)
         except OSError as exc:
             raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if args.output == "hex":
@@ -166,6 +167,14 @@ def cmd_mint(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(report(response), indent=2))
     return EXIT_OK
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Mode 0600, as our other secret files (an existing file is narrowed too): a bearer of the token's PoP key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)
+        f.write(data)
 
 
 def upload_payload(token: bytes, to_rs: str | None) -> tuple[bytes, int]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -45,6 +47,20 @@ def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 def mint(capsys: pytest.CaptureFixture[str], keys: Path, *extra: str) -> tuple[int, str, str]:
     return run(capsys, "token", "mint", "--rs-key", str(keys / "rs.key"), "--audience", "rs1", "--scope", "r_temp",
                "--client-cred", str(keys / "client.ccs"), "--rs-cred", str(keys / "rsauth.pub"), *extra)
+
+
+def test_mint_out_is_private(capsys: pytest.CaptureFixture[str], keys: Path) -> None:
+    """``--out`` writes the token 0600 like the other secret files, also over a wider existing file."""
+    (keys / "old.cwt").write_bytes(b"x")
+    (keys / "old.cwt").chmod(0o644)
+    for name in ("token.cwt", "old.cwt"):
+        old = os.umask(0o022)
+        try:
+            code, _, err = mint(capsys, keys, "--out", str(keys / name), "--output", "hex")
+        finally:
+            os.umask(old)
+        assert code == 0, err
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
 
 
 def test_mint_edhoc_json(capsys: pytest.CaptureFixture[str], keys: Path) -> None:
