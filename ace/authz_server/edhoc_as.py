@@ -19,6 +19,7 @@ inside its CCS: the RS rebuilds CRED_I from them). A request such a token cannot
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +29,7 @@ from ace.errors import DecodeError, IncompatibleProfiles, InvalidScope
 from ace.messages import AccessTokenRequest
 from ace.profiles import edhoc as edhoc_profile
 from ace.profiles.edhoc_presets import EdhocCodePoints, preset
-from ace.store.base import ClientRecord, IssuedToken, RsRecord, TokenLog
+from ace.store.base import AsStore, ClientRecord, IssuedToken, RsRecord
 from ace.tokens.claims import AccessTokenClaims
 from ace.tokens.cnf import Cnf, CoseKeyCnf, KccsCnf, KidCnf
 from ace.tokens.edhoc_info import EdhocInfo
@@ -38,6 +39,7 @@ SESSION_ID_LEN = 8  # bytes at most of a session_id we assign (EdhocInfo.MAX_SES
 
 
 DTLS_PROFILE = 1
+log = logging.getLogger(__name__)
 EDHOC, DTLS_RPK = "edhoc", "dtls-rpk"  # the profiles whose series the AS names (SeriesKind.kind)
 
 
@@ -62,15 +64,21 @@ class SeriesKind:
             raise DecodeError("an update request (edhoc_info) carries no req_cnf")  # §3.1
         return cls(kind)
 
-    def update_of(self, request: AccessTokenRequest, store: TokenLog, client: ClientRecord, rs: RsRecord,
+    def update_of(self, request: AccessTokenRequest, store: AsStore, client: ClientRecord, rs: RsRecord,
                   now: int) -> IssuedToken | None:
-        """The live token of the series an update names (None: a first token); else invalid_request."""
+        """The live token of the series an update names (None: a first token); else invalid_request,
+        also when any token of the series is revoked (its key is not renewed: it may have leaked)."""
         named = request.edhoc_info.session_id if request.edhoc_info is not None else request.token_series_id
         if named is None:
             return None
         previous = store.find_token_by_session_id(client.client_id, rs.audience, named)
         if previous is None or (previous.expires_at is not None and previous.expires_at <= now):  # EP §3.1
             raise DecodeError("the series named (session_id, token_series_id) has no live token of this client")
+        if any(store.is_revoked(t.token_hash) for t in store.find_tokens(client.client_id, rs.audience)
+               if t.session_id == named):
+            log.warning("client %s asked to update a series with a revoked token at %s: refused", client.client_id,
+                        rs.audience)
+            raise DecodeError("the series named (session_id, token_series_id) has a revoked token")
         return previous
 
     def series_id(self, request: AccessTokenRequest, previous: IssuedToken | None, cti: bytes) -> bytes | None:

@@ -156,7 +156,7 @@ class TokenEndpoint:
         token, token_hash = self._encode(claims, rs, profile, now, encrypt_to, tagged=tagged)
         if cp is not None:
             edhoc_as.check_size(cp, token)  # refused before anything is logged
-        to_upload = upload.plan(request, rs, token, update=previous is not None)  # (its refusals too)
+        to_upload = upload.plan(request, rs, token, profile, update=previous is not None)  # (its refusals too)
         other = self.store.log_token(IssuedToken(
             cti=cti, client_id=client.client_id, audience=rs.audience, scope=scope, issued_at=now,
             expires_at=now + rs.token_lifetime, token_hash=token_hash, pop_kid=pop_kid,

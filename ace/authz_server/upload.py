@@ -4,8 +4,9 @@ response once the RS answered.
 
 The POST (``plan``): the token alone, application/cwt (the bare-token profiles, EDHOC: as the client
 would send it), or, with ``to_rs`` (the OSCORE profile's nonce1 and id1, RFC 9203 §4.1), the map
-``{1: token, **to_rs}`` as application/ace+cbor. The response (``finish``, WF §3.1.2): after a 2.01,
-token_upload 0 and, by what was asked, nothing (0), the RFC 9770 token hash (1) or the token (2),
+``{1: token, **to_rs}`` as application/ace+cbor (those keys only: others are refused). The response
+(``finish``, WF §3.1.2): after a 2.01, token_upload 0 and, by what was asked, nothing (0), the RFC 9770
+token hash (1) or the token (2),
 with from_rs, the RS's 2.01 payload (h'' when it sent none; tagged with its Content-Format when that
 is not the profile's, RFC 9277 App. B); after any other answer, or none, token_upload 1 with the
 token (the client uploads it itself). An update of access rights is POSTed as ``{1: token,
@@ -18,6 +19,7 @@ ordinary one, without token_upload.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cbor2
 
@@ -31,7 +33,9 @@ from ace.tokens.hashing import token_hash
 UPLOADED, FAILED, NEW_SERIES = 0, 1, 2  # token_upload in the response (WF §3.1.2)
 NOTHING, HASH, TOKEN = 0, 1, 2  # token_upload in the request (WF §3.1.1)
 CF_TAG_BASE = 1668546817  # RFC 9277 §4: tag = CF_TAG_BASE + Content-Format (ace+cbor 19: 1668546836)
+ACE_CBOR_TAG = CF_TAG_BASE + int(ContentFormat.ACE_CBOR)
 OSCORE_PROFILE = 2
+TO_RS_KEYS = {OSCORE_PROFILE: frozenset({int(Param.NONCE1), int(Param.ACE_CLIENT_RECIPIENTID)})}  # RFC 9203 §4.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,8 @@ def check_request(request: AccessTokenRequest) -> None:
         raise DecodeError("to_rs only goes with token_upload")
 
 
-def plan(request: AccessTokenRequest, rs: RsRecord, token: bytes, *, update: bool = False) -> UploadPlan | None:
+def plan(request: AccessTokenRequest, rs: RsRecord, token: bytes, profile: int, *,
+         update: bool = False) -> UploadPlan | None:
     """The POST for a request with token_upload, or None when there is none to try. An update of
     access rights goes as ``{1: token, updated_rights: true}`` (WF §3.7.1)."""
     if request.token_upload is None or rs.upload_uri is None or rs.oscore is None:
@@ -64,16 +69,24 @@ def plan(request: AccessTokenRequest, rs: RsRecord, token: bytes, *, update: boo
         return UploadPlan(rs.upload_uri, body, int(ContentFormat.ACE_CBOR), request.token_upload)
     if request.to_rs is None:
         return UploadPlan(rs.upload_uri, token, int(ContentFormat.CWT), request.token_upload)
+    payload = codec.dumps({int(Param.ACCESS_TOKEN): token, **_to_rs(request.to_rs, profile)})
+    return UploadPlan(rs.upload_uri, payload, int(ContentFormat.ACE_CBOR), request.token_upload)
+
+
+def _to_rs(to_rs: bytes, profile: int) -> dict[int, Any]:
+    """WF §3.3: the map the client would have sent, with only the keys its profile defines there (RFC 9203
+    §4.1: nonce1, ace_client_recipientid); anything else (updated_rights above all: the RS takes it from
+    the AS alone, WF §3.7.1) is refused, as is any tag but ace+cbor's (RFC 9277)."""
     try:
-        extra = codec.loads(request.to_rs, what="to_rs")
+        extra = codec.loads(to_rs, what="to_rs", allowed_tags=frozenset({ACE_CBOR_TAG}))
     except DecodeError:
         raise DecodeError("to_rs must wrap a CBOR map") from None
-    if isinstance(extra, cbor2.CBORTag):  # a Content-Format tag (RFC 9277): ace+cbor is all we send
+    if isinstance(extra, cbor2.CBORTag) and extra.tag == ACE_CBOR_TAG:
         extra = extra.value
-    if not isinstance(extra, dict) or int(Param.ACCESS_TOKEN) in extra:
-        raise DecodeError("to_rs must wrap a map without access_token")
-    payload = codec.dumps({int(Param.ACCESS_TOKEN): token, **extra})
-    return UploadPlan(rs.upload_uri, payload, int(ContentFormat.ACE_CBOR), request.token_upload)
+    allowed = TO_RS_KEYS.get(profile, frozenset())
+    if not isinstance(extra, dict) or not allowed.issuperset(extra):
+        raise DecodeError("to_rs must wrap a map of the keys its profile defines for the RS")
+    return extra
 
 
 def from_rs(payload: bytes, content_format: int | None, profile: int) -> bytes:

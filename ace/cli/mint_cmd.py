@@ -8,8 +8,9 @@ RS's (a CCS or COSE_Key file, for rs_cnf). It prints the token response the clie
 JSON, or the token alone as hex, base64 or raw bytes (``--out``). The cti is random (no counter
 kept): never repeated in practice. ``upload`` POSTs a token to an RS's /authz-info: the token
 alone (application/cwt), or with ``--to-rs`` the map a client would send (application/ace+cbor,
-e.g. the OSCORE profile's nonce1 and id1), unprotected or (``--as-context``, with ``--state`` for
-its sequence numbers: a context of its own, never one a running AS uses) over OSCORE.
+e.g. the OSCORE profile's nonce1 and id1), unprotected or over the AS's OSCORE context with the RS
+(``--as-context``: the RS takes uploads from the AS alone), its sequence numbers reserved in the
+AS's own store (``--state as.db``, even while the AS runs: disjoint ranges, RFC 8613 §5.2).
 
 Exit codes: 0 done (upload: the RS answered 2.01 or 2.04); 1 refused (mint: the AS would refuse,
 e.g. over a preset's limits; upload: the RS refused or did not answer); 2 usage.
@@ -21,10 +22,11 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
@@ -38,6 +40,10 @@ from ace.store.base import EDHOC_PRESETS, TOKEN_KINDS, ClientRecord, Grant, RsRe
 from ace.store.memory import MemoryAsStore
 from ace.tokens.cnf import CoseKeyCnf, KccsCnf
 from ace.tokens.hashing import token_hash
+
+if TYPE_CHECKING:
+    from ace.store.sqlite import SqliteAsStore
+    from ace.tokens.oscore_params import OscoreContextParams
 
 PROFILES = {"edhoc": 4, "oscore": 2, "dtls": 1}  # RFC 9200 §8.8 numbers; edhoc: the presets' default
 
@@ -71,8 +77,8 @@ def register_actions(tsub: Any) -> None:
     u.add_argument("--rs", required=True, metavar="URI", help="the RS's /authz-info, e.g. coap://[::1]/authz-info")
     u.add_argument("--token", required=True, help="the token as hex, or @FILE holding its bytes (or hex)")
     u.add_argument("--to-rs", metavar="HEX", help="the map a client would send besides the token (ace+cbor)")
-    u.add_argument("--as-context", type=Path, help="OSCORE context with the RS (TOML, mode 0600; needs --state)")
-    u.add_argument("--state", type=Path, help="file keeping that context's sequence numbers")
+    u.add_argument("--as-context", type=Path, help="the AS's context with the RS (TOML, mode 0600; needs --state)")
+    u.add_argument("--state", type=Path, help="the AS's store (as.db): it reserves that context's sequence numbers")
     u.add_argument("--timeout", type=float, default=10.0)
     u.set_defaults(func=cmd_upload)
 
@@ -151,7 +157,7 @@ def cmd_mint(args: argparse.Namespace) -> int:
     token = response.access_token
     if args.out is not None:
         try:
-            args.out.write_bytes(token)
+            _write_private(args.out, token)
         except OSError as exc:
             raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if args.output == "hex":
@@ -161,6 +167,14 @@ def cmd_mint(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(report(response), indent=2))
     return EXIT_OK
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Mode 0600, as our other secret files (an existing file is narrowed too): a bearer of the token's PoP key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)
+        f.write(data)
 
 
 def upload_payload(token: bytes, to_rs: str | None) -> tuple[bytes, int]:
@@ -190,8 +204,15 @@ def cmd_upload(args: argparse.Namespace) -> int:
     token = _read_token(args.token)
     payload, cf = upload_payload(token, args.to_rs)
     if (args.as_context is None) != (args.state is None):
-        raise UsageError("--as-context and --state go together (the context's sequence numbers are kept in --state)")
-    outcome = asyncio.run(_upload(args, payload, cf))
+        raise UsageError("--as-context and --state go together (--state: the AS's store, as.db, which reserves "
+                         "the context's sequence numbers)")
+    state = _as_store(args.state) if args.state is not None else None
+    try:
+        secret = _as_secret(args.as_context, state) if state is not None else None
+        outcome = asyncio.run(_upload(args, payload, cf, secret, state))
+    finally:
+        if state is not None:
+            state.close()
     if outcome.code is None:
         print(f"ace token upload: no answer from {args.rs}: {outcome.detail}", file=sys.stderr)
         return EXIT_FAILED
@@ -203,22 +224,41 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _upload(args: argparse.Namespace, payload: bytes, cf: int) -> Any:
+def _as_store(path: Path) -> SqliteAsStore:
+    """The AS's own store (as.db), which reserves the context's sequence numbers for it and for us
+    in disjoint ranges (``SequenceReservations``): safe while the AS runs, never a nonce twice."""
+    from ace.store.sqlite import SqliteAsStore
+
+    if not path.is_file():
+        raise UsageError(f"--state {path}: not the AS's store (as.db)")
+    try:
+        return SqliteAsStore(path)
+    except ConfigError as exc:
+        raise UsageError(f"--state must be the AS's store (as.db): {exc}") from None
+
+
+def _as_secret(path: Path, store: SqliteAsStore) -> OscoreContextParams:
+    """The AS's side of an RS's context, as that store has it (else its numbers would not be the AS's)."""
+    from ace.cli.config import load_oscore_secret
+    from ace.coap.contexts import secret_fingerprint
+
+    secret = load_oscore_secret(path)
+    if not any(rs.oscore is not None and secret_fingerprint(rs.oscore) == secret_fingerprint(secret)
+               for rs in store.list_rs()):
+        raise UsageError(f"--as-context {path}: not the context of any RS in the AS's store {store.path}")
+    return secret
+
+
+async def _upload(args: argparse.Namespace, payload: bytes, cf: int, secret: OscoreContextParams | None,
+                  state: SqliteAsStore | None) -> Any:
     import aiocoap
 
     from ace.coap import as_upload, contexts
 
     coap = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-    security, state = None, None
     try:
-        if args.as_context is not None:
-            from ace.cli.config import load_oscore_secret
-            from ace.store.seqno import FileSequenceStore
-
-            state = FileSequenceStore(args.state)
-            security = contexts.from_secret(load_oscore_secret(args.as_context), store=state, claims=["as"])
+        security = None if secret is None or state is None else contexts.from_secret(secret, store=state,
+                                                                                      claims=["as"])
         return await as_upload.upload(coap, args.rs, payload, cf, security=security, timeout=args.timeout)
     finally:
         await coap.shutdown()
-        if state is not None:
-            state.close()

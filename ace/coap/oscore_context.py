@@ -18,7 +18,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cbor2
 from aiocoap import error as coap_error
@@ -27,7 +27,7 @@ from aiocoap import oscore
 from ace.tokens.oscore_params import DEFAULT_ALG, DEFAULT_HKDF
 
 if TYPE_CHECKING:
-    from ace.store.base import SequenceNumberStore
+    from ace.store.base import SequenceNumberStore, SequenceReservations
 
 __all__ = [
     "MemoryOscoreContext",
@@ -299,6 +299,23 @@ class PersistentOscoreContext(MemoryOscoreContext):
     def persisted_sequence_number(self) -> int:
         """Numbers below this may have been used (the value last written to the store)."""
         return self._persisted
+
+    def new_sequence_number(self) -> int:
+        """From a store shared with other senders of this context (``SequenceReservations``: the AS's
+        with ``ace token upload --as-context``), numbers come from ranges reserved there atomically,
+        and a range another sender reserved since ours is skipped at once (the peer's replay window
+        moves on with it), so no number is ever taken twice (RFC 8613 §5.2: one nonce per key)."""
+        store = self.seqno_store
+        shared = hasattr(store, "reserve_sequence_numbers")  # (the AS's stores; the Protocol is type-only here)
+        reserve = cast("SequenceReservations", store) if shared else None
+        if reserve is not None:
+            stored = store.load_sequence_number(self.name)
+            if self.sender_sequence_number >= self._persisted or (stored is not None and stored > self._persisted):
+                start = reserve.reserve_sequence_numbers(self.name, self.sender_sequence_number, self._chunk)
+                self.sender_sequence_number, self._persisted = start, start + self._chunk
+                self._chunk = min(self._chunk * 2, self.chunk_limit)
+        number: int = super().new_sequence_number()
+        return number
 
     def post_seqnoincrease(self) -> None:
         """Called by aiocoap after taking number ``sender_sequence_number - 1``, before use.

@@ -363,6 +363,17 @@ class SequenceNumberStore(Protocol):
         ...
 
 
+class SequenceReservations(Protocol):
+    """A store the AS shares with other processes (``ace token upload --as-context``): sender
+    sequence numbers of one context are reserved there in disjoint ranges, atomically (RFC 8613
+    §B.1.1), so two senders with the same key never take the same number (AEAD nonce, §5.2)."""
+
+    def reserve_sequence_numbers(self, context_name: str, at_least: int, count: int) -> int:
+        """The first of ``count`` numbers (from ``at_least`` up) no earlier reservation holds; the
+        stored value becomes the range's end."""
+        ...
+
+
 class AsStore(ClientRegistry, RsRegistry, GrantStore, Counters, TokenLog, EdhocOwnership, RevocationList,
               ReferenceStore, SequenceNumberStore, Protocol):
     """Everything the AS keeps across restarts: every role above."""

@@ -294,6 +294,14 @@ class MemoryAsStore(MemoryRegistry):
             self._check_open()
             self._sequence[context_name] = max(value, self._sequence.get(context_name, value))
 
+    def reserve_sequence_numbers(self, context_name: str, at_least: int, count: int) -> int:
+        checks.check_sequence_number(context_name, at_least)
+        with self._lock:
+            self._check_open()
+            start = max(at_least, self._sequence.get(context_name, 0))
+            self._sequence[context_name] = start + count
+            return start
+
     def persist_replay_floor(self, context_name: str, value: int) -> None:
         self.persist_sequence_number(context_name, value)
 

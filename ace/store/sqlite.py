@@ -260,6 +260,16 @@ class SqliteAsStore(SqliteRegistry, SqliteTokenLog, SqliteEdhocCredentials):
         with self._tx() as conn:
             conn.execute(PERSIST_SEQUENCE_SQL, (context_name, value, self._now()))
 
+    def reserve_sequence_numbers(self, context_name: str, at_least: int, count: int) -> int:
+        """Read and raised in one write transaction (BEGIN IMMEDIATE): another process reserving
+        from this file gets a range after ours."""
+        checks.check_sequence_number(context_name, at_least)
+        with self._tx() as conn:
+            row = conn.execute("SELECT value FROM oscore_sequence WHERE context_name = ?", (context_name,)).fetchone()
+            start = max(at_least, rc.integer(row[0], "oscore_sequence.value") if row else 0)
+            conn.execute(PERSIST_SEQUENCE_SQL, (context_name, start + count, self._now()))
+        return start
+
     def persist_replay_floor(self, context_name: str, value: int) -> None:
         """``persist_sequence_number`` for a replay window's floor, written on every accepted request:
         committed with ``synchronous=NORMAL`` like the token log (survives a crash of the AS; a power

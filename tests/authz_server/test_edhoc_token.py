@@ -24,6 +24,7 @@ from ace.tokens.cnf import CoseKeyCnf, KccsCnf, KidCnf
 from ace.tokens.crypto import generate
 from ace.tokens.cwt import KeyRing, verify_token
 from ace.tokens.edhoc_info import EdhocInfo
+from ace.tokens.hashing import token_hash
 from ace.tokens.keys import CoseKey, symmetric_key
 
 RS_KEY = symmetric_key(bytes(range(16)), kid=b"rs1")
@@ -141,6 +142,23 @@ def test_update_request(endpoint: TokenEndpoint) -> None:
     assert claims[int(Claim.EDHOC_INFO)] == {0: sid}
     assert result.claims.cnf == KidCnf(b"\x2b")  # the series' credential, by reference
     assert token_map(one.access_token)[int(Claim.CTI)] != claims[int(Claim.CTI)]
+
+
+@pytest.mark.parametrize("revoked", ["previous", "older"])
+def test_update_of_revoked_series_is_invalid_request(endpoint: TokenEndpoint, revoked: str) -> None:
+    """An update naming a series with a revoked token is refused as the kid path refuses one (its key may
+    have leaked), and nothing is logged or claimed."""
+    one = wire(first(endpoint))
+    assert one.edhoc_info is not None
+    sid = one.edhoc_info.session_id
+    two = wire(ask(endpoint, edhoc_info=EdhocInfo(session_id=sid), scope="r_temp"))
+    gone = one.access_token if revoked == "older" else two.access_token
+    endpoint.store.revoke_token(token_hash(gone), revoked_at=NOW, expires_at=None)
+    before = endpoint.store.find_tokens("a", "rs_e")
+    with pytest.raises(DecodeError) as info:
+        ask(endpoint, edhoc_info=EdhocInfo(session_id=sid), scope="r_temp")
+    assert info.value.error_code == ErrorCode.INVALID_REQUEST and info.value.coap_code == (4, 0)
+    assert endpoint.store.find_tokens("a", "rs_e") == before
 
 
 @pytest.mark.parametrize("case", ["unknown", "other client", "with req_cnf"])

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import stat
 import time
 from pathlib import Path
 
 import cbor2
 import pytest
-from deployment import running_deployment
+from deployment import running_deployment, store_of
 from support import TIMEOUT
 
 from ace.cli.keyfiles import load_key
@@ -45,6 +47,20 @@ def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 def mint(capsys: pytest.CaptureFixture[str], keys: Path, *extra: str) -> tuple[int, str, str]:
     return run(capsys, "token", "mint", "--rs-key", str(keys / "rs.key"), "--audience", "rs1", "--scope", "r_temp",
                "--client-cred", str(keys / "client.ccs"), "--rs-cred", str(keys / "rsauth.pub"), *extra)
+
+
+def test_mint_out_is_private(capsys: pytest.CaptureFixture[str], keys: Path) -> None:
+    """``--out`` writes the token 0600 like the other secret files, also over a wider existing file."""
+    (keys / "old.cwt").write_bytes(b"x")
+    (keys / "old.cwt").chmod(0o644)
+    for name in ("token.cwt", "old.cwt"):
+        old = os.umask(0o022)
+        try:
+            code, _, err = mint(capsys, keys, "--out", str(keys / name), "--output", "hex")
+        finally:
+            os.umask(old)
+        assert code == 0, err
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
 
 
 def test_mint_edhoc_json(capsys: pytest.CaptureFixture[str], keys: Path) -> None:
@@ -97,6 +113,10 @@ async def test_upload_to_a_running_rs(capsys: pytest.CaptureFixture[str], tmp_pa
     code, _, err = run(capsys, "token", "upload", "--rs", "coap://[::1]/authz-info", "--token", "a0",
                        "--as-context", str(tmp_path / "x.toml"))
     assert code == 2 and "--state" in err
+    (tmp_path / "x.seq").write_text("{}")
+    code, _, err = run(capsys, "token", "upload", "--rs", "coap://[::1]/authz-info", "--token", "a0",
+                       "--as-context", str(tmp_path / "x.toml"), "--state", str(tmp_path / "x.seq"))
+    assert code == 2 and "as.db" in err and err.count("\n") == 1  # only the AS's store reserves its numbers
 
 
 async def test_minted_edhoc_token_uploaded_then_used(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -122,10 +142,15 @@ async def test_minted_edhoc_token_uploaded_then_used(capsys: pytest.CaptureFixtu
         session_id = cbor2.loads(bytes.fromhex(json.loads(out)["edhoc_info"]))[0]
         as_side = tmp_path / "as-rs.oscore.toml"  # the AS's side of the RS's context with it
         write_oscore_secret(as_side, load_oscore_secret(d / "rs-as.oscore.toml").mirrored())
+        mine = flow.as_server.rs_security("rs1")  # the running AS's side of the same context
+        assert mine is not None
+        before = mine.new_sequence_number()
         ok = await asyncio.to_thread(run, capsys, "token", "upload", "--rs", flow.authz_info_uri, "--token",
                                      f"@{tmp_path / 't.cwt'}", "--as-context", str(as_side), "--state",
-                                     str(tmp_path / "as-rs.seq"), "--timeout", str(TIMEOUT))
+                                     str(d / "as.db"), "--timeout", str(TIMEOUT))  # the AS's store reserves
         assert ok[0] == 0 and json.loads(ok[1])["code"] == "2.01", ok
+        reserved = store_of(flow).load_sequence_number(mine.name)  # the CLI's numbers are below it
+        assert reserved is not None and before < reserved <= mine.new_sequence_number()  # never the same nonce
         assert (await peer.message_1()).code == (2, 4)
         m3 = peer.message_3([lakers.EADItem(2, True, session_id)])  # draft-11 preset: EAD Session ID 2
         assert (await peer.send_message_3(m3)).code == (2, 4)
