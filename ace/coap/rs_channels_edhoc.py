@@ -10,20 +10,22 @@ replaced, revoked) takes every OSCORE context bound to its label along.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from ace.cbor.labels import AceProfile
 from ace.coap import edhoc
 from ace.coap.edhoc_responders import forget_responder_contexts
 from ace.coap.edhoc_reverse import ReverseFlow
 from ace.coap.edhoc_server import Admission
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.rs_host import RsHost
-from ace.messages import CreationHints
-from ace.profiles import edhoc as edhoc_profile
-from ace.profiles.base import Channel
-from ace.profiles.edhoc_presets import EdhocCodePoints
-from ace.rs.edhoc import EdhocAccept
+from ace.hints import CreationHints  # a 4.01's hints: at start (ace.messages: on the first token)
 from ace.rs.store import Binding
+
+if TYPE_CHECKING:  # the token-checking code loads with the first EDHOC token (issue 14: cold start)
+    from ace.profiles.base import Channel
+    from ace.profiles.edhoc_presets import EdhocCodePoints
+    from ace.rs.edhoc import EdhocAccept
 
 EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after this is dropped
 
@@ -31,7 +33,7 @@ EDHOC_STALE_SECONDS = 60.0  # an EDHOC responder context still incomplete after 
 class EdhocChannels:
     """The RS's own EDHOC identity, the token gate of its responder, and the contexts by label."""
 
-    profile: ClassVar[int] = edhoc_profile.PROFILE.number
+    profile: ClassVar[int] = int(AceProfile.COAP_EDHOC_OSCORE)
 
     def __init__(self, server: RsHost) -> None:
         self.server = server
@@ -60,7 +62,7 @@ class EdhocChannels:
 
     def bound(self, admission: Admission) -> None:
         """EDHOC verified: the binding is stored (an uploaded one already is) and what it replaced goes."""
-        accepted = cast(EdhocAccept, admission.handle)
+        accepted = cast("EdhocAccept", admission.handle)
         if not accepted.token:  # WF §9: named by session_id, stored at upload
             self.server.install(accepted.binding, [])
             return

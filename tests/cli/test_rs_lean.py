@@ -1,9 +1,9 @@
-"""``ace rs`` loads only what its configuration uses (issue 14, small boards): an RS offering OSCORE
-only, built and started the way ``ace rs`` does in a fresh interpreter, has imported no DTLS or
-EDHOC glue, no AS, client or other command's code (no ``ace.authz_server`` module at all, even with
-its introspection client and TRL link built); one offering all three profiles has (the check can
-fail). Nor has it the token-checking code (the messages besides a 4.01's hints, PoP keys, COSE,
-CWT, claims, the profiles): that loads with the first token, which then works as ever."""
+"""``ace rs`` loads only what its configuration uses (issue 14, small boards): an RS offering OSCORE only, built and
+started the way ``ace rs`` does in a fresh interpreter, has imported no DTLS or EDHOC glue, no AS, client or
+other command's code (no ``ace.authz_server`` module at all, even with its introspection client and TRL link
+built); one offering all three profiles has (the check can fail), but not their token handling, which loads with
+its first DTLS token or EDHOC flow. Nor has it the token-checking code (the messages besides a 4.01's hints, PoP
+keys, COSE, CWT, claims, the profiles): that loads with the first token, which then works as ever."""
 
 from __future__ import annotations
 
@@ -172,8 +172,80 @@ def test_an_oscore_only_rs_observing_the_trl_imports_no_as_code(tmp_path: Path) 
 def test_an_rs_offering_every_profile_imports_their_glue(tmp_path: Path) -> None:
     modules = loaded(tmp_path, '"coap_oscore", "coap_dtls", "coap_edhoc_oscore"')
     assert {"ace.coap.rs_channels_dtls", "ace.coap.rs_channels_edhoc", "ace.coap.dtls", "ace.coap.edhoc"} <= modules
-    assert modules >= OTHER_PROFILES
+    assert {"ace.coap.edhoc_server", "aiocoap.transports.tinydtls_server"} <= modules  # EDHOC site, DTLS socket
     assert not modules & OTHER_ROLES
+
+
+ALL_PROFILES_RS = """
+import asyncio, sys
+from pathlib import Path
+from ace.cli import roles
+from ace.cli.config import load_rs
+async def run():
+    server = roles.build_rs(load_rs(Path(sys.argv[1])))
+    await server.start()
+    loop = asyncio.get_running_loop()
+    while (line := (await loop.run_in_executor(None, sys.stdin.readline)).strip()):
+        print(line, " ".join(sorted(sys.modules)), sep="|", flush=True)
+    await server.stop()
+asyncio.run(run())
+"""
+TOKEN_HANDLING = TOKEN_CHECKING - {"ace.profiles.oscore", "ace.rs.introspection"} | OTHER_PROFILES | {"ace.rs.edhoc"}
+
+
+async def test_an_all_profiles_rs_loads_token_handling_with_its_first_dtls_token_and_edhoc_flow(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from ace.cbor.labels import AceProfile
+    from ace.cli import roles
+    from ace.cli.config import load_as, load_client
+    from ace.client.flow import Done, ResourceRequest
+
+    rs_port, as_port = free_port(), free_port()
+    d = init_deployment(tmp_path / "d", as_port=as_port, rs_port=rs_port)  # rs.toml: all three profiles
+    rs = subprocess.Popen([sys.executable, "-c", ALL_PROFILES_RS, str(d.rs_config)], cwd=ROOT, text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    as_server = roles.build_as(load_as(d.as_config))
+
+    async def modules(step: str) -> set[str]:
+        assert rs.stdin is not None and rs.stdout is not None
+        rs.stdin.write(step + "\n")
+        rs.stdin.flush()
+        line = await asyncio.wait_for(asyncio.to_thread(rs.stdout.readline), 30)
+        name, _, names = line.strip().partition("|")
+        assert name == step, (line, rs.stderr.read() if rs.stderr and rs.poll() is not None else "")
+        return set(names.split())
+
+    async def get_temp(profile: int) -> None:
+        runner = roles.build_client(load_client(d.client_config), profile=profile)
+        await runner.start()
+        try:
+            got = await asyncio.wait_for(runner.request(ResourceRequest(method="GET", uri=d.rs_uri + "/temp")), 30)
+        finally:
+            await runner.stop()
+        assert isinstance(got, Done) and got.response.code == (2, 5), got
+
+    await as_server.start()
+    try:
+        at_start = await modules("start")
+        await get_temp(int(AceProfile.COAP_DTLS))  # token to /authz-info, then DTLS on port + 1 (RFC 9202)
+        after_dtls = await modules("dtls")
+        await get_temp(int(AceProfile.COAP_EDHOC_OSCORE))  # the token in EAD_3 (EP §4.2), then OSCORE
+        after_edhoc = await modules("edhoc")
+    finally:
+        await as_server.stop()
+        if rs.stdin is not None:
+            rs.stdin.close()
+        try:
+            rs.wait(timeout=30)
+        finally:
+            rs.kill()
+    assert {"ace.coap.edhoc", "ace.coap.edhoc_server", "ace.coap.dtls"} <= at_start  # what aiocoap calls
+    assert not at_start & TOKEN_HANDLING
+    assert not at_start & OTHER_ROLES
+    assert after_dtls >= {"ace.profiles.dtls", "ace.messages", "ace.tokens.cnf", "ace.tokens.cwt", "ace.rs.tokens"}
+    assert after_edhoc >= TOKEN_HANDLING
 
 
 def test_the_port_offsets_known_without_a_profile_are_each_profiles_own() -> None:
