@@ -70,9 +70,9 @@ def live_c_rs(flow: Flow) -> set[bytes]:
     return {bytes(e.context.recipient_id) for e in responders(flow)}
 
 
-async def message_1(flow: Flow, ctx: Any) -> Reply:
+async def message_1(flow: Flow, ctx: Any, c_i: bytes | None = None) -> Reply:
     """An unauthenticated EDHOC message_1 (method 3, suite 2: 37 B, plus CBOR true over CoAP)."""
-    msg = lakers.EdhocInitiator().prepare_message_1(bytes([secrets.randbelow(24)]), [])
+    msg = lakers.EdhocInitiator().prepare_message_1(c_i or bytes([secrets.randbelow(24)]), [])
     request = aiocoap.Message(code=aiocoap.POST, uri=flow.rs_uri + "/.well-known/edhoc", payload=b"\xf5" + msg)
     return await send(ctx, request)
 
@@ -125,7 +125,8 @@ async def test_client_reruns_edhoc_once_when_its_c_r_names_another_context(
     assert creds.forget_label(victim.claims[0]) == 1
     every_other = {bytes([i]) for i in [*range(0x18), *range(0x20, 0x38)]} - {c_r}
     monkeypatch.setattr(creds, "find_all_used_contextless_oscore_kid", lambda: set(every_other))
-    assert (await message_1(flow, await flow.plain())).code == (2, 4)
+    # a C_I other than c_r: C_R must differ from C_I (RFC 9528 §3.3.3), and c_r is the one id left
+    assert (await message_1(flow, await flow.plain(), c_i=min(every_other))).code == (2, 4)
     monkeypatch.undo()
     assert [(bytes(e.context.recipient_id), e.complete) for e in responders(flow)] == [(c_r, False)]
 
