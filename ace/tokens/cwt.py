@@ -24,7 +24,6 @@ from ace.cbor.labels import Alg, CoseTag, HeaderParam
 from ace.errors import (
     ClaimsError,
     DecodeError,
-    UnknownKeyError,
     VerificationError,
     WrongAudience,
 )
@@ -180,9 +179,7 @@ def verify_token(
 def _open(msg: CoseMessage, keys: KeyLookup, external_aad: bytes, accept: frozenset[Kind]) -> bytes:
     if msg.kind not in accept:
         raise VerificationError(f"tokens protected by {msg.kind.value} are not accepted here")
-    if not keys.keys_for(msg.key_id):
-        raise UnknownKeyError("no key known for this token" + (" (kid given)" if msg.key_id else " (no kid)"))
-    return encrypt.open_with(msg, keys, external_aad=external_aad)
+    return encrypt.open_with(msg, keys, external_aad=external_aad, what="token")
 
 
 def _nested(payload: bytes) -> CoseMessage | None:
