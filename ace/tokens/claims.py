@@ -48,20 +48,16 @@ class AccessTokenClaims:
 
     def to_map(self) -> dict[Any, Any]:
         m: dict[Any, Any] = {}
-        plain = ((Claim.ISS, self.iss), (Claim.SUB, self.sub),
-                 (Claim.AUD, list(self.aud) if isinstance(self.aud, tuple) else self.aud),
-                 (Claim.EXP, self.exp), (Claim.NBF, self.nbf), (Claim.IAT, self.iat),
-                 (Claim.CTI, self.cti))
-        for label, value in plain:
-            if value is not None:
-                m[int(label)] = value
-        if self.cnf is not None:
-            m[int(Claim.CNF)] = cnf_to_map(self.cnf)
-        rest: tuple[tuple[Claim, Any], ...] = ((Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
-                (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi),
-                (Claim.EDHOC_INFO, self.edhoc_info.to_map() if self.edhoc_info is not None else None),
-                (Claim.TOKEN_SERIES_ID, self.token_series_id))
-        for label, value in rest:
+        claims: tuple[tuple[Claim, Any], ...] = (
+            (Claim.ISS, self.iss), (Claim.SUB, self.sub),
+            (Claim.AUD, list(self.aud) if isinstance(self.aud, tuple) else self.aud),
+            (Claim.EXP, self.exp), (Claim.NBF, self.nbf), (Claim.IAT, self.iat), (Claim.CTI, self.cti),
+            (Claim.CNF, cnf_to_map(self.cnf) if self.cnf is not None else None),
+            (Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
+            (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi),
+            (Claim.EDHOC_INFO, self.edhoc_info.to_map() if self.edhoc_info is not None else None),
+            (Claim.TOKEN_SERIES_ID, self.token_series_id))
+        for label, value in claims:
             if value is not None:
                 m[int(label)] = value
         m.update(self.extra)
