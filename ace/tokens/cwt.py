@@ -120,7 +120,7 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     if unprotected != sorted(unprotected) or not all(isinstance(v, bytes) for v in msg.unprotected.values()):
         raise DecodeError("access token: unprotected header not in deterministic encoding")
     # RFC 9052 §3: h'' and h'a0' are the same empty bucket, accepted both; the token is named with h''
-    protected = msg.protected_bytes if msg.protected else b""
+    protected = msg.bound_protected
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
