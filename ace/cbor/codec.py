@@ -65,7 +65,7 @@ def dumps(value: object) -> bytes:
 def raw_at(data: bytes, path: tuple[int, ...], *, what: str = "CBOR item") -> bytes | None:
     """The exact encoded bytes of the item reached from the map ``data`` by the integer keys of
     ``path`` (each step a map, a tag over a map is stepped through), or None if a key is missing."""
-    scanner = _Scanner(bytes(data), what, _AnyTag())
+    scanner = _Scanner(bytes(data), what, ANY_TAG)
     start = 0
     for key in path:
         start = _find_key(scanner, start, key)
@@ -76,7 +76,7 @@ def raw_at(data: bytes, path: tuple[int, ...], *, what: str = "CBOR item") -> by
 
 def raw_at_tag_content(data: bytes) -> bytes:
     """The encoded item under the tag head that starts ``data`` (one level)."""
-    scanner = _Scanner(bytes(data), "tagged item", _AnyTag())
+    scanner = _Scanner(bytes(data), "tagged item", ANY_TAG)
     major, _, _, pos = scanner.head(0)
     if major != 6:
         raise DecodeError("not a tagged item")
@@ -86,6 +86,9 @@ def raw_at_tag_content(data: bytes) -> bytes:
 class _AnyTag(frozenset[int]):
     def __contains__(self, tag: object) -> bool:
         return True
+
+
+ANY_TAG = _AnyTag()  # ``allowed_tags`` that lets every tag through
 
 
 def _find_key(scanner: _Scanner, pos: int, key: int) -> int:

@@ -31,10 +31,6 @@ def method_bit(method: str | int) -> int:
     return 1 << (code - 1)
 
 
-def _scope_error(description: str) -> DecodeError:
-    return InvalidScope(description)
-
-
 def _norm(path: str) -> str:
     return path if path.startswith("/") else "/" + path
 
@@ -50,9 +46,9 @@ class AifScope:
         merged: dict[str, int] = {}
         for path, perms in entries:
             if not isinstance(path, str) or not path or isinstance(perms, bool) or not isinstance(perms, int):
-                raise _scope_error("AIF entries must be [tstr, uint]")
+                raise InvalidScope("AIF entries must be [tstr, uint]")
             if not 0 <= perms <= MAX_PERMS:
-                raise _scope_error("AIF permissions out of range")
+                raise InvalidScope("AIF permissions out of range")
             merged[path] = merged.get(path, 0) | perms
         return cls(tuple(merged.items()))
 
@@ -61,9 +57,9 @@ class AifScope:
         try:
             value = codec.loads(data, what="AIF scope", allowed_tags=frozenset())
         except DecodeError as exc:  # RFC 6749 §5.2: a malformed scope is invalid_scope
-            raise _scope_error(exc.description) from None
+            raise InvalidScope(exc.description) from None
         if not isinstance(value, list) or not all(isinstance(e, list) and len(e) == 2 for e in value):
-            raise _scope_error("AIF scope must be an array of [path, permissions]")
+            raise InvalidScope("AIF scope must be an array of [path, permissions]")
         return cls.of((e[0], e[1]) for e in value)
 
     def encode(self) -> bytes:
@@ -93,7 +89,7 @@ class TextScope:
     def parse(cls, text: str) -> TextScope:
         parts = text.split(" ")
         if not all(_SCOPE_TOKEN.fullmatch(p) for p in parts):
-            raise _scope_error("scope must be space-separated scope-tokens (RFC 6749 §3.3)")
+            raise InvalidScope("scope must be space-separated scope-tokens (RFC 6749 §3.3)")
         return cls(tuple(dict.fromkeys(parts)))
 
     def encode(self) -> str:
@@ -124,5 +120,5 @@ def parse_scope(raw: str | bytes) -> Scope:
         return TextScope.parse(raw)
     if isinstance(raw, bytes):
         return AifScope.decode(raw)
-    raise _scope_error("scope must be a text or byte string")
+    raise InvalidScope("scope must be a text or byte string")
 

@@ -9,7 +9,7 @@ in ``extra`` and re-encoded unchanged (RFC 8392 §7.2: claims not understood are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ace.cbor import codec
@@ -48,20 +48,16 @@ class AccessTokenClaims:
 
     def to_map(self) -> dict[Any, Any]:
         m: dict[Any, Any] = {}
-        plain = ((Claim.ISS, self.iss), (Claim.SUB, self.sub),
-                 (Claim.AUD, list(self.aud) if isinstance(self.aud, tuple) else self.aud),
-                 (Claim.EXP, self.exp), (Claim.NBF, self.nbf), (Claim.IAT, self.iat),
-                 (Claim.CTI, self.cti))
-        for label, value in plain:
-            if value is not None:
-                m[int(label)] = value
-        if self.cnf is not None:
-            m[int(Claim.CNF)] = cnf_to_map(self.cnf)
-        rest: tuple[tuple[Claim, Any], ...] = ((Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
-                (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi),
-                (Claim.EDHOC_INFO, self.edhoc_info.to_map() if self.edhoc_info is not None else None),
-                (Claim.TOKEN_SERIES_ID, self.token_series_id))
-        for label, value in rest:
+        claims: tuple[tuple[Claim, Any], ...] = (
+            (Claim.ISS, self.iss), (Claim.SUB, self.sub),
+            (Claim.AUD, list(self.aud) if isinstance(self.aud, tuple) else self.aud),
+            (Claim.EXP, self.exp), (Claim.NBF, self.nbf), (Claim.IAT, self.iat), (Claim.CTI, self.cti),
+            (Claim.CNF, cnf_to_map(self.cnf) if self.cnf is not None else None),
+            (Claim.SCOPE, self.scope), (Claim.ACE_PROFILE, self.ace_profile),
+            (Claim.CNONCE, self.cnonce), (Claim.EXI, self.exi),
+            (Claim.EDHOC_INFO, self.edhoc_info.to_map() if self.edhoc_info is not None else None),
+            (Claim.TOKEN_SERIES_ID, self.token_series_id))
+        for label, value in claims:
             if value is not None:
                 m[int(label)] = value
         m.update(self.extra)
@@ -71,7 +67,8 @@ class AccessTokenClaims:
         return codec.dumps(self.to_map())
 
     @classmethod
-    def from_map(cls, value: object) -> AccessTokenClaims:
+    def from_map(cls, value: object, data: bytes | None = None) -> AccessTokenClaims:
+        """``data``: the encoded claims, whose cnf bytes a kccs or COSE_Key cnf keeps (``decode``)."""
         r = MapReader(value, "CWT claims", Claim)
         cnf = r.map_(Claim.CNF)
         edhoc_info = r.map_(Claim.EDHOC_INFO)
@@ -83,7 +80,7 @@ class AccessTokenClaims:
             nbf=_date(r, Claim.NBF),
             iat=_date(r, Claim.IAT),
             cti=r.bytes_(Claim.CTI),
-            cnf=cnf_from_map(cnf) if cnf is not None else None,
+            cnf=_cnf(cnf, data),
             scope=r.text_or_bytes(Claim.SCOPE),
             ace_profile=r.uint(Claim.ACE_PROFILE),
             cnonce=r.bytes_(Claim.CNONCE),
@@ -97,10 +94,14 @@ class AccessTokenClaims:
     def decode(cls, data: bytes) -> AccessTokenClaims:
         """From the encoded claims; a kccs or COSE_Key cnf keeps the bytes it arrived as (EDHOC
         uses them as CRED_I)."""
-        claims = cls.from_map(codec.loads(data, what="CWT claims"))
-        if claims.cnf is None:
-            return claims
-        return replace(claims, cnf=with_raw(claims.cnf, data, (int(Claim.CNF),)))
+        return cls.from_map(codec.loads(data, what="CWT claims"), data)
+
+
+def _cnf(value: Any, data: bytes | None) -> Cnf | None:
+    if value is None:
+        return None
+    cnf = cnf_from_map(value)
+    return cnf if data is None else with_raw(cnf, data, (int(Claim.CNF),))
 
 
 def _aud(value: object) -> str | tuple[str, ...] | None:

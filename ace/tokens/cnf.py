@@ -177,7 +177,7 @@ def ccs_of_cose_key(key_bytes: bytes) -> bytes:
 
 
 def _parse_ccs(raw: bytes) -> tuple[CoseKey, str | None, bytes]:
-    value = codec.loads(raw, what="kccs", allowed_tags=_ANY_TAG)
+    value = codec.loads(raw, what="kccs", allowed_tags=codec.ANY_TAG)
     cred = raw
     while isinstance(value, cbor2.CBORTag):  # §14.7: map / #6(map)
         value = value.value
@@ -193,13 +193,6 @@ def _parse_ccs(raw: bytes) -> tuple[CoseKey, str | None, bytes]:
         raise UnsupportedPopKey("kccs: a public key only")
     return key, r.text(Claim.SUB), cred
 
-
-class _AnyTagSet(frozenset[int]):
-    def __contains__(self, tag: object) -> bool:
-        return True
-
-
-_ANY_TAG = _AnyTagSet()
 
 Cnf = CoseKeyCnf | EncryptedCoseKeyCnf | KidCnf | OscoreCnf | KccsCnf
 

@@ -93,6 +93,12 @@ class CoseMessage:
         """The kid that names the key opening this message: the recipient's in a COSE_Encrypt."""
         return self.recipients[0].kid if self.recipients else self.kid
 
+    @property
+    def bound_protected(self) -> bytes:
+        """The protected bucket as the structures bind it (RFC 9052 §4.4/§5.3/§6.3): h'' when
+        empty, even when the sender encoded the empty bucket as h'a0' (which §3 obliges us to accept)."""
+        return self.protected_bytes if self.protected else b""
+
     def header(self, label: int) -> Any:
         if label in self.protected:
             return self.protected[label]
@@ -238,10 +244,7 @@ def open_message(msg: CoseMessage, key: CoseKey, *, external_aad: bytes = b"") -
         return _open_encrypt(msg, key, external_aad)
     alg = msg.alg
     crypto.check_alg(key, alg, msg.kind)
-    # RFC 9052 §4.4/§5.3/§6.3: with no protected attributes the structure holds h'', even
-    # when the sender encoded the empty bucket as h'a0' (which §3 obliges us to accept)
-    protected = msg.protected_bytes if msg.protected else b""
-    tbs = _to_be_processed(msg.kind, protected, external_aad, msg.body)
+    tbs = _to_be_processed(msg.kind, msg.bound_protected, external_aad, msg.body)
     if msg.kind is Kind.SIGN:
         crypto.verify_signature(key, alg, tbs, msg.tag)
         return msg.body
@@ -325,8 +328,7 @@ def _open_encrypt(msg: CoseMessage, key: CoseKey, external_aad: bytes) -> bytes:
     secret = ecdh.shared_secret(key, peer)
     cek = CoseKey(kty=KeyType.SYMMETRIC, alg=content_alg,
                   k=ecdh.derive_key(secret, content_alg, size, r.protected_bytes if r.protected else b"", nonce))
-    protected = msg.protected_bytes if msg.protected else b""
-    tbs = _to_be_processed(Kind.AEAD, protected, external_aad, msg.body, ENCRYPT_CONTEXT)
+    tbs = _to_be_processed(Kind.AEAD, msg.bound_protected, external_aad, msg.body, ENCRYPT_CONTEXT)
     return crypto.decrypt(cek, content_alg, _nonce(msg, cek, content_alg), msg.body, tbs)
 
 

@@ -24,7 +24,6 @@ from ace.cbor.labels import Alg, CoseTag, HeaderParam
 from ace.errors import (
     ClaimsError,
     DecodeError,
-    UnknownKeyError,
     VerificationError,
     WrongAudience,
 )
@@ -121,7 +120,7 @@ def canonical_token(token: bytes, tags: str = "none") -> bytes:
     if unprotected != sorted(unprotected) or not all(isinstance(v, bytes) for v in msg.unprotected.values()):
         raise DecodeError("access token: unprotected header not in deterministic encoding")
     # RFC 9052 §3: h'' and h'a0' are the same empty bucket, accepted both; the token is named with h''
-    protected = msg.protected_bytes if msg.protected else b""
+    protected = msg.bound_protected
     parts = [codec.bstr(msg.protected_bytes), codec.dumps(dict(msg.unprotected)), codec.bstr(msg.body)]
     if msg.kind is not Kind.AEAD:
         parts.append(codec.bstr(msg.tag))
@@ -180,9 +179,7 @@ def verify_token(
 def _open(msg: CoseMessage, keys: KeyLookup, external_aad: bytes, accept: frozenset[Kind]) -> bytes:
     if msg.kind not in accept:
         raise VerificationError(f"tokens protected by {msg.kind.value} are not accepted here")
-    if not keys.keys_for(msg.key_id):
-        raise UnknownKeyError("no key known for this token" + (" (kid given)" if msg.key_id else " (no kid)"))
-    return encrypt.open_with(msg, keys, external_aad=external_aad)
+    return encrypt.open_with(msg, keys, external_aad=external_aad, what="token")
 
 
 def _nested(payload: bytes) -> CoseMessage | None:

@@ -96,11 +96,11 @@ def decrypt(message: bytes | CoseMessage, keys: KeyLookup, *, external_aad: byte
     return open_with(msg, keys, external_aad=external_aad)
 
 
-def open_with(msg: CoseMessage, keys: KeyLookup, *, external_aad: bytes = b"") -> bytes:
+def open_with(msg: CoseMessage, keys: KeyLookup, *, external_aad: bytes = b"", what: str = "message") -> bytes:
     """Open ``msg`` with the keys its kid (or its recipient's kid) names; the last failure if none fits."""
     candidates = keys.keys_for(msg.key_id)
     if not candidates:
-        raise UnknownKeyError("no key known for this message" + (" (kid given)" if msg.key_id else " (no kid)"))
+        raise UnknownKeyError(f"no key known for this {what}" + (" (kid given)" if msg.key_id else " (no kid)"))
     last: RemoteError | None = None
     for key in candidates:
         try:

@@ -6,8 +6,10 @@ Shared by ``ace.tokens.cwt`` (which re-exports both) and ``ace.tokens.encrypt``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
+from ace.cbor.labels import Alg
 from ace.tokens.keys import CoseKey
 
 
@@ -48,9 +50,5 @@ def rs_keyring(keys: Iterable[CoseKey]) -> KeyRing:
     Without an alg it is pinned to ECDH-ES + HKDF-256, so it never verifies a signature: the RS
     checks Sign1 tokens with the AS's public key only (one key, one use; RFC 9052 §7).
     """
-    from dataclasses import replace
-
-    from ace.cbor.labels import Alg
-
     return KeyRing([replace(k, alg=int(Alg.ECDH_ES_HKDF_256))
                     if k.d is not None and not k.is_symmetric and k.alg is None else k for k in keys])

@@ -96,7 +96,7 @@ class CoseKey:
         r = MapReader(value, what, KeyParam)
         kty = r.int_(KeyParam.KTY, required=True)
         if kty not in KeyType._value2member_map_:
-            raise _unsupported(f"{what}: kty {kty} is not supported")
+            raise UnsupportedPopKey(f"{what}: kty {kty} is not supported")
         ops = r.raw(KeyParam.KEY_OPS)
         if ops is not None and not (
             isinstance(ops, list) and all(isinstance(o, (int, str)) and not isinstance(o, bool) for o in ops)
@@ -104,7 +104,7 @@ class CoseKey:
             raise DecodeError(f"{what}: key_ops(4) must be an array of int/tstr")
         alg = r.raw(KeyParam.ALG)
         if alg is not None and (not isinstance(alg, int) or isinstance(alg, bool)):
-            raise _unsupported(f"{what}: alg(3) must be an integer algorithm")
+            raise UnsupportedPopKey(f"{what}: alg(3) must be an integer algorithm")
         params = _type_params(r, KeyType(kty), what)
         try:
             return cls(kty=KeyType(kty), kid=r.bytes_(KeyParam.KID), alg=alg, base_iv=r.bytes_(KeyParam.BASE_IV),
@@ -125,9 +125,9 @@ def _type_params(r: MapReader, kty: KeyType, what: str) -> dict[str, Any]:
                 "extra": codec.freeze_extra(extra)}
     crv = r.int_(CurveKeyParam.CRV, required=True)
     if crv not in Curve._value2member_map_:
-        raise _unsupported(f"{what}: crv {crv} is not supported")
+        raise UnsupportedPopKey(f"{what}: crv {crv} is not supported")
     if isinstance(r.raw(CurveKeyParam.Y), bool):
-        raise _unsupported(f"{what}: compressed EC2 points (y as bool) are not supported")
+        raise UnsupportedPopKey(f"{what}: compressed EC2 points (y as bool) are not supported")
     curve_labels = {int(p) for p in CurveKeyParam}
     return {
         "crv": Curve(crv),
@@ -136,10 +136,6 @@ def _type_params(r: MapReader, kty: KeyType, what: str) -> dict[str, Any]:
         "d": r.bytes_(CurveKeyParam.D),
         "extra": codec.freeze_extra({a: b for a, b in r.extra().items() if a not in curve_labels}),
     }
-
-
-def _unsupported(description: str) -> DecodeError:
-    return UnsupportedPopKey(description)
 
 
 def _validate(key: CoseKey) -> None:
