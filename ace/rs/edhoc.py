@@ -29,7 +29,6 @@ from ace.profiles.edhoc_presets import EdhocCodePoints, preset
 from ace.rs import tokens as tok
 from ace.rs.freshness import Freshness
 from ace.rs.outcomes import AuthzInfoOutcome
-from ace.rs.retired import Retired
 from ace.rs.scopes import Scopes
 from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
 from ace.tokens.claims import AccessTokenClaims
@@ -42,7 +41,6 @@ class ResourceServer(Protocol):
     """What this module uses of ``ace.rs.server.ResourceServer`` (its /authz-info machinery)."""
 
     bindings: BindingStore
-    retired: Retired
     scopes: Scopes
     fresh: Freshness
     clock: Callable[[], float]
@@ -57,7 +55,8 @@ class ResourceServer(Protocol):
     def _supersede(self, client_key: bytes, claims: AccessTokenClaims, size: int, *,
                    also: bytes | None = None) -> tuple[list[Binding], tuple[bytes, ...]]: ...
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome: ...
-    def _released(self, purged: list[Binding]) -> None: ...
+    def _renew(self, current: Binding, token_hash: bytes, claims: AccessTokenClaims, token: bytes,
+               ) -> AuthzInfoOutcome: ...
 
 ID_CRED_KID = 4  # RFC 9528 §3.5.3: ID_CRED_x by reference {4: kid}
 ID_CRED_CCS = 14  # RFC 9528 §3.5.3: ID_CRED_x by value {14: CCS}
@@ -238,8 +237,7 @@ def upload_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int |
             raise MissingOldToken("no token of this session_id and credential")  # WF §3.7.1
         if tok.same_token(claims, current.claims):
             return AuthzInfoOutcome(b"", current, False, [])
-        return _supersede_on(rs, current, EdhocAccept(b"", current.label, b"", replace(current, token_hash=h,
-                                                                                      claims=claims), canonical))
+        return _supersede_on(rs, current, h, claims, canonical)
     key, cred = cred_of_cnf(claims.cnf, points)
     return commit_edhoc(rs, _prepared(rs, canonical, h, claims, key, cred, points))
 
@@ -264,20 +262,12 @@ def update_edhoc_token(rs: ResourceServer, payload: bytes, content_format: int |
         raise TokenRefused(f"the new token does not fit this context: {exc.description}") from None
     if session_id != ch.session_id or not same_credential(claims.cnf, ch):  # EP §4.6.2: else 4.01
         raise TokenRefused("the new token is not for this session and credential")
-    accept = EdhocAccept(ch.cred, current.label, session_id, replace(current, token_hash=h, claims=claims), canonical)
-    return _supersede_on(rs, current, accept)
+    return _supersede_on(rs, current, h, claims, canonical)
 
 
-def _supersede_on(rs: ResourceServer, current: Binding, accept: EdhocAccept) -> AuthzInfoOutcome:
+def _supersede_on(rs: ResourceServer, current: Binding, h: bytes, claims: AccessTokenClaims, token: bytes,
+                  ) -> AuthzInfoOutcome:
     """T_NEW in place of T_OLD on T_OLD's context (same label): its rights and expiry change."""
-    claims = accept.binding.claims
     if not tok.newer(claims, current.claims):
         raise TokenRefused("not newer than the token of this session")
-    rs.retired.retire(current.claims.iss, current.claims.cti, current.expires_at)
-    rs.fresh.remember(claims)
-    binding = replace(current, token_hash=accept.binding.token_hash, claims=tok.kept(claims),
-                      scope=rs.scopes.usable(claims.scope), expires_at=rs._expiry(claims),
-                      cost=len(accept.token) + BINDING_OVERHEAD)
-    gone = rs.bindings.replace(binding, rs.clock())
-    rs._released(gone)
-    return AuthzInfoOutcome(b"", binding, True, gone)
+    return rs._renew(current, h, claims, token)

@@ -22,7 +22,6 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ace.cbor.labels import AceProfile, ContentFormat
@@ -47,7 +46,7 @@ from ace.rs.denied import AccessDenied
 from ace.rs.freshness import Freshness
 from ace.rs.retired import MAX_REVOKED, Retired
 from ace.rs.scopes import Scopes
-from ace.rs.store import BINDING_OVERHEAD, Binding, BindingStore
+from ace.rs.store import Binding, BindingStore
 from ace.tokens.hashing import token_hash as trl_hash
 
 if TYPE_CHECKING:  # the token-checking code is imported on the first token (issue 14: cold start)
@@ -223,16 +222,10 @@ class ResourceServer:
             raise TokenRefused("the new token is not bound to this channel's key")
         if tok.same_token(claims, current.claims):
             return AuthzInfoOutcome(b"", current, False, [])
-        self.retired.retire(current.claims.iss, current.claims.cti, current.expires_at)  # replaced for good
-        self.fresh.remember(claims)  # an exi token is taken once (RFC 9200 §5.10.3)
-        scope = self.scopes.usable(claims.scope)
-        binding = replace(current, token_hash=token_hash, claims=tok.kept(claims), scope=scope,
-                          expires_at=self._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
-        gone = self.bindings.replace(binding, self.clock())  # keeps its in-use mark (RFC 9200 §6)
-        self._released(gone)
+        outcome = self._renew(current, token_hash, claims, token)
         log.info("updated the rights of channel %s: %s, scope %r", redact_channel(label), redact_token(token),
                  claims.scope)
-        return AuthzInfoOutcome(b"", binding, True, gone)
+        return outcome
 
     # -- EDHOC profile: the token in EDHOC (ace.rs.edhoc; ``points`` None: RsConfig.edhoc_preset) ------
 
@@ -295,8 +288,8 @@ class ResourceServer:
     def _store(self, binding: Binding, dropped: list[Binding], token: bytes) -> AuthzInfoOutcome:
         return storing.store(self, binding, dropped, token)
 
-    def _released(self, purged: list[Binding]) -> None:
-        storing.released(self, purged)
+    def _renew(self, current: Binding, token_hash: bytes, claims: AccessTokenClaims, token: bytes) -> AuthzInfoOutcome:
+        return storing.renew(self, current, token_hash, claims, token)
 
     def _drop(self, binding: Binding, *, retire: bool = False) -> None:
         storing.drop(self, binding, retire=retire)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ace.rs.freshness import Freshness
     from ace.rs.outcomes import AuthzInfoOutcome
     from ace.rs.retired import Retired
+    from ace.rs.scopes import Scopes
     from ace.tokens.claims import AccessTokenClaims
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,10 @@ class Core(Protocol):
     ids: RecipientIdPool
     retired: Retired
     fresh: Freshness
+    scopes: Scopes
     clock: Callable[[], float]
+
+    def _expiry(self, claims: AccessTokenClaims) -> float | None: ...
 
 
 def supersede(rs: Core, client_key: bytes, claims: AccessTokenClaims, size: int, *,
@@ -77,6 +81,21 @@ def store(rs: Core, binding: Binding, dropped: list[Binding], token: bytes) -> A
     log.info("accepted %s, scope %r, channel %s", redact_token(token), binding.claims.scope,
              redact_channel(binding.label))
     return AuthzInfoOutcome(binding.response, binding, True, dropped + purged)
+
+
+def renew(rs: Core, current: Binding, token_hash: bytes, claims: AccessTokenClaims, token: bytes,
+          ) -> AuthzInfoOutcome:
+    """A newer token on ``current``'s channel (same label): the old token is retired for good, the
+    binding takes the new rights and expiry and keeps its in-use mark (RFC 9200 §6)."""
+    from ace.rs import tokens as tok
+    from ace.rs.outcomes import AuthzInfoOutcome
+    rs.retired.retire(current.claims.iss, current.claims.cti, current.expires_at)
+    rs.fresh.remember(claims)  # an exi token is taken once (RFC 9200 §5.10.3)
+    binding = replace(current, token_hash=token_hash, claims=tok.kept(claims), scope=rs.scopes.usable(claims.scope),
+                      expires_at=rs._expiry(claims), cost=len(token) + BINDING_OVERHEAD)
+    gone = rs.bindings.replace(binding, rs.clock())
+    released(rs, gone)
+    return AuthzInfoOutcome(b"", binding, True, gone)
 
 
 def released(rs: Core, purged: list[Binding]) -> None:

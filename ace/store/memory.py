@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
 
 from ace.store import checks
@@ -81,18 +81,18 @@ class MemoryAsStore(MemoryRegistry):
     def find_token_by_pop_kid(self, client_id: str, audience: str, pop_kid: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` bound to ``pop_kid``."""
         checks.check_bytes(pop_kid, "pop_kid")
-        with self._lock:
-            self._check_open()
-            return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
-                         and t.pop_kid == pop_kid), None)
+        return self._newest(client_id, audience, lambda t: t.pop_kid == pop_kid)
 
     def find_token_by_session_id(self, client_id: str, audience: str, session_id: bytes) -> IssuedToken | None:
         """The most recently logged token for ``client_id`` and ``audience`` in the series ``session_id``."""
         checks.check_bytes(session_id, "session_id")
+        return self._newest(client_id, audience, lambda t: t.session_id == session_id)
+
+    def _newest(self, client_id: str, audience: str, match: Callable[[IssuedToken], bool]) -> IssuedToken | None:
         with self._lock:
             self._check_open()
             return next((t for t in reversed(self._tokens) if t.client_id == client_id and t.audience == audience
-                         and t.session_id == session_id), None)
+                         and match(t)), None)
 
     def issued_tokens(self, limit: int = 100) -> list[IssuedToken]:
         """The most recent ``limit`` tokens, newest first."""
