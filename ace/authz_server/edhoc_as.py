@@ -71,11 +71,11 @@ class SeriesKind:
         named = request.edhoc_info.session_id if request.edhoc_info is not None else request.token_series_id
         if named is None:
             return None
-        previous = store.find_token_by_session_id(client.client_id, rs.audience, named)
+        series = [t for t in store.find_tokens(client.client_id, rs.audience) if t.session_id == named]  # newest first
+        previous = series[0] if series else None
         if previous is None or (previous.expires_at is not None and previous.expires_at <= now):  # EP §3.1
             raise DecodeError("the series named (session_id, token_series_id) has no live token of this client")
-        if any(store.is_revoked(t.token_hash) for t in store.find_tokens(client.client_id, rs.audience)
-               if t.session_id == named):
+        if any(store.is_revoked(t.token_hash) for t in series):
             log.warning("client %s asked to update a series with a revoked token at %s: refused", client.client_id,
                         rs.audience)
             raise DecodeError("the series named (session_id, token_series_id) has a revoked token")

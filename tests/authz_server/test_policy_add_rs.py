@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from policy_support import policy, rs_of
 
 from ace.cbor.labels import Curve
 from ace.cli.config import write_oscore_secret
 from ace.cli.keyfiles import save_key
-from ace.cli.main import main
 from ace.store.base import ACE_JAVA, RFC_FORMAT, RsRecord, TokenFormat
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.crypto import generate
@@ -31,17 +31,6 @@ def d(tmp_path: Path) -> Path:
     save_key(tmp_path / "ec.key", generate(Curve.P_256, kid=b"rs1"))
     write_oscore_secret(tmp_path / "rs-as.oscore.toml", RS_AS)
     return tmp_path
-
-
-def policy(d: Path, *args: str | Path) -> int:
-    return main(["policy", "--config", str(d / "as.toml"), *map(str, args)])
-
-
-def rs_of(d: Path, audience: str = "aud1") -> RsRecord:
-    with SqliteAsStore(d / "as.db") as store:
-        rs = store.get_rs(audience)
-    assert rs is not None
-    return rs
 
 
 def test_new_rs_keeps_the_rfc_defaults(d: Path, capsys: pytest.CaptureFixture[str]) -> None:

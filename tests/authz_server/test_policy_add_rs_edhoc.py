@@ -9,12 +9,10 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from policy_support import policy, rs_of
 
 from ace.cbor.labels import Curve
 from ace.cli.keyfiles import save_key
-from ace.cli.main import main
-from ace.store.base import RsRecord
-from ace.store.sqlite import SqliteAsStore
 from ace.tokens.crypto import generate
 from ace.tokens.keys import symmetric_key
 
@@ -26,17 +24,6 @@ def d(tmp_path: Path) -> Path:
     save_key(tmp_path / "ariel.key", symmetric_key(bytes(32), alg=31))
     save_key(tmp_path / "ec.key", generate(Curve.P_256, kid=b"\x0a"))
     return tmp_path
-
-
-def policy(d: Path, *args: str | Path) -> int:
-    return main(["policy", "--config", str(d / "as.toml"), *map(str, args)])
-
-
-def rs_of(d: Path, audience: str = "aud1") -> RsRecord:
-    with SqliteAsStore(d / "as.db") as store:
-        rs = store.get_rs(audience)
-    assert rs is not None
-    return rs
 
 
 def test_edhoc_options_stored_and_listed(d: Path, capsys: pytest.CaptureFixture[str]) -> None:

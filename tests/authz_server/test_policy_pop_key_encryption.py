@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from policy_support import policy
 
 from ace.cbor.labels import Alg, Curve, KeyType
 from ace.cli.keyfiles import save_key
-from ace.cli.main import main
 from ace.store.base import RsRecord
 from ace.store.sqlite import SqliteAsStore
 from ace.tokens.crypto import generate
@@ -31,10 +31,6 @@ def d(tmp_path: Path) -> Path:
     save_key(tmp_path / "shared.key", symmetric_key(bytes(range(16)), kid=b"sh"))
     save_key(tmp_path / "nokid.key", symmetric_key(bytes(range(16))))
     return tmp_path
-
-
-def policy(d: Path, *args: str | Path) -> int:
-    return main(["policy", "--config", str(d / "as.toml"), *map(str, args)])
 
 
 def rs_of(d: Path, audience: str = "rs1") -> RsRecord | None:

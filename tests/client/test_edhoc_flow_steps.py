@@ -5,46 +5,27 @@ session, an access-rights update names the session_id and goes to /authz-info pr
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import cbor2
 import pytest
-from support import NOW
+from flow_support import AS_URI, CF, EDHOC, OWN, RS, RS_CCS, SESSION_ID, edhoc_flow, token_request
 
-from ace.cbor.labels import AceProfile, ContentFormat, Curve, Param
+from ace.cbor.labels import ContentFormat, Param
 from ace.cli.config import load_client
 from ace.client.flow import (
-    ClientConfig,
     ClientFlow,
     Done,
     Failed,
-    ResourceRequest,
     Response,
     SendAuthzInfo,
     SendResource,
     SendTokenRequest,
 )
 from ace.errors import ConfigError
-from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints
+from ace.messages import AccessTokenRequest, AccessTokenResponse
 from ace.tokens.cnf import KccsCnf
-from ace.tokens.crypto import generate
 from ace.tokens.edhoc_info import EdhocInfo
-
-AS_URI = "coap://as.example/token"
-RS = "coap://rs.example"
-REQ = ResourceRequest(method="GET", uri=RS + "/temp")
-HINTS = CreationHints(as_uri=AS_URI, audience="rs1", scope="r_temp")
-CF = ContentFormat.ACE_CBOR
-EDHOC = int(AceProfile.COAP_EDHOC_OSCORE)
-OWN = generate(Curve.P_256, kid=b"\x2b")
-RS_CCS = KccsCnf.of_key(generate(Curve.P_256, kid=b"\x0a").public(), "rs1")
-SESSION_ID = b"\x01\x02\x03\x04\x05\x06\x07\x08"
-
-
-def make_flow() -> ClientFlow:
-    return ClientFlow(ClientConfig(profile=EDHOC, edhoc_key=OWN, as_uri=AS_URI),
-                      clock=lambda: NOW, rng=random.Random(3).randbytes)
 
 
 def token_ok(token: bytes = b"token-1", **info: object) -> Response:
@@ -54,16 +35,14 @@ def token_ok(token: bytes = b"token-1", **info: object) -> Response:
 
 
 def to_session(flow: ClientFlow) -> tuple[SendTokenRequest, SendResource]:
-    assert flow.start(REQ) == SendResource(REQ, None)
-    ask = flow.on_response(Response((4, 1), HINTS.encode(), CF))
-    assert isinstance(ask, SendTokenRequest)
+    ask = token_request(flow)
     protected = flow.on_response(token_ok())
     assert isinstance(protected, SendResource) and protected.session is not None
     return ask, protected
 
 
 def test_token_rides_in_edhoc_with_a_kccs_req_cnf() -> None:
-    flow = make_flow()
+    flow = edhoc_flow()
     ask, protected = to_session(flow)  # EP §4.3: straight to the protected request, no /authz-info
     raw = cbor2.loads(ask.payload)[int(Param.REQ_CNF)]
     assert list(raw) == [11]  # §3.1: kccs, never a bare COSE_Key (placeholder 11 of the draft-11 preset)
@@ -79,7 +58,7 @@ def test_token_rides_in_edhoc_with_a_kccs_req_cnf() -> None:
 
 
 def test_an_edhoc_error_fails_the_flow_with_the_rs_reason() -> None:
-    flow = make_flow()
+    flow = edhoc_flow()
     to_session(flow)
     error = Response((4, 0), cbor2.dumps(1) + cbor2.dumps("Access token refused"), 64)
     failed = flow.on_response(error)
@@ -89,7 +68,7 @@ def test_an_edhoc_error_fails_the_flow_with_the_rs_reason() -> None:
 
 
 def test_update_names_the_session_and_posts_the_token_protected() -> None:
-    flow = make_flow()
+    flow = edhoc_flow()
     to_session(flow)
     flow.on_response(Response((2, 5), b"21"))
     ask = flow.update(RS, "rw_temp")
@@ -109,7 +88,7 @@ def test_update_names_the_session_and_posts_the_token_protected() -> None:
 
 
 def test_update_refused_by_the_rs_keeps_the_old_rights() -> None:
-    flow = make_flow()
+    flow = edhoc_flow()
     to_session(flow)
     flow.on_response(Response((2, 5), b"21"))
     flow.update(RS, "rw_temp")
@@ -120,7 +99,7 @@ def test_update_refused_by_the_rs_keeps_the_old_rights() -> None:
 
 
 def test_update_without_an_edhoc_session_fails() -> None:
-    failed = make_flow().update(RS, "rw_temp")
+    failed = edhoc_flow().update(RS, "rw_temp")
     assert isinstance(failed, Failed) and failed.step == "update"
 
 

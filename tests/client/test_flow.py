@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from flow_support import AS_URI, CF, HINTS, REQ, RS
 from support import NOW
 
-from ace.cbor.labels import AceProfile, ContentFormat
+from ace.cbor.labels import AceProfile
 from ace.client.flow import (
     Action,
     ClientConfig,
@@ -33,14 +34,9 @@ from ace.messages import (
 from ace.profiles import oscore
 from ace.tokens.cnf import KidCnf, OscoreCnf, OscoreInputMaterial
 
-AS_URI = "coap://as.example/token"
-RS = "coap://rs.example"
-REQ = ResourceRequest(method="GET", uri=RS + "/temp")
-HINTS = CreationHints(as_uri=AS_URI, audience="rs1", scope="r_temp")
 MATERIAL = OscoreInputMaterial(id=b"\x01", ms=bytes(range(16)))
 SERVER_RID = b"\x42\x42"  # 2 bytes: never equal to the 1-byte IDs the client's pool hands out
 NONCE2 = bytes.fromhex("25a8991cd700ac01")
-CF = ContentFormat.ACE_CBOR
 
 
 class Clock:

@@ -5,39 +5,20 @@ upload (token_upload 1 with the token) makes an ordinary one; a non-EDHOC upload
 
 from __future__ import annotations
 
-import random
-
+from flow_support import AS_URI, CF, EDHOC, RS, RS_CCS, SESSION_ID, edhoc_flow, token_request
 from support import NOW
 
-from ace.cbor.labels import AceProfile, ContentFormat, Curve
-from ace.client.flow import ClientConfig, ClientFlow, Failed, ResourceRequest, Response, SendResource, SendTokenRequest
-from ace.messages import AccessTokenRequest, AccessTokenResponse, CreationHints
-from ace.tokens.cnf import KccsCnf, OscoreCnf, OscoreInputMaterial
-from ace.tokens.crypto import generate
+from ace.cbor.labels import AceProfile
+from ace.client.flow import ClientConfig, ClientFlow, Failed, Response, SendResource
+from ace.messages import AccessTokenRequest, AccessTokenResponse
+from ace.tokens.cnf import OscoreCnf, OscoreInputMaterial
 from ace.tokens.edhoc_info import EdhocInfo
 
-AS_URI = "coap://as.example/token"
-RS = "coap://rs.example"
-REQ = ResourceRequest(method="GET", uri=RS + "/temp")
-HINTS = CreationHints(as_uri=AS_URI, audience="rs1", scope="r_temp")
-CF = ContentFormat.ACE_CBOR
-EDHOC = int(AceProfile.COAP_EDHOC_OSCORE)
-OWN = generate(Curve.P_256, kid=b"\x2b")
-RS_CCS = KccsCnf.of_key(generate(Curve.P_256, kid=b"\x0a").public(), "rs1")
-SESSION_ID = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 HASH = b"\x01" + bytes(32)
 
 
 def asked(flow: ClientFlow) -> AccessTokenRequest:
-    assert flow.start(REQ) == SendResource(REQ, None)
-    ask = flow.on_response(Response((4, 1), HINTS.encode(), CF))
-    assert isinstance(ask, SendTokenRequest)
-    return AccessTokenRequest.decode(ask.payload)
-
-
-def edhoc_flow(token_upload: int | None) -> ClientFlow:
-    return ClientFlow(ClientConfig(profile=EDHOC, edhoc_key=OWN, as_uri=AS_URI, token_upload=token_upload),
-                      clock=lambda: NOW, rng=random.Random(3).randbytes)
+    return AccessTokenRequest.decode(token_request(flow).payload)
 
 
 def edhoc_response(token: bytes, upload: int, token_hash: bytes | None = None) -> Response:
