@@ -58,9 +58,7 @@ class IntrospectionClient:
         async with self._lock:
             if self.context is None:
                 ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-                full = aiocoap.Message(code=aiocoap.POST, uri=self.uri).get_request_uri()  # aiocoap's spelling
-                parts = urlsplit(full)
-                ctx.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
+                ctx.client_credentials[contexts.origin_key(self.uri)] = contexts.from_secret(
                     self.secret, store=self.seqno_store, claims=["as"])
                 self.context, self._own = ctx, True
             return self.context

@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiocoap
 from aiocoap import oscore
@@ -124,9 +123,7 @@ class TrlLink:
 
     async def start(self) -> None:
         self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-        full = aiocoap.Message(code=aiocoap.GET, uri=self.observer.uri).get_request_uri()  # aiocoap's spelling
-        parts = urlsplit(full)
-        self.context.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
+        self.context.client_credentials[contexts.origin_key(self.observer.uri)] = contexts.from_secret(
             self.secret, store=self.seqno_store, claims=["as"])
         self.observer.start(self.context)
 
