@@ -74,7 +74,7 @@ async def accept_uploads(server: Any) -> bool:
     whether it has one."""
     coap = server.trl.context if server.trl is not None else None
     if coap is None and server.introspector is not None:
-        coap = await server.introspector._ensure_context()  # (its own client context, made now)
+        coap = await server.introspector.ensure_context()  # (its own client context, made now)
     ctx = _as_context(coap)
     if ctx is None:
         return False

@@ -54,7 +54,8 @@ class IntrospectionClient:
         """Use ``context`` (whose credentials already protect the AS's origin with ``secret``)."""
         self.context, self._own = context, False
 
-    async def _ensure_context(self) -> Any:
+    async def ensure_context(self) -> Any:
+        """The aiocoap context the requests go over: the shared one, or our own, made on first use."""
         async with self._lock:
             if self.context is None:
                 ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
@@ -71,7 +72,7 @@ class IntrospectionClient:
             return None, b""
         self._in_flight += 1
         try:
-            ctx = await self._ensure_context()
+            ctx = await self.ensure_context()
             msg = aiocoap.Message(code=aiocoap.POST, uri=self.uri, payload=payload,
                                   content_format=int(ContentFormat.ACE_CBOR))
             self.requests += 1
