@@ -16,8 +16,7 @@ import aiocoap
 from aiocoap import oscore
 
 from ace.cbor.labels import ContentFormat
-from ace.coap import contexts
-from ace.coap.introspect_client import uri_at_as
+from ace.coap.introspect_client import as_client_context, uri_at_as
 from ace.coap.tasks import cancel
 from ace.errors import AceError
 from ace.store.base import SequenceNumberStore
@@ -122,9 +121,7 @@ class TrlLink:
         self.context: Any = None
 
     async def start(self) -> None:
-        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-        self.context.client_credentials[contexts.origin_key(self.observer.uri)] = contexts.from_secret(
-            self.secret, store=self.seqno_store, claims=["as"])
+        self.context = await as_client_context(self.observer.uri, self.secret, self.seqno_store)
         self.observer.start(self.context)
 
     async def stop(self) -> None:
