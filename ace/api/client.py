@@ -135,10 +135,9 @@ class Client:
             return
         route = self.runner.channels[session.context.profile].route(session, uri)
         msg = aiocoap.Message(code=aiocoap.GET, uri=route.uri, observe=0)
-        creds = self.runner.context.client_credentials
-        creds.pop(msg.get_request_uri(), None)  # the flow's first, unprotected try left this one plain
-        if route.handshake is None and route.security is not None:
-            creds[origin_of(msg.get_request_uri()) + "/*"] = route.security
+        full = msg.get_request_uri()
+        self.runner.context.client_credentials.pop(full, None)  # the flow's first, unprotected try left it plain
+        self.runner.secure(full, route.security, route.handshake)
         # block-wise handled here (a notification's rest fetched with a GET): aiocoap's block-wise layer
         # would follow the observation with an iterator of its own that keeps the error a final
         # unprotected 4.01 ended it with, and raises it again when collected

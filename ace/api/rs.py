@@ -124,7 +124,7 @@ class ResourceServerApp:
             return decorator
         if self.server.context is not None:
             raise RuntimeError("protect() resources before start()")
-        path = "/" + "/".join(s for s in path.split("/") if s)
+        path = _normalized(path)
         if path in self.server.resources or path in RESERVED_PATHS or path == "/":
             raise ValueError(f"{path} is served already")
         canonical = {m.upper(): m for m in HANDLER_METHODS}  # as aiocoap names them (iPATCH)
@@ -142,7 +142,7 @@ class ResourceServerApp:
 
     def notify(self, path: str) -> None:
         """Observers of ``path`` get a fresh rendering (each authorized again by the core)."""
-        path = "/" + "/".join(s for s in path.split("/") if s)
+        path = _normalized(path)
         for resource in self._resources():
             if resource.path == path:
                 resource.updated_state()
@@ -165,6 +165,11 @@ class ResourceServerApp:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
+
+
+def _normalized(path: str) -> str:
+    """``path`` as the RS serves it: one leading slash, no empty segments."""
+    return "/" + "/".join(s for s in path.split("/") if s)
 
 
 def _quiet_watch(notify: Notify | None) -> None:

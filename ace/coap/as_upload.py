@@ -17,11 +17,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiocoap
 from aiocoap import oscore
 
+from ace.coap.contexts import origin_key
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.render import pair_of
 
@@ -44,19 +44,12 @@ class UploadOutcome:
         return self.code == (2, 1)
 
 
-def origin_of(uri: str) -> str:
-    """The ``scheme://host:port/*`` key of aiocoap's credentials for ``uri``."""
-    full = aiocoap.Message(code=aiocoap.POST, uri=uri).get_request_uri()  # aiocoap's spelling
-    parts = urlsplit(full)
-    return f"{parts.scheme}://{parts.netloc}/*"
-
-
 async def upload(coap: Any, uri: str, payload: bytes, content_format: int, *,
                  security: MemoryOscoreContext | None, timeout: float = UPLOAD_TIMEOUT) -> UploadOutcome:
     """POST ``payload`` to ``uri`` over ``coap`` (an aiocoap context), protected with ``security``
     (installed as the client credential of the RS's origin) or, with None, unprotected."""
     if security is not None:
-        coap.client_credentials[origin_of(uri)] = security
+        coap.client_credentials[origin_key(uri)] = security
     msg = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload, content_format=content_format)
     try:
         answer = await asyncio.wait_for(coap.request(msg).response, timeout)
@@ -81,7 +74,7 @@ async def accept_uploads(server: Any) -> bool:
     whether it has one."""
     coap = server.trl.context if server.trl is not None else None
     if coap is None and server.introspector is not None:
-        coap = await server.introspector._ensure_context()  # (its own client context, made now)
+        coap = await server.introspector.ensure_context()  # (its own client context, made now)
     ctx = _as_context(coap)
     if ctx is None:
         return False

@@ -260,12 +260,8 @@ class ClientRunner:
             msg.opt.content_format = int(content_format)
         return msg
 
-    async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
-                    security: Any, handshake: Handshake | None = None) -> Response:
-        """Send one request; ``security``: an OSCORE context or DTLS credentials for the origin,
-        PLAIN, or None (as configured, or as ``handshake`` installed under the origin)."""
-        msg = self._message(method, uri, payload, content_format)
-        full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
+    def secure(self, full: str, security: Any, handshake: Handshake | None = None) -> None:
+        """Install ``security`` (as ``_send`` takes it) for requests to ``full`` (aiocoap's spelling of the URI)."""
         creds = self.context.client_credentials
         if isinstance(security, _Plain):
             creds[full] = PLAIN  # more specific than "origin/*": this one goes unprotected
@@ -274,6 +270,14 @@ class ClientRunner:
         elif security is not None:
             creds.pop(full, None)
             creds[origin_of(full) + "/*"] = security
+
+    async def _send(self, step: str, method: str, uri: str, payload: bytes, content_format: int | None,
+                    security: Any, handshake: Handshake | None = None) -> Response:
+        """Send one request; ``security``: an OSCORE context or DTLS credentials for the origin,
+        PLAIN, or None (as configured, or as ``handshake`` installed under the origin)."""
+        msg = self._message(method, uri, payload, content_format)
+        full = msg.get_request_uri()  # aiocoap's own spelling, which its credentials lookup uses
+        self.secure(full, security, handshake)
         protected = not isinstance(security, _Plain)
         pinned = handshake is not None and handshake.pinned  # a context the RS may have lost
         retry = False

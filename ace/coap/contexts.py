@@ -14,6 +14,9 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiocoap
 
 from ace.coap.oscore_context import (
     COSE_KID,
@@ -131,3 +134,10 @@ def from_secret(secret: OscoreContextParams, *, store: SequenceNumberStore,
     )
     ctx.secret_fingerprint = fingerprint
     return ctx
+
+
+def origin_key(uri: str) -> str:
+    """The ``scheme://host:port/*`` key of aiocoap's client credentials for ``uri``."""
+    full = aiocoap.Message(code=aiocoap.POST, uri=uri).get_request_uri()  # aiocoap's spelling
+    parts = urlsplit(full)
+    return f"{parts.scheme}://{parts.netloc}/*"

@@ -89,6 +89,13 @@ class ResponderEntry:
         return list(getattr(self.context, "authenticated_claims", []))
 
 
+def free_ids(credentials: Any, *taken: bytes) -> list[bytes]:
+    """The one-byte connection ids neither ``credentials`` (its ``find_all_used_contextless_oscore_kid``)
+    nor ``taken`` holds, in aiocoap's order."""
+    used = set(credentials.find_all_used_contextless_oscore_kid()).union(taken)
+    return [c for c in CANDIDATE_IDS if c not in used]
+
+
 def responder_contexts(credentials: dict[str, Any]) -> list[ResponderEntry]:
     """aiocoap's EDHOC responder contexts in a server map, oldest first where known."""
     slots: dict[str, _Slot] = getattr(credentials, "_slots", {})

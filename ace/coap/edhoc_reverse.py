@@ -29,7 +29,7 @@ import cbor2
 import lakers  # type: ignore[import-untyped]
 
 from ace.coap.edhoc_ead import EdhocError, bind, token_of
-from ace.coap.edhoc_responders import CANDIDATE_IDS, REVERSE_PREFIX
+from ace.coap.edhoc_responders import REVERSE_PREFIX, free_ids
 from ace.coap.oscore_context import MemoryOscoreContext
 from ace.coap.peers import source_of
 from ace.coap.ratelog import RateLimitedLog
@@ -103,8 +103,7 @@ class ReverseFlow:
         admitting = getattr(self.credentials, "admitting", None)
         with admitting(source) if admitting is not None and source is not None else nullcontext():
             self._make_room(source)
-            used = set(self.credentials.find_all_used_contextless_oscore_kid())
-            free = [c for c in CANDIDATE_IDS if c not in used]
+            free = free_ids(self.credentials)
             if not free:
                 raise aiocoap.error.ServiceUnavailable("too many EDHOC sessions")
             c_i = choose_id(free)

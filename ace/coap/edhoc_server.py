@@ -30,7 +30,7 @@ from aiocoap.numbers import uri_path_abbrev
 from ace.coap import edhoc_reverse
 from ace.coap.edhoc import EdhocSafeSite
 from ace.coap.edhoc_ead import ABBREV_EDHOC, EDHOC_CBOR_SEQ, EdhocError, bind, token_of
-from ace.coap.edhoc_responders import CANDIDATE_IDS, EDHOC_PATH, forget_responder_contexts, responder_contexts
+from ace.coap.edhoc_responders import EDHOC_PATH, forget_responder_contexts, free_ids, responder_contexts
 from ace.coap.ratelog import RateLimitedLog
 from ace.errors import RemoteError
 from ace.profiles.edhoc_presets import EdhocCodePoints
@@ -265,8 +265,7 @@ class AceEdhocSite(EdhocSafeSite):
         return style, ead_2
 
     def _pick_c_r(self, c_i: bytes) -> bytes:
-        used = set(self.server_credentials.find_all_used_contextless_oscore_kid()) | {c_i}
-        free = [c for c in CANDIDATE_IDS if c not in used]
+        free = free_ids(self.server_credentials, c_i)
         if not free:
             raise aiocoap.error.InternalServerError("Too many contexts")
         return choose_id(free)

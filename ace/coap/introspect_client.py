@@ -37,6 +37,13 @@ def uri_at_as(as_uri: str, path: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
 
 
+async def as_client_context(uri: str, secret: OscoreContextParams, seqno_store: SequenceNumberStore) -> Any:
+    """A client context whose requests to the origin of ``uri`` (the AS's) are protected with ``secret``."""
+    ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
+    ctx.client_credentials[contexts.origin_key(uri)] = contexts.from_secret(secret, store=seqno_store, claims=["as"])
+    return ctx
+
+
 class IntrospectionClient:
     """The RS's introspection requests to the AS at ``uri``, protected with ``secret``."""
 
@@ -54,15 +61,12 @@ class IntrospectionClient:
         """Use ``context`` (whose credentials already protect the AS's origin with ``secret``)."""
         self.context, self._own = context, False
 
-    async def _ensure_context(self) -> Any:
+    async def ensure_context(self) -> Any:
+        """The aiocoap context the requests go over: the shared one, or our own, made on first use."""
         async with self._lock:
             if self.context is None:
-                ctx = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-                full = aiocoap.Message(code=aiocoap.POST, uri=self.uri).get_request_uri()  # aiocoap's spelling
-                parts = urlsplit(full)
-                ctx.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
-                    self.secret, store=self.seqno_store, claims=["as"])
-                self.context, self._own = ctx, True
+                self.context = await as_client_context(self.uri, self.secret, self.seqno_store)
+                self._own = True
             return self.context
 
     async def introspect(self, payload: bytes) -> tuple[tuple[int, int] | None, bytes]:
@@ -73,7 +77,7 @@ class IntrospectionClient:
             return None, b""
         self._in_flight += 1
         try:
-            ctx = await self._ensure_context()
+            ctx = await self.ensure_context()
             msg = aiocoap.Message(code=aiocoap.POST, uri=self.uri, payload=payload,
                                   content_format=int(ContentFormat.ACE_CBOR))
             self.requests += 1

@@ -11,7 +11,7 @@ from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:
-    from ace.coap import dtls, edhoc
+    from ace.coap import dtls
     from ace.profiles.base import Channel
     from ace.profiles.edhoc_presets import EdhocCodePoints
 
@@ -30,9 +30,6 @@ class RsHost(Protocol):
 
     @property
     def psks(self) -> dtls.PskIndex: ...
-
-    @property
-    def peers(self) -> edhoc.PeerCredentialIndex: ...  # clients' EDHOC credentials by kid
 
     context: Any  # the aiocoap server context, once started
     coaps_port: int | None

@@ -36,7 +36,7 @@ from ace.rs.store import Binding
 from ace.tokens.keys import CoseKey
 
 if TYPE_CHECKING:  # glue an RS loads only when its configuration uses it
-    from ace.coap import dtls, edhoc
+    from ace.coap import dtls
     from ace.coap.introspect_client import IntrospectionClient
     from ace.coap.trl_client import TrlLink
     from ace.profiles.base import Channel
@@ -149,13 +149,6 @@ class RsServer:
         self._installed: dict[bytes, Channel] = {}  # label -> the channel installed under it
         self.observations = Observations(core, self.reconcile)  # RFC 7641, by the binding that allowed each
         self._protected: list[ProtectedResource] = []
-
-    @functools.cached_property
-    def peers(self) -> edhoc.PeerCredentialIndex:
-        """Clients' EDHOC credentials from tokens, by kid (made on first use: EDHOC glue)."""
-        from ace.coap import edhoc
-
-        return edhoc.PeerCredentialIndex()
 
     @functools.cached_property
     def psks(self) -> dtls.PskIndex:

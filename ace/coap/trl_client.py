@@ -11,14 +11,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiocoap
 from aiocoap import oscore
 
 from ace.cbor.labels import ContentFormat
-from ace.coap import contexts
-from ace.coap.introspect_client import uri_at_as
+from ace.coap.introspect_client import as_client_context, uri_at_as
 from ace.coap.tasks import cancel
 from ace.errors import AceError
 from ace.store.base import SequenceNumberStore
@@ -123,11 +121,7 @@ class TrlLink:
         self.context: Any = None
 
     async def start(self) -> None:
-        self.context = await aiocoap.Context.create_client_context(transports=["oscore", "udp6"])
-        full = aiocoap.Message(code=aiocoap.GET, uri=self.observer.uri).get_request_uri()  # aiocoap's spelling
-        parts = urlsplit(full)
-        self.context.client_credentials[f"{parts.scheme}://{parts.netloc}/*"] = contexts.from_secret(
-            self.secret, store=self.seqno_store, claims=["as"])
+        self.context = await as_client_context(self.observer.uri, self.secret, self.seqno_store)
         self.observer.start(self.context)
 
     async def stop(self) -> None:
